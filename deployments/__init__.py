@@ -1,0 +1,1 @@
+"""How flows are deployed and served (prefect.yaml points at flows/)."""

@@ -1,0 +1,239 @@
+"""``directus-ops``: ad-hoc runs of the same flows the deployments run.
+
+Each command parses its options, checks its inputs with the same plain functions the flow's first task
+uses (so bad input fails fast, with one line and nothing changed), then calls the flow.
+Exit codes: 0 ok, 1 other failure, 2 config/project, 3 tool missing, 4 database, 5 target not empty,
+6 storage, 7 repository, 8 snapshot not found, 9 integrity, 10 subprocess, 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+
+from . import progress
+from .errors import ConfigError, OpsError
+from .redact import install_log_filter, redact
+
+app = typer.Typer(
+    name="directus-ops",
+    help="Back up, restore and operate self-hosted Directus projects (each procedure is a Prefect flow).",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+_state = {"verbose": False}
+
+RepoOption = Annotated[str, typer.Option("--repo", envvar="DIRECTUS_OPS_REPO",
+                                         help="Snapshot repository: a local directory or s3://bucket/prefix.")]
+RepoEndpoint = Annotated[Optional[str], typer.Option("--repo-endpoint", envvar="DIRECTUS_OPS_REPO_ENDPOINT",
+                                                     help="S3 endpoint URL of the repository (for MinIO, moto, ...).")]
+RepoRegion = Annotated[Optional[str], typer.Option("--repo-region", envvar="DIRECTUS_OPS_REPO_REGION",
+                                                   help="S3 region of the repository.")]
+RepoSecretBlock = Annotated[Optional[str], typer.Option(
+    "--repo-secret-block", help="Prefect Secret block holding the repository's S3 credentials as JSON "
+                                "(else DIRECTUS_OPS_REPO_ACCESS_KEY_ID/_SECRET_ACCESS_KEY or the AWS environment).")]
+Workers = Annotated[int, typer.Option("--workers", min=1, max=64, help="Parallel file copies.")]
+
+
+@app.callback()
+def main(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show Prefect's and the tools' logs.")] = False) -> None:
+    _state["verbose"] = verbose
+
+
+def fail(exc: BaseException) -> typer.Exit:
+    code = exc.exit_code if isinstance(exc, OpsError) else 1
+    message = str(exc) if isinstance(exc, OpsError) else f"{type(exc).__name__}: {exc}"
+    typer.echo(f"directus-ops: error: {redact(message).splitlines()[0] if message else type(exc).__name__}", err=True)
+    return typer.Exit(code)
+
+
+def _quiet_prefect() -> None:
+    """Prefect's console logs (run states, tracebacks) only with --verbose; the run's logs still reach the API."""
+    from prefect.logging.handlers import PrefectConsoleHandler
+
+    install_log_filter()
+    level = logging.INFO if _state["verbose"] else logging.CRITICAL
+    for logger in [logging.getLogger(), *[l for l in logging.root.manager.loggerDict.values() if isinstance(l, logging.Logger)]]:
+        for handler in logger.handlers:
+            if isinstance(handler, PrefectConsoleHandler):
+                handler.setLevel(level)
+
+
+class _RichReporter:
+    def __init__(self) -> None:
+        from rich.console import Console
+        from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn
+
+        self.progress = Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
+                                 TimeRemainingColumn(), console=Console(stderr=True), transient=True)
+
+    def start(self, label: str, total: int | None) -> Any:
+        task_id = self.progress.add_task(label[:70], total=total)
+        progress_bar = self.progress
+
+        class _Tracker:
+            def advance(self, amount: int) -> None:
+                progress_bar.advance(task_id, amount)
+
+        tracker = _Tracker()
+        tracker.task_id = task_id  # type: ignore[attr-defined]
+        return tracker
+
+    def finish(self, tracker: Any) -> None:
+        self.progress.remove_task(tracker.task_id)
+
+
+def _run_flow(function: Any, **parameters: Any) -> Any:
+    """Call a flow in this process (ephemeral Prefect unless PREFECT_API_URL points at a server)."""
+    _quiet_prefect()
+    show_progress = sys.stderr.isatty() and not _state["verbose"]
+    reporter = _RichReporter() if show_progress else None
+    progress.set_reporter(reporter)
+    try:
+        if reporter:
+            with reporter.progress:
+                return function(**parameters)
+        return function(**parameters)
+    finally:
+        progress.set_reporter(None)
+
+
+def _location(repo: str, endpoint: str | None, region: str | None, secret_block: str | None) -> Any:
+    from tasks.repository import repository_location
+
+    return repository_location(repo, endpoint, region, secret_block)
+
+
+@app.command()
+def backup(
+    project_dir: Annotated[Path, typer.Argument(help="The Directus project directory (holding its .env).")],
+    repo: RepoOption,
+    config: Annotated[Optional[Path], typer.Option("--config", help="The project's config file if not PROJECT_DIR/.env (Directus's CONFIG_PATH).")] = None,
+    repo_endpoint: RepoEndpoint = None,
+    repo_region: RepoRegion = None,
+    repo_secret_block: RepoSecretBlock = None,
+    workers: Workers = 8,
+) -> None:
+    """Back up a project: database dump, every storage location, config, extensions. Prints the snapshot id."""
+    try:
+        from flows.backup import backup as backup_flow
+        from flows.backup import check_backup
+
+        location = _location(repo, repo_endpoint, repo_region, repo_secret_block)
+        check_backup(str(project_dir), location, str(config) if config else None)
+        snapshot_id = _run_flow(backup_flow, project_dir=str(project_dir), repo=repo,
+                                config_path=str(config) if config else None, repo_endpoint=repo_endpoint,
+                                repo_region=repo_region, repo_secret_block=repo_secret_block, workers=workers)
+    except (OpsError, KeyboardInterrupt) as exc:
+        raise (typer.Exit(130) if isinstance(exc, KeyboardInterrupt) else fail(exc)) from None
+    typer.echo(snapshot_id)
+
+
+@app.command()
+def snapshots(
+    repo: RepoOption,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the snapshots as JSON.")] = False,
+    repo_endpoint: RepoEndpoint = None,
+    repo_region: RepoRegion = None,
+    repo_secret_block: RepoSecretBlock = None,
+) -> None:
+    """List the snapshots in a repository, oldest first."""
+    from .repository import Repository
+    from .snapshot import SnapshotSummary
+
+    try:
+        repository = Repository.open(_location(repo, repo_endpoint, repo_region, repo_secret_block))
+        summaries = [SnapshotSummary.of(m) for m in repository.manifests()]
+    except OpsError as exc:
+        raise fail(exc) from None
+    if as_json:
+        typer.echo(json.dumps([s.__dict__ for s in summaries], indent=2))
+        return
+    if not summaries:
+        typer.echo(f"no snapshots in {repo}")
+        return
+    typer.echo(f"{'ID':<24} {'TIME (UTC)':<20} {'PROJECT':<20} {'DIRECTUS':<9} {'DATABASE':<18} {'FILES':>7} {'SIZE':>10}")
+    for s in summaries:
+        typer.echo(f"{s.id:<24} {s.time[:19].replace('T', ' '):<20} {s.project[:20]:<20} {(s.directus_version or '-'):<9} "
+                   f"{s.database[:18]:<18} {s.files:>7} {progress.human_bytes(s.bytes):>10}")
+
+
+def _parse_storage(values: list[str] | None) -> dict[str, str] | None:
+    if not values:
+        return None
+    parsed = {}
+    for value in values:
+        name, sep, url = value.partition("=")
+        if not sep or not name or not url:
+            raise ConfigError(f"--storage {value!r}: write it as LOCATION=PATH or LOCATION=s3://bucket/prefix")
+        parsed[name] = url
+    return parsed
+
+
+@app.command()
+def restore(
+    repo: RepoOption,
+    project_dir: Annotated[Path, typer.Option("--project-dir", help="Where the project is restored (created if absent).")],
+    snapshot: Annotated[str, typer.Option("--snapshot", help="Snapshot id (or a unique part of it), or 'latest'.")] = "latest",
+    database_url: Annotated[Optional[str], typer.Option("--database-url", help="Restore into this database instead of the one the config names (written into the restored config). Password may come from DIRECTUS_OPS_DATABASE_PASSWORD.")] = None,
+    config: Annotated[Optional[Path], typer.Option("--config", help="The target's config file, if not PROJECT_DIR/.env.")] = None,
+    replace: Annotated[bool, typer.Option("--replace", help="Overwrite a target database that is not empty.")] = False,
+    storage: Annotated[Optional[list[str]], typer.Option("--storage", help="LOCATION=PATH_OR_S3_URL: restore a storage location elsewhere (repeatable).")] = None,
+    repo_endpoint: RepoEndpoint = None,
+    repo_region: RepoRegion = None,
+    repo_secret_block: RepoSecretBlock = None,
+    workers: Workers = 8,
+) -> None:
+    """Restore a snapshot into the same project or a new target, verifying every checksum."""
+    try:
+        from flows.restore import DATABASE_PASSWORD_ENV, restore as restore_flow, with_password
+
+        from .repository import Repository
+        from .snapshot import make_staging_dir, plan_restore
+        import shutil
+
+        overrides = _parse_storage(storage)
+        flow_url = database_url
+        if database_url:
+            import sqlalchemy as sa
+
+            from .database import DatabaseSettings
+
+            DatabaseSettings.from_url(database_url)  # registers the password for redaction; clear error if malformed
+            url = sa.make_url(database_url)
+            if url.password:  # keep it out of the flow's stored parameters
+                os.environ[DATABASE_PASSWORD_ENV] = url.password
+                flow_url = url.set(password=None).render_as_string(hide_password=False)
+        location = _location(repo, repo_endpoint, repo_region, repo_secret_block)
+        repository = Repository.open(location)
+        manifest = repository.resolve(snapshot)
+        staging = make_staging_dir()
+        try:
+            plan_restore(repository, manifest, project_dir, config, with_password(flow_url), replace, overrides, staging)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+        result = _run_flow(restore_flow, repo=repo, project_dir=str(project_dir), snapshot_id=manifest.id,
+                           config_path=str(config) if config else None, database_url=flow_url, replace=replace,
+                           storage=overrides, repo_endpoint=repo_endpoint, repo_region=repo_region,
+                           repo_secret_block=repo_secret_block, workers=workers)
+    except (OpsError, KeyboardInterrupt) as exc:
+        raise (typer.Exit(130) if isinstance(exc, KeyboardInterrupt) else fail(exc)) from None
+    objects = sum(c["objects"] for c in result["storage"].values())
+    typer.echo(f"restored snapshot {result['snapshot']} into {result['project_dir']}: {result['tables']} tables, "
+               f"{result['rows']} rows, {objects} storage objects (all checksums verified)")
+
+
+def run() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    run()

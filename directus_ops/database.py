@@ -1,0 +1,601 @@
+"""The project's database: settings from the Directus config, the one way to open it, and per-engine
+dump / restore / emptiness checks with the engine's native tools.
+
+Engines: PostgreSQL (``DB_CLIENT=pg``), MySQL and MariaDB (``mysql``), SQLite (``sqlite3``).
+Passwords never reach a command line: PostgreSQL tools get ``PGPASSWORD``, MySQL tools a private
+``--defaults-extra-file``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import sqlite3
+import tempfile
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import IO, Any, Literal
+
+import sqlalchemy as sa
+from sqlalchemy.engine import URL, Connection, Engine
+
+from . import process
+from .config import DirectusConfig
+from .errors import ConfigError, DatabaseError, TargetNotEmpty
+from .redact import redact, register_secret
+
+Engine_ = Literal["postgresql", "mysql", "sqlite"]
+
+# DB_CLIENT values Directus accepts, mapped to the engines this tool supports.
+CLIENTS: dict[str, Engine_] = {"pg": "postgresql", "postgres": "postgresql", "mysql": "mysql", "sqlite3": "sqlite"}
+SUPPORTED_CLIENTS_TEXT = "pg, mysql (MySQL and MariaDB), sqlite3"
+_PG_SYSTEM_SCHEMAS = ("pg_catalog", "information_schema")
+CONNECT_TIMEOUT_SECONDS = 10
+
+
+class DatabaseUnreachable(DatabaseError):
+    """The server did not accept a connection (may be transient: flows retry it)."""
+
+    transient = True
+
+
+@dataclass(frozen=True)
+class DatabaseSettings:
+    """Where a project's database is; built from the Directus config or from a ``--database-url``."""
+
+    engine: Engine_
+    database: str = ""
+    host: str | None = None
+    port: int | None = None
+    user: str | None = None
+    password: str | None = field(default=None, repr=False)
+    socket_path: str | None = None
+    filename: Path | None = None  # sqlite
+    search_path: str | None = None  # postgresql schema
+    ssl: bool = False
+    exclude_tables: tuple[str, ...] = ()
+
+    # -- construction -----------------------------------------------------------------------------------------
+    @classmethod
+    def from_config(cls, config: DirectusConfig, project_root: Path) -> DatabaseSettings:
+        where = config.path or "the config"
+        client = config.text("DB_CLIENT")
+        if not client:
+            raise ConfigError(f"DB_CLIENT is not set in {where}; set DB_CLIENT to one of: {SUPPORTED_CLIENTS_TEXT}")
+        engine = CLIENTS.get(client.strip().lower())
+        if engine is None:
+            raise ConfigError(
+                f"DB_CLIENT={client} in {where} is not supported by directus-ops; supported: {SUPPORTED_CLIENTS_TEXT}"
+            )
+        exclude = tuple(config.list("DB_EXCLUDE_TABLES"))
+        if engine == "sqlite":
+            filename = config.text("DB_FILENAME")
+            if not filename:
+                raise ConfigError(f"DB_FILENAME is not set in {where}; DB_CLIENT=sqlite3 needs the database file path")
+            path = Path(filename).expanduser()
+            return cls(engine="sqlite", filename=path if path.is_absolute() else project_root / path,
+                       database=Path(filename).name, exclude_tables=exclude)
+        ssl = config.flag("DB_SSL") or any(k.startswith("DB_SSL__") for k in config.values)
+        search_path = config.list("DB_SEARCH_PATH")
+        connection_string = config.text("DB_CONNECTION_STRING")
+        if connection_string:
+            parsed = cls.from_url(connection_string if "://" in connection_string else _libpq_to_url(connection_string),
+                                  default_engine=engine)
+            return replace(parsed, search_path=search_path[0] if search_path else parsed.search_path,
+                           ssl=parsed.ssl or ssl, exclude_tables=exclude)
+        database = config.text("DB_DATABASE") or ""
+        if not database:
+            raise ConfigError(f"DB_DATABASE is not set in {where}; set it to the name of the project's database")
+        port = config.text("DB_PORT")
+        return cls(
+            engine=engine,
+            database=database,
+            host=config.text("DB_HOST") or ("localhost" if not config.text("DB_SOCKET_PATH") else None),
+            port=int(float(port)) if port else None,
+            user=config.text("DB_USER"),
+            password=config.text("DB_PASSWORD"),
+            socket_path=config.text("DB_SOCKET_PATH"),
+            search_path=search_path[0] if search_path else None,
+            ssl=ssl,
+            exclude_tables=exclude,
+        )
+
+    @classmethod
+    def from_url(cls, url: str, default_engine: Engine_ | None = None) -> DatabaseSettings:
+        """Parse ``postgresql://u:p@h:5432/db``, ``mysql://…``, ``mariadb://…`` or ``sqlite:///path``."""
+        try:
+            parsed = sa.make_url(url)
+        except Exception:
+            raise ConfigError(
+                "cannot parse the database URL; use postgresql://USER:PASSWORD@HOST:PORT/DB, mysql://… or sqlite:///PATH"
+            ) from None
+        backend = parsed.get_backend_name()
+        engine: Engine_ | None = {"postgresql": "postgresql", "postgres": "postgresql", "mysql": "mysql",
+                                  "mariadb": "mysql", "sqlite": "sqlite"}.get(backend, None)  # type: ignore[assignment]
+        if engine is None:
+            raise ConfigError(f"database URL scheme '{backend}' is not supported; use postgresql://, mysql:// or sqlite:///")
+        if default_engine and engine != default_engine:
+            raise ConfigError(f"the connection string is for {engine} but DB_CLIENT says {default_engine}; make them agree")
+        if parsed.password:
+            register_secret(parsed.password)
+        if engine == "sqlite":
+            if not parsed.database:
+                raise ConfigError("a sqlite:/// URL needs a file path, e.g. sqlite:////srv/directus/data.db")
+            return cls(engine="sqlite", filename=Path(parsed.database).expanduser().resolve(), database=Path(parsed.database).name)
+        if not parsed.database:
+            raise ConfigError("the database URL has no database name; add /DBNAME at its end")
+        query = dict(parsed.query)
+        return cls(
+            engine=engine,
+            database=parsed.database,
+            host=parsed.host or ("localhost" if "unix_socket" not in query else None),
+            port=parsed.port,
+            user=parsed.username,
+            password=parsed.password,
+            socket_path=query.get("unix_socket") or query.get("host") if not parsed.host else None,  # type: ignore[arg-type]
+            ssl=query.get("sslmode") in ("require", "verify-ca", "verify-full") or query.get("ssl") == "true",
+        )
+
+    # -- views of the settings -----------------------------------------------------------------------------
+    def url(self, database: str | None = None) -> URL:
+        """The SQLAlchemy URL (with the password inside: render it only with ``hide_password=True``)."""
+        if self.engine == "sqlite":
+            return URL.create("sqlite", database=str(self.filename))
+        query: dict[str, str] = {}
+        if self.engine == "postgresql":
+            if self.socket_path:
+                query["host"] = self.socket_path
+            if self.ssl:
+                query["sslmode"] = "require"
+            return URL.create("postgresql+psycopg", username=self.user, password=self.password, host=self.host,
+                              port=self.port, database=database if database is not None else self.database, query=query)
+        if self.socket_path:
+            query["unix_socket"] = self.socket_path
+        return URL.create("mysql+pymysql", username=self.user, password=self.password, host=self.host,
+                          port=self.port, database=database if database is not None else self.database,
+                          query={**query, "charset": "utf8mb4"})
+
+    def describe(self) -> str:
+        """Human text naming the database without secrets, e.g. ``PostgreSQL database "app" at 127.0.0.1:5432``."""
+        if self.engine == "sqlite":
+            return f"SQLite database {self.filename}"
+        name = {"postgresql": "PostgreSQL", "mysql": "MySQL/MariaDB"}[self.engine]
+        where = self.socket_path or f"{self.host}:{self.port or default_port(self.engine)}"
+        return f'{name} database "{self.database}" at {where}'
+
+    def config_values(self) -> dict[str, Any]:
+        """The ``DB_*`` variables that point Directus at this database."""
+        if self.engine == "sqlite":
+            return {"DB_CLIENT": "sqlite3", "DB_FILENAME": str(self.filename)}
+        values: dict[str, Any] = {"DB_CLIENT": "pg" if self.engine == "postgresql" else "mysql",
+                                  "DB_DATABASE": self.database}
+        if self.socket_path:
+            values["DB_SOCKET_PATH"] = self.socket_path
+        if self.host:
+            values["DB_HOST"] = self.host
+        values["DB_PORT"] = self.port or default_port(self.engine)
+        if self.user:
+            values["DB_USER"] = self.user
+        if self.password:
+            values["DB_PASSWORD"] = self.password
+        if self.search_path:
+            values["DB_SEARCH_PATH"] = self.search_path
+        return values
+
+
+DB_CONFIG_KEYS = frozenset({"DB_CLIENT", "DB_HOST", "DB_PORT", "DB_DATABASE", "DB_USER", "DB_PASSWORD", "DB_FILENAME",
+                            "DB_CONNECTION_STRING", "DB_SOCKET_PATH", "DB_SEARCH_PATH"})
+
+
+def default_port(engine: Engine_) -> int:
+    return {"postgresql": 5432, "mysql": 3306}.get(engine, 0)
+
+
+def _libpq_to_url(conninfo: str) -> str:
+    from psycopg.conninfo import conninfo_to_dict
+
+    try:
+        parts = conninfo_to_dict(conninfo)
+    except Exception:
+        raise ConfigError("cannot parse DB_CONNECTION_STRING; use postgresql://USER:PASSWORD@HOST:PORT/DB") from None
+    url = URL.create("postgresql", username=parts.get("user"), password=parts.get("password"),
+                     host=parts.get("host"), port=int(parts["port"]) if parts.get("port") else None,
+                     database=parts.get("dbname"))
+    return url.render_as_string(hide_password=False)
+
+
+# -- the one way to open a database ------------------------------------------------------------------------------
+def open_engine(settings: DatabaseSettings, database: str | None = None, **kwargs: Any) -> Engine:
+    connect_args: dict[str, Any] = {}
+    if settings.engine == "postgresql":
+        connect_args["connect_timeout"] = CONNECT_TIMEOUT_SECONDS
+        if settings.search_path:
+            connect_args["options"] = f"-c search_path={settings.search_path}"
+    elif settings.engine == "mysql":
+        connect_args["connect_timeout"] = CONNECT_TIMEOUT_SECONDS
+    return sa.create_engine(settings.url(database), connect_args=connect_args, pool_pre_ping=True, **kwargs)
+
+
+@contextlib.contextmanager
+def connect(settings: DatabaseSettings, database: str | None = None, **kwargs: Any) -> Iterator[Connection]:
+    """Open a connection, translating connection failures into one clear DatabaseUnreachable."""
+    if settings.engine == "sqlite" and not (settings.filename and settings.filename.exists()):
+        raise DatabaseUnreachable(f"{settings.describe()} does not exist; check DB_FILENAME")
+    engine = open_engine(settings, database, **kwargs)
+    try:
+        try:
+            connection = engine.connect()
+        except (sa.exc.OperationalError, sa.exc.InterfaceError) as exc:
+            reason = redact(str(exc.orig).strip().splitlines()[-1] if exc.orig else str(exc))
+            raise DatabaseUnreachable(
+                f"cannot connect to {settings.describe()}: {reason}; check the DB_* settings and that the server is running"
+            ) from None
+        with connection:
+            yield connection
+    finally:
+        engine.dispose()
+
+
+def server_version(settings: DatabaseSettings) -> str:
+    if settings.engine == "sqlite":
+        return sqlite3.sqlite_version
+    with connect(settings) as conn:
+        if settings.engine == "postgresql":
+            return str(conn.execute(sa.text("SHOW server_version")).scalar()).split(" ")[0]
+        return str(conn.execute(sa.text("SELECT VERSION()")).scalar())
+
+
+def _quote(conn: Connection, name: str) -> str:
+    return conn.dialect.identifier_preparer.quote(name)
+
+
+def list_tables(conn: Connection) -> list[str]:
+    """Every base table the dump covers; PostgreSQL tables outside ``public`` are named ``schema.table``."""
+    dialect = conn.dialect.name
+    if dialect == "postgresql":
+        rows = conn.execute(sa.text(
+            "SELECT table_schema, table_name FROM information_schema.tables WHERE table_type = 'BASE TABLE' "
+            "AND table_schema NOT IN ('pg_catalog', 'information_schema') AND table_schema NOT LIKE 'pg\\_%' "
+            "ORDER BY 1, 2"))
+        return [name if schema == "public" else f"{schema}.{name}" for schema, name in rows]
+    if dialect == "mysql":
+        rows = conn.execute(sa.text(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = DATABASE() "
+            "AND table_type = 'BASE TABLE' ORDER BY 1"))
+        return [r[0] for r in rows]
+    rows = conn.execute(sa.text(
+        "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' ORDER BY 1"))
+    return [r[0] for r in rows]
+
+
+def count_rows(conn: Connection, tables: list[str] | None = None) -> dict[str, int]:
+    counts = {}
+    for table in tables if tables is not None else list_tables(conn):
+        qualified = ".".join(_quote(conn, part) for part in table.split(".", 1)) if "." in table and conn.dialect.name == "postgresql" else _quote(conn, table)
+        counts[table] = int(conn.execute(sa.text(f"SELECT count(*) FROM {qualified}")).scalar() or 0)
+    return counts
+
+
+def applied_migrations(conn: Connection) -> list[str]:
+    if "directus_migrations" not in list_tables(conn):
+        return []
+    return [r[0] for r in conn.execute(sa.text("SELECT version FROM directus_migrations ORDER BY version"))]
+
+
+# -- dump --------------------------------------------------------------------------------------------------------
+@dataclass
+class DumpResult:
+    tool: str  # e.g. "pg_dump (PostgreSQL) 15.19"
+    format: str  # "pg_dump-custom" | "mysql-sql" | "sqlite-file"
+    server_version: str
+    row_counts: dict[str, int]
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _pg_env(settings: DatabaseSettings, database: str | None = None) -> dict[str, str]:
+    env = {"PGDATABASE": database or settings.database, "PGCONNECT_TIMEOUT": str(CONNECT_TIMEOUT_SECONDS)}
+    if settings.socket_path or settings.host:
+        env["PGHOST"] = settings.socket_path or settings.host  # type: ignore[assignment]
+    if settings.port:
+        env["PGPORT"] = str(settings.port)
+    if settings.user:
+        env["PGUSER"] = settings.user
+    if settings.password:
+        env["PGPASSWORD"] = settings.password
+    if settings.ssl:
+        env["PGSSLMODE"] = "require"
+    if settings.search_path:
+        env["PGOPTIONS"] = f"-c search_path={settings.search_path}"
+    return env
+
+
+@contextlib.contextmanager
+def _mysql_defaults_file(settings: DatabaseSettings) -> Iterator[str]:
+    """A private option file so the password never appears in argv or the environment of other users."""
+    lines = ["[client]"]
+    if settings.host:
+        lines.append(f"host={settings.host}")
+    if settings.port:
+        lines.append(f"port={settings.port}")
+    if settings.socket_path:
+        lines.append(f"socket={settings.socket_path}")
+    if settings.user:
+        lines.append(f"user={settings.user}")
+    if settings.password is not None:
+        escaped = settings.password.replace("\\", "\\\\").replace('"', '\\"')
+        lines.append(f'password="{escaped}"')
+    if settings.ssl:
+        lines.append("ssl=1")
+    fd, path = tempfile.mkstemp(prefix="directus-ops-", suffix=".cnf")
+    try:
+        with os.fdopen(fd, "w") as handle:  # mkstemp creates it 0600
+            handle.write("\n".join(lines) + "\n")
+        yield path
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
+
+
+def _tool_version(tool: str) -> str:
+    with contextlib.suppress(Exception):
+        return process.run([tool, "--version"], timeout=30).strip().splitlines()[0]
+    return Path(tool).name
+
+
+def pg_tool(name: str) -> str:
+    return process.find_tool(name, purpose=f"dump and restore PostgreSQL databases ({name})",
+                             install_hint="install the PostgreSQL client, e.g. `apt-get install postgresql-client`")
+
+
+def mysql_tool(kind: Literal["dump", "client"], server_version_text: str = "") -> str:
+    mariadb = "mariadb" in server_version_text.lower()
+    names = {"dump": ["mariadb-dump", "mysqldump"], "client": ["mariadb", "mysql"]}[kind]
+    if server_version_text and not mariadb:
+        names.reverse()
+    return process.find_tool(*names, purpose=f"{'dump' if kind == 'dump' else 'restore'} MySQL/MariaDB databases",
+                             install_hint="install the MariaDB or MySQL client, e.g. `apt-get install mariadb-client`")
+
+
+def dump(settings: DatabaseSettings, consume: Callable[[IO[bytes]], None], staging_dir: Path) -> DumpResult:
+    """Dump the database, handing the dump's byte stream to ``consume``; return what the manifest records.
+
+    Row counts come from the same consistent view as the dump where the engine allows it (PostgreSQL: an
+    exported snapshot shared with ``pg_dump``; SQLite: the backup copy itself).
+    """
+    if settings.engine == "postgresql":
+        return _dump_postgresql(settings, consume)
+    if settings.engine == "mysql":
+        return _dump_mysql(settings, consume)
+    return _dump_sqlite(settings, consume, staging_dir)
+
+
+def _consume_in_thread(stream: IO[bytes], consume: Callable[[IO[bytes]], None]) -> Callable[[], None]:
+    """Run ``consume(stream)`` in a thread so the caller can count rows meanwhile; return a join that re-raises."""
+    failure: list[BaseException] = []
+
+    def target() -> None:
+        try:
+            consume(stream)
+        except BaseException as exc:  # handed back to the caller by join()
+            failure.append(exc)
+            with contextlib.suppress(Exception):
+                stream.close()
+
+    thread = threading.Thread(target=target, name="dump-consumer", daemon=True)
+    thread.start()
+
+    def join() -> None:
+        thread.join()
+        if failure:
+            raise failure[0]
+
+    return join
+
+
+def _dump_postgresql(settings: DatabaseSettings, consume: Callable[[IO[bytes]], None]) -> DumpResult:
+    pg_dump = pg_tool("pg_dump")
+    with connect(settings) as conn:
+        version = str(conn.execute(sa.text("SHOW server_version")).scalar()).split(" ")[0]
+        conn = conn.execution_options(isolation_level="REPEATABLE READ")
+        with conn.begin():
+            snapshot = conn.execute(sa.text("SELECT pg_export_snapshot()")).scalar()
+            args = [pg_dump, "--format=custom", "--no-password", f"--snapshot={snapshot}"]
+            with process.spawn(args, env=_pg_env(settings), stdout_pipe=True) as proc:
+                assert proc.stdout is not None
+                join = _consume_in_thread(proc.stdout, consume)
+                counts = count_rows(conn)  # same snapshot as pg_dump sees
+                join()
+    return DumpResult(tool=_tool_version(pg_dump), format="pg_dump-custom", server_version=version, row_counts=counts)
+
+
+def _dump_mysql(settings: DatabaseSettings, consume: Callable[[IO[bytes]], None]) -> DumpResult:
+    with connect(settings) as conn:
+        version = str(conn.execute(sa.text("SELECT VERSION()")).scalar())
+        charset, collation = conn.execute(sa.text(
+            "SELECT default_character_set_name, default_collation_name FROM information_schema.schemata "
+            "WHERE schema_name = DATABASE()")).one()
+        dump_tool = mysql_tool("dump", version)
+        with _mysql_defaults_file(settings) as defaults:
+            args = [dump_tool, f"--defaults-extra-file={defaults}", "--single-transaction", "--quick", "--routines",
+                    "--triggers", "--hex-blob", "--no-tablespaces", "--default-character-set=utf8mb4",
+                    settings.database]
+            conn.execute(sa.text("SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ"))
+            conn.execute(sa.text("START TRANSACTION WITH CONSISTENT SNAPSHOT"))
+            with process.spawn(args, stdout_pipe=True) as proc:
+                assert proc.stdout is not None
+                join = _consume_in_thread(proc.stdout, consume)
+                counts = count_rows(conn)  # started with the dump; equal unless rows change during the dump's start
+                join()
+            conn.execute(sa.text("COMMIT"))
+    return DumpResult(tool=_tool_version(dump_tool), format="mysql-sql", server_version=version, row_counts=counts,
+                      extra={"charset": charset, "collation": collation})
+
+
+def _dump_sqlite(settings: DatabaseSettings, consume: Callable[[IO[bytes]], None], staging_dir: Path) -> DumpResult:
+    source_path = settings.filename
+    assert source_path is not None
+    if not source_path.is_file():
+        raise DatabaseUnreachable(f"{settings.describe()} does not exist; check DB_FILENAME")
+    copy_path = staging_dir / "database.sqlite"
+    source = sqlite3.connect(f"file:{source_path}?mode=ro", uri=True, timeout=30)
+    try:
+        target = sqlite3.connect(copy_path)
+        try:
+            source.backup(target)  # SQLite's online backup API: a consistent copy while Directus runs
+            tables = [r[0] for r in target.execute(
+                "SELECT name FROM sqlite_master WHERE type='table' AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' ORDER BY 1")]
+            counts = {t: int(target.execute(f'SELECT count(*) FROM "{t.replace(chr(34), chr(34) * 2)}"').fetchone()[0])
+                      for t in tables}
+        finally:
+            target.close()
+    except sqlite3.Error as exc:
+        raise DatabaseError(f"cannot back up {settings.describe()}: {exc}") from None
+    finally:
+        source.close()
+    try:
+        with open(copy_path, "rb") as stream:
+            consume(stream)
+    finally:
+        copy_path.unlink(missing_ok=True)
+    return DumpResult(tool=f"sqlite3 online backup API (SQLite {sqlite3.sqlite_version})", format="sqlite-file",
+                      server_version=sqlite3.sqlite_version, row_counts=counts)
+
+
+# -- restore -----------------------------------------------------------------------------------------------------
+def ensure_database(settings: DatabaseSettings, charset: str | None = None, collation: str | None = None) -> bool:
+    """Create the target database if it does not exist; return True if it was created."""
+    if settings.engine == "sqlite":
+        assert settings.filename is not None
+        settings.filename.parent.mkdir(parents=True, exist_ok=True)
+        return False
+    if settings.engine == "postgresql":
+        with connect(settings, database="postgres", isolation_level="AUTOCOMMIT") as conn:
+            exists = conn.execute(sa.text("SELECT 1 FROM pg_database WHERE datname = :d"), {"d": settings.database}).first()
+            if exists:
+                return False
+            try:
+                conn.execute(sa.text(f"CREATE DATABASE {_quote(conn, settings.database)}"))
+            except sa.exc.DBAPIError as exc:
+                raise DatabaseError(f"cannot create {settings.describe()}: {_reason(exc)}; create it first") from None
+            return True
+    with connect(settings, database="") as conn:
+        exists = conn.execute(sa.text("SELECT 1 FROM information_schema.schemata WHERE schema_name = :d"),
+                              {"d": settings.database}).first()
+        if exists:
+            return False
+        clause = f" CHARACTER SET {charset}" if charset else " CHARACTER SET utf8mb4"
+        if collation:
+            clause += f" COLLATE {collation}"
+        try:
+            conn.execute(sa.text(f"CREATE DATABASE {_quote(conn, settings.database)}{clause}"))
+        except sa.exc.DBAPIError as exc:
+            raise DatabaseError(f"cannot create {settings.describe()}: {_reason(exc)}; create it first") from None
+        return True
+
+
+def database_exists(settings: DatabaseSettings) -> bool:
+    if settings.engine == "sqlite":
+        return bool(settings.filename and settings.filename.exists())
+    if settings.engine == "postgresql":
+        with connect(settings, database="postgres") as conn:
+            return conn.execute(sa.text("SELECT 1 FROM pg_database WHERE datname = :d"), {"d": settings.database}).first() is not None
+    with connect(settings, database="") as conn:
+        return conn.execute(sa.text("SELECT 1 FROM information_schema.schemata WHERE schema_name = :d"),
+                            {"d": settings.database}).first() is not None
+
+
+def table_count(settings: DatabaseSettings) -> int:
+    """How many tables (and views, sequences) the database holds; 0 for a database that does not exist yet."""
+    if not database_exists(settings):
+        return 0
+    if settings.engine == "sqlite":
+        if settings.filename and settings.filename.stat().st_size == 0:
+            return 0
+    with connect(settings) as conn:
+        if settings.engine == "postgresql":
+            return int(conn.execute(sa.text(
+                "SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+                "WHERE c.relkind IN ('r','p','v','m','S','f') AND n.nspname NOT IN ('pg_catalog','information_schema') "
+                "AND n.nspname NOT LIKE 'pg\\_%'")).scalar() or 0)
+        if settings.engine == "mysql":
+            return int(conn.execute(sa.text(
+                "SELECT count(*) FROM information_schema.tables WHERE table_schema = DATABASE()")).scalar() or 0)
+        return int(conn.execute(sa.text("SELECT count(*) FROM sqlite_master WHERE type IN ('table','view') AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\'")).scalar() or 0)
+
+
+def check_restorable(settings: DatabaseSettings, replace_existing: bool) -> int:
+    """Refuse a non-empty target unless replacing; return how many tables it holds now."""
+    tables = table_count(settings)
+    if tables and not replace_existing:
+        raise TargetNotEmpty(
+            f"{settings.describe()} is not empty ({tables} tables); restore into an empty database or pass --replace to overwrite it"
+        )
+    return tables
+
+
+def clear_database(settings: DatabaseSettings) -> None:
+    """Remove everything from the target (the --replace path; runs only after all checks passed)."""
+    if settings.engine == "sqlite":
+        assert settings.filename is not None
+        for suffix in ("", "-wal", "-shm", "-journal"):
+            Path(str(settings.filename) + suffix).unlink(missing_ok=True)
+        return
+    with connect(settings, isolation_level="AUTOCOMMIT") as conn:
+        if settings.engine == "postgresql":
+            schemas = [r[0] for r in conn.execute(sa.text(
+                "SELECT nspname FROM pg_namespace WHERE nspname NOT IN ('pg_catalog','information_schema') "
+                "AND nspname NOT LIKE 'pg\\_%'"))]
+            for schema in schemas:
+                conn.execute(sa.text(f"DROP SCHEMA {_quote(conn, schema)} CASCADE"))
+            conn.execute(sa.text("CREATE SCHEMA public"))
+            conn.execute(sa.text("GRANT ALL ON SCHEMA public TO PUBLIC"))
+            return
+        conn.execute(sa.text("SET FOREIGN_KEY_CHECKS = 0"))
+        for name, kind in conn.execute(sa.text(
+                "SELECT table_name, table_type FROM information_schema.tables WHERE table_schema = DATABASE()")).all():
+            conn.execute(sa.text(f"DROP {'VIEW' if kind == 'VIEW' else 'TABLE'} {_quote(conn, name)}"))
+        conn.execute(sa.text("SET FOREIGN_KEY_CHECKS = 1"))
+
+
+def restore(settings: DatabaseSettings, dump_path: Path, dump_format: str) -> None:
+    """Load a verified dump file into the (empty) target database."""
+    if dump_format == "pg_dump-custom":
+        if settings.engine != "postgresql":
+            raise DatabaseError(f"this snapshot holds a PostgreSQL dump; {settings.describe()} cannot take it (use `move` to change engines)")
+        pg_restore = pg_tool("pg_restore")
+        process.run([pg_restore, "--no-owner", "--no-acl", "--exit-on-error", "--single-transaction", "--no-password",
+                     f"--dbname={settings.database}", str(dump_path)], env=_pg_env(settings))
+    elif dump_format == "mysql-sql":
+        if settings.engine != "mysql":
+            raise DatabaseError(f"this snapshot holds a MySQL/MariaDB dump; {settings.describe()} cannot take it (use `move` to change engines)")
+        with connect(settings) as conn:
+            version = str(conn.execute(sa.text("SELECT VERSION()")).scalar())
+        client = mysql_tool("client", version)
+        with _mysql_defaults_file(settings) as defaults:
+            process.run([client, f"--defaults-extra-file={defaults}", "--default-character-set=utf8mb4", "--binary-mode",
+                         settings.database], stdin_path=dump_path)
+    elif dump_format == "sqlite-file":
+        if settings.engine != "sqlite":
+            raise DatabaseError(f"this snapshot holds a SQLite database; {settings.describe()} cannot take it (use `move` to change engines)")
+        assert settings.filename is not None
+        settings.filename.parent.mkdir(parents=True, exist_ok=True)
+        sibling = settings.filename.with_name(f".{settings.filename.name}.restoring")
+        shutil.copyfile(dump_path, sibling)  # same filesystem as the target, so the swap below is atomic
+        _fsync_file(sibling)
+        for suffix in ("-wal", "-shm", "-journal"):  # a stale WAL would be replayed into the restored file
+            Path(str(settings.filename) + suffix).unlink(missing_ok=True)
+        os.replace(sibling, settings.filename)
+    else:
+        raise DatabaseError(f"unknown dump format {dump_format!r} in the snapshot; upgrade directus-ops")
+
+
+def _fsync_file(path: Path) -> None:
+    with open(path, "rb") as handle:
+        os.fsync(handle.fileno())
+
+
+def _reason(exc: sa.exc.DBAPIError) -> str:
+    return redact(str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc))

@@ -1,0 +1,95 @@
+"""A small httpx client for a running Directus: health, login, items, files and assets."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from .errors import OpsError
+
+
+class DirectusApiError(OpsError):
+    exit_code = 11
+
+
+def wait_until_up(url: str, timeout: float = 90, alive: Callable[[], bool] | None = None) -> None:
+    """Poll ``/server/ping`` until it answers ``pong``."""
+    deadline = time.monotonic() + timeout
+    last = "no answer"
+    while time.monotonic() < deadline:
+        if alive is not None and not alive():
+            raise DirectusApiError(f"Directus at {url} exited while starting; see its log above")
+        try:
+            response = httpx.get(f"{url}/server/ping", timeout=2)
+            if response.status_code == 200 and "pong" in response.text:
+                return
+            last = f"HTTP {response.status_code}"
+        except httpx.HTTPError as exc:
+            last = type(exc).__name__
+        time.sleep(0.3)
+    raise DirectusApiError(f"Directus at {url} did not answer /server/ping within {timeout:.0f} s ({last})")
+
+
+class DirectusClient:
+    def __init__(self, url: str, token: str | None = None, timeout: float = 60) -> None:
+        self.url = url.rstrip("/")
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self.http = httpx.Client(base_url=self.url, headers=headers, timeout=timeout)
+
+    @classmethod
+    def login(cls, url: str, email: str, password: str) -> DirectusClient:
+        response = httpx.post(f"{url.rstrip('/')}/auth/login", json={"email": email, "password": password}, timeout=30)
+        if response.status_code != 200:
+            raise DirectusApiError(f"login to {url} as {email} failed: HTTP {response.status_code}")
+        return cls(url, response.json()["data"]["access_token"])
+
+    def close(self) -> None:
+        self.http.close()
+
+    def __enter__(self) -> DirectusClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def request(self, method: str, path: str, **kwargs: Any) -> Any:
+        response = self.http.request(method, path, **kwargs)
+        if response.status_code >= 400:
+            raise DirectusApiError(f"{method} {path} failed: HTTP {response.status_code} {response.text[:300]}")
+        if not response.content:
+            return None
+        return response.json().get("data")
+
+    def get(self, path: str, **params: Any) -> Any:
+        return self.request("GET", path, params=params)
+
+    def post(self, path: str, body: Any) -> Any:
+        return self.request("POST", path, json=body)
+
+    def items(self, collection: str, **params: Any) -> list[dict[str, Any]]:
+        params.setdefault("limit", -1)
+        params.setdefault("sort", "id")
+        return self.get(f"/items/{collection}", **params)
+
+    def upload(self, path: Path | None = None, *, content: bytes | None = None, filename: str | None = None,
+               storage: str | None = None, mime: str = "application/octet-stream", **fields: Any) -> dict[str, Any]:
+        """Upload a file (``storage`` picks the location; it must come before the file part)."""
+        data = {k: str(v) for k, v in fields.items()}
+        if storage:
+            data = {"storage": storage, **data}
+        body = content if content is not None else Path(path).read_bytes()  # type: ignore[arg-type]
+        name = filename or (Path(path).name if path else "upload.bin")
+        return self.request("POST", "/files", data=data, files={"file": (name, body, mime)})
+
+    def asset(self, file_id: str) -> bytes:
+        response = self.http.get(f"/assets/{file_id}")
+        if response.status_code != 200:
+            raise DirectusApiError(f"GET /assets/{file_id} failed: HTTP {response.status_code}")
+        return response.content
+
+    def server_info(self) -> dict[str, Any]:
+        return self.get("/server/info")

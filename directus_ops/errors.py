@@ -1,0 +1,79 @@
+"""User-facing errors: one class per kind, each with a message that names the fix and an exit code.
+
+Tree::
+
+    OpsError (exit 1)
+    ├── ConfigError (2)         the project's config cannot be read or is not supported
+    ├── ProjectError (2)        the project directory is missing or not a Directus project
+    ├── ToolMissing (3)         a native tool (pg_dump, mariadb-dump, ...) is not installed
+    ├── DatabaseError (4)       the database cannot be reached or refused an operation
+    │   └── TargetNotEmpty (5)  a restore target holds data and --replace was not given
+    ├── StorageError (6)        a storage location cannot be listed, read or written
+    ├── RepositoryError (7)     the snapshot repository cannot be opened, read or written
+    │   └── SnapshotNotFound (8)
+    └── IntegrityError (9)      bytes do not match their recorded checksum or size
+
+Only the CLI decides how errors are shown; everything below it raises these.
+"""
+
+from __future__ import annotations
+
+
+class OpsError(Exception):
+    exit_code = 1
+    transient = False  # True for failures a retry may cure (a server restarting, a dropped connection)
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class ConfigError(OpsError):
+    exit_code = 2
+
+
+class ProjectError(OpsError):
+    exit_code = 2
+
+
+class ToolMissing(OpsError):
+    exit_code = 3
+
+
+class DatabaseError(OpsError):
+    exit_code = 4
+
+
+class TargetNotEmpty(DatabaseError):
+    exit_code = 5
+
+
+class StorageError(OpsError):
+    exit_code = 6
+    transient = True
+
+
+class RepositoryError(OpsError):
+    exit_code = 7
+
+
+class SnapshotNotFound(RepositoryError):
+    exit_code = 8
+
+
+class IntegrityError(OpsError):
+    exit_code = 9
+
+
+class ProcessFailed(OpsError):
+    """A subprocess exited non-zero; ``output_tail`` holds the end of what it printed (already redacted)."""
+
+    exit_code = 10
+
+    def __init__(self, message: str, returncode: int | None = None, output_tail: str = "") -> None:
+        super().__init__(message)
+        self.returncode = returncode
+        self.output_tail = output_tail

@@ -1,0 +1,102 @@
+"""The snapshot manifest: the one record of what a snapshot holds. A snapshot exists only once its
+manifest is in the repository (it is written last). Format documented in ``docs/repository-format.md``.
+"""
+
+from __future__ import annotations
+
+import secrets
+from datetime import datetime, timezone
+
+from pydantic import BaseModel, Field
+
+MANIFEST_FORMAT = 1
+
+# Pseudo-locations of the artifacts that are not storage objects.
+DATABASE = "@database"
+CONFIG = "@config"
+PROJECT_FILES = "@project"  # package.json, package-lock.json
+EXTENSIONS = "@extensions"
+MIGRATIONS = "@migrations"
+
+
+class Entry(BaseModel):
+    """One file in a snapshot: where it came from, and the content it had (stored under its sha256)."""
+
+    location: str
+    key: str
+    size: int
+    sha256: str
+    mtime: float | None = None
+    etag: str | None = None
+
+    @property
+    def fingerprint(self) -> str:
+        return self.etag if self.etag else f"{self.mtime!r}"
+
+
+class DatabaseInfo(BaseModel):
+    engine: str  # postgresql | mysql | sqlite
+    client: str  # DB_CLIENT
+    name: str
+    server_version: str
+    dump_tool: str
+    dump_format: str  # pg_dump-custom | mysql-sql | sqlite-file
+    row_counts: dict[str, int]
+    charset: str | None = None
+    collation: str | None = None
+
+
+class LocationInfo(BaseModel):
+    name: str
+    driver: str
+    root: str
+    bucket: str | None = None
+    objects: int = 0
+    bytes: int = 0
+
+
+class ProjectInfo(BaseModel):
+    name: str
+    dir: str
+    host: str
+    config_file: str  # file name of the config, as restored into a new project dir
+    directus_version: str | None
+    migrations: list[str]
+
+
+class Stats(BaseModel):
+    files: int = 0
+    bytes: int = 0
+    new_objects: int = 0
+    bytes_written: int = 0  # bytes that went into the repository for this snapshot
+    storage_bytes_written: int = 0  # of which from storage locations
+    storage_objects_read: int = 0  # storage objects whose bytes were read (new or changed)
+    seconds: float = 0.0
+
+
+class Manifest(BaseModel):
+    format: int = MANIFEST_FORMAT
+    id: str
+    time: datetime
+    project: ProjectInfo
+    database: DatabaseInfo
+    storage: list[LocationInfo]
+    artifacts: list[Entry] = Field(description="database dump, config, package files, extensions, migrations")
+    objects: list[Entry] = Field(description="every object of every storage location")
+    stats: Stats = Field(default_factory=Stats)
+
+    def artifact(self, location: str) -> list[Entry]:
+        return [a for a in self.artifacts if a.location == location]
+
+    @property
+    def database_dump(self) -> Entry:
+        return self.artifact(DATABASE)[0]
+
+    def all_entries(self) -> list[Entry]:
+        return [*self.artifacts, *self.objects]
+
+
+def new_snapshot_id(now: datetime | None = None) -> str:
+    """Sortable by time, unique by its random tail: ``20261126T073345Z-1a2b3c``."""
+    now = now or datetime.now(timezone.utc)
+    return f"{now.strftime('%Y%m%dT%H%M%SZ')}-{secrets.token_hex(3)}"

@@ -1,0 +1,506 @@
+"""Taking a snapshot of a project into a repository, and restoring one: the plain functions that the
+backup and restore tasks wrap. Each step streams bytes between its source and the repository and writes
+its part of the manifest to a small JSON file in a staging directory, so flows pass paths, not data.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import socket
+import tempfile
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import IO, Any
+
+from . import database as db
+from . import progress
+from .config import load_config, update_dotenv
+from .database import DatabaseSettings
+from .errors import ConfigError, IntegrityError, StorageError
+from .manifest import (CONFIG, DATABASE, EXTENSIONS, MIGRATIONS, PROJECT_FILES, DatabaseInfo, Entry, LocationInfo,
+                       Manifest, ProjectInfo, Stats, new_snapshot_id)
+from .project import Project, load_project
+from .redact import redact
+from .repository import CHUNK_SIZE, Repository
+from .storage import StorageLocation, StoredObject
+
+log = logging.getLogger("directus_ops.snapshot")
+
+DEFAULT_WORKERS = 8
+
+
+# -- backup ------------------------------------------------------------------------------------------------------
+@dataclass
+class PartResult:
+    """What one backup step stored: its manifest entries (in a staging file) and byte counts."""
+
+    entries_path: str
+    files: int = 0
+    bytes: int = 0
+    new_objects: int = 0
+    bytes_written: int = 0
+    objects_read: int = 0
+    info_path: str | None = None  # step-specific manifest data (database info, location info)
+    warnings: list[str] = field(default_factory=list)
+
+
+def _write_part(staging_dir: Path, name: str, entries: Iterable[Entry], info: Any = None) -> tuple[str, str | None]:
+    entries_path = staging_dir / f"{name}.entries.jsonl"
+    with open(entries_path, "w") as handle:
+        for entry in entries:
+            handle.write(entry.model_dump_json() + "\n")
+    info_path = None
+    if info is not None:
+        info_path = str(staging_dir / f"{name}.info.json")
+        Path(info_path).write_text(info.model_dump_json())
+    return str(entries_path), info_path
+
+
+def read_entries(path: str) -> Iterator[Entry]:
+    with open(path) as handle:
+        for line in handle:
+            if line.strip():
+                yield Entry.model_validate_json(line)
+
+
+def backup_database(project: Project, repo: Repository, staging_dir: Path) -> PartResult:
+    """Dump the database with the engine's native tool straight into the repository."""
+    stored: dict[str, Any] = {}
+    with progress.track(f"dump {project.database.describe()}") as tracker:
+        def consume(stream: IO[bytes]) -> None:
+            stored["result"] = repo.put(stream, tracker.advance)
+
+        result = db.dump(project.database, consume, staging_dir)
+    put = stored["result"]
+    entry = Entry(location=DATABASE, key=f"database.{_dump_extension(result.format)}", size=put.size, sha256=put.sha256)
+    info = DatabaseInfo(engine=project.database.engine, client=project.config.text("DB_CLIENT") or "",
+                        name=project.database.database, server_version=result.server_version,
+                        dump_tool=result.tool, dump_format=result.format, row_counts=result.row_counts,
+                        charset=result.extra.get("charset"), collation=result.extra.get("collation"))
+    entries_path, info_path = _write_part(staging_dir, "database", [entry], info)
+    log.info("dumped %s with %s: %s, %d tables", project.database.describe(), result.tool,
+             progress.human_bytes(put.size), len(result.row_counts))
+    return PartResult(entries_path, files=1, bytes=put.size, new_objects=int(put.written > 0),
+                      bytes_written=put.written, info_path=info_path)
+
+
+def _dump_extension(dump_format: str) -> str:
+    return {"pg_dump-custom": "pgdump", "mysql-sql": "sql", "sqlite-file": "sqlite"}.get(dump_format, "dump")
+
+
+def backup_location(location: StorageLocation, repo: Repository, staging_dir: Path,
+                    parent: Manifest | None = None, workers: int = DEFAULT_WORKERS) -> PartResult:
+    """Store every object of one storage location. An object whose size and mtime/ETag equal the parent
+    snapshot's is not read again: its bytes are already in the repository under the recorded sha256."""
+    fs = location.filesystem()
+    known = repo.known_objects()
+    previous: dict[str, Entry] = {}
+    if parent:
+        previous = {e.key: e for e in parent.objects if e.location == location.name}
+    objects = list(location.list_objects(fs))
+    entries: list[Entry | None] = [None] * len(objects)
+    to_read: list[int] = []
+    for index, obj in enumerate(objects):
+        old = previous.get(obj.key)
+        if old and old.size == obj.size and old.fingerprint == obj.fingerprint and old.sha256 in known:
+            entries[index] = Entry(location=location.name, key=obj.key, size=obj.size, sha256=old.sha256,
+                                   mtime=obj.mtime, etag=obj.etag)
+        else:
+            to_read.append(index)
+    total = sum(objects[i].size for i in to_read)
+    written = 0
+    lock = threading.Lock()
+    with progress.track(f"{location.describe()}: {len(to_read)} of {len(objects)} objects new or changed", total) as tracker:
+        def store(index: int) -> None:
+            nonlocal written
+            obj = objects[index]
+            try:
+                with fs.open(location.path_of(obj.key), "rb") as source:
+                    put = repo.put(source, tracker.advance)
+            except FileNotFoundError:
+                return  # deleted between listing and reading: it is not part of this snapshot
+            except (OSError, IntegrityError) as exc:
+                raise StorageError(f"cannot read {obj.key} from {location.describe()}: {redact(str(exc))}") from None
+            entries[index] = Entry(location=location.name, key=obj.key, size=put.size, sha256=put.sha256,
+                                   mtime=obj.mtime, etag=obj.etag)
+            with lock:
+                written += put.written
+
+        _run_parallel(store, to_read, workers)
+    final = [e for e in entries if e is not None]
+    info = LocationInfo(name=location.name, driver=location.driver, root=location.root, bucket=location.bucket,
+                        objects=len(final), bytes=sum(e.size for e in final))
+    entries_path, info_path = _write_part(staging_dir, f"storage-{location.name}", final, info)
+    log.info("%s: %d objects (%s), %d read, %s new in the repository", location.describe(), len(final),
+             progress.human_bytes(info.bytes), len(to_read), progress.human_bytes(written))
+    return PartResult(entries_path, files=len(final), bytes=info.bytes, bytes_written=written,
+                      objects_read=len(to_read), info_path=info_path)
+
+
+def _run_parallel(function: Any, items: list[Any], workers: int) -> None:
+    """Apply ``function`` to items on a bounded pool; the first failure stops the rest and is raised."""
+    if not items:
+        return
+    if workers <= 1 or len(items) == 1:
+        for item in items:
+            function(item)
+        return
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="copy") as pool:
+        futures = [pool.submit(function, item) for item in items]
+        try:
+            for future in futures:
+                future.result()
+        except BaseException:
+            for future in futures:
+                future.cancel()
+            raise
+
+
+def _walk_files(root: Path) -> Iterator[Path]:
+    for directory, subdirs, files in os.walk(root):
+        subdirs.sort()
+        for name in sorted(files):
+            path = Path(directory) / name
+            if path.is_file() and not path.is_symlink():
+                yield path
+
+
+def backup_project_files(project: Project, repo: Repository, staging_dir: Path) -> PartResult:
+    """The config file, package.json/package-lock.json, and the extensions and migrations folders."""
+    entries: list[Entry] = []
+    written = 0
+    warnings: list[str] = []
+
+    def add(location: str, key: str, path: Path) -> None:
+        nonlocal written
+        put = repo.put_file(path)
+        written += put.written
+        entries.append(Entry(location=location, key=key, size=put.size, sha256=put.sha256))
+
+    add(CONFIG, project.config_path.name, project.config_path)
+    for path in project.package_files():
+        add(PROJECT_FILES, path.name, path)
+    for location, folder in ((EXTENSIONS, project.extensions_path), (MIGRATIONS, project.migrations_path)):
+        if location == MIGRATIONS and folder.is_relative_to(project.extensions_path):
+            continue  # Directus 9: migrations live inside the extensions folder, already stored
+        if folder.is_dir():
+            for path in _walk_files(folder):
+                add(location, path.relative_to(folder).as_posix(), path)
+    for key in project.config.values:
+        if key.endswith("_FILE") and key in project.config.file_keys:
+            warnings.append(f"{key} points at a file outside the snapshot; keep a copy of it yourself")
+    entries_path, _ = _write_part(staging_dir, "project-files", entries)
+    return PartResult(entries_path, files=len(entries), bytes=sum(e.size for e in entries),
+                      bytes_written=written, warnings=warnings)
+
+
+def assemble_manifest(project: Project, snapshot_id: str, started: datetime, database_part: PartResult,
+                      location_parts: list[PartResult], files_part: PartResult) -> Manifest:
+    """Gather every step's entries into the manifest (not yet saved)."""
+    assert database_part.info_path
+    database_info = DatabaseInfo.model_validate_json(Path(database_part.info_path).read_text())
+    with db.connect(project.database) as conn:
+        migrations = db.applied_migrations(conn)
+    parts = [database_part, *location_parts, files_part]
+    stats = Stats(
+        files=sum(p.files for p in parts),
+        bytes=sum(p.bytes for p in parts),
+        bytes_written=sum(p.bytes_written for p in parts),
+        storage_bytes_written=sum(p.bytes_written for p in location_parts),
+        storage_objects_read=sum(p.objects_read for p in location_parts),
+        seconds=round((datetime.now(timezone.utc) - started).total_seconds(), 3),
+    )
+    return Manifest(
+        id=snapshot_id,
+        time=started,
+        project=ProjectInfo(name=project.name, dir=str(project.root), host=socket.gethostname(),
+                            config_file=project.config_path.name, directus_version=project.directus_version,
+                            migrations=migrations),
+        database=database_info,
+        storage=[LocationInfo.model_validate_json(Path(p.info_path).read_text()) for p in location_parts if p.info_path],
+        artifacts=[*read_entries(database_part.entries_path), *read_entries(files_part.entries_path)],
+        objects=[e for p in location_parts for e in read_entries(p.entries_path)],
+        stats=stats,
+    )
+
+
+@dataclass
+class SnapshotSummary:
+    """The few figures of a saved snapshot that flows report (not the manifest itself)."""
+
+    id: str
+    time: str
+    project: str
+    directus_version: str | None
+    database: str
+    tables: int
+    rows: int
+    files: int
+    bytes: int
+    bytes_written: int
+    storage_bytes_written: int
+    storage_objects_read: int
+    locations: dict[str, int]
+
+    @classmethod
+    def of(cls, manifest: Manifest) -> SnapshotSummary:
+        return cls(id=manifest.id, time=manifest.time.isoformat(), project=manifest.project.name,
+                   directus_version=manifest.project.directus_version,
+                   database=f"{manifest.database.engine} {manifest.database.server_version}",
+                   tables=len(manifest.database.row_counts), rows=sum(manifest.database.row_counts.values()),
+                   files=manifest.stats.files, bytes=manifest.stats.bytes, bytes_written=manifest.stats.bytes_written,
+                   storage_bytes_written=manifest.stats.storage_bytes_written,
+                   storage_objects_read=manifest.stats.storage_objects_read,
+                   locations={l.name: l.objects for l in manifest.storage})
+
+
+def check_complete(repo: Repository, manifest: Manifest) -> None:
+    """Every object the manifest names is in the repository (checked before the manifest is written)."""
+    missing = repo.missing_objects(manifest.all_entries())
+    if missing:
+        first = missing[0]
+        raise IntegrityError(f"{len(missing)} objects of snapshot {manifest.id} are not in the repository "
+                             f"(first: {first.location}/{first.key}); the snapshot was not saved")
+
+
+def start_snapshot_id() -> tuple[str, datetime]:
+    now = datetime.now(timezone.utc)
+    return new_snapshot_id(now), now
+
+
+def make_staging_dir() -> Path:
+    return Path(tempfile.mkdtemp(prefix="directus-ops-"))
+
+
+# -- restore -----------------------------------------------------------------------------------------------------
+@dataclass
+class RestoreTarget:
+    """Where a snapshot goes: the project directory, the config Directus will read there, the database and
+    the storage locations (matched to the snapshot's by name)."""
+
+    project_dir: Path
+    config_path: Path  # the target's config (written from the snapshot if ``write_config``)
+    write_config: bool
+    database: DatabaseSettings
+    locations: dict[str, StorageLocation]
+    database_url_override: bool
+    storage_overridden: tuple[str, ...] = ()
+    snapshot_config_staged: Path | None = None
+
+
+def plan_restore(repo: Repository, manifest: Manifest, project_dir: str | Path, config: str | Path | None = None,
+                 database_url: str | None = None, replace: bool = False,
+                 storage_overrides: dict[str, str] | None = None, staging_dir: Path | None = None) -> RestoreTarget:
+    """Check everything a restore needs before anything is changed; return where each part goes."""
+    target_dir = Path(project_dir).expanduser().resolve()
+    if target_dir.exists() and not target_dir.is_dir():
+        raise ConfigError(f"{target_dir} is a file; --project-dir must be a directory")
+    missing = repo.missing_objects(manifest.all_entries())
+    if missing:
+        raise IntegrityError(f"snapshot {manifest.id} is damaged: {len(missing)} of its objects are missing "
+                             f"(first: {missing[0].location}/{missing[0].key}); restore another snapshot")
+    staged = None
+    if config:
+        config_path = Path(config).expanduser()
+        config_path = config_path if config_path.is_absolute() else (Path.cwd() / config_path)
+        write_config = False
+        if not config_path.is_file():
+            raise ConfigError(f"--config {config_path} does not exist; pass an existing Directus config file")
+    elif (target_dir / manifest.project.config_file).is_file():
+        config_path, write_config = target_dir / manifest.project.config_file, False
+    else:
+        # A new project directory: the snapshot's own config will be written there.
+        config_path, write_config = target_dir / manifest.project.config_file, True
+        staging_dir = staging_dir or make_staging_dir()
+        staged = staging_dir / manifest.project.config_file
+        entry = manifest.artifact(CONFIG)[0]
+        with open(staged, "wb") as handle:
+            repo.copy_object_to(entry.sha256, entry.size, handle, what="config")
+    environ: dict[str, str] = {}  # the target is described by its config alone, not by this process's environment
+    read_from = staged or config_path
+    if (database_url or storage_overrides) and read_from.suffix.lower() in (".js", ".mjs", ".cjs", ".json", ".yaml", ".yml"):
+        raise ConfigError(f"--database-url and --storage can only be written into a dotenv config, not {read_from.name}; "
+                          "put the new settings into your config and pass it with --config")
+    target_project = _project_from(target_dir, read_from, environ, database_url)
+    database = target_project.database
+    if database.engine != manifest.database.engine:
+        raise ConfigError(f"snapshot {manifest.id} holds a {manifest.database.engine} database but the target is "
+                          f"{database.describe()}; restore into a {manifest.database.engine} database (use `move` to change engines)")
+    locations: dict[str, StorageLocation] = {}
+    overrides = storage_overrides or {}
+    for info in manifest.storage:
+        if info.name in overrides:
+            like = next((l for l in target_project.storage if l.name == info.name), None)
+            locations[info.name] = StorageLocation.from_url(info.name, overrides[info.name], like)
+            continue
+        try:
+            locations[info.name] = target_project.location(info.name)
+        except ConfigError:
+            raise ConfigError(f"snapshot {manifest.id} has storage location '{info.name}' but {read_from} has none by "
+                              f"that name; add it to STORAGE_LOCATIONS there or pass --storage {info.name}=PATH_OR_S3_URL") from None
+    db.check_restorable(database, replace)
+    for location in locations.values():
+        location.check_writable()
+    if manifest.database.dump_format == "pg_dump-custom":
+        db.pg_tool("pg_restore")
+    elif manifest.database.dump_format == "mysql-sql":
+        db.mysql_tool("client")
+    return RestoreTarget(project_dir=target_dir, config_path=config_path, write_config=write_config,
+                         database=database, locations=locations, database_url_override=bool(database_url),
+                         storage_overridden=tuple(overrides), snapshot_config_staged=staged)
+
+
+def _project_from(target_dir: Path, config_path: Path, environ: dict[str, str], database_url: str | None = None) -> Project:
+    """Load the target as a project even if its directory does not exist yet (nothing is created)."""
+    probe_dir = target_dir if target_dir.is_dir() else Path(tempfile.mkdtemp(prefix="directus-ops-target-"))
+    try:
+        project = load_project(probe_dir, config_path, environ)
+    finally:
+        if probe_dir != target_dir:
+            os.rmdir(probe_dir)
+    if probe_dir != target_dir:
+        # Relative paths in the config resolve against the project directory, which will be target_dir.
+        project = _rebase(project, probe_dir.resolve(), target_dir)
+    if database_url:
+        from dataclasses import replace as dc_replace
+
+        project = dc_replace(project, database=DatabaseSettings.from_url(database_url))
+    return project
+
+
+def _rebase(project: Project, old: Path, new: Path) -> Project:
+    from dataclasses import replace as dc_replace
+
+    def move(path: Path) -> Path:
+        return new / path.relative_to(old) if path.is_relative_to(old) else path
+
+    database = project.database
+    if database.filename:
+        database = dc_replace(database, filename=move(database.filename))
+    storage = tuple(dc_replace(l, root=str(move(Path(l.root)))) if l.driver == "local" else l for l in project.storage)
+    return dc_replace(project, root=new, database=database, storage=storage,
+                      extensions_path=move(project.extensions_path), migrations_path=move(project.migrations_path))
+
+
+def fetch_verified(repo: Repository, entry: Entry, destination: Path) -> Path:
+    """Copy one object to a local file, checking size and sha256 on the way."""
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    with progress.track(f"fetch {entry.key}", entry.size) as tracker, open(destination, "wb") as out:
+        repo.copy_object_to(entry.sha256, entry.size, out, tracker.advance, what=f"{entry.location}/{entry.key}")
+    return destination
+
+
+def restore_database(repo: Repository, manifest: Manifest, target: RestoreTarget, replace: bool,
+                     staging_dir: Path) -> dict[str, int]:
+    """Verify the dump, empty the target if replacing, load the dump; return the restored row counts."""
+    dump_file = fetch_verified(repo, manifest.database_dump, staging_dir / manifest.database_dump.key)
+    if db.check_restorable(target.database, replace):  # non-empty: only reached with replace
+        log.info("replacing the contents of %s", target.database.describe())
+        db.clear_database(target.database)
+    db.ensure_database(target.database, manifest.database.charset, manifest.database.collation)
+    log.info("restoring %s into %s", manifest.database_dump.key, target.database.describe())
+    db.restore(target.database, dump_file, manifest.database.dump_format)
+    dump_file.unlink(missing_ok=True)
+    with db.connect(target.database) as conn:
+        counts = db.count_rows(conn)
+    differing = {t: (n, counts.get(t)) for t, n in manifest.database.row_counts.items() if counts.get(t) != n}
+    if differing:
+        table, (want, got) = next(iter(differing.items()))
+        raise IntegrityError(f"restored database differs from the snapshot: table {table} has {got} rows, the snapshot "
+                             f"recorded {want} ({len(differing)} tables differ)")
+    return counts
+
+
+def restore_location(repo: Repository, manifest: Manifest, name: str, location: StorageLocation,
+                     workers: int = DEFAULT_WORKERS) -> dict[str, int]:
+    """Write every object of one snapshot location into the target location, verifying each on the way."""
+    entries = [e for e in manifest.objects if e.location == name]
+    fs = location.filesystem()
+    existing = {o.key: o for o in location.list_objects(fs)}
+    counts = {"objects": len(entries), "written": 0, "skipped": 0, "bytes_written": 0}
+    lock = threading.Lock()
+    total = sum(e.size for e in entries)
+    with progress.track(f"restore {location.describe()}", total) as tracker:
+        def write(entry: Entry) -> None:
+            current = existing.get(entry.key)
+            if current and current.size == entry.size and location.driver == "local" and \
+                    _local_sha256(location.path_of(entry.key)) == entry.sha256:
+                tracker.advance(entry.size)
+                with lock:
+                    counts["skipped"] += 1
+                return
+            path = location.path_of(entry.key)
+            try:
+                with fs.open(path, "wb") as out:
+                    repo.copy_object_to(entry.sha256, entry.size, out, tracker.advance, what=f"{name}/{entry.key}")
+            except BaseException:
+                fs.rm(path)  # never leave a file whose bytes were not verified
+                raise
+            with lock:
+                counts["written"] += 1
+                counts["bytes_written"] += entry.size
+
+        _run_parallel(write, entries, workers)
+    return counts
+
+
+def _local_sha256(path: str) -> str:
+    hasher = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(CHUNK_SIZE):
+            hasher.update(chunk)
+    return hasher.hexdigest()
+
+
+def restore_project_files(repo: Repository, manifest: Manifest, target: RestoreTarget,
+                          extensions_path: Path, migrations_path: Path) -> dict[str, int]:
+    """Config (into a new project dir), package files (if absent), extensions and migrations folders."""
+    counts = {"config": 0, "package_files": 0, "extensions": 0, "migrations": 0}
+    target.project_dir.mkdir(parents=True, exist_ok=True)
+    if target.write_config:
+        fetch_verified(repo, manifest.artifact(CONFIG)[0], target.config_path)
+        os.chmod(target.config_path, 0o600)  # it holds the project's secrets
+        counts["config"] = 1
+    for entry in manifest.artifact(PROJECT_FILES):
+        destination = target.project_dir / entry.key
+        if not destination.exists():
+            fetch_verified(repo, entry, destination)
+            counts["package_files"] += 1
+    for location, folder in ((EXTENSIONS, extensions_path), (MIGRATIONS, migrations_path)):
+        for entry in manifest.artifact(location):
+            destination = folder / entry.key
+            if not destination.resolve().is_relative_to(folder.resolve()):
+                raise IntegrityError(f"snapshot entry {location}/{entry.key} points outside {folder}; refusing it")
+            fetch_verified(repo, entry, destination)
+            counts[location.lstrip("@")] += 1
+    if target.database_url_override or target.storage_overridden:
+        values: dict[str, Any] = {}
+        remove: set[str] = set()
+        if target.database_url_override:
+            values.update(target.database.config_values())
+            remove |= db.DB_CONFIG_KEYS - set(values)
+        for name in target.storage_overridden:
+            values.update(target.locations[name].config_values())
+        text = update_dotenv(target.config_path, values, remove=frozenset(remove))
+        tmp = target.config_path.with_name(target.config_path.name + ".directus-ops.tmp")
+        tmp.write_text(text)
+        os.chmod(tmp, 0o600)
+        os.replace(tmp, target.config_path)
+    return counts
+
+
+def target_project(target: RestoreTarget) -> Project:
+    """The target as a Project (its folders, as its config names them), before or after its config is written."""
+    return _project_from(target.project_dir, target.snapshot_config_staged or target.config_path, {})
+
+
+def elapsed_since(start: float) -> float:
+    return round(time.monotonic() - start, 3)

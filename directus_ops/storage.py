@@ -1,0 +1,184 @@
+"""A project's storage locations (``STORAGE_LOCATIONS``), reached through fsspec: ``local`` and ``s3``.
+
+An object's *key* is its path relative to the location's root (for Directus files, ``filename_disk``), so a
+location restored under another root or bucket keeps the same keys.
+"""
+
+from __future__ import annotations
+
+import posixpath
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+import fsspec
+
+from .config import DirectusConfig
+from .errors import ConfigError, StorageError
+from .redact import redact, register_secret
+
+SUPPORTED_DRIVERS = ("local", "s3")
+
+
+@dataclass(frozen=True)
+class StoredObject:
+    key: str
+    size: int
+    mtime: float | None = None  # local files
+    etag: str | None = None  # S3 objects
+
+    @property
+    def fingerprint(self) -> str:
+        """What says "unchanged since last time" without reading the bytes."""
+        return self.etag if self.etag else f"{self.mtime!r}"
+
+
+@dataclass(frozen=True)
+class StorageLocation:
+    """One entry of ``STORAGE_LOCATIONS``."""
+
+    name: str
+    driver: str
+    root: str  # local: absolute directory; s3: prefix inside the bucket ("" for the bucket's top)
+    bucket: str | None = None
+    region: str | None = None
+    endpoint: str | None = None
+    key_id: str | None = field(default=None, repr=False)
+    secret: str | None = field(default=None, repr=False)
+    force_path_style: bool = False
+
+    @classmethod
+    def from_config(cls, name: str, config: DirectusConfig, project_root: Path) -> StorageLocation:
+        prefix = f"STORAGE_{name.upper()}_"
+        where = config.path or "the config"
+        driver = config.text(prefix + "DRIVER")
+        if not driver:
+            raise ConfigError(f"{prefix}DRIVER is not set in {where} for storage location '{name}'; set it to local or s3")
+        driver = driver.lower()
+        if driver not in SUPPORTED_DRIVERS:
+            raise ConfigError(
+                f"{prefix}DRIVER={driver} in {where} is not supported by directus-ops; supported drivers: {', '.join(SUPPORTED_DRIVERS)}"
+            )
+        root = config.text(prefix + "ROOT") or ""
+        if driver == "local":
+            path = Path(root or ".").expanduser()
+            return cls(name=name, driver="local", root=str(path if path.is_absolute() else (project_root / path).resolve()))
+        bucket = config.text(prefix + "BUCKET")
+        if not bucket:
+            raise ConfigError(f"{prefix}BUCKET is not set in {where}; the s3 location '{name}' needs a bucket")
+        secret = config.text(prefix + "SECRET")
+        register_secret(secret)
+        return cls(
+            name=name,
+            driver="s3",
+            root=root.strip("/"),
+            bucket=bucket,
+            region=config.text(prefix + "REGION"),
+            endpoint=config.text(prefix + "ENDPOINT"),
+            key_id=config.text(prefix + "KEY"),
+            secret=secret,
+            force_path_style=config.flag(prefix + "FORCE_PATH_STYLE"),
+        )
+
+    @classmethod
+    def from_url(cls, name: str, url: str, like: StorageLocation | None = None) -> StorageLocation:
+        """``/path`` or ``file:///path`` (local) or ``s3://bucket/root`` (credentials and endpoint as ``like``)."""
+        if url.startswith("s3://"):
+            bucket, _, root = url[5:].partition("/")
+            base = like if like and like.driver == "s3" else None
+            return cls(name=name, driver="s3", root=root.strip("/"), bucket=bucket,
+                       region=base.region if base else None, endpoint=base.endpoint if base else None,
+                       key_id=base.key_id if base else None, secret=base.secret if base else None,
+                       force_path_style=base.force_path_style if base else True)
+        path = url[7:] if url.startswith("file://") else url
+        if "://" in path:
+            raise ConfigError(f"storage URL {url!r} is not supported; use a local path or s3://bucket/prefix")
+        return cls(name=name, driver="local", root=str(Path(path).expanduser().resolve()))
+
+    def describe(self) -> str:
+        if self.driver == "local":
+            return f"storage location '{self.name}' (local {self.root})"
+        return f"storage location '{self.name}' (s3://{self.bucket}/{self.root})".replace("//)", "/)").rstrip("/")
+
+    def config_values(self) -> dict[str, Any]:
+        prefix = f"STORAGE_{self.name.upper()}_"
+        values: dict[str, Any] = {prefix + "DRIVER": self.driver, prefix + "ROOT": self.root}
+        if self.driver == "s3":
+            values.update({prefix + "BUCKET": self.bucket})
+            for suffix, value in (("REGION", self.region), ("ENDPOINT", self.endpoint), ("KEY", self.key_id),
+                                  ("SECRET", self.secret)):
+                if value:
+                    values[prefix + suffix] = value
+            if self.force_path_style:
+                values[prefix + "FORCE_PATH_STYLE"] = True
+        return values
+
+    # -- access (fsspec) ------------------------------------------------------------------------------------------
+    def filesystem(self) -> fsspec.AbstractFileSystem:
+        if self.driver == "local":
+            return fsspec.filesystem("file", auto_mkdir=True)
+        return s3_filesystem(endpoint=self.endpoint, region=self.region, key_id=self.key_id, secret=self.secret,
+                             path_style=self.force_path_style)
+
+    @property
+    def base(self) -> str:
+        if self.driver == "local":
+            return self.root
+        return posixpath.join(self.bucket or "", self.root) if self.root else (self.bucket or "")
+
+    def path_of(self, key: str) -> str:
+        return posixpath.join(self.base, key)
+
+    def list_objects(self, fs: fsspec.AbstractFileSystem | None = None) -> Iterator[StoredObject]:
+        """Every object under the root, with what tells a change (mtime or ETag); none if the root is missing."""
+        fs = fs or self.filesystem()
+        base = self.base.rstrip("/")
+        try:
+            if not fs.exists(base):
+                return
+            found = fs.find(base, detail=True)
+        except Exception as exc:
+            raise StorageError(f"cannot list {self.describe()}: {redact(str(exc)) or type(exc).__name__}; check its settings and credentials") from None
+        strip = len(base) + 1
+        for path, info in sorted(found.items()):
+            if info.get("type") == "directory":
+                continue
+            key = path[strip:] if path.startswith(base + "/") else path
+            etag = info.get("ETag") or info.get("etag")
+            yield StoredObject(key=key, size=int(info.get("size") or 0),
+                               mtime=None if etag else info.get("mtime"),
+                               etag=etag.strip('"') if etag else None)
+
+    def open(self, key: str, mode: str = "rb", fs: fsspec.AbstractFileSystem | None = None) -> IO[bytes]:
+        fs = fs or self.filesystem()
+        return fs.open(self.path_of(key), mode)
+
+    def check_writable(self) -> None:
+        """Write, read back and remove a probe object; raise StorageError naming the location if that fails."""
+        fs = self.filesystem()
+        probe = self.path_of(".directus-ops-probe")
+        try:
+            if self.driver == "local":
+                Path(self.root).mkdir(parents=True, exist_ok=True)
+            with fs.open(probe, "wb") as handle:
+                handle.write(b"probe")
+            fs.rm(probe)
+        except Exception as exc:
+            raise StorageError(f"cannot write to {self.describe()}: {redact(str(exc)) or type(exc).__name__}; check the path, bucket and credentials") from None
+
+
+def s3_filesystem(*, endpoint: str | None, region: str | None, key_id: str | None, secret: str | None,
+                  path_style: bool = True, profile: str | None = None) -> fsspec.AbstractFileSystem:
+    """The one way to build an S3 filesystem (s3fs); unset credentials fall back to the AWS environment."""
+    import s3fs
+
+    client_kwargs: dict[str, Any] = {}
+    if region:
+        client_kwargs["region_name"] = region
+    config_kwargs: dict[str, Any] = {"retries": {"max_attempts": 5, "mode": "standard"}}
+    if path_style:
+        config_kwargs["s3"] = {"addressing_style": "path"}
+    return s3fs.S3FileSystem(key=key_id or None, secret=secret or None, endpoint_url=endpoint or None,
+                             profile=profile, client_kwargs=client_kwargs, config_kwargs=config_kwargs,
+                             use_listings_cache=False, skip_instance_cache=True)

@@ -1,0 +1,85 @@
+"""backup: database dump + every storage location + config + extensions -> one snapshot in the repository."""
+
+from __future__ import annotations
+
+import shutil
+import time
+
+from prefect import flow, get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+
+from directus_ops import database as db
+from directus_ops import snapshot
+from directus_ops.project import Project, load_project
+from directus_ops.repository import Repository, RepositoryLocation
+from tasks.database import dump_database_task
+from tasks.project import backup_project_files_task
+from tasks.repository import parent_snapshot_task, repository_location, write_manifest_task
+from tasks.storage import backup_location_task
+
+from .report import artifact_key, human_bytes, publish
+
+
+def check_backup(project_dir: str, repo: RepositoryLocation, config_path: str | None = None) -> Project:
+    """Everything a backup needs, checked before anything is written: the project, its database, the dump
+    tool, and a writable repository. Raises the first problem as a one-line OpsError."""
+    project = load_project(project_dir, config_path)
+    db.server_version(project.database)
+    if project.database.engine == "postgresql":
+        db.pg_tool("pg_dump")
+    elif project.database.engine == "mysql":
+        db.mysql_tool("dump", db.server_version(project.database))
+    Repository.open(repo, create=True)
+    return project
+
+
+@task(name="check-backup", cache_policy=NO_CACHE)
+def check_backup_task(project_dir: str, repo: RepositoryLocation, config_path: str | None) -> Project:
+    return check_backup(project_dir, repo, config_path)
+
+
+@flow(name="backup", description="Back up a Directus project (database, storage, config, extensions) into a snapshot repository.")
+def backup(
+    project_dir: str,
+    repo: str,
+    config_path: str | None = None,
+    repo_endpoint: str | None = None,
+    repo_region: str | None = None,
+    repo_secret_block: str | None = None,
+    workers: int = snapshot.DEFAULT_WORKERS,
+) -> str:
+    """Returns the new snapshot's id."""
+    logger = get_run_logger()
+    started_clock = time.monotonic()
+    location = repository_location(repo, repo_endpoint, repo_region, repo_secret_block)
+    project = check_backup_task(project_dir, location, config_path)
+    snapshot_id, started = snapshot.start_snapshot_id()
+    logger.info("snapshot %s of project %s into %s", snapshot_id, project.name, repo)
+    parent = parent_snapshot_task(location, project)
+    staging = snapshot.make_staging_dir()
+    try:
+        database_part = dump_database_task(project, location, str(staging))
+        location_parts = [backup_location_task(l, location, str(staging), parent, workers) for l in project.storage]
+        files_part = backup_project_files_task(project, location, str(staging))
+        summary = write_manifest_task(project, location, snapshot_id, started, database_part, location_parts, files_part)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    logger.info("snapshot %s saved: %d files, %s, %s new", summary.id, summary.files, human_bytes(summary.bytes),
+                human_bytes(summary.bytes_written))
+    publish(
+        artifact_key("backup", project.name),
+        f"Backup of {project.name}: snapshot {summary.id}",
+        [
+            ("Snapshot", f"`{summary.id}`"),
+            ("Repository", repo),
+            ("Directus", summary.directus_version or "not installed"),
+            ("Database", f"{summary.database}: {summary.tables} tables, {summary.rows} rows"),
+            ("Storage objects", ", ".join(f"{k}: {v}" for k, v in summary.locations.items()) or "none"),
+            ("Total", f"{summary.files} files, {human_bytes(summary.bytes)}"),
+            ("Written to the repository", human_bytes(summary.bytes_written)),
+            ("Storage objects read (new or changed)", summary.storage_objects_read),
+            ("Parent snapshot", f"`{parent}`" if parent else "none (first snapshot)"),
+            ("Duration", f"{time.monotonic() - started_clock:.1f} s"),
+        ],
+    )
+    return summary.id

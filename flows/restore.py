@@ -1,0 +1,98 @@
+"""restore: a snapshot into the same project or a new target (database, storage, project directory)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from typing import Any
+
+from prefect import flow, get_run_logger
+
+from directus_ops import snapshot
+from tasks.database import restore_database_task
+from tasks.project import plan_restore_task, restore_project_files_task
+from tasks.repository import repository_location, resolve_snapshot_task
+from tasks.storage import restore_location_task
+
+from .report import artifact_key, human_bytes, publish
+
+# A password for --database-url travels in this variable, never as a flow parameter (those are stored).
+DATABASE_PASSWORD_ENV = "DIRECTUS_OPS_DATABASE_PASSWORD"
+
+
+def with_password(database_url: str | None) -> str | None:
+    """Put the password from DIRECTUS_OPS_DATABASE_PASSWORD into a URL that has none."""
+    password = os.environ.get(DATABASE_PASSWORD_ENV)
+    if not database_url or not password:
+        return database_url
+    import sqlalchemy as sa
+
+    url = sa.make_url(database_url)
+    if url.password:
+        return database_url
+    return url.set(password=password).render_as_string(hide_password=False)
+
+
+@flow(name="restore", description="Restore a snapshot into the same Directus project or a new target, verifying every checksum.")
+def restore(
+    repo: str,
+    project_dir: str,
+    snapshot_id: str = "latest",
+    config_path: str | None = None,
+    database_url: str | None = None,
+    replace: bool = False,
+    storage: dict[str, str] | None = None,
+    repo_endpoint: str | None = None,
+    repo_region: str | None = None,
+    repo_secret_block: str | None = None,
+    workers: int = snapshot.DEFAULT_WORKERS,
+) -> dict[str, Any]:
+    logger = get_run_logger()
+    started = time.monotonic()
+    location = repository_location(repo, repo_endpoint, repo_region, repo_secret_block)
+    resolved = resolve_snapshot_task(location, snapshot_id)
+    staging = snapshot.make_staging_dir()
+    try:
+        target = plan_restore_task(location, resolved, project_dir, config_path, with_password(database_url), replace,
+                                   storage, str(staging))
+        logger.info("restoring snapshot %s into %s (%s)", resolved, target.project_dir, target.database.describe())
+        row_counts = restore_database_task(location, resolved, target, replace, str(staging))
+        storage_counts = {name: restore_location_task(location, resolved, name, loc, workers)
+                          for name, loc in target.locations.items()}
+        # The project's folders as the target config names them (relative to the target directory).
+        project = snapshot.target_project(target)
+        file_counts = restore_project_files_task(location, resolved, target, str(project.extensions_path),
+                                                 str(project.migrations_path))
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    result = {
+        "snapshot": resolved,
+        "project_dir": str(target.project_dir),
+        "database": target.database.describe(),
+        "tables": len(row_counts),
+        "rows": sum(row_counts.values()),
+        "storage": storage_counts,
+        "files": file_counts,
+        "seconds": round(time.monotonic() - started, 1),
+    }
+    written = sum(c["bytes_written"] for c in storage_counts.values())
+    publish(
+        artifact_key("restore", target.project_dir.name),
+        f"Restore of snapshot {resolved} into {target.project_dir.name}",
+        [
+            ("Snapshot", f"`{resolved}`"),
+            ("Project directory", str(target.project_dir)),
+            ("Database", f"{target.database.describe()}: {result['tables']} tables, {result['rows']} rows (row counts match the snapshot)"),
+            *[(f"Storage '{n}'", f"{c['objects']} objects: {c['written']} written, {c['skipped']} already identical")
+              for n, c in storage_counts.items()],
+            ("Bytes written to storage", human_bytes(written)),
+            ("Config written", "yes" if file_counts["config"] else "kept the existing one"),
+            ("Extensions / migrations files", f"{file_counts['extensions']} / {file_counts['migrations']}"),
+            ("Duration", f"{result['seconds']} s"),
+        ],
+        notes=["Restart Directus on the restored project: it caches the schema."],
+    )
+    logger.info("restored snapshot %s: %d tables, %d rows, storage %s", resolved, result["tables"], result["rows"],
+                {n: c["objects"] for n, c in storage_counts.items()})
+    return result

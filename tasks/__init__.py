@@ -1,0 +1,16 @@
+"""Prefect tasks: thin wrappers over the plain functions in ``directus_ops``, one module per thing touched.
+
+Retries are only for transient I/O (``is_transient``); a user error (bad config, missing tool, non-empty
+target, damaged snapshot) fails at once with its message.
+"""
+
+import os as _os
+
+# Our library's loggers join Prefect's handlers (run logs in the UI, console), set before Prefect loads.
+_os.environ.setdefault("PREFECT_LOGGING_EXTRA_LOGGERS", "directus_ops")
+
+import prefect  # noqa: E402,F401  (logging is configured on import)
+
+from directus_ops.redact import install_log_filter  # noqa: E402
+
+install_log_filter()  # secrets never reach the console or the API's run logs

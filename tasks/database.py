@@ -1,0 +1,29 @@
+"""Tasks on the project's database: dump into the repository, restore from it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+from directus_ops import snapshot
+from directus_ops.project import Project
+from directus_ops.repository import Repository, RepositoryLocation
+
+from .repository import opened_snapshot as _opened
+
+from .retry import RETRY_DELAYS, is_transient
+
+
+@task(name="dump-database", cache_policy=NO_CACHE, retries=len(RETRY_DELAYS), retry_delay_seconds=RETRY_DELAYS,
+      retry_condition_fn=is_transient)
+def dump_database_task(project: Project, repo: RepositoryLocation, staging_dir: str) -> snapshot.PartResult:
+    return snapshot.backup_database(project, Repository.open(repo, create=True), Path(staging_dir))
+
+
+@task(name="restore-database", cache_policy=NO_CACHE)
+def restore_database_task(repo: RepositoryLocation, snapshot_id: str, target: snapshot.RestoreTarget,
+                          replace: bool, staging_dir: str) -> dict[str, int]:
+    # Not retried: a half-applied restore is cleaned by the next run's --replace, not by blind repetition.
+    return snapshot.restore_database(*_opened(repo, snapshot_id), target, replace, Path(staging_dir))

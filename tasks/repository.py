@@ -1,0 +1,79 @@
+"""Tasks on the snapshot repository: resolve where it is (with credentials from a Secret block), find
+snapshots, and write a manifest last."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+from directus_ops import snapshot
+from directus_ops.errors import ConfigError
+from directus_ops.manifest import Manifest
+from directus_ops.project import Project
+from directus_ops.repository import Repository, RepositoryLocation
+
+from .retry import RETRY_DELAYS, is_transient
+
+
+def repository_location(url: str, endpoint: str | None = None, region: str | None = None,
+                        secret_block: str | None = None) -> RepositoryLocation:
+    """Where the repository is; S3 credentials from the named Prefect Secret block (a JSON object with
+    ``aws_access_key_id``, ``aws_secret_access_key`` and optionally ``endpoint_url``, ``region_name``), else
+    from the environment."""
+    location = RepositoryLocation(url=url, endpoint=endpoint, region=region)
+    if not secret_block:
+        return location
+    from prefect.blocks.system import Secret
+
+    try:
+        value = Secret.load(secret_block).get()
+    except ValueError:
+        raise ConfigError(f"no Prefect Secret block named {secret_block!r}; create it or fix --repo-secret-block") from None
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            raise ConfigError(f"Secret block {secret_block!r} must hold a JSON object of S3 credentials") from None
+    return location.with_credentials(value)
+
+
+@task(name="open-repository", cache_policy=NO_CACHE, retries=len(RETRY_DELAYS), retry_delay_seconds=RETRY_DELAYS,
+      retry_condition_fn=is_transient)
+def open_repository_task(repo: RepositoryLocation, create: bool = False) -> str:
+    return Repository.open(repo, create=create).describe()
+
+
+@task(name="find-parent-snapshot", cache_policy=NO_CACHE)
+def parent_snapshot_task(repo: RepositoryLocation, project: Project) -> str | None:
+    """The project's latest snapshot, whose fingerprints spare re-reading unchanged files."""
+    repository = Repository.open(repo, create=True)
+    candidates = [m for m in repository.manifests() if m.project.name == project.name and m.project.dir == str(project.root)]
+    return candidates[-1].id if candidates else None
+
+
+@task(name="write-manifest", cache_policy=NO_CACHE, retries=len(RETRY_DELAYS), retry_delay_seconds=RETRY_DELAYS,
+      retry_condition_fn=is_transient)
+def write_manifest_task(project: Project, repo: RepositoryLocation, snapshot_id: str, started: datetime,
+                        database_part: snapshot.PartResult, location_parts: list[snapshot.PartResult],
+                        files_part: snapshot.PartResult) -> snapshot.SnapshotSummary:
+    manifest = snapshot.assemble_manifest(project, snapshot_id, started, database_part, location_parts, files_part)
+    repository = Repository.open(repo, create=True)
+    snapshot.check_complete(repository, manifest)
+    repository.save_manifest(manifest)  # last: from here on the snapshot exists
+    return snapshot.SnapshotSummary.of(manifest)
+
+
+@task(name="resolve-snapshot", cache_policy=NO_CACHE, retries=len(RETRY_DELAYS), retry_delay_seconds=RETRY_DELAYS,
+      retry_condition_fn=is_transient)
+def resolve_snapshot_task(repo: RepositoryLocation, snapshot_id: str) -> str:
+    """The id of ``snapshot_id`` (an id, a unique prefix, or ``latest``)."""
+    return Repository.open(repo).resolve(snapshot_id).id
+
+
+def opened_snapshot(repo: RepositoryLocation, snapshot_id: str) -> tuple[Repository, Manifest]:
+    """Open the repository and load one manifest: what every restore task starts from."""
+    repository = Repository.open(repo)
+    return repository, repository.load_manifest(snapshot_id)
