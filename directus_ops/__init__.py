@@ -6,3 +6,7 @@ Prefect tasks and ``flows/`` composes those into procedures.
 """
 
 __version__ = "0.1.0"
+
+from . import redact as _redact
+
+_redact.install()  # no secret reaches any log record, from any logger

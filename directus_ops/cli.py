@@ -19,7 +19,7 @@ import typer
 
 from . import progress
 from .errors import ConfigError, OpsError
-from .redact import install_log_filter, redact
+from .redact import redact
 
 app = typer.Typer(
     name="directus-ops",
@@ -59,7 +59,6 @@ def _quiet_prefect() -> None:
     """Prefect's console logs (run states, tracebacks) only with --verbose; the run's logs still reach the API."""
     from prefect.logging.handlers import PrefectConsoleHandler
 
-    install_log_filter()
     level = logging.INFO if _state["verbose"] else logging.CRITICAL
     for logger in [logging.getLogger(), *[l for l in logging.root.manager.loggerDict.values() if isinstance(l, logging.Logger)]]:
         for handler in logger.handlers:

@@ -9,6 +9,7 @@ Passwords never reach a command line: PostgreSQL tools get ``PGPASSWORD``, MySQL
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import os
 import shutil
 import sqlite3
@@ -384,7 +385,7 @@ def _consume_in_thread(stream: IO[bytes], consume: Callable[[IO[bytes]], None]) 
             with contextlib.suppress(Exception):
                 stream.close()
 
-    thread = threading.Thread(target=target, name="dump-consumer", daemon=True)
+    thread = threading.Thread(target=contextvars.copy_context().run, args=(target,), name="dump-consumer", daemon=True)
     thread.start()
 
     def join() -> None:
@@ -397,10 +398,9 @@ def _consume_in_thread(stream: IO[bytes], consume: Callable[[IO[bytes]], None]) 
 
 def _dump_postgresql(settings: DatabaseSettings, consume: Callable[[IO[bytes]], None]) -> DumpResult:
     pg_dump = pg_tool("pg_dump")
-    with connect(settings) as conn:
-        version = str(conn.execute(sa.text("SHOW server_version")).scalar()).split(" ")[0]
-        conn = conn.execution_options(isolation_level="REPEATABLE READ")
+    with connect(settings, isolation_level="REPEATABLE READ") as conn:
         with conn.begin():
+            version = str(conn.execute(sa.text("SHOW server_version")).scalar()).split(" ")[0]
             snapshot = conn.execute(sa.text("SELECT pg_export_snapshot()")).scalar()
             args = [pg_dump, "--format=custom", "--no-password", f"--snapshot={snapshot}"]
             with process.spawn(args, env=_pg_env(settings), stdout_pipe=True) as proc:

@@ -7,6 +7,7 @@ caller is cancelled or times out, the whole group is killed so no orphan keeps w
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import logging
 import os
 import shutil
@@ -105,7 +106,9 @@ def spawn(
     tail: deque[str] = deque(maxlen=_TAIL_LINES)
     log_stream = proc.stderr if stdout_pipe else proc.stdout
     assert log_stream is not None
-    pump = threading.Thread(target=_pump_lines, args=(log_stream, name, tail, captured, logger), daemon=True)
+    # The copied context carries the caller's run (Prefect) so the tool's lines land in the run's log.
+    pump = threading.Thread(target=contextvars.copy_context().run,
+                            args=(_pump_lines, log_stream, name, tail, captured, logger), daemon=True)
     pump.start()
     timer = threading.Timer(timeout, _kill_group, args=(proc,))
     timer.daemon = True

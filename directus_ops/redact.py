@@ -52,44 +52,36 @@ def redact(text: str) -> str:
     return text
 
 
-class RedactingFilter(logging.Filter):
-    """Rewrites a record's message (with its args merged in) so no registered secret survives."""
+_installed = False
 
-    def filter(self, record: logging.LogRecord) -> bool:
+
+def install() -> None:
+    """Redact every log record when it is created, whoever logs it and whichever handler prints or ships it
+    (console, Prefect's API log handler, a test's capture). Idempotent."""
+    global _installed
+    if _installed:
+        return
+    previous = logging.getLogRecordFactory()
+
+    def factory(*args: object, **kwargs: object) -> logging.LogRecord:
+        record = previous(*args, **kwargs)
+        with _lock:
+            if not _secrets:
+                return record
         try:
             message = record.getMessage()
         except Exception:  # a malformed record is the logging module's problem, not ours
-            return True
+            return record
         cleaned = redact(message)
         if cleaned != message:
-            record.msg = cleaned
-            record.args = ()
+            record.msg, record.args = cleaned, ()
         if record.exc_info and record.exc_info[1] is not None:
-            exc = record.exc_info[1]
-            if redact(str(exc)) != str(exc):
-                # The traceback would print the secret; keep only the cleaned message.
-                record.msg = f"{cleaned} ({type(exc).__name__}: {redact(str(exc))})"
-                record.exc_info = None
-                record.exc_text = None
-        return True
+            error = str(record.exc_info[1])
+            if redact(error) != error:
+                # The traceback would print the secret: keep the cleaned message and the error's type only.
+                record.msg, record.args = f"{cleaned} ({type(record.exc_info[1]).__name__}: {redact(error)})", ()
+                record.exc_info, record.exc_text = None, None
+        return record
 
-
-_installed: set[int] = set()
-
-
-def install_log_filter() -> None:
-    """Attach the filter to every handler that exists now (idempotent; call again after logging is reconfigured).
-
-    A filter on a handler sees every record that reaches it, including records propagated from child loggers,
-    which a filter on a logger does not.
-    """
-    redacting = RedactingFilter()
-    loggers = [logging.getLogger()] + [
-        logger for logger in logging.root.manager.loggerDict.values() if isinstance(logger, logging.Logger)
-    ]
-    for logger in loggers:
-        for handler in logger.handlers:
-            if id(handler) in _installed:
-                continue
-            handler.addFilter(redacting)
-            _installed.add(id(handler))
+    logging.setLogRecordFactory(factory)
+    _installed = True

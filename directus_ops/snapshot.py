@@ -5,6 +5,7 @@ its part of the manifest to a small JSON file in a staging directory, so flows p
 
 from __future__ import annotations
 
+import contextvars
 import hashlib
 import json
 import logging
@@ -154,7 +155,8 @@ def _run_parallel(function: Any, items: list[Any], workers: int) -> None:
             function(item)
         return
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="copy") as pool:
-        futures = [pool.submit(function, item) for item in items]
+        # Each worker runs in a copy of the caller's context, so its logs belong to the caller's run.
+        futures = [pool.submit(contextvars.copy_context().run, function, item) for item in items]
         try:
             for future in futures:
                 future.result()

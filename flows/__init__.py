@@ -4,9 +4,5 @@ import os as _os
 
 # Our library's loggers join Prefect's handlers (run logs in the UI, console), set before Prefect loads.
 _os.environ.setdefault("PREFECT_LOGGING_EXTRA_LOGGERS", "directus_ops")
-
-import prefect  # noqa: E402,F401  (logging is configured on import)
-
-from directus_ops.redact import install_log_filter  # noqa: E402
-
-install_log_filter()  # secrets never reach the console or the API's run logs
+# Lines logged outside any run (a CLI pre-check) stay local instead of warning.
+_os.environ.setdefault("PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW", "ignore")

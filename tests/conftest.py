@@ -1,0 +1,63 @@
+"""Fixtures: real PostgreSQL/MariaDB databases, a moto S3 server, a cached Directus install, Prefect.
+
+Everything a test creates (databases, roles/users, buckets, directories) is removed afterwards.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+# Prefect must not touch the developer's ~/.prefect, and needs no network.
+_PREFECT_HOME = Path(os.environ.get("DIRECTUS_OPS_TEST_PREFECT_HOME", "/tmp/directus-ops-test-prefect"))
+os.environ.setdefault("PREFECT_HOME", str(_PREFECT_HOME))
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("PREFECT_LOGGING_EXTRA_LOGGERS", "directus_ops")
+os.environ.pop("PREFECT_API_URL", None)
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED = ROOT.parent / "shared"
+sys.path.insert(0, str(Path(__file__).parent))
+
+from harness import Databases, directus_install, moto_server  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def prefect_server() -> Iterator[None]:
+    """One temporary Prefect server for every in-process flow call of the session."""
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=120):
+        yield
+
+
+@pytest.fixture(scope="session")
+def directus() -> Path:
+    """The cached real Directus install (npm), installed on first use."""
+    return directus_install()
+
+
+@pytest.fixture(scope="session")
+def s3() -> Iterator:
+    with moto_server() as server:
+        yield server
+
+
+@pytest.fixture
+def databases(tmp_path: Path) -> Iterator[Databases]:
+    dbs = Databases(tmp_path / "sqlite")
+    yield dbs
+    dbs.drop_all()
+
+
+@pytest.fixture
+def cli_env(tmp_path: Path) -> dict[str, str]:
+    """Environment for running the real ``directus-ops`` command in a subprocess."""
+    env = dict(os.environ)
+    env["PREFECT_HOME"] = str(_PREFECT_HOME)
+    env.pop("DIRECTUS_OPS_REPO", None)
+    return env

@@ -1,0 +1,354 @@
+"""Real Directus projects for tests: Directus installed once from npm into a cache, databases created and
+dropped on the machine's PostgreSQL and MariaDB, S3 on a moto_server, seeded through the REST API."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets
+import shutil
+import socket
+import struct
+import subprocess
+import time
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pymysql
+
+from directus_ops import directus_cli
+from directus_ops.directus_api import DirectusClient
+
+DIRECTUS_VERSION = os.environ.get("DIRECTUS_OPS_TEST_DIRECTUS", "10.13.4")
+CACHE_ROOT = Path(os.environ.get("DIRECTUS_OPS_TEST_CACHE", Path.home() / ".cache" / "directus-ops"))
+PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
+ADMIN_EMAIL = "admin@example.com"
+ADMIN_PASSWORD = "admin-password-1"
+S3_REGION = "eu-west-1"  # moto refuses bucket creation with us-east-1's location constraint
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def directus_install() -> Path:
+    """The cached ``directus@DIRECTUS_VERSION`` install (node_modules + package files), installed if absent."""
+    root = CACHE_ROOT / f"directus-{DIRECTUS_VERSION}"
+    marker = root / "node_modules" / "directus" / "package.json"
+    if not marker.exists() or not (root / "node_modules" / "isolated-vm" / "out" / "isolated_vm.node").exists():
+        shutil.rmtree(root, ignore_errors=True)
+        directus_cli.npm_install_directus(root, DIRECTUS_VERSION)
+    return root
+
+
+def link_directus(project_dir: Path, install: Path) -> None:
+    """Give a project directory the cached install (node_modules symlinked, package files copied)."""
+    project_dir.mkdir(parents=True, exist_ok=True)
+    link = project_dir / "node_modules"
+    if not link.exists():
+        link.symlink_to(install / "node_modules")
+    for name in ("package.json", "package-lock.json"):
+        if not (project_dir / name).exists():
+            shutil.copy(install / name, project_dir / name)
+
+
+# -- databases ---------------------------------------------------------------------------------------------------
+@dataclass
+class Database:
+    engine: str  # pg | mysql | sqlite3
+    name: str
+    user: str | None = None
+    password: str | None = None
+    filename: Path | None = None
+
+    @property
+    def url(self) -> str:
+        if self.engine == "pg":
+            return f"postgresql://{self.user}:{self.password}@127.0.0.1:5432/{self.name}"
+        if self.engine == "mysql":
+            return f"mysql://{self.user}:{self.password}@127.0.0.1:3306/{self.name}"
+        return f"sqlite:///{self.filename}"
+
+    def env(self) -> dict[str, str]:
+        if self.engine == "sqlite3":
+            return {"DB_CLIENT": "sqlite3", "DB_FILENAME": str(self.filename)}
+        return {"DB_CLIENT": self.engine, "DB_HOST": "127.0.0.1", "DB_PORT": "5432" if self.engine == "pg" else "3306",
+                "DB_DATABASE": self.name, "DB_USER": self.user or "", "DB_PASSWORD": self.password or ""}
+
+    def tables(self) -> list[str]:
+        if self.engine == "pg":
+            with psycopg.connect(f"postgresql://postgres@127.0.0.1:5432/{self.name}") as conn:
+                return [r[0] for r in conn.execute("SELECT tablename FROM pg_tables WHERE schemaname='public' ORDER BY 1")]
+        if self.engine == "mysql":
+            conn = pymysql.connect(host="127.0.0.1", user="root", database=self.name)
+            with conn, conn.cursor() as cur:
+                cur.execute("SHOW TABLES")
+                return sorted(r[0] for r in cur.fetchall())
+        import sqlite3
+
+        if not self.filename or not self.filename.exists():
+            return []
+        with contextlib.closing(sqlite3.connect(self.filename)) as conn:
+            return [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table' AND name NOT LIKE 'sqlite_%' ORDER BY 1")]
+
+
+class Databases:
+    """Creates databases (and a password-protected user each) and drops them all at the end."""
+
+    def __init__(self, tmp_root: Path) -> None:
+        self.tmp_root = tmp_root
+        self.created: list[Database] = []
+
+    def create(self, engine: str, create_database: bool = True) -> Database:
+        name = f"dops_{secrets.token_hex(4)}"
+        password = f"pw-{secrets.token_hex(8)}"
+        if engine == "pg":
+            with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+                conn.execute(f'CREATE ROLE "{name}" LOGIN PASSWORD \'{password}\'')
+                if create_database:
+                    conn.execute(f'CREATE DATABASE "{name}" OWNER "{name}"')
+                else:
+                    conn.execute(f'ALTER ROLE "{name}" CREATEDB')
+            database = Database("pg", name, name, password)
+        elif engine == "mysql":
+            conn = pymysql.connect(host="127.0.0.1", user="root", autocommit=True)
+            with conn, conn.cursor() as cur:
+                cur.execute(f"CREATE USER '{name}'@'%' IDENTIFIED BY '{password}'")
+                if create_database:
+                    cur.execute(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci")
+                cur.execute(f"GRANT ALL ON `{name}`.* TO '{name}'@'%'")
+            database = Database("mysql", name, name, password)
+        else:
+            directory = self.tmp_root / name
+            directory.mkdir(parents=True)
+            database = Database("sqlite3", name, filename=directory / "data.db")
+        self.created.append(database)
+        return database
+
+    def drop_all(self) -> None:
+        for database in self.created:
+            if database.engine == "pg":
+                with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+                    conn.execute(f'DROP DATABASE IF EXISTS "{database.name}" WITH (FORCE)')
+                    conn.execute(f'DROP ROLE IF EXISTS "{database.name}"')
+            elif database.engine == "mysql":
+                conn = pymysql.connect(host="127.0.0.1", user="root", autocommit=True)
+                with conn, conn.cursor() as cur:
+                    cur.execute(f"DROP DATABASE IF EXISTS `{database.name}`")
+                    cur.execute(f"DROP USER IF EXISTS '{database.name}'@'%'")
+
+
+# -- S3 ------------------------------------------------------------------------------------------------------------
+@dataclass
+class S3:
+    endpoint: str
+    key_id: str = "testing-key-id"
+    secret: str = "testing-secret-key-4f1c"
+    buckets: list[str] = field(default_factory=list)
+
+    def client(self) -> Any:
+        import boto3
+
+        return boto3.client("s3", endpoint_url=self.endpoint, region_name=S3_REGION,
+                            aws_access_key_id=self.key_id, aws_secret_access_key=self.secret)
+
+    def create_bucket(self) -> str:
+        name = f"dops-{secrets.token_hex(4)}"
+        self.client().create_bucket(Bucket=name, CreateBucketConfiguration={"LocationConstraint": S3_REGION})
+        self.buckets.append(name)
+        return name
+
+    def objects(self, bucket: str, prefix: str = "") -> dict[str, bytes]:
+        client = self.client()
+        found = {}
+        for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+            for item in page.get("Contents", []):
+                found[item["Key"]] = client.get_object(Bucket=bucket, Key=item["Key"])["Body"].read()
+        return found
+
+    def drop_all(self) -> None:
+        client = self.client()
+        for bucket in self.buckets:
+            with contextlib.suppress(Exception):
+                for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket):
+                    for item in page.get("Contents", []):
+                        client.delete_object(Bucket=bucket, Key=item["Key"])
+                client.delete_bucket(Bucket=bucket)
+
+
+@contextlib.contextmanager
+def moto_server() -> Iterator[S3]:
+    port = free_port()
+    executable = shutil.which("moto_server")
+    assert executable, "moto_server is not installed: pip install 'moto[server]'"
+    proc = subprocess.Popen([executable, "-H", "127.0.0.1", "-p", str(port)], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+    endpoint = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=1):
+                break
+            time.sleep(0.2)
+        s3 = S3(endpoint)
+        yield s3
+        s3.drop_all()
+    finally:
+        os.killpg(proc.pid, 15)
+        proc.wait(10)
+
+
+# -- projects ------------------------------------------------------------------------------------------------------
+MARKER_EXTENSION = {
+    "package.json": json.dumps({"name": "directus-extension-marker", "version": "1.0.0", "type": "module",
+                                "directus:extension": {"type": "endpoint", "path": "dist/index.js",
+                                                       "source": "src/index.js", "host": "^10.0.0"}}),
+    "dist/index.js": "export default (router) => { router.get('/', (req, res) => res.send('marker-ok')); };\n",
+}
+MARKER_MIGRATION = """export async function up(knex) {
+  await knex.schema.createTable('ops_marker', (table) => { table.increments('id'); table.string('note'); });
+  await knex('ops_marker').insert({ note: 'created by a custom migration' });
+}
+export async function down(knex) {
+  await knex.schema.dropTable('ops_marker');
+}
+"""
+
+
+@dataclass
+class TestProject:
+    __test__ = False  # not a test class, despite its name
+
+    dir: Path
+    database: Database
+    port: int
+    storage: dict[str, dict[str, str]]  # location -> its STORAGE_* settings
+    env: dict[str, str]
+    seeded: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def secrets(self) -> list[str]:
+        values = [self.env["KEY"], self.env["SECRET"]]
+        if self.database.password:
+            values.append(self.database.password)
+        values += [s["SECRET"] for s in self.storage.values() if "SECRET" in s]
+        return values
+
+    @contextlib.contextmanager
+    def server(self) -> Iterator[DirectusClient]:
+        with directus_cli.running_server(self.dir, self.url):
+            with DirectusClient.login(self.url, ADMIN_EMAIL, ADMIN_PASSWORD) as client:
+                yield client
+
+
+def write_env(path: Path, values: dict[str, str]) -> None:
+    path.write_text("".join(f"{k}={v}\n" for k, v in values.items()))
+
+
+def make_project(root: Path, install: Path, database: Database, storage: dict[str, dict[str, str]] | None = None,
+                 with_extras: bool = True) -> TestProject:
+    """A bootstrapped Directus project: config, database, storage locations, a marker extension and migration."""
+    project_dir = root / "project"
+    link_directus(project_dir, install)
+    storage = storage or {"local": {"DRIVER": "local", "ROOT": "./uploads"}}
+    port = free_port()
+    env = {
+        **database.env(),
+        "KEY": f"key-{secrets.token_hex(8)}",
+        "SECRET": f"secret-{secrets.token_hex(12)}",
+        "PORT": str(port),
+        "PUBLIC_URL": f"http://127.0.0.1:{port}",
+        "TELEMETRY": "false",
+        "LOG_LEVEL": "warn",
+        "STORAGE_LOCATIONS": ",".join(storage),
+    }
+    for location, settings in storage.items():
+        for key, value in settings.items():
+            env[f"STORAGE_{location.upper()}_{key}"] = value
+    write_env(project_dir / ".env", env)
+    if with_extras:
+        for relative, text in MARKER_EXTENSION.items():
+            target = project_dir / "extensions" / "directus-extension-marker" / relative
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(text)
+        (project_dir / "migrations").mkdir(exist_ok=True)
+        (project_dir / "migrations" / "20990101A-add-marker-table.js").write_text(MARKER_MIGRATION)
+    directus_cli.bootstrap(project_dir, ADMIN_EMAIL, ADMIN_PASSWORD)
+    return TestProject(project_dir, database, port, storage, env)
+
+
+def png_bytes(width: int = 16, height: int = 16, seed: int = 1) -> bytes:
+    """A valid RGB PNG, built by hand so the test needs no imaging library."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    rows = b"".join(
+        b"\x00" + bytes(v for x in range(width) for v in ((x * seed + y * 7) % 256, (x + y * seed) % 256, (x * y + seed) % 256))
+        for y in range(height)
+    )
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b"")
+
+
+def seed(client: DirectusClient, locations: list[str]) -> dict[str, Any]:
+    """Collections with relations to each other, to users and to files; files (image and binary) in every
+    storage location; a second user. Returns what was created."""
+    client.post("/collections", {"collection": "authors", "schema": {}, "meta": {"icon": "person"}, "fields": [
+        {"field": "id", "type": "integer", "schema": {"is_primary_key": True, "has_auto_increment": True}},
+        {"field": "name", "type": "string", "schema": {}},
+        {"field": "user_created", "type": "uuid", "schema": {}, "meta": {"special": ["user-created"], "interface": "select-dropdown-m2o"}},
+    ]})
+    client.post("/relations", {"collection": "authors", "field": "user_created", "related_collection": "directus_users"})
+    client.post("/collections", {"collection": "articles", "schema": {}, "meta": {}, "fields": [
+        {"field": "id", "type": "integer", "schema": {"is_primary_key": True, "has_auto_increment": True}},
+        {"field": "title", "type": "string", "schema": {}},
+        {"field": "body", "type": "text", "schema": {}},
+        {"field": "published", "type": "boolean", "schema": {"default_value": False}},
+        {"field": "rating", "type": "decimal", "schema": {"numeric_precision": 10, "numeric_scale": 2}},
+        {"field": "data", "type": "json", "schema": {}},
+        {"field": "author", "type": "integer", "schema": {}, "meta": {"interface": "select-dropdown-m2o"}},
+        {"field": "cover", "type": "uuid", "schema": {}, "meta": {"interface": "file-image", "special": ["file"]}},
+    ]})
+    client.post("/relations", {"collection": "articles", "field": "author", "related_collection": "authors"})
+    client.post("/relations", {"collection": "articles", "field": "cover", "related_collection": "directus_files"})
+
+    files = []
+    for index, location in enumerate(locations):
+        image = client.upload(content=png_bytes(24, 24, seed=index + 3), filename=f"cover-{location}.png",
+                              storage=location, mime="image/png", title=f"Cover in {location}")
+        binary = client.upload(content=os.urandom(300_000 + index), filename=f"blob-{location}.bin", storage=location)
+        files += [image["id"], binary["id"]]
+    authors = client.post("/items/authors", [{"name": "Ada"}, {"name": "Grace"}])
+    client.post("/items/articles", [
+        {"title": f"Article {i}", "body": "Ünïcode ✓ " * (i + 1), "published": i % 2 == 0, "rating": f"{i}.25",
+         "data": {"n": i, "tags": ["a", "b"]}, "author": authors[i % 2]["id"], "cover": files[(2 * i) % len(files)]}
+        for i in range(12)
+    ])
+    roles = client.get("/roles")
+    user = client.post("/users", {"email": "editor@example.com", "password": "editor-password-1",
+                                  "first_name": "Eddie", "role": roles[0]["id"]})
+    return {"files": files, "user": user["id"]}
+
+
+def api_state(client: DirectusClient) -> dict[str, Any]:
+    """What a user sees through the API: items of the seeded collections, users, file rows and file bytes."""
+    files = client.get("/files", limit=-1, sort="id", fields="id,filename_disk,storage,filesize,title,type")
+    return {
+        "articles": client.items("articles"),
+        "authors": client.items("authors"),
+        "users": sorted((u["email"], u["first_name"]) for u in client.get("/users", limit=-1, fields="email,first_name")),
+        "files": files,
+        "assets": {f["id"]: client.asset(f["id"]) for f in files},
+        "marker": client.http.get("/directus-extension-marker").text,
+    }
