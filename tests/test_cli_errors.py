@@ -150,3 +150,15 @@ def test_every_command_has_help(cli_env):
     for command in ([], ["backup"], ["snapshots"], ["restore"]):
         done = run_cli(cli_env, *command, "--help")
         assert done.returncode == 0 and "Usage:" in done.stdout, (command, done.stderr)
+
+
+def test_missing_dump_tool_is_named(tmp_path, cli_env, databases):
+    database = databases.create("pg")
+    project = sqlite_project(tmp_path)
+    write_env(project / ".env", database.env())
+    empty_bin = tmp_path / "bin"
+    empty_bin.mkdir()
+    repo = tmp_path / "repo"
+    done = run_cli({**cli_env, "PATH": str(empty_bin)}, "backup", str(project), "--repo", str(repo))
+    assert_one_line_error(done, 3, "`pg_dump` is needed", "postgresql-client")
+    assert not repo.exists()

@@ -1,0 +1,62 @@
+"""The one subprocess helper: own process group, timeout, output to the log (redacted), killed on cancel."""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+
+import pytest
+
+from directus_ops import process
+from directus_ops.errors import ProcessFailed, ToolMissing
+from directus_ops.redact import register_secret
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie still answers kill(0); it is dead for our purpose.
+    with open(f"/proc/{pid}/stat") as handle:
+        return handle.read().split()[2] != "Z"
+
+
+def test_output_goes_to_the_log_redacted(caplog):
+    register_secret("tops3cret-value")
+    with caplog.at_level(logging.INFO, logger="directus_ops.process"):
+        output = process.run(["sh", "-c", "echo hello; echo password=tops3cret-value >&2"])
+    assert "hello" in output and "tops3cret-value" not in output
+    assert "[sh] hello" in caplog.text and "tops3cret-value" not in caplog.text and "password=***" in caplog.text
+
+
+def test_failure_names_the_tool_and_its_last_line():
+    with pytest.raises(ProcessFailed, match="sh failed with exit code 3: boom"):
+        process.run(["sh", "-c", "echo boom >&2; exit 3"])
+
+
+def test_timeout_kills_the_whole_group(tmp_path):
+    pidfile = tmp_path / "child.pid"
+    started = time.monotonic()
+    with pytest.raises(ProcessFailed, match="did not finish within 1 s"):
+        # The grandchild (sleep) would outlive a kill of sh alone.
+        process.run(["sh", "-c", f"sleep 60 & echo $! > {pidfile}; wait"], timeout=1)
+    assert time.monotonic() - started < 15
+    assert not pid_alive(int(pidfile.read_text()))
+
+
+def test_cancel_kills_the_group(tmp_path):
+    pidfile = tmp_path / "child.pid"
+    with pytest.raises(KeyboardInterrupt):
+        with process.spawn(["sh", "-c", f"sleep 60 & echo $! > {pidfile}; wait"]):
+            while not pidfile.exists() or not pidfile.read_text().strip():
+                time.sleep(0.05)
+            raise KeyboardInterrupt  # what a cancelled run sees
+    time.sleep(0.2)
+    assert not pid_alive(int(pidfile.read_text()))
+
+
+def test_missing_tool_is_named_with_the_fix():
+    with pytest.raises(ToolMissing, match="`no-such-dump` is needed to dump things but is not installed; install it"):
+        process.find_tool("no-such-dump", purpose="dump things", install_hint="install it")
