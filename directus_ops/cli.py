@@ -230,6 +230,43 @@ def restore(
                f"{result['rows']} rows, {objects} storage objects (all checksums verified)")
 
 
+@app.command()
+def demo(
+    directory: Annotated[Path, typer.Option("--dir", help="Where the demo project, its repository and the scratch copy live.")] = Path("demo"),
+    directus_version: Annotated[str, typer.Option("--directus-version", help="Directus release installed from npm for a new demo project.")] = "10.13.4",
+) -> None:
+    """The embedded default end to end: a SQLite Directus project with local storage (created if absent) is
+    backed up, restored into a scratch copy, and Directus on the copy is checked to serve the same content."""
+    from . import demo as demo_project
+
+    try:
+        from flows.backup import backup as backup_flow
+        from flows.restore import restore as restore_flow
+
+        directory = directory.resolve()
+        project = demo_project.ensure_project(directory / "project", directus_version, say=lambda m: typer.echo(m, err=True))
+        repo = directory / "repo"
+        scratch = directory / "restored"
+        typer.echo(f"reading the project through its API ({project.url})", err=True)
+        before = demo_project.api_view(project)
+        snapshot_id = _run_flow(backup_flow, project_dir=str(project.dir), repo=str(repo))
+        typer.echo(f"backed up: snapshot {snapshot_id} in {repo}", err=True)
+        demo_project.reset_scratch(scratch)
+        _run_flow(restore_flow, repo=str(repo), project_dir=str(scratch), snapshot_id=snapshot_id)
+        demo_project.link_node_modules(project.dir, scratch)
+        typer.echo(f"restored into {scratch}; starting Directus there to compare", err=True)
+        after = demo_project.api_view(demo_project.DemoProject(scratch, project.url, project.admin_password))
+    except (OpsError, KeyboardInterrupt) as exc:
+        raise (typer.Exit(130) if isinstance(exc, KeyboardInterrupt) else fail(exc)) from None
+    summary = demo_project.summarize(before, after)
+    ok = summary["posts_equal"] and summary["file_bytes_equal"] and summary["files_equal"]
+    typer.echo(f"snapshot {snapshot_id}: {summary['posts']} posts and {summary['files']} files; restored copy "
+               f"{'serves the same items and byte-identical files' if ok else 'DIFFERS from the original'}")
+    typer.echo(f"project: {project.dir}  repository: {repo}  restored copy: {scratch}  (admin {demo_project.ADMIN_EMAIL}, password in {project.dir / '.env'})")
+    if not ok:
+        raise typer.Exit(1)
+
+
 def run() -> None:
     app()
 

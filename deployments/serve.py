@@ -1,0 +1,32 @@
+"""Serve the flows from one process, no work pool needed: the simplest way to run nightly backups on the
+host that runs Directus.
+
+    DIRECTUS_PROJECT_DIR=/srv/directus DIRECTUS_OPS_REPO=/backups/directus python deployments/serve.py
+
+Schedules pause while this process is stopped.
+"""
+
+from __future__ import annotations
+
+import os
+
+from prefect import serve
+
+from flows.backup import backup
+from flows.restore import restore
+
+
+def main() -> None:
+    project_dir = os.environ["DIRECTUS_PROJECT_DIR"]
+    repo = os.environ["DIRECTUS_OPS_REPO"]
+    cron = os.environ.get("DIRECTUS_OPS_BACKUP_CRON", "17 2 * * *")
+    serve(
+        backup.to_deployment(name="backup", cron=cron, parameters={"project_dir": project_dir, "repo": repo},
+                             tags=["directus", "backup"]),
+        restore.to_deployment(name="restore", parameters={"repo": repo, "project_dir": project_dir},
+                              tags=["directus", "restore"]),
+    )
+
+
+if __name__ == "__main__":
+    main()
