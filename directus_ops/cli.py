@@ -126,6 +126,7 @@ def backup(
         from flows.backup import backup as backup_flow
         from flows.backup import check_backup
 
+        _quiet_prefect()
         location = _location(repo, repo_endpoint, repo_region, repo_secret_block)
         check_backup(str(project_dir), location, str(config) if config else None)
         snapshot_id = _run_flow(backup_flow, project_dir=str(project_dir), repo=repo,
@@ -195,6 +196,7 @@ def restore(
     try:
         from flows.restore import DATABASE_PASSWORD_ENV, restore as restore_flow, with_password
 
+        _quiet_prefect()
         from .repository import Repository
         from .snapshot import make_staging_dir, plan_restore
         import shutil
@@ -243,6 +245,7 @@ def demo(
         from flows.backup import backup as backup_flow
         from flows.restore import restore as restore_flow
 
+        _quiet_prefect()
         directory = directory.resolve()
         project = demo_project.ensure_project(directory / "project", directus_version, say=lambda m: typer.echo(m, err=True))
         repo = directory / "repo"

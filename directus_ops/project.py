@@ -56,10 +56,14 @@ class Project:
 
 
 def load_project(project_dir: str | Path, config_path: str | Path | None = None,
-                 environ: Mapping[str, str] | None = None) -> Project:
-    """Read a project directory (and its config, ``<dir>/.env`` unless ``config_path``) into a Project."""
+                 environ: Mapping[str, str] | None = None, *, directory_may_be_missing: bool = False) -> Project:
+    """Read a project directory (and its config, ``<dir>/.env`` unless ``config_path``) into a Project.
+
+    ``directory_may_be_missing`` is for a restore target that will be created: its config is read from
+    elsewhere and relative paths resolve against the directory to be.
+    """
     root = Path(project_dir).expanduser()
-    if not root.is_dir():
+    if not root.is_dir() and not (directory_may_be_missing and not root.exists()):
         raise ProjectError(f"project directory {root} does not exist; pass the directory of a Directus project (the one holding its .env)")
     root = root.resolve()
     environ = os.environ if environ is None else environ

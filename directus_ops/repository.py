@@ -31,7 +31,7 @@ import fsspec
 from .errors import IntegrityError, RepositoryError, SnapshotNotFound
 from .manifest import Manifest
 from .redact import redact, register_secret
-from .storage import s3_filesystem
+from .storage import IO_BLOCK_SIZE, s3_filesystem
 
 log = logging.getLogger("directus_ops.repository")
 
@@ -183,7 +183,7 @@ class Repository:
         hasher = hashlib.sha256()
         size = 0
         try:
-            with self.fs.open(tmp, "wb") as out:
+            with self.fs.open(tmp, "wb", block_size=IO_BLOCK_SIZE) as out:
                 while chunk := stream.read(CHUNK_SIZE):
                     hasher.update(chunk)
                     out.write(chunk)
@@ -216,7 +216,7 @@ class Repository:
 
     def open_object(self, sha256: str) -> IO[bytes]:
         try:
-            return self.fs.open(self.object_path(sha256), "rb")
+            return self.fs.open(self.object_path(sha256), "rb", block_size=IO_BLOCK_SIZE)
         except FileNotFoundError:
             raise IntegrityError(f"object {sha256[:12]}… is missing from the repository {self.location.url}") from None
 

@@ -16,7 +16,7 @@ import threading
 import time
 from collections.abc import Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import IO, Any
@@ -124,7 +124,7 @@ def backup_location(location: StorageLocation, repo: Repository, staging_dir: Pa
             nonlocal written
             obj = objects[index]
             try:
-                with fs.open(location.path_of(obj.key), "rb") as source:
+                with location.open(obj.key, "rb", fs) as source:
                     put = repo.put(source, tracker.advance)
             except FileNotFoundError:
                 return  # deleted between listing and reading: it is not part of this snapshot
@@ -361,35 +361,11 @@ def plan_restore(repo: Repository, manifest: Manifest, project_dir: str | Path, 
 
 
 def _project_from(target_dir: Path, config_path: Path, environ: dict[str, str], database_url: str | None = None) -> Project:
-    """Load the target as a project even if its directory does not exist yet (nothing is created)."""
-    probe_dir = target_dir if target_dir.is_dir() else Path(tempfile.mkdtemp(prefix="directus-ops-target-"))
-    try:
-        project = load_project(probe_dir, config_path, environ)
-    finally:
-        if probe_dir != target_dir:
-            os.rmdir(probe_dir)
-    if probe_dir != target_dir:
-        # Relative paths in the config resolve against the project directory, which will be target_dir.
-        project = _rebase(project, probe_dir.resolve(), target_dir)
+    """The target as a project, read from ``config_path``, whether or not its directory exists yet."""
+    project = load_project(target_dir, config_path, environ, directory_may_be_missing=True)
     if database_url:
-        from dataclasses import replace as dc_replace
-
-        project = dc_replace(project, database=DatabaseSettings.from_url(database_url))
+        project = replace(project, database=DatabaseSettings.from_url(database_url))
     return project
-
-
-def _rebase(project: Project, old: Path, new: Path) -> Project:
-    from dataclasses import replace as dc_replace
-
-    def move(path: Path) -> Path:
-        return new / path.relative_to(old) if path.is_relative_to(old) else path
-
-    database = project.database
-    if database.filename:
-        database = dc_replace(database, filename=move(database.filename))
-    storage = tuple(dc_replace(l, root=str(move(Path(l.root)))) if l.driver == "local" else l for l in project.storage)
-    return dc_replace(project, root=new, database=database, storage=storage,
-                      extensions_path=move(project.extensions_path), migrations_path=move(project.migrations_path))
 
 
 def fetch_verified(repo: Repository, entry: Entry, destination: Path) -> Path:
@@ -441,7 +417,7 @@ def restore_location(repo: Repository, manifest: Manifest, name: str, location: 
                 return
             path = location.path_of(entry.key)
             try:
-                with fs.open(path, "wb") as out:
+                with location.open(entry.key, "wb", fs) as out:
                     repo.copy_object_to(entry.sha256, entry.size, out, tracker.advance, what=f"{name}/{entry.key}")
             except BaseException:
                 fs.rm(path)  # never leave a file whose bytes were not verified

@@ -19,6 +19,9 @@ from .errors import ConfigError, StorageError
 from .redact import redact, register_secret
 
 SUPPORTED_DRIVERS = ("local", "s3")
+# Buffer of one open S3 file (s3fs defaults to 50 MiB); with parallel copies this bounds memory. >= 5 MiB,
+# S3's smallest multipart part.
+IO_BLOCK_SIZE = 8 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -152,7 +155,7 @@ class StorageLocation:
 
     def open(self, key: str, mode: str = "rb", fs: fsspec.AbstractFileSystem | None = None) -> IO[bytes]:
         fs = fs or self.filesystem()
-        return fs.open(self.path_of(key), mode)
+        return fs.open(self.path_of(key), mode, block_size=IO_BLOCK_SIZE)
 
     def check_writable(self) -> None:
         """Write, read back and remove a probe object; raise StorageError naming the location if that fails."""
