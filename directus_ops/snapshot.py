@@ -348,13 +348,17 @@ def plan_restore(repo: Repository, manifest: Manifest, project_dir: str | Path, 
         except ConfigError:
             raise ConfigError(f"snapshot {manifest.id} has storage location '{info.name}' but {read_from} has none by "
                               f"that name; add it to STORAGE_LOCATIONS there or pass --storage {info.name}=PATH_OR_S3_URL") from None
-    db.check_restorable(database, replace)
-    for location in locations.values():
-        location.check_writable()
+    unknown = set(overrides) - {info.name for info in manifest.storage}
+    if unknown:
+        raise ConfigError(f"--storage {sorted(unknown)[0]}=…: snapshot {manifest.id} has no storage location of that name "
+                          f"(it has: {', '.join(i.name for i in manifest.storage) or 'none'})")
     if manifest.database.dump_format == "pg_dump-custom":
         db.pg_tool("pg_restore")
     elif manifest.database.dump_format == "mysql-sql":
         db.mysql_tool("client")
+    db.check_restorable(database, replace)
+    for location in locations.values():  # last: proving a local root writable creates it
+        location.check_writable()
     return RestoreTarget(project_dir=target_dir, config_path=config_path, write_config=write_config,
                          database=database, locations=locations, database_url_override=bool(database_url),
                          storage_overridden=tuple(overrides), snapshot_config_staged=staged)
