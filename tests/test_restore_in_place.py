@@ -136,3 +136,27 @@ def test_s3_repository_credentials_from_a_prefect_secret_block(tmp_path, databas
     assert rows(DatabaseSettings.from_url(target.url)) == rows(settings)
     with pytest.raises(Exception, match="no Prefect Secret block named 'missing-block'"):
         backup(project_dir=str(project), repo=repo, repo_secret_block="missing-block")
+
+
+def test_restore_into_a_new_target_named_by_its_own_config(tmp_path, databases, prefect_server):
+    from flows.backup import backup
+    from flows.restore import restore
+
+    source = databases.create("mysql")
+    project, settings = small_project(tmp_path, source)
+    repo = tmp_path / "repo"
+    snapshot_id = backup(project_dir=str(project), repo=str(repo))
+
+    target = databases.create("mysql")
+    new_dir = tmp_path / "new-site"
+    new_dir.mkdir()
+    config = tmp_path / "new-site.env"  # a config outside the project dir, as CONFIG_PATH allows
+    write_env(config, {**target.env(), "STORAGE_LOCAL_ROOT": str(tmp_path / "new-uploads"), "KEY": "k2-0123456789",
+                       "SECRET": "s2-0123456789"})
+    before = config.read_text()
+    restore(repo=str(repo), project_dir=str(new_dir), snapshot_id=snapshot_id, config_path=str(config))
+    assert rows(DatabaseSettings.from_url(target.url)) == rows(settings)
+    assert (tmp_path / "new-uploads" / "photo.jpg").read_bytes() == (project / "uploads" / "photo.jpg").read_bytes()
+    assert (new_dir / "extensions" / "hooks" / "index.js").exists()
+    assert config.read_text() == before  # the target's own config is left as it is
+    assert not (new_dir / ".env").exists()
