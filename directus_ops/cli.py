@@ -115,7 +115,7 @@ def _location(repo: str, endpoint: str | None, region: str | None, secret_block:
 def backup(
     project_dir: Annotated[Path, typer.Argument(help="The Directus project directory (holding its .env).")],
     repo: RepoOption,
-    config: Annotated[Optional[Path], typer.Option("--config", help="The project's config file if not PROJECT_DIR/.env (Directus's CONFIG_PATH).")] = None,
+    config: Annotated[Optional[Path], typer.Option("--config", envvar="CONFIG_PATH", help="The project's config file if not PROJECT_DIR/.env (Directus's CONFIG_PATH).")] = None,
     repo_endpoint: RepoEndpoint = None,
     repo_region: RepoRegion = None,
     repo_secret_block: RepoSecretBlock = None,
@@ -128,10 +128,11 @@ def backup(
 
         _quiet_prefect()
         location = _location(repo, repo_endpoint, repo_region, repo_secret_block)
-        check_backup(str(project_dir), location, str(config) if config else None)
-        snapshot_id = _run_flow(backup_flow, project_dir=str(project_dir), repo=repo,
-                                config_path=str(config) if config else None, repo_endpoint=repo_endpoint,
-                                repo_region=repo_region, repo_secret_block=repo_secret_block, workers=workers)
+        config_path = str(config.resolve()) if config else None  # relative to where the command is typed
+        check_backup(str(project_dir), location, config_path)
+        snapshot_id = _run_flow(backup_flow, project_dir=str(project_dir), repo=repo, config_path=config_path,
+                                repo_endpoint=repo_endpoint, repo_region=repo_region,
+                                repo_secret_block=repo_secret_block, workers=workers)
     except (OpsError, KeyboardInterrupt) as exc:
         raise (typer.Exit(130) if isinstance(exc, KeyboardInterrupt) else fail(exc)) from None
     typer.echo(snapshot_id)
@@ -218,11 +219,12 @@ def restore(
         manifest = repository.resolve(snapshot)
         staging = make_staging_dir()
         try:
-            plan_restore(repository, manifest, project_dir, config, with_password(flow_url), replace, overrides, staging)
+            config_path = str(config.resolve()) if config else None  # relative to where the command is typed
+            plan_restore(repository, manifest, project_dir, config_path, with_password(flow_url), replace, overrides, staging)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
         result = _run_flow(restore_flow, repo=repo, project_dir=str(project_dir), snapshot_id=manifest.id,
-                           config_path=str(config) if config else None, database_url=flow_url, replace=replace,
+                           config_path=config_path, database_url=flow_url, replace=replace,
                            storage=overrides, repo_endpoint=repo_endpoint, repo_region=repo_region,
                            repo_secret_block=repo_secret_block, workers=workers)
     except (OpsError, KeyboardInterrupt) as exc:

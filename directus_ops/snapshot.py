@@ -312,7 +312,7 @@ def plan_restore(repo: Repository, manifest: Manifest, project_dir: str | Path, 
     staged = None
     if config:
         config_path = Path(config).expanduser()
-        config_path = config_path if config_path.is_absolute() else (Path.cwd() / config_path)
+        config_path = config_path if config_path.is_absolute() else (target_dir / config_path)  # as CONFIG_PATH
         write_config = False
         if not config_path.is_file():
             raise ConfigError(f"--config {config_path} does not exist; pass an existing Directus config file")

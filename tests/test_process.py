@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 import time
 
 import pytest
@@ -13,14 +12,18 @@ from directus_ops.errors import ProcessFailed, ToolMissing
 from directus_ops.redact import register_secret
 
 
-def pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    # A zombie still answers kill(0); it is dead for our purpose.
-    with open(f"/proc/{pid}/stat") as handle:
-        return handle.read().split()[2] != "Z"
+def pid_alive(pid: int, wait: float = 5.0) -> bool:
+    """Whether ``pid`` still runs ``wait`` seconds from now at the latest (a zombie counts as dead)."""
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            with open(f"/proc/{pid}/stat") as handle:
+                running = handle.read().split()[2] != "Z"
+        except FileNotFoundError:
+            running = False
+        if not running or time.monotonic() > deadline:
+            return running
+        time.sleep(0.05)
 
 
 def test_output_goes_to_the_log_redacted(caplog):
@@ -53,10 +56,17 @@ def test_cancel_kills_the_group(tmp_path):
             while not pidfile.exists() or not pidfile.read_text().strip():
                 time.sleep(0.05)
             raise KeyboardInterrupt  # what a cancelled run sees
-    time.sleep(0.2)
     assert not pid_alive(int(pidfile.read_text()))
 
 
 def test_missing_tool_is_named_with_the_fix():
     with pytest.raises(ToolMissing, match="`no-such-dump` is needed to dump things but is not installed; install it"):
         process.find_tool("no-such-dump", purpose="dump things", install_hint="install it")
+
+
+def test_a_child_that_ignores_sigterm_is_killed_after_the_grace_period(tmp_path):
+    pidfile = tmp_path / "child.pid"
+    with pytest.raises(ProcessFailed, match="did not finish"):
+        # SIG_IGN is inherited through exec: this sleep can only be stopped by SIGKILL.
+        process.run(["sh", "-c", f"(trap '' TERM; exec sleep 60) & echo $! > {pidfile}; wait"], timeout=1)
+    assert not pid_alive(int(pidfile.read_text()))
