@@ -21,6 +21,9 @@ from . import progress
 from .errors import ConfigError, OpsError
 from .redact import redact
 
+# An ad-hoc run starts Prefect's ephemeral server: keep it from calling home (and from its startup write races).
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+
 app = typer.Typer(
     name="directus-ops",
     help="Back up, restore and operate self-hosted Directus projects (each procedure is a Prefect flow).",

@@ -119,7 +119,7 @@ def backup_location(location: StorageLocation, repo: Repository, staging_dir: Pa
     total = sum(objects[i].size for i in to_read)
     written = 0
     lock = threading.Lock()
-    with progress.track(f"{location.describe()}: {len(to_read)} of {len(objects)} objects new or changed", total) as tracker:
+    with progress.track(f"storage '{location.name}': {len(to_read)} of {len(objects)} files new or changed", total) as tracker:
         def store(index: int) -> None:
             nonlocal written
             obj = objects[index]
@@ -410,7 +410,7 @@ def restore_location(repo: Repository, manifest: Manifest, name: str, location: 
     counts = {"objects": len(entries), "written": 0, "skipped": 0, "bytes_written": 0}
     lock = threading.Lock()
     total = sum(e.size for e in entries)
-    with progress.track(f"restore {location.describe()}", total) as tracker:
+    with progress.track(f"restore storage '{name}': {len(entries)} files", total) as tracker:
         def write(entry: Entry) -> None:
             current = existing.get(entry.key)
             if current and current.size == entry.size and location.driver == "local" and \
