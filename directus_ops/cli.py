@@ -43,6 +43,9 @@ RepoRegion = Annotated[Optional[str], typer.Option("--repo-region", envvar="DIRE
 RepoSecretBlock = Annotated[Optional[str], typer.Option(
     "--repo-secret-block", help="Prefect Secret block holding the repository's S3 credentials as JSON "
                                 "(else DIRECTUS_OPS_REPO_ACCESS_KEY_ID/_SECRET_ACCESS_KEY or the AWS environment).")]
+PassphraseBlock = Annotated[Optional[str], typer.Option(
+    "--passphrase-secret-block", help="Prefect Secret block holding the repository passphrase "
+                                      "(else DIRECTUS_OPS_PASSPHRASE or DIRECTUS_OPS_PASSPHRASE_FILE).")]
 Workers = Annotated[int, typer.Option("--workers", min=1, max=64, help="Parallel file copies.")]
 
 
@@ -108,10 +111,11 @@ def _run_flow(function: Any, **parameters: Any) -> Any:
         progress.set_reporter(None)
 
 
-def _location(repo: str, endpoint: str | None, region: str | None, secret_block: str | None) -> Any:
+def _location(repo: str, endpoint: str | None, region: str | None, secret_block: str | None,
+              passphrase_block: str | None = None) -> Any:
     from tasks.repository import repository_location
 
-    return repository_location(repo, endpoint, region, secret_block)
+    return repository_location(repo, endpoint, region, secret_block, passphrase_block)
 
 
 @app.command()
@@ -122,6 +126,8 @@ def backup(
     repo_endpoint: RepoEndpoint = None,
     repo_region: RepoRegion = None,
     repo_secret_block: RepoSecretBlock = None,
+    passphrase_secret_block: PassphraseBlock = None,
+    encrypt: Annotated[bool, typer.Option("--encrypt", help="Encrypt the whole snapshot (the config file is always encrypted).")] = False,
     workers: Workers = 8,
 ) -> None:
     """Back up a project: database dump, every storage location, config, extensions. Prints the snapshot id."""
@@ -130,12 +136,13 @@ def backup(
         from flows.backup import check_backup
 
         _quiet_prefect()
-        location = _location(repo, repo_endpoint, repo_region, repo_secret_block)
+        location = _location(repo, repo_endpoint, repo_region, repo_secret_block, passphrase_secret_block)
         config_path = str(config.resolve()) if config else None  # relative to where the command is typed
         check_backup(str(project_dir), location, config_path)
         snapshot_id = _run_flow(backup_flow, project_dir=str(project_dir), repo=repo, config_path=config_path,
                                 repo_endpoint=repo_endpoint, repo_region=repo_region,
-                                repo_secret_block=repo_secret_block, workers=workers)
+                                repo_secret_block=repo_secret_block, passphrase_secret_block=passphrase_secret_block,
+                                encrypt=encrypt, workers=workers)
     except (OpsError, KeyboardInterrupt) as exc:
         raise (typer.Exit(130) if isinstance(exc, KeyboardInterrupt) else fail(exc)) from None
     typer.echo(snapshot_id)
@@ -148,13 +155,14 @@ def snapshots(
     repo_endpoint: RepoEndpoint = None,
     repo_region: RepoRegion = None,
     repo_secret_block: RepoSecretBlock = None,
+    passphrase_secret_block: PassphraseBlock = None,
 ) -> None:
-    """List the snapshots in a repository, oldest first."""
+    """List the snapshots in a repository, oldest first (encrypted ones need the passphrase)."""
     from .repository import Repository
     from .snapshot import SnapshotSummary
 
     try:
-        repository = Repository.open(_location(repo, repo_endpoint, repo_region, repo_secret_block))
+        repository = Repository.open(_location(repo, repo_endpoint, repo_region, repo_secret_block, passphrase_secret_block))
         summaries = [SnapshotSummary.of(m) for m in repository.manifests()]
     except OpsError as exc:
         raise fail(exc) from None
@@ -194,6 +202,7 @@ def restore(
     repo_endpoint: RepoEndpoint = None,
     repo_region: RepoRegion = None,
     repo_secret_block: RepoSecretBlock = None,
+    passphrase_secret_block: PassphraseBlock = None,
     workers: Workers = 8,
 ) -> None:
     """Restore a snapshot into the same project or a new target, verifying every checksum."""
@@ -217,7 +226,7 @@ def restore(
             if url.password:  # keep it out of the flow's stored parameters
                 os.environ[DATABASE_PASSWORD_ENV] = url.password
                 flow_url = url.set(password=None).render_as_string(hide_password=False)
-        location = _location(repo, repo_endpoint, repo_region, repo_secret_block)
+        location = _location(repo, repo_endpoint, repo_region, repo_secret_block, passphrase_secret_block)
         repository = Repository.open(location)
         manifest = repository.resolve(snapshot)
         staging = make_staging_dir()
@@ -229,7 +238,8 @@ def restore(
         result = _run_flow(restore_flow, repo=repo, project_dir=str(project_dir), snapshot_id=manifest.id,
                            config_path=config_path, database_url=flow_url, replace=replace,
                            storage=overrides, repo_endpoint=repo_endpoint, repo_region=repo_region,
-                           repo_secret_block=repo_secret_block, workers=workers)
+                           repo_secret_block=repo_secret_block, passphrase_secret_block=passphrase_secret_block,
+                           workers=workers)
     except (OpsError, KeyboardInterrupt) as exc:
         raise (typer.Exit(130) if isinstance(exc, KeyboardInterrupt) else fail(exc)) from None
     objects = sum(c["objects"] for c in result["storage"].values())
@@ -252,6 +262,7 @@ def demo(
 
         _quiet_prefect()
         directory = directory.resolve()
+        demo_project.ensure_passphrase(directory)
         project = demo_project.ensure_project(directory / "project", directus_version, say=lambda m: typer.echo(m, err=True))
         repo = directory / "repo"
         scratch = directory / "restored"

@@ -3,6 +3,7 @@ restored into a scratch copy, then checked through Directus's own API. What ``di
 
 from __future__ import annotations
 
+import os
 import secrets
 import shutil
 import socket
@@ -11,12 +12,24 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import directus_cli
+from . import directus_cli, keys
 from .config import load_config, render_dotenv
 from .directus_api import DirectusClient
 
 DEFAULT_VERSION = "10.13.4"
 ADMIN_EMAIL = "admin@example.com"
+
+
+def ensure_passphrase(directory: Path) -> None:
+    """The repository needs a passphrase: without one in the environment the demo makes its own file."""
+    if os.environ.get(keys.PASSPHRASE_ENV) or os.environ.get(keys.PASSPHRASE_FILE_ENV):
+        return
+    path = directory / "passphrase"
+    if not path.exists():
+        directory.mkdir(parents=True, exist_ok=True)
+        path.write_text(secrets.token_urlsafe(24) + "\n")
+        path.chmod(0o600)
+    os.environ[keys.PASSPHRASE_FILE_ENV] = str(path)
 
 
 def _free_port() -> int:

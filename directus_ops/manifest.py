@@ -9,7 +9,7 @@ from datetime import datetime, timezone
 
 from pydantic import BaseModel, Field
 
-MANIFEST_FORMAT = 1
+MANIFEST_FORMAT = 2
 
 # Pseudo-locations of the artifacts that are not storage objects.
 DATABASE = "@database"
@@ -28,10 +28,17 @@ class Entry(BaseModel):
     sha256: str
     mtime: float | None = None
     etag: str | None = None
+    stored_size: int | None = None  # bytes of the object in the repository (header, compression, encryption)
+    compressed: bool = False  # zstd
+    encrypted: bool = False  # AES-256-GCM; stored as object "<sha256>.enc"
 
     @property
     def fingerprint(self) -> str:
         return self.etag if self.etag else f"{self.mtime!r}"
+
+    @property
+    def object_name(self) -> str:
+        return f"{self.sha256}.enc" if self.encrypted else self.sha256
 
 
 class DatabaseInfo(BaseModel):
@@ -78,6 +85,7 @@ class Manifest(BaseModel):
     format: int = MANIFEST_FORMAT
     id: str
     time: datetime
+    encrypted: bool = False  # the whole snapshot (--encrypt); the config artifact is encrypted always
     project: ProjectInfo
     database: DatabaseInfo
     storage: list[LocationInfo]

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import io
 import json
 import logging
 import os
@@ -28,6 +29,7 @@ from typing import IO, Any
 
 import fsspec
 
+from . import codec, keys
 from .errors import IntegrityError, RepositoryError, SnapshotNotFound
 from .manifest import Manifest
 from .redact import redact, register_secret
@@ -35,8 +37,11 @@ from .storage import IO_BLOCK_SIZE, s3_filesystem
 
 log = logging.getLogger("directus_ops.repository")
 
-REPOSITORY_FORMAT = 1
+REPOSITORY_FORMAT = 2
 CHUNK_SIZE = 1024 * 1024
+SMALL_OBJECT = 8 * 1024 * 1024  # encoded in memory and written in one request
+PLAIN_MANIFEST = ".json"
+ENCRYPTED_MANIFEST = ".json.enc"
 
 ByteCallback = Callable[[int], None]
 
@@ -52,6 +57,7 @@ class RepositoryLocation:
     profile: str | None = None
     key_id: str | None = field(default=None, repr=False)
     secret: str | None = field(default=None, repr=False)
+    passphrase: str | None = field(default=None, repr=False)  # else from the environment
 
     @property
     def is_s3(self) -> bool:
@@ -69,7 +75,14 @@ class RepositoryLocation:
             profile=self.profile,
             key_id=credentials.get("aws_access_key_id") or credentials.get("key"),
             secret=secret,
+            passphrase=self.passphrase,
         )
+
+    def with_passphrase(self, passphrase: str | None) -> RepositoryLocation:
+        from dataclasses import replace
+
+        register_secret(passphrase)
+        return replace(self, passphrase=passphrase) if passphrase else self
 
     def filesystem(self) -> tuple[fsspec.AbstractFileSystem, str]:
         if self.is_s3:
@@ -91,23 +104,64 @@ class RepositoryLocation:
 class PutResult:
     sha256: str
     size: int
-    written: int  # 0 when the object was already in the repository
+    written: int  # bytes written to the repository; 0 when the object was already there
+    stored_size: int
+    compressed: bool
+    encrypted: bool
+
+
+def object_name(sha256: str, encrypted: bool) -> str:
+    """Encrypted and plain copies of the same content are separate objects: an encrypted snapshot never
+    points at plaintext."""
+    return f"{sha256}.enc" if encrypted else sha256
+
+
+class _HashingReader(io.RawIOBase):
+    """Hashes (and counts) the plaintext as the encoder pulls it."""
+
+    def __init__(self, source: IO[bytes], on_bytes: ByteCallback | None) -> None:
+        self.source, self.on_bytes = source, on_bytes
+        self.hasher = hashlib.sha256()
+        self.size = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int = -1) -> bytes:
+        chunk = self.source.read(min(size, CHUNK_SIZE) if size and size > 0 else CHUNK_SIZE)  # bounded reads
+        if chunk:
+            self.hasher.update(chunk)
+            self.size += len(chunk)
+            if self.on_bytes:
+                self.on_bytes(len(chunk))
+        return chunk
+
+    def readinto(self, target: Any) -> int:
+        chunk = self.read(len(target))
+        target[: len(chunk)] = chunk
+        return len(chunk)
+
+    def hexdigest(self) -> str:
+        return self.hasher.hexdigest()
 
 
 class Repository:
-    def __init__(self, location: RepositoryLocation, fs: fsspec.AbstractFileSystem, base: str) -> None:
+    def __init__(self, location: RepositoryLocation, fs: fsspec.AbstractFileSystem, base: str,
+                 passphrase: str | None = None) -> None:
         self.location = location
         self.fs = fs
         self.base = base
         self.is_local = not location.is_s3
-        self._known: set[str] | None = None
+        self.passphrase = passphrase
+        self._known: dict[str, int] | None = None
+        self._master: bytes | None = None
 
     # -- opening ---------------------------------------------------------------------------------------------
     @classmethod
     def open(cls, location: RepositoryLocation, create: bool = False) -> Repository:
         """Open an existing repository; with ``create``, make one if absent and prove it is writable."""
         fs, base = location.filesystem()
-        repo = cls(location, fs, base)
+        repo = cls(location, fs, base, location.passphrase or keys.passphrase_from_environment())
         config_path = repo._path("config.json")
         try:
             exists = fs.exists(config_path)
@@ -153,49 +207,90 @@ class Repository:
     def _path(self, *parts: str) -> str:
         return posixpath.join(self.base, *parts)
 
-    def object_path(self, sha256: str) -> str:
-        return self._path("objects", sha256[:2], sha256)
+    def object_path(self, name: str) -> str:
+        return self._path("objects", name[:2], name)
+
+    # -- keys --------------------------------------------------------------------------------------------------
+    def master_key(self, create: bool = False) -> bytes:
+        """The repository's key, opened with the passphrase; made (with a key file) on first need if ``create``."""
+        if self._master is not None:
+            return self._master
+        if not self.passphrase:
+            raise keys.PassphraseMissing(
+                f"the repository {self.location.url} needs a passphrase (the config artifact is always encrypted): set "
+                f"{keys.PASSPHRASE_ENV} or {keys.PASSPHRASE_FILE_ENV}, or name a Prefect Secret block with --passphrase-secret-block")
+        root = self._path("keys")
+        files = sorted(self.fs.find(root)) if self.fs.exists(root) else []
+        for path in files:
+            master = keys.open_key_file(self.passphrase, self.fs.cat_file(path))
+            if master is not None:
+                self._master = master
+                return master
+        if files:
+            raise keys.WrongPassphrase(f"wrong passphrase for the repository {self.location.url}: none of its {len(files)} "
+                                       f"keys opens with it; check {keys.PASSPHRASE_ENV}")
+        if not create:
+            raise RepositoryError(f"the repository {self.location.url} has no key yet, so nothing in it is encrypted")
+        master = keys.new_master_key()
+        key_id, document = keys.new_key_file(self.passphrase, master)
+        self._write_bytes(self._path("keys", f"{key_id}.json"), document)
+        self._master = master
+        return master
 
     # -- objects ---------------------------------------------------------------------------------------------
-    def known_objects(self) -> set[str]:
-        """The sha256 of every object present (listed once, then kept up to date by ``put``)."""
+    def known_objects(self) -> dict[str, int]:
+        """Every object present, name -> stored size (listed once, then kept up to date by ``put``)."""
         if self._known is None:
             root = self._path("objects")
-            known: set[str] = set()
+            known: dict[str, int] = {}
             if self.fs.exists(root):
-                for path in self.fs.find(root):
+                for path, info in self.fs.find(root, detail=True).items():
                     name = posixpath.basename(path)
-                    if len(name) == 64:
-                        known.add(name)
+                    if len(name.split(".")[0]) == 64:
+                        known[name] = int(info.get("size") or 0)
             self._known = known
         return self._known
 
-    def has_object(self, sha256: str) -> bool:
-        return sha256 in self.known_objects()
+    def has_object(self, name: str) -> bool:
+        return name in self.known_objects()
 
-    def put(self, stream: IO[bytes], on_bytes: ByteCallback | None = None) -> PutResult:
-        """Store a stream's bytes under their sha256, reading it once in chunks (bounded memory).
+    def put(self, stream: IO[bytes], on_bytes: ByteCallback | None = None, *, encrypt: bool = False,
+            compress: bool | None = None) -> PutResult:
+        """Store a stream's content once, named by its sha256, reading it once in chunks (bounded memory).
 
-        The bytes go to ``tmp/`` while hashed, then move to ``objects/`` only if no object has that content yet.
+        ``compress=None`` decides by trying the first MiB. A small object is encoded in memory and written
+        straight to its name; a large one streams to ``tmp/`` while hashed, then moves to ``objects/`` unless
+        an object of that content is already there.
         """
         known = self.known_objects()
+        key = self.master_key(create=True) if encrypt else None
+        hashing = _HashingReader(stream, on_bytes)
+        first = codec._read_full(hashing, SMALL_OBJECT)
+        if compress is None:
+            compress = codec.worth_compressing(first[: codec.FRAME_PLAINTEXT])
+        if len(first) < SMALL_OBJECT:
+            digest = hashing.hexdigest()
+            name = object_name(digest, encrypt)
+            if name in known:
+                return self._existing(name, digest, hashing.size, encrypt)
+            data = codec.encode_bytes(first, compress, key)
+            self._write_bytes(self.object_path(name), data, sync=True)
+            known[name] = len(data)
+            return PutResult(digest, hashing.size, len(data), len(data), compress, encrypt)
         tmp = self._path("tmp", uuid.uuid4().hex)
-        hasher = hashlib.sha256()
-        size = 0
         try:
+            stored = 0
+            encoded = codec.encode(codec._Prefixed(first, hashing), compress, key)
             with self.fs.open(tmp, "wb", block_size=IO_BLOCK_SIZE) as out:
-                while chunk := stream.read(CHUNK_SIZE):
-                    hasher.update(chunk)
+                while chunk := encoded.read(CHUNK_SIZE):
                     out.write(chunk)
-                    size += len(chunk)
-                    if on_bytes:
-                        on_bytes(len(chunk))
-            digest = hasher.hexdigest()
-            final = self.object_path(digest)
-            if digest in known or self.fs.exists(final):
+                    stored += len(chunk)
+            digest = hashing.hexdigest()
+            name = object_name(digest, encrypt)
+            final = self.object_path(name)
+            if name in known or self.fs.exists(final):
                 self.fs.rm(tmp)
-                known.add(digest)
-                return PutResult(digest, size, 0)
+                return self._existing(name, digest, hashing.size, encrypt)
             if self.is_local:
                 _fsync(tmp)
                 Path(final).parent.mkdir(parents=True, exist_ok=True)
@@ -203,68 +298,91 @@ class Repository:
                 _fsync(str(Path(final).parent))
             else:
                 self.fs.mv(tmp, final)
-            known.add(digest)
-            return PutResult(digest, size, size)
+            known[name] = stored
+            return PutResult(digest, hashing.size, stored, stored, compress, encrypt)
         except BaseException:
             with contextlib.suppress(Exception):
                 self.fs.rm(tmp)
             raise
 
-    def put_file(self, path: Path, on_bytes: ByteCallback | None = None) -> PutResult:
+    def _existing(self, name: str, digest: str, size: int, encrypted: bool) -> PutResult:
+        """An object of this content is already stored: nothing written; its header says how it is stored."""
+        stored = self.known_objects().get(name) or int(self.fs.size(self.object_path(name)))
+        with self.fs.open(self.object_path(name), "rb", block_size=64 * 1024) as handle:
+            _, compressed, _ = codec.read_header(handle, name)
+        return PutResult(digest, size, 0, stored, compressed, encrypted)
+
+    def put_file(self, path: Path, on_bytes: ByteCallback | None = None, *, encrypt: bool = False) -> PutResult:
         with open(path, "rb") as handle:
-            return self.put(handle, on_bytes)
+            return self.put(handle, on_bytes, encrypt=encrypt)
 
-    def open_object(self, sha256: str) -> IO[bytes]:
+    def open_object(self, name: str) -> IO[bytes]:
+        """The stored bytes of an object (header and all)."""
         try:
-            return self.fs.open(self.object_path(sha256), "rb", block_size=IO_BLOCK_SIZE)
+            return self.fs.open(self.object_path(name), "rb", block_size=IO_BLOCK_SIZE)
         except FileNotFoundError:
-            raise IntegrityError(f"object {sha256[:12]}… is missing from the repository {self.location.url}") from None
+            raise IntegrityError(f"object {name[:12]}… is missing from the repository {self.location.url}") from None
 
-    def copy_object_to(self, sha256: str, size: int, out: IO[bytes], on_bytes: ByteCallback | None = None,
-                       what: str = "") -> None:
-        """Stream an object into ``out``, checking its size and sha256; IntegrityError if they differ."""
+    def copy_object_to(self, entry: Any, out: IO[bytes], on_bytes: ByteCallback | None = None, what: str = "") -> None:
+        """Stream an entry's content into ``out``, checking its size and sha256; IntegrityError if they differ."""
+        what = what or f"{entry.location}/{entry.key}"
         hasher = hashlib.sha256()
         copied = 0
-        with self.open_object(sha256) as source:
-            while chunk := source.read(CHUNK_SIZE):
+        with self.open_object(entry.object_name) as stored:
+            plain = codec.decode(stored, self.master_key, what)
+            while chunk := plain.read(CHUNK_SIZE):
                 hasher.update(chunk)
                 out.write(chunk)
                 copied += len(chunk)
                 if on_bytes:
                     on_bytes(len(chunk))
-        if copied != size or hasher.hexdigest() != sha256:
+        if copied != entry.size or hasher.hexdigest() != entry.sha256:
             raise IntegrityError(
-                f"{what or 'object'}: stored bytes do not match the snapshot (object {sha256[:12]}…, expected {size} bytes, "
+                f"{what}: stored bytes do not match the snapshot (object {entry.sha256[:12]}…, expected {entry.size} bytes, "
                 f"read {copied}); the repository is damaged, restore from another snapshot"
             )
 
-    def object_size(self, sha256: str) -> int | None:
+    def object_size(self, name: str) -> int | None:
         try:
-            return int(self.fs.size(self.object_path(sha256)))
+            return int(self.fs.size(self.object_path(name)))
         except FileNotFoundError:
             return None
 
     # -- snapshots -------------------------------------------------------------------------------------------
-    def save_manifest(self, manifest: Manifest) -> None:
-        """Write the manifest: the last step of a backup, after every object it names is stored."""
+    def save_manifest(self, manifest: Manifest, encrypt: bool = False) -> None:
+        """Write the manifest: the last step of a backup, after every object it names is stored.
+        An encrypted snapshot's manifest is encrypted too (it names files and counts rows)."""
         data = manifest.model_dump_json(indent=1).encode()
-        self._write_bytes(self._path("snapshots", f"{manifest.id}.json"), data)
+        if encrypt:
+            data = codec.encode_bytes(data, True, self.master_key(create=True))
+        self._write_bytes(self._path("snapshots", manifest.id + (ENCRYPTED_MANIFEST if encrypt else PLAIN_MANIFEST)), data)
 
-    def snapshot_ids(self) -> list[str]:
+    def _manifest_files(self) -> dict[str, str]:
         root = self._path("snapshots")
         if not self.fs.exists(root):
-            return []
-        names = [posixpath.basename(p) for p in self.fs.ls(root, detail=False)]
-        return sorted(n[:-5] for n in names if n.endswith(".json"))
+            return {}
+        found = {}
+        for path in self.fs.ls(root, detail=False):
+            name = posixpath.basename(path)
+            for suffix in (ENCRYPTED_MANIFEST, PLAIN_MANIFEST):
+                if name.endswith(suffix) and not name.startswith("."):
+                    found[name[: -len(suffix)]] = name
+                    break
+        return found
+
+    def snapshot_ids(self) -> list[str]:
+        return sorted(self._manifest_files())
 
     def load_manifest(self, snapshot_id: str) -> Manifest:
+        name = self._manifest_files().get(snapshot_id)
+        if name is None:
+            raise SnapshotNotFound(f"no snapshot {snapshot_id} in {self.location.url}; list them with `directus-ops snapshots --repo {self.location.url}`")
+        data = self.fs.cat_file(self._path("snapshots", name))
         try:
-            data = self.fs.cat_file(self._path("snapshots", f"{snapshot_id}.json"))
-        except FileNotFoundError:
-            raise SnapshotNotFound(f"no snapshot {snapshot_id} in {self.location.url}; list them with `directus-ops snapshots --repo {self.location.url}`") from None
-        try:
+            if name.endswith(ENCRYPTED_MANIFEST):
+                data = codec.decode_bytes(data, self.master_key, f"manifest of snapshot {snapshot_id}")
             return Manifest.model_validate_json(data)
-        except ValueError as exc:
+        except (ValueError, IntegrityError) as exc:
             raise RepositoryError(f"the manifest of snapshot {snapshot_id} is damaged ({str(exc).splitlines()[0]})") from None
 
     def manifests(self) -> list[Manifest]:
@@ -273,8 +391,8 @@ class Repository:
         for snapshot_id in self.snapshot_ids():
             try:
                 found.append(self.load_manifest(snapshot_id))
-            except RepositoryError as exc:
-                log.warning("%s", exc)
+            except (RepositoryError, keys.PassphraseMissing) as exc:
+                log.warning("snapshot %s left out: %s", snapshot_id, exc)
         return sorted(found, key=lambda m: (m.time, m.id))
 
     def resolve(self, snapshot: str, project: str | None = None) -> Manifest:
@@ -302,10 +420,11 @@ class Repository:
     def missing_objects(self, entries: Iterable[Any]) -> list[Any]:
         """Entries whose object is absent (the repository is listed once, not probed per object)."""
         known = self.known_objects()
-        return [e for e in entries if e.sha256 not in known]
+        return [e for e in entries if e.object_name not in known]
 
     # -- helpers ---------------------------------------------------------------------------------------------
-    def _write_bytes(self, path: str, data: bytes) -> None:
+    def _write_bytes(self, path: str, data: bytes, sync: bool = True) -> None:
+        """Write a whole file so that it appears complete or not at all."""
         if self.is_local:
             target = Path(path)
             target.parent.mkdir(parents=True, exist_ok=True)

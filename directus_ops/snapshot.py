@@ -30,7 +30,7 @@ from .manifest import (CONFIG, DATABASE, EXTENSIONS, MIGRATIONS, PROJECT_FILES, 
                        Manifest, ProjectInfo, Stats, new_snapshot_id)
 from .project import Project, load_project
 from .redact import redact
-from .repository import CHUNK_SIZE, Repository
+from .repository import CHUNK_SIZE, PutResult, Repository
 from .storage import StorageLocation, StoredObject
 
 log = logging.getLogger("directus_ops.snapshot")
@@ -72,16 +72,22 @@ def read_entries(path: str) -> Iterator[Entry]:
                 yield Entry.model_validate_json(line)
 
 
-def backup_database(project: Project, repo: Repository, staging_dir: Path) -> PartResult:
+def _entry(location: str, key: str, put: PutResult, obj: StoredObject | None = None) -> Entry:
+    return Entry(location=location, key=key, size=put.size, sha256=put.sha256, stored_size=put.stored_size,
+                 compressed=put.compressed, encrypted=put.encrypted,
+                 mtime=obj.mtime if obj else None, etag=obj.etag if obj else None)
+
+
+def backup_database(project: Project, repo: Repository, staging_dir: Path, encrypt: bool = False) -> PartResult:
     """Dump the database with the engine's native tool straight into the repository."""
     stored: dict[str, Any] = {}
     with progress.track(f"dump {project.database.describe()}") as tracker:
         def consume(stream: IO[bytes]) -> None:
-            stored["result"] = repo.put(stream, tracker.advance)
+            stored["result"] = repo.put(stream, tracker.advance, encrypt=encrypt)
 
         result = db.dump(project.database, consume, staging_dir)
     put = stored["result"]
-    entry = Entry(location=DATABASE, key=f"database.{_dump_extension(result.format)}", size=put.size, sha256=put.sha256)
+    entry = _entry(DATABASE, f"database.{_dump_extension(result.format)}", put)
     info = DatabaseInfo(engine=project.database.engine, client=project.config.text("DB_CLIENT") or "",
                         name=project.database.database, server_version=result.server_version,
                         dump_tool=result.tool, dump_format=result.format, row_counts=result.row_counts,
@@ -98,7 +104,7 @@ def _dump_extension(dump_format: str) -> str:
 
 
 def backup_location(location: StorageLocation, repo: Repository, staging_dir: Path,
-                    parent: Manifest | None = None, workers: int = DEFAULT_WORKERS) -> PartResult:
+                    parent: Manifest | None = None, workers: int = DEFAULT_WORKERS, encrypt: bool = False) -> PartResult:
     """Store every object of one storage location. An object whose size and mtime/ETag equal the parent
     snapshot's is not read again: its bytes are already in the repository under the recorded sha256."""
     fs = location.filesystem()
@@ -111,9 +117,9 @@ def backup_location(location: StorageLocation, repo: Repository, staging_dir: Pa
     to_read: list[int] = []
     for index, obj in enumerate(objects):
         old = previous.get(obj.key)
-        if old and old.size == obj.size and old.fingerprint == obj.fingerprint and old.sha256 in known:
-            entries[index] = Entry(location=location.name, key=obj.key, size=obj.size, sha256=old.sha256,
-                                   mtime=obj.mtime, etag=obj.etag)
+        if old and old.size == obj.size and old.fingerprint == obj.fingerprint and old.encrypted == encrypt \
+                and old.object_name in known:
+            entries[index] = old.model_copy(update={"mtime": obj.mtime, "etag": obj.etag})
         else:
             to_read.append(index)
     total = sum(objects[i].size for i in to_read)
@@ -125,13 +131,12 @@ def backup_location(location: StorageLocation, repo: Repository, staging_dir: Pa
             obj = objects[index]
             try:
                 with location.open(obj.key, "rb", fs) as source:
-                    put = repo.put(source, tracker.advance)
+                    put = repo.put(source, tracker.advance, encrypt=encrypt)
             except FileNotFoundError:
                 return  # deleted between listing and reading: it is not part of this snapshot
             except (OSError, IntegrityError) as exc:
                 raise StorageError(f"cannot read {obj.key} from {location.describe()}: {redact(str(exc))}") from None
-            entries[index] = Entry(location=location.name, key=obj.key, size=put.size, sha256=put.sha256,
-                                   mtime=obj.mtime, etag=obj.etag)
+            entries[index] = _entry(location.name, obj.key, put, obj)
             with lock:
                 written += put.written
 
@@ -175,19 +180,20 @@ def _walk_files(root: Path) -> Iterator[Path]:
                 yield path
 
 
-def backup_project_files(project: Project, repo: Repository, staging_dir: Path) -> PartResult:
-    """The config file, package.json/package-lock.json, and the extensions and migrations folders."""
+def backup_project_files(project: Project, repo: Repository, staging_dir: Path, encrypt: bool = False) -> PartResult:
+    """The config file (always encrypted: it holds the project's secrets), package.json/package-lock.json,
+    and the extensions and migrations folders."""
     entries: list[Entry] = []
     written = 0
     warnings: list[str] = []
 
-    def add(location: str, key: str, path: Path) -> None:
+    def add(location: str, key: str, path: Path, secret: bool = False) -> None:
         nonlocal written
-        put = repo.put_file(path)
+        put = repo.put_file(path, encrypt=encrypt or secret)
         written += put.written
-        entries.append(Entry(location=location, key=key, size=put.size, sha256=put.sha256))
+        entries.append(_entry(location, key, put))
 
-    add(CONFIG, project.config_path.name, project.config_path)
+    add(CONFIG, project.config_path.name, project.config_path, secret=True)
     for path in project.package_files():
         add(PROJECT_FILES, path.name, path)
     for location, folder in ((EXTENSIONS, project.extensions_path), (MIGRATIONS, project.migrations_path)):
@@ -205,7 +211,7 @@ def backup_project_files(project: Project, repo: Repository, staging_dir: Path) 
 
 
 def assemble_manifest(project: Project, snapshot_id: str, started: datetime, database_part: PartResult,
-                      location_parts: list[PartResult], files_part: PartResult) -> Manifest:
+                      location_parts: list[PartResult], files_part: PartResult, encrypt: bool = False) -> Manifest:
     """Gather every step's entries into the manifest (not yet saved)."""
     assert database_part.info_path
     database_info = DatabaseInfo.model_validate_json(Path(database_part.info_path).read_text())
@@ -223,6 +229,7 @@ def assemble_manifest(project: Project, snapshot_id: str, started: datetime, dat
     return Manifest(
         id=snapshot_id,
         time=started,
+        encrypted=encrypt,
         project=ProjectInfo(name=project.name, dir=str(project.root), host=socket.gethostname(),
                             config_file=project.config_path.name, directus_version=project.directus_version,
                             migrations=migrations),
@@ -325,7 +332,7 @@ def plan_restore(repo: Repository, manifest: Manifest, project_dir: str | Path, 
         staged = staging_dir / manifest.project.config_file
         entry = manifest.artifact(CONFIG)[0]
         with open(staged, "wb") as handle:
-            repo.copy_object_to(entry.sha256, entry.size, handle, what="config")
+            repo.copy_object_to(entry, handle, what="config")
     environ: dict[str, str] = {}  # the target is described by its config alone, not by this process's environment
     read_from = staged or config_path
     if (database_url or storage_overrides) and read_from.suffix.lower() in (".js", ".mjs", ".cjs", ".json", ".yaml", ".yml"):
@@ -376,7 +383,7 @@ def fetch_verified(repo: Repository, entry: Entry, destination: Path) -> Path:
     """Copy one object to a local file, checking size and sha256 on the way."""
     destination.parent.mkdir(parents=True, exist_ok=True)
     with progress.track(f"fetch {entry.key}", entry.size) as tracker, open(destination, "wb") as out:
-        repo.copy_object_to(entry.sha256, entry.size, out, tracker.advance, what=f"{entry.location}/{entry.key}")
+        repo.copy_object_to(entry, out, tracker.advance)
     return destination
 
 
@@ -422,7 +429,7 @@ def restore_location(repo: Repository, manifest: Manifest, name: str, location: 
             path = location.path_of(entry.key)
             try:
                 with location.open(entry.key, "wb", fs) as out:
-                    repo.copy_object_to(entry.sha256, entry.size, out, tracker.advance, what=f"{name}/{entry.key}")
+                    repo.copy_object_to(entry, out, tracker.advance)
             except BaseException:
                 fs.rm(path)  # never leave a file whose bytes were not verified
                 raise

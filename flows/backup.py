@@ -29,7 +29,7 @@ def check_backup(project_dir: str, repo: RepositoryLocation, config_path: str | 
         db.pg_tool("pg_dump")
     elif project.database.engine == "mysql":
         db.mysql_tool("dump", db.server_version(project.database))
-    Repository.open(repo, create=True)
+    Repository.open(repo, create=True).master_key(create=True)  # the config is always encrypted: passphrase first
     return project
 
 
@@ -46,22 +46,27 @@ def backup(
     repo_endpoint: str | None = None,
     repo_region: str | None = None,
     repo_secret_block: str | None = None,
+    passphrase_secret_block: str | None = None,
+    encrypt: bool = False,
     workers: int = snapshot.DEFAULT_WORKERS,
 ) -> str:
-    """Returns the new snapshot's id."""
+    """Returns the new snapshot's id. The config file is always stored encrypted; ``encrypt`` encrypts
+    everything (database dump, files, manifest)."""
     logger = get_run_logger()
     started_clock = time.monotonic()
-    location = repository_location(repo, repo_endpoint, repo_region, repo_secret_block)
+    location = repository_location(repo, repo_endpoint, repo_region, repo_secret_block, passphrase_secret_block)
     project = check_backup_task(project_dir, location, config_path)
     snapshot_id, started = snapshot.start_snapshot_id()
     logger.info("snapshot %s of project %s into %s", snapshot_id, project.name, repo)
     parent = parent_snapshot_task(location, project)
     staging = snapshot.make_staging_dir()
     try:
-        database_part = dump_database_task(project, location, str(staging))
-        location_parts = [backup_location_task(l, location, str(staging), parent, workers) for l in project.storage]
-        files_part = backup_project_files_task(project, location, str(staging))
-        summary = write_manifest_task(project, location, snapshot_id, started, database_part, location_parts, files_part)
+        database_part = dump_database_task(project, location, str(staging), encrypt)
+        location_parts = [backup_location_task(l, location, str(staging), parent, workers, encrypt)
+                          for l in project.storage]
+        files_part = backup_project_files_task(project, location, str(staging), encrypt)
+        summary = write_manifest_task(project, location, snapshot_id, started, database_part, location_parts,
+                                      files_part, encrypt)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     logger.info("snapshot %s saved: %d files, %s, %s new", summary.id, summary.files, human_bytes(summary.bytes),
@@ -70,7 +75,7 @@ def backup(
         artifact_key("backup", project.name),
         f"Backup of {project.name}: snapshot {summary.id}",
         [
-            ("Snapshot", f"`{summary.id}`"),
+            ("Snapshot", f"`{summary.id}`" + (" (encrypted)" if encrypt else "")),
             ("Repository", repo),
             ("Directus", summary.directus_version or "not installed"),
             ("Database", f"{summary.database}: {summary.tables} tables, {summary.rows} rows"),

@@ -46,11 +46,12 @@ def restore(
     repo_endpoint: str | None = None,
     repo_region: str | None = None,
     repo_secret_block: str | None = None,
+    passphrase_secret_block: str | None = None,
     workers: int = snapshot.DEFAULT_WORKERS,
 ) -> dict[str, Any]:
     logger = get_run_logger()
     started = time.monotonic()
-    location = repository_location(repo, repo_endpoint, repo_region, repo_secret_block)
+    location = repository_location(repo, repo_endpoint, repo_region, repo_secret_block, passphrase_secret_block)
     resolved = resolve_snapshot_task(location, snapshot_id)
     staging = snapshot.make_staging_dir()
     try:

@@ -18,8 +18,9 @@ from .retry import RETRY_DELAYS, is_transient
 
 @task(name="dump-database", cache_policy=NO_CACHE, retries=len(RETRY_DELAYS), retry_delay_seconds=RETRY_DELAYS,
       retry_condition_fn=is_transient)
-def dump_database_task(project: Project, repo: RepositoryLocation, staging_dir: str) -> snapshot.PartResult:
-    return snapshot.backup_database(project, Repository.open(repo, create=True), Path(staging_dir))
+def dump_database_task(project: Project, repo: RepositoryLocation, staging_dir: str,
+                       encrypt: bool = False) -> snapshot.PartResult:
+    return snapshot.backup_database(project, Repository.open(repo, create=True), Path(staging_dir), encrypt)
 
 
 @task(name="restore-database", cache_policy=NO_CACHE)

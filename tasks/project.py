@@ -23,8 +23,9 @@ def load_project_task(project_dir: str, config_path: str | None = None) -> Proje
 
 @task(name="backup-project-files", cache_policy=NO_CACHE, retries=len(RETRY_DELAYS),
       retry_delay_seconds=RETRY_DELAYS, retry_condition_fn=is_transient)
-def backup_project_files_task(project: Project, repo: RepositoryLocation, staging_dir: str) -> snapshot.PartResult:
-    return snapshot.backup_project_files(project, Repository.open(repo, create=True), Path(staging_dir))
+def backup_project_files_task(project: Project, repo: RepositoryLocation, staging_dir: str,
+                              encrypt: bool = False) -> snapshot.PartResult:
+    return snapshot.backup_project_files(project, Repository.open(repo, create=True), Path(staging_dir), encrypt)
 
 
 @task(name="restore-project-files", cache_policy=NO_CACHE, retries=len(RETRY_DELAYS),

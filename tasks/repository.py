@@ -19,25 +19,32 @@ from .retry import RETRY_DELAYS, is_transient
 
 
 def repository_location(url: str, endpoint: str | None = None, region: str | None = None,
-                        secret_block: str | None = None) -> RepositoryLocation:
-    """Where the repository is; S3 credentials from the named Prefect Secret block (a JSON object with
-    ``aws_access_key_id``, ``aws_secret_access_key`` and optionally ``endpoint_url``, ``region_name``), else
-    from the environment."""
+                        secret_block: str | None = None, passphrase_block: str | None = None) -> RepositoryLocation:
+    """Where the repository is and how to open it. S3 credentials from the named Prefect Secret block (a JSON
+    object with ``aws_access_key_id``, ``aws_secret_access_key`` and optionally ``endpoint_url``,
+    ``region_name``), else from the environment; the passphrase from its Secret block, else from
+    ``DIRECTUS_OPS_PASSPHRASE``/``_FILE``."""
     location = RepositoryLocation(url=url, endpoint=endpoint, region=region)
-    if not secret_block:
-        return location
+    if secret_block:
+        value = _secret(secret_block, "--repo-secret-block")
+        if isinstance(value, str):
+            try:
+                value = json.loads(value)
+            except ValueError:
+                raise ConfigError(f"Secret block {secret_block!r} must hold a JSON object of S3 credentials") from None
+        location = location.with_credentials(value)
+    if passphrase_block:
+        location = location.with_passphrase(str(_secret(passphrase_block, "--passphrase-secret-block")))
+    return location
+
+
+def _secret(name: str, option: str) -> object:
     from prefect.blocks.system import Secret
 
     try:
-        value = Secret.load(secret_block).get()
+        return Secret.load(name).get()
     except ValueError:
-        raise ConfigError(f"no Prefect Secret block named {secret_block!r}; create it or fix --repo-secret-block") from None
-    if isinstance(value, str):
-        try:
-            value = json.loads(value)
-        except ValueError:
-            raise ConfigError(f"Secret block {secret_block!r} must hold a JSON object of S3 credentials") from None
-    return location.with_credentials(value)
+        raise ConfigError(f"no Prefect Secret block named {name!r}; create it or fix {option}") from None
 
 
 @task(name="open-repository", cache_policy=NO_CACHE, retries=len(RETRY_DELAYS), retry_delay_seconds=RETRY_DELAYS,
@@ -58,11 +65,12 @@ def parent_snapshot_task(repo: RepositoryLocation, project: Project) -> str | No
       retry_condition_fn=is_transient)
 def write_manifest_task(project: Project, repo: RepositoryLocation, snapshot_id: str, started: datetime,
                         database_part: snapshot.PartResult, location_parts: list[snapshot.PartResult],
-                        files_part: snapshot.PartResult) -> snapshot.SnapshotSummary:
-    manifest = snapshot.assemble_manifest(project, snapshot_id, started, database_part, location_parts, files_part)
+                        files_part: snapshot.PartResult, encrypt: bool = False) -> snapshot.SnapshotSummary:
+    manifest = snapshot.assemble_manifest(project, snapshot_id, started, database_part, location_parts, files_part,
+                                          encrypt)
     repository = Repository.open(repo, create=True)
     snapshot.check_complete(repository, manifest)
-    repository.save_manifest(manifest)  # last: from here on the snapshot exists
+    repository.save_manifest(manifest, encrypt=encrypt)  # last: from here on the snapshot exists
     return snapshot.SnapshotSummary.of(manifest)
 
 

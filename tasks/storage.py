@@ -19,10 +19,10 @@ from .retry import RETRY_DELAYS, is_transient
 @task(name="backup-storage-location", cache_policy=NO_CACHE, retries=len(RETRY_DELAYS),
       retry_delay_seconds=RETRY_DELAYS, retry_condition_fn=is_transient, task_run_name="backup-storage-{location.name}")
 def backup_location_task(location: StorageLocation, repo: RepositoryLocation, staging_dir: str,
-                         parent_snapshot: str | None, workers: int) -> snapshot.PartResult:
+                         parent_snapshot: str | None, workers: int, encrypt: bool = False) -> snapshot.PartResult:
     repository = Repository.open(repo, create=True)
     parent = repository.load_manifest(parent_snapshot) if parent_snapshot else None
-    return snapshot.backup_location(location, repository, Path(staging_dir), parent, workers)
+    return snapshot.backup_location(location, repository, Path(staging_dir), parent, workers, encrypt)
 
 
 @task(name="restore-storage-location", cache_policy=NO_CACHE, retries=len(RETRY_DELAYS),

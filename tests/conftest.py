@@ -19,6 +19,9 @@ os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("PREFECT_LOGGING_EXTRA_LOGGERS", "directus_ops")
 os.environ.setdefault("PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW", "ignore")
 os.environ.pop("PREFECT_API_URL", None)
+# The repository passphrase every test run uses (the config artifact is always encrypted).
+TEST_PASSPHRASE = "correct horse battery staple 7"
+os.environ.setdefault("DIRECTUS_OPS_PASSPHRASE", TEST_PASSPHRASE)
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared"

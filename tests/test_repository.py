@@ -12,7 +12,7 @@ import pytest
 
 from directus_ops.errors import IntegrityError, RepositoryError, SnapshotNotFound
 from directus_ops.manifest import DatabaseInfo, Entry, Manifest, ProjectInfo
-from directus_ops.repository import CHUNK_SIZE, Repository, RepositoryLocation
+from directus_ops.repository import CHUNK_SIZE, SMALL_OBJECT, Repository, RepositoryLocation
 from directus_ops.storage import StorageLocation
 
 
@@ -36,6 +36,11 @@ class CountingReader(io.BytesIO):
         return data
 
 
+def entry_of(put, location: str = "local", key: str = "f") -> Entry:
+    return Entry(location=location, key=key, size=put.size, sha256=put.sha256, stored_size=put.stored_size,
+                 compressed=put.compressed, encrypted=put.encrypted)
+
+
 def manifest(snapshot_id: str, when: datetime, entries: list[Entry]) -> Manifest:
     return Manifest(id=snapshot_id, time=when,
                     project=ProjectInfo(name="p", dir="/p", host="h", config_file=".env", directus_version="10.13.4", migrations=[]),
@@ -46,16 +51,22 @@ def manifest(snapshot_id: str, when: datetime, entries: list[Entry]) -> Manifest
 
 def test_objects_are_stored_once_under_their_sha256(location):
     repo = Repository.open(location, create=True)
-    data = os.urandom(3 * CHUNK_SIZE + 17)
+    data = os.urandom(SMALL_OBJECT + 3 * CHUNK_SIZE + 17)  # above the in-memory size: the streaming path
     reader = CountingReader(data)
     first = repo.put(reader)
-    assert first.sha256 == hashlib.sha256(data).hexdigest() and first.size == len(data) and first.written == len(data)
+    assert first.sha256 == hashlib.sha256(data).hexdigest() and first.size == len(data)
+    assert first.written == first.stored_size and not first.compressed  # random bytes do not compress
     assert reader.largest_read <= CHUNK_SIZE  # streamed in chunks, never read whole
     again = repo.put(io.BytesIO(data))
     assert again.sha256 == first.sha256 and again.written == 0
-    assert repo.fs.cat_file(repo.object_path(first.sha256)) == data
+    out = io.BytesIO()
+    repo.copy_object_to(entry_of(first), out)
+    assert out.getvalue() == data
+    small = repo.put(io.BytesIO(b"small file"))  # the in-memory path: one write, straight to its name
+    assert repo.fs.exists(repo.object_path(small.sha256)) and small.written == small.stored_size
     assert repo.fs.find(repo.base + "/tmp") == []  # nothing left in flight
-    assert Repository.open(location).known_objects() == {first.sha256}
+    assert Repository.open(location).known_objects() == {first.sha256: first.stored_size,
+                                                          small.sha256: small.stored_size}
 
 
 def test_a_failed_upload_leaves_no_object(location):
@@ -63,20 +74,19 @@ def test_a_failed_upload_leaves_no_object(location):
 
     class Broken(io.BytesIO):
         def read(self, size=-1):
-            if self.tell() >= CHUNK_SIZE:
+            if self.tell() >= SMALL_OBJECT + CHUNK_SIZE:
                 raise OSError("disk went away")
             return super().read(size)
 
     with pytest.raises(OSError):
-        repo.put(Broken(os.urandom(2 * CHUNK_SIZE)))
-    assert Repository.open(location).known_objects() == set()
+        repo.put(Broken(os.urandom(SMALL_OBJECT + 2 * CHUNK_SIZE)))
+    assert Repository.open(location).known_objects() == {}
     assert repo.fs.find(repo.base + "/tmp") == []
 
 
 def test_only_snapshots_with_a_manifest_exist(location):
     repo = Repository.open(location, create=True)
-    put = repo.put(io.BytesIO(b"dump"))
-    entry = Entry(location="@database", key="database.sqlite", size=put.size, sha256=put.sha256)
+    entry = entry_of(repo.put(io.BytesIO(b"dump")), "@database", "database.sqlite")
     assert repo.manifests() == []
     with pytest.raises(SnapshotNotFound, match="no snapshot of project p"):
         Repository.open(location).resolve("latest", project="p")
@@ -98,16 +108,49 @@ def test_damaged_bytes_are_refused(location):
     repo = Repository.open(location, create=True)
     data = os.urandom(100_000)
     put = repo.put(io.BytesIO(data))
-    damaged = bytearray(data)
-    damaged[5000] ^= 0xFF
-    repo.fs.pipe_file(repo.object_path(put.sha256), bytes(damaged))
+    stored = bytearray(repo.fs.cat_file(repo.object_path(put.sha256)))
+    stored[5000] ^= 0xFF
+    repo.fs.pipe_file(repo.object_path(put.sha256), bytes(stored))
     with pytest.raises(IntegrityError, match="do not match"):
-        repo.copy_object_to(put.sha256, put.size, io.BytesIO())
+        repo.copy_object_to(entry_of(put), io.BytesIO())
 
 
 def test_opening_a_missing_repository_for_reading_fails_clearly(location):
     with pytest.raises(RepositoryError, match="no snapshot repository at .*run a backup into it first"):
         Repository.open(location)
+
+
+@pytest.mark.parametrize("compressible", [True, False])
+def test_encrypted_and_compressed_objects_round_trip(location, compressible):
+    repo = Repository.open(location, create=True)
+    data = (b"DB_PASSWORD=hunter2-in-the-config\n" * 40_000) if compressible else os.urandom(200_000)
+    put = repo.put(io.BytesIO(data), encrypt=True)
+    assert put.encrypted and put.compressed == compressible
+    stored = repo.fs.cat_file(repo.object_path(put.sha256 + ".enc"))
+    assert b"hunter2" not in stored and data[:64] not in stored
+    assert (len(stored) < len(data) // 10) if compressible else (len(stored) > len(data))
+    out = io.BytesIO()
+    Repository.open(location).copy_object_to(entry_of(put), out)  # a new handle unlocks the key from its file
+    assert out.getvalue() == data
+    # The same content stored plain is another object: an encrypted snapshot never points at plaintext.
+    plain = repo.put(io.BytesIO(data))
+    assert plain.written > 0 and not plain.encrypted
+
+
+def test_a_wrong_passphrase_fails_clearly(location):
+    from dataclasses import replace
+
+    from directus_ops.keys import PassphraseMissing, WrongPassphrase
+
+    repo = Repository.open(location, create=True)
+    put = repo.put(io.BytesIO(b"secret config"), encrypt=True)
+    wrong = Repository.open(replace(location, passphrase="not the passphrase"))
+    with pytest.raises(WrongPassphrase, match="wrong passphrase for the repository"):
+        wrong.copy_object_to(entry_of(put), io.BytesIO())
+    nobody = Repository.open(location)
+    nobody.passphrase = None
+    with pytest.raises(PassphraseMissing, match="needs a passphrase .*DIRECTUS_OPS_PASSPHRASE"):
+        nobody.copy_object_to(entry_of(put), io.BytesIO())
 
 
 @pytest.fixture(params=["local", "s3"])

@@ -27,7 +27,7 @@ SCRIPT = textwrap.dedent("""
     part = backup_location(location, repo, root, None, workers=2)
     entry = next(read_entries(part.entries_path))
     with open(root / "restored.bin", "wb") as out:
-        repo.copy_object_to(entry.sha256, entry.size, out)
+        repo.copy_object_to(entry, out)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     print(entry.size, baseline, peak)
 """)

@@ -1,0 +1,213 @@
+"""How an object's bytes are stored: a small header, then the content, optionally zstd-compressed and
+optionally encrypted (AES-256-GCM in chunks), always streamed.
+
+Format (``docs/repository-format.md``)::
+
+    "DOPS" | version=2 (1 byte) | flags (1 byte: 1 = zstd, 2 = encrypted) | [nonce prefix, 8 bytes, if encrypted]
+    then, plain:      the (compressed) bytes
+          encrypted:  frames of  last-flag (1 byte) | length (4 bytes, big-endian) | AES-GCM ciphertext+tag
+                      nonce = prefix || frame counter (4 bytes); associated data = header || last-flag
+
+Every frame is authenticated, frames cannot be reordered (the counter is in the nonce) and a truncated
+object is detected (the last frame says it is last).
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import struct
+from collections.abc import Callable
+from typing import IO
+
+import zstandard
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from .errors import IntegrityError
+
+MAGIC = b"DOPS"
+VERSION = 2
+FLAG_ZSTD = 1
+FLAG_ENCRYPTED = 2
+NONCE_PREFIX = 8
+FRAME_PLAINTEXT = 1024 * 1024
+ZSTD_LEVEL = 3
+# Compress only when a trial of the first MiB saves at least this share (jpg, mp4, zip, pg_dump -Fc do not).
+MIN_SAVING = 0.10
+_FRAME_HEAD = struct.Struct(">BI")
+
+
+def header(compressed: bool, encrypted: bool) -> bytes:
+    flags = (FLAG_ZSTD if compressed else 0) | (FLAG_ENCRYPTED if encrypted else 0)
+    head = MAGIC + bytes([VERSION, flags])
+    if encrypted:
+        head += os.urandom(NONCE_PREFIX)
+    return head
+
+
+def worth_compressing(sample: bytes) -> bool:
+    if len(sample) < 512:
+        return False
+    return len(zstandard.ZstdCompressor(level=ZSTD_LEVEL).compress(sample)) < (1 - MIN_SAVING) * len(sample)
+
+
+class _Reader(io.RawIOBase):
+    """Base for pull-based stream stages: subclasses fill ``_next()`` chunks; ``read(n)`` serves them."""
+
+    def __init__(self) -> None:
+        self._buffer = b""
+        self._done = False
+
+    def readable(self) -> bool:
+        return True
+
+    def _next(self) -> bytes:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def readinto(self, target: bytearray | memoryview) -> int:  # type: ignore[override]
+        while not self._buffer and not self._done:
+            chunk = self._next()
+            if chunk:
+                self._buffer = chunk
+            else:
+                self._done = True
+        size = min(len(target), len(self._buffer))
+        target[:size] = self._buffer[:size]
+        self._buffer = self._buffer[size:]
+        return size
+
+
+class _Encrypter(_Reader):
+    def __init__(self, source: IO[bytes], key: bytes, head: bytes) -> None:
+        super().__init__()
+        self.source, self.aead, self.head = source, AESGCM(key), head
+        self.prefix = head[6 : 6 + NONCE_PREFIX]
+        self.counter = 0
+        self.pending = _read_full(source, FRAME_PLAINTEXT)
+        self.finished = False
+
+    def _next(self) -> bytes:
+        if self.finished:
+            return b""
+        current = self.pending
+        self.pending = _read_full(self.source, FRAME_PLAINTEXT)
+        last = not self.pending
+        nonce = self.prefix + struct.pack(">I", self.counter)
+        self.counter += 1
+        sealed = self.aead.encrypt(nonce, current, self.head + bytes([last]))
+        self.finished = last
+        return _FRAME_HEAD.pack(int(last), len(sealed)) + sealed
+
+
+class _Decrypter(_Reader):
+    def __init__(self, source: IO[bytes], key: bytes, head: bytes, what: str) -> None:
+        super().__init__()
+        self.source, self.aead, self.head, self.what = source, AESGCM(key), head, what
+        self.prefix = head[6 : 6 + NONCE_PREFIX]
+        self.counter = 0
+        self.seen_last = False
+
+    def _next(self) -> bytes:
+        if self.seen_last:
+            if self.source.read(1):
+                raise IntegrityError(f"{self.what}: data after the last encrypted frame; the object is damaged")
+            return b""
+        frame_head = _read_full(self.source, _FRAME_HEAD.size)
+        if len(frame_head) < _FRAME_HEAD.size:
+            raise IntegrityError(f"{self.what}: the encrypted object is truncated; it is damaged")
+        last, length = _FRAME_HEAD.unpack(frame_head)
+        sealed = _read_full(self.source, length)
+        nonce = self.prefix + struct.pack(">I", self.counter)
+        self.counter += 1
+        try:
+            plain = self.aead.decrypt(nonce, sealed, self.head + bytes([last]))
+        except InvalidTag:
+            raise IntegrityError(f"{self.what}: encrypted bytes fail authentication; the object is damaged") from None
+        self.seen_last = bool(last)
+        return plain
+
+
+class _Prefixed(_Reader):
+    """A stream with some bytes already read put back in front."""
+
+    def __init__(self, first: bytes, rest: IO[bytes]) -> None:
+        super().__init__()
+        self.first, self.rest = first, rest
+
+    def _next(self) -> bytes:
+        if self.first:
+            chunk, self.first = self.first, b""
+            return chunk
+        return self.rest.read(FRAME_PLAINTEXT)
+
+
+def _read_full(stream: IO[bytes], size: int) -> bytes:
+    parts = []
+    remaining = size
+    while remaining:
+        chunk = stream.read(remaining)
+        if not chunk:
+            break
+        parts.append(chunk)
+        remaining -= len(chunk)
+    return b"".join(parts)
+
+
+def encode(plain: IO[bytes], compress: bool, key: bytes | None) -> IO[bytes]:
+    """A stream of the stored form of ``plain`` (header included), produced as it is read."""
+    head = header(compress, key is not None)
+    body: IO[bytes] = plain
+    if compress:
+        body = zstandard.ZstdCompressor(level=ZSTD_LEVEL).stream_reader(plain, read_size=FRAME_PLAINTEXT)  # type: ignore[assignment]
+    if key is not None:
+        body = io.BufferedReader(_Encrypter(body, key, head), buffer_size=FRAME_PLAINTEXT)
+    return io.BufferedReader(_Prefixed(head, body), buffer_size=FRAME_PLAINTEXT)
+
+
+def read_header(stored: IO[bytes], what: str) -> tuple[bytes, bool, bool]:
+    head = _read_full(stored, 6)
+    if len(head) < 6 or head[:4] != MAGIC:
+        raise IntegrityError(f"{what}: not a directus-ops object (bad header); the repository is damaged")
+    if head[4] != VERSION:
+        raise IntegrityError(f"{what}: object format {head[4]} is not readable by this directus-ops (reads {VERSION})")
+    compressed, encrypted = bool(head[5] & FLAG_ZSTD), bool(head[5] & FLAG_ENCRYPTED)
+    if encrypted:
+        head += _read_full(stored, NONCE_PREFIX)
+    return head, compressed, encrypted
+
+
+def decode(stored: IO[bytes], key_for: Callable[[], bytes], what: str = "object") -> IO[bytes]:
+    """The plaintext of a stored object, produced as it is read. ``key_for`` is asked only if it is encrypted."""
+    head, compressed, encrypted = read_header(stored, what)
+    body: IO[bytes] = stored
+    if encrypted:
+        body = io.BufferedReader(_Decrypter(stored, key_for(), head, what), buffer_size=FRAME_PLAINTEXT)
+    if compressed:
+        try:
+            body = zstandard.ZstdDecompressor().stream_reader(body, read_size=FRAME_PLAINTEXT)  # type: ignore[assignment]
+        except zstandard.ZstdError as exc:
+            raise IntegrityError(f"{what}: cannot decompress ({exc}); the object is damaged") from None
+    return _ZstdErrors(body, what) if compressed else body
+
+
+class _ZstdErrors(_Reader):
+    """Turns a decompression failure in the middle of a stream into an IntegrityError naming the object."""
+
+    def __init__(self, source: IO[bytes], what: str) -> None:
+        super().__init__()
+        self.source, self.what = source, what
+
+    def _next(self) -> bytes:
+        try:
+            return self.source.read(FRAME_PLAINTEXT)
+        except zstandard.ZstdError as exc:
+            raise IntegrityError(f"{self.what}: cannot decompress ({exc}); the object is damaged") from None
+
+
+def encode_bytes(plain: bytes, compress: bool, key: bytes | None) -> bytes:
+    return encode(io.BytesIO(plain), compress, key).read()
+
+
+def decode_bytes(stored: bytes, key_for: Callable[[], bytes], what: str = "object") -> bytes:
+    return decode(io.BytesIO(stored), key_for, what).read()
