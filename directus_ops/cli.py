@@ -207,7 +207,7 @@ def restore(
 ) -> None:
     """Restore a snapshot into the same project or a new target, verifying every checksum."""
     try:
-        from flows.restore import DATABASE_PASSWORD_ENV, restore as restore_flow, with_password
+        from flows.restore import restore as restore_flow, with_password
 
         _quiet_prefect()
         from .repository import Repository
@@ -215,17 +215,7 @@ def restore(
         import shutil
 
         overrides = _parse_storage(storage)
-        flow_url = database_url
-        if database_url:
-            import sqlalchemy as sa
-
-            from .database import DatabaseSettings
-
-            DatabaseSettings.from_url(database_url)  # registers the password for redaction; clear error if malformed
-            url = sa.make_url(database_url)
-            if url.password:  # keep it out of the flow's stored parameters
-                os.environ[DATABASE_PASSWORD_ENV] = url.password
-                flow_url = url.set(password=None).render_as_string(hide_password=False)
+        flow_url = _hide_password(database_url) if database_url else None
         location = _location(repo, repo_endpoint, repo_region, repo_secret_block, passphrase_secret_block)
         repository = Repository.open(location)
         manifest = repository.resolve(snapshot)
@@ -286,8 +276,136 @@ def demo(
         raise typer.Exit(1)
 
 
+@app.command()
+def verify(
+    repo: RepoOption,
+    snapshot: Annotated[str, typer.Option("--snapshot", help="A snapshot id (or unique part), 'latest', or 'all'.")] = "all",
+    read_data: Annotated[Optional[float], typer.Option("--read-data", help="Also re-read and re-hash the stored bytes: all of them, or a random PERCENT (--read-data 10).", metavar="[PERCENT]")] = None,
+    restore_drill: Annotated[bool, typer.Option("--restore-drill", help="Restore the snapshot's database into --scratch-database, compare every table's row count, drop it.")] = False,
+    scratch_database: Annotated[Optional[str], typer.Option("--scratch-database", help="URL of a database that does not exist yet (postgresql://, mysql://, sqlite:///); created and dropped by the drill.")] = None,
+    repo_endpoint: RepoEndpoint = None,
+    repo_region: RepoRegion = None,
+    repo_secret_block: RepoSecretBlock = None,
+    passphrase_secret_block: PassphraseBlock = None,
+    workers: Workers = 8,
+) -> None:
+    """Check a repository: every manifest, every object present with its size; with --read-data the bytes
+    themselves. Prints each problem by snapshot, location and key; exits 9 if there is any."""
+    try:
+        from flows.verify import VerificationFailed, verify as verify_flow
+
+        from .repository import Repository
+        from .verify import select_snapshots
+
+        _quiet_prefect()
+        flow_url = _hide_password(scratch_database) if scratch_database else None
+        select_snapshots(Repository.open(_location(repo, repo_endpoint, repo_region, repo_secret_block,
+                                                   passphrase_secret_block)), snapshot)
+        result = _run_flow(verify_flow, repo=repo, snapshot=snapshot, read_data_percent=read_data,
+                           restore_drill=restore_drill, scratch_database_url=flow_url, repo_endpoint=repo_endpoint,
+                           repo_region=repo_region, repo_secret_block=repo_secret_block,
+                           passphrase_secret_block=passphrase_secret_block, workers=workers)
+    except VerificationFailed as exc:
+        from .verify import problems_text
+
+        for line in problems_text(exc.report.problems, limit=1000):
+            typer.echo(line)
+        if exc.drill and not exc.drill.ok:
+            for table, (want, got) in exc.drill.mismatches.items():
+                typer.echo(f"restore drill: table {table} has {got} rows, the manifest recorded {want}")
+        raise fail(exc) from None
+    except (OpsError, KeyboardInterrupt) as exc:
+        raise (typer.Exit(130) if isinstance(exc, KeyboardInterrupt) else fail(exc)) from None
+    line = f"ok: {len(result['snapshots'])} snapshots, {result['entries']} entries"
+    if read_data is not None:
+        line += f", {result['objects_read']} objects re-read ({progress.human_bytes(result['bytes_read'])})"
+    if result["drill"]:
+        drill = result["drill"]
+        line += f"; restore drill of {drill['snapshot']}: {drill['tables']} tables, {drill['rows']} rows match"
+    typer.echo(line)
+
+
+@app.command()
+def forget(
+    repo: RepoOption,
+    keep_last: Annotated[int, typer.Option("--keep-last", min=0, help="Keep the N newest snapshots.")] = 0,
+    keep_hourly: Annotated[int, typer.Option("--keep-hourly", min=0, help="Keep the newest snapshot of each of the last N hours that have one.")] = 0,
+    keep_daily: Annotated[int, typer.Option("--keep-daily", min=0, help="... of each of the last N days (UTC).")] = 0,
+    keep_weekly: Annotated[int, typer.Option("--keep-weekly", min=0, help="... of each of the last N ISO weeks.")] = 0,
+    keep_monthly: Annotated[int, typer.Option("--keep-monthly", min=0, help="... of each of the last N months.")] = 0,
+    keep_yearly: Annotated[int, typer.Option("--keep-yearly", min=0, help="... of each of the last N years.")] = 0,
+    project: Annotated[Optional[str], typer.Option("--project", help="Only this project's snapshots (default: each project on its own).")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Show what would be forgotten and pruned; change nothing.")] = False,
+    prune: Annotated[bool, typer.Option("--prune", help="Then delete the data no snapshot references, and leftovers of interrupted backups.")] = False,
+    repo_endpoint: RepoEndpoint = None,
+    repo_region: RepoRegion = None,
+    repo_secret_block: RepoSecretBlock = None,
+    passphrase_secret_block: PassphraseBlock = None,
+) -> None:
+    """Forget snapshots by a retention policy (grandfather-father-son, like restic); the newest snapshot of each
+    project is always kept. With --prune, free the space."""
+    try:
+        from flows.forget import forget as forget_flow
+
+        from .repository import Repository
+        from .retention import Policy
+
+        _quiet_prefect()
+        Policy(keep_last, keep_hourly, keep_daily, keep_weekly, keep_monthly, keep_yearly)
+        Repository.open(_location(repo, repo_endpoint, repo_region, repo_secret_block, passphrase_secret_block))
+        result = _run_flow(forget_flow, repo=repo, keep_last=keep_last, keep_hourly=keep_hourly, keep_daily=keep_daily,
+                           keep_weekly=keep_weekly, keep_monthly=keep_monthly, keep_yearly=keep_yearly,
+                           project=project, dry_run=dry_run, prune=prune, repo_endpoint=repo_endpoint,
+                           repo_region=repo_region, repo_secret_block=repo_secret_block,
+                           passphrase_secret_block=passphrase_secret_block)
+    except (OpsError, KeyboardInterrupt) as exc:
+        raise (typer.Exit(130) if isinstance(exc, KeyboardInterrupt) else fail(exc)) from None
+    for snapshot_id, reasons in sorted(result["keep"].items()):
+        typer.echo(f"keep    {snapshot_id}  ({', '.join(reasons)})")
+    for snapshot_id in sorted(result["forget"]):
+        typer.echo(f"{'would forget' if dry_run else 'forget'}  {snapshot_id}")
+    if result["prune"]:
+        pruned = result["prune"]
+        verb = "would delete" if dry_run else "deleted"
+        typer.echo(f"prune: {verb} {pruned['objects_deleted']} objects ({progress.human_bytes(pruned['bytes_freed'])}) "
+                   f"and {pruned['leftovers_deleted']} leftovers; {pruned['objects_kept']} objects still referenced")
+
+
+def _hide_password(database_url: str) -> str:
+    """Move a URL's password into DIRECTUS_OPS_DATABASE_PASSWORD: flow parameters are stored, secrets must not be."""
+    import sqlalchemy as sa
+
+    from flows.restore import DATABASE_PASSWORD_ENV
+
+    from .database import DatabaseSettings
+
+    DatabaseSettings.from_url(database_url)  # registers the password for redaction; clear error if malformed
+    url = sa.make_url(database_url)
+    if not url.password:
+        return database_url
+    os.environ[DATABASE_PASSWORD_ENV] = url.password
+    return url.set(password=None).render_as_string(hide_password=False)
+
+
+def _optional_values(argv: list[str]) -> list[str]:
+    """``--read-data`` may stand alone (all data) or take a percentage, as restic's does."""
+    out = []
+    for index, arg in enumerate(argv):
+        out.append(arg)
+        if arg == "--read-data":
+            following = argv[index + 1] if index + 1 < len(argv) else None
+            try:
+                float(following) if following is not None else None
+                given = following is not None
+            except ValueError:
+                given = False
+            if not given:
+                out.append("100")
+    return out
+
+
 def run() -> None:
-    app()
+    app(args=_optional_values(sys.argv[1:]), prog_name="directus-ops")
 
 
 if __name__ == "__main__":

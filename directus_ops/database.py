@@ -536,6 +536,20 @@ def check_restorable(settings: DatabaseSettings, replace_existing: bool) -> int:
     return tables
 
 
+def drop_database(settings: DatabaseSettings) -> None:
+    """Drop a whole database (a scratch database this tool created)."""
+    if settings.engine == "sqlite":
+        for suffix in ("", "-wal", "-shm", "-journal"):
+            Path(str(settings.filename) + suffix).unlink(missing_ok=True)
+        return
+    if settings.engine == "postgresql":
+        with connect(settings, database="postgres", isolation_level="AUTOCOMMIT") as conn:
+            conn.execute(sa.text(f"DROP DATABASE IF EXISTS {_quote(conn, settings.database)} WITH (FORCE)"))
+        return
+    with connect(settings, database="") as conn:
+        conn.execute(sa.text(f"DROP DATABASE IF EXISTS {_quote(conn, settings.database)}"))
+
+
 def clear_database(settings: DatabaseSettings) -> None:
     """Remove everything from the target (the --replace path; runs only after all checks passed)."""
     if settings.engine == "sqlite":

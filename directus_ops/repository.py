@@ -190,7 +190,8 @@ class Repository:
                 Path(self.base).mkdir(parents=True, exist_ok=True)
             with self.fs.open(probe, "wb") as handle:
                 handle.write(b"probe")
-            self.fs.rm(probe)
+            with contextlib.suppress(FileNotFoundError):  # a concurrent prune may have taken it already
+                self.fs.rm(probe)
         except Exception as exc:
             raise RepositoryError(
                 f"cannot write to the repository {self.location.url}: {self._reason(exc)}; choose a location you can write to or fix its permissions"

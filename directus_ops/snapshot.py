@@ -5,6 +5,7 @@ its part of the manifest to a small JSON file in a staging directory, so flows p
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import hashlib
 import json
@@ -426,12 +427,15 @@ def restore_location(repo: Repository, manifest: Manifest, name: str, location: 
                 with lock:
                     counts["skipped"] += 1
                 return
-            path = location.path_of(entry.key)
+            # Uncommitted until verified: a bad copy never replaces the file that is there (local: a temporary
+            # file moved into place; S3: a multipart upload completed only on commit).
+            out = location.open_uncommitted(entry.key, fs)
             try:
-                with location.open(entry.key, "wb", fs) as out:
-                    repo.copy_object_to(entry, out, tracker.advance)
+                repo.copy_object_to(entry, out, tracker.advance)  # type: ignore[arg-type]
+                out.commit()
             except BaseException:
-                fs.rm(path)  # never leave a file whose bytes were not verified
+                with contextlib.suppress(Exception):
+                    out.discard()
                 raise
             with lock:
                 counts["written"] += 1

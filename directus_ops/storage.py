@@ -7,6 +7,7 @@ location restored under another root or bucket keeps the same keys.
 from __future__ import annotations
 
 import posixpath
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +23,7 @@ SUPPORTED_DRIVERS = ("local", "s3")
 # Buffer of one open S3 file (s3fs defaults to 50 MiB); with parallel copies this bounds memory. >= 5 MiB,
 # S3's smallest multipart part.
 IO_BLOCK_SIZE = 8 * 1024 * 1024
+PROBE_NAME = ".directus-ops-probe"
 
 
 @dataclass(frozen=True)
@@ -148,19 +150,32 @@ class StorageLocation:
             if info.get("type") == "directory":
                 continue
             key = path[strip:] if path.startswith(base + "/") else path
+            name = posixpath.basename(key)
+            if name == PROBE_NAME or (name.startswith(".") and name.endswith(".restoring")):
+                continue  # this tool's own files in flight, not the project's
             etag = info.get("ETag") or info.get("etag")
             yield StoredObject(key=key, size=int(info.get("size") or 0),
                                mtime=None if etag else info.get("mtime"),
                                etag=etag.strip('"') if etag else None)
 
-    def open(self, key: str, mode: str = "rb", fs: fsspec.AbstractFileSystem | None = None) -> IO[bytes]:
+    def open(self, key: str, mode: str = "rb", fs: fsspec.AbstractFileSystem | None = None, **kwargs: Any) -> IO[bytes]:
         fs = fs or self.filesystem()
-        return fs.open(self.path_of(key), mode, block_size=IO_BLOCK_SIZE)
+        return fs.open(self.path_of(key), mode, block_size=IO_BLOCK_SIZE, **kwargs)
+
+    def open_uncommitted(self, key: str, fs: fsspec.AbstractFileSystem | None = None) -> UncommittedFile:
+        """A file that replaces ``key`` only on ``commit()``; ``discard()`` leaves what was there untouched."""
+        fs = fs or self.filesystem()
+        final = self.path_of(key)
+        if self.driver == "local":
+            # A sibling temporary file (same filesystem, so the move is an atomic rename).
+            temporary = posixpath.join(posixpath.dirname(final), f".{posixpath.basename(final)}.{uuid.uuid4().hex}.restoring")
+            return UncommittedFile(fs, fs.open(temporary, "wb"), temporary, final)
+        return UncommittedFile(fs, fs.open(final, "wb", block_size=IO_BLOCK_SIZE, autocommit=False), None, final)
 
     def check_writable(self) -> None:
         """Write, read back and remove a probe object; raise StorageError naming the location if that fails."""
         fs = self.filesystem()
-        probe = self.path_of(".directus-ops-probe")
+        probe = self.path_of(PROBE_NAME)
         try:
             if self.driver == "local":
                 Path(self.root).mkdir(parents=True, exist_ok=True)
@@ -169,6 +184,30 @@ class StorageLocation:
             fs.rm(probe)
         except Exception as exc:
             raise StorageError(f"cannot write to {self.describe()}: {redact(str(exc)) or type(exc).__name__}; check the path, bucket and credentials") from None
+
+
+class UncommittedFile:
+    """Writes that become the object only when committed (local: temp file + rename; S3: upload completed)."""
+
+    def __init__(self, fs: fsspec.AbstractFileSystem, handle: Any, temporary: str | None, final: str) -> None:
+        self.fs, self.handle, self.temporary, self.final = fs, handle, temporary, final
+
+    def write(self, data: bytes) -> int:
+        return self.handle.write(data)
+
+    def commit(self) -> None:
+        self.handle.close()
+        if self.temporary is None:
+            self.handle.commit()
+        else:
+            self.fs.mv(self.temporary, self.final)
+
+    def discard(self) -> None:
+        if self.temporary is None:
+            self.handle.discard()
+            return
+        self.handle.close()
+        self.fs.rm(self.temporary)
 
 
 def s3_filesystem(*, endpoint: str | None, region: str | None, key_id: str | None, secret: str | None,

@@ -9,7 +9,7 @@ from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from directus_ops import database as db
-from directus_ops import snapshot
+from directus_ops import locks, snapshot
 from directus_ops.project import Project, load_project
 from directus_ops.repository import Repository, RepositoryLocation
 from tasks.database import dump_database_task
@@ -17,7 +17,7 @@ from tasks.project import backup_project_files_task
 from tasks.repository import parent_snapshot_task, repository_location, write_manifest_task
 from tasks.storage import backup_location_task
 
-from .report import artifact_key, human_bytes, publish
+from .report import artifact_key, human_bytes, publish, publish_snapshot_table
 
 
 def check_backup(project_dir: str, repo: RepositoryLocation, config_path: str | None = None) -> Project:
@@ -49,6 +49,7 @@ def backup(
     passphrase_secret_block: str | None = None,
     encrypt: bool = False,
     workers: int = snapshot.DEFAULT_WORKERS,
+    lock_wait_seconds: float = 600.0,
 ) -> str:
     """Returns the new snapshot's id. The config file is always stored encrypted; ``encrypt`` encrypts
     everything (database dump, files, manifest)."""
@@ -60,15 +61,17 @@ def backup(
     logger.info("snapshot %s of project %s into %s", snapshot_id, project.name, repo)
     parent = parent_snapshot_task(location, project)
     staging = snapshot.make_staging_dir()
-    try:
-        database_part = dump_database_task(project, location, str(staging), encrypt)
-        location_parts = [backup_location_task(l, location, str(staging), parent, workers, encrypt)
-                          for l in project.storage]
-        files_part = backup_project_files_task(project, location, str(staging), encrypt)
-        summary = write_manifest_task(project, location, snapshot_id, started, database_part, location_parts,
-                                      files_part, encrypt)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+    # A shared lock: other backups may run, prune may not (it would delete objects not yet in a manifest).
+    with locks.hold(Repository.open(location, create=True), "backup", exclusive=False, wait=lock_wait_seconds):
+        try:
+            database_part = dump_database_task(project, location, str(staging), encrypt)
+            location_parts = [backup_location_task(l, location, str(staging), parent, workers, encrypt)
+                              for l in project.storage]
+            files_part = backup_project_files_task(project, location, str(staging), encrypt)
+            summary = write_manifest_task(project, location, snapshot_id, started, database_part, location_parts,
+                                          files_part, encrypt)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
     logger.info("snapshot %s saved: %d files, %s, %s new", summary.id, summary.files, human_bytes(summary.bytes),
                 human_bytes(summary.bytes_written))
     publish(
@@ -87,4 +90,5 @@ def backup(
             ("Duration", f"{time.monotonic() - started_clock:.1f} s"),
         ],
     )
+    publish_snapshot_table(location)
     return summary.id

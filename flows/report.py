@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from prefect.artifacts import create_markdown_artifact
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
 from directus_ops.progress import human_bytes
 from directus_ops.redact import redact
@@ -24,4 +24,21 @@ def publish(key: str, title: str, rows: list[tuple[str, object]], notes: list[st
     create_markdown_artifact(key=key, markdown=redact("\n".join(lines)), description=title)
 
 
-__all__ = ["artifact_key", "human_bytes", "publish"]
+def publish_snapshot_table(location: object) -> None:
+    """A table artifact of the repository's snapshots, as they are now."""
+    from directus_ops.repository import Repository
+    from directus_ops.snapshot import SnapshotSummary
+
+    repository = Repository.open(location)  # type: ignore[arg-type]
+    rows = []
+    for manifest in repository.manifests():
+        summary = SnapshotSummary.of(manifest)
+        rows.append({"id": summary.id, "time": summary.time[:19], "project": summary.project,
+                     "directus": summary.directus_version or "", "database": summary.database,
+                     "files": summary.files, "size": human_bytes(summary.bytes),
+                     "encrypted": "yes" if manifest.encrypted else "config only"})
+    create_table_artifact(key=artifact_key("snapshots", repository.location.url.rsplit("/", 1)[-1] or "repository"),
+                          table=rows, description=f"Snapshots in {redact(repository.location.url)}")
+
+
+__all__ = ["artifact_key", "human_bytes", "publish", "publish_snapshot_table"]

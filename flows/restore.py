@@ -14,6 +14,7 @@ from tasks.database import restore_database_task
 from tasks.project import plan_restore_task, restore_project_files_task
 from tasks.repository import repository_location, resolve_snapshot_task
 from tasks.storage import restore_location_task
+from tasks.verify import verify_snapshot_content_task
 
 from .report import artifact_key, human_bytes, publish
 
@@ -58,6 +59,9 @@ def restore(
         target = plan_restore_task(location, resolved, project_dir, config_path, with_password(database_url), replace,
                                    storage, str(staging))
         logger.info("restoring snapshot %s into %s (%s)", resolved, target.project_dir, target.database.describe())
+        if replace:
+            # Replacing destroys what is there: every byte of the snapshot is proven readable first.
+            verify_snapshot_content_task(location, resolved, workers)
         row_counts = restore_database_task(location, resolved, target, replace, str(staging))
         storage_counts = {name: restore_location_task(location, resolved, name, loc, workers)
                           for name, loc in target.locations.items()}

@@ -59,9 +59,18 @@ def databases(tmp_path: Path) -> Iterator[Databases]:
 
 
 @pytest.fixture
-def cli_env(tmp_path: Path) -> dict[str, str]:
-    """Environment for running the real ``directus-ops`` command in a subprocess."""
+def cli_env_no_server(tmp_path: Path) -> dict[str, str]:
+    """Environment for the real ``directus-ops`` command with no Prefect server (ephemeral mode)."""
     env = dict(os.environ)
     env["PREFECT_HOME"] = str(_PREFECT_HOME)
     env.pop("DIRECTUS_OPS_REPO", None)
+    env.pop("PREFECT_API_URL", None)
     return env
+
+
+@pytest.fixture
+def cli_env(cli_env_no_server: dict[str, str], prefect_server: None) -> dict[str, str]:
+    """Environment for the real ``directus-ops`` command, its flows reporting to the session's Prefect server."""
+    from prefect.settings import PREFECT_API_URL
+
+    return {**cli_env_no_server, "PREFECT_API_URL": str(PREFECT_API_URL.value())}

@@ -150,7 +150,9 @@ def test_round_trip_mariadb(tmp_path, directus, databases, prefect_server):
     assert source_db.tables() == target_db.tables()
 
 
-def test_round_trip_sqlite_through_the_cli(tmp_path, directus, databases, cli_env):
+def test_round_trip_sqlite_through_the_cli(tmp_path, directus, databases, cli_env_no_server):
+    """The CLI exactly as a user runs it: no Prefect server anywhere (ephemeral mode)."""
+    cli_env = cli_env_no_server
     source_db = databases.create("sqlite3")
     project = make_project(tmp_path / "source", directus, source_db)
     with project.server() as client:

@@ -51,55 +51,55 @@ def tree_digest(path: Path) -> str:
     return digest.hexdigest()
 
 
-def test_missing_project_dir(tmp_path, cli_env):
+def test_missing_project_dir(tmp_path, cli_env_no_server):
     repo = tmp_path / "repo"
-    done = run_cli(cli_env, "backup", str(tmp_path / "nope"), "--repo", str(repo))
+    done = run_cli(cli_env_no_server, "backup", str(tmp_path / "nope"), "--repo", str(repo))
     assert_one_line_error(done, 2, "does not exist", "directory of a Directus project")
     assert not repo.exists()
 
 
-def test_config_without_db_client(tmp_path, cli_env):
+def test_config_without_db_client(tmp_path, cli_env_no_server):
     project = sqlite_project(tmp_path)
     write_env(project / ".env", {"DB_FILENAME": "./data.db"})
     repo = tmp_path / "repo"
-    done = run_cli(cli_env, "backup", str(project), "--repo", str(repo))
+    done = run_cli(cli_env_no_server, "backup", str(project), "--repo", str(repo))
     assert_one_line_error(done, 2, "DB_CLIENT is not set", "pg, mysql", "sqlite3")
     assert not repo.exists()
 
 
-def test_unsupported_client(tmp_path, cli_env):
+def test_unsupported_client(tmp_path, cli_env_no_server):
     project = sqlite_project(tmp_path)
     write_env(project / ".env", {"DB_CLIENT": "mssql", "DB_DATABASE": "x"})
     repo = tmp_path / "repo"
-    done = run_cli(cli_env, "backup", str(project), "--repo", str(repo))
+    done = run_cli(cli_env_no_server, "backup", str(project), "--repo", str(repo))
     assert_one_line_error(done, 2, "DB_CLIENT=mssql", "not supported", "supported: pg")
     assert not repo.exists()
 
 
-def test_unreachable_database(tmp_path, cli_env):
+def test_unreachable_database(tmp_path, cli_env_no_server):
     project = sqlite_project(tmp_path)
     port = free_port()  # nothing listens there
     write_env(project / ".env", {"DB_CLIENT": "pg", "DB_HOST": "127.0.0.1", "DB_PORT": str(port),
                                  "DB_DATABASE": "app", "DB_USER": "app", "DB_PASSWORD": "hunter2-secret"})
     repo = tmp_path / "repo"
-    done = run_cli(cli_env, "backup", str(project), "--repo", str(repo))
+    done = run_cli(cli_env_no_server, "backup", str(project), "--repo", str(repo))
     assert_one_line_error(done, 4, "cannot connect", f"127.0.0.1:{port}", "check the DB_* settings")
     assert "hunter2-secret" not in done.stderr + done.stdout
     assert not repo.exists()
 
 
-def test_unknown_storage_driver(tmp_path, cli_env):
+def test_unknown_storage_driver(tmp_path, cli_env_no_server):
     project = sqlite_project(tmp_path, STORAGE_LOCATIONS="local,cloud", STORAGE_CLOUD_DRIVER="gcs")
     repo = tmp_path / "repo"
-    done = run_cli(cli_env, "backup", str(project), "--repo", str(repo))
+    done = run_cli(cli_env_no_server, "backup", str(project), "--repo", str(repo))
     assert_one_line_error(done, 2, "STORAGE_CLOUD_DRIVER=gcs", "supported drivers: local, s3")
     assert not repo.exists()
 
 
-def test_repository_not_writable(tmp_path, cli_env):
+def test_repository_not_writable(tmp_path, cli_env_no_server):
     project = sqlite_project(tmp_path)
     before = tree_digest(project)
-    done = run_cli(cli_env, "backup", str(project), "--repo", "/sys/directus-ops-repo")  # read-only even for root
+    done = run_cli(cli_env_no_server, "backup", str(project), "--repo", "/sys/directus-ops-repo")  # read-only even for root
     assert_one_line_error(done, 7, "cannot write to the repository", "choose a location you can write to")
     assert tree_digest(project) == before
 
@@ -114,16 +114,17 @@ def repo_with_snapshot(tmp_path, prefect_server):
     return project, repo, snapshot_id
 
 
-def test_unknown_snapshot_id(tmp_path, cli_env, repo_with_snapshot):
+def test_unknown_snapshot_id(tmp_path, cli_env_no_server, repo_with_snapshot):
     _, repo, _ = repo_with_snapshot
     target = tmp_path / "target"
-    done = run_cli(cli_env, "restore", "--repo", str(repo), "--snapshot", "20200101T000000Z-abcdef",
+    done = run_cli(cli_env_no_server, "restore", "--repo", str(repo), "--snapshot", "20200101T000000Z-abcdef",
                    "--project-dir", str(target))
     assert_one_line_error(done, 8, "no snapshot 20200101T000000Z-abcdef", "directus-ops snapshots --repo")
     assert not target.exists()
 
 
 def test_restore_into_non_empty_database_needs_replace(tmp_path, cli_env, repo_with_snapshot):
+    cli_env_no_server = cli_env  # the replacing run reports to the session's Prefect server
     project, repo, snapshot_id = repo_with_snapshot
     target = tmp_path / "target"
     target.mkdir()
@@ -131,13 +132,13 @@ def test_restore_into_non_empty_database_needs_replace(tmp_path, cli_env, repo_w
         conn.execute("CREATE TABLE precious (id INTEGER PRIMARY KEY, v TEXT)")
         conn.execute("INSERT INTO precious (v) VALUES ('keep me')")
     before = tree_digest(target)
-    done = run_cli(cli_env, "restore", "--repo", str(repo), "--snapshot", snapshot_id, "--project-dir", str(target),
+    done = run_cli(cli_env_no_server, "restore", "--repo", str(repo), "--snapshot", snapshot_id, "--project-dir", str(target),
                    "--database-url", f"sqlite:///{target / 'existing.db'}")
     assert_one_line_error(done, 5, "is not empty", "--replace")
     assert tree_digest(target) == before
 
     # With --replace the same restore goes through and the database holds the snapshot's rows.
-    done = run_cli(cli_env, "restore", "--repo", str(repo), "--snapshot", snapshot_id, "--project-dir", str(target),
+    done = run_cli(cli_env_no_server, "restore", "--repo", str(repo), "--snapshot", snapshot_id, "--project-dir", str(target),
                    "--database-url", f"sqlite:///{target / 'existing.db'}", "--replace")
     assert done.returncode == 0, done.stderr
     with sqlite3.connect(target / "existing.db") as conn:
@@ -146,19 +147,19 @@ def test_restore_into_non_empty_database_needs_replace(tmp_path, cli_env, repo_w
     assert (target / "uploads" / "a.txt").read_bytes() == b"file a"
 
 
-def test_every_command_has_help(cli_env):
-    for command in ([], ["backup"], ["snapshots"], ["restore"]):
-        done = run_cli(cli_env, *command, "--help")
+def test_every_command_has_help(cli_env_no_server):
+    for command in ([], ["backup"], ["snapshots"], ["restore"], ["verify"], ["forget"], ["demo"]):
+        done = run_cli(cli_env_no_server, *command, "--help")
         assert done.returncode == 0 and "Usage:" in done.stdout, (command, done.stderr)
 
 
-def test_missing_dump_tool_is_named(tmp_path, cli_env, databases):
+def test_missing_dump_tool_is_named(tmp_path, cli_env_no_server, databases):
     database = databases.create("pg")
     project = sqlite_project(tmp_path)
     write_env(project / ".env", database.env())
     empty_bin = tmp_path / "bin"
     empty_bin.mkdir()
     repo = tmp_path / "repo"
-    done = run_cli({**cli_env, "PATH": str(empty_bin)}, "backup", str(project), "--repo", str(repo))
+    done = run_cli({**cli_env_no_server, "PATH": str(empty_bin)}, "backup", str(project), "--repo", str(repo))
     assert_one_line_error(done, 3, "`pg_dump` is needed", "postgresql-client")
     assert not repo.exists()

@@ -1,0 +1,61 @@
+"""forget: apply a retention policy (keep last/daily/weekly/monthly/yearly), then optionally prune what no
+snapshot references any more."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prefect import flow, get_run_logger
+
+from directus_ops.retention import Policy
+from tasks.repository import repository_location
+from tasks.retention import decide_task, forget_task, prune_task
+
+from .report import artifact_key, human_bytes, publish, publish_snapshot_table
+
+
+@flow(name="forget", description="Apply a retention policy to a snapshot repository, and prune unreferenced data.")
+def forget(
+    repo: str,
+    keep_last: int = 0,
+    keep_hourly: int = 0,
+    keep_daily: int = 0,
+    keep_weekly: int = 0,
+    keep_monthly: int = 0,
+    keep_yearly: int = 0,
+    project: str | None = None,
+    dry_run: bool = False,
+    prune: bool = False,
+    lock_wait_seconds: float = 0.0,
+    repo_endpoint: str | None = None,
+    repo_region: str | None = None,
+    repo_secret_block: str | None = None,
+    passphrase_secret_block: str | None = None,
+) -> dict[str, Any]:
+    logger = get_run_logger()
+    policy = Policy(keep_last=keep_last, keep_hourly=keep_hourly, keep_daily=keep_daily, keep_weekly=keep_weekly,
+                    keep_monthly=keep_monthly, keep_yearly=keep_yearly)
+    location = repository_location(repo, repo_endpoint, repo_region, repo_secret_block, passphrase_secret_block)
+    decision = decide_task(location, policy, project)
+    for snapshot_id, reasons in decision.keep.items():
+        logger.info("keep %s (%s)", snapshot_id, ", ".join(reasons))
+    for snapshot_id in decision.forget:
+        logger.info("%s %s", "would forget" if dry_run else "forget", snapshot_id)
+    if not dry_run and decision.forget:
+        forget_task(location, decision.forget)
+    pruned = prune_task(location, dry_run, lock_wait_seconds) if prune else None
+    rows: list[tuple[str, object]] = [
+        ("Repository", repo),
+        ("Policy", ", ".join(f"{k.replace('_', '-')} {v}" for k, v in policy.__dict__.items() if v)),
+        ("Kept", len(decision.keep)),
+        ("Forgotten" if not dry_run else "Would forget", len(decision.forget)),
+    ]
+    if pruned:
+        rows += [("Objects deleted" if not dry_run else "Objects that would be deleted", pruned.objects_deleted),
+                 ("Space freed" if not dry_run else "Space that would be freed", human_bytes(pruned.bytes_freed)),
+                 ("Leftovers of interrupted runs", pruned.leftovers_deleted)]
+    publish(artifact_key("forget", repo.rsplit("/", 1)[-1] or "repository"), f"Retention on {repo}", rows,
+            [f"keep `{i}`: {', '.join(r)}" for i, r in decision.keep.items()] + [f"forget `{i}`" for i in decision.forget])
+    publish_snapshot_table(location)
+    return {"keep": decision.keep, "forget": decision.forget, "dry_run": dry_run,
+            "prune": pruned.__dict__ if pruned else None}

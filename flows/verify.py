@@ -1,0 +1,81 @@
+"""verify: are the snapshots whole and readable? Optionally re-read the bytes, and rehearse a restore of
+the database into a scratch database (the restore drill; schedule it weekly)."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from typing import Any
+
+from prefect import flow, get_run_logger
+
+from directus_ops import snapshot as snapshots
+from directus_ops.errors import ConfigError, IntegrityError
+from directus_ops.verify import DrillResult, VerifyReport, problems_text
+from tasks.repository import repository_location
+from tasks.verify import check_repository_task, restore_drill_task
+
+from .report import artifact_key, human_bytes, publish
+from .restore import with_password
+
+
+class VerificationFailed(IntegrityError):
+    """Problems were found; ``report`` and ``drill`` hold them all."""
+
+    def __init__(self, message: str, report: VerifyReport, drill: DrillResult | None) -> None:
+        super().__init__(message)
+        self.report, self.drill = report, drill
+
+
+@flow(name="verify", description="Check a snapshot repository (optionally re-reading the data) and run a restore drill.")
+def verify(
+    repo: str,
+    snapshot: str = "all",
+    read_data_percent: float | None = None,
+    restore_drill: bool = False,
+    scratch_database_url: str | None = None,
+    repo_endpoint: str | None = None,
+    repo_region: str | None = None,
+    repo_secret_block: str | None = None,
+    passphrase_secret_block: str | None = None,
+    workers: int = snapshots.DEFAULT_WORKERS,
+) -> dict[str, Any]:
+    logger = get_run_logger()
+    started = time.monotonic()
+    if restore_drill and not scratch_database_url:
+        raise ConfigError("the restore drill needs a scratch database: pass --scratch-database URL (it is created and dropped)")
+    if read_data_percent is not None and not 0 < read_data_percent <= 100:
+        raise ConfigError(f"--read-data {read_data_percent}: give a percentage between 0 and 100")
+    location = repository_location(repo, repo_endpoint, repo_region, repo_secret_block, passphrase_secret_block)
+    report = check_repository_task(location, snapshot, read_data_percent, workers)
+    drill = None
+    if restore_drill:
+        staging = snapshots.make_staging_dir()
+        try:
+            drill = restore_drill_task(location, snapshot, with_password(scratch_database_url), str(staging))
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+    rows = [
+        ("Repository", repo),
+        ("Snapshots checked", len(report.snapshots)),
+        ("Entries checked", report.entries),
+        ("Objects re-read", f"{report.objects_read} ({human_bytes(report.bytes_read)})" if read_data_percent else "no (--read-data not given)"),
+        ("Problems", len(report.problems)),
+    ]
+    if drill:
+        rows.append(("Restore drill", f"snapshot `{drill.snapshot}` into {drill.database}: {drill.tables} tables, "
+                                      f"{drill.rows} rows, " + ("row counts match" if drill.ok else f"{len(drill.mismatches)} tables differ")))
+    rows.append(("Duration", f"{time.monotonic() - started:.1f} s"))
+    notes = problems_text(report.problems)
+    if drill and not drill.ok:
+        notes += [f"restore drill: table {t} has {got} rows, the manifest recorded {want}" for t, (want, got) in drill.mismatches.items()]
+    publish(artifact_key("verify", repo.rsplit("/", 1)[-1] or "repository"), f"Verify {repo}", rows, notes)
+    for line in notes:
+        logger.error("%s", line)
+    if report.problems or (drill and not drill.ok):
+        count = len(report.problems) + (len(drill.mismatches) if drill else 0)
+        raise VerificationFailed(f"{count} problems found in {repo}; first: {notes[0]}", report, drill)
+    logger.info("repository %s verified: %d snapshots, %d entries, %d objects re-read", repo, len(report.snapshots),
+                report.entries, report.objects_read)
+    return {"snapshots": report.snapshots, "entries": report.entries, "objects_read": report.objects_read,
+            "bytes_read": report.bytes_read, "drill": drill.__dict__ if drill else None}
