@@ -337,6 +337,7 @@ def forget(
     project: Annotated[Optional[str], typer.Option("--project", help="Only this project's snapshots (default: each project on its own).")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Show what would be forgotten and pruned; change nothing.")] = False,
     prune: Annotated[bool, typer.Option("--prune", help="Then delete the data no snapshot references, and leftovers of interrupted backups.")] = False,
+    lock_wait: Annotated[float, typer.Option("--lock-wait", min=0, help="Seconds prune waits for running backups to finish.")] = 0,
     repo_endpoint: RepoEndpoint = None,
     repo_region: RepoRegion = None,
     repo_secret_block: RepoSecretBlock = None,
@@ -355,7 +356,8 @@ def forget(
         Repository.open(_location(repo, repo_endpoint, repo_region, repo_secret_block, passphrase_secret_block))
         result = _run_flow(forget_flow, repo=repo, keep_last=keep_last, keep_hourly=keep_hourly, keep_daily=keep_daily,
                            keep_weekly=keep_weekly, keep_monthly=keep_monthly, keep_yearly=keep_yearly,
-                           project=project, dry_run=dry_run, prune=prune, repo_endpoint=repo_endpoint,
+                           project=project, dry_run=dry_run, prune=prune, lock_wait_seconds=lock_wait,
+                           repo_endpoint=repo_endpoint,
                            repo_region=repo_region, repo_secret_block=repo_secret_block,
                            passphrase_secret_block=passphrase_secret_block)
     except (OpsError, KeyboardInterrupt) as exc:

@@ -31,7 +31,7 @@ STALE_AFTER = 30 * 60.0
 
 class RepositoryLocked(RepositoryError):
     exit_code = 13
-    transient = True  # the other run may finish: waiting and retrying can succeed
+    transient = False  # waiting is the caller's choice (``wait``), not a blind retry
 
 
 @dataclass(frozen=True)
@@ -62,7 +62,11 @@ def _process_runs(pid: int) -> bool:
         return False
     except PermissionError:
         return True
-    return True
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            return handle.read().rsplit(")", 1)[-1].split()[0] != "Z"  # a zombie has exited
+    except OSError:
+        return True
 
 
 def list_locks(repo: Repository) -> list[LockInfo]:
