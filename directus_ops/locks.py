@@ -20,6 +20,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from . import faults
 from .errors import RepositoryError
 from .repository import Repository
 
@@ -120,6 +121,7 @@ def hold(repo: Repository, kind: str, exclusive: bool, wait: float = 0.0) -> Ite
 
     refresher = threading.Thread(target=refresh, name="lock-refresh", daemon=True)
     refresher.start()
+    faults.checkpoint("lock-taken")
     try:
         yield
     finally:

@@ -29,7 +29,7 @@ from typing import IO, Any
 
 import fsspec
 
-from . import codec, keys
+from . import codec, faults, keys
 from .errors import IntegrityError, RepositoryError, SnapshotNotFound
 from .manifest import Manifest
 from .redact import redact, register_secret
@@ -276,6 +276,8 @@ class Repository:
                 return self._existing(name, digest, hashing.size, encrypt)
             data = codec.encode_bytes(first, compress, key)
             self._write_bytes(self.object_path(name), data, sync=True)
+            faults.checkpoint("repo-bytes", len(data))
+            faults.checkpoint("object-stored")
             known[name] = len(data)
             return PutResult(digest, hashing.size, len(data), len(data), compress, encrypt)
         tmp = self._path("tmp", uuid.uuid4().hex)
@@ -286,6 +288,8 @@ class Repository:
                 while chunk := encoded.read(CHUNK_SIZE):
                     out.write(chunk)
                     stored += len(chunk)
+                    faults.checkpoint("repo-bytes", len(chunk))
+            faults.checkpoint("upload-tmp")
             digest = hashing.hexdigest()
             name = object_name(digest, encrypt)
             final = self.object_path(name)
@@ -299,6 +303,7 @@ class Repository:
                 _fsync(str(Path(final).parent))
             else:
                 self.fs.mv(tmp, final)
+            faults.checkpoint("object-stored")
             known[name] = stored
             return PutResult(digest, hashing.size, stored, stored, compress, encrypt)
         except BaseException:
@@ -434,6 +439,7 @@ class Repository:
                 handle.write(data)
                 handle.flush()
                 os.fsync(handle.fileno())
+            faults.checkpoint("file-tmp")
             os.replace(tmp, target)
             _fsync(str(target.parent))
         else:

@@ -6,6 +6,7 @@ location restored under another root or bucket keeps the same keys.
 
 from __future__ import annotations
 
+import os
 import posixpath
 import uuid
 from collections.abc import Iterator
@@ -24,6 +25,7 @@ SUPPORTED_DRIVERS = ("local", "s3")
 # S3's smallest multipart part.
 IO_BLOCK_SIZE = 8 * 1024 * 1024
 PROBE_NAME = ".directus-ops-probe"
+S3_TIMEOUT_ENV = "DIRECTUS_OPS_S3_TIMEOUT"  # seconds to wait for an S3 answer before botocore retries
 
 
 @dataclass(frozen=True)
@@ -218,7 +220,9 @@ def s3_filesystem(*, endpoint: str | None, region: str | None, key_id: str | Non
     client_kwargs: dict[str, Any] = {}
     if region:
         client_kwargs["region_name"] = region
-    config_kwargs: dict[str, Any] = {"retries": {"max_attempts": 5, "mode": "standard"}}
+    timeout = float(os.environ.get(S3_TIMEOUT_ENV, "60"))
+    config_kwargs: dict[str, Any] = {"retries": {"max_attempts": 5, "mode": "standard"},
+                                     "connect_timeout": timeout, "read_timeout": timeout}
     if path_style:
         config_kwargs["s3"] = {"addressing_style": "path"}
     return s3fs.S3FileSystem(key=key_id or None, secret=secret or None, endpoint_url=endpoint or None,

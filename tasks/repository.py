@@ -9,7 +9,7 @@ from datetime import datetime
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from directus_ops import snapshot
+from directus_ops import faults, snapshot
 from directus_ops.errors import ConfigError
 from directus_ops.manifest import Manifest
 from directus_ops.project import Project
@@ -70,6 +70,7 @@ def write_manifest_task(project: Project, repo: RepositoryLocation, snapshot_id:
                                           encrypt)
     repository = Repository.open(repo, create=True)
     snapshot.check_complete(repository, manifest)
+    faults.checkpoint("before-manifest")
     repository.save_manifest(manifest, encrypt=encrypt)  # last: from here on the snapshot exists
     return snapshot.SnapshotSummary.of(manifest)
 

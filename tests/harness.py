@@ -151,6 +151,7 @@ class Databases:
 @dataclass
 class S3:
     endpoint: str
+    pid: int = 0  # the moto_server process (its own process group)
     key_id: str = "testing-key-id"
     secret: str = "testing-secret-key-4f1c"
     buckets: list[str] = field(default_factory=list)
@@ -199,7 +200,7 @@ def moto_server() -> Iterator[S3]:
             with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=1):
                 break
             time.sleep(0.2)
-        s3 = S3(endpoint)
+        s3 = S3(endpoint, pid=proc.pid)
         yield s3
         s3.drop_all()
     finally:

@@ -1,0 +1,34 @@
+"""Crash points for the tests of what a killed run leaves behind.
+
+With ``DIRECTUS_OPS_TEST_KILL_AT=<point>:<n>`` the process sends itself SIGKILL (the real signal: no
+cleanup, no ``finally``) when ``checkpoint(point)`` has been reached ``n`` times (or, for byte points, when
+``n`` bytes have passed). Unset, a checkpoint costs one dictionary lookup.
+
+Points: ``lock-taken``, ``repo-bytes`` (bytes written to repository files), ``upload-tmp`` (a large object
+uploaded to tmp/, not yet moved), ``object-stored``, ``file-tmp`` (a manifest/lock/key written to its
+temporary name, not yet renamed), ``before-manifest``.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+
+ENV = "DIRECTUS_OPS_TEST_KILL_AT"
+
+_spec = os.environ.get(ENV, "")
+_point, _, _limit = _spec.partition(":")
+_threshold = int(_limit) if _limit.isdigit() else 1
+_count = 0
+_lock = threading.Lock()
+
+
+def checkpoint(point: str, amount: int = 1) -> None:
+    global _count
+    if point != _point:
+        return
+    with _lock:
+        _count += amount
+        if _count >= _threshold:
+            os.kill(os.getpid(), signal.SIGKILL)
