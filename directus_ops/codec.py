@@ -46,6 +46,20 @@ def header(compressed: bool, encrypted: bool) -> bytes:
     return head
 
 
+# Formats that are compressed already: no trial needed (most of a Directus upload folder).
+INCOMPRESSIBLE_SUFFIXES = frozenset({
+    "jpg", "jpeg", "png", "gif", "webp", "avif", "heic", "heif", "jxl", "mp4", "m4v", "mov", "webm", "mkv", "avi",
+    "mp3", "m4a", "aac", "ogg", "opus", "flac", "zip", "gz", "tgz", "bz2", "xz", "zst", "7z", "rar", "br", "woff",
+    "woff2", "pdf", "docx", "xlsx", "pptx", "odt", "ods", "epub", "jar", "apk",
+})
+
+
+def compressible_name(name: str) -> bool | None:
+    """False for a name whose format is compressed already; None when only a trial can tell."""
+    suffix = name.rsplit(".", 1)[-1].lower() if "." in name else ""
+    return False if suffix in INCOMPRESSIBLE_SUFFIXES else None
+
+
 def worth_compressing(sample: bytes) -> bool:
     if len(sample) < 512:
         return False

@@ -275,7 +275,7 @@ class Repository:
             if name in known:
                 return self._existing(name, digest, hashing.size, encrypt)
             data = codec.encode_bytes(first, compress, key)
-            self._write_bytes(self.object_path(name), data, sync=True)
+            self._write_bytes(self.object_path(name), data, sync=False)  # made durable by flush()
             faults.checkpoint("repo-bytes", len(data))
             faults.checkpoint("object-stored")
             known[name] = len(data)
@@ -297,10 +297,8 @@ class Repository:
                 self.fs.rm(tmp)
                 return self._existing(name, digest, hashing.size, encrypt)
             if self.is_local:
-                _fsync(tmp)
                 Path(final).parent.mkdir(parents=True, exist_ok=True)
-                os.replace(tmp, final)
-                _fsync(str(Path(final).parent))
+                os.replace(tmp, final)  # made durable by flush(), before any manifest names it
             else:
                 self.fs.mv(tmp, final)
             faults.checkpoint("object-stored")
@@ -355,6 +353,13 @@ class Repository:
             return None
 
     # -- snapshots -------------------------------------------------------------------------------------------
+    def flush(self) -> None:
+        """Make every object written so far durable. Objects are not synced one by one (that would cost a
+        disk flush per file); one sync before the manifest is written gives the same promise: a manifest
+        never names an object that a crash could lose. S3 acknowledges a PUT only once it is stored."""
+        if self.is_local:
+            _syncfs(self.base)
+
     def save_manifest(self, manifest: Manifest, encrypt: bool = False) -> None:
         """Write the manifest: the last step of a backup, after every object it names is stored.
         An encrypted snapshot's manifest is encrypted too (it names files and counts rows)."""
@@ -437,13 +442,33 @@ class Repository:
             tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex}.tmp")
             with open(tmp, "wb") as handle:
                 handle.write(data)
-                handle.flush()
-                os.fsync(handle.fileno())
+                if sync:
+                    handle.flush()
+                    os.fsync(handle.fileno())
             faults.checkpoint("file-tmp")
             os.replace(tmp, target)
-            _fsync(str(target.parent))
+            if sync:
+                _fsync(str(target.parent))
         else:
             self.fs.pipe_file(path, data)  # one PUT: the object appears whole or not at all
+
+
+def _syncfs(path: str) -> None:
+    """Flush the filesystem holding ``path`` (Linux ``syncfs``; ``sync`` elsewhere)."""
+    import ctypes
+    import ctypes.util
+
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            if libc.syncfs(fd) == 0:
+                return
+        finally:
+            os.close(fd)
+    except (OSError, AttributeError):
+        pass
+    os.sync()
 
 
 def _fsync(path: str) -> None:

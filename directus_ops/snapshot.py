@@ -22,6 +22,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import IO, Any
 
+from . import codec
 from . import database as db
 from . import progress
 from .config import load_config, update_dotenv
@@ -132,7 +133,8 @@ def backup_location(location: StorageLocation, repo: Repository, staging_dir: Pa
             obj = objects[index]
             try:
                 with location.open(obj.key, "rb", fs) as source:
-                    put = repo.put(source, tracker.advance, encrypt=encrypt)
+                    put = repo.put(source, tracker.advance, encrypt=encrypt,
+                                   compress=codec.compressible_name(obj.key))
             except FileNotFoundError:
                 return  # deleted between listing and reading: it is not part of this snapshot
             except (OSError, IntegrityError) as exc:

@@ -70,6 +70,7 @@ def write_manifest_task(project: Project, repo: RepositoryLocation, snapshot_id:
                                           encrypt)
     repository = Repository.open(repo, create=True)
     snapshot.check_complete(repository, manifest)
+    repository.flush()
     faults.checkpoint("before-manifest")
     repository.save_manifest(manifest, encrypt=encrypt)  # last: from here on the snapshot exists
     return snapshot.SnapshotSummary.of(manifest)
