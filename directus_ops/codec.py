@@ -32,7 +32,7 @@ FLAG_ZSTD = 1
 FLAG_ENCRYPTED = 2
 NONCE_PREFIX = 8
 FRAME_PLAINTEXT = 1024 * 1024
-ZSTD_LEVEL = 3
+ZSTD_LEVEL = 1  # fast: most of the gain at a fraction of the CPU (backups run in a window)
 # Compress only when a trial of the first MiB saves at least this share (jpg, mp4, zip, pg_dump -Fc do not).
 MIN_SAVING = 0.10
 _FRAME_HEAD = struct.Struct(">BI")
@@ -217,6 +217,29 @@ class _ZstdErrors(_Reader):
             return self.source.read(FRAME_PLAINTEXT)
         except zstandard.ZstdError as exc:
             raise IntegrityError(f"{self.what}: cannot decompress ({exc}); the object is damaged") from None
+
+
+def encode_small(plain: bytes, compress: bool | None, key: bytes | None) -> tuple[bytes, bool]:
+    """Encode an object held in memory; ``compress=None`` keeps the compressed form only if it saves enough
+    (compressing once: the trial is the real thing)."""
+    body = plain
+    compressed = False
+    if compress is not False and len(plain) >= 512:
+        packed = zstandard.ZstdCompressor(level=ZSTD_LEVEL).compress(plain)
+        if compress or len(packed) < (1 - MIN_SAVING) * len(plain):
+            body, compressed = packed, True
+    head = header(compressed, key is not None)
+    if key is None:
+        return head + body, compressed
+    return _sealed(head, body, key), compressed
+
+
+def _sealed(head: bytes, body: bytes, key: bytes) -> bytes:
+    encrypter = _Encrypter(io.BytesIO(body), key, head)
+    frames = []
+    while frame := encrypter._next():
+        frames.append(frame)
+    return head + b"".join(frames)
 
 
 def encode_bytes(plain: bytes, compress: bool, key: bytes | None) -> bytes:

@@ -33,7 +33,7 @@ from . import codec, faults, keys
 from .errors import IntegrityError, RepositoryError, SnapshotNotFound
 from .manifest import Manifest
 from .redact import redact, register_secret
-from .storage import IO_BLOCK_SIZE, s3_filesystem
+from .storage import buffering, s3_filesystem
 
 log = logging.getLogger("directus_ops.repository")
 
@@ -155,6 +155,7 @@ class Repository:
         self.passphrase = passphrase
         self._known: dict[str, int] | None = None
         self._master: bytes | None = None
+        self._made_dirs: set[str] = set()
 
     # -- opening ---------------------------------------------------------------------------------------------
     @classmethod
@@ -267,24 +268,26 @@ class Repository:
         key = self.master_key(create=True) if encrypt else None
         hashing = _HashingReader(stream, on_bytes)
         first = codec._read_full(hashing, SMALL_OBJECT)
-        if compress is None:
-            compress = codec.worth_compressing(first[: codec.FRAME_PLAINTEXT])
         if len(first) < SMALL_OBJECT:
             digest = hashing.hexdigest()
             name = object_name(digest, encrypt)
-            if name in known:
+            data, compressed = codec.encode_small(first, compress, key)
+            if known.get(name) == len(data):
                 return self._existing(name, digest, hashing.size, encrypt)
-            data = codec.encode_bytes(first, compress, key)
-            self._write_bytes(self.object_path(name), data, sync=False)  # made durable by flush()
+            # Written straight to its name (a rename per file costs more than the file); an object cut short
+            # by a crash has the wrong size and is written again here, and no manifest names it before flush().
+            self._write_object(name, data)
             faults.checkpoint("repo-bytes", len(data))
             faults.checkpoint("object-stored")
             known[name] = len(data)
-            return PutResult(digest, hashing.size, len(data), len(data), compress, encrypt)
+            return PutResult(digest, hashing.size, len(data), len(data), compressed, encrypt)
+        if compress is None:
+            compress = codec.worth_compressing(first[: codec.FRAME_PLAINTEXT])
         tmp = self._path("tmp", uuid.uuid4().hex)
         try:
             stored = 0
             encoded = codec.encode(codec._Prefixed(first, hashing), compress, key)
-            with self.fs.open(tmp, "wb", block_size=IO_BLOCK_SIZE) as out:
+            with self.fs.open(tmp, "wb", **buffering(self.is_local)) as out:
                 while chunk := encoded.read(CHUNK_SIZE):
                     out.write(chunk)
                     stored += len(chunk)
@@ -309,6 +312,18 @@ class Repository:
                 self.fs.rm(tmp)
             raise
 
+    def _write_object(self, name: str, data: bytes) -> None:
+        path = self.object_path(name)
+        if not self.is_local:
+            self.fs.pipe_file(path, data)  # one PUT: whole or absent
+            return
+        directory = posixpath.dirname(path)
+        if directory not in self._made_dirs:
+            os.makedirs(directory, exist_ok=True)
+            self._made_dirs.add(directory)
+        with open(path, "wb") as handle:
+            handle.write(data)
+
     def _existing(self, name: str, digest: str, size: int, encrypted: bool) -> PutResult:
         """An object of this content is already stored: nothing written; its header says how it is stored."""
         stored = self.known_objects().get(name) or int(self.fs.size(self.object_path(name)))
@@ -323,7 +338,7 @@ class Repository:
     def open_object(self, name: str) -> IO[bytes]:
         """The stored bytes of an object (header and all)."""
         try:
-            return self.fs.open(self.object_path(name), "rb", block_size=IO_BLOCK_SIZE)
+            return self.fs.open(self.object_path(name), "rb", **buffering(self.is_local))
         except FileNotFoundError:
             raise IntegrityError(f"object {name[:12]}… is missing from the repository {self.location.url}") from None
 

@@ -162,7 +162,7 @@ class StorageLocation:
 
     def open(self, key: str, mode: str = "rb", fs: fsspec.AbstractFileSystem | None = None, **kwargs: Any) -> IO[bytes]:
         fs = fs or self.filesystem()
-        return fs.open(self.path_of(key), mode, block_size=IO_BLOCK_SIZE, **kwargs)
+        return fs.open(self.path_of(key), mode, **buffering(self.driver == "local"), **kwargs)
 
     def open_uncommitted(self, key: str, fs: fsspec.AbstractFileSystem | None = None) -> UncommittedFile:
         """A file that replaces ``key`` only on ``commit()``; ``discard()`` leaves what was there untouched."""
@@ -172,7 +172,7 @@ class StorageLocation:
             # A sibling temporary file (same filesystem, so the move is an atomic rename).
             temporary = posixpath.join(posixpath.dirname(final), f".{posixpath.basename(final)}.{uuid.uuid4().hex}.restoring")
             return UncommittedFile(fs, fs.open(temporary, "wb"), temporary, final)
-        return UncommittedFile(fs, fs.open(final, "wb", block_size=IO_BLOCK_SIZE, autocommit=False), None, final)
+        return UncommittedFile(fs, fs.open(final, "wb", autocommit=False, **buffering(False)), None, final)
 
     def check_writable(self) -> None:
         """Write, read back and remove a probe object; raise StorageError naming the location if that fails."""
@@ -186,6 +186,12 @@ class StorageLocation:
             fs.rm(probe)
         except Exception as exc:
             raise StorageError(f"cannot write to {self.describe()}: {redact(str(exc)) or type(exc).__name__}; check the path, bucket and credentials") from None
+
+
+def buffering(local: bool) -> dict[str, int]:
+    """S3 files get an 8 MiB buffer (bounded, >= a multipart part); local files the default (an 8 MiB buffer per
+    open would cost more than the small files it reads)."""
+    return {} if local else {"block_size": IO_BLOCK_SIZE}
 
 
 class UncommittedFile:
