@@ -98,14 +98,14 @@ class _Encrypter(_Reader):
         self.source, self.aead, self.head = source, AESGCM(key), head
         self.prefix = head[6 : 6 + NONCE_PREFIX]
         self.counter = 0
-        self.pending = _read_full(source, FRAME_PLAINTEXT)
+        self.pending = read_full(source, FRAME_PLAINTEXT)
         self.finished = False
 
     def _next(self) -> bytes:
         if self.finished:
             return b""
         current = self.pending
-        self.pending = _read_full(self.source, FRAME_PLAINTEXT)
+        self.pending = read_full(self.source, FRAME_PLAINTEXT)
         last = not self.pending
         nonce = self.prefix + struct.pack(">I", self.counter)
         self.counter += 1
@@ -127,11 +127,11 @@ class _Decrypter(_Reader):
             if self.source.read(1):
                 raise IntegrityError(f"{self.what}: data after the last encrypted frame; the object is damaged")
             return b""
-        frame_head = _read_full(self.source, _FRAME_HEAD.size)
+        frame_head = read_full(self.source, _FRAME_HEAD.size)
         if len(frame_head) < _FRAME_HEAD.size:
             raise IntegrityError(f"{self.what}: the encrypted object is truncated; it is damaged")
         last, length = _FRAME_HEAD.unpack(frame_head)
-        sealed = _read_full(self.source, length)
+        sealed = read_full(self.source, length)
         nonce = self.prefix + struct.pack(">I", self.counter)
         self.counter += 1
         try:
@@ -142,7 +142,7 @@ class _Decrypter(_Reader):
         return plain
 
 
-class _Prefixed(_Reader):
+class Prefixed(_Reader):
     """A stream with some bytes already read put back in front."""
 
     def __init__(self, first: bytes, rest: IO[bytes]) -> None:
@@ -156,7 +156,7 @@ class _Prefixed(_Reader):
         return self.rest.read(FRAME_PLAINTEXT)
 
 
-def _read_full(stream: IO[bytes], size: int) -> bytes:
+def read_full(stream: IO[bytes], size: int) -> bytes:
     parts = []
     remaining = size
     while remaining:
@@ -176,18 +176,18 @@ def encode(plain: IO[bytes], compress: bool, key: bytes | None) -> IO[bytes]:
         body = zstandard.ZstdCompressor(level=ZSTD_LEVEL).stream_reader(plain, read_size=FRAME_PLAINTEXT)  # type: ignore[assignment]
     if key is not None:
         body = io.BufferedReader(_Encrypter(body, key, head), buffer_size=FRAME_PLAINTEXT)
-    return io.BufferedReader(_Prefixed(head, body), buffer_size=FRAME_PLAINTEXT)
+    return io.BufferedReader(Prefixed(head, body), buffer_size=FRAME_PLAINTEXT)
 
 
 def read_header(stored: IO[bytes], what: str) -> tuple[bytes, bool, bool]:
-    head = _read_full(stored, 6)
+    head = read_full(stored, 6)
     if len(head) < 6 or head[:4] != MAGIC:
         raise IntegrityError(f"{what}: not a directus-ops object (bad header); the repository is damaged")
     if head[4] != VERSION:
         raise IntegrityError(f"{what}: object format {head[4]} is not readable by this directus-ops (reads {VERSION})")
     compressed, encrypted = bool(head[5] & FLAG_ZSTD), bool(head[5] & FLAG_ENCRYPTED)
     if encrypted:
-        head += _read_full(stored, NONCE_PREFIX)
+        head += read_full(stored, NONCE_PREFIX)
     return head, compressed, encrypted
 
 

@@ -134,4 +134,4 @@ def hold(repo: Repository, kind: str, exclusive: bool, wait: float = 0.0) -> Ite
 def _write(repo: Repository, path: str, kind: str, exclusive: bool, created: float) -> None:
     document = {"kind": kind, "exclusive": exclusive, "host": socket.gethostname(), "pid": os.getpid(),
                 "created": created, "refreshed": time.time()}
-    repo._write_bytes(path, json.dumps(document).encode())
+    repo.write_file(path, json.dumps(document).encode())

@@ -173,7 +173,7 @@ class Repository:
         if create:
             repo._check_writable()
             if not exists:
-                repo._write_bytes(config_path, json.dumps({"format": REPOSITORY_FORMAT,
+                repo.write_file(config_path, json.dumps({"format": REPOSITORY_FORMAT,
                                                            "created": datetime.now(timezone.utc).isoformat()}).encode())
         else:
             try:
@@ -235,7 +235,7 @@ class Repository:
             raise RepositoryError(f"the repository {self.location.url} has no key yet, so nothing in it is encrypted")
         master = keys.new_master_key()
         key_id, document = keys.new_key_file(self.passphrase, master)
-        self._write_bytes(self._path("keys", f"{key_id}.json"), document)
+        self.write_file(self._path("keys", f"{key_id}.json"), document)
         self._master = master
         return master
 
@@ -253,6 +253,10 @@ class Repository:
             self._known = known
         return self._known
 
+    def forget_listing(self) -> None:
+        """Drop the cached object listing: the next ``known_objects()`` lists the repository afresh."""
+        self._known = None
+
     def has_object(self, name: str) -> bool:
         return name in self.known_objects()
 
@@ -267,7 +271,7 @@ class Repository:
         known = self.known_objects()
         key = self.master_key(create=True) if encrypt else None
         hashing = _HashingReader(stream, on_bytes)
-        first = codec._read_full(hashing, SMALL_OBJECT)
+        first = codec.read_full(hashing, SMALL_OBJECT)
         if len(first) < SMALL_OBJECT:
             digest = hashing.hexdigest()
             name = object_name(digest, encrypt)
@@ -286,7 +290,7 @@ class Repository:
         tmp = self._path("tmp", uuid.uuid4().hex)
         try:
             stored = 0
-            encoded = codec.encode(codec._Prefixed(first, hashing), compress, key)
+            encoded = codec.encode(codec.Prefixed(first, hashing), compress, key)
             with self.fs.open(tmp, "wb", **buffering(self.is_local)) as out:
                 while chunk := encoded.read(CHUNK_SIZE):
                     out.write(chunk)
@@ -381,9 +385,9 @@ class Repository:
         data = manifest.model_dump_json(indent=1).encode()
         if encrypt:
             data = codec.encode_bytes(data, True, self.master_key(create=True))
-        self._write_bytes(self._path("snapshots", manifest.id + (ENCRYPTED_MANIFEST if encrypt else PLAIN_MANIFEST)), data)
+        self.write_file(self._path("snapshots", manifest.id + (ENCRYPTED_MANIFEST if encrypt else PLAIN_MANIFEST)), data)
 
-    def _manifest_files(self) -> dict[str, str]:
+    def manifest_files(self) -> dict[str, str]:
         root = self._path("snapshots")
         if not self.fs.exists(root):
             return {}
@@ -397,10 +401,10 @@ class Repository:
         return found
 
     def snapshot_ids(self) -> list[str]:
-        return sorted(self._manifest_files())
+        return sorted(self.manifest_files())
 
     def load_manifest(self, snapshot_id: str) -> Manifest:
-        name = self._manifest_files().get(snapshot_id)
+        name = self.manifest_files().get(snapshot_id)
         if name is None:
             raise SnapshotNotFound(f"no snapshot {snapshot_id} in {self.location.url}; list them with `directus-ops snapshots --repo {self.location.url}`")
         data = self.fs.cat_file(self._path("snapshots", name))
@@ -449,7 +453,7 @@ class Repository:
         return [e for e in entries if e.object_name not in known]
 
     # -- helpers ---------------------------------------------------------------------------------------------
-    def _write_bytes(self, path: str, data: bytes, sync: bool = True) -> None:
+    def write_file(self, path: str, data: bytes, sync: bool = True) -> None:
         """Write a whole file so that it appears complete or not at all."""
         if self.is_local:
             target = Path(path)

@@ -90,7 +90,7 @@ def decide(manifests: list[Manifest], policy: Policy) -> Decision:
 
 def forget(repo: Repository, snapshot_ids: list[str]) -> None:
     """Remove the manifests (the snapshots cease to exist; their objects go at the next prune)."""
-    files = repo._manifest_files()
+    files = repo.manifest_files()
     for snapshot_id in snapshot_ids:
         repo.fs.rm(posixpath.join(repo.base, "snapshots", files[snapshot_id]))
 
@@ -118,7 +118,7 @@ def prune(repo: Repository, dry_run: bool = False, wait: float = 0.0) -> PruneRe
                 raise RepositoryError(f"prune stopped: cannot read snapshot {snapshot_id} ({exc}); without it, prune "
                                       "cannot know which objects are still needed") from None
             referenced.update(e.object_name for e in manifest.all_entries())
-        repo._known = None  # list afresh: what is there now
+        repo.forget_listing()  # list afresh: what is there now
         for name, size in sorted(repo.known_objects().items()):
             if name in referenced:
                 result.objects_kept += 1
@@ -132,7 +132,7 @@ def prune(repo: Repository, dry_run: bool = False, wait: float = 0.0) -> PruneRe
             if not dry_run:
                 with contextlib.suppress(FileNotFoundError):
                     repo.fs.rm(path)
-        repo._known = None
+        repo.forget_listing()
     return result
 
 

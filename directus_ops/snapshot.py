@@ -143,7 +143,7 @@ def backup_location(location: StorageLocation, repo: Repository, staging_dir: Pa
             with lock:
                 written += put.written
 
-        _run_parallel(store, to_read, workers)
+        run_parallel(store, to_read, workers)
     final = [e for e in entries if e is not None]
     info = LocationInfo(name=location.name, driver=location.driver, root=location.root, bucket=location.bucket,
                         objects=len(final), bytes=sum(e.size for e in final))
@@ -154,7 +154,7 @@ def backup_location(location: StorageLocation, repo: Repository, staging_dir: Pa
                       objects_read=len(to_read), info_path=info_path)
 
 
-def _run_parallel(function: Any, items: list[Any], workers: int) -> None:
+def run_parallel(function: Any, items: list[Any], workers: int) -> None:
     """Apply ``function`` to items on a bounded pool; the first failure stops the rest and is raised."""
     if not items:
         return
@@ -443,7 +443,7 @@ def restore_location(repo: Repository, manifest: Manifest, name: str, location: 
                 counts["written"] += 1
                 counts["bytes_written"] += entry.size
 
-        _run_parallel(write, entries, workers)
+        run_parallel(write, entries, workers)
     return counts
 
 

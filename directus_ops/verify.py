@@ -18,7 +18,7 @@ from .database import DatabaseSettings
 from .errors import IntegrityError, OpsError, RepositoryError, TargetNotEmpty
 from .manifest import Manifest
 from .repository import Repository
-from .snapshot import DEFAULT_WORKERS, _run_parallel, fetch_verified
+from .snapshot import DEFAULT_WORKERS, run_parallel, fetch_verified
 
 log = logging.getLogger("directus_ops.verify")
 
@@ -109,7 +109,7 @@ def _read_objects(repo: Repository, names: list[str], users: dict[str, list[tupl
                         report.problems.append(Problem(user_snapshot, user_entry.location, user_entry.key,  # type: ignore[attr-defined]
                                                        f"content does not match: {failure}"))
 
-        _run_parallel(read, names, workers)
+        run_parallel(read, names, workers)
 
 
 # -- restore drill -----------------------------------------------------------------------------------------------

@@ -39,7 +39,14 @@ def object_file(repo: Path, manifest_entry) -> Path:
 
 
 def test_verify_passes_on_a_sound_repository(snapshot_repo, cli_env):
+    from directus_ops.repository import Repository, RepositoryLocation
+
     _, _, repo, first, second = snapshot_repo
+    manifest = Repository.open(RepositoryLocation(str(repo))).load_manifest(first)
+    compressed = {e.key: e.compressed for e in manifest.all_entries()}
+    # Compression is recorded per entry: text and the SQLite file shrink, a JPEG is kept as it is.
+    assert compressed["notes.txt"] and compressed["database.sqlite"] and not compressed["photo.jpg"]
+    assert all(e.encrypted == (e.location == "@config") for e in manifest.all_entries())
     done = cli(cli_env, "verify", "--repo", str(repo), "--read-data")
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("ok: 2 snapshots") and "objects re-read" in done.stdout
