@@ -41,6 +41,7 @@ REPOSITORY_FORMAT = 2
 CHUNK_SIZE = 1024 * 1024
 SMALL_OBJECT = 8 * 1024 * 1024  # encoded in memory and written in one request
 PLAIN_MANIFEST = ".json"
+_opened_keys: dict[tuple[str, str], bytes] = {}  # (repository, passphrase digest) -> master key, this process
 ENCRYPTED_MANIFEST = ".json.enc"
 
 ByteCallback = Callable[[int], None]
@@ -217,6 +218,10 @@ class Repository:
         """The repository's key, opened with the passphrase; made (with a key file) on first need if ``create``."""
         if self._master is not None:
             return self._master
+        cache_key = (self.location.url, hashlib.sha256((self.passphrase or "").encode()).hexdigest())
+        if cache_key in _opened_keys:  # scrypt is slow on purpose: once per repository and passphrase
+            self._master = _opened_keys[cache_key]
+            return self._master
         if not self.passphrase:
             raise keys.PassphraseMissing(
                 f"the repository {self.location.url} needs a passphrase (the config artifact is always encrypted): set "
@@ -226,7 +231,7 @@ class Repository:
         for path in files:
             master = keys.open_key_file(self.passphrase, self.fs.cat_file(path))
             if master is not None:
-                self._master = master
+                self._master = _opened_keys[cache_key] = master
                 return master
         if files:
             raise keys.WrongPassphrase(f"wrong passphrase for the repository {self.location.url}: none of its {len(files)} "
@@ -236,7 +241,7 @@ class Repository:
         master = keys.new_master_key()
         key_id, document = keys.new_key_file(self.passphrase, master)
         self.write_file(self._path("keys", f"{key_id}.json"), document)
-        self._master = master
+        self._master = _opened_keys[cache_key] = master
         return master
 
     # -- objects ---------------------------------------------------------------------------------------------
@@ -253,6 +258,20 @@ class Repository:
             self._known = known
         return self._known
 
+    def stored_size(self, name: str) -> int | None:
+        """The stored size of an object, or None if absent: from the listing when one was made (many objects
+        to check), else one stat or HEAD (a few objects: a dump, a config file)."""
+        if self._known is not None:
+            return self._known.get(name)
+        try:
+            return int(self.fs.size(self.object_path(name)))
+        except FileNotFoundError:
+            return None
+
+    def _note(self, name: str, size: int) -> None:
+        if self._known is not None:
+            self._known[name] = size
+
     def forget_listing(self) -> None:
         """Drop the cached object listing: the next ``known_objects()`` lists the repository afresh."""
         self._known = None
@@ -268,7 +287,6 @@ class Repository:
         straight to its name; a large one streams to ``tmp/`` while hashed, then moves to ``objects/`` unless
         an object of that content is already there.
         """
-        known = self.known_objects()
         key = self.master_key(create=True) if encrypt else None
         hashing = _HashingReader(stream, on_bytes)
         first = codec.read_full(hashing, SMALL_OBJECT)
@@ -276,14 +294,14 @@ class Repository:
             digest = hashing.hexdigest()
             name = object_name(digest, encrypt)
             data, compressed = codec.encode_small(first, compress, key)
-            if known.get(name) == len(data):
+            if self.stored_size(name) == len(data):
                 return self._existing(name, digest, hashing.size, encrypt)
             # Written straight to its name (a rename per file costs more than the file); an object cut short
             # by a crash has the wrong size and is written again here, and no manifest names it before flush().
             self._write_object(name, data)
             faults.checkpoint("repo-bytes", len(data))
             faults.checkpoint("object-stored")
-            known[name] = len(data)
+            self._note(name, len(data))
             return PutResult(digest, hashing.size, len(data), len(data), compressed, encrypt)
         if compress is None:
             compress = codec.worth_compressing(first[: codec.FRAME_PLAINTEXT])
@@ -300,7 +318,7 @@ class Repository:
             digest = hashing.hexdigest()
             name = object_name(digest, encrypt)
             final = self.object_path(name)
-            if name in known or self.fs.exists(final):
+            if self.stored_size(name) is not None:
                 self.fs.rm(tmp)
                 return self._existing(name, digest, hashing.size, encrypt)
             if self.is_local:
@@ -309,7 +327,7 @@ class Repository:
             else:
                 self.fs.mv(tmp, final)
             faults.checkpoint("object-stored")
-            known[name] = stored
+            self._note(name, stored)
             return PutResult(digest, hashing.size, stored, stored, compress, encrypt)
         except BaseException:
             with contextlib.suppress(Exception):
@@ -330,7 +348,7 @@ class Repository:
 
     def _existing(self, name: str, digest: str, size: int, encrypted: bool) -> PutResult:
         """An object of this content is already stored: nothing written; its header says how it is stored."""
-        stored = self.known_objects().get(name) or int(self.fs.size(self.object_path(name)))
+        stored = self.stored_size(name) or 0
         with self.fs.open(self.object_path(name), "rb", block_size=64 * 1024) as handle:
             _, compressed, _ = codec.read_header(handle, name)
         return PutResult(digest, size, 0, stored, compressed, encrypted)

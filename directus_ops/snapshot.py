@@ -15,12 +15,14 @@ import socket
 import tempfile
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import IO, Any
+
+from pydantic import TypeAdapter
 
 from . import codec
 from . import database as db
@@ -55,11 +57,12 @@ class PartResult:
     warnings: list[str] = field(default_factory=list)
 
 
-def _write_part(staging_dir: Path, name: str, entries: Iterable[Entry], info: Any = None) -> tuple[str, str | None]:
-    entries_path = staging_dir / f"{name}.entries.jsonl"
-    with open(entries_path, "w") as handle:
-        for entry in entries:
-            handle.write(entry.model_dump_json() + "\n")
+_ENTRIES = TypeAdapter(list[Entry])
+
+
+def _write_part(staging_dir: Path, name: str, entries: list[Entry], info: Any = None) -> tuple[str, str | None]:
+    entries_path = staging_dir / f"{name}.entries.json"
+    entries_path.write_bytes(_ENTRIES.dump_json(entries))
     info_path = None
     if info is not None:
         info_path = str(staging_dir / f"{name}.info.json")
@@ -67,11 +70,8 @@ def _write_part(staging_dir: Path, name: str, entries: Iterable[Entry], info: An
     return str(entries_path), info_path
 
 
-def read_entries(path: str) -> Iterator[Entry]:
-    with open(path) as handle:
-        for line in handle:
-            if line.strip():
-                yield Entry.model_validate_json(line)
+def read_entries(path: str) -> list[Entry]:
+    return _ENTRIES.validate_json(Path(path).read_bytes())
 
 
 def _entry(location: str, key: str, put: PutResult, obj: StoredObject | None = None) -> Entry:
@@ -110,7 +110,7 @@ def backup_location(location: StorageLocation, repo: Repository, staging_dir: Pa
     """Store every object of one storage location. An object whose size and mtime/ETag equal the parent
     snapshot's is not read again: its bytes are already in the repository under the recorded sha256."""
     fs = location.filesystem()
-    known = repo.known_objects()
+    known = repo.known_objects()  # many objects to check: one listing instead of a stat each
     previous: dict[str, Entry] = {}
     if parent:
         previous = {e.key: e for e in parent.objects if e.location == location.name}

@@ -59,10 +59,11 @@ def backup(
     project = check_backup_task(project_dir, location, config_path)
     snapshot_id, started = snapshot.start_snapshot_id()
     logger.info("snapshot %s of project %s into %s", snapshot_id, project.name, repo)
-    parent = parent_snapshot_task(location, project)
     staging = snapshot.make_staging_dir()
-    # A shared lock: other backups may run, prune may not (it would delete objects not yet in a manifest).
+    # A shared lock: other backups may run, prune may not (it would delete objects not yet in a manifest,
+    # or those of the parent snapshot this one reuses).
     with locks.hold(Repository.open(location, create=True), "backup", exclusive=False, wait=lock_wait_seconds):
+        parent = parent_snapshot_task(location, project)
         try:
             database_part = dump_database_task(project, location, str(staging), encrypt)
             location_parts = [backup_location_task(l, location, str(staging), parent, workers, encrypt)

@@ -24,6 +24,9 @@ def publish(key: str, title: str, rows: list[tuple[str, object]], notes: list[st
     create_markdown_artifact(key=key, markdown=redact("\n".join(lines)), description=title)
 
 
+TABLE_DETAILS = 20  # the newest snapshots shown in full in the table artifact
+
+
 def publish_snapshot_table(location: object) -> None:
     """A table artifact of the repository's snapshots, as they are now."""
     from directus_ops.repository import Repository
@@ -31,7 +34,11 @@ def publish_snapshot_table(location: object) -> None:
 
     repository = Repository.open(location)  # type: ignore[arg-type]
     rows = []
-    for manifest in repository.manifests():
+    ids = repository.snapshot_ids()
+    for snapshot_id in ids[:-TABLE_DETAILS]:  # older ones by id only: their manifests are not read
+        rows.append({"id": snapshot_id, "time": "", "project": "", "directus": "", "database": "", "files": "",
+                     "size": "", "encrypted": ""})
+    for manifest in (repository.load_manifest(i) for i in ids[-TABLE_DETAILS:]):
         summary = SnapshotSummary.of(manifest)
         rows.append({"id": summary.id, "time": summary.time[:19], "project": summary.project,
                      "directus": summary.directus_version or "", "database": summary.database,

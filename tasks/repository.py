@@ -57,8 +57,14 @@ def open_repository_task(repo: RepositoryLocation, create: bool = False) -> str:
 def parent_snapshot_task(repo: RepositoryLocation, project: Project) -> str | None:
     """The project's latest snapshot, whose fingerprints spare re-reading unchanged files."""
     repository = Repository.open(repo, create=True)
-    candidates = [m for m in repository.manifests() if m.project.name == project.name and m.project.dir == str(project.root)]
-    return candidates[-1].id if candidates else None
+    for snapshot_id in reversed(repository.snapshot_ids()):  # ids sort by time: newest first, stop at the first match
+        try:
+            manifest = repository.load_manifest(snapshot_id)
+        except Exception:  # an unreadable manifest only costs the change detection, not the backup
+            continue
+        if manifest.project.name == project.name and manifest.project.dir == str(project.root):
+            return snapshot_id
+    return None
 
 
 @task(name="write-manifest", cache_policy=NO_CACHE, retries=len(RETRY_DELAYS), retry_delay_seconds=RETRY_DELAYS,

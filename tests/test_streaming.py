@@ -25,7 +25,7 @@ SCRIPT = textwrap.dedent("""
     repo = Repository.open(RepositoryLocation(url=str(root / "repo")), create=True)
     location = StorageLocation(name="local", driver="local", root=str(uploads))
     part = backup_location(location, repo, root, None, workers=2)
-    entry = next(read_entries(part.entries_path))
+    entry = read_entries(part.entries_path)[0]
     with open(root / "restored.bin", "wb") as out:
         repo.copy_object_to(entry, out)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
