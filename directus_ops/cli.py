@@ -143,8 +143,10 @@ def backup(
                                 repo_endpoint=repo_endpoint, repo_region=repo_region,
                                 repo_secret_block=repo_secret_block, passphrase_secret_block=passphrase_secret_block,
                                 encrypt=encrypt, workers=workers)
-    except (OpsError, KeyboardInterrupt) as exc:
-        raise (typer.Exit(130) if isinstance(exc, KeyboardInterrupt) else fail(exc)) from None
+    except KeyboardInterrupt:
+        raise typer.Exit(130) from None
+    except OpsError as exc:
+        raise fail(exc) from None
     typer.echo(snapshot_id)
 
 
@@ -230,8 +232,10 @@ def restore(
                            storage=overrides, repo_endpoint=repo_endpoint, repo_region=repo_region,
                            repo_secret_block=repo_secret_block, passphrase_secret_block=passphrase_secret_block,
                            workers=workers)
-    except (OpsError, KeyboardInterrupt) as exc:
-        raise (typer.Exit(130) if isinstance(exc, KeyboardInterrupt) else fail(exc)) from None
+    except KeyboardInterrupt:
+        raise typer.Exit(130) from None
+    except OpsError as exc:
+        raise fail(exc) from None
     objects = sum(c["objects"] for c in result["storage"].values())
     typer.echo(f"restored snapshot {result['snapshot']} into {result['project_dir']}: {result['tables']} tables, "
                f"{result['rows']} rows, {objects} storage objects (all checksums verified)")
@@ -265,8 +269,10 @@ def demo(
         demo_project.link_node_modules(project.dir, scratch)
         typer.echo(f"restored into {scratch}; starting Directus there to compare", err=True)
         after = demo_project.api_view(demo_project.DemoProject(scratch, project.url, project.admin_password))
-    except (OpsError, KeyboardInterrupt) as exc:
-        raise (typer.Exit(130) if isinstance(exc, KeyboardInterrupt) else fail(exc)) from None
+    except KeyboardInterrupt:
+        raise typer.Exit(130) from None
+    except OpsError as exc:
+        raise fail(exc) from None
     summary = demo_project.summarize(before, after)
     ok = summary["posts_equal"] and summary["file_bytes_equal"] and summary["files_equal"]
     typer.echo(f"snapshot {snapshot_id}: {summary['posts']} posts and {summary['files']} files; restored copy "
@@ -314,8 +320,10 @@ def verify(
             for table, (want, got) in exc.drill.mismatches.items():
                 typer.echo(f"restore drill: table {table} has {got} rows, the manifest recorded {want}")
         raise fail(exc) from None
-    except (OpsError, KeyboardInterrupt) as exc:
-        raise (typer.Exit(130) if isinstance(exc, KeyboardInterrupt) else fail(exc)) from None
+    except KeyboardInterrupt:
+        raise typer.Exit(130) from None
+    except OpsError as exc:
+        raise fail(exc) from None
     line = f"ok: {len(result['snapshots'])} snapshots, {result['entries']} entries"
     if read_data is not None:
         line += f", {result['objects_read']} objects re-read ({progress.human_bytes(result['bytes_read'])})"
@@ -360,8 +368,10 @@ def forget(
                            repo_endpoint=repo_endpoint,
                            repo_region=repo_region, repo_secret_block=repo_secret_block,
                            passphrase_secret_block=passphrase_secret_block)
-    except (OpsError, KeyboardInterrupt) as exc:
-        raise (typer.Exit(130) if isinstance(exc, KeyboardInterrupt) else fail(exc)) from None
+    except KeyboardInterrupt:
+        raise typer.Exit(130) from None
+    except OpsError as exc:
+        raise fail(exc) from None
     for snapshot_id, reasons in sorted(result["keep"].items()):
         typer.echo(f"keep    {snapshot_id}  ({', '.join(reasons)})")
     for snapshot_id in sorted(result["forget"]):
