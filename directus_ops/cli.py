@@ -8,11 +8,13 @@ Exit codes: 0 ok, 1 other failure, 2 config/project, 3 tool missing, 4 database,
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import sys
 from pathlib import Path
+from collections.abc import Iterator
 from typing import Annotated, Any, Optional
 
 import typer
@@ -52,6 +54,17 @@ Workers = Annotated[int, typer.Option("--workers", min=1, max=64, help="Parallel
 @app.callback()
 def main(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show Prefect's and the tools' logs.")] = False) -> None:
     _state["verbose"] = verbose
+
+
+@contextlib.contextmanager
+def user_errors() -> Iterator[None]:
+    """A user error becomes one line on stderr and its documented exit code; Ctrl-C exits 130."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        raise typer.Exit(130) from None
+    except OpsError as exc:
+        raise fail(exc) from None
 
 
 def fail(exc: BaseException) -> typer.Exit:
@@ -131,7 +144,7 @@ def backup(
     workers: Workers = 8,
 ) -> None:
     """Back up a project: database dump, every storage location, config, extensions. Prints the snapshot id."""
-    try:
+    with user_errors():
         from flows.backup import backup as backup_flow
         from flows.backup import check_backup
 
@@ -143,10 +156,6 @@ def backup(
                                 repo_endpoint=repo_endpoint, repo_region=repo_region,
                                 repo_secret_block=repo_secret_block, passphrase_secret_block=passphrase_secret_block,
                                 encrypt=encrypt, workers=workers)
-    except KeyboardInterrupt:
-        raise typer.Exit(130) from None
-    except OpsError as exc:
-        raise fail(exc) from None
     typer.echo(snapshot_id)
 
 
@@ -163,11 +172,9 @@ def snapshots(
     from .repository import Repository
     from .snapshot import SnapshotSummary
 
-    try:
+    with user_errors():
         repository = Repository.open(_location(repo, repo_endpoint, repo_region, repo_secret_block, passphrase_secret_block))
         summaries = [SnapshotSummary.of(m) for m in repository.manifests()]
-    except OpsError as exc:
-        raise fail(exc) from None
     if as_json:
         typer.echo(json.dumps([s.__dict__ for s in summaries], indent=2))
         return
@@ -208,7 +215,7 @@ def restore(
     workers: Workers = 8,
 ) -> None:
     """Restore a snapshot into the same project or a new target, verifying every checksum."""
-    try:
+    with user_errors():
         from flows.restore import restore as restore_flow, with_password
 
         _quiet_prefect()
@@ -232,10 +239,6 @@ def restore(
                            storage=overrides, repo_endpoint=repo_endpoint, repo_region=repo_region,
                            repo_secret_block=repo_secret_block, passphrase_secret_block=passphrase_secret_block,
                            workers=workers)
-    except KeyboardInterrupt:
-        raise typer.Exit(130) from None
-    except OpsError as exc:
-        raise fail(exc) from None
     objects = sum(c["objects"] for c in result["storage"].values())
     typer.echo(f"restored snapshot {result['snapshot']} into {result['project_dir']}: {result['tables']} tables, "
                f"{result['rows']} rows, {objects} storage objects (all checksums verified)")
@@ -250,7 +253,7 @@ def demo(
     backed up, restored into a scratch copy, and Directus on the copy is checked to serve the same content."""
     from . import demo as demo_project
 
-    try:
+    with user_errors():
         from flows.backup import backup as backup_flow
         from flows.restore import restore as restore_flow
 
@@ -269,10 +272,6 @@ def demo(
         demo_project.link_node_modules(project.dir, scratch)
         typer.echo(f"restored into {scratch}; starting Directus there to compare", err=True)
         after = demo_project.api_view(demo_project.DemoProject(scratch, project.url, project.admin_password))
-    except KeyboardInterrupt:
-        raise typer.Exit(130) from None
-    except OpsError as exc:
-        raise fail(exc) from None
     summary = demo_project.summarize(before, after)
     ok = summary["posts_equal"] and summary["file_bytes_equal"] and summary["files_equal"]
     typer.echo(f"snapshot {snapshot_id}: {summary['posts']} posts and {summary['files']} files; restored copy "
@@ -353,7 +352,7 @@ def forget(
 ) -> None:
     """Forget snapshots by a retention policy (grandfather-father-son, like restic); the newest snapshot of each
     project is always kept. With --prune, free the space."""
-    try:
+    with user_errors():
         from flows.forget import forget as forget_flow
 
         from .repository import Repository
@@ -368,10 +367,6 @@ def forget(
                            repo_endpoint=repo_endpoint,
                            repo_region=repo_region, repo_secret_block=repo_secret_block,
                            passphrase_secret_block=passphrase_secret_block)
-    except KeyboardInterrupt:
-        raise typer.Exit(130) from None
-    except OpsError as exc:
-        raise fail(exc) from None
     for snapshot_id, reasons in sorted(result["keep"].items()):
         typer.echo(f"keep    {snapshot_id}  ({', '.join(reasons)})")
     for snapshot_id in sorted(result["forget"]):
