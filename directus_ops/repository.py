@@ -25,16 +25,17 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, TypeVar
 
 import fsspec
 
-from . import codec, faults, keys
+from . import codec, faults, keys, storage
 from .errors import IntegrityError, RepositoryError, SnapshotNotFound
-from .manifest import Manifest
+from .manifest import Manifest, ManifestHeader
 from .redact import redact, register_secret
 from .storage import buffering, s3_filesystem
 
+M = TypeVar("M", bound=ManifestHeader)
 log = logging.getLogger("directus_ops.repository")
 
 REPOSITORY_FORMAT = 2
@@ -251,9 +252,9 @@ class Repository:
             root = self._path("objects")
             known: dict[str, int] = {}
             if self.fs.exists(root):
-                for path, info in self.fs.find(root, detail=True).items():
-                    name = posixpath.basename(path)
-                    if len(name.split(".")[0]) == 64:
+                for path, info in storage.find_files(self.fs, root).items():
+                    name = path.rpartition("/")[2]
+                    if len(name.partition(".")[0]) == 64:
                         known[name] = int(info.get("size") or 0)
             self._known = known
         return self._known
@@ -422,6 +423,13 @@ class Repository:
         return sorted(self.manifest_files())
 
     def load_manifest(self, snapshot_id: str) -> Manifest:
+        return self._read_manifest(snapshot_id, Manifest)
+
+    def load_header(self, snapshot_id: str) -> ManifestHeader:
+        """A snapshot's manifest without its entry lists (listings, reports, choosing a snapshot)."""
+        return self._read_manifest(snapshot_id, ManifestHeader)
+
+    def _read_manifest(self, snapshot_id: str, model: type[M]) -> M:
         name = self.manifest_files().get(snapshot_id)
         if name is None:
             raise SnapshotNotFound(f"no snapshot {snapshot_id} in {self.location.url}; list them with `directus-ops snapshots --repo {self.location.url}`")
@@ -429,16 +437,23 @@ class Repository:
         try:
             if name.endswith(ENCRYPTED_MANIFEST):
                 data = codec.decode_bytes(data, self.master_key, f"manifest of snapshot {snapshot_id}")
-            return Manifest.model_validate_json(data)
+            return model.model_validate_json(data)
         except (ValueError, IntegrityError) as exc:
             raise RepositoryError(f"the manifest of snapshot {snapshot_id} is damaged ({str(exc).splitlines()[0]})") from None
 
     def manifests(self) -> list[Manifest]:
         """Every readable snapshot, oldest first (a damaged manifest is logged and left out)."""
+        return self._readable(self.load_manifest)
+
+    def headers(self) -> list[ManifestHeader]:
+        """``manifests()`` without the entry lists."""
+        return self._readable(self.load_header)
+
+    def _readable(self, load: Callable[[str], M]) -> list[M]:
         found = []
         for snapshot_id in self.snapshot_ids():
             try:
-                found.append(self.load_manifest(snapshot_id))
+                found.append(load(snapshot_id))
             except (RepositoryError, keys.PassphraseMissing) as exc:
                 log.warning("snapshot %s left out: %s", snapshot_id, exc)
         return sorted(found, key=lambda m: (m.time, m.id))
@@ -446,11 +461,11 @@ class Repository:
     def resolve(self, snapshot: str, project: str | None = None) -> Manifest:
         """A snapshot by id, unique id prefix, or ``latest`` (optionally of one project)."""
         if snapshot == "latest":
-            manifests = [m for m in self.manifests() if project is None or m.project.name == project]
-            if not manifests:
+            headers = [m for m in self.headers() if project is None or m.project.name == project]
+            if not headers:
                 scope = f" of project {project}" if project else ""
                 raise SnapshotNotFound(f"no snapshot{scope} in {self.location.url} yet; run `directus-ops backup` first")
-            return manifests[-1]
+            return self.load_manifest(headers[-1].id)
         ids = self.snapshot_ids()
         if snapshot in ids:
             return self.load_manifest(snapshot)
@@ -460,10 +475,6 @@ class Repository:
         if len(matches) > 1:
             raise SnapshotNotFound(f"snapshot id {snapshot!r} is ambiguous ({len(matches)} match); give more of it")
         raise SnapshotNotFound(f"no snapshot {snapshot} in {self.location.url}; list them with `directus-ops snapshots --repo {self.location.url}`")
-
-    def latest_of(self, project: str) -> Manifest | None:
-        manifests = [m for m in self.manifests() if m.project.name == project]
-        return manifests[-1] if manifests else None
 
     def missing_objects(self, entries: Iterable[Any]) -> list[Any]:
         """Entries whose object is absent (the repository is listed once, not probed per object)."""

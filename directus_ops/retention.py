@@ -18,7 +18,7 @@ from datetime import datetime
 
 from . import locks
 from .errors import ConfigError, RepositoryError
-from .manifest import Manifest
+from .manifest import ManifestHeader
 from .repository import Repository
 
 log = logging.getLogger("directus_ops.retention")
@@ -58,10 +58,10 @@ class Decision:
     forget: list[str] = field(default_factory=list)
 
 
-def decide(manifests: list[Manifest], policy: Policy) -> Decision:
+def decide(manifests: list[ManifestHeader], policy: Policy) -> Decision:
     """Apply the policy to each project's snapshots separately."""
     decision = Decision()
-    by_project: dict[str, list[Manifest]] = defaultdict(list)
+    by_project: dict[str, list[ManifestHeader]] = defaultdict(list)
     for manifest in manifests:
         by_project[manifest.project.name].append(manifest)
     for group in by_project.values():

@@ -24,14 +24,14 @@ from typing import IO, Any
 
 from pydantic import TypeAdapter
 
-from . import codec
+from . import codec, faults
 from . import database as db
 from . import progress
 from .config import load_config, update_dotenv
 from .database import DatabaseSettings
 from .errors import ConfigError, IntegrityError, StorageError
 from .manifest import (CONFIG, DATABASE, EXTENSIONS, MIGRATIONS, PROJECT_FILES, DatabaseInfo, Entry, LocationInfo,
-                       Manifest, ProjectInfo, Stats, new_snapshot_id)
+                       Manifest, ManifestHeader, ProjectInfo, Stats, new_snapshot_id)
 from .project import Project, load_project
 from .redact import redact
 from .repository import CHUNK_SIZE, PutResult, Repository
@@ -121,7 +121,8 @@ def backup_location(location: StorageLocation, repo: Repository, staging_dir: Pa
         old = previous.get(obj.key)
         if old and old.size == obj.size and old.fingerprint == obj.fingerprint and old.encrypted == encrypt \
                 and old.object_name in known:
-            entries[index] = old.model_copy(update={"mtime": obj.mtime, "etag": obj.etag})
+            same = old.mtime == obj.mtime and old.etag == obj.etag
+            entries[index] = old if same else old.model_copy(update={"mtime": obj.mtime, "etag": obj.etag})
         else:
             to_read.append(index)
     total = sum(objects[i].size for i in to_read)
@@ -263,7 +264,7 @@ class SnapshotSummary:
     locations: dict[str, int]
 
     @classmethod
-    def of(cls, manifest: Manifest) -> SnapshotSummary:
+    def of(cls, manifest: ManifestHeader) -> SnapshotSummary:
         return cls(id=manifest.id, time=manifest.time.isoformat(), project=manifest.project.name,
                    directus_version=manifest.project.directus_version,
                    database=f"{manifest.database.engine} {manifest.database.server_version}",
@@ -272,6 +273,29 @@ class SnapshotSummary:
                    storage_bytes_written=manifest.stats.storage_bytes_written,
                    storage_objects_read=manifest.stats.storage_objects_read,
                    locations={l.name: l.objects for l in manifest.storage})
+
+
+def find_parent(repo: Repository, project: Project) -> str | None:
+    """The project's latest snapshot, whose fingerprints spare re-reading unchanged files."""
+    for snapshot_id in reversed(repo.snapshot_ids()):  # ids sort by time: newest first, stop at the first match
+        try:
+            header = repo.load_header(snapshot_id)
+        except Exception:  # an unreadable manifest only costs the change detection, not the backup
+            continue
+        if header.project.name == project.name and header.project.dir == str(project.root):
+            return snapshot_id
+    return None
+
+
+def save_snapshot(project: Project, repo: Repository, snapshot_id: str, started: datetime, database_part: PartResult,
+                  location_parts: list[PartResult], files_part: PartResult, encrypt: bool = False) -> SnapshotSummary:
+    """The last step of a backup: the manifest, written once every object it names is stored and flushed."""
+    manifest = assemble_manifest(project, snapshot_id, started, database_part, location_parts, files_part, encrypt)
+    check_complete(repo, manifest)
+    repo.flush()
+    faults.checkpoint("before-manifest")
+    repo.save_manifest(manifest, encrypt=encrypt)  # from here on the snapshot exists
+    return SnapshotSummary.of(manifest)
 
 
 def check_complete(repo: Repository, manifest: Manifest) -> None:
@@ -393,15 +417,21 @@ def fetch_verified(repo: Repository, entry: Entry, destination: Path) -> Path:
 def restore_database(repo: Repository, manifest: Manifest, target: RestoreTarget, replace: bool,
                      staging_dir: Path) -> dict[str, int]:
     """Verify the dump, empty the target if replacing, load the dump; return the restored row counts."""
+    return load_database(repo, manifest, target.database, replace, staging_dir)
+
+
+def load_database(repo: Repository, manifest: Manifest, database: DatabaseSettings, replace: bool,
+                  staging_dir: Path) -> dict[str, int]:
+    """The snapshot's database into ``database`` (emptied first when ``replace``), row counts checked."""
     dump_file = fetch_verified(repo, manifest.database_dump, staging_dir / manifest.database_dump.key)
-    if db.check_restorable(target.database, replace):  # non-empty: only reached with replace
-        log.info("replacing the contents of %s", target.database.describe())
-        db.clear_database(target.database)
-    db.ensure_database(target.database, manifest.database.charset, manifest.database.collation)
-    log.info("restoring %s into %s", manifest.database_dump.key, target.database.describe())
-    db.restore(target.database, dump_file, manifest.database.dump_format)
+    if db.check_restorable(database, replace):  # non-empty: only reached with replace
+        log.info("replacing the contents of %s", database.describe())
+        db.clear_database(database)
+    db.ensure_database(database, manifest.database.charset, manifest.database.collation)
+    log.info("restoring %s into %s", manifest.database_dump.key, database.describe())
+    db.restore(database, dump_file, manifest.database.dump_format)
     dump_file.unlink(missing_ok=True)
-    with db.connect(target.database) as conn:
+    with db.connect(database) as conn:
         counts = db.count_rows(conn)
     differing = {t: (n, counts.get(t)) for t, n in manifest.database.row_counts.items() if counts.get(t) != n}
     if differing:

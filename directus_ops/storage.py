@@ -144,7 +144,7 @@ class StorageLocation:
         try:
             if not fs.exists(base):
                 return
-            found = fs.find(base, detail=True)
+            found = find_files(fs, base)
         except Exception as exc:
             raise StorageError(f"cannot list {self.describe()}: {redact(str(exc)) or type(exc).__name__}; check its settings and credentials") from None
         strip = len(base) + 1
@@ -152,7 +152,7 @@ class StorageLocation:
             if info.get("type") == "directory":
                 continue
             key = path[strip:] if path.startswith(base + "/") else path
-            name = posixpath.basename(key)
+            name = key.rpartition("/")[2]
             if name == PROBE_NAME or (name.startswith(".") and name.endswith(".restoring")):
                 continue  # this tool's own files in flight, not the project's
             etag = info.get("ETag") or info.get("etag")
@@ -186,6 +186,40 @@ class StorageLocation:
             fs.rm(probe)
         except Exception as exc:
             raise StorageError(f"cannot write to {self.describe()}: {redact(str(exc)) or type(exc).__name__}; check the path, bucket and credentials") from None
+
+
+def find_files(fs: fsspec.AbstractFileSystem, root: str) -> dict[str, dict[str, Any]]:
+    """Every file under ``root``, path -> fsspec-style info (``size``, ``mtime`` or ``ETag``): ``fs.find``,
+    except that a local tree is walked with ``os.scandir`` (fsspec normalises every path it returns, which
+    costs ~60 µs a file: most of an incremental backup of 10,000 unchanged files)."""
+    from fsspec.implementations.local import LocalFileSystem
+
+    if not isinstance(fs, LocalFileSystem):
+        return fs.find(root, detail=True)
+    found: dict[str, dict[str, Any]] = {}
+    pending = [root.rstrip("/") or "/"]
+    seen: set[tuple[int, int]] = set()
+    while pending:
+        directory = pending.pop()
+        try:
+            folder = os.stat(directory)
+            if (folder.st_dev, folder.st_ino) in seen:
+                continue  # a symlink loop
+            seen.add((folder.st_dev, folder.st_ino))
+            entries = list(os.scandir(directory))
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+        for entry in entries:
+            try:
+                if entry.is_dir():  # a symlinked folder is followed, as fsspec's find does
+                    pending.append(entry.path)
+                elif entry.is_file():
+                    stat = entry.stat()
+                    found[entry.path] = {"name": entry.path, "type": "file", "size": stat.st_size,
+                                         "mtime": stat.st_mtime}
+            except FileNotFoundError:
+                continue  # removed while listed
+    return found
 
 
 def buffering(local: bool) -> dict[str, int]:

@@ -38,7 +38,7 @@ def publish_snapshot_table(location: object) -> None:
     for snapshot_id in ids[:-TABLE_DETAILS]:  # older ones by id only: their manifests are not read
         rows.append({"id": snapshot_id, "time": "", "project": "", "directus": "", "database": "", "files": "",
                      "size": "", "encrypted": ""})
-    for manifest in (repository.load_manifest(i) for i in ids[-TABLE_DETAILS:]):
+    for manifest in (repository.load_header(i) for i in ids[-TABLE_DETAILS:]):
         summary = SnapshotSummary.of(manifest)
         rows.append({"id": summary.id, "time": summary.time[:19], "project": summary.project,
                      "directus": summary.directus_version or "", "database": summary.database,

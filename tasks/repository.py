@@ -9,7 +9,7 @@ from datetime import datetime
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from directus_ops import faults, snapshot
+from directus_ops import snapshot
 from directus_ops.errors import ConfigError
 from directus_ops.manifest import Manifest
 from directus_ops.project import Project
@@ -55,16 +55,7 @@ def open_repository_task(repo: RepositoryLocation, create: bool = False) -> str:
 
 @task(name="find-parent-snapshot", cache_policy=NO_CACHE)
 def parent_snapshot_task(repo: RepositoryLocation, project: Project) -> str | None:
-    """The project's latest snapshot, whose fingerprints spare re-reading unchanged files."""
-    repository = Repository.open(repo, create=True)
-    for snapshot_id in reversed(repository.snapshot_ids()):  # ids sort by time: newest first, stop at the first match
-        try:
-            manifest = repository.load_manifest(snapshot_id)
-        except Exception:  # an unreadable manifest only costs the change detection, not the backup
-            continue
-        if manifest.project.name == project.name and manifest.project.dir == str(project.root):
-            return snapshot_id
-    return None
+    return snapshot.find_parent(Repository.open(repo, create=True), project)
 
 
 @task(name="write-manifest", cache_policy=NO_CACHE, retries=len(RETRY_DELAYS), retry_delay_seconds=RETRY_DELAYS,
@@ -72,14 +63,8 @@ def parent_snapshot_task(repo: RepositoryLocation, project: Project) -> str | No
 def write_manifest_task(project: Project, repo: RepositoryLocation, snapshot_id: str, started: datetime,
                         database_part: snapshot.PartResult, location_parts: list[snapshot.PartResult],
                         files_part: snapshot.PartResult, encrypt: bool = False) -> snapshot.SnapshotSummary:
-    manifest = snapshot.assemble_manifest(project, snapshot_id, started, database_part, location_parts, files_part,
-                                          encrypt)
-    repository = Repository.open(repo, create=True)
-    snapshot.check_complete(repository, manifest)
-    repository.flush()
-    faults.checkpoint("before-manifest")
-    repository.save_manifest(manifest, encrypt=encrypt)  # last: from here on the snapshot exists
-    return snapshot.SnapshotSummary.of(manifest)
+    return snapshot.save_snapshot(project, Repository.open(repo, create=True), snapshot_id, started, database_part,
+                                  location_parts, files_part, encrypt)
 
 
 @task(name="resolve-snapshot", cache_policy=NO_CACHE, retries=len(RETRY_DELAYS), retry_delay_seconds=RETRY_DELAYS,
