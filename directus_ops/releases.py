@@ -1,0 +1,206 @@
+"""Directus releases as npm publishes them: which version an upgrade goes to, which Node it needs, and which
+migrations it brings, read from the registry without installing anything.
+
+No database column records the Directus release; "the migrations of directus@X" are the files of the exact
+``@directus/api`` version that ``directus@X`` pins (or of ``directus`` itself up to 9.24), so they are listed
+from that package's tarball (``npm pack``) and cached per version.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import tarfile
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import semantic_version as semver
+
+from . import process
+from .errors import ProcessFailed, ProjectError, VersionError
+
+log = logging.getLogger("directus_ops.releases")
+
+# Built-in migration files: "20240806A-permissions-policies.js" -> key "20240806A".
+MIGRATION_FILE = re.compile(r"^([0-9]+[A-Z])-[^.]+\.(js|ts)$")
+NPM_TIMEOUT = 300
+
+
+def cache_dir() -> Path:
+    root = Path(os.environ.get("DIRECTUS_OPS_CACHE", Path.home() / ".cache" / "directus-ops"))
+    root.mkdir(parents=True, exist_ok=True)
+    return root
+
+
+def npm() -> str:
+    return process.find_tool("npm", purpose="install Directus", install_hint="install Node.js with npm")
+
+
+def _npm_view(spec: str, *fields: str) -> object:
+    """``npm view SPEC FIELDS --json``; None when nothing matches."""
+    try:
+        out = process.run([npm(), "view", spec, *fields, "--json"], timeout=NPM_TIMEOUT, quiet=True)
+    except ProcessFailed as exc:
+        if "E404" in exc.output_tail or "No match found" in exc.output_tail:
+            return None
+        raise VersionError(f"cannot ask the npm registry about {spec}: {exc}; check the network and npm's registry "
+                           "setting") from None
+    text = "\n".join(line for line in out.splitlines() if not line.startswith("npm warn"))
+    return json.loads(text) if text.strip() else None
+
+
+def parse_version(text: str) -> semver.Version:
+    try:
+        return semver.Version(text.strip().lstrip("v"))
+    except ValueError:
+        raise VersionError(f"{text!r} is not a version (expected e.g. 11.1.0)") from None
+
+
+def published_versions(spec: str) -> list[str]:
+    """Every published version matching ``spec`` (``name@range``), oldest first."""
+    found = _npm_view(spec, "version")
+    if found is None:
+        return []
+    versions = found if isinstance(found, list) else [found]
+    return sorted(versions, key=semver.Version)
+
+
+def check_published(version: str) -> str:
+    parse_version(version)
+    if version not in published_versions(f"directus@{version}"):
+        raise VersionError(f"directus@{version} is not published on the npm registry; pick a version from "
+                           "`npm view directus versions`")
+    return version
+
+
+def version_in_range(range_spec: str) -> str | None:
+    """What ``npm update`` picks for a package.json range: the highest published version it admits."""
+    versions = published_versions(f"directus@{range_spec}")
+    return versions[-1] if versions else None
+
+
+def required_node(version: str) -> str | None:
+    """The ``engines.node`` range of directus@version (e.g. ">=22"), or None if it declares none."""
+    engines = _npm_view(f"directus@{version}", "engines")
+    if isinstance(engines, dict):
+        return engines.get("node")
+    return None
+
+
+def node_version(node_binary: str) -> str:
+    return process.run([node_binary, "--version"], timeout=30, quiet=True).strip().lstrip("v")
+
+
+def check_node(version: str, node_binary: str) -> None:
+    """Refuse a target whose ``engines.node`` the Node that would run it does not satisfy."""
+    needed = required_node(version)
+    if not needed:
+        return
+    have = node_version(node_binary)
+    try:
+        ok = semver.Version(have) in semver.NpmSpec(needed)
+    except ValueError:
+        return  # a range we cannot read is npm's to judge
+    if not ok:
+        major = re.search(r"\d+", needed)
+        raise VersionError(f"directus@{version} needs Node {needed} (engines.node) but {node_binary} is Node {have}; "
+                           f"install Node {major.group(0) if major else needed} and put it first on PATH")
+
+
+@dataclass(frozen=True)
+class MigrationFile:
+    key: str
+    name: str  # file name, e.g. 20240806A-permissions-policies.js
+    down_source: str  # the file's down() body, for the downgrade warnings
+
+
+def migrations_in_folder(folder: Path) -> list[MigrationFile]:
+    found = []
+    if folder.is_dir():
+        for path in sorted(folder.iterdir()):
+            match = MIGRATION_FILE.match(path.name)
+            if match and not path.name.endswith(".d.ts"):
+                found.append(MigrationFile(match.group(1), path.name, _down_body(path.read_text(errors="replace"))))
+    return sorted(found, key=lambda m: m.key)
+
+
+def installed_migrations(project_dir: Path) -> list[MigrationFile]:
+    """The built-in migrations of the Directus installed in ``project_dir``."""
+    for folder in (project_dir / "node_modules" / "@directus" / "api" / "dist" / "database" / "migrations",
+                   project_dir / "node_modules" / "directus" / "dist" / "database" / "migrations"):
+        if folder.is_dir():
+            return migrations_in_folder(folder)
+    raise ProjectError(f"Directus is not installed in {project_dir} (no node_modules/directus); run `npm install` there")
+
+
+def release_migrations(version: str) -> list[MigrationFile]:
+    """The built-in migrations of directus@version, from its package tarball (cached per version)."""
+    cached = cache_dir() / "migrations" / f"directus-{version}.json"
+    if cached.exists():
+        return [MigrationFile(**m) for m in json.loads(cached.read_text())]
+    dependencies = _npm_view(f"directus@{version}", "dependencies")
+    if dependencies is None:
+        raise VersionError(f"directus@{version} is not published on the npm registry")
+    api = dependencies.get("@directus/api") if isinstance(dependencies, dict) else None
+    package = f"@directus/api@{api}" if api else f"directus@{version}"  # up to 9.24 the API is in directus itself
+    with tempfile.TemporaryDirectory(prefix="directus-ops-pack-") as work:
+        process.run([npm(), "pack", package, "--silent"], cwd=work, timeout=NPM_TIMEOUT, quiet=True)
+        tarballs = list(Path(work).glob("*.tgz"))
+        if not tarballs:
+            raise VersionError(f"npm pack {package} produced no tarball")
+        found = []
+        with tarfile.open(tarballs[0]) as tar:
+            for member in tar.getmembers():
+                parts = member.name.split("/")
+                if parts[-2:-1] != ["migrations"] or "database" not in parts:
+                    continue
+                match = MIGRATION_FILE.match(parts[-1])
+                if match and member.isfile() and not parts[-1].endswith(".d.ts"):
+                    source = tar.extractfile(member).read().decode(errors="replace")  # type: ignore[union-attr]
+                    found.append(MigrationFile(match.group(1), parts[-1], _down_body(source)))
+    if not found:
+        raise VersionError(f"no migrations found in {package}; is directus@{version} a real release?")
+    found.sort(key=lambda m: m.key)
+    cached.parent.mkdir(parents=True, exist_ok=True)
+    cached.write_text(json.dumps([m.__dict__ for m in found]))
+    return found
+
+
+def _down_body(source: str) -> str:
+    at = source.find("function down(")
+    return source[at:] if at >= 0 else ""
+
+
+# Down-migrations that lose data or do not undo their up (read from the @directus/api sources).
+LOSSY_DOWNS: dict[str, str] = {
+    "20231010A": "drops directus_extensions: which extensions are enabled is forgotten",
+    "20240311A": "deletes the flows that replaced webhooks, with any edits made to them since",
+    "20240716A": "drops directus_files.uploaded_on: the date of each file's last replacement is lost",
+    "20240806A": "merges policies back into roles: policies given to users directly, extra policies per role and "
+                 "directus_access rows are lost",
+    "20240817A": "shortens icon fields to 30 characters: longer icon names make it fail",
+}
+
+
+def down_warnings(migrations: list[MigrationFile]) -> list[str]:
+    """What reverting ``migrations`` would lose or fail to undo, one line each."""
+    warnings = []
+    for migration in migrations:
+        body = migration.down_source
+        inner = body[body.find("{") + 1: body.rfind("}")] if "{" in body else ""
+        code = re.sub(r"//[^\n]*|/\*.*?\*/", "", inner, flags=re.S).strip()
+        if migration.key in LOSSY_DOWNS:
+            warnings.append(f"{migration.name}: {LOSSY_DOWNS[migration.key]}")
+        elif body and not code:
+            warnings.append(f"{migration.name}: its down() does nothing (the change stays in the database)")
+        elif "dropTable(" in code:
+            tables = ", ".join(sorted(set(re.findall(r"dropTable\(['\"]([^'\"]+)", code)))) or "a table"
+            warnings.append(f"{migration.name}: drops {tables} with its rows")
+    return warnings
+
+
+__all__ = ["LOSSY_DOWNS", "MigrationFile", "check_node", "check_published", "down_warnings", "installed_migrations",
+           "migrations_in_folder", "parse_version", "release_migrations", "required_node", "version_in_range"]
