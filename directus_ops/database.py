@@ -281,9 +281,14 @@ def count_rows(conn: Connection, tables: list[str] | None = None) -> dict[str, i
 
 
 def applied_migrations(conn: Connection) -> list[str]:
+    return sorted(migration_history(conn))
+
+
+def migration_history(conn: Connection) -> list[str]:
+    """Applied migration keys in the order Directus applied them (``migrate:down`` reverts the last one)."""
     if "directus_migrations" not in list_tables(conn):
         return []
-    return [r[0] for r in conn.execute(sa.text("SELECT version FROM directus_migrations ORDER BY version"))]
+    return [r[0] for r in conn.execute(sa.text("SELECT version FROM directus_migrations ORDER BY timestamp, version"))]
 
 
 # -- dump --------------------------------------------------------------------------------------------------------
@@ -559,13 +564,30 @@ def clear_database(settings: DatabaseSettings) -> None:
         return
     with connect(settings, isolation_level="AUTOCOMMIT") as conn:
         if settings.engine == "postgresql":
+            # The public schema comes back exactly as it was (owner, privileges, comment): a restore must
+            # leave the database as the dump had it, and PostgreSQL 15's default public schema is special.
+            public = conn.execute(sa.text(
+                "SELECT quote_ident(pg_get_userbyid(nspowner)), quote_literal(obj_description(oid, 'pg_namespace')), "
+                "nspacl IS NULL FROM pg_namespace WHERE nspname = 'public'")).first()
+            grants = conn.execute(sa.text(
+                "SELECT CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(pg_get_userbyid(a.grantee)) END, "
+                "a.privilege_type FROM pg_namespace n, aclexplode(n.nspacl) a WHERE n.nspname = 'public'")).all()
             schemas = [r[0] for r in conn.execute(sa.text(
                 "SELECT nspname FROM pg_namespace WHERE nspname NOT IN ('pg_catalog','information_schema') "
                 "AND nspname NOT LIKE 'pg\\_%'"))]
             for schema in schemas:
                 conn.execute(sa.text(f"DROP SCHEMA {_quote(conn, schema)} CASCADE"))
-            conn.execute(sa.text("CREATE SCHEMA public"))
-            conn.execute(sa.text("GRANT ALL ON SCHEMA public TO PUBLIC"))
+            if public is None:
+                conn.execute(sa.text("CREATE SCHEMA public"))
+                return
+            owner, comment, default_acl = public
+            conn.execute(sa.text(f"CREATE SCHEMA public AUTHORIZATION {owner}"))
+            if not default_acl:
+                conn.execute(sa.text("REVOKE ALL ON SCHEMA public FROM PUBLIC"))
+                for grantee, privilege in grants:
+                    conn.execute(sa.text(f"GRANT {privilege} ON SCHEMA public TO {grantee}"))
+            if comment is not None:
+                conn.execute(sa.text(f"COMMENT ON SCHEMA public IS {comment}"))  # quoted by quote_literal
             return
         conn.execute(sa.text("SET FOREIGN_KEY_CHECKS = 0"))
         for name, kind in conn.execute(sa.text(

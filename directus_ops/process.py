@@ -72,7 +72,8 @@ def _kill_group(proc: subprocess.Popen[bytes], grace: float = 5.0) -> None:
 
 
 def _pump_lines(
-    stream: IO[bytes], name: str, tail: deque[str], captured: list[str] | None, logger: logging.Logger
+    stream: IO[bytes], name: str, tail: deque[str], captured: list[str] | None, logger: logging.Logger,
+    level: int = logging.INFO,
 ) -> None:
     for raw in iter(stream.readline, b""):
         line = redact(raw.decode("utf-8", "replace").rstrip())
@@ -80,7 +81,7 @@ def _pump_lines(
             tail.append(line)
             if captured is not None:
                 captured.append(line)
-            logger.info("[%s] %s", name, line)
+            logger.log(level, "[%s] %s", name, line)
     stream.close()
 
 
@@ -96,16 +97,19 @@ def spawn(
     logger: logging.Logger | None = None,
     captured: list[str] | None = None,
     check: bool = True,
+    quiet: bool = False,
 ) -> Iterator[subprocess.Popen[bytes]]:
     """Start ``args`` in its own process group; yield the Popen; on exit wait, check the exit code, clean up.
 
     With ``stdout_pipe`` the caller reads ``proc.stdout`` (a dump streaming into the repository); otherwise
     stdout goes to the log like stderr. On any exception in the caller's block, or when ``timeout`` passes,
     the process group is killed. With ``check=False`` (servers the caller stops) the exit code is not checked.
+    ``quiet`` logs the command and its output at DEBUG (queries such as ``npm view``).
     """
     logger = logger or log
+    level = logging.DEBUG if quiet else logging.INFO
     name = Path(args[0]).name
-    logger.info("running %s", redact(" ".join(str(a) for a in args)))
+    logger.log(level, "running %s", redact(" ".join(str(a) for a in args)))
     proc = subprocess.Popen(
         [str(a) for a in args],
         env=_child_env(env),
@@ -120,7 +124,7 @@ def spawn(
     assert log_stream is not None
     # The copied context carries the caller's run (Prefect) so the tool's lines land in the run's log.
     pump = threading.Thread(target=contextvars.copy_context().run,
-                            args=(_pump_lines, log_stream, name, tail, captured, logger), daemon=True)
+                            args=(_pump_lines, log_stream, name, tail, captured, logger, level), daemon=True)
     pump.start()
     timer = threading.Timer(timeout, _kill_group, args=(proc,))
     timer.daemon = True
@@ -160,6 +164,7 @@ def run(
     stdin_path: str | Path | None = None,
     timeout: float = DEFAULT_TIMEOUT,
     logger: logging.Logger | None = None,
+    quiet: bool = False,
 ) -> str:
     """Run to completion; return what it printed (redacted). Raises ProcessFailed on a non-zero exit."""
     captured: list[str] = []
@@ -168,7 +173,7 @@ def run(
         if stdin_path is not None:
             stdin = stack.enter_context(open(stdin_path, "rb"))
         stack.enter_context(
-            spawn(args, env=env, cwd=cwd, stdin=stdin, timeout=timeout, logger=logger, captured=captured)
+            spawn(args, env=env, cwd=cwd, stdin=stdin, timeout=timeout, logger=logger, captured=captured, quiet=quiet)
         )
     return "\n".join(captured)
 
