@@ -50,11 +50,14 @@ def directus_install() -> Path:
     return root
 
 
-def link_directus(project_dir: Path, install: Path) -> None:
-    """Give a project directory the cached install (node_modules symlinked, package files copied)."""
+def link_directus(project_dir: Path, install: Path, own_copy: bool = False) -> None:
+    """Give a project directory the cached install (node_modules symlinked, or copied for a project whose
+    packages a test changes; package files copied)."""
     project_dir.mkdir(parents=True, exist_ok=True)
     link = project_dir / "node_modules"
-    if not link.exists():
+    if own_copy and not link.exists():
+        subprocess.run(["cp", "-a", str(install / "node_modules"), str(link)], check=True)
+    elif not link.exists():
         link.symlink_to(install / "node_modules")
     for name in ("package.json", "package-lock.json"):
         if not (project_dir / name).exists():
@@ -260,10 +263,10 @@ def write_env(path: Path, values: dict[str, str]) -> None:
 
 
 def make_project(root: Path, install: Path, database: Database, storage: dict[str, dict[str, str]] | None = None,
-                 with_extras: bool = True) -> TestProject:
+                 with_extras: bool = True, own_node_modules: bool = False) -> TestProject:
     """A bootstrapped Directus project: config, database, storage locations, a marker extension and migration."""
     project_dir = root / "project"
-    link_directus(project_dir, install)
+    link_directus(project_dir, install, own_node_modules)
     storage = storage or {"local": {"DRIVER": "local", "ROOT": "./uploads"}}
     port = free_port()
     env = {
