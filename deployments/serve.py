@@ -13,7 +13,10 @@ import os
 from prefect import serve
 
 from flows.backup import backup
+from flows.downgrade import downgrade_directus
+from flows.rehearse import rehearse_upgrade
 from flows.restore import restore
+from flows.upgrade import upgrade_directus
 
 
 def main() -> None:
@@ -25,6 +28,12 @@ def main() -> None:
                              tags=["directus", "backup"]),
         restore.to_deployment(name="restore", parameters={"repo": repo, "project_dir": project_dir},
                               tags=["directus", "restore"]),
+        upgrade_directus.to_deployment(name="upgrade", parameters={"project_dir": project_dir, "repo": repo,
+                                                                   "rehearse": True}, tags=["directus", "upgrade"]),
+        rehearse_upgrade.to_deployment(name="rehearse-upgrade", parameters={"project_dir": project_dir, "repo": repo},
+                                       tags=["directus", "upgrade"]),
+        downgrade_directus.to_deployment(name="downgrade", parameters={"project_dir": project_dir, "repo": repo},
+                                         tags=["directus", "downgrade"]),
     )
 
 

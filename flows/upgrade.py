@@ -23,7 +23,7 @@ from .rehearse import rehearse_upgrade
 from .report import artifact_key, publish
 
 
-def guarded(plan: upgrade.VersionPlan, procedure: str, repo: str, snapshot_id: str, steps: Callable[[], Any],
+def guarded(plan: upgrade.VersionPlan, procedure: str, repo: str, snapshot_id: str, steps: Callable[[list[str]], Any],
             start_command: str | None, url: str | None, repo_options: dict[str, Any]) -> tuple[list[str], Any]:
     """Run ``steps`` (everything after the backup); if any raises, roll back and raise ProcedureFailed naming
     both the failure and what the rollback did. Returns the log of what was done and the steps' result."""

@@ -68,6 +68,20 @@ def pg_dump_text(settings: DatabaseSettings) -> str:
     return "\n".join(l for l in text.splitlines() if not l.startswith(("\\restrict", "\\unrestrict")))
 
 
+def latest_artifact(key: str) -> str:
+    import asyncio
+
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+    async def read() -> str:
+        async with get_client() as client:
+            found = await client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[key])))
+        return max(found, key=lambda a: a.created).data if found else ""
+
+    return asyncio.run(read())
+
+
 def package_files(project_dir: Path) -> dict[str, bytes]:
     return {n: (project_dir / n).read_bytes() for n in ("package.json", "package-lock.json")}
 
@@ -128,6 +142,8 @@ def test_failed_migration_rolls_everything_back(project, tmp_path, prefect_serve
 
     plan = upgrade.plan_upgrade(str(project), TARGET)  # consistent again: a new attempt would be allowed
     assert upgrade.check_started(plan, DIRECTUS_VERSION, None, None) == {"status": "ok", "version": DIRECTUS_VERSION}
+    report = latest_artifact("upgrade-project")  # the run's report names the failure and the rollback
+    assert "failed and was rolled back" in report and "20991231A" in report and "database restored" in report
 
 
 def test_rehearsal_reports_the_failing_migration_and_leaves_production_alone(project, tmp_path, databases,
