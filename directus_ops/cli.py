@@ -490,7 +490,7 @@ def downgrade(
         for warning in plan.warnings:
             typer.echo(f"directus-ops: warning: {warning}", err=True)
         _location(repo, repo_endpoint, repo_region, repo_secret_block, passphrase_secret_block)
-        result = _version_flow("downgrade", project_dir=plan.project_dir, to=plan.target, repo=repo, yes=yes,
+        result = _version_flow("downgrade", project_dir=plan.project_dir, to=plan.target, repo=repo, accept_data_loss=yes,
                                stop_command=stop_command, start_command=start_command, url=url,
                                config_path=config_path, install_node=install_node, repo_endpoint=repo_endpoint,
                                repo_region=repo_region, repo_secret_block=repo_secret_block,

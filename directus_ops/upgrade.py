@@ -140,7 +140,7 @@ def plan_upgrade(project_dir: str, to: str | None = None, config_path: str | Non
                        node_dir=str(runtime.node_dir) if runtime.node_dir else None)
 
 
-def plan_downgrade(project_dir: str, to: str, config_path: str | None = None, yes: bool = False,
+def plan_downgrade(project_dir: str, to: str, config_path: str | None = None, accept_data_loss: bool = False,
                    install_node: bool = False) -> VersionPlan:
     project = load_project(project_dir, config_path)
     current = installed_version(project)
@@ -164,9 +164,9 @@ def plan_downgrade(project_dir: str, to: str, config_path: str | None = None, ye
                            f"reverting down to {target} would revert it too; revert it yourself first")
     files = {m.key: m for m in releases.installed_migrations(project.root)}
     warnings = releases.down_warnings([files[k] for k in newer if k in files])
-    if warnings and not yes:
+    if warnings and not accept_data_loss:
         raise NeedsConfirmation(f"downgrading to {target} reverts migrations that lose data or do nothing: "
-                                + "; ".join(warnings) + ". Re-run with --yes to accept this")
+                                + "; ".join(warnings) + ". Re-run with --yes (a deployment: accept_data_loss) to accept this")
     expected = sorted(target_keys | (set(custom) & set(applied)))
     return VersionPlan(str(project.root), str(project.config_path), current, target, applied, custom, expected,
                        to_revert=newer, warnings=warnings,

@@ -23,7 +23,7 @@ def downgrade_directus(
     project_dir: str,
     to: str,
     repo: str,
-    yes: bool = False,
+    accept_data_loss: bool = False,
     stop_command: str | None = None,
     start_command: str | None = None,
     url: str | None = None,
@@ -36,10 +36,10 @@ def downgrade_directus(
 ) -> dict[str, Any]:
     logger = get_run_logger()
     started = time.monotonic()
-    plan = plan_downgrade_task(project_dir, to, config_path, yes, install_node)
+    plan = plan_downgrade_task(project_dir, to, config_path, accept_data_loss, install_node)
     name = plan.project_dir.rsplit("/", 1)[-1]
     for warning in plan.warnings:
-        logger.warning("accepted with --yes: %s", warning)
+        logger.warning("accepted (accept_data_loss / --yes): %s", warning)
     logger.info("downgrading %s from Directus %s to %s: reverting %s", plan.project_dir, plan.current, plan.target,
                 ", ".join(plan.to_revert) or "no migrations")
     snapshot_id = backup(project_dir=plan.project_dir, repo=repo, config_path=config_path, repo_endpoint=repo_endpoint,

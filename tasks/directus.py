@@ -24,9 +24,9 @@ def plan_upgrade_task(project_dir: str, to: str | None, config_path: str | None,
 
 
 @task(name="plan-downgrade", cache_policy=NO_CACHE)
-def plan_downgrade_task(project_dir: str, to: str, config_path: str | None, yes: bool,
+def plan_downgrade_task(project_dir: str, to: str, config_path: str | None, accept_data_loss: bool,
                         install_node: bool) -> upgrade.VersionPlan:
-    return upgrade.plan_downgrade(project_dir, to, config_path, yes, install_node)
+    return upgrade.plan_downgrade(project_dir, to, config_path, accept_data_loss, install_node)
 
 
 @task(name="app-command", cache_policy=NO_CACHE, task_run_name="{purpose}")

@@ -116,7 +116,8 @@ def test_upgrade_then_downgrade(project, tmp_path, prefect_server):
         downgrade_directus(project_dir=str(project), to=DIRECTUS_VERSION, repo=str(tmp_path / "repo"))
     assert installed_directus_version(project) == TARGET and applied(project) == expected(TARGET, project)
 
-    result = downgrade_directus(project_dir=str(project), to=DIRECTUS_VERSION, repo=str(tmp_path / "repo"), yes=True)
+    result = downgrade_directus(project_dir=str(project), to=DIRECTUS_VERSION, repo=str(tmp_path / "repo"),
+                                accept_data_loss=True)
     assert result["reverted"] == ["20240817A", "20240806A"]
     assert installed_directus_version(project) == DIRECTUS_VERSION
     assert applied(project) == expected(DIRECTUS_VERSION, project)
