@@ -8,7 +8,6 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import hashlib
-import json
 import logging
 import os
 import socket
@@ -27,7 +26,7 @@ from pydantic import TypeAdapter
 from . import codec, faults
 from . import database as db
 from . import progress
-from .config import load_config, update_dotenv
+from .config import update_dotenv
 from .database import DatabaseSettings
 from .errors import ConfigError, IntegrityError, StorageError
 from .manifest import (CONFIG, DATABASE, EXTENSIONS, MIGRATIONS, PROJECT_FILES, DatabaseInfo, Entry, LocationInfo,

@@ -9,7 +9,6 @@ from typing import Any
 
 from prefect import flow, get_run_logger
 
-from directus_ops import upgrade
 from tasks.directus import (app_command_task, check_migrations_task, check_started_task, npm_install_task,
                             plan_downgrade_task, revert_migration_task)
 

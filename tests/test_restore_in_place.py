@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-from pathlib import Path
 
 import pytest
 import sqlalchemy as sa

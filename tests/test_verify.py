@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from harness import rows, small_project, write_env
+from harness import rows, small_project
 
 CLI = [sys.executable, "-m", "directus_ops.cli"]
 
