@@ -102,17 +102,23 @@ def _history(project: Project) -> list[str]:
 def _check_consistent(project: Project, current: str, applied: list[str], custom: list[str]) -> None:
     """The database must be where its installed Directus left it: nothing half-done from an earlier attempt."""
     builtin = [m.key for m in releases.installed_migrations(project.root)]
+    interrupted = sorted((project.root / ".directus-ops").glob("packages-*"))
+    hint = ""
+    if interrupted:  # an upgrade/downgrade killed before its rollback could run left its kept package files
+        snapshot_id = interrupted[-1].name.removeprefix("packages-")
+        hint = (f" (an interrupted run left {interrupted[-1]}: put its package files back, run `npm install`, and "
+                f"`directus-ops restore --snapshot {snapshot_id} --replace` restores the database from before it)")
     missing = sorted(set(builtin) - set(applied))
     if missing:
         raise ProjectError(f"{len(missing)} of Directus {current}'s migrations are not applied to "
                            f"{project.database.describe()} (first {missing[0]}): an earlier upgrade may have stopped "
                            "half-way; restore a backup, or run `npx directus database migrate:latest` deliberately, "
-                           "then try again")
+                           f"then try again{hint}")
     unknown = sorted(set(applied) - set(builtin) - set(custom))
     if unknown:
         raise ProjectError(f"{project.database.describe()} has migrations Directus {current} does not know "
                            f"({', '.join(unknown[:3])}): it was migrated by another Directus version; install that "
-                           "version, or restore a backup made with this one")
+                           f"version, or restore a backup made with this one{hint}")
 
 
 def plan_upgrade(project_dir: str, to: str | None = None, config_path: str | None = None,

@@ -213,3 +213,18 @@ def test_a_target_needing_newer_node_gets_it_from_the_npm_registry_when_allowed(
     plan = upgrade.plan_upgrade(str(made.dir), "11.4.0", install_node=True)
     assert releases.node_version(plan.runtime.node).startswith("22.")
     assert plan.runtime.env()["PATH"].startswith(str(Path(plan.node_dir) / "bin"))
+
+
+def test_a_database_left_mid_upgrade_is_refused_and_the_way_back_named(tmp_path, directus, databases):
+    from directus_ops import upgrade
+    from directus_ops.errors import ProjectError
+
+    made = make_project(tmp_path, directus, databases.create("sqlite3"), with_extras=False)
+    settings = load_project(made.dir).database
+    engine = open_engine(settings)
+    with engine.begin() as conn:  # what a killed upgrade to 11.1.0 leaves: a newer migration applied
+        conn.execute(sa.text("INSERT INTO directus_migrations (version, name) VALUES ('20240806A', 'Permissions Policies')"))
+    engine.dispose()
+    (made.dir / ".directus-ops" / "packages-20261126T101010Z-abcdef").mkdir(parents=True)
+    with pytest.raises(ProjectError, match=r"does not know \(20240806A\).*--snapshot 20261126T101010Z-abcdef --replace"):
+        upgrade.plan_upgrade(str(made.dir), TARGET)
