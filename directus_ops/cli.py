@@ -498,6 +498,26 @@ def downgrade(
     typer.echo(f"downgraded {result['from']} -> {result['to']} (snapshot before: {result['snapshot']})")
 
 
+# -- v8: the Directus v8 → v9+ migration's commands ---------------------------------------------------------------
+v8_app = typer.Typer(name="v8", help="Directus v8 → v9+ migration tools.", no_args_is_help=True)
+app.add_typer(v8_app)
+
+
+@v8_app.command("rewrite-query")
+def v8_rewrite_query(
+    query: Annotated[str, typer.Argument(help="A v8 API URL, path (/_/items/articles?…) or query string.")],
+) -> None:
+    """Rewrite a v8 API URL or query string into its v9+ form: the v9 URL on stdout; notes (what changed) and
+    warnings (what has no v9 form) on stderr."""
+    from .v8.query import rewrite_query
+
+    with user_errors():
+        result = rewrite_query(query)
+    typer.echo(result.v9)
+    for note in result.notes:
+        typer.echo(f"directus-ops: {note}", err=True)
+
+
 def _hide_password(database_url: str) -> str:
     """Move a URL's password into DIRECTUS_OPS_DATABASE_PASSWORD: flow parameters are stored, secrets must not be."""
     import sqlalchemy as sa
