@@ -56,7 +56,7 @@ TABLE: list[tuple[str, str, list[str]]] = [
      "/items/articles?filter[summary][_empty]=true&filter[body][_nempty]=true", []),
     (I + "filter[tags][all]=1,2&limit=5", "/items/articles?limit=5", ["!filter[tags][all]=1,2", "_some"]),
     (I + "filter[tags][has]=2&filter[gallery][nhas]=1",
-     "/items/articles?filter[count(tags)][_gte]=2&filter[count(gallery)][_lt]=1", ["count() function"]),
+     "/items/articles?filter[count(tags)][_gte]=2&filter[count(gallery)][_lt]=1", ["count() filter function"]),
     ("/_/items/authors?filter[articles][has]=0", "/items/authors?filter[count(articles)][_eq]=0", []),
     (I + "filter[published_on][lte]=now", "/items/articles?filter[published_on][_lte]=$NOW", ["$NOW"]),
     (I + "filter[published_on][between]=2020-01-01,now",

@@ -19,7 +19,7 @@ from directus_ops.database import DatabaseSettings, DatabaseUnreachable, restore
 from directus_ops.errors import ConfigError
 from directus_ops.storage import StorageLocation
 from directus_ops.v8.source import NotAV8Database, V8Source, V8StorageError, check_storage, read_v8
-from harness import S3_REGION, Databases
+from harness import S3_REGION, Databases, make_project
 
 FIXTURES = SHARED / "fixtures" / "v8"
 USER_COLLECTIONS = {"articles": 23, "articles_files": 3, "articles_tags": 3, "article_translations": 5, "authors": 14,
@@ -226,6 +226,14 @@ def test_refuses_a_directus_9_database(v8_databases: Databases) -> None:
     message = str(raised.value)
     assert "is a Directus 9+ database" in message and "special" in message and "pass the v8 project's database" in message
     assert "\n" not in message and "pw-" not in message  # one line, no password
+
+
+@pytest.mark.directus
+def test_refuses_a_bootstrapped_directus_10_database(directus: Path, databases: Databases, tmp_path: Path) -> None:
+    database = databases.create("mysql")
+    make_project(tmp_path, directus, database, with_extras=False)
+    with pytest.raises(NotAV8Database, match=r"is a Directus 9\+ database \(directus_fields has the v9 column special"):
+        read_v8(database.url)
 
 
 def test_refuses_a_random_database(v8_databases: Databases) -> None:

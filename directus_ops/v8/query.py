@@ -659,7 +659,7 @@ class _Rewriter:
             if not re.fullmatch(r"\d+", count):
                 raise NotAV8Query(f"filter[{column}][{operator}]={count!r}: has takes a number of related items")
             n = int(count)
-            self.note(f"v8's {operator} (count of related items) is the count() function in v9 (Directus 9.14+); "
+            self.note(f"v8's {operator} (count of related items) is the count() filter function in v9 (Directus 10 and 11); "
                       f"{column} must be a one-to-many or many-to-many field")
             if operator == "has":
                 op, number = ("_gte", n) if n >= 1 else ("_eq", 0)
