@@ -315,7 +315,7 @@ def reflect(conn: Connection, tables: list[str] | None = None) -> list[Table]:
                 col, ref = table.column(col_name), referenced.column(ref_name)
                 if ref.type in ("uuid", "string", "integer", "bigInteger") and col.type != ref.type:
                     col.type, col.length = ref.type, ref.length
-                col.unsigned = ref.unsigned
+                col.unsigned = ref.unsigned or ref.autoincrement  # knex: increments() is unsigned on MySQL
     return result
 
 
@@ -584,13 +584,15 @@ def _install_system_tables(target: DatabaseSettings, directus_dir: Path, tables:
         root = Path(scratch)
         (root / "migrations").mkdir()
         (root / "extensions").mkdir()
-        config = root / "transfer.env"
+        config = root / "transfer.json"  # JSON: any password survives without dotenv quoting rules
         values = {**target.config_values(), "KEY": secrets.token_hex(16), "SECRET": secrets.token_hex(32),
                   "MIGRATIONS_PATH": str(root / "migrations"), "EXTENSIONS_PATH": str(root / "extensions"),
                   "TELEMETRY": "false", "LOG_LEVEL": "warn", "CACHE_ENABLED": "false"}
+        if target.engine == "mysql":
+            values.setdefault("DB_PASSWORD", "")  # Directus's mysql client insists on the variable
         fd = os.open(config, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)  # it holds the target's password
         with os.fdopen(fd, "w") as handle:
-            handle.write("".join(f"{k}={json.dumps(str(v)) if ' ' in str(v) else v}\n" for k, v in values.items()))
+            json.dump(values, handle)
         directus_cli.directus(directus_dir, "database", "install", config_path=config)
         directus_cli.migrate(directus_dir, "migrate:latest", config_path=config)
     with connect(target) as conn:
