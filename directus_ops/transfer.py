@@ -16,9 +16,12 @@ How the target's schema is made:
 
 Rows are streamed in batches from a server-side cursor (never a whole table in memory) and converted by the
 *source* server where a conversion is needed (each engine has SQL for it), so Python only passes values along:
-PostgreSQL targets are loaded with ``COPY … FROM STDIN``, the others with batched multi-row inserts. Foreign
-keys and secondary indexes are created after the rows are in; PostgreSQL sequences are set to each table's
-highest id (MySQL's AUTO_INCREMENT and SQLite's ``sqlite_sequence`` follow explicit ids by themselves).
+PostgreSQL targets are loaded with ``COPY … FROM STDIN`` (from MySQL/MariaDB, the source server even writes
+the CSV lines COPY reads), the others with batched multi-row inserts. Two tables are copied at once, biggest
+first, and the user tables' rows while Directus installs its tables. Foreign keys and secondary indexes are
+created after the rows are in; PostgreSQL sequences are set to each table's highest id (MySQL's
+AUTO_INCREMENT and SQLite's ``sqlite_sequence`` follow explicit ids by themselves). Each table is read in its
+own transaction: stop writes to the source first (the move's cutover does) for one consistent copy.
 
 Values kept exactly: decimals, timestamps (stored by Directus on SQLite as epoch milliseconds, written back the
 same way; on MySQL/MariaDB ``timestamp`` columns hold whole seconds, so a copy *to* MySQL keeps seconds),
@@ -56,7 +59,7 @@ from sqlalchemy.engine import Connection
 
 from . import database
 from .database import DatabaseSettings, DatabaseUnreachable, connect, open_engine  # noqa: F401 (raised by connect)
-from .errors import ConfigError, DatabaseError, TargetNotEmpty
+from .errors import ConfigError, DatabaseError, TargetNotEmpty, VersionError
 
 log = logging.getLogger("directus_ops.transfer")
 
@@ -262,12 +265,12 @@ def _local_type(engine: str, column: dict[str, Any], special: list[str], json_co
     return col
 
 
-def reflect(conn: Connection, tables: list[str] | None = None) -> list[Table]:
-    """Every table (or those named) in Directus's terms."""
+def reflect(conn: Connection, tables: list[str] | None = None, exclude: tuple[str, ...] = ()) -> list[Table]:
+    """Every table (or those named, less ``exclude``: DB_EXCLUDE_TABLES) in Directus's terms."""
     engine = conn.dialect.name
-    all_tables = database.list_tables(conn)
-    names = [t for t in all_tables if tables is None or t in tables]
     inspector = sa.inspect(conn)
+    all_tables = sorted(inspector.get_table_names())  # base tables of the current schema (DB_SEARCH_PATH)
+    names = [t for t in all_tables if (tables is None or t in tables) and t not in exclude]
     specials = _specials(conn, all_tables)
     json_columns = _mysql_json_columns(conn) if engine == "mysql" else set()
     result = []
@@ -469,9 +472,10 @@ def _same_database(source: DatabaseSettings, target: DatabaseSettings) -> bool:
         target.host, target.port or 0, target.socket_path, target.database)
 
 
-def check_transfer(source: DatabaseSettings, target: DatabaseSettings) -> None:
+def check_transfer(source: DatabaseSettings, target: DatabaseSettings, directus_dir: Path | None = None) -> None:
     """Raise before anything is changed: ConfigError for an unsupported engine or pair, DatabaseUnreachable /
-    DatabaseError if either side cannot be reached, TargetNotEmpty if the target holds tables."""
+    DatabaseError if either side cannot be reached, TargetNotEmpty if the target holds tables; with
+    ``directus_dir``, VersionError if its Directus has migrations the source database lacks."""
     _check_engine(source, "source")
     _check_engine(target, "target")
     if _same_database(source, target):
@@ -479,6 +483,16 @@ def check_transfer(source: DatabaseSettings, target: DatabaseSettings) -> None:
     with connect(source) as conn:
         if not database.list_tables(conn):
             raise DatabaseError(f"{source.describe()} has no tables; check the source settings")
+        applied = set(database.applied_migrations(conn))
+    if directus_dir is not None:
+        from .releases import installed_migrations
+
+        missing = sorted({m.key for m in installed_migrations(directus_dir)} - applied)
+        if missing:
+            raise VersionError(
+                f"the Directus installed in {directus_dir} has {len(missing)} migrations the source database lacks "
+                f"(first {missing[0]}); run `directus database migrate:latest` on the source first, or copy with "
+                "the install that wrote it")
     if target.engine == "sqlite":
         assert target.filename is not None
         parent = target.filename.parent
@@ -498,12 +512,13 @@ def copy_database(source: DatabaseSettings, target: DatabaseSettings, *, batch_r
     """Copy every table of ``source`` into the empty ``target`` (created if missing).
 
     ``directus_dir``: a Directus project (its ``node_modules``) of the version that wrote the source; its CLI
-    creates the system tables on the target. On failure the target is emptied again (it was empty before).
+    creates the system tables on the target. ``on_progress(table, rows_so_far)`` is called after each batch,
+    from the copying threads. On failure the target is emptied again (it was empty before).
     """
-    check_transfer(source, target)
+    check_transfer(source, target, directus_dir)
     started = time.monotonic()
     with connect(source) as conn:
-        tables = reflect(conn)
+        tables = reflect(conn, exclude=source.exclude_tables)
         source_migrations = set(database.applied_migrations(conn))
     created_database = database.ensure_database(target)
     if target.engine == "sqlite" and not target.filename.exists():  # type: ignore[union-attr]
@@ -512,15 +527,28 @@ def copy_database(source: DatabaseSettings, target: DatabaseSettings, *, batch_r
     report = TransferReport(source=source.describe(), target=target.describe(),
                             system_tables_created_by="directus" if directus_dir else "mapping")
     try:
-        by_directus: set[str] = set()
-        if directus_dir is not None:
-            by_directus = _install_system_tables(target, directus_dir, tables, source_migrations)
-        quote = _quoter(target)
-        same_engine = source.engine == target.engine
-        to_create = [t for t in tables if t.name not in by_directus]
-        system_fks = _detach_foreign_keys(target, sorted(by_directus))
-        _run(target, [create_table_sql(t, target.engine, quote, same_engine) for t in _creation_order(to_create)])
-        _copy_rows(source, target, tables, batch_rows, on_progress, workers, report)
+        # Directus installs its tables (node, mostly waiting on its own round trips) while the user tables'
+        # rows are copied: they are independent until the foreign keys at the end.
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="transfer-install") as installer:
+            installing = installer.submit(_install_system_tables, target, directus_dir, tables,
+                                          source_migrations) if directus_dir is not None else None
+            if installing is not None and target.engine == "sqlite":
+                installing.result()  # SQLite has one writer at a time: Directus would find the file locked
+            quote = _quoter(target)
+            same_engine = source.engine == target.engine
+            to_create = [t for t in tables if installing is None or not t.name.startswith(SYSTEM_PREFIX)]
+            _run(target, [create_table_sql(t, target.engine, quote, same_engine) for t in _creation_order(to_create)])
+            _copy_rows(source, target, to_create, batch_rows, on_progress, workers, report)
+            log.info("%d rows of %d tables copied (%.1f s)", report.rows, len(to_create), time.monotonic() - started)
+            system_fks: list[str] = []
+            if installing is not None:
+                by_directus = installing.result()
+                log.info("system tables created by Directus on %s (%.1f s)", target.describe(),
+                         time.monotonic() - started)
+                system_fks = _detach_foreign_keys(target, sorted(by_directus))
+                _copy_rows(source, target, [t for t in tables if t.name in by_directus], batch_rows, on_progress,
+                           workers, report)
+                log.info("%d rows copied in all (%.1f s)", report.rows, time.monotonic() - started)
         statements = []
         for table in to_create:
             statements += [index_sql(table, index, target.engine, quote) for index in table.indexes]
@@ -531,6 +559,8 @@ def copy_database(source: DatabaseSettings, target: DatabaseSettings, *, batch_r
         statements += system_fks
         report.foreign_keys += len(system_fks)
         _run(target, statements)
+        log.info("%d indexes and %d foreign keys created (%.1f s)", report.indexes, report.foreign_keys,
+                 time.monotonic() - started)
         report.sequences_reset = _reset_sequences(target, tables)
     except BaseException:
         with contextlib.suppress(Exception):
@@ -602,12 +632,11 @@ def _install_system_tables(target: DatabaseSettings, directus_dir: Path, tables:
             json.dump(values, handle)
         directus_cli.directus(directus_dir, "database", "install", config_path=config)
         directus_cli.migrate(directus_dir, "migrate:latest", config_path=config)
-    with connect(target) as conn:
-        installed = reflect(conn)
+    with connect(target) as conn:  # the user tables are being loaded meanwhile: leave them be
+        installed = reflect(conn, [t for t in sa.inspect(conn).get_table_names() if t.startswith(SYSTEM_PREFIX)])
         applied = set(database.applied_migrations(conn))
     names = {t.name for t in installed}
     source_system = {t.name for t in tables if t.name.startswith(SYSTEM_PREFIX)}
-    wanted = source_migrations & applied
     if source_system != names or applied - source_migrations:
         missing = sorted((applied - source_migrations) | (source_system ^ names))
         raise DatabaseError(
@@ -618,7 +647,6 @@ def _install_system_tables(target: DatabaseSettings, directus_dir: Path, tables:
         if sorted(c.name for c in table.columns) != sorted(source_columns[table.name]):
             raise DatabaseError(f"{table.name} has other columns in the source than Directus creates; "
                                 "the source database is not at this Directus version's schema")
-    del wanted
     _empty_tables(target, sorted(names))
     return names
 
@@ -719,7 +747,7 @@ def _copy_table(source_engine: sa.Engine, target_engine: sa.Engine, source: str,
             if source == "mysql" and target == "postgresql":
                 with dst.cursor() as out:
                     out.execute("SET TIME ZONE 'UTC'")
-                    with out.copy(f"COPY {tq(table.name)} ({columns}) FROM STDIN") as copy:
+                    with out.copy(f"COPY {tq(table.name)} ({columns}) FROM STDIN WITH (FORMAT csv)") as copy:
                         while rows := cursor.fetchmany(batch_rows):
                             copy.write(b"\n".join([row[0] for row in rows]) + b"\n")
                             copied += len(rows)
@@ -757,28 +785,21 @@ def _copy_table(source_engine: sa.Engine, target_engine: sa.Engine, source: str,
         dst.close()
 
 
-_MYSQL_BACKSLASH = "CHAR(92 USING utf8mb4)"
-# (character, what COPY text wants instead), spelled with CHAR() so no sql_mode changes what a literal means
-_MYSQL_ESCAPES = [(f"CHAR({code} USING utf8mb4)", f"CONCAT({_MYSQL_BACKSLASH}, {letter})")
-                  for code, letter in ((92, _MYSQL_BACKSLASH), (10, "'n'"), (13, "'r'"), (9, "'t'"))]
-
-
 def _mysql_copy_lines(table: Table, quote: Callable[[str], str]) -> str:
-    """MySQL -> PostgreSQL: MariaDB writes each row as one line of COPY text (tab-separated, escaped, \\N for
-    NULL), so Python reads one bytes value per row and hands batches of lines to COPY untouched."""
+    """MySQL -> PostgreSQL: MariaDB writes each row as one line of COPY's CSV format (NULL unquoted and empty,
+    text quoted with doubled quotes), so Python reads one bytes value per row and hands batches of lines to
+    COPY untouched."""
     fields = []
     for col in table.columns:
         q = quote(col.name)
         if col.type == "binary":
-            value = f"CONCAT({_MYSQL_BACKSLASH}, {_MYSQL_BACKSLASH}, 'x', HEX({q}))"
+            value = f"CONCAT(CHAR(92 USING utf8mb4), 'x', HEX({q}))"  # bytea's hex input \\x…
         elif col.type in ("string", "text", "json", "csv"):
-            value = q
-            for char, escaped in _MYSQL_ESCAPES:
-                value = f"REPLACE({value}, {char}, {escaped})"
-        else:  # numbers, dates, uuids, booleans: nothing to escape
+            value = f"CONCAT('\"', REPLACE({q}, '\"', '\"\"'), '\"')"
+        else:  # numbers, dates, uuids, booleans: nothing to quote
             value = f"CAST({_select_expr('mysql', 'postgresql', col, q)} AS CHAR)"
-        fields.append(f"IFNULL({value}, CONCAT({_MYSQL_BACKSLASH}, 'N'))")
-    return f"SELECT CAST(CONCAT_WS(CHAR(9 USING utf8mb4), {', '.join(fields)}) AS BINARY) FROM {quote(table.name)}"
+        fields.append(f"IFNULL({value}, '')")
+    return f"SELECT CAST(CONCAT_WS(',', {', '.join(fields)}) AS BINARY) FROM {quote(table.name)}"
 
 
 def _source_cursor(raw: Any, engine: str, batch_rows: int) -> Any:
@@ -888,7 +909,7 @@ def table_digests(settings: DatabaseSettings, tables: list[str] | None = None) -
     engine = open_engine(settings)
     try:
         with connect(settings) as conn:
-            reflected = reflect(conn, tables)
+            reflected = reflect(conn, tables, exclude=settings.exclude_tables)
         for table in reflected:
             columns = sorted(table.columns, key=lambda c: c.name)
             raw = engine.raw_connection()

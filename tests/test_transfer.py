@@ -20,7 +20,7 @@ import sqlalchemy as sa
 from directus_ops import directus_cli, transfer
 from directus_ops.database import DatabaseSettings, DatabaseUnreachable, connect, open_engine
 from directus_ops.directus_api import DirectusClient
-from directus_ops.errors import ConfigError, TargetNotEmpty
+from directus_ops.errors import ConfigError, TargetNotEmpty, VersionError
 from harness import (ADMIN_EMAIL, ADMIN_PASSWORD, Database, Databases, TestProject, api_state, free_port,
                      make_project, seed, write_env)
 
@@ -208,6 +208,13 @@ def test_refusals_change_nothing(sources, databases: Databases, tmp_path: Path) 
         conn.execute("CREATE TABLE keep_me (id integer)")
     with pytest.raises(TargetNotEmpty):
         transfer.check_transfer(source, DatabaseSettings.from_url(f"sqlite:///{busy_file}"))
+
+    # A Directus install with migrations the source lacks would create other system tables: refused first.
+    plain = sample_database(databases, "mysql", "1.5")
+    fresh_db = databases.create("pg")
+    with pytest.raises(VersionError, match="migrations the source database lacks .*migrate:latest"):
+        transfer.copy_database(plain, settings_of(fresh_db), directus_dir=project.dir)
+    assert fresh_db.tables() == []
 
     with pytest.raises(ConfigError, match="same database"):
         transfer.check_transfer(source, source)
