@@ -438,10 +438,11 @@ def _select_expr(source: str, target: str, col: Column, q: str) -> str:
         return q
     if source == "mysql":  # the session runs in UTC
         if t in ("timestamp", "dateTime", "date"):
+            # MySQL's zero dates ('0000-00-00 …', allowed without NO_ZERO_DATE) are what Directus reads as null
             if target == "sqlite":
-                return f"(TIMESTAMPDIFF(MICROSECOND, '1970-01-01', {q}) DIV 1000)"
+                return f"IF(YEAR({q}) = 0, NULL, TIMESTAMPDIFF(MICROSECOND, '1970-01-01', {q}) DIV 1000)"
             if target == "postgresql":
-                return f"CAST({q} AS CHAR)"  # text PostgreSQL parses; no datetime objects built in Python
+                return f"IF(YEAR({q}) = 0, NULL, CAST({q} AS CHAR))"  # text PostgreSQL parses: no Python datetimes
             return q
         if t in ("time", "decimal") and target != "mysql":
             return f"CAST({q} AS CHAR)"
@@ -851,7 +852,7 @@ def _digest_expr(engine: str, col: Column, q: str) -> str:
         if engine == "postgresql":
             return f"floor(extract(epoch from {q}))::bigint"
         if engine == "mysql":
-            return f"TIMESTAMPDIFF(SECOND, '1970-01-01', {q})"
+            return f"IF(YEAR({q}) = 0, NULL, TIMESTAMPDIFF(SECOND, '1970-01-01', {q}))"
         return (f"CASE WHEN typeof({q}) IN ('integer', 'real') THEN CAST({q} / 1000 AS INTEGER) "
                 f"ELSE CAST(strftime('%s', {q}) AS INTEGER) END")
     if t == "uuid":
