@@ -54,6 +54,7 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
+import orjson
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
@@ -872,36 +873,101 @@ def _digest_expr(engine: str, col: Column, q: str) -> str:
     return q
 
 
-def _canonical(kind: str, double: bool = False) -> Callable[[Any], bytes]:
-    def json_value(v: Any) -> bytes:
+# Kinds whose canonical text the server itself makes (see _digest_expr): they travel as one string per row,
+# which the drivers parse much faster than one value per column. The others need Python (JSON, floats, decimals).
+_SERVER_KINDS = frozenset({"integer", "bigInteger", "boolean", "timestamp", "dateTime", "date", "uuid", "time",
+                           "string", "text", "csv", "unknown"})
+
+
+def _digest_select(engine: str, table: Table, quote: Callable[[str], str]) -> tuple[str, list[Callable[[Any], str]]]:
+    """The digest's SELECT: first the server-made columns joined into one text (\\x1f between values, \\x01
+    for NULL), then each other column; and the canonical text functions for what it returns."""
+    columns = sorted(table.columns, key=lambda c: c.name)
+    on_server = [c for c in columns if c.type in _SERVER_KINDS]
+    in_python = [c for c in columns if c.type not in _SERVER_KINDS]
+    fields, canon = [], []
+    if on_server:
+        if engine == "postgresql":
+            parts = [f"coalesce(({_digest_expr(engine, c, quote(c.name))})::text, chr(1))" for c in on_server]
+            fields.append(" || chr(31) || ".join(parts))
+        elif engine == "mysql":
+            parts = [f"IFNULL(CAST({_digest_expr(engine, c, quote(c.name))} AS CHAR), CHAR(1 USING utf8mb4))"
+                     for c in on_server]
+            fields.append(f"CONCAT_WS(CHAR(31 USING utf8mb4), {', '.join(parts)})")
+        else:
+            cast = {"integer", "bigInteger", "boolean"}
+            parts = [f"ifnull(CAST({_digest_expr(engine, c, quote(c.name))} AS {'INTEGER' if c.type in cast else 'TEXT'}), char(1))"
+                     for c in on_server]
+            fields.append(" || char(31) || ".join(parts))
+        canon.append(_server_text)
+    for col in in_python:
+        fields.append(_digest_expr(engine, col, quote(col.name)))
+        canon.append(_canonical(col.type, col.double))
+    return f"SELECT {', '.join(fields)} FROM {quote(table.name)}", canon
+
+
+def _server_text(v: Any) -> str:
+    return v if isinstance(v, str) else bytes(v).decode("utf-8", "surrogateescape")
+
+
+def _json_text(v: Any) -> str:
+    try:
+        return orjson.dumps(orjson.loads(v), option=orjson.OPT_SORT_KEYS).decode()
+    except (orjson.JSONDecodeError, TypeError):  # integers beyond 64 bits, or not JSON at all
         try:
-            return json.dumps(json.loads(v), sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+            return json.dumps(json.loads(v), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
         except (TypeError, ValueError):
-            return str(v).encode()
+            return str(v)
 
-    def decimal_value(v: Any) -> bytes:
-        try:
-            number = Decimal(str(v))
-        except InvalidOperation:
-            return str(v).encode()
-        return format(number.normalize(), "f").encode() if number == number else b"NaN"
 
-    def binary_value(v: Any) -> bytes:
-        return bytes(v) if isinstance(v, (bytes, bytearray, memoryview)) else str(v).encode()
+def _decimal_text(v: Any) -> str:
+    text = v if isinstance(v, str) else str(v)
+    if "e" not in text and "E" not in text and "N" not in text and "n" not in text:  # plain digits: trim zeros
+        if "." in text:
+            text = text.rstrip("0").rstrip(".")
+        return text if text not in ("", "-", "-0") else "0"
+    try:
+        number = Decimal(str(v))
+    except InvalidOperation:
+        return str(v)
+    text = format(number.normalize(), "f") if number == number else "NaN"
+    return text if text != "-0" else "0"
 
+
+def _binary_text(v: Any) -> str:
+    return bytes(v).hex() if isinstance(v, (bytes, bytearray, memoryview)) else str(v).encode().hex()
+
+
+def _integer_text(v: Any) -> str:
+    return str(int(v))
+
+
+def _canonical(kind: str, double: bool = False) -> Callable[[Any], str]:
+    """The engine-independent text of a value the digest SELECT returned (not NULL)."""
     if kind == "json":
-        return json_value
+        return _json_text
     if kind == "decimal":
-        return decimal_value
+        return _decimal_text
     if kind == "float" and double:  # shortest repr, as a decimal: equal to an exact decimal it came from
-        return lambda v: decimal_value(repr(float(v)))
+        return lambda v: _decimal_text(repr(float(v)))
     if kind == "float":  # 4-byte floats: PostgreSQL's real and MySQL's float print the same value differently
-        return lambda v: format(float(v), ".6g").encode()
+        return lambda v: format(float(v), ".6g")
     if kind in ("integer", "bigInteger", "boolean", "timestamp", "dateTime", "date"):
-        return lambda v: str(int(v)).encode()
+        return _integer_text
     if kind == "binary":
-        return binary_value
-    return lambda v: str(v).encode()
+        return _binary_text
+    return str  # text, uuids (lower-cased by the server), times (formatted by the server)
+
+
+def _row_hashes(rows: list[Any], canon: list[Callable[[Any], str]]) -> int:
+    """Sum of the rows' 128-bit hashes: equal for equal multisets of rows, in any order."""
+    total = 0
+    blake2b, from_bytes = hashlib.blake2b, int.from_bytes
+    for row in rows:
+        # \x1f between values and \x00 for NULL: unambiguous for any text a Directus field holds in practice
+        text = "\x1f".join(["\x00" if v is None else c(v) for v, c in zip(row, canon)])
+        total += from_bytes(blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).digest(), "big")
+    return total
 
 
 def table_digests(settings: DatabaseSettings, tables: list[str] | None = None) -> dict[str, TableDigest]:
@@ -915,23 +981,12 @@ def table_digests(settings: DatabaseSettings, tables: list[str] | None = None) -
             columns = sorted(table.columns, key=lambda c: c.name)
             raw = engine.raw_connection()
             try:
-                q = engine.dialect.identifier_preparer.quote
-                select = f"SELECT {', '.join(_digest_expr(settings.engine, c, q(c.name)) for c in columns)} FROM {q(table.name)}"
-                canon = [_canonical(c.type, c.double) for c in columns]
+                select, canon = _digest_select(settings.engine, table, engine.dialect.identifier_preparer.quote)
                 total, rows = 0, 0
                 with contextlib.closing(_source_cursor(raw, settings.engine, 10_000)) as cursor:
                     cursor.execute(select)
                     while batch := cursor.fetchmany(10_000):
-                        for row in batch:
-                            h = hashlib.blake2b(digest_size=16)
-                            for value, convert in zip(row, canon):
-                                if value is None:
-                                    h.update(b"\x00N")
-                                else:
-                                    encoded = convert(value)
-                                    h.update(len(encoded).to_bytes(4, "big"))
-                                    h.update(encoded)
-                            total += int.from_bytes(h.digest(), "big")
+                        total += _row_hashes(batch, canon)
                         rows += len(batch)
                 header = hashlib.blake2b(digest_size=8)
                 header.update("\x1f".join(c.name for c in columns).encode())

@@ -179,6 +179,12 @@ def test_digests_see_one_changed_value(sources, databases: Databases) -> None:
                              "data = CAST(:d AS json) WHERE id = 7"), {"d": '{"tags": ["a", "b"], "n": 6}'})
         conn.commit()
     assert transfer.compare_digests(before, transfer.table_digests(target)) == []
+    with connect(target) as conn:  # a text value, and a NULL where the copy has an empty string
+        conn.execute(sa.text("UPDATE authors SET name = 'Adb' WHERE name = 'Ada'"))
+        conn.execute(sa.text("UPDATE directus_users SET last_name = '' WHERE last_name IS NULL"))
+        conn.commit()
+    assert transfer.compare_digests(before, transfer.table_digests(target)) == [
+        "authors: same row count (2) but different content", "directus_users: same row count (2) but different content"]
 
 
 def test_refusals_change_nothing(sources, databases: Databases, tmp_path: Path) -> None:
