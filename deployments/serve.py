@@ -14,6 +14,7 @@ from prefect import serve
 
 from flows.backup import backup
 from flows.downgrade import downgrade_directus
+from flows.move import move_project
 from flows.rehearse import rehearse_upgrade
 from flows.restore import restore
 from flows.upgrade import upgrade_directus
@@ -34,6 +35,8 @@ def main() -> None:
                                        tags=["directus", "upgrade"]),
         downgrade_directus.to_deployment(name="downgrade", parameters={"project_dir": project_dir, "repo": repo},
                                          tags=["directus", "downgrade"]),
+        move_project.to_deployment(name="move", parameters={"project_dir": project_dir, "repo": repo},
+                                   tags=["directus", "move"]),
     )
 
 
