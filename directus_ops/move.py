@@ -186,7 +186,7 @@ def check_target_database(source: DatabaseSettings, target: DatabaseSettings) ->
         if source.engine == "postgresql":
             db.pg_tool("pg_restore")
         elif source.engine == "mysql":
-            db.mysql_tool("client", db.server_version(target) if exists else None)
+            db.mysql_tool("client", db.server_version(target) if exists else "")
         return "native"
     try:
         transfer = transfer_module()
@@ -197,8 +197,7 @@ def check_target_database(source: DatabaseSettings, target: DatabaseSettings) ->
     if source.engine not in supported or target.engine not in supported:
         raise ConfigError(f"moving from {source.engine} to {target.engine} is not supported; supported engines: "
                           f"{', '.join(supported)}")
-    if exists:
-        transfer.check_transfer(source, target)
+    transfer.check_transfer(source, target)  # the pair, both sides reachable, a SQLite target's folder writable
     return "transfer"
 
 
@@ -298,16 +297,23 @@ def copy_native(plan: MovePlan, repo: Repository, snapshot_id: str, staging_dir:
 
 
 def copy_across(plan: MovePlan, batch_rows: int = 10_000) -> dict[str, Any]:
-    """The cross-engine copy (schema as Directus makes it on the target, rows streamed, sequences reset)."""
+    """The cross-engine copy: Directus's own tables created on the target by the project's Directus install
+    (exactly its DDL on that engine), user tables by their Directus types, rows streamed, foreign keys and
+    indexes added, sequences reset. The target is emptied first only for a cutover's final copy (it then holds
+    this move's own first copy)."""
     assert plan.target is not None
     transfer = transfer_module()
-    prepare_target(plan)
-    with progress.track(f"copy {plan.source.describe()} to {plan.target.describe()}") as tracker:
-        def on_progress(*args: Any) -> None:  # rows copied so far, as the transfer reports them
-            if args and isinstance(args[-1], int):
-                tracker.advance(args[-1])
+    if db.database_exists(plan.target) and db.table_count(plan.target):
+        db.clear_database(plan.target)
+    seen: dict[str, int] = {}
+    with progress.track(f"copy {plan.source.describe()} to {plan.target.describe()} (rows)") as tracker:
+        def on_progress(table: str, copied: int) -> None:  # rows of ``table`` copied so far
+            tracker.advance(copied - seen.get(table, 0))
+            seen[table] = copied
 
-        report = transfer.copy_database(plan.source, plan.target, batch_rows=batch_rows, on_progress=on_progress)
+        directus_dir = Path(plan.project_dir) if (Path(plan.project_dir) / "node_modules" / "directus").exists() else None
+        report = transfer.copy_database(plan.source, plan.target, batch_rows=batch_rows, on_progress=on_progress,
+                                        directus_dir=directus_dir)
     return _as_dict(report)
 
 
