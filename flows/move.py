@@ -130,6 +130,9 @@ def cutover_steps(plan: move.MovePlan, backup_options: dict[str, Any] | None, re
             except Exception as undo:  # keep going: each later step is still worth trying, and reported
                 rollback.append(f"FAILED: {label} ({redact(str(undo))})")
         move.drop_staged_config(plan)
+        name = plan.project_dir.rstrip("/").rsplit("/", 1)[-1]
+        publish_with_tables(artifact_key("move", name), f"Move of {name}: cutover failed, old config put back",
+                            [("Failure", failure), *[("Done", d) for d in done], *[("Put back", r) for r in rollback]], [])
         if isinstance(exc, KeyboardInterrupt):
             raise
         raise ProcedureFailed(f"move cutover failed: {failure}; " + "; ".join(rollback)
