@@ -26,6 +26,7 @@ from directus_ops import directus_cli, move
 from directus_ops.database import DatabaseSettings, open_engine
 from directus_ops.directus_api import DirectusClient
 from directus_ops.errors import ConfigError
+from directus_ops.storage import StorageLocation
 
 CLI = [sys.executable, "-m", "directus_ops.cli"]
 
@@ -145,6 +146,46 @@ def test_to_storage_syntax():
             move.parse_storage_moves([bad])
     with pytest.raises(ConfigError, match="twice"):
         move.parse_storage_moves(["local=/a", "local=/b"])
+
+
+def test_final_pass_copies_only_new_or_changed_objects(tmp_path):
+    """A cutover's second storage pass reads only what changed since the first; every copy is read back."""
+    source_root = tmp_path / "uploads"
+    (source_root / "nested").mkdir(parents=True)
+    for index in range(20):
+        (source_root / f"file-{index}.bin").write_bytes(os.urandom(10_000 + index))
+    (source_root / "nested" / "deep.txt").write_text("deep")
+    storage_move = move.StorageMove(StorageLocation.from_url("local", str(source_root)),
+                                    StorageLocation.from_url("local", str(tmp_path / "moved")))
+    staging = tmp_path / "staging"
+    staging.mkdir()
+    first = move.copy_location(storage_move, staging)
+    assert (first.objects, first.copied, first.unchanged) == (21, 21, 0)
+    (source_root / "file-3.bin").write_bytes(b"changed while the app ran")
+    (source_root / "new.bin").write_bytes(b"uploaded while the app ran")
+    final = move.copy_location(storage_move, staging, first.records_path)
+    assert (final.objects, final.copied, final.unchanged) == (22, 2, 20)
+    check = move.check_location(storage_move, final)
+    assert check.ok and check.objects == check.target_objects == 22 and check.bytes == check.target_bytes
+    copied = {p.relative_to(tmp_path / "moved"): p.read_bytes() for p in (tmp_path / "moved").rglob("*") if p.is_file()}
+    assert copied == {p.relative_to(source_root): p.read_bytes() for p in source_root.rglob("*") if p.is_file()}
+
+
+def test_bucket_to_bucket_takes_the_source_credentials(s3, tmp_path):
+    source_bucket, target_bucket = s3.create_bucket(), s3.create_bucket()
+    client = s3.client()
+    blobs = {f"files/{index}.bin": os.urandom(5_000 + index) for index in range(12)}
+    for key, body in blobs.items():
+        client.put_object(Bucket=source_bucket, Key=key, Body=body)
+    source = StorageLocation(name="s3", driver="s3", root="files", bucket=source_bucket, region=S3_REGION,
+                             endpoint=s3.endpoint, key_id=s3.key_id, secret=s3.secret, force_path_style=True)
+    target = move.storage_target(source, f"s3://{target_bucket}/moved", environ={})
+    assert (target.endpoint, target.key_id, target.secret, target.name) == (s3.endpoint, s3.key_id, s3.secret, "s3")
+    staging = tmp_path / "staging"
+    staging.mkdir()
+    copied = move.copy_location(move.StorageMove(source, target), staging, workers=4)
+    assert copied.copied == 12 and move.check_location(move.StorageMove(source, target), copied).ok
+    assert {k.replace("moved/", "files/", 1): v for k, v in s3.objects(target_bucket, "moved/").items()} == blobs
 
 
 # -- same engine ---------------------------------------------------------------------------------------------
@@ -368,6 +409,7 @@ def test_refusals_through_the_cli(tmp_path, databases, cli_env_no_server):
         (["--to-database", "postgresql://u:sekrit-pw-1@127.0.0.1:1/x", "--repo", str(tmp_path / "r")], 4, "cannot connect"),
         (["--to-database", busy.url, "--repo", str(tmp_path / "r")], 5, "not empty"),
         (["--to-database", "mssql://u:sekrit-pw-1@127.0.0.1/x"], 2, "not supported"),
+        (["--to-database", f"sqlite:///{tmp_path / 'no-such-folder' / 'x.db'}"], 4, "no-such-folder"),
         (["--to-storage", "local"], 2, "LOCATION=PATH_OR_S3_URL"),
         (["--to-storage", "nosuch=/tmp/x"], 2, "nosuch"),
         (["--to-database", missing.url], 2, "--repo"),
@@ -387,7 +429,7 @@ def test_refusals_through_the_cli(tmp_path, databases, cli_env_no_server):
         assert busy.password not in done.stderr
     # Nothing changed anywhere.
     assert config.read_bytes() == original and not out.exists() and not new_root.exists()
-    assert not (tmp_path / "r").exists()
+    assert not (tmp_path / "r").exists() and not (tmp_path / "no-such-folder").exists()
     with psycopg.connect("postgresql://postgres@127.0.0.1:5432/postgres") as conn:
         assert conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (missing.name,)).fetchone() is None
     assert busy.tables() == ["something"]
