@@ -26,7 +26,8 @@ booleans, JSON text, uuids, binary, unicode (utf8mb4).
 
 ``table_digests`` reduces every table to its row count and an order-independent checksum of its values in a
 canonical, engine-independent form (timestamps as whole UTC epoch seconds, booleans 0/1, JSON re-serialised with
-sorted keys, decimals normalised, floats to 6 significant digits, uuids lower case), so a PostgreSQL copy of a
+sorted keys, decimals normalised, 8-byte floats as their shortest decimal, 4-byte floats to 6 significant
+digits, uuids lower case), so a PostgreSQL copy of a
 MariaDB database compares equal, and any changed value does not.
 """
 
@@ -39,6 +40,7 @@ import logging
 import os
 import re
 import secrets
+import sqlite3
 import tempfile
 import threading
 import time
@@ -480,8 +482,10 @@ def check_transfer(source: DatabaseSettings, target: DatabaseSettings) -> None:
     if target.engine == "sqlite":
         assert target.filename is not None
         parent = target.filename.parent
-        if not parent.exists() or not os.access(parent, os.W_OK):
-            raise DatabaseError(f"cannot create {target.describe()}: {parent} is missing or not writable; create it first")
+        while not parent.exists() and parent != parent.parent:
+            parent = parent.parent
+        if not os.access(parent, os.W_OK):
+            raise DatabaseError(f"cannot create {target.describe()}: {parent} is not writable; choose another path")
     tables = database.table_count(target)
     if tables:
         raise TargetNotEmpty(f"{target.describe()} is not empty ({tables} tables); copy into a new or empty database")
@@ -502,6 +506,9 @@ def copy_database(source: DatabaseSettings, target: DatabaseSettings, *, batch_r
         tables = reflect(conn)
         source_migrations = set(database.applied_migrations(conn))
     created_database = database.ensure_database(target)
+    if target.engine == "sqlite" and not target.filename.exists():  # type: ignore[union-attr]
+        sqlite3.connect(target.filename).close()  # type: ignore[arg-type]
+        created_database = True
     report = TransferReport(source=source.describe(), target=target.describe(),
                             system_tables_created_by="directus" if directus_dir else "mapping")
     try:
@@ -705,9 +712,20 @@ def _copy_table(source_engine: sa.Engine, target_engine: sa.Engine, source: str,
         select = f"SELECT {exprs} FROM {sq(table.name)}"
         columns = ", ".join(tq(c.name) for c in table.columns)
         copied = 0
+        if source == "mysql" and target == "postgresql":
+            select = _mysql_copy_lines(table, sq)
         with contextlib.closing(_source_cursor(src, source, batch_rows)) as cursor:
             cursor.execute(select)
-            if target == "postgresql":
+            if source == "mysql" and target == "postgresql":
+                with dst.cursor() as out:
+                    out.execute("SET TIME ZONE 'UTC'")
+                    with out.copy(f"COPY {tq(table.name)} ({columns}) FROM STDIN") as copy:
+                        while rows := cursor.fetchmany(batch_rows):
+                            copy.write(b"\n".join([row[0] for row in rows]) + b"\n")
+                            copied += len(rows)
+                            if on_progress:
+                                on_progress(table.name, copied)
+            elif target == "postgresql":
                 with dst.cursor() as out:
                     out.execute("SET TIME ZONE 'UTC'")
                     with out.copy(f"COPY {tq(table.name)} ({columns}) FROM STDIN") as copy:
@@ -737,6 +755,30 @@ def _copy_table(source_engine: sa.Engine, target_engine: sa.Engine, source: str,
             src.rollback()
         src.close()
         dst.close()
+
+
+_MYSQL_BACKSLASH = "CHAR(92 USING utf8mb4)"
+# (character, what COPY text wants instead), spelled with CHAR() so no sql_mode changes what a literal means
+_MYSQL_ESCAPES = [(f"CHAR({code} USING utf8mb4)", f"CONCAT({_MYSQL_BACKSLASH}, {letter})")
+                  for code, letter in ((92, _MYSQL_BACKSLASH), (10, "'n'"), (13, "'r'"), (9, "'t'"))]
+
+
+def _mysql_copy_lines(table: Table, quote: Callable[[str], str]) -> str:
+    """MySQL -> PostgreSQL: MariaDB writes each row as one line of COPY text (tab-separated, escaped, \\N for
+    NULL), so Python reads one bytes value per row and hands batches of lines to COPY untouched."""
+    fields = []
+    for col in table.columns:
+        q = quote(col.name)
+        if col.type == "binary":
+            value = f"CONCAT({_MYSQL_BACKSLASH}, {_MYSQL_BACKSLASH}, 'x', HEX({q}))"
+        elif col.type in ("string", "text", "json", "csv"):
+            value = q
+            for char, escaped in _MYSQL_ESCAPES:
+                value = f"REPLACE({value}, {char}, {escaped})"
+        else:  # numbers, dates, uuids, booleans: nothing to escape
+            value = f"CAST({_select_expr('mysql', 'postgresql', col, q)} AS CHAR)"
+        fields.append(f"IFNULL({value}, CONCAT({_MYSQL_BACKSLASH}, 'N'))")
+    return f"SELECT CAST(CONCAT_WS(CHAR(9 USING utf8mb4), {', '.join(fields)}) AS BINARY) FROM {quote(table.name)}"
 
 
 def _source_cursor(raw: Any, engine: str, batch_rows: int) -> Any:
@@ -808,7 +850,7 @@ def _digest_expr(engine: str, col: Column, q: str) -> str:
     return q
 
 
-def _canonical(kind: str) -> Callable[[Any], bytes]:
+def _canonical(kind: str, double: bool = False) -> Callable[[Any], bytes]:
     def json_value(v: Any) -> bytes:
         try:
             return json.dumps(json.loads(v), sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
@@ -829,7 +871,9 @@ def _canonical(kind: str) -> Callable[[Any], bytes]:
         return json_value
     if kind == "decimal":
         return decimal_value
-    if kind == "float":
+    if kind == "float" and double:  # shortest repr, as a decimal: equal to an exact decimal it came from
+        return lambda v: decimal_value(repr(float(v)))
+    if kind == "float":  # 4-byte floats: PostgreSQL's real and MySQL's float print the same value differently
         return lambda v: format(float(v), ".6g").encode()
     if kind in ("integer", "bigInteger", "boolean", "timestamp", "dateTime", "date"):
         return lambda v: str(int(v)).encode()
@@ -851,7 +895,7 @@ def table_digests(settings: DatabaseSettings, tables: list[str] | None = None) -
             try:
                 q = engine.dialect.identifier_preparer.quote
                 select = f"SELECT {', '.join(_digest_expr(settings.engine, c, q(c.name)) for c in columns)} FROM {q(table.name)}"
-                canon = [_canonical(c.type) for c in columns]
+                canon = [_canonical(c.type, c.double) for c in columns]
                 total, rows = 0, 0
                 with contextlib.closing(_source_cursor(raw, settings.engine, 10_000)) as cursor:
                     cursor.execute(select)
