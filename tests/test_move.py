@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
+import pymysql
 import pytest
 import sqlalchemy as sa
 
@@ -403,13 +404,17 @@ def test_refusals_through_the_cli(tmp_path, databases, cli_env_no_server):
     busy = databases.create("pg")
     with psycopg.connect(f"postgresql://postgres@127.0.0.1:5432/{busy.name}", autocommit=True) as conn:
         conn.execute("CREATE TABLE something (id int)")
+    busy_mysql = databases.create("mysql")
+    conn = pymysql.connect(host="127.0.0.1", user="root", database=busy_mysql.name, autocommit=True)
+    with conn, conn.cursor() as cur:
+        cur.execute("CREATE TABLE something (id int)")
     out = tmp_path / "out.env"
     new_root = tmp_path / "new-uploads"
     cases = [
         (["--to-database", "postgresql://u:sekrit-pw-1@127.0.0.1:1/x", "--repo", str(tmp_path / "r")], 4, "cannot connect"),
         (["--to-database", busy.url, "--repo", str(tmp_path / "r")], 5, "not empty"),
         (["--to-database", "mssql://u:sekrit-pw-1@127.0.0.1/x"], 2, "not supported"),
-        (["--to-database", f"sqlite:///{tmp_path / 'no-such-folder' / 'x.db'}"], 4, "no-such-folder"),
+        (["--to-database", busy_mysql.url], 5, "not empty"),  # across engines
         (["--to-storage", "local"], 2, "LOCATION=PATH_OR_S3_URL"),
         (["--to-storage", "nosuch=/tmp/x"], 2, "nosuch"),
         (["--to-database", missing.url], 2, "--repo"),
@@ -426,10 +431,10 @@ def test_refusals_through_the_cli(tmp_path, databases, cli_env_no_server):
         assert done.returncode == code, (args, done.stderr)
         assert len(lines) == 1 and words in lines[0], (args, lines)
         assert "sekrit-pw-1" not in done.stderr + done.stdout
-        assert busy.password not in done.stderr
+        assert busy.password not in done.stderr and busy_mysql.password not in done.stderr
     # Nothing changed anywhere.
     assert config.read_bytes() == original and not out.exists() and not new_root.exists()
-    assert not (tmp_path / "r").exists() and not (tmp_path / "no-such-folder").exists()
+    assert not (tmp_path / "r").exists()
     with psycopg.connect("postgresql://postgres@127.0.0.1:5432/postgres") as conn:
         assert conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (missing.name,)).fetchone() is None
-    assert busy.tables() == ["something"]
+    assert busy.tables() == ["something"] and busy_mysql.tables() == ["something"]
