@@ -45,7 +45,7 @@ STORAGE_KEY_ENV = "DIRECTUS_OPS_STORAGE_ACCESS_KEY_ID"
 STORAGE_SECRET_ENV = "DIRECTUS_OPS_STORAGE_SECRET_ACCESS_KEY"
 BEFORE_MOVE_SUFFIX = ".before-move"
 LOCATION_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")  # STORAGE_<NAME>_* must be a variable name
-DOTENV_SUFFIXES = (".js", ".mjs", ".cjs", ".json", ".yaml", ".yml")  # the config kinds update_dotenv cannot edit
+NOT_DOTENV_SUFFIXES = (".js", ".mjs", ".cjs", ".json", ".yaml", ".yml")  # the config kinds update_dotenv cannot edit
 
 Method = Literal["native", "transfer"]
 
@@ -221,7 +221,7 @@ def plan_move(project_dir: str, config_path: str | None = None, to_database: str
         raise ConfigError("--cutover stops and starts the app: pass --stop-command CMD and --start-command CMD")
     project = load_project(project_dir, config_path)
     config_file = project.config_path.resolve()
-    if (config_out or cutover) and config_file.suffix.lower() in DOTENV_SUFFIXES:
+    if (config_out or cutover) and config_file.suffix.lower() in NOT_DOTENV_SUFFIXES:
         raise ConfigError(f"the new config is written into a copy of the dotenv config, and {config_file.name} is not "
                           "dotenv; convert it to a .env file first")
     out = None
@@ -264,8 +264,8 @@ def plan_move(project_dir: str, config_path: str | None = None, to_database: str
     new_names = [renamed.get(n, n) for n in names]
     if len({n.lower() for n in new_names}) != len(new_names):
         raise ConfigError("--to-storage gives two locations the same name; each location needs its own")
-    for move in moves:  # last: proving a local root writable creates it
-        move.target.check_writable()
+    for storage_move in moves:  # last: proving a local root writable creates it
+        storage_move.target.check_writable()
     staged = cutover and (not out or out == config_file)
     if staged:
         out = config_file.with_name(config_file.name + ".after-move")  # staged: the switch is one rename
@@ -277,21 +277,19 @@ def plan_move(project_dir: str, config_path: str | None = None, to_database: str
 
 
 # -- database ----------------------------------------------------------------------------------------------------
-def prepare_target(plan: MovePlan, charset: str | None = None, collation: str | None = None) -> bool:
-    """The target database exists (created if missing) and is empty (cleared for the cutover's final copy,
-    which replaces this move's own first copy). Returns True if it was created."""
+def empty_own_copy(plan: MovePlan) -> None:
+    """A cutover's final copy replaces this move's first one: the target (checked empty by the plan) is
+    emptied again."""
     assert plan.target is not None
     if db.database_exists(plan.target) and db.table_count(plan.target):
         db.clear_database(plan.target)
-    return db.ensure_database(plan.target, charset, collation)
 
 
 def copy_native(plan: MovePlan, repo: Repository, snapshot_id: str, staging_dir: Path) -> dict[str, int]:
     """Same engine: the snapshot's native dump restored into the target (emptied first for a cutover's final
     copy, which replaces this move's own first one). Row counts are checked against the snapshot's."""
     assert plan.target is not None
-    if db.database_exists(plan.target) and db.table_count(plan.target):
-        db.clear_database(plan.target)
+    empty_own_copy(plan)
     return snapshot.load_database(repo, repo.load_manifest(snapshot_id), plan.target, replace=False,
                                   staging_dir=staging_dir)
 
@@ -303,8 +301,7 @@ def copy_across(plan: MovePlan, batch_rows: int = 10_000) -> dict[str, Any]:
     this move's own first copy)."""
     assert plan.target is not None
     transfer = transfer_module()
-    if db.database_exists(plan.target) and db.table_count(plan.target):
-        db.clear_database(plan.target)
+    empty_own_copy(plan)
     seen: dict[str, int] = {}
     with progress.track(f"copy {plan.source.describe()} to {plan.target.describe()} (rows)") as tracker:
         def on_progress(table: str, copied: int) -> None:  # rows of ``table`` copied so far
