@@ -498,6 +498,39 @@ def downgrade(
     typer.echo(f"downgraded {result['from']} -> {result['to']} (snapshot before: {result['snapshot']})")
 
 
+def _hide_password(database_url: str) -> str:
+    """Move a URL's password into DIRECTUS_OPS_DATABASE_PASSWORD: flow parameters are stored, secrets must not be."""
+    import sqlalchemy as sa
+
+    from flows.restore import DATABASE_PASSWORD_ENV
+
+    from .database import DatabaseSettings
+
+    DatabaseSettings.from_url(database_url)  # registers the password for redaction; clear error if malformed
+    url = sa.make_url(database_url)
+    if not url.password:
+        return database_url
+    os.environ[DATABASE_PASSWORD_ENV] = url.password
+    return url.set(password=None).render_as_string(hide_password=False)
+
+
+def _optional_values(argv: list[str]) -> list[str]:
+    """``--read-data`` may stand alone (all data) or take a percentage, as restic's does."""
+    out = []
+    for index, arg in enumerate(argv):
+        out.append(arg)
+        if arg == "--read-data":
+            following = argv[index + 1] if index + 1 < len(argv) else None
+            try:
+                float(following) if following is not None else None
+                given = following is not None
+            except ValueError:
+                given = False
+            if not given:
+                out.append("100")
+    return out
+
+
 @app.command("move")
 def move_command(
     project_dir: Annotated[Path, typer.Argument(help="The Directus project directory.")],
@@ -553,39 +586,6 @@ def move_command(
     if result["snapshot"]:
         line += f"; snapshot before: {result['snapshot']}"
     typer.echo(line)
-
-
-def _hide_password(database_url: str) -> str:
-    """Move a URL's password into DIRECTUS_OPS_DATABASE_PASSWORD: flow parameters are stored, secrets must not be."""
-    import sqlalchemy as sa
-
-    from flows.restore import DATABASE_PASSWORD_ENV
-
-    from .database import DatabaseSettings
-
-    DatabaseSettings.from_url(database_url)  # registers the password for redaction; clear error if malformed
-    url = sa.make_url(database_url)
-    if not url.password:
-        return database_url
-    os.environ[DATABASE_PASSWORD_ENV] = url.password
-    return url.set(password=None).render_as_string(hide_password=False)
-
-
-def _optional_values(argv: list[str]) -> list[str]:
-    """``--read-data`` may stand alone (all data) or take a percentage, as restic's does."""
-    out = []
-    for index, arg in enumerate(argv):
-        out.append(arg)
-        if arg == "--read-data":
-            following = argv[index + 1] if index + 1 < len(argv) else None
-            try:
-                float(following) if following is not None else None
-                given = following is not None
-            except ValueError:
-                given = False
-            if not given:
-                out.append("100")
-    return out
 
 
 def run() -> None:
