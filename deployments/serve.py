@@ -29,14 +29,14 @@ def main() -> None:
                              tags=["directus", "backup"]),
         restore.to_deployment(name="restore", parameters={"repo": repo, "project_dir": project_dir},
                               tags=["directus", "restore"]),
+        move_project.to_deployment(name="move", parameters={"project_dir": project_dir, "repo": repo},
+                                   tags=["directus", "move"]),
         upgrade_directus.to_deployment(name="upgrade", parameters={"project_dir": project_dir, "repo": repo,
                                                                    "rehearse": True}, tags=["directus", "upgrade"]),
         rehearse_upgrade.to_deployment(name="rehearse-upgrade", parameters={"project_dir": project_dir, "repo": repo},
                                        tags=["directus", "upgrade"]),
         downgrade_directus.to_deployment(name="downgrade", parameters={"project_dir": project_dir, "repo": repo},
                                          tags=["directus", "downgrade"]),
-        move_project.to_deployment(name="move", parameters={"project_dir": project_dir, "repo": repo},
-                                   tags=["directus", "move"]),
     )
 
 
