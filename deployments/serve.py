@@ -14,6 +14,7 @@ from prefect import serve
 
 from flows.backup import backup
 from flows.downgrade import downgrade_directus
+from flows.move import move_project
 from flows.rehearse import rehearse_upgrade
 from flows.restore import restore
 from flows.upgrade import upgrade_directus
@@ -28,6 +29,8 @@ def main() -> None:
                              tags=["directus", "backup"]),
         restore.to_deployment(name="restore", parameters={"repo": repo, "project_dir": project_dir},
                               tags=["directus", "restore"]),
+        move_project.to_deployment(name="move", parameters={"project_dir": project_dir, "repo": repo},
+                                   tags=["directus", "move"]),
         upgrade_directus.to_deployment(name="upgrade", parameters={"project_dir": project_dir, "repo": repo,
                                                                    "rehearse": True}, tags=["directus", "upgrade"]),
         rehearse_upgrade.to_deployment(name="rehearse-upgrade", parameters={"project_dir": project_dir, "repo": repo},
