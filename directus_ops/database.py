@@ -320,11 +320,17 @@ def foreign_keys(conn: Connection) -> list[ForeignKey]:
     """Every foreign key of the tables in the default schema (where Directus keeps its tables)."""
     found = []
     for (_, table), keys in sa.inspect(conn).get_multi_foreign_keys().items():
+        names: dict[tuple[tuple[str, ...], str], str] = {}
+        if conn.dialect.name == "sqlite" and any(not k.get("name") for k in keys):
+            sql = conn.execute(sa.text("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = :t"),
+                               {"t": table}).scalar()
+            names = sqlite_constraint_names(sql or "")
         for key in keys:
             if key.get("referred_schema") not in (None, conn.dialect.default_schema_name):
                 continue
-            found.append(ForeignKey(table, key.get("name"), tuple(key["constrained_columns"]), key["referred_table"],
-                                    tuple(key["referred_columns"])))
+            columns = tuple(key["constrained_columns"])
+            name = key.get("name") or names.get((tuple(c.lower() for c in columns), key["referred_table"].lower()))
+            found.append(ForeignKey(table, name, columns, key["referred_table"], tuple(key["referred_columns"])))
     return sorted(found, key=lambda k: (k.table, k.name or "", k.columns))
 
 
@@ -488,6 +494,55 @@ def sqlite_table_without_references(sql: str, tables: set[str], new_name: str | 
         head = "".join(text for _, text in tokens[:name_index]) + _sqlite_quote(new_name) + \
             "".join(text for _, text in tokens[name_index + 1:start])
     return head + "(" + body + ")" + "".join(text for _, text in tokens[end + 1:])
+
+
+def sqlite_constraint_names(sql: str) -> dict[tuple[tuple[str, ...], str], str]:
+    """Names of the named foreign keys of a SQLite ``CREATE TABLE``, by (columns, referred table), lower-case
+    (SQLite's own pragmas do not report them)."""
+    names: dict[tuple[tuple[str, ...], str], str] = {}
+    for column, definition in _sqlite_definitions(sql):
+        words = [t for k, t in definition if k != "space"]
+        for position, word in enumerate(words):
+            if word.upper() != "CONSTRAINT" or position + 2 >= len(words):
+                continue
+            name, following = _unquote(words[position + 1]), words[position + 2].upper()
+            if following == "FOREIGN" and "(" in words[position + 2:]:
+                opening = words.index("(", position + 2)
+                closing = words.index(")", opening)
+                columns = tuple(_unquote(w).lower() for w in words[opening + 1:closing] if w != ",")
+                if closing + 2 < len(words) and words[closing + 1].upper() == "REFERENCES":
+                    names[(columns, _unquote(words[closing + 2]).lower())] = name
+            elif following == "REFERENCES" and column and position + 3 < len(words):
+                names[((column.lower(),), _unquote(words[position + 3]).lower())] = name
+    return names
+
+
+def _sqlite_definitions(sql: str) -> list[tuple[str | None, list[tuple[str | None, str]]]]:
+    """The column and constraint definitions of a CREATE TABLE, each with its column's name (None for a
+    table constraint)."""
+    tokens = [(m.lastgroup, m.group()) for m in _SQL_TOKEN.finditer(sql)]
+    if not any(t == "(" for _, t in tokens):
+        return []
+    start = next(i for i, (_, t) in enumerate(tokens) if t == "(")
+    definitions: list[list[tuple[str | None, str]]] = [[]]
+    depth = 0
+    for kind, text in tokens[start + 1:]:
+        if kind == "other" and text == ")" and depth == 0:
+            break
+        if kind == "other" and text == "," and depth == 0:
+            definitions.append([])
+            continue
+        depth += {"(": 1, ")": -1}.get(text, 0) if kind == "other" else 0
+        definitions[-1].append((kind, text))
+    out = []
+    for definition in definitions:
+        significant = [(k, t) for k, t in definition if k != "space"]
+        if not significant:
+            continue
+        kind, first = significant[0]
+        is_constraint = kind == "word" and first.upper() in _TABLE_CONSTRAINT_START
+        out.append((None if is_constraint else _unquote(first), definition))
+    return out
 
 
 def _referred_table(definition: list, words: list[tuple[int, str]]) -> str | None:

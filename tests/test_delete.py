@@ -289,7 +289,12 @@ def test_delete_sqlite_keeps_the_database_file_and_a_system_only_backup(sources,
     before_join = articles_with_authors(copy.settings)
     before_system = row_counts(copy.settings, system_tables(copy.settings))
     with contextlib.closing(sqlite3.connect(copy.database.filename)) as conn:
+        # An author added and deleted: the AUTOINCREMENT counter is now above the highest id.
+        conn.execute("INSERT INTO authors (name) VALUES ('Temporary')")
+        conn.execute("DELETE FROM authors WHERE name = 'Temporary'")
+        conn.commit()
         sequence = dict(conn.execute("SELECT name, seq FROM sqlite_sequence"))
+        assert sequence["authors"] > conn.execute("SELECT max(id) FROM authors").fetchone()[0]
     repo = tmp_path / "repo"
 
     result = delete_project(project_dir=str(copy.dir), confirm="project", repo=str(repo), backup_database="system")
@@ -308,7 +313,9 @@ def test_delete_sqlite_keeps_the_database_file_and_a_system_only_backup(sources,
         # Foreign keys between project tables still work: a dangling author is refused.
         with pytest.raises(sqlite3.IntegrityError):
             conn.execute("INSERT INTO articles (title, author) VALUES ('orphan', 9999)")
-    assert b"editor@example.com" not in copy.database.filename.read_bytes()  # the users' pages erased, not just freed
+    with contextlib.closing(sqlite3.connect(copy.database.filename)) as conn:
+        assert conn.execute("PRAGMA freelist_count").fetchone()[0] == 0  # the dropped tables' pages are not kept
+    assert b"editor@example.com" not in copy.database.filename.read_bytes()  # the users' rows erased, not just freed
 
     # The system-only snapshot: only directus_* tables, with their row counts.
     manifest = manifest_of(repo, result["snapshot"])
