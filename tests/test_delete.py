@@ -392,6 +392,12 @@ def test_files_and_extensions_backup_without_database(sources, tmp_path, prefect
         load_database(repository, repository.load_manifest(snapshot_id),
                       DatabaseSettings.from_url(f"sqlite:///{tmp_path / 'x.db'}"), False, tmp_path)
     assert Manifest.model_validate_json((repo / "snapshots" / f"{snapshot_id}.json").read_text()).database is None
+    # A manifest written before scopes existed reads as a whole database with nothing left out.
+    full_id = backup_scoped(project.dir, repo, "entire", include_storage=False, include_extensions=False)
+    old = manifest_of(repo, full_id)
+    del old["database"]["scope"], old["database"]["skipped_foreign_keys"]
+    info = Manifest.model_validate(old).database
+    assert info is not None and info.scope == "entire" and info.skipped_foreign_keys == []
 
 
 # -- dry run and refusals: nothing changed ------------------------------------------------------------------------------
