@@ -133,7 +133,8 @@ class DeletePlan:
         out.append(f"foreign keys between system tables, dropped with them ({len(self.between_system)}):")
         out += [f"  {k.describe()}" for k in self.between_system]
         out.append(f"keep project tables ({len(self.project_tables)}), checked afterwards:")
-        out += [f"  {t} ({self.row_counts.get(t, 0)} rows)" for t in self.project_tables]
+        out += [f"  {t} ({self.row_counts.get(t, 0)} row{'' if self.row_counts.get(t) == 1 else 's'})"
+                for t in self.project_tables]
         out.append(f"keep foreign keys between project tables ({len(self.between_project)}):")
         out += [f"  {k.describe()}" for k in self.between_project]
         if self.delete_root:
@@ -213,7 +214,7 @@ def _paths(project: Project, keep_root: bool) -> tuple[list[str], list[str], lis
         if folder.exists() and not _inside(folder, root):
             untouched.append(f"{label} folder {folder} is outside the project root")
     if keep_root:
-        return [], keep_text if database_files and keep else [], untouched
+        return [], keep_text, untouched
     delete: list[str] = []
 
     def collect(directory: Path) -> None:

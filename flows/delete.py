@@ -98,5 +98,6 @@ def delete_project(
         "root_removed": not keep_root,
         "removed_paths": removed,
         "kept_paths": plan.keep_paths,
+        "untouched": plan.untouched,
         "seconds": seconds,
     }

@@ -27,7 +27,7 @@ import pymysql
 import pytest
 import sqlalchemy as sa
 
-from harness import PG_ADMIN, Database, Databases, TestProject, make_project, seed, write_env
+from harness import PG_ADMIN, S3_REGION, Database, Databases, TestProject, make_project, seed, write_env
 
 from directus_ops.database import DatabaseSettings, open_engine
 
@@ -52,9 +52,11 @@ class Copy:
 class Sources:
     """One seeded Directus project per engine (made on first use), and the copies made of them."""
 
-    def __init__(self, root: Path, directus: Path) -> None:
+    def __init__(self, root: Path, directus: Path, s3) -> None:
         self.root = root
         self.directus = directus
+        self.s3 = s3
+        self.buckets: dict[str, str] = {}
         self.databases = Databases(root / "sqlite")
         self.projects: dict[str, TestProject] = {}
         self.copies: list[Database] = []
@@ -62,9 +64,15 @@ class Sources:
     def get(self, engine: str) -> TestProject:
         if engine not in self.projects:
             database = self.databases.create(engine)
-            project = make_project(self.root / f"source-{engine}", self.directus, database)
+            storage = {"local": {"DRIVER": "local", "ROOT": "./uploads"}}
+            if engine == "pg":  # the PostgreSQL project also keeps files on S3
+                self.buckets[engine] = bucket = self.s3.create_bucket()
+                storage["s3"] = {"DRIVER": "s3", "KEY": self.s3.key_id, "SECRET": self.s3.secret, "BUCKET": bucket,
+                                 "REGION": S3_REGION, "ENDPOINT": self.s3.endpoint, "FORCE_PATH_STYLE": "true",
+                                 "ROOT": "files"}
+            project = make_project(self.root / f"source-{engine}", self.directus, database, storage)
             with project.server() as client:
-                seed(client, ["local"])
+                seed(client, list(storage))
             self.projects[engine] = project
         return self.projects[engine]
 
@@ -112,8 +120,8 @@ class Sources:
 
 
 @pytest.fixture(scope="module")
-def sources(tmp_path_factory, directus) -> Iterator[Sources]:
-    shared = Sources(tmp_path_factory.mktemp("delete-sources"), directus)
+def sources(tmp_path_factory, directus, s3) -> Iterator[Sources]:
+    shared = Sources(tmp_path_factory.mktemp("delete-sources"), directus, s3)
     yield shared
     shared.close()
 
@@ -195,10 +203,12 @@ def backup_scoped(project_dir: Path, repo: Path, scope: str, **options) -> str:
     return backup(project_dir=str(project_dir), repo=str(repo), database_scope=scope, **options)
 
 
-def restore_into(repo: Path, snapshot_id: str, target_dir: Path, database: Database) -> dict:
+def restore_into(repo: Path, snapshot_id: str, target_dir: Path, database: Database,
+                 storage: dict[str, str] | None = None) -> dict:
     from flows.restore import restore
 
-    return restore(repo=str(repo), project_dir=str(target_dir), snapshot_id=snapshot_id, database_url=database.url)
+    return restore(repo=str(repo), project_dir=str(target_dir), snapshot_id=snapshot_id, database_url=database.url,
+                   storage=storage)
 
 
 def assert_delete_result(copy: Copy, before_rows: dict, before_join: list[tuple]) -> None:
@@ -223,7 +233,9 @@ def test_delete_postgresql_with_project_files_and_extensions_backup(sources, tmp
     assert ("authors", "user_created", "directus_users") in foreign_keys(copy.settings)
     uploads = files_of(copy.dir / "uploads")
     extensions = files_of(copy.dir / "extensions")
-    assert uploads and extensions
+    source_bucket = sources.buckets["pg"]
+    bucket_objects = sources.s3.objects(source_bucket, "files/")
+    assert uploads and extensions and bucket_objects
     repo = tmp_path / "repo"
 
     result = delete_project(project_dir=str(copy.dir), confirm="project", repo=str(repo), backup_database="project",
@@ -233,6 +245,8 @@ def test_delete_postgresql_with_project_files_and_extensions_backup(sources, tmp
     assert any(k.startswith("articles.articles_cover_foreign ") for k in result["dropped_foreign_keys"])
     assert any(k.startswith("authors.authors_user_created_foreign ") for k in result["dropped_foreign_keys"])
     assert not copy.dir.exists()
+    assert sources.s3.objects(source_bucket, "files/") == bucket_objects  # outside the root: not touched
+    assert any(p.startswith("storage 's3'") for p in result["untouched"])
     assert len(result["dropped_tables"]) > 20 and all(t.startswith("directus_") for t in result["dropped_tables"])
 
     # The project-only snapshot: no directus_* table, the project rows, the files and the custom code.
@@ -242,13 +256,15 @@ def test_delete_postgresql_with_project_files_and_extensions_backup(sources, tmp
     assert ["articles", "articles_cover_foreign"] in manifest["database"]["skipped_foreign_keys"]
     target_db = databases.create("pg", create_database=False)
     target_dir = tmp_path / "restored"
-    restore_into(repo, result["snapshot"], target_dir, target_db)
+    target_bucket = sources.s3.create_bucket()
+    restore_into(repo, result["snapshot"], target_dir, target_db, {"s3": f"s3://{target_bucket}/files"})
     target = DatabaseSettings.from_url(target_db.url)
     assert table_names(target) == SEEDED_TABLES
     assert full_rows(target, SEEDED_TABLES) == before_rows
     assert articles_with_authors(target) == before_join
     assert ("articles", "author", "authors") in foreign_keys(target)
     assert files_of(target_dir / "uploads") == uploads
+    assert sources.s3.objects(target_bucket, "files/") == bucket_objects
     assert files_of(target_dir / "extensions") == extensions
 
 
@@ -417,6 +433,8 @@ def test_dry_run_prints_the_plan_and_changes_nothing(sources, tmp_path, cli_env)
     for path in (".env", "uploads/", "extensions/", "node_modules", "package.json"):
         assert f"\n  {copy.dir / path.rstrip('/')}{'/' if path.endswith('/') else ''}\n" in out, path
     assert "database: the entire database" in out and "storage 'local': every object" in out
+    assert "storage 's3': every object" in out and "not touched: storage 's3'" in out
+    assert sources.s3.secret not in out + done.stderr and copy.database.password not in out + done.stderr
     assert out.strip().endswith("dry run: nothing was changed")
     assert state(copy) == before
     assert not repo.exists()
