@@ -510,3 +510,21 @@ def test_root_refusals_and_sqlite_reference_removal():
                  'CONSTRAINT `t_f_foreign` FOREIGN KEY (`f`) REFERENCES `directus_files` (`id`), f char(36))')
     assert sqlite_table_without_references(statement, {"directus_users", "directus_files"}, "t2") == (
         'CREATE TABLE "t2" (id integer primary key, u char(36)  NOT NULL, a int REFERENCES authors(id), f char(36))')
+
+
+def test_postgresql_drop_is_one_transaction(sources, tmp_path, prefect_server):
+    """A view over a system table stops the drop (no CASCADE): everything is rolled back, the root is kept."""
+    from flows.delete import delete_project
+
+    from directus_ops.errors import DatabaseError
+
+    copy = sources.copy("pg", tmp_path / "copy")
+    with psycopg.connect(f"postgresql://postgres@127.0.0.1:5432/{copy.database.name}", autocommit=True) as conn:
+        conn.execute("CREATE VIEW editor_emails AS SELECT email FROM directus_users")
+    before = state(copy)
+    keys = foreign_keys(copy.settings)
+    assert ("articles", "cover", "directus_files") in keys
+    with pytest.raises(DatabaseError, match="cannot drop the system tables.*nothing was changed"):
+        delete_project(project_dir=str(copy.dir), confirm="project", backup_database="none")
+    assert state(copy) == before
+    assert foreign_keys(copy.settings) == keys
