@@ -13,6 +13,7 @@ import os
 from prefect import serve
 
 from flows.backup import backup
+from flows.delete import delete_project
 from flows.downgrade import downgrade_directus
 from flows.move import move_project
 from flows.rehearse import rehearse_upgrade
@@ -37,6 +38,9 @@ def main() -> None:
                                        tags=["directus", "upgrade"]),
         downgrade_directus.to_deployment(name="downgrade", parameters={"project_dir": project_dir, "repo": repo},
                                          tags=["directus", "downgrade"]),
+        # On demand only; a run without confirm (the project's name) is refused, and dry_run shows the plan.
+        delete_project.to_deployment(name="delete", parameters={"project_dir": project_dir, "repo": repo,
+                                                                "dry_run": True}, tags=["directus", "delete"]),
     )
 
 

@@ -242,6 +242,9 @@ def restore(
                            repo_secret_block=repo_secret_block, passphrase_secret_block=passphrase_secret_block,
                            workers=workers)
     objects = sum(c["objects"] for c in result["storage"].values())
+    if not result.get("database_restored", True):
+        typer.echo(f"directus-ops: note: snapshot {result['snapshot']} holds no database (taken with --backup-database "
+                   "none); the target's database was not touched", err=True)
     typer.echo(f"restored snapshot {result['snapshot']} into {result['project_dir']}: {result['tables']} tables, "
                f"{result['rows']} rows, {objects} storage objects (all checksums verified)")
 
@@ -496,6 +499,57 @@ def downgrade(
                                repo_region=repo_region, repo_secret_block=repo_secret_block,
                                passphrase_secret_block=passphrase_secret_block)
     typer.echo(f"downgraded {result['from']} -> {result['to']} (snapshot before: {result['snapshot']})")
+
+
+@app.command()
+def delete(
+    project_dir: Annotated[Path, typer.Argument(help="The Directus project directory.")],
+    confirm: Annotated[Optional[str], typer.Option("--confirm", help="The project's name (its directory's name): nothing is deleted without it.")] = None,
+    backup_database: Annotated[str, typer.Option("--backup-database", help="Back up the database first: entire, system (only directus_* tables), project (only the others) or none.")] = "entire",
+    backup_files: Annotated[bool, typer.Option("--backup-files", help="Back up every storage location's objects first.")] = False,
+    backup_extensions: Annotated[bool, typer.Option("--backup-extensions", help="Back up the custom code first: extensions and migrations folders, package.json and lock.")] = False,
+    repo: Annotated[Optional[str], typer.Option("--repo", envvar="DIRECTUS_OPS_REPO", help="Snapshot repository for the backups: a local directory or s3://bucket/prefix.")] = None,
+    keep_root: Annotated[bool, typer.Option("--keep-root", help="Keep the project directory (only the system tables are dropped).")] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan (tables, foreign keys, paths, backups); change nothing.")] = False,
+    config: ConfigOption = None,
+    repo_endpoint: RepoEndpoint = None,
+    repo_region: RepoRegion = None,
+    repo_secret_block: RepoSecretBlock = None,
+    passphrase_secret_block: PassphraseBlock = None,
+    workers: Workers = 8,
+) -> None:
+    """Delete a project: backups first (verified), every directus_* table dropped so the project's own tables
+    stay as a plain SQL database (checked), the project root removed (a SQLite database inside it is kept)."""
+    with user_errors():
+        from flows.backup import check_backup
+        from flows.delete import delete_project
+
+        from .delete import backups_requested, check_delete
+
+        _quiet_prefect()
+        config_path = str(config.resolve()) if config else None
+        check_delete(str(project_dir), config_path, confirm, repo, backup_database, backup_files, backup_extensions,
+                     keep_root, dry_run)
+        if repo and not dry_run and backups_requested(backup_database, backup_files, backup_extensions):
+            check_backup(str(project_dir), _location(repo, repo_endpoint, repo_region, repo_secret_block,
+                                                     passphrase_secret_block), config_path, backup_database)
+        result = _run_flow(delete_project, project_dir=str(project_dir.resolve()), confirm=confirm, repo=repo,
+                           backup_database=backup_database, backup_files=backup_files,
+                           backup_extensions=backup_extensions, keep_root=keep_root, dry_run=dry_run,
+                           config_path=config_path, repo_endpoint=repo_endpoint, repo_region=repo_region,
+                           repo_secret_block=repo_secret_block, passphrase_secret_block=passphrase_secret_block,
+                           workers=workers)
+    if result["dry_run"]:
+        for line in result["plan"]:
+            typer.echo(line)
+        typer.echo("dry run: nothing was changed")
+        return
+    kept = f"; kept {result['kept_paths'][0].split(' ', 1)[0]}" if result["kept_paths"] else ""
+    root = ("project root removed" if result["root_removed"] else "project root kept") + kept
+    backup_text = f"snapshot before: {result['snapshot']}" if result["snapshot"] else "no backup"
+    typer.echo(f"deleted: {len(result['dropped_tables'])} system tables and {len(result['dropped_foreign_keys'])} "
+               f"foreign keys dropped; {result['project_tables']} project tables ({result['rows']} rows) verified; "
+               f"{root} ({backup_text})")
 
 
 # -- v8: the Directus v8 → v9+ migration's commands ---------------------------------------------------------------
