@@ -570,6 +570,8 @@ def v8_migrate_command(
     temporary_password_env: Annotated[Optional[str], typer.Option("--temporary-password-env", help="Give the migrated users the password held in this environment variable (v8's bcrypt hashes cannot carry over).")] = None,
     v8_timezone: Annotated[str, typer.Option("--v8-timezone", help="The time zone v8's API wrote user-collection datetimes in (its config's timezone).")] = "UTC",
     work_dir: Annotated[Optional[Path], typer.Option("--work-dir", help="Where the plan, id map and report go (default: PROJECT_DIR/v8-migration).")] = None,
+    v8_storage_endpoint: Annotated[Optional[str], typer.Option("--v8-storage-endpoint", help="S3 endpoint URL of an s3:// --v8-storage (credentials from AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY).")] = None,
+    v8_storage_region: Annotated[Optional[str], typer.Option("--v8-storage-region", help="S3 region of an s3:// --v8-storage.")] = None,
 ) -> None:
     """Migrate a Directus v8 project (database + upload folder) into a Directus 10 project: roles, users, folders,
     files and their bytes, schema and metadata, every item with its references rewritten to the new UUIDs, and
@@ -581,7 +583,8 @@ def v8_migrate_command(
         result = _run_flow(v8_migrate, v8_database_url=_hide_password(v8_database), v8_storage=v8_storage,
                            project_dir=str(project_dir.expanduser().resolve()), mode=mode, skip_collections=skip,
                            dry_run=dry_run, temporary_password_env=temporary_password_env, v8_timezone=v8_timezone,
-                           work_dir=str(work_dir.expanduser().resolve()) if work_dir else None)
+                           work_dir=str(work_dir.expanduser().resolve()) if work_dir else None,
+                           v8_storage_endpoint=v8_storage_endpoint, v8_storage_region=v8_storage_region)
     if dry_run:
         typer.echo(f"dry run: checks passed; would migrate {', '.join(result['collections'])}; id map {result['id_map']}")
         return

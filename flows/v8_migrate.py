@@ -36,6 +36,8 @@ def v8_migrate(
     temporary_password_env: str | None = None,
     v8_timezone: str = "UTC",
     work_dir: str | None = None,
+    v8_storage_endpoint: str | None = None,
+    v8_storage_region: str | None = None,
 ) -> dict[str, Any]:
     logger = get_run_logger()
     started = time.monotonic()
@@ -49,7 +51,8 @@ def v8_migrate(
                               "set or empty; export it with the temporary password")
     v8_url = with_password(v8_database_url) or v8_database_url
     work = Path(work_dir or Path(project_dir) / "v8-migration")
-    plan = prepare_task(v8_url, v8_storage, project_dir, str(work), skip_collections or [], v8_timezone)
+    like = migrate.s3_source(v8_storage, v8_storage_endpoint, v8_storage_region)
+    plan = prepare_task(v8_url, v8_storage, project_dir, str(work), skip_collections or [], v8_timezone, like)
     report: dict[str, Any] = {"v8_database": plan.v8_database, "target": plan.project_dir,
                               "directus": plan.directus_version, "resumed": plan.resuming, "dry_run": dry_run,
                               "id_map": str(work / "id-map.json")}
@@ -59,7 +62,7 @@ def v8_migrate(
         return report
     password_hash = migrate.hash_password(plan.project_dir, password) if password else None
     report["people"] = people_task(str(work), password_hash)
-    report["files"] = files_task(str(work))
+    report["files"] = files_task(str(work), like)
     report["schema"] = schema_task(str(work))
     report["items"] = items_task(str(work), v8_url)
     report["permissions"] = permissions_task(str(work))

@@ -8,6 +8,7 @@ temporary password), sequences. A second run changes nothing. Bad input fails wi
 from __future__ import annotations
 
 import hashlib
+import signal
 import json
 import os
 import subprocess
@@ -27,7 +28,7 @@ from directus_ops.database import DatabaseSettings, restore
 from directus_ops.directus_api import DirectusClient
 from directus_ops.v8 import mapping
 from directus_ops.v8.source import read_v8
-from harness import Databases, TestProject, link_directus, make_project, write_env
+from harness import S3_REGION, Databases, TestProject, link_directus, make_project, write_env
 
 pytestmark = pytest.mark.directus
 
@@ -74,8 +75,9 @@ def cli_environment() -> dict[str, str]:
     return env
 
 
-def run_cli(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([str(CLI), *args], capture_output=True, text=True, env=cli_environment(), timeout=300)
+def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([str(CLI), *args], capture_output=True, text=True, env={**cli_environment(), **(env or {})},
+                          timeout=300)
 
 
 def migrate_args(v8_url: str, storage: Path | str, project: Path, *extra: str) -> list[str]:
@@ -247,6 +249,45 @@ def test_a_second_run_changes_nothing(migrated: dict[str, Any], target: TestProj
     report = json.loads((target.dir / "v8-migration" / "report.json").read_text())
     assert report["resumed"] is True and report["files"]["already_there"] == 4
     assert TEMP_PASSWORD not in (target.dir / "v8-migration" / "report.json").read_text()
+
+
+def pg_rows(project: TestProject, sql: str) -> list[tuple]:
+    with psycopg.connect(f"postgresql://postgres@127.0.0.1:5432/{project.database.name}") as conn:
+        return list(conn.execute(sql))
+
+
+def test_a_killed_run_completes_when_run_again_from_s3(tmp_path: Path, directus: Path, databases: Databases,
+                                                       v8_url: str, uploads: Path, s3, cli_env: dict[str, str]) -> None:
+    project = make_project(tmp_path, directus, databases.create("pg"), with_extras=False)
+    bucket = s3.create_bucket()
+    for path in (uploads / "originals").iterdir():
+        s3.client().put_object(Bucket=bucket, Key=f"v8/uploads/_/originals/{path.name}", Body=path.read_bytes())
+    args = migrate_args(v8_url, f"s3://{bucket}/v8/uploads/_", project.dir, "--v8-storage-endpoint", s3.endpoint,
+                        "--v8-storage-region", S3_REGION)
+    env = {**cli_env, "AWS_ACCESS_KEY_ID": s3.key_id, "AWS_SECRET_ACCESS_KEY": s3.secret}
+    for point, partial in (("v8-file-copied:2", "files"), ("v8-items-batch:3", "items")):
+        killed = run_cli(*args, env={**env, "DIRECTUS_OPS_TEST_KILL_AT": point})
+        assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
+        if partial == "files":
+            assert len(storage_listing(project)) == 2 and not pg_rows(project, "SELECT 1 FROM pg_tables WHERE tablename = 'articles'")
+        else:
+            counts = [pg_rows(project, f'SELECT count(*) FROM "{c}"')[0][0] for c in COLLECTIONS]
+            assert 0 < sum(counts) < 49  # some collections written, the rest not yet
+    finished = run_cli(*args, env=env)
+    assert finished.returncode == 0, finished.stderr
+    for collection in COLLECTIONS:
+        assert pg_rows(project, f'SELECT count(*) FROM "{collection}"')[0][0] == \
+            v8_query(v8_url, f"SELECT count(*) FROM `{collection}`")[0][0]
+    foreign_keys = pg_rows(project, "SELECT count(*) FROM pg_constraint WHERE contype = 'f' AND conrelid::regclass::text = ANY(%s)"
+                           .replace("%s", "ARRAY[" + ",".join(f"'{c}'" for c in COLLECTIONS) + "]"))[0][0]
+    assert foreign_keys == 15  # every reference the v8 reader found (test_v8_source) is a real foreign key
+    id_map = json.loads((project.dir / "v8-migration" / "id-map.json").read_text())["directus_files"]
+    disks = dict(v8_query(v8_url, "SELECT id, filename_disk FROM directus_files"))
+    for v8_id, file_id in id_map.items():
+        disk = disks[int(v8_id)]
+        stored = project.dir / "uploads" / (file_id + Path(disk).suffix)
+        assert stored.read_bytes() == (uploads / "originals" / disk).read_bytes()
+    assert len(storage_listing(project)) == 4  # no temporary leftovers of the killed copy
 
 
 # -- mapping (plain functions) ---------------------------------------------------------------------------------

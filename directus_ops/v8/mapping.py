@@ -131,11 +131,14 @@ class UserRows:
     needing_password: list[str]  # emails of created users without a usable password
 
 
-def map_users(source: V8Source, ids: IdMap, existing_emails: set[str], password_hash: str | None = None) -> UserRows:
+def map_users(source: V8Source, ids: IdMap, existing: dict[str, str], password_hash: str | None = None) -> UserRows:
+    """``existing``: the target's users, lowercase email → id. One of them with the UUID this migration gives
+    the v8 user was written by an earlier run (skipped); another is a different user, kept (``merged``)."""
     rows, merged, needing = [], [], []
     for user in source.users:
-        if user.email.lower() in existing_emails:
-            merged.append(user.email)
+        if user.email.lower() in existing:
+            if existing[user.email.lower()] != str(uuid.uuid5(ids.namespace, f"directus_users:{user.id}")):
+                merged.append(user.email)
             continue
         role = ids.get("directus_roles", user.role) if user.role is not None else None
         rows.append({

@@ -65,6 +65,14 @@ def load_plan(work_dir: Path) -> Plan:
     return Plan(**json.loads((work_dir / "plan.json").read_text()))
 
 
+def s3_source(v8_storage: str, endpoint: str | None, region: str | None) -> StorageLocation | None:
+    """How to reach an ``s3://`` v8 upload folder: endpoint and region given, credentials from the AWS
+    environment (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or a profile), never from flow parameters."""
+    if not v8_storage.startswith("s3://"):
+        return None
+    return StorageLocation(name="v8", driver="s3", root="", endpoint=endpoint, region=region, force_path_style=True)
+
+
 def originals_location(v8_storage: str, like: StorageLocation | None = None) -> StorageLocation:
     return StorageLocation.from_url("v8-originals", f"{v8_storage.rstrip('/')}/originals", like=like)
 
@@ -112,7 +120,7 @@ def write_people(work_dir: Path, password_hash: str | None = None) -> dict[str, 
     """Roles, users and folders (parents first)."""
     source, plan = load_source(work_dir), load_plan(work_dir)
     ids, settings = plan.id_map(), _project(plan).database
-    users = mapping.map_users(source, ids, set(plan.users_by_email), password_hash)
+    users = mapping.map_users(source, ids, plan.users_by_email, password_hash)
     return {
         "roles": target.write_system_rows(settings, "directus_roles", mapping.map_roles(source, ids)),
         "users": target.write_system_rows(settings, "directus_users", users.rows),

@@ -24,6 +24,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.engine import Connection
 
+from .. import faults
 from ..database import DatabaseSettings, connect, list_tables
 from ..errors import ConfigError, DatabaseError, StorageError, VersionError
 from ..project import Project
@@ -259,6 +260,7 @@ def write_items(v8: DatabaseSettings, target: DatabaseSettings, schema: SchemaPl
                     - (len(stat.dangling) - before)
                 with conn.begin():
                     stat.written += _insert_missing(conn, table, rows)
+                faults.checkpoint("v8-items-batch")
             log.info("v8 items: %s read %d, written %d", plan.name, stat.read, stat.written)
     return stats
 
@@ -335,6 +337,7 @@ def copy_files(source: V8Source, originals: StorageLocation, target: StorageLoca
                                    "check the storage and run the migration again")
             result.copied += 1
             result.bytes += size
+            faults.checkpoint("v8-file-copied")
         except StorageError:
             raise
         except Exception as exc:
