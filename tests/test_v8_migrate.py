@@ -85,8 +85,17 @@ def migrate_args(v8_url: str, storage: Path | str, project: Path, *extra: str) -
 
 
 @pytest.fixture(scope="module")
-def migrated(target: TestProject, v8_url: str, uploads: Path) -> dict[str, Any]:
-    result = run_cli(*migrate_args(v8_url, uploads, target.dir, "--temporary-password-env", "V8_TEMP_PASSWORD"))
+def server_env(prefect_server: None) -> dict[str, str]:
+    """The commands report to the session's Prefect server (an ephemeral one costs ~20 s a command)."""
+    from prefect.settings import PREFECT_API_URL
+
+    return {"PREFECT_API_URL": str(PREFECT_API_URL.value())}
+
+
+@pytest.fixture(scope="module")
+def migrated(target: TestProject, v8_url: str, uploads: Path, server_env: dict[str, str]) -> dict[str, Any]:
+    result = run_cli(*migrate_args(v8_url, uploads, target.dir, "--temporary-password-env", "V8_TEMP_PASSWORD"),
+                     env=server_env)
     assert result.returncode == 0, result.stderr
     report = json.loads((target.dir / "v8-migration" / "report.json").read_text())
     return {"stdout": result.stdout, "report": report}
@@ -239,10 +248,12 @@ def test_migrated_project_reads_back_through_the_api(migrated: dict[str, Any], t
             assert "rating" not in seen[0]
 
 
-def test_a_second_run_changes_nothing(migrated: dict[str, Any], target: TestProject, v8_url: str, uploads: Path) -> None:
+def test_a_second_run_changes_nothing(migrated: dict[str, Any], target: TestProject, v8_url: str, uploads: Path,
+                                      server_env: dict[str, str]) -> None:
     tables = COLLECTIONS + SYSTEM_TABLES
     before, files_before = pg_digest(target, tables), storage_listing(target)
-    result = run_cli(*migrate_args(v8_url, uploads, target.dir, "--temporary-password-env", "V8_TEMP_PASSWORD"))
+    result = run_cli(*migrate_args(v8_url, uploads, target.dir, "--temporary-password-env", "V8_TEMP_PASSWORD"),
+                     env=server_env)
     assert result.returncode == 0, result.stderr
     assert "(49 rows read, 0 written), 0 files copied" in result.stdout
     assert pg_digest(target, tables) == before and storage_listing(target) == files_before
@@ -318,10 +329,10 @@ def clean_target(tmp_path_factory: pytest.TempPathFactory, directus: Path, modul
     return make_project(tmp_path_factory.mktemp("v8clean"), directus, module_databases.create("pg"), with_extras=False)
 
 
-def refused(args: list[str], project: TestProject, *phrases: str) -> str:
+def refused(args: list[str], project: TestProject, env: dict[str, str], *phrases: str) -> str:
     tables = COLLECTIONS + SYSTEM_TABLES
     before, files_before = pg_digest(project, tables), storage_listing(project)
-    result = run_cli(*args)
+    result = run_cli(*args, env=env)
     assert result.returncode != 0
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("directus-ops: error: "), result.stderr
@@ -335,15 +346,15 @@ def refused(args: list[str], project: TestProject, *phrases: str) -> str:
 
 def test_bad_input_is_refused_with_nothing_changed(clean_target: TestProject, v8_url: str, uploads: Path,
                                                    module_databases: Databases, directus: Path,
-                                                   tmp_path: Path) -> None:
-    refused(migrate_args("mysql://root@127.0.0.1:1/nowhere", uploads, clean_target.dir), clean_target,
+                                                   tmp_path: Path, server_env: dict[str, str]) -> None:
+    refused(migrate_args("mysql://root@127.0.0.1:1/nowhere", uploads, clean_target.dir), clean_target, server_env,
             "cannot connect to", "check the DB_* settings")
     other = module_databases.create("mysql")
     conn = pymysql.connect(host="127.0.0.1", user="root", database=other.name, autocommit=True)
     with conn, conn.cursor() as cur:
         cur.execute("CREATE TABLE customers (id int PRIMARY KEY)")
-    refused(migrate_args(other.url, uploads, clean_target.dir), clean_target, "not a Directus v8 database")
-    refused(migrate_args(v8_url, uploads.parent, clean_target.dir), clean_target, "has no originals/ folder",
+    refused(migrate_args(other.url, uploads, clean_target.dir), clean_target, server_env, "not a Directus v8 database")
+    refused(migrate_args(v8_url, uploads.parent, clean_target.dir), clean_target, server_env, "has no originals/ folder",
             "pass the folder holding originals/")
 
     bare = tmp_path / "bare"
@@ -351,11 +362,18 @@ def test_bad_input_is_refused_with_nothing_changed(clean_target: TestProject, v8
     link_directus(bare, directus)
     write_env(bare / ".env", {**database.env(), "KEY": "k-1234567890", "SECRET": "s-1234567890"})
     not_bootstrapped = TestProject(bare, database, 0, {}, {})
-    refused(migrate_args(v8_url, uploads, bare), not_bootstrapped, "is not a bootstrapped Directus database",
+    refused(migrate_args(v8_url, uploads, bare), not_bootstrapped, server_env, "is not a bootstrapped Directus database",
             "npx directus bootstrap")
+
+    before = pg_digest(clean_target, COLLECTIONS + SYSTEM_TABLES)
+    dry = run_cli(*migrate_args(v8_url, uploads, clean_target.dir, "--dry-run", "--work-dir", str(tmp_path / "dry")),
+                  env=server_env)
+    assert dry.returncode == 0 and dry.stdout.startswith("dry run: checks passed; would migrate "), dry.stderr
+    assert pg_digest(clean_target, COLLECTIONS + SYSTEM_TABLES) == before and storage_listing(clean_target) == []
+    assert (tmp_path / "dry" / "id-map.json").exists()
 
     with psycopg.connect(f"postgresql://postgres@127.0.0.1:5432/{clean_target.database.name}", autocommit=True) as pg:
         pg.execute(f'CREATE TABLE tags (id serial PRIMARY KEY, label text)')
         pg.execute(f'ALTER TABLE tags OWNER TO "{clean_target.database.user}"')
-    refused(migrate_args(v8_url, uploads, clean_target.dir), clean_target, "already has 1 collections named like v8 ones (tags)",
+    refused(migrate_args(v8_url, uploads, clean_target.dir), clean_target, server_env, "already has 1 collections named like v8 ones (tags)",
             "--skip-collections")
