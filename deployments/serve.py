@@ -17,6 +17,7 @@ from flows.downgrade import downgrade_directus
 from flows.rehearse import rehearse_upgrade
 from flows.restore import restore
 from flows.upgrade import upgrade_directus
+from flows.v8_migrate import v8_migrate
 
 
 def main() -> None:
@@ -34,6 +35,8 @@ def main() -> None:
                                        tags=["directus", "upgrade"]),
         downgrade_directus.to_deployment(name="downgrade", parameters={"project_dir": project_dir, "repo": repo},
                                          tags=["directus", "downgrade"]),
+        # Run on demand with v8_database_url (no password: DIRECTUS_OPS_DATABASE_PASSWORD) and v8_storage.
+        v8_migrate.to_deployment(name="v8-migrate", parameters={"project_dir": project_dir}, tags=["directus", "v8"]),
     )
 
 

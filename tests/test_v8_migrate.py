@@ -259,7 +259,9 @@ def test_a_second_run_changes_nothing(migrated: dict[str, Any], target: TestProj
     assert pg_digest(target, tables) == before and storage_listing(target) == files_before
     report = json.loads((target.dir / "v8-migration" / "report.json").read_text())
     assert report["resumed"] is True and report["files"]["already_there"] == 4
-    assert TEMP_PASSWORD not in (target.dir / "v8-migration" / "report.json").read_text()
+    for name in ("report.json", "plan.json", "source.json", "id-map.json"):
+        text = (target.dir / "v8-migration" / name).read_text()
+        assert TEMP_PASSWORD not in text and "pw-" not in text and "$2y$" not in text  # no password, no hash
 
 
 def pg_rows(project: TestProject, sql: str) -> list[tuple]:
@@ -318,6 +320,15 @@ def test_ids_are_deterministic_and_dangling_references_become_null(v8_url: str) 
     assert (out["keywords"], out["featured"], out["seo"]) == (["a", "b"], True, {"k": 1})
     assert sorted((d.field, d.value, d.target) for d in dangling) == [("author", 42, "authors"),
                                                                      ("cover", 99, "directus_files")]
+    language = next(r for r in mapping.plan_schema(source).collection("article_translations").field_rows
+                    if r["field"] == "language")
+    assert (language["interface"], language["options"]["choices"]) == ("select-dropdown", [
+        {"text": "English", "value": "en"}, {"text": "German", "value": "de"}, {"text": "French", "value": "fr"}])
+    sam = source.users[3].model_copy(update={"status": "deleted"})
+    users = mapping.map_users(source.model_copy(update={"users": [sam]}), first, {})
+    assert [(u["email"], u["status"], u["role"]) for u in users.rows] == [
+        ("sam.writer@example.com", "archived", first.get("directus_roles", 4))]
+    assert users.needing_password == ["sam.writer@example.com"]
     berlin = mapping.source_timezone("Europe/Berlin")
     converted = mapping.convert_row(plan, row | {"published_on": datetime(2020, 6, 1, 10, 0)}, first, {}, berlin, [], [])
     assert converted["published_on"] == datetime(2020, 6, 1, 8, 0)  # v8's local time → UTC
@@ -348,7 +359,7 @@ def test_bad_input_is_refused_with_nothing_changed(clean_target: TestProject, v8
                                                    module_databases: Databases, directus: Path,
                                                    tmp_path: Path, server_env: dict[str, str]) -> None:
     refused(migrate_args("mysql://root@127.0.0.1:1/nowhere", uploads, clean_target.dir), clean_target, server_env,
-            "cannot connect to", "check the DB_* settings")
+            "cannot connect to", "check --v8-database")
     other = module_databases.create("mysql")
     conn = pymysql.connect(host="127.0.0.1", user="root", database=other.name, autocommit=True)
     with conn, conn.cursor() as cur:

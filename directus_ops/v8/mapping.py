@@ -251,6 +251,16 @@ def plan_schema(source: V8Source, skip: frozenset[str] | set[str] = frozenset())
             if side.alias_field and side.collection in names:
                 files = other.collection == "directus_files"
                 aliases[(side.collection, side.alias_field)] = ("files", "files") if files else ("m2m", "list-m2m")
+    # v8 kept the language list in the translation field's options (there is no languages table): it becomes
+    # the choices of the translations collection's language field.
+    languages: dict[tuple[str, str], Any] = {}
+    for relation in source.relations:
+        if relation.kind == "m2o" and relation.collection_one and relation.field_one:
+            alias = next((f for f in source.collection(relation.collection_one).fields
+                          if f.field == relation.field_one and f.type == "translation"), None)
+            if alias is not None and isinstance(alias.options, dict) and isinstance(alias.options.get("languages"), dict):
+                field_name = alias.options.get("languageField") or "language"
+                languages[(relation.collection_many, field_name)] = alias.options["languages"]
     pk_columns: dict[str, ColumnPlan] = {}
     for collection in collections:
         if collection.primary_key:
@@ -267,7 +277,11 @@ def plan_schema(source: V8Source, skip: frozenset[str] | set[str] = frozenset())
                 if target:
                     fks.append(ForeignKey(f.field, target, "id" if target in SYSTEM_TARGETS else
                                           source.collection(target).primary_key or "id"))
-            rows.append(_field_row(collection, f, sort, target, aliases, junction_of, unmapped, notes))
+            row = _field_row(collection, f, sort, target, aliases, junction_of, unmapped, notes)
+            if (collection.name, f.field) in languages:
+                row["interface"] = "select-dropdown"
+                row["options"] = {**(row["options"] or {}), "choices": _choices(languages[(collection.name, f.field)])}
+            rows.append(row)
         plans.append(CollectionPlan(collection.name, collection.primary_key, columns,
                                     _collection_row(collection, junction_of), rows, fks, collection.row_count))
     return SchemaPlan(_insert_order(plans), _relation_rows(source, names), unmapped, notes)
@@ -408,8 +422,8 @@ def _options(f: Field, where: str, unmapped: list[str]) -> dict[str, Any] | None
         elif key == "status_mapping" and isinstance(value, dict):
             result["choices"] = [{"text": (spec or {}).get("name", v) if isinstance(spec, dict) else v, "value": v}
                                  for v, spec in value.items()]
-        elif key == "languages" and isinstance(value, dict):
-            continue  # used for the language field's choices below
+        elif key in ("languages", "languageField") and f.type == "translation":
+            continue  # the language field's choices (plan_schema)
         elif key in KEPT_OPTIONS:
             result[key] = value
         elif value not in (None, "", [], {}, False):

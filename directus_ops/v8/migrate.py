@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from ..database import DatabaseSettings, connect
+from ..database import DatabaseSettings, DatabaseUnreachable, connect
 from ..errors import ConfigError
 from ..project import Project, load_project
 from ..storage import StorageLocation
@@ -86,7 +86,10 @@ def prepare(v8_url: str, v8_storage: str, project_dir: str, work_dir: Path, skip
         mapping.source_timezone(v8_timezone)
     settings = v8_settings(v8_url)
     project = load_project(project_dir)
-    source = read_v8(settings)
+    try:
+        source = read_v8(settings)
+    except DatabaseUnreachable as exc:
+        raise DatabaseUnreachable(str(exc).replace("check the DB_* settings", "check --v8-database")) from None
     skip = sorted(set(skip or []))
     unknown = [s for s in skip if s not in {c.name for c in source.collections}]
     if unknown:
