@@ -25,7 +25,7 @@ import pytest
 
 from conftest import SHARED
 from directus_ops.database import DatabaseSettings, restore
-from directus_ops.directus_api import DirectusClient
+from directus_ops.directus_api import DirectusApiError, DirectusClient
 from directus_ops.v8 import mapping
 from directus_ops.v8.source import read_v8
 from harness import S3_REGION, Databases, TestProject, link_directus, make_project, write_env
@@ -246,6 +246,17 @@ def test_migrated_project_reads_back_through_the_api(migrated: dict[str, Any], t
             assert sorted(a["id"] for a in seen) == sorted(i for i, s in statuses.items()
                                                            if s == "published" or (s == "draft" and i in own))
             assert "rating" not in seen[0]
+            assert len(alex.get("/files", limit=-1)) == len(files)  # v8: Authors read every file
+            with pytest.raises(DirectusApiError, match="HTTP 40"):  # v8: Authors create drafts only
+                alex.post("/items/articles", {"title": "Mine", "status": "published"})
+            draft = alex.post("/items/articles", {"title": "Mine", "status": "draft"})
+            assert draft["created_by"] == alex.get("/users/me")["id"]
+            alex.request("DELETE", f"/items/articles/{draft['id']}")  # v8: own drafts may be deleted
+
+        # Public read directus_files in v8: the assets are public.
+        for file in files:
+            disk = v8_files[file["filename_download"]][0]
+            assert httpx.get(f"{target.url}/assets/{file['id']}").content == (uploads / "originals" / disk).read_bytes()
 
 
 def test_a_second_run_changes_nothing(migrated: dict[str, Any], target: TestProject, v8_url: str, uploads: Path,

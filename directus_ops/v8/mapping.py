@@ -604,78 +604,107 @@ def _utc(value: datetime | None, tz: ZoneInfo | timezone) -> datetime | None:
 
 # -- permissions -------------------------------------------------------------------------------------------------
 ACTIONS = ("create", "read", "update", "delete")
+# System collections whose v8 permissions carry over: their "owner" (what mine/role compare) and status field.
+# The others (collections, fields, relations, settings, presets, activity…) are what 10.x grants with app access.
+SYSTEM_PERMISSIONS: dict[str, tuple[str | None, str | None]] = {
+    "directus_files": ("uploaded_by", None), "directus_folders": (None, None), "directus_users": ("id", "status")}
+V8_USER_STATUSES = ["active", "draft", "invited", "suspended", "deleted"]
+
+
+@dataclass
+class _Target:
+    name: str
+    owner: str | None  # the field mine/role compare (a user id)
+    status: str | None  # the status field, if per-status rows apply
+    statuses: list[str]  # v8 status values
+    fields: list[str] | None  # every field (None: "*", blacklists do not apply)
+    owner_is_user: bool = False  # directus_users: the row itself is the user
+    key: str = "id"  # the primary key (a filter on it being NULL matches no row)
 
 
 def map_permissions(source: V8Source, ids: IdMap, schema: SchemaPlan) -> tuple[list[dict[str, Any]], list[str]]:
     """v8 rows (one per role, collection and status) → one v9 row per role, collection and action.
 
     A level becomes a filter: full → none, mine → the owner field is ``$CURRENT_USER``, role → the owner's role
-    is ``$CURRENT_ROLE``; per-status rows are OR-ed, each with its status. v9 has one field list per action, so
-    a field blacklisted for any status is left out for all (the stricter reading; reported)."""
+    is ``$CURRENT_ROLE``; per-status rows are OR-ed, each with its status (a row without a status covers the
+    statuses that have none). v9 has one field list per action, so a field blacklisted for any status is left
+    out for all (the stricter reading; reported). A create has no row to filter: its allowed statuses become a
+    validation."""
     notes: list[str] = []
-    plans = {p.name: p for p in schema.collections}
-    rows = []
-    groups: dict[tuple[int, str], list[Permission]] = {}
-    for permission in source.permissions:
-        if permission.collection in plans and not (permission.role == 1):
-            groups.setdefault((permission.role, permission.collection), []).append(permission)
-    for (role_id, name), permissions in sorted(groups.items()):
-        plan = plans[name]
-        collection = source.collection(name)
+    targets: dict[str, _Target] = {}
+    for plan in schema.collections:
+        collection = source.collection(plan.name)
         status = collection.status_field
         owner = next((f.field for f in collection.fields_of_type("owner")), None)
-        columns = [c.name for c in plan.columns] + [r["field"] for r in plan.field_rows
-                                                     if r["special"] and r["special"].split(",")[0] in ("o2m", "m2m", "files")]
-        default = next((p for p in permissions if p.status is None), None)
-        by_status = {p.status: p for p in permissions if p.status is not None}
-        statuses = _statuses(collection) if status is not None else []
-        role = ids.get("directus_roles", role_id)
-        for action in ACTIONS:
-            conditions, any_full, blacklist = [], False, set()
-            cases: list[tuple[str | None, Permission]] = []
-            if status is not None and by_status:
-                for value in statuses:
-                    chosen = by_status.get(value, default)
-                    if chosen is not None:
-                        cases.append((value, chosen))
-            elif default is not None:
-                cases.append((None, default))
-            for value, permission in cases:
-                level = getattr(permission, action)
-                if level == "none":
-                    continue
-                blacklist |= set(permission.read_field_blacklist if action == "read" else
-                                 permission.write_field_blacklist if action in ("create", "update") else [])
-                level_filter = _level_filter(level, owner, f"{name} role {role_id}", notes)
-                if value is None:
-                    any_full = any_full or level_filter is None
-                    conditions.append(level_filter or {})
-                else:
-                    parts = [{status.field: {"_eq": value}}] + ([level_filter] if level_filter else [])
-                    conditions.append(parts[0] if len(parts) == 1 else {"_and": parts})
-            if not conditions:
-                continue
-            if action == "create":
-                # A create has no row to filter yet: v8's per-status create means "may create with this status".
-                allowed = [v for v, p in cases if p.create != "none"]
-                permission_filter = None
-                validation = {status.field: {"_in": allowed}} if status is not None and allowed and by_status \
-                    and set(allowed) != set(statuses) else None
-            else:
-                validation = None
-                permission_filter = None if any_full and len(conditions) == 1 else \
-                    conditions[0] if len(conditions) == 1 else {"_or": conditions}
-                if permission_filter == {}:
-                    permission_filter = None
-            fields = [c for c in columns if c not in blacklist]
-            if blacklist and len({tuple(getattr(p, "read_field_blacklist" if action == "read" else "write_field_blacklist"))
-                                  for _, p in cases if getattr(p, action) != "none"}) > 1:
-                notes.append(f"{name} role {role_id} {action}: fields {sorted(blacklist)} hidden for every status "
-                             "(v8 hid them for some)")
-            rows.append({"role": role, "collection": name, "action": action,
-                         "permissions": permission_filter or {}, "validation": validation or {}, "presets": None,
-                         "fields": "*" if not blacklist else ",".join(fields)})
+        fields = [c.name for c in plan.columns] + [r["field"] for r in plan.field_rows
+                                                    if r["special"] and r["special"].split(",")[0] in ("o2m", "m2m", "files")]
+        targets[plan.name] = _Target(plan.name, owner, status.field if status else None,
+                                     _statuses(collection) if status else [], fields, key=plan.primary_key or "id")
+    for name, (owner, status) in SYSTEM_PERMISSIONS.items():
+        targets[name] = _Target(name, owner, status, V8_USER_STATUSES if status else [], None,
+                                owner_is_user=name == "directus_users")
+    groups: dict[tuple[int, str], list[Permission]] = {}
+    skipped: set[str] = set()
+    for permission in source.permissions:
+        if permission.role == 1:
+            continue  # the admin role bypasses permissions in v9 too
+        if permission.collection in targets:
+            groups.setdefault((permission.role, permission.collection), []).append(permission)
+        elif permission.collection.startswith("directus_"):
+            skipped.add(permission.collection)
+    if skipped:
+        notes.append(f"v8 permissions on {', '.join(sorted(skipped))} not carried: Directus 10 grants what the app "
+                     "needs of those to roles with app access")
+    rows = []
+    for (role_id, name), permissions in sorted(groups.items()):
+        rows += _permission_rows(targets[name], permissions, ids.get("directus_roles", role_id), role_id, notes)
     return rows, notes
+
+
+def _permission_rows(target: _Target, permissions: list[Permission], role: str | None, role_id: int,
+                     notes: list[str]) -> list[dict[str, Any]]:
+    default = next((p for p in permissions if p.status is None), None)
+    by_status = {p.status: p for p in permissions if p.status is not None}
+    cases: list[tuple[str | None, Permission]] = []
+    if target.status and by_status:
+        cases = [(v, by_status.get(v, default)) for v in target.statuses if by_status.get(v, default) is not None]  # type: ignore[misc]
+    elif default is not None:
+        cases = [(None, default)]
+    where = f"{target.name} role {role_id}"
+    rows = []
+    for action in ACTIONS:
+        granted = [(v, p) for v, p in cases if getattr(p, action) != "none"]
+        if not granted:
+            continue
+        blacklists = {tuple(p.read_field_blacklist if action == "read" else
+                            p.write_field_blacklist if action in ("create", "update") else ()) for _, p in granted}
+        hidden = sorted({f for b in blacklists for f in b})
+        if len(blacklists) > 1:
+            notes.append(f"{where} {action}: fields {hidden} hidden for every status (v8 hid them for some)")
+        conditions, unrestricted = [], False
+        for value, permission in granted:
+            level = _level_filter(getattr(permission, action), target, where, notes)
+            status_value = USER_STATUS.get(value, value) if target.owner_is_user and value else value
+            parts = ([{target.status: {"_eq": status_value}}] if value is not None and target.status else []) + \
+                ([level] if level else [])
+            if not parts:
+                unrestricted = True
+            conditions.append(parts[0] if len(parts) == 1 else {"_and": parts} if parts else {})
+        permission_filter: dict[str, Any] | None = None
+        validation: dict[str, Any] | None = None
+        if action == "create":
+            allowed = [USER_STATUS.get(v, v) if target.owner_is_user else v for v, _ in granted if v is not None]
+            if target.status and allowed and len(allowed) < len(target.statuses):
+                validation = {target.status: {"_in": allowed}}
+        elif not unrestricted:
+            permission_filter = conditions[0] if len(conditions) == 1 else {"_or": conditions}
+        if target.fields is None or not hidden:
+            fields = "*"
+        else:
+            fields = ",".join(f for f in target.fields if f not in hidden)
+        rows.append({"role": role, "collection": target.name, "action": action, "permissions": permission_filter or {},
+                     "validation": validation or {}, "presets": None, "fields": fields})
+    return rows
 
 
 def _statuses(collection: Collection) -> list[str]:
@@ -684,15 +713,17 @@ def _statuses(collection: Collection) -> list[str]:
     return [str(v) for v in mapping] if isinstance(mapping, dict) else []
 
 
-def _level_filter(level: str, owner: str | None, where: str, notes: list[str]) -> dict[str, Any] | None:
+def _level_filter(level: str, target: _Target, where: str, notes: list[str]) -> dict[str, Any] | None:
     if level == "full":
         return None
-    if owner is None:
+    if target.owner is None:
         notes.append(f"{where}: level {level} needs an owner field; the collection has none (no access)")
-        return {"id": {"_null": True}}  # matches no row
+        return {target.key: {"_null": True}}  # matches no row
     if level == "mine":
-        return {owner: {"_eq": "$CURRENT_USER"}}
-    return {owner: {"role": {"_eq": "$CURRENT_ROLE"}}}
+        return {target.owner: {"_eq": "$CURRENT_USER"}}
+    if target.owner_is_user:
+        return {"role": {"_eq": "$CURRENT_ROLE"}}
+    return {target.owner: {"role": {"_eq": "$CURRENT_ROLE"}}}
 
 
 __all__ = ["CollectionPlan", "ColumnPlan", "Dangling", "ForeignKey", "IdMap", "SchemaPlan", "UserRows",
