@@ -154,8 +154,9 @@ def test_migrated_project_reads_back_through_the_api(migrated: dict[str, Any], t
     expected = v8_articles(v8_url)
     v8_counts = {c: v8_query(v8_url, f"SELECT count(*) FROM `{c}`")[0][0] for c in COLLECTIONS}
     report = migrated["report"]
-    assert {c: s["read"] for c, s in report["items"]["collections"].items()} == v8_counts
-    assert {c: s["written"] for c, s in report["items"]["collections"].items()} == v8_counts
+    made = {"languages": 3}  # from the translation field's options (v8 had no languages table)
+    assert {c: s["read"] for c, s in report["items"]["collections"].items()} == v8_counts | made
+    assert {c: s["written"] for c, s in report["items"]["collections"].items()} == v8_counts | made
     assert report["people"]["users_needing_password"] == []  # every created user got the temporary password
     assert report["people"]["users_merged"] == ["admin@example.com"]  # the target's admin is the v8 admin
     id_map = json.loads(Path(report["id_map"]).read_text())
@@ -170,7 +171,7 @@ def test_migrated_project_reads_back_through_the_api(migrated: dict[str, Any], t
 
         rows = client.items("articles", fields="id,title,created_on,cover.filename_download,created_by.email,"
                             "author.name,tags.id,tags.tags_id.name,gallery.id,gallery.directus_files_id.filename_download,"
-                            "translations.id,translations.language,translations.headline,status")
+                            "translations.id,translations.language.code,translations.headline,status")
         assert [r["id"] for r in rows] == sorted(expected)
         for row in rows:
             want = expected[row["id"]]
@@ -181,10 +182,13 @@ def test_migrated_project_reads_back_through_the_api(migrated: dict[str, Any], t
             assert [t["tags_id"]["name"] for t in sorted(row["tags"], key=lambda t: t["id"])] == want["tags"]
             assert [g["directus_files_id"]["filename_download"] for g in sorted(row["gallery"], key=lambda g: g["id"])] \
                 == want["gallery"]
-            assert [(t["language"], t["headline"]) for t in sorted(row["translations"], key=lambda t: t["id"])] \
-                == want["translations"]
+            assert [(t["language"]["code"], t["headline"]) for t in sorted(row["translations"], key=lambda t: t["id"])] \
+                == want["translations"]  # through v9's translations structure (a junction to languages)
             assert datetime.fromisoformat(row["created_on"].replace("Z", "+00:00")) == want["created_on"]  # v8's date
         assert sum(r["status"] == "deleted" for r in rows) == 1
+        assert client.items("languages", sort="code") == [{"code": "de", "name": "German"}, {"code": "en", "name": "English"},
+                                                          {"code": "fr", "name": "French"}]
+        assert client.get("/fields/articles/translations")["meta"]["special"] == ["translations"]
 
         files = client.get("/files", limit=-1, fields="id,filename_download,filename_disk,tags,folder.name,uploaded_by.email")
         v8_files = {name: (disk, tags, folder) for name, disk, tags, folder in v8_query(v8_url, """
@@ -232,6 +236,8 @@ def test_migrated_project_reads_back_through_the_api(migrated: dict[str, Any], t
         assert sorted(a["id"] for a in public) == sorted(i for i, a in expected.items()
                                                          if v8_query(v8_url, f"SELECT status FROM articles WHERE id={i}")[0][0] == "published")
         assert public and not {"seo", "rating"} & set(public[0])
+        first = httpx.get(f"{target.url}/items/articles/1", params={"fields": "translations.language.name"}).json()["data"]
+        assert sorted(t["language"]["name"] for t in first["translations"]) == ["English", "German"]  # languages readable
 
         # Sequences were reset: a new tag gets the next id, not a duplicate key.
         created = client.post("/items/tags", {"name": "after-migration"})
@@ -261,12 +267,12 @@ def test_migrated_project_reads_back_through_the_api(migrated: dict[str, Any], t
 
 def test_a_second_run_changes_nothing(migrated: dict[str, Any], target: TestProject, v8_url: str, uploads: Path,
                                       server_env: dict[str, str]) -> None:
-    tables = COLLECTIONS + SYSTEM_TABLES
+    tables = COLLECTIONS + ["languages"] + SYSTEM_TABLES
     before, files_before = pg_digest(target, tables), storage_listing(target)
     result = run_cli(*migrate_args(v8_url, uploads, target.dir, "--temporary-password-env", "V8_TEMP_PASSWORD"),
                      env=server_env)
     assert result.returncode == 0, result.stderr
-    assert "(49 rows read, 0 written), 0 files copied" in result.stdout
+    assert "(52 rows read, 0 written), 0 files copied" in result.stdout
     assert pg_digest(target, tables) == before and storage_listing(target) == files_before
     report = json.loads((target.dir / "v8-migration" / "report.json").read_text())
     assert report["resumed"] is True and report["files"]["already_there"] == 4
@@ -304,7 +310,7 @@ def test_a_killed_run_completes_when_run_again_from_s3(tmp_path: Path, directus:
             v8_query(v8_url, f"SELECT count(*) FROM `{collection}`")[0][0]
     foreign_keys = pg_rows(project, "SELECT count(*) FROM pg_constraint WHERE contype = 'f' AND conrelid::regclass::text = ANY(%s)"
                            .replace("%s", "ARRAY[" + ",".join(f"'{c}'" for c in COLLECTIONS) + "]"))[0][0]
-    assert foreign_keys == 15  # every reference the v8 reader found (test_v8_source) is a real foreign key
+    assert foreign_keys == 16  # every reference the v8 reader found (15, test_v8_source) + translations → languages
     id_map = json.loads((project.dir / "v8-migration" / "id-map.json").read_text())["directus_files"]
     disks = dict(v8_query(v8_url, "SELECT id, filename_disk FROM directus_files"))
     for v8_id, file_id in id_map.items():
@@ -331,10 +337,11 @@ def test_ids_are_deterministic_and_dangling_references_become_null(v8_url: str) 
     assert (out["keywords"], out["featured"], out["seo"]) == (["a", "b"], True, {"k": 1})
     assert sorted((d.field, d.value, d.target) for d in dangling) == [("author", 42, "authors"),
                                                                      ("cover", 99, "directus_files")]
-    language = next(r for r in mapping.plan_schema(source).collection("article_translations").field_rows
-                    if r["field"] == "language")
-    assert (language["interface"], language["options"]["choices"]) == ("select-dropdown", [
-        {"text": "English", "value": "en"}, {"text": "German", "value": "de"}, {"text": "French", "value": "fr"}])
+    schema = mapping.plan_schema(source)
+    language = schema.collection("article_translations").column("language")
+    assert (language.type, language.length, language.references) == ("string", 5, "languages")
+    assert schema.collection("languages").rows == [{"code": "en", "name": "English"}, {"code": "de", "name": "German"},
+                                                   {"code": "fr", "name": "French"}]
     sam = source.users[3].model_copy(update={"status": "deleted"})
     users = mapping.map_users(source.model_copy(update={"users": [sam]}), first, {})
     assert [(u["email"], u["status"], u["role"]) for u in users.rows] == [

@@ -221,6 +221,7 @@ class CollectionPlan:
     field_rows: list[dict[str, Any]]
     foreign_keys: list[ForeignKey]
     row_count: int
+    rows: list[dict[str, Any]] | None = None  # rows made here (the languages collection), not read from v8
 
     def column(self, name: str) -> ColumnPlan:
         return next(c for c in self.columns if c.name == name)
@@ -251,17 +252,14 @@ def plan_schema(source: V8Source, skip: frozenset[str] | set[str] = frozenset())
             if side.alias_field and side.collection in names:
                 files = other.collection == "directus_files"
                 aliases[(side.collection, side.alias_field)] = ("files", "files") if files else ("m2m", "list-m2m")
-    # v8 kept the language list in the translation field's options (there is no languages table): it becomes
-    # the choices of the translations collection's language field.
-    languages: dict[tuple[str, str], Any] = {}
-    for relation in source.relations:
-        if relation.kind == "m2o" and relation.collection_one and relation.field_one:
-            alias = next((f for f in source.collection(relation.collection_one).fields
-                          if f.field == relation.field_one and f.type == "translation"), None)
-            if alias is not None and isinstance(alias.options, dict) and isinstance(alias.options.get("languages"), dict):
-                field_name = alias.options.get("languageField") or "language"
-                languages[(relation.collection_many, field_name)] = alias.options["languages"]
-    pk_columns: dict[str, ColumnPlan] = {}
+    # v8 translation fields become v9's translations: the translations collection is the junction between the
+    # parent and a `languages` collection built from the field's options (v8 had no languages table).
+    translations = _translation_links(source, names)
+    language_plan = _languages_plan(translations, source) if translations else None
+    for link in translations:
+        references[(link.collection, link.language_field)] = LANGUAGES
+        aliases[(link.parent, link.alias)] = ("translations", "translations")
+    pk_columns: dict[str, ColumnPlan] = {LANGUAGES: language_plan.columns[0]} if language_plan else {}
     for collection in collections:
         if collection.primary_key:
             pk_columns[collection.name] = _column(collection, collection.field(collection.primary_key), None, unmapped)
@@ -276,15 +274,94 @@ def plan_schema(source: V8Source, skip: frozenset[str] | set[str] = frozenset())
                 columns.append(column)
                 if target:
                     fks.append(ForeignKey(f.field, target, "id" if target in SYSTEM_TARGETS else
-                                          source.collection(target).primary_key or "id"))
+                                          "code" if target == LANGUAGES else source.collection(target).primary_key or "id"))
             row = _field_row(collection, f, sort, target, aliases, junction_of, unmapped, notes)
-            if (collection.name, f.field) in languages:
-                row["interface"] = "select-dropdown"
-                row["options"] = {**(row["options"] or {}), "choices": _choices(languages[(collection.name, f.field)])}
+            if target == LANGUAGES:
+                row.update(interface="select-dropdown-m2o", options={"template": "{{name}}"}, display="related-values")
+            elif f.type == "translation" and (collection.name, f.field) in aliases:
+                row.update(options={"languageField": "name"}, display="translations",
+                           display_options={"template": next((f"{{{{{t.template_field}}}}}" for t in translations
+                                                              if t.alias == f.field and t.template_field), None),
+                                            "languageField": "name"})
             rows.append(row)
         plans.append(CollectionPlan(collection.name, collection.primary_key, columns,
                                     _collection_row(collection, junction_of), rows, fks, collection.row_count))
-    return SchemaPlan(_insert_order(plans), _relation_rows(source, names), unmapped, notes)
+    if language_plan:
+        plans.append(language_plan)
+        for plan in plans:
+            if any(link.collection == plan.name for link in translations):
+                plan.collection_row.update(hidden=True, icon=plan.collection_row["icon"] or "import_export")
+    relation_rows = _relation_rows(source, names)
+    for link in translations:
+        for row in relation_rows:
+            if (row["many_collection"], row["many_field"]) == (link.collection, link.parent_field):
+                row["junction_field"] = link.language_field
+        relation_rows.append(_relation(link.collection, link.language_field, LANGUAGES, None, link.parent_field))
+    return SchemaPlan(_insert_order(plans), relation_rows, unmapped, notes)
+
+
+LANGUAGES = "languages"
+
+
+@dataclass
+class _TranslationLink:
+    parent: str  # the collection with the v8 translation field
+    alias: str  # that field
+    collection: str  # the translations collection (v9: the junction to languages)
+    parent_field: str  # its m2o to the parent
+    language_field: str  # its language code column
+    languages: dict[str, str]  # code -> name, from the field's options
+    template_field: str | None = None
+
+
+def _translation_links(source: V8Source, names: set[str]) -> list[_TranslationLink]:
+    """The v8 translation fields that fit v9's structure: the translations collection is migrated, has the
+    language column the options name, and the v8 project has no `languages` collection of its own."""
+    if LANGUAGES in {c.name for c in source.collections}:
+        return []
+    links = []
+    for relation in source.relations:
+        if relation.kind != "m2o" or not relation.collection_one or not relation.field_one:
+            continue
+        if relation.collection_many not in names or relation.collection_one not in names:
+            continue
+        alias = next((f for f in source.collection(relation.collection_one).fields
+                      if f.field == relation.field_one and f.type == "translation"), None)
+        if alias is None or not isinstance(alias.options, dict) or not isinstance(alias.options.get("languages"), dict):
+            continue
+        translations = source.collection(relation.collection_many)
+        language = alias.options.get("languageField") or next(
+            (f.field for f in translations.fields if f.type == "lang"), "language")
+        if not any(f.field == language and f.column is not None for f in translations.fields):
+            continue
+        template = alias.options.get("template")
+        template_field = template.strip("{} ") if isinstance(template, str) and template.count("{{") == 1 else None
+        links.append(_TranslationLink(relation.collection_one, alias.field, relation.collection_many,
+                                      relation.field_many, language, dict(alias.options["languages"]), template_field))
+    return links
+
+
+def _languages_plan(links: list[_TranslationLink], source: V8Source) -> CollectionPlan:
+    codes: dict[str, str] = {}
+    for link in links:
+        codes.update({str(k): str(v) for k, v in link.languages.items()})
+    length = max([source.collection(l.collection).field(l.language_field).column.max_length or 255  # type: ignore[union-attr]
+                  for l in links])
+    columns = [ColumnPlan(name="code", type="string", length=length, nullable=False, primary=True),
+               ColumnPlan(name="name", type="string", length=255)]
+    field_rows = [
+        {"collection": LANGUAGES, "field": "code", "special": None, "interface": "input", "options": None,
+         "display": None, "display_options": None, "readonly": False, "hidden": False, "sort": 1, "width": "half", "translations": None,
+         "note": None, "required": True, "group": None, "validation": None},
+        {"collection": LANGUAGES, "field": "name", "special": None, "interface": "input", "options": None,
+         "display": None, "display_options": None, "readonly": False, "hidden": False, "sort": 2, "width": "half", "translations": None,
+         "note": None, "required": False, "group": None, "validation": None}]
+    collection_row = {"collection": LANGUAGES, "icon": "translate", "note": "Languages of the v8 translation fields",
+                      "hidden": False, "singleton": False, "translations": None, "archive_field": None,
+                      "archive_app_filter": True, "archive_value": None, "unarchive_value": None, "sort_field": None,
+                      "accountability": "all", "display_template": "{{name}}"}
+    return CollectionPlan(LANGUAGES, "code", columns, collection_row, field_rows, [], len(codes),
+                          rows=[{"code": code, "name": name} for code, name in codes.items()])
 
 
 def _column(collection: Collection, f: Field, target: str | None, unmapped: list[str],
@@ -389,9 +466,9 @@ def _field_row(collection: Collection, f: Field, sort: int, target: str | None,
     if f.type == "file" and f.interface in ("file", None):
         interface = "file"
     options = _options(f, where, unmapped)
-    if f.type == "translation":
-        notes.append(f"{where}: a v8 translation field, created as a one-to-many list (v9's translations "
-                     "structure with a languages collection is not built yet)")
+    if f.type == "translation" and (f.collection, f.field) not in aliases:
+        notes.append(f"{where}: a v8 translation field without a language list in its options (or a v8 "
+                     "`languages` collection exists): created as a one-to-many list")
     validation = None
     if f.validation:
         pattern = f.validation
@@ -403,7 +480,7 @@ def _field_row(collection: Collection, f: Field, sort: int, target: str | None,
     hidden = f.hidden_detail or (f.column is not None and f.column.primary_key and collection.name in junction_of)
     return {
         "collection": collection.name, "field": f.field, "special": ",".join(special) or None,
-        "interface": interface, "options": options, "display": DISPLAYS.get(f.type or ""),
+        "interface": interface, "options": options, "display": DISPLAYS.get(f.type or ""), "display_options": None,
         "readonly": f.readonly or bool(f.column and f.column.primary_key and f.column.auto_increment),
         "hidden": bool(hidden), "sort": f.sort if f.sort is not None else sort,
         "width": WIDTHS.get(f.width or "full", "full"),
@@ -633,6 +710,8 @@ def map_permissions(source: V8Source, ids: IdMap, schema: SchemaPlan) -> tuple[l
     notes: list[str] = []
     targets: dict[str, _Target] = {}
     for plan in schema.collections:
+        if plan.rows is not None:
+            continue  # made by the migration (languages): v8 had no permissions on it
         collection = source.collection(plan.name)
         status = collection.status_field
         owner = next((f.field for f in collection.fields_of_type("owner")), None)
@@ -658,6 +737,11 @@ def map_permissions(source: V8Source, ids: IdMap, schema: SchemaPlan) -> tuple[l
     rows = []
     for (role_id, name), permissions in sorted(groups.items()):
         rows += _permission_rows(targets[name], permissions, ids.get("directus_roles", role_id), role_id, notes)
+    # The languages collection is new: whoever reads a translations collection reads the languages too.
+    junctions = {r["many_collection"] for r in schema.relation_rows if r["one_collection"] == LANGUAGES}
+    readers = list(dict.fromkeys(r["role"] for r in rows if r["action"] == "read" and r["collection"] in junctions))
+    rows += [{"role": role, "collection": LANGUAGES, "action": "read", "permissions": {}, "validation": {},
+              "presets": None, "fields": "*"} for role in readers]
     return rows, notes
 
 

@@ -96,7 +96,7 @@ def prepare(v8_url: str, v8_storage: str, project_dir: str, work_dir: Path, skip
         raise ConfigError(f"--skip-collections names {', '.join(unknown)}, which the v8 database does not have; "
                           f"its collections are {', '.join(c.name for c in source.collections)}")
     check_storage(source, v8_storage, like=storage_like).require_complete()
-    collections = [c.name for c in source.collections if c.name not in skip]
+    collections = [p.name for p in mapping.plan_schema(source, set(skip)).collections]  # + languages, if made
     namespace = mapping.project_namespace(source)
     probe_ids = mapping.build_id_map(source, "", {}, namespace)
     probes = [(t, v) for t in ("directus_roles", "directus_folders", "directus_files")

@@ -238,7 +238,11 @@ def referenced_keys(v8: DatabaseSettings, schema: SchemaPlan) -> dict[str, set[A
     keys: dict[str, set[Any]] = {}
     with connect(v8) as conn:
         for name in sorted(t for t in targets if t):
-            key = schema.collection(name).primary_key or "id"
+            plan = schema.collection(name)
+            if plan.rows is not None:
+                keys[name] = {r[plan.primary_key or "id"] for r in plan.rows}
+                continue
+            key = plan.primary_key or "id"
             keys[name] = {r[0] for r in conn.execute(sa.text(f"SELECT {_q(key)} FROM {_q(name)}"))}
     return keys
 
@@ -252,7 +256,9 @@ def write_items(v8: DatabaseSettings, target: DatabaseSettings, schema: SchemaPl
             table = table_of(plan)
             stat = stats[plan.name] = ItemStats()
             refs = [c for c in plan.columns if c.convert == "ref"]
-            for batch in _stream(source, plan.name, [c.name for c in plan.columns], plan.primary_key):
+            batches = [plan.rows] if plan.rows is not None else \
+                _stream(source, plan.name, [c.name for c in plan.columns], plan.primary_key)
+            for batch in batches:
                 before = len(stat.dangling)
                 rows = [convert_row(plan, row, ids, keys, tz, stat.dangling, unmapped) for row in batch]
                 stat.read += len(rows)
