@@ -189,6 +189,11 @@ def test_migrated_project_reads_back_through_the_api(migrated: dict[str, Any], t
         assert client.items("languages", sort="code") == [{"code": "de", "name": "German"}, {"code": "en", "name": "English"},
                                                           {"code": "fr", "name": "French"}]
         assert client.get("/fields/articles/translations")["meta"]["special"] == ["translations"]
+        snapshot = client.get("/schema/snapshot")  # Directus reads the whole migrated schema back
+        assert set(COLLECTIONS + ["languages"]) <= {c["collection"] for c in snapshot["collections"]}
+        assert {(r["collection"], r["field"]) for r in snapshot["relations"]} >= {
+            ("articles", "author"), ("articles_tags", "tags_id"), ("articles_files", "directus_files_id"),
+            ("article_translations", "language"), ("articles", "cover"), ("authors", "account")}
 
         files = client.get("/files", limit=-1, fields="id,filename_download,filename_disk,tags,folder.name,uploaded_by.email")
         v8_files = {name: (disk, tags, folder) for name, disk, tags, folder in v8_query(v8_url, """
@@ -406,3 +411,21 @@ def test_bad_input_is_refused_with_nothing_changed(clean_target: TestProject, v8
         pg.execute(f'ALTER TABLE tags OWNER TO "{clean_target.database.user}"')
     refused(migrate_args(v8_url, uploads, clean_target.dir), clean_target, server_env, "already has 1 collections named like v8 ones (tags)",
             "--skip-collections")
+
+    mariadb_dir = tmp_path / "mariadb-target"
+    link_directus(mariadb_dir, directus)
+    write_env(mariadb_dir / ".env", {**module_databases.create("mysql").env(), "KEY": "k-1234567890", "SECRET": "s-1234567890"})
+    result = run_cli(*migrate_args(v8_url, uploads, mariadb_dir), env=server_env)
+    assert result.returncode == 2 and result.stderr.count("\n") == 1 and "PostgreSQL targets only" in result.stderr
+    assert not (mariadb_dir / "v8-migration").exists()
+
+    # Leaving the conflicting collection out: the rest migrates, the target's own `tags` is untouched and the
+    # junction to it becomes a plain one-to-many.
+    theirs = pg_digest(clean_target, ["tags"])["tags"]
+    result = run_cli(*migrate_args(v8_url, uploads, clean_target.dir, "--skip-collections", "tags"), env=server_env)
+    assert result.returncode == 0, result.stderr
+    assert pg_digest(clean_target, ["tags"])["tags"] == theirs
+    with clean_target.server() as client:
+        tagged = client.items("articles", fields="id,tags.tags_id", filter=json.dumps({"id": {"_eq": 1}}))
+        assert sorted(t["tags_id"] for t in tagged[0]["tags"]) == sorted(
+            r[0] for r in v8_query(v8_url, "SELECT tags_id FROM articles_tags WHERE articles_id = 1"))

@@ -247,11 +247,20 @@ def plan_schema(source: V8Source, skip: frozenset[str] | set[str] = frozenset())
                   if r.collection in names and (r.target in names or r.target in SYSTEM_TARGETS)}
     junction_of = {j.collection: j for j in source.junctions}
     aliases: dict[tuple[str, str], tuple[str, str]] = {}  # (collection, alias) -> (special, interface)
+    dropped: set[tuple[str, str]] = set()  # alias fields whose related collection is left out (--skip-collections)
     for junction in source.junctions:
         for side, other in ((junction.left, junction.right), (junction.right, junction.left)):
             if side.alias_field and side.collection in names:
-                files = other.collection == "directus_files"
-                aliases[(side.collection, side.alias_field)] = ("files", "files") if files else ("m2m", "list-m2m")
+                if junction.collection not in names:
+                    dropped.add((side.collection, side.alias_field))
+                elif other.collection in names or other.collection in SYSTEM_TARGETS:
+                    files = other.collection == "directus_files"
+                    aliases[(side.collection, side.alias_field)] = ("files", "files") if files else ("m2m", "list-m2m")
+                else:
+                    aliases[(side.collection, side.alias_field)] = ("o2m", "list-o2m")
+    for relation in source.relations:
+        if relation.kind == "m2o" and relation.field_one and relation.collection_many not in names:
+            dropped.add((relation.collection_one or "", relation.field_one))
     # v8 translation fields become v9's translations: the translations collection is the junction between the
     # parent and a `languages` collection built from the field's options (v8 had no languages table).
     translations = _translation_links(source, names)
@@ -268,6 +277,9 @@ def plan_schema(source: V8Source, skip: frozenset[str] | set[str] = frozenset())
     for collection in collections:
         columns, rows, fks = [], [], []
         for sort, f in enumerate(collection.fields, start=1):
+            if (collection.name, f.field) in dropped:
+                notes.append(f"{collection.name}.{f.field}: left out with the collection it lists (--skip-collections)")
+                continue
             target = references.get((collection.name, f.field))
             if f.column is not None:
                 column = _column(collection, f, target, unmapped, pk_columns.get(target or ""))
@@ -558,11 +570,13 @@ def _relation_rows(source: V8Source, names: set[str]) -> list[dict[str, Any]]:
     for junction in source.junctions:
         if junction.collection not in names:
             continue
-        for side, other in ((junction.left, junction.right), (junction.right, junction.left)):
-            if side.collection in names or side.collection in SYSTEM_TARGETS:
+        present = [s.collection in names or s.collection in SYSTEM_TARGETS for s in (junction.left, junction.right)]
+        for side, other, here, there in ((junction.left, junction.right, *present), (junction.right, junction.left, *present[::-1])):
+            if here:
+                # With the other side left out (--skip-collections) the junction is a plain o2m of this side.
                 one_field = side.alias_field if side.collection in names else None
                 rows.append(_relation(junction.collection, side.junction_field, side.collection, one_field,
-                                      other.junction_field))
+                                      other.junction_field if there else None))
     for collection in source.collections:
         if collection.name not in names:
             continue
