@@ -242,6 +242,9 @@ def restore(
                            repo_secret_block=repo_secret_block, passphrase_secret_block=passphrase_secret_block,
                            workers=workers)
     objects = sum(c["objects"] for c in result["storage"].values())
+    if not result.get("database_restored", True):
+        typer.echo(f"directus-ops: note: snapshot {result['snapshot']} holds no database (taken with --backup-database "
+                   "none); the target's database was not touched", err=True)
     typer.echo(f"restored snapshot {result['snapshot']} into {result['project_dir']}: {result['tables']} tables, "
                f"{result['rows']} rows, {objects} storage objects (all checksums verified)")
 
@@ -498,6 +501,57 @@ def downgrade(
     typer.echo(f"downgraded {result['from']} -> {result['to']} (snapshot before: {result['snapshot']})")
 
 
+@app.command()
+def delete(
+    project_dir: Annotated[Path, typer.Argument(help="The Directus project directory.")],
+    confirm: Annotated[Optional[str], typer.Option("--confirm", help="The project's name (its directory's name): nothing is deleted without it.")] = None,
+    backup_database: Annotated[str, typer.Option("--backup-database", help="Back up the database first: entire, system (only directus_* tables), project (only the others) or none.")] = "entire",
+    backup_files: Annotated[bool, typer.Option("--backup-files", help="Back up every storage location's objects first.")] = False,
+    backup_extensions: Annotated[bool, typer.Option("--backup-extensions", help="Back up the custom code first: extensions and migrations folders, package.json and lock.")] = False,
+    repo: Annotated[Optional[str], typer.Option("--repo", envvar="DIRECTUS_OPS_REPO", help="Snapshot repository for the backups: a local directory or s3://bucket/prefix.")] = None,
+    keep_root: Annotated[bool, typer.Option("--keep-root", help="Keep the project directory (only the system tables are dropped).")] = False,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan (tables, foreign keys, paths, backups); change nothing.")] = False,
+    config: ConfigOption = None,
+    repo_endpoint: RepoEndpoint = None,
+    repo_region: RepoRegion = None,
+    repo_secret_block: RepoSecretBlock = None,
+    passphrase_secret_block: PassphraseBlock = None,
+    workers: Workers = 8,
+) -> None:
+    """Delete a project: backups first (verified), every directus_* table dropped so the project's own tables
+    stay as a plain SQL database (checked), the project root removed (a SQLite database inside it is kept)."""
+    with user_errors():
+        from flows.backup import check_backup
+        from flows.delete import delete_project
+
+        from .delete import backups_requested, check_delete
+
+        _quiet_prefect()
+        config_path = str(config.resolve()) if config else None
+        check_delete(str(project_dir), config_path, confirm, repo, backup_database, backup_files, backup_extensions,
+                     keep_root, dry_run)
+        if repo and not dry_run and backups_requested(backup_database, backup_files, backup_extensions):
+            check_backup(str(project_dir), _location(repo, repo_endpoint, repo_region, repo_secret_block,
+                                                     passphrase_secret_block), config_path, backup_database)
+        result = _run_flow(delete_project, project_dir=str(project_dir.resolve()), confirm=confirm, repo=repo,
+                           backup_database=backup_database, backup_files=backup_files,
+                           backup_extensions=backup_extensions, keep_root=keep_root, dry_run=dry_run,
+                           config_path=config_path, repo_endpoint=repo_endpoint, repo_region=repo_region,
+                           repo_secret_block=repo_secret_block, passphrase_secret_block=passphrase_secret_block,
+                           workers=workers)
+    if result["dry_run"]:
+        for line in result["plan"]:
+            typer.echo(line)
+        typer.echo("dry run: nothing was changed")
+        return
+    kept = f"; kept {result['kept_paths'][0].split(' ', 1)[0]}" if result["kept_paths"] else ""
+    root = ("project root removed" if result["root_removed"] else "project root kept") + kept
+    backup_text = f"snapshot before: {result['snapshot']}" if result["snapshot"] else "no backup"
+    typer.echo(f"deleted: {len(result['dropped_tables'])} system tables and {len(result['dropped_foreign_keys'])} "
+               f"foreign keys dropped; {result['project_tables']} project tables ({result['rows']} rows) verified; "
+               f"{root} ({backup_text})")
+
+
 # -- v8: the Directus v8 → v9+ migration's commands ---------------------------------------------------------------
 v8_app = typer.Typer(name="v8", help="Directus v8 → v9+ migration tools.", no_args_is_help=True)
 app.add_typer(v8_app)
@@ -549,6 +603,63 @@ def _optional_values(argv: list[str]) -> list[str]:
             if not given:
                 out.append("100")
     return out
+
+
+@app.command("move")
+def move_command(
+    project_dir: Annotated[Path, typer.Argument(help="The Directus project directory.")],
+    to_database: Annotated[Optional[str], typer.Option("--to-database", help="Copy the database here: postgresql://, mysql:// or sqlite:/// (same engine: native dump/restore; another: Directus-aware copy). Must be empty; a missing database is created. Password may come from DIRECTUS_OPS_DATABASE_PASSWORD.")] = None,
+    to_storage: Annotated[Optional[list[str]], typer.Option("--to-storage", help="LOCATION=PATH_OR_S3_URL, or LOCATION=NEW_NAME:PATH_OR_S3_URL to rename it (repeatable). s3://bucket/prefix[?endpoint=URL&region=R]; keys from DIRECTUS_OPS_STORAGE_ACCESS_KEY_ID/_SECRET_ACCESS_KEY or the source location.")] = None,
+    config_out: Annotated[Optional[Path], typer.Option("--config-out", help="Write the new config here (the current one with the new DB_*/STORAGE_* settings, mode 0600).")] = None,
+    cutover: Annotated[bool, typer.Option("--cutover", help="Then stop the app, copy what changed, switch the project's config (old one kept as <config>.before-move), start and health-check; the old config is put back on any failure.")] = False,
+    stop_command: Annotated[Optional[str], typer.Option("--stop-command", help="Shell command that stops the app (needed with --cutover).")] = None,
+    start_command: Annotated[Optional[str], typer.Option("--start-command", help="Shell command that starts the app (needed with --cutover).")] = None,
+    url: Annotated[Optional[str], typer.Option("--url", help="The app's URL, health-checked after the cutover (default: PUBLIC_URL, else 127.0.0.1:PORT).")] = None,
+    repo: Annotated[Optional[str], typer.Option("--repo", envvar="DIRECTUS_OPS_REPO", help="Snapshot repository: a backup is taken first (the safety net); needed for a same-engine move, whose dump travels as that snapshot.")] = None,
+    config: ConfigOption = None,
+    repo_endpoint: RepoEndpoint = None,
+    repo_region: RepoRegion = None,
+    repo_secret_block: RepoSecretBlock = None,
+    passphrase_secret_block: PassphraseBlock = None,
+    workers: Workers = 8,
+) -> None:
+    """Move a project to a new database (same or another engine) and/or new storage, verified on both sides."""
+    from . import move as procedure
+
+    with user_errors():
+        from flows.backup import check_backup
+        from flows.move import move_project
+        from flows.restore import with_password
+
+        _quiet_prefect()
+        storage = procedure.parse_storage_moves(to_storage)
+        flow_url = _hide_password(to_database) if to_database else None
+        config_path = str(config.resolve()) if config else None  # relative to where the command is typed
+        out = str(config_out.expanduser().resolve()) if config_out else None
+        plan = procedure.plan_move(str(project_dir), config_path, with_password(flow_url), storage, out, cutover,
+                                   stop_command, start_command, url, repo_given=bool(repo))
+        if repo:
+            check_backup(plan.project_dir, _location(repo, repo_endpoint, repo_region, repo_secret_block,
+                                                     passphrase_secret_block), config_path)
+        result = _run_flow(move_project, project_dir=plan.project_dir, to_database=flow_url, to_storage=storage or None,
+                           config_out=out, cutover=cutover, stop_command=stop_command, start_command=start_command,
+                           url=url, repo=repo, config_path=config_path, repo_endpoint=repo_endpoint,
+                           repo_region=repo_region, repo_secret_block=repo_secret_block,
+                           passphrase_secret_block=passphrase_secret_block, workers=workers)
+    parts = []
+    if result["database"]:
+        parts.append(f"database -> {result['database']}: {result['tables']} tables, {result['rows']} rows "
+                     "(row counts and checksums equal)")
+    for name, info in result["storage"].items():
+        parts.append(f"storage '{name}' -> {info['target']}: {info['objects']} objects (sha256 equal)")
+    line = "moved " + "; ".join(parts)
+    if result["config_out"] and not result["cutover"]:
+        line += f"; new config: {result['config_out']}"
+    if result["cutover"]:
+        line += f"; cut over: the project now runs on the new config (old one kept as {result['config_path']}.before-move)"
+    if result["snapshot"]:
+        line += f"; snapshot before: {result['snapshot']}"
+    typer.echo(line)
 
 
 def run() -> None:

@@ -11,11 +11,12 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import os
+import re
 import shutil
 import sqlite3
 import tempfile
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import IO, Any, Literal
@@ -291,6 +292,306 @@ def migration_history(conn: Connection) -> list[str]:
     return [r[0] for r in conn.execute(sa.text("SELECT version FROM directus_migrations ORDER BY timestamp, version"))]
 
 
+# -- system tables and foreign keys ------------------------------------------------------------------------------
+SYSTEM_PREFIX = "directus_"
+
+
+def is_system_table(name: str) -> bool:
+    """A Directus system table: compared in Python, because ``_`` is a wildcard in SQL's LIKE."""
+    return name.startswith(SYSTEM_PREFIX)
+
+
+@dataclass(frozen=True)
+class ForeignKey:
+    """One foreign key constraint as the database reports it."""
+
+    table: str
+    name: str | None  # SQLite allows unnamed constraints
+    columns: tuple[str, ...]
+    referred_table: str
+    referred_columns: tuple[str, ...]
+
+    def describe(self) -> str:
+        return (f"{self.table}.{self.name or '(unnamed)'} ({', '.join(self.columns)}) -> "
+                f"{self.referred_table} ({', '.join(self.referred_columns)})")
+
+
+def foreign_keys(conn: Connection) -> list[ForeignKey]:
+    """Every foreign key of the tables in the default schema (where Directus keeps its tables)."""
+    found = []
+    for (_, table), keys in sa.inspect(conn).get_multi_foreign_keys().items():
+        names: dict[tuple[tuple[str, ...], str], str] = {}
+        if conn.dialect.name == "sqlite" and any(not k.get("name") for k in keys):
+            sql = conn.execute(sa.text("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = :t"),
+                               {"t": table}).scalar()
+            names = sqlite_constraint_names(sql or "")
+        for key in keys:
+            if key.get("referred_schema") not in (None, conn.dialect.default_schema_name):
+                continue
+            columns = tuple(key["constrained_columns"])
+            name = key.get("name") or names.get((tuple(c.lower() for c in columns), key["referred_table"].lower()))
+            found.append(ForeignKey(table, name, columns, key["referred_table"], tuple(key["referred_columns"])))
+    return sorted(found, key=lambda k: (k.table, k.name or "", k.columns))
+
+
+def scope_tables(tables: list[str], scope: str) -> list[str]:
+    """The tables a dump of ``scope`` covers: entire, system (``directus_*``) or project (the others)."""
+    if scope == "entire":
+        return list(tables)
+    if scope == "system":
+        return [t for t in tables if is_system_table(t)]
+    if scope == "project":
+        return [t for t in tables if not is_system_table(t)]
+    raise ConfigError(f"database scope {scope!r} is not one of: entire, system, project")
+
+
+# -- SQLite: dropping tables that others reference -------------------------------------------------------------
+def sqlite_drop_tables(conn: sqlite3.Connection, drop: list[str]) -> list[str]:
+    """Drop ``drop`` in one transaction. A SQLite foreign key cannot be dropped by ALTER TABLE, so each table
+    that stays and references a dropped one is rebuilt without those references (the SQLite documentation's
+    twelve-step procedure: new table, rows copied, old dropped, new renamed, indexes and triggers recreated,
+    AUTOINCREMENT counter kept). Foreign key enforcement is off meanwhile (it cannot change inside a
+    transaction) and put back as it was; ``PRAGMA foreign_key_check`` must find no new violation.
+    ``conn`` must be in autocommit mode (``isolation_level=None``). Returns the rebuilt tables."""
+    assert conn.isolation_level is None, "sqlite_drop_tables controls its own transaction"
+    dropped = {t.lower() for t in drop}
+    enforced = bool(conn.execute("PRAGMA foreign_keys").fetchone()[0])
+    conn.execute("PRAGMA foreign_keys = OFF")
+    rebuilt: list[str] = []
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            before = _sqlite_violations(conn, dropped)
+            tables = [r[0] for r in conn.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\'")]
+            for table in tables:
+                if table.lower() in dropped:
+                    continue
+                references = [r for r in conn.execute(f"PRAGMA foreign_key_list({_sqlite_quote(table)})")
+                              if r[2].lower() in dropped]
+                if references:
+                    _sqlite_rebuild_without(conn, table, dropped)
+                    rebuilt.append(table)
+            for table in drop:
+                conn.execute(f"DROP TABLE {_sqlite_quote(table)}")
+            after = _sqlite_violations(conn, dropped)
+            new = {k: v for k, v in after.items() if v > before.get(k, 0)}
+            if new:
+                (table, parent), count = next(iter(new.items()))
+                raise DatabaseError(f"dropping the tables would break {count} rows of {table} referencing {parent}; "
+                                    "nothing was changed")
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+    finally:
+        if enforced:
+            conn.execute("PRAGMA foreign_keys = ON")
+    return rebuilt
+
+
+def _sqlite_quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _sqlite_violations(conn: sqlite3.Connection, ignore_parents: set[str]) -> dict[tuple[str, str], int]:
+    counts: dict[tuple[str, str], int] = {}
+    for table, _, parent, _ in conn.execute("PRAGMA foreign_key_check"):
+        if parent.lower() not in ignore_parents:
+            counts[(table, parent)] = counts.get((table, parent), 0) + 1
+    return counts
+
+
+def _sqlite_rebuild_without(conn: sqlite3.Connection, table: str, dropped: set[str]) -> None:
+    sql = conn.execute("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = ?", (table,)).fetchone()[0]
+    temporary = f"{table}__directus_ops_rebuild"
+    columns_before = list(conn.execute(f"PRAGMA table_xinfo({_sqlite_quote(table)})"))
+    keys_before = [(r[2], r[3], r[4]) for r in conn.execute(f"PRAGMA foreign_key_list({_sqlite_quote(table)})")
+                   if r[2].lower() not in dropped]
+    companions = [r[0] for r in conn.execute(
+        "SELECT sql FROM sqlite_master WHERE tbl_name = ? AND type IN ('index', 'trigger') AND sql IS NOT NULL "
+        "ORDER BY type, name", (table,))]
+    has_sequence = conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'sqlite_sequence'").fetchone()
+    sequence = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = ?", (table,)).fetchone() if has_sequence else None
+    conn.execute(sqlite_table_without_references(sql, dropped, temporary))
+    copied = ", ".join(_sqlite_quote(r[1]) for r in columns_before if r[6] == 0)  # not generated columns
+    conn.execute(f"INSERT INTO {_sqlite_quote(temporary)} ({copied}) SELECT {copied} FROM {_sqlite_quote(table)}")
+    conn.execute(f"DROP TABLE {_sqlite_quote(table)}")
+    conn.execute(f"ALTER TABLE {_sqlite_quote(temporary)} RENAME TO {_sqlite_quote(table)}")
+    for statement in companions:
+        conn.execute(statement)
+    if sequence is not None:
+        conn.execute("UPDATE sqlite_sequence SET seq = ? WHERE name = ?", (sequence[0], table))
+        if conn.execute("SELECT changes()").fetchone()[0] == 0:
+            conn.execute("INSERT INTO sqlite_sequence (name, seq) VALUES (?, ?)", (table, sequence[0]))
+    columns_after = list(conn.execute(f"PRAGMA table_xinfo({_sqlite_quote(table)})"))
+    keys_after = [(r[2], r[3], r[4]) for r in conn.execute(f"PRAGMA foreign_key_list({_sqlite_quote(table)})")]
+    if columns_after != columns_before or keys_after != keys_before:
+        raise DatabaseError(f"rebuilding SQLite table {table} without its references to the dropped tables changed "
+                            "its definition; nothing was changed (report this with the table's CREATE statement)")
+
+
+_SQL_TOKEN = re.compile(r"""
+    (?P<space>\s+|--[^\n]*(?:\n|$)|/\*.*?(?:\*/|$))
+  | (?P<ident>"(?:[^"]|"")*"|`(?:[^`]|``)*`|\[[^\]]*\])
+  | (?P<string>'(?:[^']|'')*')
+  | (?P<word>[A-Za-z0-9_$]+)
+  | (?P<other>.)
+""", re.VERBOSE | re.DOTALL)
+_TABLE_CONSTRAINT_START = {"CONSTRAINT", "PRIMARY", "UNIQUE", "CHECK", "FOREIGN"}
+_FK_ACTIONS = {"SET", "NULL", "DEFAULT", "CASCADE", "RESTRICT", "NO", "ACTION"}
+
+
+def _unquote(token: str) -> str:
+    if token[:1] in '"`':
+        return token[1:-1].replace(token[0] * 2, token[0])
+    if token[:1] == "[":
+        return token[1:-1]
+    return token
+
+
+def sqlite_table_without_references(sql: str, tables: set[str], new_name: str | None = None) -> str:
+    """A SQLite ``CREATE TABLE`` statement without its foreign keys to ``tables`` (lower-case names), both table
+    constraints (``[CONSTRAINT n] FOREIGN KEY (..) REFERENCES t ...``) and column constraints
+    (``[CONSTRAINT n] REFERENCES t ...``); named ``new_name`` if given. Everything else stays as written."""
+    tokens = [(m.lastgroup, m.group()) for m in _SQL_TOKEN.finditer(sql)]
+    significant = [i for i, (kind, _) in enumerate(tokens) if kind != "space"]
+    start = next(i for i in significant if tokens[i][1] == "(")
+    depth, end = 0, None
+    for i in significant:
+        if i < start:
+            continue
+        depth += {"(": 1, ")": -1}.get(tokens[i][1], 0)
+        if depth == 0:
+            end = i
+            break
+    assert end is not None, "unbalanced CREATE TABLE statement"
+    definitions: list[list[tuple[str | None, str]]] = [[]]
+    depth = 0
+    for kind, text in tokens[start + 1:end]:
+        if text == "," and depth == 0:
+            definitions.append([])
+            continue
+        depth += {"(": 1, ")": -1}.get(text, 0) if kind == "other" else 0
+        definitions[-1].append((kind, text))
+    kept = []
+    for definition in definitions:
+        words = [(i, t) for i, (k, t) in enumerate(definition) if k != "space"]
+        if not words:
+            continue
+        first = words[0][1].upper() if definition[words[0][0]][0] == "word" else ""
+        if first in _TABLE_CONSTRAINT_START:
+            referred = _referred_table(definition, words)
+            if referred is not None and referred.lower() in tables:
+                continue
+            kept.append(definition)
+        else:
+            kept.append(_column_without_references(definition, words, tables))
+    body = ",".join("".join(text for _, text in d) for d in kept)
+    head = "".join(text for _, text in tokens[:start])
+    if new_name is not None:
+        name_index = max(i for i in significant if i < start)
+        head = "".join(text for _, text in tokens[:name_index]) + _sqlite_quote(new_name) + \
+            "".join(text for _, text in tokens[name_index + 1:start])
+    return head + "(" + body + ")" + "".join(text for _, text in tokens[end + 1:])
+
+
+def sqlite_constraint_names(sql: str) -> dict[tuple[tuple[str, ...], str], str]:
+    """Names of the named foreign keys of a SQLite ``CREATE TABLE``, by (columns, referred table), lower-case
+    (SQLite's own pragmas do not report them)."""
+    names: dict[tuple[tuple[str, ...], str], str] = {}
+    for column, definition in _sqlite_definitions(sql):
+        words = [t for k, t in definition if k != "space"]
+        for position, word in enumerate(words):
+            if word.upper() != "CONSTRAINT" or position + 2 >= len(words):
+                continue
+            name, following = _unquote(words[position + 1]), words[position + 2].upper()
+            if following == "FOREIGN" and "(" in words[position + 2:]:
+                opening = words.index("(", position + 2)
+                closing = words.index(")", opening)
+                columns = tuple(_unquote(w).lower() for w in words[opening + 1:closing] if w != ",")
+                if closing + 2 < len(words) and words[closing + 1].upper() == "REFERENCES":
+                    names[(columns, _unquote(words[closing + 2]).lower())] = name
+            elif following == "REFERENCES" and column and position + 3 < len(words):
+                names[((column.lower(),), _unquote(words[position + 3]).lower())] = name
+    return names
+
+
+def _sqlite_definitions(sql: str) -> list[tuple[str | None, list[tuple[str | None, str]]]]:
+    """The column and constraint definitions of a CREATE TABLE, each with its column's name (None for a
+    table constraint)."""
+    tokens = [(m.lastgroup, m.group()) for m in _SQL_TOKEN.finditer(sql)]
+    if not any(t == "(" for _, t in tokens):
+        return []
+    start = next(i for i, (_, t) in enumerate(tokens) if t == "(")
+    definitions: list[list[tuple[str | None, str]]] = [[]]
+    depth = 0
+    for kind, text in tokens[start + 1:]:
+        if kind == "other" and text == ")" and depth == 0:
+            break
+        if kind == "other" and text == "," and depth == 0:
+            definitions.append([])
+            continue
+        depth += {"(": 1, ")": -1}.get(text, 0) if kind == "other" else 0
+        definitions[-1].append((kind, text))
+    out = []
+    for definition in definitions:
+        significant = [(k, t) for k, t in definition if k != "space"]
+        if not significant:
+            continue
+        kind, first = significant[0]
+        is_constraint = kind == "word" and first.upper() in _TABLE_CONSTRAINT_START
+        out.append((None if is_constraint else _unquote(first), definition))
+    return out
+
+
+def _referred_table(definition: list, words: list[tuple[int, str]]) -> str | None:
+    for position, (_, text) in enumerate(words):
+        if text.upper() == "REFERENCES" and position + 1 < len(words):
+            return _unquote(words[position + 1][1])
+    return None
+
+
+def _column_without_references(definition: list, words: list[tuple[int, str]], tables: set[str]) -> list:
+    """Remove each ``[CONSTRAINT name] REFERENCES t [(cols)] [ON DELETE|UPDATE action | MATCH name |
+    [NOT] DEFERRABLE [INITIALLY DEFERRED|IMMEDIATE]]...`` clause naming one of ``tables``."""
+    remove: list[tuple[int, int]] = []
+    position = 0
+    while position < len(words):
+        if words[position][1].upper() != "REFERENCES" or position + 1 >= len(words) or \
+                _unquote(words[position + 1][1]).lower() not in tables:
+            position += 1
+            continue
+        first = position - 2 if position >= 2 and words[position - 2][1].upper() == "CONSTRAINT" else position
+        cursor = position + 2
+        if cursor < len(words) and words[cursor][1] == "(":
+            while cursor < len(words) and words[cursor][1] != ")":
+                cursor += 1
+            cursor += 1
+        while cursor < len(words):
+            word = words[cursor][1].upper()
+            if word == "ON" and cursor + 1 < len(words):
+                cursor += 2
+                while cursor < len(words) and words[cursor][1].upper() in _FK_ACTIONS:
+                    cursor += 1
+            elif word == "MATCH":
+                cursor += 2
+            elif word == "NOT" and cursor + 1 < len(words) and words[cursor + 1][1].upper() == "DEFERRABLE":
+                cursor += 1
+            elif word == "DEFERRABLE":
+                cursor += 1
+                if cursor < len(words) and words[cursor][1].upper() == "INITIALLY":
+                    cursor += 2
+            else:
+                break
+        last = words[cursor - 1][0]
+        remove.append((words[first][0], last))
+        position = cursor
+    if not remove:
+        return definition
+    return [token for i, token in enumerate(definition) if not any(a <= i <= b for a, b in remove)]
+
+
 # -- dump --------------------------------------------------------------------------------------------------------
 @dataclass
 class DumpResult:
@@ -365,17 +666,19 @@ def mysql_tool(kind: Literal["dump", "client"], server_version_text: str = "") -
                              install_hint="install the MariaDB or MySQL client, e.g. `apt-get install mariadb-client`")
 
 
-def dump(settings: DatabaseSettings, consume: Callable[[IO[bytes]], None], staging_dir: Path) -> DumpResult:
-    """Dump the database, handing the dump's byte stream to ``consume``; return what the manifest records.
+def dump(settings: DatabaseSettings, consume: Callable[[IO[bytes]], None], staging_dir: Path,
+         tables: list[str] | None = None) -> DumpResult:
+    """Dump the database (only the exact ``tables`` if given), handing the dump's byte stream to ``consume``;
+    return what the manifest records.
 
     Row counts come from the same consistent view as the dump where the engine allows it (PostgreSQL: an
     exported snapshot shared with ``pg_dump``; SQLite: the backup copy itself).
     """
     if settings.engine == "postgresql":
-        return _dump_postgresql(settings, consume)
+        return _dump_postgresql(settings, consume, tables)
     if settings.engine == "mysql":
-        return _dump_mysql(settings, consume)
-    return _dump_sqlite(settings, consume, staging_dir)
+        return _dump_mysql(settings, consume, tables)
+    return _dump_sqlite(settings, consume, staging_dir, tables)
 
 
 def _consume_in_thread(stream: IO[bytes], consume: Callable[[IO[bytes]], None]) -> Callable[[], None]:
@@ -401,22 +704,31 @@ def _consume_in_thread(stream: IO[bytes], consume: Callable[[IO[bytes]], None]) 
     return join
 
 
-def _dump_postgresql(settings: DatabaseSettings, consume: Callable[[IO[bytes]], None]) -> DumpResult:
+def _pg_table_pattern(table: str) -> str:
+    """A ``pg_dump --table`` pattern matching exactly one table: inside double quotes nothing is a wildcard."""
+    schema, name = table.split(".", 1) if "." in table else ("public", table)
+    return ".".join('"' + part.replace('"', '""') + '"' for part in (schema, name))
+
+
+def _dump_postgresql(settings: DatabaseSettings, consume: Callable[[IO[bytes]], None],
+                     tables: list[str] | None = None) -> DumpResult:
     pg_dump = pg_tool("pg_dump")
     with connect(settings, isolation_level="REPEATABLE READ") as conn:
         with conn.begin():
             version = str(conn.execute(sa.text("SHOW server_version")).scalar()).split(" ")[0]
             snapshot = conn.execute(sa.text("SELECT pg_export_snapshot()")).scalar()
             args = [pg_dump, "--format=custom", "--no-password", f"--snapshot={snapshot}"]
+            args += [f"--table={_pg_table_pattern(t)}" for t in tables or ()]
             with process.spawn(args, env=_pg_env(settings), stdout_pipe=True) as proc:
                 assert proc.stdout is not None
                 join = _consume_in_thread(proc.stdout, consume)
-                counts = count_rows(conn)  # same snapshot as pg_dump sees
+                counts = count_rows(conn, tables)  # same snapshot as pg_dump sees
                 join()
     return DumpResult(tool=_tool_version(pg_dump), format="pg_dump-custom", server_version=version, row_counts=counts)
 
 
-def _dump_mysql(settings: DatabaseSettings, consume: Callable[[IO[bytes]], None]) -> DumpResult:
+def _dump_mysql(settings: DatabaseSettings, consume: Callable[[IO[bytes]], None],
+                tables: list[str] | None = None) -> DumpResult:
     with connect(settings) as conn:
         version = str(conn.execute(sa.text("SELECT VERSION()")).scalar())
         charset, collation = conn.execute(sa.text(
@@ -426,20 +738,21 @@ def _dump_mysql(settings: DatabaseSettings, consume: Callable[[IO[bytes]], None]
         with _mysql_defaults_file(settings) as defaults:
             args = [dump_tool, f"--defaults-extra-file={defaults}", "--single-transaction", "--quick", "--routines",
                     "--triggers", "--hex-blob", "--no-tablespaces", "--default-character-set=utf8mb4",
-                    settings.database]
+                    settings.database, *(tables or ())]  # table names after the database are exact, not patterns
             conn.execute(sa.text("SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ"))
             conn.execute(sa.text("START TRANSACTION WITH CONSISTENT SNAPSHOT"))
             with process.spawn(args, stdout_pipe=True) as proc:
                 assert proc.stdout is not None
                 join = _consume_in_thread(proc.stdout, consume)
-                counts = count_rows(conn)  # started with the dump; equal unless rows change during the dump's start
+                counts = count_rows(conn, tables)  # started with the dump; equal unless rows change during the dump's start
                 join()
             conn.execute(sa.text("COMMIT"))
     return DumpResult(tool=_tool_version(dump_tool), format="mysql-sql", server_version=version, row_counts=counts,
                       extra={"charset": charset, "collation": collation})
 
 
-def _dump_sqlite(settings: DatabaseSettings, consume: Callable[[IO[bytes]], None], staging_dir: Path) -> DumpResult:
+def _dump_sqlite(settings: DatabaseSettings, consume: Callable[[IO[bytes]], None], staging_dir: Path,
+                 keep: list[str] | None = None) -> DumpResult:
     source_path = settings.filename
     assert source_path is not None
     if not source_path.is_file():
@@ -450,6 +763,8 @@ def _dump_sqlite(settings: DatabaseSettings, consume: Callable[[IO[bytes]], None
         target = sqlite3.connect(copy_path)
         try:
             source.backup(target)  # SQLite's online backup API: a consistent copy while Directus runs
+            if keep is not None:
+                _sqlite_keep_only(target, keep)
             tables = [r[0] for r in target.execute(
                 "SELECT name FROM sqlite_master WHERE type='table' AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\' ORDER BY 1")]
             counts = {t: int(target.execute(f'SELECT count(*) FROM "{t.replace(chr(34), chr(34) * 2)}"').fetchone()[0])
@@ -467,6 +782,21 @@ def _dump_sqlite(settings: DatabaseSettings, consume: Callable[[IO[bytes]], None
         copy_path.unlink(missing_ok=True)
     return DumpResult(tool=f"sqlite3 online backup API (SQLite {sqlite3.sqlite_version})", format="sqlite-file",
                       server_version=sqlite3.sqlite_version, row_counts=counts)
+
+
+def _sqlite_keep_only(copy: sqlite3.Connection, keep: list[str]) -> None:
+    """A table-scoped SQLite dump: the other tables dropped from the copy (the tables kept lose their foreign
+    keys to them, as a delete leaves them), and the freed pages erased (VACUUM) so none of their rows remain."""
+    wanted = set(keep)
+    tables = [r[0] for r in copy.execute(
+        "SELECT name FROM sqlite_master WHERE type='table' AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\'")]
+    previous = copy.isolation_level
+    copy.isolation_level = None
+    try:
+        sqlite_drop_tables(copy, [t for t in tables if t not in wanted])
+        copy.execute("VACUUM")
+    finally:
+        copy.isolation_level = previous
 
 
 # -- restore -----------------------------------------------------------------------------------------------------
@@ -596,14 +926,22 @@ def clear_database(settings: DatabaseSettings) -> None:
         conn.execute(sa.text("SET FOREIGN_KEY_CHECKS = 1"))
 
 
-def restore(settings: DatabaseSettings, dump_path: Path, dump_format: str) -> None:
-    """Load a verified dump file into the (empty) target database."""
+def restore(settings: DatabaseSettings, dump_path: Path, dump_format: str,
+            skip_foreign_keys: Sequence[tuple[str, str]] = ()) -> None:
+    """Load a verified dump file into the (empty) target database. ``skip_foreign_keys`` (table, constraint)
+    are those of a table-scoped dump that point at tables it does not hold: left out, not restored."""
     if dump_format == "pg_dump-custom":
         if settings.engine != "postgresql":
             raise DatabaseError(f"this snapshot holds a PostgreSQL dump; {settings.describe()} cannot take it (use `move` to change engines)")
         pg_restore = pg_tool("pg_restore")
-        process.run([pg_restore, "--no-owner", "--no-acl", "--exit-on-error", "--single-transaction", "--no-password",
-                     f"--dbname={settings.database}", str(dump_path)], env=_pg_env(settings))
+        args = [pg_restore, "--no-owner", "--no-acl", "--exit-on-error", "--single-transaction", "--no-password",
+                f"--dbname={settings.database}"]
+        with contextlib.ExitStack() as stack:
+            if skip_foreign_keys:
+                listing = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="directus-ops-"))) / "toc.list"
+                _pg_restore_list_without(pg_restore, dump_path, listing, skip_foreign_keys)
+                args.append(f"--use-list={listing}")
+            process.run([*args, str(dump_path)], env=_pg_env(settings))
     elif dump_format == "mysql-sql":
         if settings.engine != "mysql":
             raise DatabaseError(f"this snapshot holds a MySQL/MariaDB dump; {settings.describe()} cannot take it (use `move` to change engines)")
@@ -613,6 +951,11 @@ def restore(settings: DatabaseSettings, dump_path: Path, dump_format: str) -> No
         with _mysql_defaults_file(settings) as defaults:
             process.run([client, f"--defaults-extra-file={defaults}", "--default-character-set=utf8mb4", "--binary-mode",
                          settings.database], stdin_path=dump_path)
+        if skip_foreign_keys:
+            # The dump turns foreign key checks off, so these were created pointing at absent tables: drop them.
+            with connect(settings, isolation_level="AUTOCOMMIT") as conn:
+                for table, constraint in skip_foreign_keys:
+                    conn.execute(sa.text(f"ALTER TABLE {_quote(conn, table)} DROP FOREIGN KEY {_quote(conn, constraint)}"))
     elif dump_format == "sqlite-file":
         if settings.engine != "sqlite":
             raise DatabaseError(f"this snapshot holds a SQLite database; {settings.describe()} cannot take it (use `move` to change engines)")
@@ -626,6 +969,22 @@ def restore(settings: DatabaseSettings, dump_path: Path, dump_format: str) -> No
         os.replace(sibling, settings.filename)
     else:
         raise DatabaseError(f"unknown dump format {dump_format!r} in the snapshot; upgrade directus-ops")
+
+
+def _pg_restore_list_without(pg_restore: str, dump_path: Path, listing: Path,
+                             skip: Sequence[tuple[str, str]]) -> None:
+    """The dump's table of contents minus the FK CONSTRAINT entries named in ``skip`` (``pg_restore -L``)."""
+    process.run([pg_restore, f"--file={listing}", "--list", str(dump_path)], quiet=True)
+    names = set()
+    for table, constraint in skip:
+        schema, name = table.split(".", 1) if "." in table else ("public", table)
+        names.add(f"FK CONSTRAINT {schema} {name} {constraint} ")
+    lines = listing.read_text().splitlines(keepends=True)
+    kept = [line for line in lines if line.startswith(";") or not any(n in line.rstrip("\n") + " " for n in names)]
+    if len(lines) - len(kept) != len(names):
+        raise DatabaseError(f"the dump {dump_path.name} does not list the {len(names)} foreign keys its manifest says "
+                            "to leave out; the snapshot's manifest and dump disagree")
+    listing.write_text("".join(kept))
 
 
 def _fsync_file(path: Path) -> None:

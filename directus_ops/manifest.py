@@ -51,6 +51,11 @@ class DatabaseInfo(BaseModel):
     row_counts: dict[str, int]
     charset: str | None = None
     collation: str | None = None
+    # Which tables the dump holds: entire, system (only ``directus_*``) or project (all but those). Manifests
+    # written before scopes existed read as entire.
+    scope: str = "entire"
+    # Foreign keys (table, constraint) of a scoped dump that point at tables outside it; restore leaves them out.
+    skipped_foreign_keys: list[tuple[str, str]] = Field(default_factory=list)
 
 
 class LocationInfo(BaseModel):
@@ -90,7 +95,7 @@ class ManifestHeader(BaseModel):
     time: datetime
     encrypted: bool = False  # the whole snapshot (--encrypt); the config artifact is encrypted always
     project: ProjectInfo
-    database: DatabaseInfo
+    database: DatabaseInfo | None  # None: a snapshot taken without its database (delete --backup-database none)
     storage: list[LocationInfo]
     stats: Stats = Field(default_factory=Stats)
 
@@ -105,6 +110,10 @@ class Manifest(ManifestHeader):
     @property
     def database_dump(self) -> Entry:
         return self.artifact(DATABASE)[0]
+
+    @property
+    def has_database(self) -> bool:
+        return self.database is not None and bool(self.artifact(DATABASE))
 
     def all_entries(self) -> list[Entry]:
         return [*self.artifacts, *self.objects]

@@ -28,7 +28,7 @@ from . import database as db
 from . import progress
 from .config import update_dotenv
 from .database import DatabaseSettings
-from .errors import ConfigError, IntegrityError, StorageError
+from .errors import ConfigError, IntegrityError, SnapshotNotFound, StorageError
 from .manifest import (CONFIG, DATABASE, EXTENSIONS, MIGRATIONS, PROJECT_FILES, DatabaseInfo, Entry, LocationInfo,
                        Manifest, ManifestHeader, ProjectInfo, Stats, new_snapshot_id)
 from .project import Project, load_project
@@ -79,25 +79,46 @@ def _entry(location: str, key: str, put: PutResult, obj: StoredObject | None = N
                  mtime=obj.mtime if obj else None, etag=obj.etag if obj else None)
 
 
-def backup_database(project: Project, repo: Repository, staging_dir: Path, encrypt: bool = False) -> PartResult:
-    """Dump the database with the engine's native tool straight into the repository."""
+def backup_database(project: Project, repo: Repository, staging_dir: Path, encrypt: bool = False,
+                    scope: str = "entire") -> PartResult:
+    """Dump the database with the engine's native tool straight into the repository: all of it, or only the
+    exact ``directus_*`` tables (``scope="system"``), or only the others (``"project"``)."""
+    tables, skipped = scoped_tables(project, scope)
     stored: dict[str, Any] = {}
     with progress.track(f"dump {project.database.describe()}") as tracker:
         def consume(stream: IO[bytes]) -> None:
             stored["result"] = repo.put(stream, tracker.advance, encrypt=encrypt)
 
-        result = db.dump(project.database, consume, staging_dir)
+        result = db.dump(project.database, consume, staging_dir, tables)
     put = stored["result"]
     entry = _entry(DATABASE, f"database.{_dump_extension(result.format)}", put)
     info = DatabaseInfo(engine=project.database.engine, client=project.config.text("DB_CLIENT") or "",
                         name=project.database.database, server_version=result.server_version,
                         dump_tool=result.tool, dump_format=result.format, row_counts=result.row_counts,
-                        charset=result.extra.get("charset"), collation=result.extra.get("collation"))
+                        charset=result.extra.get("charset"), collation=result.extra.get("collation"),
+                        scope=scope, skipped_foreign_keys=skipped)
     entries_path, info_path = _write_part(staging_dir, "database", [entry], info)
     log.info("dumped %s with %s: %s, %d tables", project.database.describe(), result.tool,
              progress.human_bytes(put.size), len(result.row_counts))
     return PartResult(entries_path, files=1, bytes=put.size, new_objects=int(put.written > 0),
                       bytes_written=put.written, info_path=info_path)
+
+
+def scoped_tables(project: Project, scope: str) -> tuple[list[str] | None, list[tuple[str, str]]]:
+    """The exact tables a ``scope`` dump holds (None: the whole database) and the foreign keys from them to
+    tables outside it, which a restore must leave out (SQLite's scoped copy drops them itself)."""
+    if scope == "entire":
+        return None, []
+    with db.connect(project.database) as conn:
+        all_tables = db.list_tables(conn)
+        tables = db.scope_tables(all_tables, scope)
+        keys = db.foreign_keys(conn) if project.database.engine != "sqlite" else []
+    if not tables:
+        raise ConfigError(f"{project.database.describe()} has no {scope} tables: a {scope}-only backup would hold "
+                          "nothing; choose another --backup-database")
+    inside = set(tables)
+    skipped = sorted({(k.table, k.name) for k in keys if k.table in inside and k.referred_table not in inside and k.name})
+    return tables, skipped
 
 
 def _dump_extension(dump_format: str) -> str:
@@ -183,9 +204,10 @@ def _walk_files(root: Path) -> Iterator[Path]:
                 yield path
 
 
-def backup_project_files(project: Project, repo: Repository, staging_dir: Path, encrypt: bool = False) -> PartResult:
-    """The config file (always encrypted: it holds the project's secrets), package.json/package-lock.json,
-    and the extensions and migrations folders."""
+def backup_project_files(project: Project, repo: Repository, staging_dir: Path, encrypt: bool = False,
+                         extensions: bool = True) -> PartResult:
+    """The config file (always encrypted: it holds the project's secrets; a restore needs it), and unless
+    ``extensions`` is False the custom code: package.json/package-lock.json, the extensions and migrations folders."""
     entries: list[Entry] = []
     written = 0
     warnings: list[str] = []
@@ -197,9 +219,11 @@ def backup_project_files(project: Project, repo: Repository, staging_dir: Path, 
         entries.append(_entry(location, key, put))
 
     add(CONFIG, project.config_path.name, project.config_path, secret=True)
-    for path in project.package_files():
+    for path in project.package_files() if extensions else ():
         add(PROJECT_FILES, path.name, path)
     for location, folder in ((EXTENSIONS, project.extensions_path), (MIGRATIONS, project.migrations_path)):
+        if not extensions:
+            break
         if location == MIGRATIONS and folder.is_relative_to(project.extensions_path):
             continue  # Directus 9: migrations live inside the extensions folder, already stored
         if folder.is_dir():
@@ -213,14 +237,17 @@ def backup_project_files(project: Project, repo: Repository, staging_dir: Path, 
                       bytes_written=written, warnings=warnings)
 
 
-def assemble_manifest(project: Project, snapshot_id: str, started: datetime, database_part: PartResult,
+def assemble_manifest(project: Project, snapshot_id: str, started: datetime, database_part: PartResult | None,
                       location_parts: list[PartResult], files_part: PartResult, encrypt: bool = False) -> Manifest:
-    """Gather every step's entries into the manifest (not yet saved)."""
-    assert database_part.info_path
-    database_info = DatabaseInfo.model_validate_json(Path(database_part.info_path).read_text())
+    """Gather every step's entries into the manifest (not yet saved); no ``database_part``: a snapshot
+    without the database."""
+    database_info = None
+    if database_part is not None:
+        assert database_part.info_path
+        database_info = DatabaseInfo.model_validate_json(Path(database_part.info_path).read_text())
     with db.connect(project.database) as conn:
         migrations = db.applied_migrations(conn)
-    parts = [database_part, *location_parts, files_part]
+    parts = [*([database_part] if database_part else []), *location_parts, files_part]
     stats = Stats(
         files=sum(p.files for p in parts),
         bytes=sum(p.bytes for p in parts),
@@ -238,7 +265,8 @@ def assemble_manifest(project: Project, snapshot_id: str, started: datetime, dat
                             migrations=migrations),
         database=database_info,
         storage=[LocationInfo.model_validate_json(Path(p.info_path).read_text()) for p in location_parts if p.info_path],
-        artifacts=[*read_entries(database_part.entries_path), *read_entries(files_part.entries_path)],
+        artifacts=[*(read_entries(database_part.entries_path) if database_part else []),
+                   *read_entries(files_part.entries_path)],
         objects=[e for p in location_parts for e in read_entries(p.entries_path)],
         stats=stats,
     )
@@ -266,12 +294,20 @@ class SnapshotSummary:
     def of(cls, manifest: ManifestHeader) -> SnapshotSummary:
         return cls(id=manifest.id, time=manifest.time.isoformat(), project=manifest.project.name,
                    directus_version=manifest.project.directus_version,
-                   database=f"{manifest.database.engine} {manifest.database.server_version}",
-                   tables=len(manifest.database.row_counts), rows=sum(manifest.database.row_counts.values()),
+                   database=_database_text(manifest.database),
+                   tables=len(manifest.database.row_counts) if manifest.database else 0,
+                   rows=sum(manifest.database.row_counts.values()) if manifest.database else 0,
                    files=manifest.stats.files, bytes=manifest.stats.bytes, bytes_written=manifest.stats.bytes_written,
                    storage_bytes_written=manifest.stats.storage_bytes_written,
                    storage_objects_read=manifest.stats.storage_objects_read,
                    locations={l.name: l.objects for l in manifest.storage})
+
+
+def _database_text(info: DatabaseInfo | None) -> str:
+    if info is None:
+        return "none"
+    text = f"{info.engine} {info.server_version}"
+    return text if info.scope == "entire" else f"{text} ({info.scope} tables)"
 
 
 def find_parent(repo: Repository, project: Project) -> str | None:
@@ -286,7 +322,7 @@ def find_parent(repo: Repository, project: Project) -> str | None:
     return None
 
 
-def save_snapshot(project: Project, repo: Repository, snapshot_id: str, started: datetime, database_part: PartResult,
+def save_snapshot(project: Project, repo: Repository, snapshot_id: str, started: datetime, database_part: PartResult | None,
                   location_parts: list[PartResult], files_part: PartResult, encrypt: bool = False) -> SnapshotSummary:
     """The last step of a backup: the manifest, written once every object it names is stored and flushed."""
     manifest = assemble_manifest(project, snapshot_id, started, database_part, location_parts, files_part, encrypt)
@@ -366,7 +402,7 @@ def plan_restore(repo: Repository, manifest: Manifest, project_dir: str | Path, 
                           "put the new settings into your config and pass it with --config")
     target_project = _project_from(target_dir, read_from, environ, database_url)
     database = target_project.database
-    if database.engine != manifest.database.engine:
+    if manifest.database is not None and database.engine != manifest.database.engine:
         raise ConfigError(f"snapshot {manifest.id} holds a {manifest.database.engine} database but the target is "
                           f"{database.describe()}; restore into a {manifest.database.engine} database (use `move` to change engines)")
     locations: dict[str, StorageLocation] = {}
@@ -385,11 +421,13 @@ def plan_restore(repo: Repository, manifest: Manifest, project_dir: str | Path, 
     if unknown:
         raise ConfigError(f"--storage {sorted(unknown)[0]}=…: snapshot {manifest.id} has no storage location of that name "
                           f"(it has: {', '.join(i.name for i in manifest.storage) or 'none'})")
-    if manifest.database.dump_format == "pg_dump-custom":
-        db.pg_tool("pg_restore")
-    elif manifest.database.dump_format == "mysql-sql":
-        db.mysql_tool("client")
-    db.check_restorable(database, replace)
+    if manifest.has_database:  # a snapshot without its database leaves the target's database alone
+        assert manifest.database is not None
+        if manifest.database.dump_format == "pg_dump-custom":
+            db.pg_tool("pg_restore")
+        elif manifest.database.dump_format == "mysql-sql":
+            db.mysql_tool("client")
+        db.check_restorable(database, replace)
     for location in locations.values():  # last: proving a local root writable creates it
         location.check_writable()
     return RestoreTarget(project_dir=target_dir, config_path=config_path, write_config=write_config,
@@ -415,24 +453,38 @@ def fetch_verified(repo: Repository, entry: Entry, destination: Path) -> Path:
 
 def restore_database(repo: Repository, manifest: Manifest, target: RestoreTarget, replace: bool,
                      staging_dir: Path) -> dict[str, int]:
-    """Verify the dump, empty the target if replacing, load the dump; return the restored row counts."""
+    """Verify the dump, empty the target if replacing, load the dump; return the restored row counts
+    (none for a snapshot taken without its database: the target's database is left as it is)."""
+    if not manifest.has_database:
+        log.warning("snapshot %s holds no database (taken with --backup-database none): %s was not touched; "
+                    "restore the database from a snapshot that has one", manifest.id, target.database.describe())
+        return {}
     return load_database(repo, manifest, target.database, replace, staging_dir)
+
+
+def require_database(manifest: Manifest) -> DatabaseInfo:
+    """The snapshot's database info, or a clear refusal for a snapshot taken without its database."""
+    if not manifest.has_database or manifest.database is None:
+        raise SnapshotNotFound(f"snapshot {manifest.id} holds no database (it was taken with --backup-database none); "
+                               "restore the database from a snapshot that has one (`directus-ops snapshots` lists them)")
+    return manifest.database
 
 
 def load_database(repo: Repository, manifest: Manifest, database: DatabaseSettings, replace: bool,
                   staging_dir: Path) -> dict[str, int]:
     """The snapshot's database into ``database`` (emptied first when ``replace``), row counts checked."""
+    info = require_database(manifest)
     dump_file = fetch_verified(repo, manifest.database_dump, staging_dir / manifest.database_dump.key)
     if db.check_restorable(database, replace):  # non-empty: only reached with replace
         log.info("replacing the contents of %s", database.describe())
         db.clear_database(database)
-    db.ensure_database(database, manifest.database.charset, manifest.database.collation)
+    db.ensure_database(database, info.charset, info.collation)
     log.info("restoring %s into %s", manifest.database_dump.key, database.describe())
-    db.restore(database, dump_file, manifest.database.dump_format)
+    db.restore(database, dump_file, info.dump_format, info.skipped_foreign_keys)
     dump_file.unlink(missing_ok=True)
     with db.connect(database) as conn:
         counts = db.count_rows(conn)
-    differing = {t: (n, counts.get(t)) for t, n in manifest.database.row_counts.items() if counts.get(t) != n}
+    differing = {t: (n, counts.get(t)) for t, n in info.row_counts.items() if counts.get(t) != n}
     if differing:
         table, (want, got) = next(iter(differing.items()))
         raise IntegrityError(f"restored database differs from the snapshot: table {table} has {got} rows, the snapshot "

@@ -417,11 +417,14 @@ def prepare_rehearsal(plan: VersionPlan, repo: Repository, manifest: Manifest, s
     if db.database_exists(scratch) and db.table_count(scratch):
         raise TargetNotEmpty(f"scratch database {scratch.describe()} is not empty; name one that does not exist "
                                 "(the rehearsal creates it and drops it afterwards)")
+    from .snapshot import require_database
+
+    info = require_database(manifest)  # a snapshot taken without its database cannot be rehearsed on
     created = not db.database_exists(scratch)
     rehearsal = Rehearsal(str(work_dir), str(work_dir / "project"), "", scratch, created)
     if created:
         try:
-            db.ensure_database(scratch, manifest.database.charset, manifest.database.collation)
+            db.ensure_database(scratch, info.charset, info.collation)
         except DatabaseError as exc:
             if scratch_url:
                 raise

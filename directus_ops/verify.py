@@ -18,7 +18,7 @@ from .database import DatabaseSettings
 from .errors import IntegrityError, OpsError, RepositoryError, TargetNotEmpty
 from .manifest import Manifest
 from .repository import Repository
-from .snapshot import DEFAULT_WORKERS, run_parallel, fetch_verified
+from .snapshot import DEFAULT_WORKERS, fetch_verified, require_database, run_parallel
 
 log = logging.getLogger("directus_ops.verify")
 
@@ -129,8 +129,9 @@ class DrillResult:
 def restore_drill(repo: Repository, manifest: Manifest, scratch: DatabaseSettings, staging_dir: Path) -> DrillResult:
     """Restore the snapshot's database into ``scratch`` (which must not hold anything), compare every table's
     row count with the manifest, then drop what the drill made, whatever happened."""
-    if scratch.engine != manifest.database.engine:
-        raise OpsError(f"snapshot {manifest.id} holds a {manifest.database.engine} database; the scratch database "
+    info = require_database(manifest)
+    if scratch.engine != info.engine:
+        raise OpsError(f"snapshot {manifest.id} holds a {info.engine} database; the scratch database "
                        f"{scratch.describe()} is {scratch.engine}")
     existed = db.database_exists(scratch)
     if existed and db.table_count(scratch):
@@ -138,8 +139,8 @@ def restore_drill(repo: Repository, manifest: Manifest, scratch: DatabaseSetting
                              "(the drill creates it and drops it afterwards)")
     dump_file = fetch_verified(repo, manifest.database_dump, staging_dir / manifest.database_dump.key)
     try:
-        db.ensure_database(scratch, manifest.database.charset, manifest.database.collation)
-        db.restore(scratch, dump_file, manifest.database.dump_format)
+        db.ensure_database(scratch, info.charset, info.collation)
+        db.restore(scratch, dump_file, info.dump_format, info.skipped_foreign_keys)
         with db.connect(scratch) as conn:
             counts = db.count_rows(conn)
     finally:
@@ -148,7 +149,7 @@ def restore_drill(repo: Repository, manifest: Manifest, scratch: DatabaseSetting
             db.clear_database(scratch)
         else:
             db.drop_database(scratch)
-    mismatches = {t: (n, counts.get(t)) for t, n in manifest.database.row_counts.items() if counts.get(t) != n}
+    mismatches = {t: (n, counts.get(t)) for t, n in info.row_counts.items() if counts.get(t) != n}
     return DrillResult(manifest.id, scratch.describe(), len(counts), sum(counts.values()), mismatches)
 
 

@@ -10,6 +10,7 @@ from prefect.cache_policies import NO_CACHE
 
 from directus_ops import database as db
 from directus_ops import locks, snapshot
+from directus_ops.errors import ConfigError
 from directus_ops.project import Project, load_project
 from directus_ops.repository import Repository, RepositoryLocation
 from tasks.database import dump_database_task
@@ -20,12 +21,20 @@ from tasks.storage import backup_location_task
 from .report import artifact_key, human_bytes, publish, publish_snapshot_table
 
 
-def check_backup(project_dir: str, repo: RepositoryLocation, config_path: str | None = None) -> Project:
+DATABASE_SCOPES = ("entire", "system", "project", "none")
+
+
+def check_backup(project_dir: str, repo: RepositoryLocation, config_path: str | None = None,
+                 database_scope: str = "entire") -> Project:
     """Everything a backup needs, checked before anything is written: the project, its database, the dump
     tool, and a writable repository. Raises the first problem as a one-line OpsError."""
+    if database_scope not in DATABASE_SCOPES:
+        raise ConfigError(f"database scope {database_scope!r} is not one of: {', '.join(DATABASE_SCOPES)}")
     project = load_project(project_dir, config_path)
     db.server_version(project.database)
-    if project.database.engine == "postgresql":
+    if database_scope == "none":
+        pass  # no dump, no dump tool needed
+    elif project.database.engine == "postgresql":
         db.pg_tool("pg_dump")
     elif project.database.engine == "mysql":
         db.mysql_tool("dump", db.server_version(project.database))
@@ -34,8 +43,9 @@ def check_backup(project_dir: str, repo: RepositoryLocation, config_path: str | 
 
 
 @task(name="check-backup", cache_policy=NO_CACHE)
-def check_backup_task(project_dir: str, repo: RepositoryLocation, config_path: str | None) -> Project:
-    return check_backup(project_dir, repo, config_path)
+def check_backup_task(project_dir: str, repo: RepositoryLocation, config_path: str | None,
+                      database_scope: str = "entire") -> Project:
+    return check_backup(project_dir, repo, config_path, database_scope)
 
 
 @flow(name="backup", description="Back up a Directus project (database, storage, config, extensions) into a snapshot repository.")
@@ -50,13 +60,18 @@ def backup(
     encrypt: bool = False,
     workers: int = snapshot.DEFAULT_WORKERS,
     lock_wait_seconds: float = 600.0,
+    database_scope: str = "entire",
+    include_storage: bool = True,
+    include_extensions: bool = True,
 ) -> str:
     """Returns the new snapshot's id. The config file is always stored encrypted; ``encrypt`` encrypts
-    everything (database dump, files, manifest)."""
+    everything (database dump, files, manifest). A partial snapshot (what ``delete`` keeps): the database
+    ``entire``, only its ``system`` (``directus_*``) or ``project`` tables, or ``none``; storage objects only
+    with ``include_storage``; package files, extensions and migrations only with ``include_extensions``."""
     logger = get_run_logger()
     started_clock = time.monotonic()
     location = repository_location(repo, repo_endpoint, repo_region, repo_secret_block, passphrase_secret_block)
-    project = check_backup_task(project_dir, location, config_path)
+    project = check_backup_task(project_dir, location, config_path, database_scope)
     snapshot_id, started = snapshot.start_snapshot_id()
     logger.info("snapshot %s of project %s into %s", snapshot_id, project.name, repo)
     staging = snapshot.make_staging_dir()
@@ -65,10 +80,11 @@ def backup(
     with locks.hold(Repository.open(location, create=True), "backup", exclusive=False, wait=lock_wait_seconds):
         parent = parent_snapshot_task(location, project)
         try:
-            database_part = dump_database_task(project, location, str(staging), encrypt)
+            database_part = (dump_database_task(project, location, str(staging), encrypt, database_scope)
+                             if database_scope != "none" else None)
             location_parts = [backup_location_task(l, location, str(staging), parent, workers, encrypt)
-                              for l in project.storage]
-            files_part = backup_project_files_task(project, location, str(staging), encrypt)
+                              for l in (project.storage if include_storage else ())]
+            files_part = backup_project_files_task(project, location, str(staging), encrypt, include_extensions)
             summary = write_manifest_task(project, location, snapshot_id, started, database_part, location_parts,
                                           files_part, encrypt)
         finally:

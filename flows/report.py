@@ -24,6 +24,18 @@ def publish(key: str, title: str, rows: list[tuple[str, object]], notes: list[st
     create_markdown_artifact(key=key, markdown=redact("\n".join(lines)), description=title)
 
 
+def publish_with_tables(key: str, title: str, rows: list[tuple[str, object]],
+                        tables: list[tuple[str, list[str], list[list[object]]]], notes: list[str] | None = None) -> None:
+    """Like ``publish``, followed by titled tables (heading, column names, rows)."""
+    lines = [f"# {title}", "", "| | |", "|---|---|", *(f"| {name} | {value} |" for name, value in rows)]
+    for heading, columns, table_rows in tables:
+        lines += ["", f"## {heading}", "", "| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+        lines += ["| " + " | ".join(str(v) for v in row) + " |" for row in table_rows]
+    for note in notes or []:
+        lines.append(f"\n- {note}")
+    create_markdown_artifact(key=key, markdown=redact("\n".join(lines)), description=title)
+
+
 TABLE_DETAILS = 20  # the newest snapshots shown in full in the table artifact
 
 

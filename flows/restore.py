@@ -77,6 +77,7 @@ def restore(
         "database": target.database.describe(),
         "tables": len(row_counts),
         "rows": sum(row_counts.values()),
+        "database_restored": bool(row_counts),  # False: the snapshot holds no database (delete --backup-database none)
         "storage": storage_counts,
         "files": file_counts,
         "seconds": round(time.monotonic() - started, 1),
@@ -88,7 +89,8 @@ def restore(
         [
             ("Snapshot", f"`{resolved}`"),
             ("Project directory", str(target.project_dir)),
-            ("Database", f"{target.database.describe()}: {result['tables']} tables, {result['rows']} rows (row counts match the snapshot)"),
+            ("Database", f"{target.database.describe()}: {result['tables']} tables, {result['rows']} rows (row counts match the snapshot)"
+             if row_counts else "not in this snapshot (taken without its database): left as it was"),
             *[(f"Storage '{n}'", f"{c['objects']} objects: {c['written']} written, {c['skipped']} already identical")
               for n, c in storage_counts.items()],
             ("Bytes written to storage", human_bytes(written)),

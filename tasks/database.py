@@ -7,8 +7,8 @@ from pathlib import Path
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from directus_ops import snapshot
-from directus_ops.project import Project
+from directus_ops import delete, snapshot
+from directus_ops.project import Project, load_project
 from directus_ops.repository import Repository, RepositoryLocation
 
 from .repository import opened_snapshot as _opened
@@ -19,8 +19,8 @@ from .retry import RETRY_DELAYS, is_transient
 @task(name="dump-database", cache_policy=NO_CACHE, retries=len(RETRY_DELAYS), retry_delay_seconds=RETRY_DELAYS,
       retry_condition_fn=is_transient)
 def dump_database_task(project: Project, repo: RepositoryLocation, staging_dir: str,
-                       encrypt: bool = False) -> snapshot.PartResult:
-    return snapshot.backup_database(project, Repository.open(repo, create=True), Path(staging_dir), encrypt)
+                       encrypt: bool = False, scope: str = "entire") -> snapshot.PartResult:
+    return snapshot.backup_database(project, Repository.open(repo, create=True), Path(staging_dir), encrypt, scope)
 
 
 @task(name="restore-database", cache_policy=NO_CACHE)
@@ -28,3 +28,17 @@ def restore_database_task(repo: RepositoryLocation, snapshot_id: str, target: sn
                           replace: bool, staging_dir: str) -> dict[str, int]:
     # Not retried: a half-applied restore is cleaned by the next run's --replace, not by blind repetition.
     return snapshot.restore_database(*_opened(repo, snapshot_id), target, replace, Path(staging_dir))
+
+
+@task(name="drop-system-tables", cache_policy=NO_CACHE)
+def drop_system_tables_task(plan: delete.DeletePlan) -> delete.DropResult:
+    # Not retried: a drop that failed half-way (MySQL commits each DDL) is looked at, not repeated blindly.
+    project = load_project(plan.project_dir, plan.config_path)
+    return delete.drop_system_tables(project.database, plan)
+
+
+@task(name="verify-deleted", cache_policy=NO_CACHE, retries=len(RETRY_DELAYS), retry_delay_seconds=RETRY_DELAYS,
+      retry_condition_fn=is_transient)
+def verify_deleted_task(plan: delete.DeletePlan) -> delete.Verification:
+    project = load_project(plan.project_dir, plan.config_path)
+    return delete.verify_deleted(project.database, plan)

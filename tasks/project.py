@@ -7,7 +7,7 @@ from pathlib import Path
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from directus_ops import snapshot
+from directus_ops import delete, snapshot
 from directus_ops.project import Project, load_project
 from directus_ops.repository import Repository, RepositoryLocation
 
@@ -24,8 +24,9 @@ def load_project_task(project_dir: str, config_path: str | None = None) -> Proje
 @task(name="backup-project-files", cache_policy=NO_CACHE, retries=len(RETRY_DELAYS),
       retry_delay_seconds=RETRY_DELAYS, retry_condition_fn=is_transient)
 def backup_project_files_task(project: Project, repo: RepositoryLocation, staging_dir: str,
-                              encrypt: bool = False) -> snapshot.PartResult:
-    return snapshot.backup_project_files(project, Repository.open(repo, create=True), Path(staging_dir), encrypt)
+                              encrypt: bool = False, extensions: bool = True) -> snapshot.PartResult:
+    return snapshot.backup_project_files(project, Repository.open(repo, create=True), Path(staging_dir), encrypt,
+                                         extensions)
 
 
 @task(name="restore-project-files", cache_policy=NO_CACHE, retries=len(RETRY_DELAYS),
@@ -44,3 +45,26 @@ def plan_restore_task(repo: RepositoryLocation, snapshot_id: str, project_dir: s
     repository, manifest = _opened(repo, snapshot_id)
     return snapshot.plan_restore(repository, manifest, project_dir, config_path, database_url, replace,
                                  storage_overrides, Path(staging_dir))
+
+
+@task(name="check-delete", cache_policy=NO_CACHE)
+def check_delete_task(project_dir: str, config_path: str | None, confirm: str | None, repo: str | None,
+                      backup_database: str, backup_files: bool, backup_extensions: bool, keep_root: bool,
+                      dry_run: bool) -> delete.DeletePlan:
+    """Every refusal of a delete (nothing changed), then its plan."""
+    project = delete.check_delete(project_dir, config_path, confirm, repo, backup_database, backup_files,
+                                  backup_extensions, keep_root, dry_run)
+    backups = delete.describe_backups(project, repo, backup_database, backup_files, backup_extensions)
+    return delete.plan_delete(project, keep_root, backups)
+
+
+@task(name="plan-delete", cache_policy=NO_CACHE, retries=len(RETRY_DELAYS), retry_delay_seconds=RETRY_DELAYS,
+      retry_condition_fn=is_transient)
+def plan_delete_task(project_dir: str, config_path: str | None, keep_root: bool, backups: list[str]) -> delete.DeletePlan:
+    """The plan read again right before the drop (the exact tables and foreign keys there are now)."""
+    return delete.plan_delete(load_project(project_dir, config_path), keep_root, backups)
+
+
+@task(name="delete-project-root", cache_policy=NO_CACHE)
+def delete_root_task(plan: delete.DeletePlan) -> list[str]:
+    return delete.delete_root(plan)

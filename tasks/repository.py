@@ -61,7 +61,7 @@ def parent_snapshot_task(repo: RepositoryLocation, project: Project) -> str | No
 @task(name="write-manifest", cache_policy=NO_CACHE, retries=len(RETRY_DELAYS), retry_delay_seconds=RETRY_DELAYS,
       retry_condition_fn=is_transient)
 def write_manifest_task(project: Project, repo: RepositoryLocation, snapshot_id: str, started: datetime,
-                        database_part: snapshot.PartResult, location_parts: list[snapshot.PartResult],
+                        database_part: snapshot.PartResult | None, location_parts: list[snapshot.PartResult],
                         files_part: snapshot.PartResult, encrypt: bool = False) -> snapshot.SnapshotSummary:
     return snapshot.save_snapshot(project, Repository.open(repo, create=True), snapshot_id, started, database_part,
                                   location_parts, files_part, encrypt)

@@ -1,0 +1,103 @@
+"""delete: the optional backups first (the backup flow as a subflow, then every byte of the snapshot re-read),
+then every ``directus_*`` table dropped so the project's own tables stay as a plain SQL database, checked,
+and the project root removed (the SQLite database file inside it kept)."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from prefect import flow, get_run_logger
+
+from directus_ops import snapshot
+from directus_ops.delete import backups_requested
+from tasks.database import drop_system_tables_task, verify_deleted_task
+from tasks.project import check_delete_task, delete_root_task, plan_delete_task
+from tasks.repository import repository_location
+from tasks.verify import verify_snapshot_content_task
+
+from .backup import backup
+from .report import artifact_key, publish
+
+
+@flow(name="delete", description="Delete a Directus project: optional verified backups, every directus_* table dropped (project tables kept and checked), the project root removed.")
+def delete_project(
+    project_dir: str,
+    confirm: str | None = None,
+    repo: str | None = None,
+    backup_database: str = "entire",
+    backup_files: bool = False,
+    backup_extensions: bool = False,
+    keep_root: bool = False,
+    dry_run: bool = False,
+    config_path: str | None = None,
+    repo_endpoint: str | None = None,
+    repo_region: str | None = None,
+    repo_secret_block: str | None = None,
+    passphrase_secret_block: str | None = None,
+    workers: int = snapshot.DEFAULT_WORKERS,
+) -> dict[str, Any]:
+    """``confirm`` must be the project's name (its directory's name) unless ``dry_run``. ``backup_database``:
+    entire, system (only ``directus_*``), project (all but those) or none."""
+    logger = get_run_logger()
+    started = time.monotonic()
+    plan = check_delete_task(project_dir, config_path, confirm, repo, backup_database, backup_files,
+                             backup_extensions, keep_root, dry_run)
+    if dry_run:
+        publish(artifact_key("delete", plan.project_name, "plan"), f"Delete of {plan.project_name}: plan (dry run)",
+                [("Plan", "<br>".join(plan.lines()))], notes=["Nothing was changed."])
+        return {"dry_run": True, "plan": plan.lines()}
+    snapshot_id = None
+    if backups_requested(backup_database, backup_files, backup_extensions):
+        assert repo is not None  # check_delete refused a backup without a repository
+        repo_options = {"repo_endpoint": repo_endpoint, "repo_region": repo_region,
+                        "repo_secret_block": repo_secret_block, "passphrase_secret_block": passphrase_secret_block}
+        # The safety net: no verified snapshot, no delete (a failing backup raises here, nothing changed).
+        snapshot_id = backup(project_dir=plan.project_dir, repo=repo, config_path=config_path, workers=workers,
+                             database_scope=backup_database, include_storage=backup_files,
+                             include_extensions=backup_extensions, **repo_options)
+        location = repository_location(repo, repo_endpoint, repo_region, repo_secret_block, passphrase_secret_block)
+        verify_snapshot_content_task(location, snapshot_id, workers)
+        logger.info("snapshot %s verified (every object re-read)", snapshot_id)
+    plan = plan_delete_task(plan.project_dir, config_path, keep_root, plan.backups)
+    dropped = drop_system_tables_task(plan)
+    # Checked before the root goes: if anything is off, the directory stays for a look (and the restore).
+    verification = verify_deleted_task(plan)
+    removed = delete_root_task(plan) if not keep_root else []
+    seconds = round(time.monotonic() - started, 1)
+    publish(
+        artifact_key("delete", plan.project_name),
+        f"Delete of {plan.project_name}",
+        [
+            ("Snapshot before", f"`{snapshot_id}` (verified: every object re-read)" if snapshot_id else "none (--backup-database none)"),
+            ("Backups", "<br>".join(plan.backups) or "none"),
+            ("Database", plan.database),
+            ("Dropped tables", f"{len(dropped.dropped_tables)}: " + ", ".join(dropped.dropped_tables)),
+            ("Dropped foreign keys (project → system)", "<br>".join(dropped.dropped_foreign_keys) or "none"),
+            *([("Rebuilt without them (SQLite)", ", ".join(dropped.rebuilt_tables))] if dropped.rebuilt_tables else []),
+            ("Verified", f"no directus_* table left; {verification.tables} project tables, {verification.rows} rows "
+                         f"(counts unchanged, every table read); {verification.foreign_keys} foreign keys between "
+                         "project tables in place and joining the same rows"),
+            ("Project root", "kept (--keep-root)" if keep_root else f"removed ({len(removed)} paths)"),
+            *[("Kept", p) for p in plan.keep_paths],
+            *[("Not touched", p) for p in plan.untouched],
+            ("Duration", f"{seconds} s"),
+        ],
+        notes=["Columns that pointed at users or files keep their ids: the rows they named are gone."],
+    )
+    logger.info("deleted project %s: %d system tables dropped, %d project tables (%d rows) verified", plan.project_name,
+                len(dropped.dropped_tables), verification.tables, verification.rows)
+    return {
+        "dry_run": False,
+        "snapshot": snapshot_id,
+        "dropped_tables": dropped.dropped_tables,
+        "dropped_foreign_keys": dropped.dropped_foreign_keys,
+        "rebuilt_tables": dropped.rebuilt_tables,
+        "project_tables": verification.tables,
+        "rows": verification.rows,
+        "root_removed": not keep_root,
+        "removed_paths": removed,
+        "kept_paths": plan.keep_paths,
+        "untouched": plan.untouched,
+        "seconds": seconds,
+    }

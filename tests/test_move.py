@@ -1,0 +1,442 @@
+"""Moves of real Directus projects: to another database of the same engine (PostgreSQL, MariaDB, SQLite) and
+across engines (SQLite -> PostgreSQL, MariaDB -> PostgreSQL), storage local -> S3 (renamed) and back, and
+cutovers with real stop/start commands around a Directus process; afterwards Directus on the new config
+serves the same items and byte-identical assets, takes new items, and lets the admin log in. Bad input is
+refused through the real CLI with one line and nothing changed."""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import os
+import stat
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pymysql
+import pytest
+import sqlalchemy as sa
+
+from harness import (ADMIN_EMAIL, ADMIN_PASSWORD, S3_REGION, TestProject, api_state, make_project, seed,
+                     small_project)
+
+from directus_ops import directus_cli, move
+from directus_ops.database import DatabaseSettings, open_engine
+from directus_ops.directus_api import DirectusClient
+from directus_ops.errors import ConfigError
+from directus_ops.storage import StorageLocation
+
+CLI = [sys.executable, "-m", "directus_ops.cli"]
+
+
+@contextlib.contextmanager
+def served(project: TestProject, config: Path) -> Iterator[DirectusClient]:
+    """Directus started in the project directory on another config (CONFIG_PATH), logged in as the admin.
+    Its pressure limiter is off: on a loaded 2-core test machine it answers 503 to reads this test must see."""
+    with directus_cli.running_server(project.dir, project.url, config_path=config,
+                                     env={"PRESSURE_LIMITER_ENABLED": "false"}):
+        with DirectusClient.login(project.url, ADMIN_EMAIL, ADMIN_PASSWORD) as client:
+            yield client
+
+
+def renamed(state: dict, old: str, new: str) -> dict:
+    """The API state as it must look once location ``old`` is called ``new``."""
+    expected = copy.deepcopy(state)
+    for row in expected["files"]:
+        if row["storage"] == old:
+            row["storage"] = new
+    return expected
+
+
+def engine_neutral(value):
+    """What the API returns with the engine's own spellings taken out: MySQL/SQLite serve booleans as 1/0 and
+    a json field (MariaDB: text) as its JSON text; PostgreSQL serves big integers and decimals as strings. The
+    values themselves must still be equal."""
+    import json
+    from decimal import Decimal, InvalidOperation
+
+    if isinstance(value, str) and value[:1] in "{[":
+        try:
+            value = json.loads(value)
+        except ValueError:
+            pass
+
+    if isinstance(value, dict):
+        return {k: engine_neutral(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [engine_neutral(v) for v in value]
+    if isinstance(value, bool):
+        return Decimal(int(value))
+    if isinstance(value, (int, float)) or (isinstance(value, str) and value[:1].isdigit()):
+        try:
+            return Decimal(str(value)).normalize()
+        except InvalidOperation:
+            return value
+    return value
+
+
+def latest_artifact(key: str) -> str:
+    import asyncio
+
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+    async def read() -> str:
+        async with get_client() as client:
+            found = await client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[key])))
+        return max(found, key=lambda a: a.created).data if found else ""
+
+    return asyncio.run(read())
+
+
+def first_difference(a, b, path="") -> str | None:
+    """Where two API states first differ (an assertion message a user can act on)."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        for key in sorted(set(a) | set(b), key=str):
+            found = first_difference(a.get(key), b.get(key), f"{path}.{key}")
+            if found:
+                return found
+        return None
+    if isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
+        for index, (x, y) in enumerate(zip(a, b)):
+            found = first_difference(x, y, f"{path}[{index}]")
+            if found:
+                return found
+        return None
+    return None if a == b else f"{path}: {a!r} != {b!r}"
+
+
+def can_write(client: DirectusClient) -> None:
+    """A new item gets the next id (PostgreSQL sequences carried over or reset) and reads back."""
+    existing = max(a["id"] for a in client.items("articles"))
+    created = client.post("/items/articles", {"title": "written after the move", "published": True})
+    assert created["id"] == existing + 1
+    assert client.get(f"/items/articles/{created['id']}")["title"] == "written after the move"
+
+
+def storage_rows(settings: DatabaseSettings) -> list[str]:
+    engine = open_engine(settings)
+    with engine.connect() as conn:
+        found = sorted(r[0] for r in conn.execute(sa.text("SELECT storage FROM directus_files")))
+    engine.dispose()
+    return found
+
+
+def transfer_available() -> bool:
+    try:
+        move.transfer_module()
+    except ImportError:
+        return False
+    return True
+
+
+needs_transfer = pytest.mark.skipif(not transfer_available(), reason="directus_ops.transfer (cross-engine copy) not merged yet")
+
+
+# -- syntax and config, no Directus --------------------------------------------------------------------------
+def test_to_storage_syntax():
+    assert move.parse_storage_moves(["local=/srv/files", "s3=s3://b/p", "local2=new_name:s3://b/p?region=x"]) == {
+        "local": "/srv/files", "s3": "s3://b/p", "local2": "new_name:s3://b/p?region=x"}
+    assert move.split_target("s3new:s3://bucket/uploads") == ("s3new", "s3://bucket/uploads")
+    assert move.split_target("files:/srv/files") == ("files", "/srv/files")
+    assert move.split_target("file:///srv/files") == (None, "file:///srv/files")
+    assert move.split_target("/srv/a:b") == (None, "/srv/a:b")
+    for bad in ("local", "=s3://b", "local=", "local=bad name:/x", "local=9x:/x"):
+        with pytest.raises(ConfigError, match="--to-storage"):
+            move.parse_storage_moves([bad])
+    with pytest.raises(ConfigError, match="twice"):
+        move.parse_storage_moves(["local=/a", "local=/b"])
+
+
+def test_final_pass_copies_only_new_or_changed_objects(tmp_path):
+    """A cutover's second storage pass reads only what changed since the first; every copy is read back."""
+    source_root = tmp_path / "uploads"
+    (source_root / "nested").mkdir(parents=True)
+    for index in range(20):
+        (source_root / f"file-{index}.bin").write_bytes(os.urandom(10_000 + index))
+    (source_root / "nested" / "deep.txt").write_text("deep")
+    storage_move = move.StorageMove(StorageLocation.from_url("local", str(source_root)),
+                                    StorageLocation.from_url("local", str(tmp_path / "moved")))
+    staging = tmp_path / "staging"
+    staging.mkdir()
+    first = move.copy_location(storage_move, staging)
+    assert (first.objects, first.copied, first.unchanged) == (21, 21, 0)
+    (source_root / "file-3.bin").write_bytes(b"changed while the app ran")
+    (source_root / "new.bin").write_bytes(b"uploaded while the app ran")
+    final = move.copy_location(storage_move, staging, first.records_path)
+    assert (final.objects, final.copied, final.unchanged) == (22, 2, 20)
+    check = move.check_location(storage_move, final)
+    assert check.ok and check.objects == check.target_objects == 22 and check.bytes == check.target_bytes
+    copied = {p.relative_to(tmp_path / "moved"): p.read_bytes() for p in (tmp_path / "moved").rglob("*") if p.is_file()}
+    assert copied == {p.relative_to(source_root): p.read_bytes() for p in source_root.rglob("*") if p.is_file()}
+
+
+def test_bucket_to_bucket_takes_the_source_credentials(s3, tmp_path):
+    source_bucket, target_bucket = s3.create_bucket(), s3.create_bucket()
+    client = s3.client()
+    blobs = {f"files/{index}.bin": os.urandom(5_000 + index) for index in range(12)}
+    for key, body in blobs.items():
+        client.put_object(Bucket=source_bucket, Key=key, Body=body)
+    source = StorageLocation(name="s3", driver="s3", root="files", bucket=source_bucket, region=S3_REGION,
+                             endpoint=s3.endpoint, key_id=s3.key_id, secret=s3.secret, force_path_style=True)
+    target = move.storage_target(source, f"s3://{target_bucket}/moved", environ={})
+    assert (target.endpoint, target.key_id, target.secret, target.name) == (s3.endpoint, s3.key_id, s3.secret, "s3")
+    staging = tmp_path / "staging"
+    staging.mkdir()
+    copied = move.copy_location(move.StorageMove(source, target), staging, workers=4)
+    assert copied.copied == 12 and move.check_location(move.StorageMove(source, target), copied).ok
+    assert {k.replace("moved/", "files/", 1): v for k, v in s3.objects(target_bucket, "moved/").items()} == blobs
+
+
+# -- same engine ---------------------------------------------------------------------------------------------
+@pytest.mark.directus
+def test_postgresql_move_with_storage_to_s3_renamed_and_back(tmp_path, directus, databases, s3, prefect_server,
+                                                             monkeypatch):
+    from flows.move import move_project
+
+    source_db = databases.create("pg")
+    project = make_project(tmp_path / "source", directus, source_db)
+    with project.server() as client:
+        seed(client, ["local"])
+        before = api_state(client)
+    original_config = (project.dir / ".env").read_bytes()
+    bucket = s3.create_bucket()
+    monkeypatch.setenv(move.STORAGE_KEY_ENV, s3.key_id)
+    monkeypatch.setenv(move.STORAGE_SECRET_ENV, s3.secret)
+    repo = tmp_path / "repo"
+
+    target_db = databases.create("pg", create_database=False)  # created by the move
+    out = tmp_path / "moved.env"
+    result = move_project(project_dir=str(project.dir), to_database=target_db.url,
+                          to_storage={"local": f"s3files:s3://{bucket}/uploads?endpoint={s3.endpoint}&region={S3_REGION}"},
+                          config_out=str(out), repo=str(repo))
+    assert result["method"] == "native" and result["tables_equal"] and result["snapshot"]
+    assert result["storage"]["local"]["objects"] == 2 and result["storage"]["local"]["checksums_equal"] == 2
+    assert stat.S_IMODE(out.stat().st_mode) == 0o600
+    text = out.read_text()
+    assert f"DB_DATABASE={target_db.name}" in text and "STORAGE_LOCATIONS=s3files" in text
+    assert "STORAGE_LOCAL_" not in text and f"STORAGE_S3FILES_BUCKET={bucket}" in text
+    assert f"KEY={project.env['KEY']}" in text and f"SECRET={project.env['SECRET']}" in text  # the rest kept
+    # The source is untouched: same config bytes, its files still in 'local'.
+    assert (project.dir / ".env").read_bytes() == original_config
+    assert set(storage_rows(DatabaseSettings.from_url(source_db.url))) == {"local"}
+    uploads = {p.name: p.read_bytes() for p in (project.dir / "uploads").iterdir()}
+    assert {k.split("/", 1)[1]: v for k, v in s3.objects(bucket, "uploads/").items()} == uploads
+
+    report = latest_artifact("move-project")
+    assert "## Tables" in report and "| directus_files | 2 | 2 | yes |" in report and "| articles | 12 | 12 | yes |" in report
+    assert "'local' → 's3files' (2 directus_files rows)" in report and "2 sha256 equal on both sides" in report
+    for secret in [*project.secrets, target_db.password, s3.secret]:
+        assert secret not in report
+    with served(project, out) as client:
+        after = api_state(client)
+        assert after == renamed(before, "local", "s3files")  # assets byte-identical, now read from S3
+        can_write(client)
+        DirectusClient.login(project.url, "editor@example.com", "editor-password-1").close()
+
+    # And back: S3 -> a local folder named 'local' again, into yet another PostgreSQL database.
+    back_db = databases.create("pg")
+    back = tmp_path / "back.env"
+    move_project(project_dir=str(project.dir), config_path=str(out), to_database=back_db.url,
+                 to_storage={"s3files": f"local:{tmp_path / 'uploads-back'}"}, config_out=str(back), repo=str(repo))
+    assert {p.name: p.read_bytes() for p in (tmp_path / "uploads-back").iterdir()} == uploads
+    with served(project, back) as client:
+        state = api_state(client)
+    assert state["assets"] == before["assets"]
+    assert [f["storage"] for f in state["files"]] == ["local"] * len(before["files"])
+
+
+@pytest.mark.directus
+def test_mariadb_same_engine_through_the_cli_then_to_postgresql(tmp_path, directus, databases, cli_env):
+    source_db = databases.create("mysql")
+    project = make_project(tmp_path / "source", directus, source_db)
+    with project.server() as client:
+        seed(client, ["local"])
+        before = api_state(client)
+    target_db = databases.create("mysql")
+    out = tmp_path / "moved.env"
+    env = {**cli_env, "DIRECTUS_OPS_DATABASE_PASSWORD": target_db.password}
+    url_without_password = target_db.url.replace(f":{target_db.password}@", "@")
+    done = subprocess.run([*CLI, "move", str(project.dir), "--to-database", url_without_password, "--config-out",
+                           str(out), "--repo", str(tmp_path / "repo")], env=env, capture_output=True, text=True,
+                          timeout=600)
+    assert done.returncode == 0, done.stderr
+    assert "row counts and checksums equal" in done.stdout
+    for secret in [*project.secrets, target_db.password]:
+        assert secret not in done.stdout + done.stderr
+    assert f"DB_PASSWORD={target_db.password}" in out.read_text()
+    with served(project, out) as client:
+        assert api_state(client) == before
+        can_write(client)
+
+    if not transfer_available():
+        pytest.skip("directus_ops.transfer not merged yet: MariaDB -> PostgreSQL not run")
+    from flows.move import move_project
+
+    pg_db = databases.create("pg")
+    pg_out = tmp_path / "pg.env"
+    result = move_project(project_dir=str(project.dir), to_database=pg_db.url, config_out=str(pg_out))
+    assert result["method"] == "transfer" and result["tables_equal"]
+    with served(project, pg_out) as client:
+        after = api_state(client)
+        assert after["assets"] == before["assets"]
+        assert engine_neutral(after) == engine_neutral(before), first_difference(engine_neutral(after), engine_neutral(before))
+        can_write(client)
+
+
+# -- across engines --------------------------------------------------------------------------------------------
+@pytest.mark.directus
+@needs_transfer
+def test_sqlite_to_postgresql(tmp_path, directus, databases, prefect_server):
+    from flows.move import move_project
+
+    source_db = databases.create("sqlite3")
+    project = make_project(tmp_path / "source", directus, source_db)
+    with project.server() as client:
+        seed(client, ["local"])
+        before = api_state(client)
+    target_db = databases.create("pg", create_database=False)
+    out = tmp_path / "moved.env"
+    result = move_project(project_dir=str(project.dir), to_database=target_db.url, config_out=str(out))
+    assert result["method"] == "transfer" and result["tables_equal"] and result["snapshot"] is None
+    assert "DB_FILENAME" not in out.read_text() and "DB_CLIENT=pg" in out.read_text()
+    with served(project, out) as client:
+        after = api_state(client)
+        assert after["assets"] == before["assets"]
+        assert engine_neutral(after) == engine_neutral(before), first_difference(engine_neutral(after), engine_neutral(before))
+        can_write(client)
+    # Relations to Directus's own tables are real foreign keys on the target.
+    with psycopg.connect(f"postgresql://postgres@127.0.0.1:5432/{target_db.name}") as conn:
+        targets = {r[0] for r in conn.execute(
+            "SELECT ccu.table_name FROM information_schema.table_constraints tc JOIN "
+            "information_schema.constraint_column_usage ccu ON tc.constraint_name = ccu.constraint_name "
+            "WHERE tc.constraint_type = 'FOREIGN KEY' AND tc.table_name = 'articles'")}
+    assert {"authors", "directus_files"} <= targets
+
+
+# -- cutover ---------------------------------------------------------------------------------------------------
+def app_scripts(project: TestProject, fail_when: str | None = None) -> tuple[str, str]:
+    """A start and a stop command around ``node node_modules/directus/cli.js start`` with a pid file; the
+    start command fails (as an app refusing its config would) while the config contains ``fail_when``."""
+    directory = project.dir
+    start = directory / "start-app.sh"
+    guard = f'grep -q "{fail_when}" .env && {{ echo "app refuses this config" >&2; exit 3; }}\n' if fail_when else ""
+    start.write_text(f"""#!/bin/sh
+cd "{directory}"
+{guard}if [ -f app.pid ] && kill -0 "$(cat app.pid)" 2>/dev/null; then exit 0; fi
+PRESSURE_LIMITER_ENABLED=false setsid node node_modules/directus/cli.js start >app.log 2>&1 </dev/null &
+echo $! > app.pid
+for i in $(seq 1 200); do curl -sf {project.url}/server/ping >/dev/null && exit 0; sleep 0.3; done
+echo "Directus did not start" >&2; exit 1
+""")
+    stop = directory / "stop-app.sh"
+    stop.write_text(f"""#!/bin/sh
+cd "{directory}"
+[ -f app.pid ] || exit 0
+pid="$(cat app.pid)"; kill "$pid" 2>/dev/null
+for i in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+kill -9 "$pid" 2>/dev/null; rm -f app.pid; exit 0
+""")
+    for script in (start, stop):
+        script.chmod(0o755)
+    return f"sh {start}", f"sh {stop}"
+
+
+@pytest.mark.directus
+def test_cutover_fails_and_puts_the_old_config_back_then_succeeds(tmp_path, directus, databases, cli_env):
+    source_db = databases.create("sqlite3")
+    project = make_project(tmp_path / "source", directus, source_db)
+    with project.server() as client:
+        seed(client, ["local"])
+        before = api_state(client)
+    config = project.dir / ".env"
+    original = config.read_bytes()
+    source_settings = DatabaseSettings.from_url(source_db.url)
+    start, stop = app_scripts(project, fail_when="STORAGE_FILES2_")
+    subprocess.run(start, shell=True, check=True, timeout=120)
+    try:
+        # A cutover whose start command fails on the new config: the rename is undone, the old config is put
+        # back and the app runs again on it.
+        done = subprocess.run([*CLI, "move", str(project.dir), "--to-storage", f"local=files2:{tmp_path / 'files2'}",
+                               "--cutover", "--stop-command", stop, "--start-command", start, "--url", project.url],
+                              env=cli_env, capture_output=True, text=True, timeout=600)
+        assert done.returncode == 15, done.stderr
+        message = done.stderr.strip().splitlines()[-1]
+        assert "cutover failed" in message and "old config put back" in message and "app started on the old config" in message
+        assert config.read_bytes() == original and not (project.dir / ".env.before-move").exists()
+        assert set(storage_rows(source_settings)) == {"local"}
+        with DirectusClient.login(project.url, ADMIN_EMAIL, ADMIN_PASSWORD) as client:
+            assert api_state(client) == before  # the app that runs now is the old one, intact
+
+        # Then a cutover that works: SQLite to a new SQLite file, with the app stopped for the final copy.
+        with DirectusClient.login(project.url, ADMIN_EMAIL, ADMIN_PASSWORD) as client:
+            client.post("/items/articles", {"title": "written before the cutover"})  # only the final copy has it
+            before = api_state(client)
+        target_db = databases.create("sqlite3")
+        done = subprocess.run([*CLI, "move", str(project.dir), "--to-database", target_db.url, "--repo",
+                               str(tmp_path / "repo"), "--cutover", "--stop-command", stop, "--start-command",
+                               start, "--url", project.url], env=cli_env, capture_output=True, text=True, timeout=600)
+        assert done.returncode == 0, done.stderr
+        assert "cut over" in done.stdout
+        assert (project.dir / ".env.before-move").read_bytes() == original
+        assert f"DB_FILENAME={target_db.filename}" in config.read_text()
+        assert stat.S_IMODE(config.stat().st_mode) == 0o600
+        with DirectusClient.login(project.url, ADMIN_EMAIL, ADMIN_PASSWORD) as client:
+            assert api_state(client) == before  # served by the app running on the moved database
+            can_write(client)
+        engine = open_engine(source_settings)
+        with engine.connect() as conn:  # the new item went to the new database only
+            assert "written after the move" not in {r[0] for r in conn.execute(sa.text("SELECT title FROM articles"))}
+        engine.dispose()
+        assert not (project.dir / ".env.after-move").exists()
+    finally:
+        subprocess.run(stop, shell=True, timeout=60)
+
+
+# -- refusals --------------------------------------------------------------------------------------------------
+def test_refusals_through_the_cli(tmp_path, databases, cli_env_no_server):
+    source_db = databases.create("pg")
+    project_dir, _ = small_project(tmp_path / "small", source_db)
+    config = project_dir / ".env"
+    original = config.read_bytes()
+    missing = databases.create("pg", create_database=False)
+    busy = databases.create("pg")
+    with psycopg.connect(f"postgresql://postgres@127.0.0.1:5432/{busy.name}", autocommit=True) as conn:
+        conn.execute("CREATE TABLE something (id int)")
+    busy_mysql = databases.create("mysql")
+    conn = pymysql.connect(host="127.0.0.1", user="root", database=busy_mysql.name, autocommit=True)
+    with conn, conn.cursor() as cur:
+        cur.execute("CREATE TABLE something (id int)")
+    out = tmp_path / "out.env"
+    new_root = tmp_path / "new-uploads"
+    cases = [
+        (["--to-database", "postgresql://u:sekrit-pw-1@127.0.0.1:1/x", "--repo", str(tmp_path / "r")], 4, "cannot connect"),
+        (["--to-database", busy.url, "--repo", str(tmp_path / "r")], 5, "not empty"),
+        (["--to-database", "mssql://u:sekrit-pw-1@127.0.0.1/x"], 2, "not supported"),
+        (["--to-database", busy_mysql.url], 5, "not empty"),  # across engines
+        (["--to-storage", "local"], 2, "LOCATION=PATH_OR_S3_URL"),
+        (["--to-storage", "nosuch=/tmp/x"], 2, "nosuch"),
+        (["--to-database", missing.url], 2, "--repo"),
+        (["--to-database", missing.url, "--repo", str(tmp_path / "r"), "--cutover"], 2, "--stop-command"),
+        (["--to-storage", f"local={new_root}", "--config-out", str(config)], 2, "current config"),
+        (["--to-storage", f"local=other:{new_root}"], 2, "--cutover"),
+        ([], 2, "nothing to move"),
+    ]
+    for args, code, words in cases:
+        done = subprocess.run([*CLI, "move", str(project_dir), *args, "--config-out", str(out)]
+                              if "--config-out" not in args and args else [*CLI, "move", str(project_dir), *args],
+                              env=cli_env_no_server, capture_output=True, text=True, timeout=120)
+        lines = done.stderr.strip().splitlines()
+        assert done.returncode == code, (args, done.stderr)
+        assert len(lines) == 1 and words in lines[0], (args, lines)
+        assert "sekrit-pw-1" not in done.stderr + done.stdout
+        assert busy.password not in done.stderr and busy_mysql.password not in done.stderr
+    # Nothing changed anywhere.
+    assert config.read_bytes() == original and not out.exists() and not new_root.exists()
+    assert not (tmp_path / "r").exists()
+    with psycopg.connect("postgresql://postgres@127.0.0.1:5432/postgres") as conn:
+        assert conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (missing.name,)).fetchone() is None
+    assert busy.tables() == ["something"] and busy_mysql.tables() == ["something"]
