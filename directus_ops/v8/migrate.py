@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from ..database import DatabaseSettings, DatabaseUnreachable, connect
+from ..database import DatabaseUnreachable
 from ..errors import ConfigError
 from ..project import Project, load_project
 from ..storage import StorageLocation
@@ -177,24 +177,6 @@ def reset_sequences(work_dir: Path) -> int:
     return target.reset_sequences(_project(plan).database, mapping.plan_schema(source, set(plan.skip)))
 
 
-def v8_counts(v8_url: str, collections: list[str]) -> dict[str, int]:
-    from ..database import count_rows
-
-    with connect(v8_settings(v8_url)) as conn:
-        return count_rows(conn, collections)
-
-
-def target_counts(settings: DatabaseSettings, collections: list[str]) -> dict[str, int]:
-    from ..database import count_rows
-
-    with connect(settings) as conn:
-        return count_rows(conn, collections)
-
-
-__all__ = ["Plan", "load_plan", "load_source", "originals_location", "prepare", "reset_sequences", "write_files",
-           "write_items", "write_people", "write_permissions", "write_schema"]
-
-
 def hash_password(project_dir: str, password: str) -> str:
     """An argon2 hash of ``password``, made by the target's own ``argon2`` package (what Directus verifies with)."""
     from .. import directus_cli, process
@@ -209,3 +191,7 @@ def hash_password(project_dir: str, password: str) -> str:
         raise ConfigError(f"cannot hash the temporary password with {project_dir}/node_modules/argon2; check that "
                           "Directus is installed there")
     return hashed
+
+
+__all__ = ["Plan", "hash_password", "load_plan", "load_source", "originals_location", "prepare", "reset_sequences",
+           "s3_source", "write_files", "write_items", "write_people", "write_permissions", "write_schema"]

@@ -352,16 +352,6 @@ def copy_files(source: V8Source, originals: StorageLocation, target: StorageLoca
     return result
 
 
-def table_digest(settings: DatabaseSettings, tables: list[str]) -> dict[str, tuple[int, str]]:
-    """Row count and a digest of every row of each table (ordered by its text form): "did anything change"."""
-    out = {}
-    with connect(settings) as conn:
-        for table in tables:
-            rows = sorted(str(tuple(r)) for r in conn.execute(sa.text(f'SELECT * FROM "{table}"')))
-            out[table] = (len(rows), hashlib.sha256("\n".join(rows).encode()).hexdigest())
-    return out
-
-
 __all__ = ["FileCopy", "ItemStats", "TargetConflict", "TargetInfo", "TargetNotReady", "add_foreign_keys",
-           "copy_files", "create_schema", "inspect_target", "referenced_keys", "reset_sequences", "table_digest",
-           "table_of", "write_items", "write_permissions", "write_system_rows"]
+           "copy_files", "create_schema", "inspect_target", "referenced_keys", "reset_sequences", "table_of",
+           "write_items", "write_permissions", "write_system_rows"]
