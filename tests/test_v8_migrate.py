@@ -148,6 +148,15 @@ def storage_listing(project: TestProject) -> list[tuple[str, int]]:
     return sorted((p.name, p.stat().st_size) for p in root.iterdir()) if root.exists() else []
 
 
+def latest_artifact(key: str) -> str:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+    with get_client(sync_client=True) as client:
+        artifacts = client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[key])))
+    return str(max(artifacts, key=lambda a: a.created).data)
+
+
 # -- the migrated project, through Directus --------------------------------------------------------------------
 def test_migrated_project_reads_back_through_the_api(migrated: dict[str, Any], target: TestProject, v8_url: str,
                                                      uploads: Path) -> None:
@@ -159,6 +168,12 @@ def test_migrated_project_reads_back_through_the_api(migrated: dict[str, Any], t
     assert {c: s["written"] for c, s in report["items"]["collections"].items()} == v8_counts | made
     assert report["people"]["users_needing_password"] == []  # every created user got the temporary password
     assert report["people"]["users_merged"] == ["admin@example.com"]  # the target's admin is the v8 admin
+    markdown = latest_artifact("v8-migrate-project")  # the run's report in Prefect
+    references = v8_query(v8_url, "SELECT count(created_by) + count(modified_by) + count(author) + count(cover) FROM articles")[0][0]
+    assert f"| `articles` | read 9, written 9, references {references}, dangling 0 |" in markdown
+    assert "v8 users that were already in the target (kept as they are): admin@example.com" in markdown
+    assert "unmapped: articles.body: option toolbar (wysiwyg) has no v9 equivalent (dropped)" in markdown
+    assert "pw-" not in markdown and TEMP_PASSWORD not in markdown
     id_map = json.loads(Path(report["id_map"]).read_text())
     assert set(id_map["directus_files"]) == {"1", "2", "3", "4"} and id_map["directus_roles"]["2"] is None
 
