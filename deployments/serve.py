@@ -19,6 +19,7 @@ from flows.move import move_project
 from flows.rehearse import rehearse_upgrade
 from flows.restore import restore
 from flows.upgrade import upgrade_directus
+from flows.v8_migrate import v8_migrate
 
 
 def main() -> None:
@@ -41,6 +42,8 @@ def main() -> None:
         # On demand only; a run without confirm (the project's name) is refused, and dry_run shows the plan.
         delete_project.to_deployment(name="delete", parameters={"project_dir": project_dir, "repo": repo,
                                                                 "dry_run": True}, tags=["directus", "delete"]),
+        # Run on demand with v8_database_url (no password: DIRECTUS_OPS_DATABASE_PASSWORD) and v8_storage.
+        v8_migrate.to_deployment(name="v8-migrate", parameters={"project_dir": project_dir}, tags=["directus", "v8"]),
     )
 
 

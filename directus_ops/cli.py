@@ -668,3 +668,40 @@ def run() -> None:
 
 if __name__ == "__main__":
     run()
+
+
+@v8_app.command("migrate")
+def v8_migrate_command(
+    v8_database: Annotated[str, typer.Option("--v8-database", help="The v8 project's database: mysql://USER:PASSWORD@HOST:PORT/DB.")],
+    v8_storage: Annotated[str, typer.Option("--v8-storage", help="The v8 upload folder holding originals/ (e.g. /srv/v8/public/uploads/_), or s3://bucket/prefix.")],
+    project_dir: Annotated[Path, typer.Option("--project-dir", help="The target Directus 10 project directory (installed and bootstrapped, on PostgreSQL).")],
+    mode: Annotated[str, typer.Option("--mode", help="database: write straight into the target's database (api mode is not available yet).")] = "database",
+    skip_collections: Annotated[Optional[list[str]], typer.Option("--skip-collections", help="A v8 collection to leave out (repeat, or comma-separate).")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Run every check and write the plan and id map; change nothing in the target.")] = False,
+    temporary_password_env: Annotated[Optional[str], typer.Option("--temporary-password-env", help="Give the migrated users the password held in this environment variable (v8's bcrypt hashes cannot carry over).")] = None,
+    v8_timezone: Annotated[str, typer.Option("--v8-timezone", help="The time zone v8's API wrote user-collection datetimes in (its config's timezone).")] = "UTC",
+    work_dir: Annotated[Optional[Path], typer.Option("--work-dir", help="Where the plan, id map and report go (default: PROJECT_DIR/v8-migration).")] = None,
+    v8_storage_endpoint: Annotated[Optional[str], typer.Option("--v8-storage-endpoint", help="S3 endpoint URL of an s3:// --v8-storage (credentials from AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY).")] = None,
+    v8_storage_region: Annotated[Optional[str], typer.Option("--v8-storage-region", help="S3 region of an s3:// --v8-storage.")] = None,
+) -> None:
+    """Migrate a Directus v8 project (database + upload folder) into a Directus 10 project: roles, users, folders,
+    files and their bytes, schema and metadata, every item with its references rewritten to the new UUIDs, and
+    permissions. Run it again to resume a stopped run: a completed migration is not changed."""
+    with user_errors():
+        from flows.v8_migrate import v8_migrate
+
+        skip = [name.strip() for value in skip_collections or [] for name in value.split(",") if name.strip()]
+        result = _run_flow(v8_migrate, v8_database_url=_hide_password(v8_database), v8_storage=v8_storage,
+                           project_dir=str(project_dir.expanduser().resolve()), mode=mode, skip_collections=skip,
+                           dry_run=dry_run, temporary_password_env=temporary_password_env, v8_timezone=v8_timezone,
+                           work_dir=str(work_dir.expanduser().resolve()) if work_dir else None,
+                           v8_storage_endpoint=v8_storage_endpoint, v8_storage_region=v8_storage_region)
+    if dry_run:
+        typer.echo(f"dry run: checks passed; would migrate {', '.join(result['collections'])}; id map {result['id_map']}")
+        return
+    items = result["items"]
+    read = sum(s["read"] for s in items["collections"].values())
+    written = sum(s["written"] for s in items["collections"].values())
+    typer.echo(f"migrated {len(items['collections'])} collections ({read} rows read, {written} written), "
+               f"{result['files']['copied']} files copied, {len(items['dangling'])} dangling references set to NULL, "
+               f"{len(result['people']['users_needing_password'])} users need a password; id map {result['id_map']}")

@@ -6,7 +6,8 @@ cleanup, no ``finally``) when ``checkpoint(point)`` has been reached ``n`` times
 
 Points: ``lock-taken``, ``repo-bytes`` (bytes written to repository files), ``upload-tmp`` (a large object
 uploaded to tmp/, not yet moved), ``object-stored``, ``file-tmp`` (a manifest/lock/key written to its
-temporary name, not yet renamed), ``before-manifest``.
+temporary name, not yet renamed), ``before-manifest``, ``v8-items-batch`` (a batch of v8 items committed),
+``v8-file-copied`` (a v8 file's bytes copied).
 """
 
 from __future__ import annotations

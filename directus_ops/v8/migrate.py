@@ -1,0 +1,197 @@
+"""The steps of the database-mode v8 migration, as plain functions over a work directory.
+
+Steps hand each other paths, not values: ``source.json`` (the v8 model, without secrets), ``plan.json``
+(target facts, options and the id map) in the work directory; the id map is also written as ``id-map.json``
+next to the report. Every step after ``prepare`` is idempotent (see ``target.py``), so a stopped run is simply
+run again.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import asdict, dataclass, field
+from datetime import timezone
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from ..database import DatabaseUnreachable
+from ..errors import ConfigError
+from ..project import Project, load_project
+from ..storage import StorageLocation
+from . import mapping, target
+from .source import V8Source, check_storage, read_v8, v8_settings
+
+log = logging.getLogger("directus_ops.v8.migrate")
+SECRET_FIELDS = {"users": {"__all__": {"token", "tfa_secret"}}}  # never written to the work directory
+
+
+@dataclass
+class Plan:
+    """What ``prepare`` decided (plan.json)."""
+
+    v8_database: str  # describe(): no password
+    v8_storage: str
+    project_dir: str
+    directus_version: str
+    storage: str
+    admin_role: str
+    users_by_email: dict[str, str]
+    skip: list[str]
+    timezone: str
+    resuming: bool
+    ids: dict[str, Any]
+    collections: list[str] = field(default_factory=list)
+
+    def id_map(self) -> mapping.IdMap:
+        import uuid
+
+        ids = mapping.IdMap(uuid.UUID(self.ids["namespace"]))
+        for table, values in self.ids.items():
+            if table != "namespace":
+                ids.ids[table] = {int(k): v for k, v in values.items()}
+        return ids
+
+    def tz(self) -> ZoneInfo | timezone:
+        return timezone.utc if self.timezone.upper() == "UTC" else mapping.source_timezone(self.timezone)
+
+
+def load_source(work_dir: Path) -> V8Source:
+    return V8Source.model_validate_json((work_dir / "source.json").read_text())
+
+
+def load_plan(work_dir: Path) -> Plan:
+    return Plan(**json.loads((work_dir / "plan.json").read_text()))
+
+
+def s3_source(v8_storage: str, endpoint: str | None, region: str | None) -> StorageLocation | None:
+    """How to reach an ``s3://`` v8 upload folder: endpoint and region given, credentials from the AWS
+    environment (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or a profile), never from flow parameters."""
+    if not v8_storage.startswith("s3://"):
+        return None
+    return StorageLocation(name="v8", driver="s3", root="", endpoint=endpoint, region=region, force_path_style=True)
+
+
+def originals_location(v8_storage: str, like: StorageLocation | None = None) -> StorageLocation:
+    return StorageLocation.from_url("v8-originals", f"{v8_storage.rstrip('/')}/originals", like=like)
+
+
+def prepare(v8_url: str, v8_storage: str, project_dir: str, work_dir: Path, skip: list[str] | None = None,
+            v8_timezone: str = "UTC", storage_like: StorageLocation | None = None) -> Plan:
+    """Check everything, write nothing to the target: the v8 database (reachable, v8-shaped), its upload folder
+    (``originals/`` with every file), the target (bootstrapped Directus 10 on PostgreSQL, no conflicting tables).
+    Then write source.json, plan.json and id-map.json into ``work_dir``."""
+    if v8_timezone.upper() != "UTC":
+        mapping.source_timezone(v8_timezone)
+    settings = v8_settings(v8_url)
+    project = load_project(project_dir)
+    try:
+        source = read_v8(settings)
+    except DatabaseUnreachable as exc:
+        raise DatabaseUnreachable(str(exc).replace("check the DB_* settings", "check --v8-database")) from None
+    skip = sorted(set(skip or []))
+    unknown = [s for s in skip if s not in {c.name for c in source.collections}]
+    if unknown:
+        raise ConfigError(f"--skip-collections names {', '.join(unknown)}, which the v8 database does not have; "
+                          f"its collections are {', '.join(c.name for c in source.collections)}")
+    check_storage(source, v8_storage, like=storage_like).require_complete()
+    collections = [p.name for p in mapping.plan_schema(source, set(skip)).collections]  # + languages, if made
+    namespace = mapping.project_namespace(source)
+    probe_ids = mapping.build_id_map(source, "", {}, namespace)
+    probes = [(t, v) for t in ("directus_roles", "directus_folders", "directus_files")
+              for k, v in probe_ids.ids.get(t, {}).items() if v and not (t == "directus_roles" and k <= 2)]
+    probes += [("directus_users", v) for k, v in probe_ids.ids.get("directus_users", {}).items() if v]
+    info = target.inspect_target(project, collections, probes)
+    ids = mapping.build_id_map(source, info.admin_role, info.users_by_email, namespace)
+    work_dir.mkdir(parents=True, exist_ok=True)
+    (work_dir / "source.json").write_text(source.model_dump_json(exclude=SECRET_FIELDS))  # type: ignore[arg-type]
+    plan = Plan(v8_database=settings.describe(), v8_storage=v8_storage, project_dir=str(project.root),
+                directus_version=info.directus_version, storage=info.storage, admin_role=info.admin_role,
+                users_by_email=info.users_by_email, skip=skip, timezone=v8_timezone, resuming=info.resuming,
+                ids=ids.to_json(), collections=collections)
+    (work_dir / "plan.json").write_text(json.dumps(asdict(plan), indent=1))
+    (work_dir / "id-map.json").write_text(json.dumps(ids.to_json(), indent=1))
+    return plan
+
+
+def _project(plan: Plan) -> Project:
+    return load_project(plan.project_dir)
+
+
+def write_people(work_dir: Path, password_hash: str | None = None) -> dict[str, Any]:
+    """Roles, users and folders (parents first)."""
+    source, plan = load_source(work_dir), load_plan(work_dir)
+    ids, settings = plan.id_map(), _project(plan).database
+    users = mapping.map_users(source, ids, plan.users_by_email, password_hash)
+    return {
+        "roles": target.write_system_rows(settings, "directus_roles", mapping.map_roles(source, ids)),
+        "users": target.write_system_rows(settings, "directus_users", users.rows),
+        "folders": target.write_system_rows(settings, "directus_folders", mapping.map_folders(source, ids)),
+        "users_merged": users.merged, "users_needing_password": users.needing_password,
+    }
+
+
+def write_files(work_dir: Path, storage_like: StorageLocation | None = None) -> dict[str, Any]:
+    """Every file row, then its bytes into the target's first storage location."""
+    source, plan = load_source(work_dir), load_plan(work_dir)
+    project = _project(plan)
+    rows = mapping.map_files(source, plan.id_map(), plan.storage)
+    written = target.write_system_rows(project.database, "directus_files", rows)
+    pairs = [(f.filename_disk, row["filename_disk"]) for f, row in zip(source.files, rows)]
+    copy = target.copy_files(source, originals_location(plan.v8_storage, storage_like), project.location(plan.storage), pairs)
+    return {"rows": written, "copied": copy.copied, "already_there": copy.skipped, "bytes": copy.bytes,
+            "checksum_mismatch": copy.checksum_mismatch}
+
+
+def write_schema(work_dir: Path) -> dict[str, Any]:
+    source, plan = load_source(work_dir), load_plan(work_dir)
+    schema = mapping.plan_schema(source, set(plan.skip))
+    counts = target.create_schema(_project(plan).database, schema)
+    return {**counts, "unmapped": schema.unmapped, "notes": schema.notes}
+
+
+def write_items(work_dir: Path, v8_url: str) -> dict[str, Any]:
+    """Every row of every collection; then the foreign keys (after the rows: a cycle is only an order)."""
+    source, plan = load_source(work_dir), load_plan(work_dir)
+    schema = mapping.plan_schema(source, set(plan.skip))
+    unmapped: list[str] = []
+    settings = _project(plan).database
+    stats = target.write_items(v8_settings(v8_url), settings, schema, plan.id_map(), plan.tz(), unmapped)
+    foreign_keys = target.add_foreign_keys(settings, schema)
+    return {"collections": {name: {"read": s.read, "written": s.written, "references": s.references,
+                                   "dangling": len(s.dangling)} for name, s in stats.items()},
+            "dangling": [asdict(d) for s in stats.values() for d in s.dangling],
+            "foreign_keys": foreign_keys, "unmapped": unmapped}
+
+
+def write_permissions(work_dir: Path) -> dict[str, Any]:
+    source, plan = load_source(work_dir), load_plan(work_dir)
+    schema = mapping.plan_schema(source, set(plan.skip))
+    rows, notes = mapping.map_permissions(source, plan.id_map(), schema)
+    return {"written": target.write_permissions(_project(plan).database, rows), "planned": len(rows), "notes": notes}
+
+
+def reset_sequences(work_dir: Path) -> int:
+    source, plan = load_source(work_dir), load_plan(work_dir)
+    return target.reset_sequences(_project(plan).database, mapping.plan_schema(source, set(plan.skip)))
+
+
+def hash_password(project_dir: str, password: str) -> str:
+    """An argon2 hash of ``password``, made by the target's own ``argon2`` package (what Directus verifies with)."""
+    from .. import directus_cli, process
+    from ..redact import register_secret
+
+    register_secret(password)
+    script = "require('argon2').hash(process.env.DIRECTUS_OPS_TEMP_PASSWORD).then(h => process.stdout.write(h))"
+    output = process.run([directus_cli.node(), "-e", script], cwd=project_dir,
+                         env={"DIRECTUS_OPS_TEMP_PASSWORD": password}, timeout=60, quiet=True)
+    hashed = output.strip().splitlines()[-1] if output.strip() else ""
+    if not hashed.startswith("$argon2"):
+        raise ConfigError(f"cannot hash the temporary password with {project_dir}/node_modules/argon2; check that "
+                          "Directus is installed there")
+    return hashed
+
+
+__all__ = ["Plan", "hash_password", "load_plan", "load_source", "originals_location", "prepare", "reset_sequences",
+           "s3_source", "write_files", "write_items", "write_people", "write_permissions", "write_schema"]

@@ -1,0 +1,357 @@
+"""Writing a v8 project into a Directus 10 database (database mode), through ``database.connect``.
+
+``inspect_target`` checks the target before anything is written: a bootstrapped Directus 10.x on PostgreSQL
+(``directus_migrations`` applied, the installed package's version), and no table named like a v8 collection
+unless an earlier run of this migration created it (recognised by the UUIDs the id map gives: then the run
+resumes). Every writer after it is idempotent: rows are inserted with ``ON CONFLICT DO NOTHING`` on their keys
+(the ids are deterministic), metadata rows only where missing, tables and foreign keys only if absent. So a
+second run changes nothing and a run stopped half way completes when run again.
+
+Items are streamed from the v8 database (server-side cursor) and written in batches; sequences are reset after.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import timezone
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.engine import Connection
+
+from .. import faults
+from ..database import DatabaseSettings, connect, list_tables
+from ..errors import ConfigError, DatabaseError, StorageError, VersionError
+from ..project import Project
+from ..redact import redact
+from ..storage import StorageLocation
+from .mapping import SYSTEM_TARGETS, CollectionPlan, ColumnPlan, Dangling, IdMap, SchemaPlan, convert_row
+from .source import V8Source, _q
+
+log = logging.getLogger("directus_ops.v8.target")
+
+BATCH_ROWS = 2000
+SUPPORTED_MAJOR = "10."
+
+
+class TargetNotReady(DatabaseError):
+    """The target is not a bootstrapped Directus 10 database (nothing was written)."""
+
+
+class TargetConflict(DatabaseError):
+    """The target already has tables named like the v8 collections, not from this migration."""
+
+    exit_code = 5
+
+
+@dataclass
+class TargetInfo:
+    database: str  # describe(): no secrets
+    directus_version: str
+    migrations: int
+    admin_role: str
+    users_by_email: dict[str, str]  # lowercase email -> id
+    storage: str  # the first storage location's name
+    resuming: bool = False
+    existing: list[str] = field(default_factory=list)  # v8 collection names already in the target
+
+
+def inspect_target(project: Project, collections: list[str], ids_probe: list[tuple[str, str]] | None = None) -> TargetInfo:
+    """Check the target; ``ids_probe``: (system table, uuid) pairs only a previous run of this migration wrote."""
+    settings = project.database
+    where = settings.describe()
+    if settings.engine != "postgresql":
+        raise ConfigError(f"{where}: the v8 migration writes into PostgreSQL targets only for now; use a Directus "
+                          "project on PostgreSQL (DB_CLIENT=pg)")
+    version = project.directus_version
+    if version is None:
+        raise TargetNotReady(f"no Directus is installed in {project.root} (node_modules/directus is missing); "
+                             "install Directus 10.13 there and run `npx directus bootstrap` first")
+    if not version.startswith(SUPPORTED_MAJOR):
+        raise VersionError(f"the target runs Directus {version}; the v8 migration supports Directus 10.x targets "
+                           "only for now (11.x policies are not written yet): use a 10.13 project")
+    with connect(settings) as conn:
+        tables = set(list_tables(conn))
+        needed = {"directus_migrations", "directus_users", "directus_roles", "directus_collections",
+                  "directus_fields", "directus_relations", "directus_files", "directus_folders", "directus_permissions"}
+        migrations = int(conn.execute(sa.text("SELECT count(*) FROM directus_migrations")).scalar() or 0) \
+            if "directus_migrations" in tables else 0
+        if not needed <= tables or migrations == 0:
+            raise TargetNotReady(f"{where} is not a bootstrapped Directus database (no applied directus_migrations); "
+                                 f"run `npx directus bootstrap` in {project.root} first")
+        admin = conn.execute(sa.text(
+            "SELECT id FROM directus_roles WHERE admin_access ORDER BY name, id LIMIT 1")).scalar()
+        if admin is None:
+            raise TargetNotReady(f"{where} has no role with admin access; run `npx directus bootstrap` in "
+                                 f"{project.root} (it creates the Administrator role)")
+        users = {str(email).lower(): str(uid) for uid, email in
+                 conn.execute(sa.text("SELECT id, email FROM directus_users WHERE email IS NOT NULL"))}
+        existing = sorted(c for c in collections if c in tables)
+        resuming = False
+        if existing:
+            resuming = any(conn.execute(sa.text(f"SELECT 1 FROM {table} WHERE id = CAST(:id AS uuid)"),
+                                        {"id": value}).first() is not None for table, value in ids_probe or [])
+            if not resuming:
+                shown = ", ".join(existing[:5]) + (f" and {len(existing) - 5} more" if len(existing) > 5 else "")
+                raise TargetConflict(f"{where} already has {len(existing)} collections named like v8 ones "
+                                     f"({shown}), not from this migration; migrate into a fresh Directus project or "
+                                     "leave them out with --skip-collections")
+    if not project.storage:
+        raise ConfigError(f"{project.config_path} has no STORAGE_LOCATIONS; add one (e.g. local) for the files")
+    return TargetInfo(where, version, migrations, str(admin), users, project.storage[0].name, resuming, existing)
+
+
+# -- helpers ---------------------------------------------------------------------------------------------------
+def _reflect(conn: Connection, name: str) -> sa.Table:
+    table = sa.Table(name, sa.MetaData(), autoload_with=conn)
+    for column in table.c:
+        if isinstance(column.type, sa.JSON):
+            column.type.none_as_null = True  # None is SQL NULL, not the JSON text 'null'
+    return table
+
+
+def _only_columns(table: sa.Table, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Keep the keys the target's table has (10.x minor versions differ: theme vs appearance…)."""
+    names = set(table.c.keys())
+    return [{k: v for k, v in row.items() if k in names} for row in rows]
+
+
+def _insert_missing(conn: Connection, table: sa.Table, rows: list[dict[str, Any]]) -> int:
+    """Insert rows, skipping those whose keys (any unique constraint) are there already: the re-run no-op."""
+    written = 0
+    rows = _only_columns(table, rows)
+    for start in range(0, len(rows), BATCH_ROWS):
+        batch = rows[start:start + BATCH_ROWS]
+        if batch:
+            # RETURNING counts what was new (rowcount of an executemany is not reliable).
+            result = conn.execute(pg_insert(table).on_conflict_do_nothing().returning(sa.literal_column("1")), batch)
+            written += len(result.all())
+    return written
+
+
+def write_system_rows(settings: DatabaseSettings, table: str, rows: list[dict[str, Any]]) -> int:
+    """Roles, users, folders or files rows (parents first for folders); returns how many were new."""
+    with connect(settings) as conn, conn.begin():
+        return _insert_missing(conn, _reflect(conn, table), rows)
+
+
+# -- schema ------------------------------------------------------------------------------------------------------
+def _sa_type(column: ColumnPlan) -> sa.types.TypeEngine:
+    return {
+        "integer": sa.Integer(), "bigInteger": sa.BigInteger(), "string": sa.String(column.length or 255),
+        "text": sa.Text(), "boolean": sa.Boolean(), "float": sa.Float(), "date": sa.Date(), "time": sa.Time(),
+        "dateTime": sa.DateTime(timezone=False), "timestamp": sa.DateTime(timezone=True), "json": sa.JSON(none_as_null=True),
+        "uuid": sa.Uuid(as_uuid=False), "binary": sa.LargeBinary(),
+        "decimal": sa.Numeric(column.precision or 10, column.scale or 0, asdecimal=True),
+    }[column.type]
+
+
+def _server_default(column: ColumnPlan) -> Any:
+    value = column.default
+    if value is None:
+        return None
+    if value == "CURRENT_TIMESTAMP":
+        return sa.text("CURRENT_TIMESTAMP")
+    if isinstance(value, bool):
+        return sa.true() if value else sa.false()
+    if isinstance(value, int):
+        return sa.text(str(value))
+    return str(value)
+
+
+def table_of(plan: CollectionPlan, metadata: sa.MetaData | None = None) -> sa.Table:
+    metadata = metadata or sa.MetaData()
+    columns = [sa.Column(c.name, _sa_type(c), primary_key=c.primary, nullable=c.nullable and not c.primary,
+                         autoincrement=c.auto_increment if c.primary else False, unique=c.unique or None,
+                         server_default=_server_default(c), comment=c.comment)
+               for c in plan.columns]
+    return sa.Table(plan.name, metadata, *columns)
+
+
+def create_schema(settings: DatabaseSettings, schema: SchemaPlan) -> dict[str, int]:
+    """Tables (without foreign keys: those come after the rows), then the Directus metadata rows that are missing."""
+    counts = {"tables": 0, "collections": 0, "fields": 0, "relations": 0}
+    with connect(settings) as conn, conn.begin():
+        present = set(list_tables(conn))
+        metadata = sa.MetaData()
+        for plan in schema.collections:
+            table = table_of(plan, metadata)
+            if plan.name not in present:
+                table.create(conn)
+                counts["tables"] += 1
+        counts["collections"] = _insert_missing(conn, _reflect(conn, "directus_collections"),
+                                                [p.collection_row for p in schema.collections])
+        fields = _reflect(conn, "directus_fields")
+        have = {(c, f) for c, f in conn.execute(sa.select(fields.c.collection, fields.c.field))}
+        missing = [r for p in schema.collections for r in p.field_rows if (r["collection"], r["field"]) not in have]
+        counts["fields"] = _insert_missing(conn, fields, missing)
+        relations = _reflect(conn, "directus_relations")
+        have = {(c, f) for c, f in conn.execute(sa.select(relations.c.many_collection, relations.c.many_field))}
+        missing = [r for r in schema.relation_rows if (r["many_collection"], r["many_field"]) not in have]
+        counts["relations"] = _insert_missing(conn, relations, missing)
+    return counts
+
+
+def add_foreign_keys(settings: DatabaseSettings, schema: SchemaPlan) -> int:
+    """Real foreign keys (ON DELETE SET NULL, as Directus's nullify), after the rows are in."""
+    added = 0
+    with connect(settings) as conn, conn.begin():
+        inspector = sa.inspect(conn)
+        for plan in schema.collections:
+            have = {tuple(fk["constrained_columns"]) for fk in inspector.get_foreign_keys(plan.name)}
+            for fk in plan.foreign_keys:
+                if (fk.column,) in have:
+                    continue
+                name = f"{plan.name}_{fk.column}_foreign"[:63]
+                conn.execute(sa.text(
+                    f'ALTER TABLE "{plan.name}" ADD CONSTRAINT "{name}" FOREIGN KEY ("{fk.column}") '
+                    f'REFERENCES "{fk.table}" ("{fk.target_column}") ON DELETE SET NULL'))
+                added += 1
+    return added
+
+
+# -- items -------------------------------------------------------------------------------------------------------
+@dataclass
+class ItemStats:
+    read: int = 0
+    written: int = 0
+    references: int = 0  # reference values rewritten (or kept: item keys) to a row that exists
+    dangling: list[Dangling] = field(default_factory=list)
+
+
+def _stream(conn: Connection, table: str, columns: list[str], key: str | None) -> Iterator[list[dict[str, Any]]]:
+    sql = f"SELECT {', '.join(_q(c) for c in columns)} FROM {_q(table)}" + (f" ORDER BY {_q(key)}" if key else "")
+    result = conn.execution_options(stream_results=True, max_row_buffer=BATCH_ROWS).execute(sa.text(sql))
+    while batch := result.fetchmany(BATCH_ROWS):
+        yield [dict(r._mapping) for r in batch]
+
+
+def referenced_keys(v8: DatabaseSettings, schema: SchemaPlan) -> dict[str, set[Any]]:
+    """The primary keys of every user collection another one references (a reference to a missing key is dangling)."""
+    targets = {c.references for p in schema.collections for c in p.columns
+               if c.convert == "ref" and c.references not in SYSTEM_TARGETS}
+    keys: dict[str, set[Any]] = {}
+    with connect(v8) as conn:
+        for name in sorted(t for t in targets if t):
+            plan = schema.collection(name)
+            if plan.rows is not None:
+                keys[name] = {r[plan.primary_key or "id"] for r in plan.rows}
+                continue
+            key = plan.primary_key or "id"
+            keys[name] = {r[0] for r in conn.execute(sa.text(f"SELECT {_q(key)} FROM {_q(name)}"))}
+    return keys
+
+
+def write_items(v8: DatabaseSettings, target: DatabaseSettings, schema: SchemaPlan, ids: IdMap,
+                tz: ZoneInfo | timezone, unmapped: list[str]) -> dict[str, ItemStats]:
+    keys = referenced_keys(v8, schema)
+    stats: dict[str, ItemStats] = {}
+    with connect(v8) as source, connect(target) as conn:
+        for plan in schema.collections:
+            table = table_of(plan)
+            stat = stats[plan.name] = ItemStats()
+            refs = [c for c in plan.columns if c.convert == "ref"]
+            batches = [plan.rows] if plan.rows is not None else \
+                _stream(source, plan.name, [c.name for c in plan.columns], plan.primary_key)
+            for batch in batches:
+                before = len(stat.dangling)
+                rows = [convert_row(plan, row, ids, keys, tz, stat.dangling, unmapped) for row in batch]
+                stat.read += len(rows)
+                stat.references += sum(1 for row in batch for c in refs if row.get(c.name) is not None) \
+                    - (len(stat.dangling) - before)
+                with conn.begin():
+                    stat.written += _insert_missing(conn, table, rows)
+                faults.checkpoint("v8-items-batch")
+            log.info("v8 items: %s read %d, written %d", plan.name, stat.read, stat.written)
+    return stats
+
+
+def reset_sequences(settings: DatabaseSettings, schema: SchemaPlan) -> int:
+    """PostgreSQL does not advance a serial when rows come with their ids: set each to the highest key."""
+    reset = 0
+    with connect(settings) as conn, conn.begin():
+        for plan in schema.collections:
+            key = plan.primary_key
+            if not key or not plan.column(key).auto_increment:
+                continue
+            sequence = conn.execute(sa.text("SELECT pg_get_serial_sequence(:t, :c)"), {"t": f'"{plan.name}"', "c": key}).scalar()
+            if sequence:
+                conn.execute(sa.text(f'SELECT setval(:s, COALESCE((SELECT max("{key}") FROM "{plan.name}"), 1), '
+                                     f'(SELECT max("{key}") FROM "{plan.name}") IS NOT NULL)'), {"s": sequence})
+                reset += 1
+    return reset
+
+
+def write_permissions(settings: DatabaseSettings, rows: list[dict[str, Any]]) -> int:
+    with connect(settings) as conn, conn.begin():
+        table = _reflect(conn, "directus_permissions")
+        have = {(str(r) if r else None, c, a) for r, c, a in
+                conn.execute(sa.select(table.c.role, table.c.collection, table.c.action))}
+        missing = [r for r in rows if (r["role"], r["collection"], r["action"]) not in have]
+        return _insert_missing(conn, table, missing)
+
+
+# -- files' bytes ------------------------------------------------------------------------------------------------
+@dataclass
+class FileCopy:
+    copied: int = 0
+    skipped: int = 0  # already there with the right bytes (a re-run)
+    bytes: int = 0
+    checksum_mismatch: list[str] = field(default_factory=list)  # v8 checksum (md5) did not match the original
+
+
+def _md5(location: StorageLocation, key: str, fs: Any) -> tuple[str, int]:
+    digest, size = hashlib.md5(), 0
+    with location.open(key, fs=fs) as handle:
+        while chunk := handle.read(1024 * 1024):
+            digest.update(chunk)
+            size += len(chunk)
+    return digest.hexdigest(), size
+
+
+def copy_files(source: V8Source, originals: StorageLocation, target: StorageLocation,
+               pairs: list[tuple[str, str]]) -> FileCopy:
+    """Copy ``originals/<v8 filename_disk>`` to ``target/<v9 filename_disk>`` for each (v8, v9) pair; every copy
+    is re-read and compared with the original's md5 (and v8's recorded checksum)."""
+    result = FileCopy()
+    src_fs, dst_fs = originals.filesystem(), target.filesystem()
+    checksums = {f.filename_disk: f.checksum for f in source.files}
+    for v8_name, v9_name in pairs:
+        try:
+            want, size = _md5(originals, v8_name, src_fs)
+            if checksums.get(v8_name) and checksums[v8_name] != want:
+                result.checksum_mismatch.append(v8_name)
+            if dst_fs.exists(target.path_of(v9_name)) and _md5(target, v9_name, dst_fs) == (want, size):
+                result.skipped += 1
+                continue
+            pending = target.open_uncommitted(v9_name, fs=dst_fs)
+            try:
+                with originals.open(v8_name, fs=src_fs) as handle:
+                    while chunk := handle.read(1024 * 1024):
+                        pending.write(chunk)
+                pending.commit()
+            except BaseException:
+                pending.discard()
+                raise
+            if _md5(target, v9_name, dst_fs) != (want, size):
+                raise StorageError(f"the copy of {v8_name} in {target.describe()} does not match the original; "
+                                   "check the storage and run the migration again")
+            result.copied += 1
+            result.bytes += size
+            faults.checkpoint("v8-file-copied")
+        except StorageError:
+            raise
+        except Exception as exc:
+            raise StorageError(f"cannot copy {v8_name} to {target.describe()}: {redact(str(exc)) or type(exc).__name__}; "
+                               "check both locations and run the migration again (it resumes)") from None
+    return result
+
+
+__all__ = ["FileCopy", "ItemStats", "TargetConflict", "TargetInfo", "TargetNotReady", "add_foreign_keys",
+           "copy_files", "create_schema", "inspect_target", "referenced_keys", "reset_sequences", "table_of",
+           "write_items", "write_permissions", "write_system_rows"]

@@ -1,0 +1,54 @@
+"""Tasks of the v8 migration: thin wrappers over directus_ops.v8.migrate, each a batch step over the work
+directory (paths in, small summaries out)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+from directus_ops.storage import StorageLocation
+from directus_ops.v8 import migrate
+
+from .retry import RETRY_DELAYS, is_transient
+
+_IO = {"cache_policy": NO_CACHE, "retries": len(RETRY_DELAYS), "retry_delay_seconds": RETRY_DELAYS,
+       "retry_condition_fn": is_transient}
+
+
+@task(name="v8-check-and-read", cache_policy=NO_CACHE)  # not retried: a failed check names a fix for the user
+def prepare_task(v8_url: str, v8_storage: str, project_dir: str, work_dir: str, skip: list[str],
+                 v8_timezone: str, storage_like: StorageLocation | None = None) -> migrate.Plan:
+    return migrate.prepare(v8_url, v8_storage, project_dir, Path(work_dir), skip, v8_timezone, storage_like)
+
+
+@task(name="v8-roles-users-folders", **_IO)
+def people_task(work_dir: str, password_hash: str | None) -> dict[str, Any]:
+    return migrate.write_people(Path(work_dir), password_hash)
+
+
+@task(name="v8-files", **_IO)
+def files_task(work_dir: str, storage_like: StorageLocation | None = None) -> dict[str, Any]:
+    return migrate.write_files(Path(work_dir), storage_like)
+
+
+@task(name="v8-schema", **_IO)
+def schema_task(work_dir: str) -> dict[str, Any]:
+    return migrate.write_schema(Path(work_dir))
+
+
+@task(name="v8-items", **_IO)
+def items_task(work_dir: str, v8_url: str) -> dict[str, Any]:
+    return migrate.write_items(Path(work_dir), v8_url)
+
+
+@task(name="v8-permissions", **_IO)
+def permissions_task(work_dir: str) -> dict[str, Any]:
+    return migrate.write_permissions(Path(work_dir))
+
+
+@task(name="v8-reset-sequences", **_IO)
+def sequences_task(work_dir: str) -> int:
+    return migrate.reset_sequences(Path(work_dir))
