@@ -41,7 +41,7 @@ log = logging.getLogger("directus_ops.project_lock")
 WAIT_PARAMETER = "project_wait_seconds"
 DEFAULT_WAIT = 1800.0  # a nightly backup waits out an upgrade in progress rather than failing
 WAIT_ENV = "DIRECTUS_OPS_PROJECT_WAIT"  # the wait of runs that do not pass project_wait_seconds (the CLI's)
-LEASE_SECONDS = 300.0
+LEASE_SECONDS = 60.0  # renewed while held; a holder killed without cleanup frees its slot this long after
 POLL_SECONDS = 0.5
 
 _held: contextvars.ContextVar[frozenset[str]] = contextvars.ContextVar("directus_ops_project_locks", default=frozenset())
