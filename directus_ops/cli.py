@@ -584,7 +584,9 @@ def _hide_password(database_url: str) -> str:
     if not url.password:
         return database_url
     os.environ[DATABASE_PASSWORD_ENV] = url.password
-    return url.set(password=None).render_as_string(hide_password=False)
+    # URL.set(password=None) keeps the password (None means "unchanged" there): build the URL without it.
+    bare = sa.engine.URL.create(url.drivername, url.username, None, url.host, url.port, url.database, url.query)
+    return bare.render_as_string(hide_password=False)
 
 
 def _optional_values(argv: list[str]) -> list[str]:

@@ -84,9 +84,9 @@ def _describe(info: dict[str, Any] | None) -> str:
 
 
 def _busy(key: str, by: str, wait: float) -> ProjectBusy:
-    waited = f"after waiting {wait:g} s" if wait > 0 else "and project_wait_seconds is 0"
-    return ProjectBusy(f"project {key} is busy: {by} is running {waited}; let it finish, or pass a longer "
-                       f"project wait (--wait SECONDS / {WAIT_PARAMETER})")
+    waited = f"(waited {wait:g} s)" if wait > 0 else "(no wait asked)"
+    return ProjectBusy(f"project {key} is busy: {by} is running {waited}; let it finish, or wait longer "
+                       f"({WAIT_PARAMETER}, or {WAIT_ENV}=SECONDS for the CLI)")
 
 
 @contextlib.contextmanager

@@ -73,7 +73,7 @@ def test_second_procedure_fails_at_once_with_no_wait(tmp_path: Path, no_server_e
         message = str(caught.value)
         assert "\n" not in message and caught.value.exit_code == 17
         assert f"project {project.resolve()} is busy: upgrade (pid {holder.pid} on " in message
-        assert "project_wait_seconds" in message
+        assert "(no wait asked)" in message and "project_wait_seconds" in message
         # another project is not held
         other = tmp_path / "other"
         other.mkdir()
@@ -122,3 +122,22 @@ def test_the_decorator_adds_the_wait_parameter_to_the_flows() -> None:
         assert flow.validate_parameters(given)[project_lock.WAIT_PARAMETER] == 0.0
     with pytest.raises(TypeError, match="no parameter target_dir"):
         project_lock.exclusive("move", "target_dir")(lambda project_dir: None)
+
+
+def test_the_cli_exits_17_with_one_line_when_the_project_is_busy(tmp_path: Path, databases,
+                                                                 cli_env_no_server: dict[str, str]) -> None:
+    from harness import small_project
+
+    project, _ = small_project(tmp_path, databases.create("sqlite3"))
+    env = {**cli_env_no_server, "DIRECTUS_OPS_STATE_DIR": str(tmp_path / "state"), "DIRECTUS_OPS_PROJECT_WAIT": "0"}
+    holder = start_holder(project, env, procedure="restore", hold=120.0)
+    try:
+        done = subprocess.run([str(Path(sys.executable).with_name("directus-ops")), "backup", str(project), "--repo",
+                               str(tmp_path / "repo")], env=env, capture_output=True, text=True, timeout=300)
+    finally:
+        os.killpg(holder.pid, signal.SIGTERM)
+        holder.wait(timeout=30)
+    assert done.returncode == 17, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"directus-ops: error: project {project.resolve()} is busy: restore (pid ")
+    assert "DIRECTUS_OPS_PROJECT_WAIT=SECONDS" in lines[0]
