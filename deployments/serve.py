@@ -2,49 +2,84 @@
 host that runs Directus.
 
     DIRECTUS_PROJECT_DIR=/srv/directus DIRECTUS_OPS_REPO=/backups/directus python deployments/serve.py
+    (or: directus-ops serve)
 
-Schedules pause while this process is stopped.
+Every flow defined in a module of ``flows/`` is served (a new procedure joins by existing), as a deployment
+named like the flow, with ``project_dir`` and ``repo`` filled in where the flow takes them, and the schedule
+and defaults of ``SCHEDULED`` / ``DEFAULTS`` below. Schedules pause while this process is stopped.
 """
 
 from __future__ import annotations
 
+import importlib
 import os
+import pkgutil
+import sys
+from pathlib import Path
+from typing import Any
 
-from prefect import serve
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:  # run as a script: `python deployments/serve.py`
+    sys.path.insert(0, str(ROOT))
 
-from flows.backup import backup
-from flows.delete import delete_project
-from flows.downgrade import downgrade_directus
-from flows.move import move_project
-from flows.rehearse import rehearse_upgrade
-from flows.restore import restore
-from flows.upgrade import upgrade_directus
-from flows.v8_migrate import v8_migrate
+from prefect import Flow, serve  # noqa: E402
+from prefect.schedules import Cron  # noqa: E402
+
+# Cron schedules (UTC) of the flows that run on their own; each can be overridden by an environment variable.
+SCHEDULED: dict[str, tuple[str, str]] = {
+    "backup": ("DIRECTUS_OPS_BACKUP_CRON", "17 2 * * *"),
+    "forget": ("DIRECTUS_OPS_FORGET_CRON", "47 4 * * *"),
+    "verify": ("DIRECTUS_OPS_VERIFY_CRON", "30 5 * * 0"),
+}
+# Parameter defaults beyond project_dir and repo, per flow name (the same as prefect.yaml's).
+DEFAULTS: dict[str, dict[str, Any]] = {
+    "verify": {"snapshot": "all", "read_data_percent": 10},
+    "forget": {"keep_last": 7, "keep_daily": 14, "keep_weekly": 8, "keep_monthly": 12, "prune": True,
+               "lock_wait_seconds": 3600},
+    "upgrade": {"rehearse": True},
+    # On demand only; a run without confirm (the project's name) is refused, and dry_run shows the plan.
+    "delete": {"dry_run": True},
+}
+TAGS: dict[str, list[str]] = {"forget": ["retention"], "rehearse-upgrade": ["upgrade"], "v8_migrate": ["v8"]}
+
+
+def flows() -> list[Flow]:
+    """Every flow defined (not just imported) in a module of the ``flows`` package, in module order."""
+    import flows as package
+
+    found: list[Flow] = []
+    for module_info in sorted(pkgutil.iter_modules(package.__path__), key=lambda m: m.name):
+        module = importlib.import_module(f"flows.{module_info.name}")
+        for value in vars(module).values():
+            if isinstance(value, Flow) and value.fn.__module__ == module.__name__ and value not in found:
+                found.append(value)
+    return found
+
+
+def deployment_parameters(flow: Flow, project_dir: str, repo: str) -> dict[str, Any]:
+    accepted = flow.parameters.properties
+    given = {"project_dir": project_dir, "repo": repo, **DEFAULTS.get(flow.name, {})}
+    return {k: v for k, v in given.items() if k in accepted}
+
+
+def deployments(project_dir: str, repo: str) -> list[Any]:
+    result = []
+    for flow in flows():
+        options: dict[str, Any] = {}
+        if flow.name in SCHEDULED:
+            variable, default = SCHEDULED[flow.name]
+            options["schedules"] = [Cron(os.environ.get(variable, default), timezone="UTC")]
+        result.append(flow.to_deployment(name=flow.name, parameters=deployment_parameters(flow, project_dir, repo),
+                                         tags=["directus", *TAGS.get(flow.name, [flow.name])],
+                                         description=flow.description, enforce_parameter_schema=True, **options))
+    return result
 
 
 def main() -> None:
-    project_dir = os.environ["DIRECTUS_PROJECT_DIR"]
-    repo = os.environ["DIRECTUS_OPS_REPO"]
-    cron = os.environ.get("DIRECTUS_OPS_BACKUP_CRON", "17 2 * * *")
-    serve(
-        backup.to_deployment(name="backup", cron=cron, parameters={"project_dir": project_dir, "repo": repo},
-                             tags=["directus", "backup"]),
-        restore.to_deployment(name="restore", parameters={"repo": repo, "project_dir": project_dir},
-                              tags=["directus", "restore"]),
-        move_project.to_deployment(name="move", parameters={"project_dir": project_dir, "repo": repo},
-                                   tags=["directus", "move"]),
-        upgrade_directus.to_deployment(name="upgrade", parameters={"project_dir": project_dir, "repo": repo,
-                                                                   "rehearse": True}, tags=["directus", "upgrade"]),
-        rehearse_upgrade.to_deployment(name="rehearse-upgrade", parameters={"project_dir": project_dir, "repo": repo},
-                                       tags=["directus", "upgrade"]),
-        downgrade_directus.to_deployment(name="downgrade", parameters={"project_dir": project_dir, "repo": repo},
-                                         tags=["directus", "downgrade"]),
-        # On demand only; a run without confirm (the project's name) is refused, and dry_run shows the plan.
-        delete_project.to_deployment(name="delete", parameters={"project_dir": project_dir, "repo": repo,
-                                                                "dry_run": True}, tags=["directus", "delete"]),
-        # Run on demand with v8_database_url (no password: DIRECTUS_OPS_DATABASE_PASSWORD) and v8_storage.
-        v8_migrate.to_deployment(name="v8-migrate", parameters={"project_dir": project_dir}, tags=["directus", "v8"]),
-    )
+    missing = [v for v in ("DIRECTUS_PROJECT_DIR", "DIRECTUS_OPS_REPO") if not os.environ.get(v)]
+    if missing:
+        raise SystemExit(f"set {' and '.join(missing)} (the project directory and the snapshot repository to serve)")
+    serve(*deployments(os.environ["DIRECTUS_PROJECT_DIR"], os.environ["DIRECTUS_OPS_REPO"]))
 
 
 if __name__ == "__main__":

@@ -27,6 +27,8 @@ from .redact import redact
 
 # An ad-hoc run starts Prefect's ephemeral server: keep it from calling home (and from its startup write races).
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+# Its 20 s default start-up timeout is too short on a busy 2-core host (seen: a backup failing before it began).
+os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
 
 app = typer.Typer(
     name="directus-ops",
@@ -117,11 +119,16 @@ def _run_flow(function: Any, **parameters: Any) -> Any:
     show_progress = sys.stderr.isatty() and not _state["verbose"]
     reporter = _RichReporter() if show_progress else None
     progress.set_reporter(reporter)
+    from prefect.exceptions import ParameterTypeError
+
     try:
         if reporter:
             with reporter.progress:
                 return function(**parameters)
         return function(**parameters)
+    except ParameterTypeError as exc:  # the flow's parameter schema (flows/parameters.py) refused a value
+        problems = [line.strip(" -") for line in str(exc).splitlines()[1:] if line.strip()]
+        raise ConfigError(f"invalid option: {'; '.join(problems) or exc}; see --help") from None
     finally:
         progress.set_reporter(None)
 
@@ -572,6 +579,54 @@ def v8_rewrite_query(
         typer.echo(f"directus-ops: {note}", err=True)
 
 
+# -- operations: serve the flows, deploy an inventory, apply the alerts (need a Prefect server) --------------------
+@app.command()
+def serve(
+    project_dir: Annotated[Path, typer.Argument(help="The Directus project directory the deployments act on.")],
+    repo: RepoOption,
+) -> None:
+    """Serve every flow as a deployment from this process (schedules included; no work pool needed). Runs until
+    stopped; schedules pause meanwhile. Needs PREFECT_API_URL (a Prefect server)."""
+    os.environ["DIRECTUS_PROJECT_DIR"] = str(project_dir.resolve())
+    os.environ["DIRECTUS_OPS_REPO"] = repo
+    from deployments.serve import main as serve_main
+
+    serve_main()
+
+
+@app.command("deploy-inventory")
+def deploy_inventory(
+    inventory: Annotated[Path, typer.Argument(help="An inventory YAML file (see inventory.example.yaml).")],
+) -> None:
+    """Create or update the backup, verify and forget deployments of every project in an inventory."""
+    with user_errors():
+        from deployments.inventory import apply_inventory
+
+        _quiet_prefect()
+        for name in apply_inventory(inventory):
+            typer.echo(name)
+
+
+alerts_app = typer.Typer(name="alerts", help="Alerts on backups (Prefect automations).", no_args_is_help=True)
+app.add_typer(alerts_app)
+
+
+@alerts_app.command("apply")
+def alerts_apply(
+    notify_block: Annotated[Optional[str], typer.Option("--notify-block", help="Name of a Prefect notification block (Slack, email, webhook, ...) the alerts send to.")] = None,
+    file: Annotated[Optional[Path], typer.Option("--file", help="Automations file (default: deployments/automations.yaml).")] = None,
+) -> None:
+    """Create the alert automations (a failed backup run; no completed backup in 26 hours), replacing earlier ones."""
+    with user_errors():
+        from deployments.alerts import AUTOMATIONS_FILE, apply_automations
+
+        _quiet_prefect()
+        for name, automation_id in apply_automations(file or AUTOMATIONS_FILE, notify_block):
+            typer.echo(f"{automation_id}  {name}")
+    if not notify_block:
+        typer.echo("directus-ops: warning: no --notify-block: the alerts fire but notify nobody", err=True)
+
+
 def _hide_password(database_url: str) -> str:
     """Move a URL's password into DIRECTUS_OPS_DATABASE_PASSWORD: flow parameters are stored, secrets must not be."""
     import sqlalchemy as sa
@@ -585,7 +640,9 @@ def _hide_password(database_url: str) -> str:
     if not url.password:
         return database_url
     os.environ[DATABASE_PASSWORD_ENV] = url.password
-    return url.set(password=None).render_as_string(hide_password=False)
+    # URL.set(password=None) keeps the password (None means "unchanged" there): build the URL without it.
+    bare = sa.engine.URL.create(url.drivername, url.username, None, url.host, url.port, url.database, url.query)
+    return bare.render_as_string(hide_password=False)
 
 
 def _optional_values(argv: list[str]) -> list[str]:

@@ -15,7 +15,8 @@ Tree::
     ├── ProcessFailed (10)      a subprocess exited non-zero
     ├── VersionError (14)       a Directus version cannot be the target (unknown, wrong direction, Node too old)
     ├── ProcedureFailed (15)    an upgrade/downgrade failed after its backup, and was rolled back
-    └── NeedsConfirmation (16)  a step that loses data needs --yes / --confirm
+    ├── NeedsConfirmation (16)  a step that loses data needs --yes / --confirm
+    └── ProjectBusy (17)        another mutating procedure holds the project (project_lock)
 
 (11: Directus API, 12: passphrase, 13: repository locked, are defined next to their code.)
 
@@ -99,3 +100,9 @@ class NeedsConfirmation(OpsError):
     """A step that loses data was asked for without the option that accepts it (--yes, --confirm)."""
 
     exit_code = 16
+
+
+class ProjectBusy(OpsError):
+    """Another mutating procedure (backup, restore, upgrade, ...) holds the project; see project_lock."""
+
+    exit_code = 17

@@ -56,6 +56,8 @@ class LogReporter:
 
 
 _reporter: Reporter = LogReporter()
+# Listeners beside the reporter (flows/report.py's progress artifacts): they see every tracker too.
+_observers: list[Reporter] = []
 
 
 def set_reporter(reporter: Reporter | None) -> None:
@@ -63,13 +65,28 @@ def set_reporter(reporter: Reporter | None) -> None:
     _reporter = reporter or LogReporter()
 
 
+def add_observer(observer: Reporter) -> None:
+    if observer not in _observers:
+        _observers.append(observer)
+
+
+class _Fanout:
+    def __init__(self, trackers: list[tuple[Reporter, Tracker]]) -> None:
+        self.trackers = trackers
+
+    def advance(self, amount: int) -> None:
+        for _, tracker in self.trackers:
+            tracker.advance(amount)
+
+
 @contextlib.contextmanager
 def track(label: str, total: int | None = None) -> Iterator[Tracker]:
-    tracker = _reporter.start(label, total)
+    trackers = [(r, r.start(label, total)) for r in [_reporter, *_observers]]
     try:
-        yield tracker
+        yield trackers[0][1] if len(trackers) == 1 else _Fanout(trackers)
     finally:
-        _reporter.finish(tracker)
+        for reporter, tracker in trackers:
+            reporter.finish(tracker)
 
 
 def human_bytes(count: float) -> str:

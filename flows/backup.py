@@ -8,6 +8,7 @@ import time
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
+from directus_ops import project_lock
 from directus_ops import database as db
 from directus_ops import locks, snapshot
 from directus_ops.errors import ConfigError
@@ -49,6 +50,7 @@ def check_backup_task(project_dir: str, repo: RepositoryLocation, config_path: s
 
 
 @flow(name="backup", description="Back up a Directus project (database, storage, config, extensions) into a snapshot repository.")
+@project_lock.exclusive("backup")
 def backup(
     project_dir: str,
     repo: str,

@@ -10,6 +10,7 @@ from typing import Any
 from prefect import flow, get_run_logger
 
 from directus_ops import snapshot
+from directus_ops import project_lock
 from directus_ops.delete import backups_requested
 from tasks.database import drop_system_tables_task, verify_deleted_task
 from tasks.project import check_delete_task, delete_root_task, plan_delete_task
@@ -21,6 +22,7 @@ from .report import artifact_key, publish
 
 
 @flow(name="delete", description="Delete a Directus project: optional verified backups, every directus_* table dropped (project tables kept and checked), the project root removed.")
+@project_lock.exclusive("delete")
 def delete_project(
     project_dir: str,
     confirm: str | None = None,

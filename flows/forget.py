@@ -11,26 +11,28 @@ from directus_ops.retention import Policy
 from tasks.repository import repository_location
 from tasks.retention import decide_task, forget_task, prune_task
 
+from . import parameters as p
 from .report import artifact_key, human_bytes, publish, publish_snapshot_table
 
 
 @flow(name="forget", description="Apply a retention policy to a snapshot repository, and prune unreferenced data.")
+@p.described
 def forget(
-    repo: str,
-    keep_last: int = 0,
-    keep_hourly: int = 0,
-    keep_daily: int = 0,
-    keep_weekly: int = 0,
-    keep_monthly: int = 0,
-    keep_yearly: int = 0,
+    repo: p.RepoUrl,
+    keep_last: p.KeepLast = 0,
+    keep_hourly: p.KeepHourly = 0,
+    keep_daily: p.KeepDaily = 0,
+    keep_weekly: p.KeepWeekly = 0,
+    keep_monthly: p.KeepMonthly = 0,
+    keep_yearly: p.KeepYearly = 0,
     project: str | None = None,
     dry_run: bool = False,
     prune: bool = False,
-    lock_wait_seconds: float = 0.0,
-    repo_endpoint: str | None = None,
-    repo_region: str | None = None,
-    repo_secret_block: str | None = None,
-    passphrase_secret_block: str | None = None,
+    lock_wait_seconds: p.LockWaitSeconds = 0.0,
+    repo_endpoint: p.Endpoint = None,
+    repo_region: p.Region = None,
+    repo_secret_block: p.RepoSecretBlock = None,
+    passphrase_secret_block: p.PassphraseSecretBlock = None,
 ) -> dict[str, Any]:
     logger = get_run_logger()
     policy = Policy(keep_last=keep_last, keep_hourly=keep_hourly, keep_daily=keep_daily, keep_weekly=keep_weekly,

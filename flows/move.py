@@ -13,6 +13,7 @@ from typing import Any
 from prefect import flow, get_run_logger
 
 from directus_ops import move, snapshot
+from directus_ops import project_lock
 from directus_ops.errors import IntegrityError, ProcedureFailed
 from directus_ops.redact import redact
 from tasks.directus import app_command_task
@@ -141,6 +142,7 @@ def cutover_steps(plan: move.MovePlan, backup_options: dict[str, Any] | None, re
 
 
 @flow(name="move", description="Move a Directus project to a new database (same or another engine) and/or new storage, verified; optional cutover.")
+@project_lock.exclusive("move")
 def move_project(
     project_dir: str,
     to_database: str | None = None,

@@ -9,6 +9,7 @@ from typing import Any
 
 from prefect import flow, get_run_logger
 
+from directus_ops import project_lock
 from directus_ops import snapshot
 from tasks.database import restore_database_task
 from tasks.project import plan_restore_task, restore_project_files_task
@@ -36,6 +37,7 @@ def with_password(database_url: str | None) -> str | None:
 
 
 @flow(name="restore", description="Restore a snapshot into the same Directus project or a new target, verifying every checksum.")
+@project_lock.exclusive("restore")
 def restore(
     repo: str,
     project_dir: str,

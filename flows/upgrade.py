@@ -10,6 +10,7 @@ from typing import Any
 
 from prefect import flow, get_run_logger
 
+from directus_ops import project_lock
 from directus_ops import upgrade
 from directus_ops.errors import ProcedureFailed
 from directus_ops.redact import redact
@@ -73,6 +74,7 @@ def roll_back(plan: upgrade.VersionPlan, repo: str, snapshot_id: str, kept: str,
 
 
 @flow(name="upgrade", description="Upgrade a Directus project's package and database, with a backup first and automatic rollback.")
+@project_lock.exclusive("upgrade")
 def upgrade_directus(
     project_dir: str,
     repo: str,

@@ -13,6 +13,7 @@ from typing import Any
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_link_artifact
 
+from directus_ops import project_lock
 from directus_ops.errors import ConfigError
 from directus_ops.redact import redact
 from directus_ops.v8 import migrate
@@ -26,6 +27,7 @@ NOTES_SHOWN = 200  # report lines per list (the JSON report next to the id map h
 
 
 @flow(name="v8_migrate", description="Migrate a Directus v8 project into a Directus 10 project (database mode).")
+@project_lock.exclusive("v8-migrate")
 def v8_migrate(
     v8_database_url: str,
     v8_storage: str,

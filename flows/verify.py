@@ -15,6 +15,7 @@ from directus_ops.verify import DrillResult, VerifyReport, problems_text
 from tasks.repository import repository_location
 from tasks.verify import check_repository_task, restore_drill_task
 
+from . import parameters as p
 from .report import artifact_key, human_bytes, publish
 from .restore import with_password
 
@@ -28,17 +29,18 @@ class VerificationFailed(IntegrityError):
 
 
 @flow(name="verify", description="Check a snapshot repository (optionally re-reading the data) and run a restore drill.")
+@p.described
 def verify(
-    repo: str,
-    snapshot: str = "all",
-    read_data_percent: float | None = None,
+    repo: p.RepoUrl,
+    snapshot: p.SnapshotRef = "all",
+    read_data_percent: p.ReadDataPercent = None,
     restore_drill: bool = False,
-    scratch_database_url: str | None = None,
-    repo_endpoint: str | None = None,
-    repo_region: str | None = None,
-    repo_secret_block: str | None = None,
-    passphrase_secret_block: str | None = None,
-    workers: int = snapshots.DEFAULT_WORKERS,
+    scratch_database_url: p.ScratchDatabaseUrl = None,
+    repo_endpoint: p.Endpoint = None,
+    repo_region: p.Region = None,
+    repo_secret_block: p.RepoSecretBlock = None,
+    passphrase_secret_block: p.PassphraseSecretBlock = None,
+    workers: p.Workers = snapshots.DEFAULT_WORKERS,
 ) -> dict[str, Any]:
     logger = get_run_logger()
     started = time.monotonic()

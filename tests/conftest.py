@@ -19,6 +19,8 @@ os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("PREFECT_LOGGING_EXTRA_LOGGERS", "directus_ops")
 os.environ.setdefault("PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW", "ignore")
 os.environ.pop("PREFECT_API_URL", None)
+# The project locks (directus_ops/project_lock.py) of test runs stay out of the user's state directory.
+os.environ.setdefault("DIRECTUS_OPS_STATE_DIR", "/tmp/directus-ops-test-state")
 # The repository passphrase every test run uses (the config artifact is always encrypted).
 TEST_PASSPHRASE = "correct horse battery staple 7"
 os.environ.setdefault("DIRECTUS_OPS_PASSPHRASE", TEST_PASSPHRASE)

@@ -1,0 +1,216 @@
+"""One mutating procedure per project at a time (backup, restore, upgrade, downgrade, move, delete).
+
+Two layers, taken in this order:
+
+- a file lock (``flock``) keyed by the project's resolved directory, under the state directory
+  (``DIRECTUS_OPS_STATE_DIR``, default ``$XDG_STATE_HOME/directus-ops`` or ``~/.local/state/directus-ops``).
+  It needs no server. The file records who holds it (procedure, pid, host, start time) for the busy message.
+  Stale rule: the kernel drops an flock when its process ends, however it ends, so a holder whose pid is dead
+  never blocks; the recorded pid is only information.
+- when a Prefect API is configured, a global concurrency limit ``directus-project-<name>-<hash>`` (limit 1,
+  created on first use), so runs on other hosts (workers of one pool) exclude each other too. A holder killed
+  without cleanup frees its slot when its lease expires (``LEASE_SECONDS``).
+
+A procedure that calls another on the same project (upgrade runs backup as a subflow) does not wait for
+itself: a held key is re-entered within the same run's context.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import fcntl
+import functools
+import hashlib
+import inspect
+import json
+import logging
+import os
+import re
+import socket
+import time
+from collections.abc import Callable, Iterator
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, TypeVar
+
+from .errors import ProjectBusy
+
+log = logging.getLogger("directus_ops.project_lock")
+
+WAIT_PARAMETER = "project_wait_seconds"
+DEFAULT_WAIT = 1800.0  # a nightly backup waits out an upgrade in progress rather than failing
+WAIT_ENV = "DIRECTUS_OPS_PROJECT_WAIT"  # the wait of runs that do not pass project_wait_seconds (the CLI's)
+LEASE_SECONDS = 60.0  # renewed while held; a holder killed without cleanup frees its slot this long after
+POLL_SECONDS = 0.5
+
+_held: contextvars.ContextVar[frozenset[str]] = contextvars.ContextVar("directus_ops_project_locks", default=frozenset())
+
+
+def project_key(project_dir: str | os.PathLike[str]) -> str:
+    return str(Path(project_dir).expanduser().resolve())
+
+
+def limit_name(key: str) -> str:
+    """The Prefect global concurrency limit of a project: readable, and unique per resolved directory."""
+    name = re.sub(r"[^a-z0-9-]+", "-", Path(key).name.lower()).strip("-")[:40] or "root"
+    return f"directus-project-{name}-{hashlib.sha256(key.encode()).hexdigest()[:8]}"
+
+
+def state_dir() -> Path:
+    if os.environ.get("DIRECTUS_OPS_STATE_DIR"):
+        return Path(os.environ["DIRECTUS_OPS_STATE_DIR"])
+    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(base) / "directus-ops"
+
+
+def lock_path(key: str) -> Path:
+    return state_dir() / "project-locks" / (limit_name(key).removeprefix("directus-project-") + ".lock")
+
+
+def holder(key: str) -> dict[str, Any] | None:
+    """What the lock file of a project says about its holder (None if there is none or it is unreadable)."""
+    try:
+        return json.loads(lock_path(key).read_text() or "null")
+    except (OSError, ValueError):
+        return None
+
+
+def _describe(info: dict[str, Any] | None) -> str:
+    if not info:
+        return "another procedure"
+    since = datetime.fromtimestamp(float(info.get("started", 0)), timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+    return f"{info.get('procedure', 'a procedure')} (pid {info.get('pid')} on {info.get('host')}, since {since})"
+
+
+def _busy(key: str, by: str, wait: float) -> ProjectBusy:
+    waited = f"(waited {wait:g} s)" if wait > 0 else "(no wait asked)"
+    return ProjectBusy(f"project {key} is busy: {by} is running {waited}; let it finish, or wait longer "
+                       f"({WAIT_PARAMETER}, or {WAIT_ENV}=SECONDS for the CLI)")
+
+
+@contextlib.contextmanager
+def _file_lock(key: str, procedure: str, wait: float) -> Iterator[None]:
+    path = lock_path(key)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)  # not inherited by subprocesses (PEP 446)
+    try:
+        deadline = time.monotonic() + wait
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise _busy(key, _describe(holder(key)), wait) from None
+                time.sleep(min(POLL_SECONDS, max(0.01, deadline - time.monotonic())))
+        record = {"procedure": procedure, "pid": os.getpid(), "host": socket.gethostname(), "started": time.time()}
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, json.dumps(record).encode(), 0)
+        try:
+            yield
+        finally:
+            os.ftruncate(fd, 0)  # an empty file is a free lock; the file stays (removing it would race a waiter)
+    finally:
+        os.close(fd)  # releases the flock
+
+
+def server_configured() -> bool:
+    from prefect.settings import PREFECT_API_URL
+
+    return bool(PREFECT_API_URL.value())
+
+
+def ensure_limit(name: str) -> None:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
+    from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
+
+    with get_client(sync_client=True) as client:
+        try:
+            client.read_global_concurrency_limit_by_name(name)
+        except ObjectNotFound:
+            with contextlib.suppress(ObjectAlreadyExists):  # another run created it meanwhile
+                client.create_global_concurrency_limit(GlobalConcurrencyLimitCreate(name=name, limit=1))
+
+
+@contextlib.contextmanager
+def _server_limit(key: str, wait: float) -> Iterator[None]:
+    from prefect.concurrency.sync import concurrency
+
+    name = limit_name(key)
+    ensure_limit(name)
+    acquired = False
+    try:
+        # max_retries=0: with no wait, one attempt; otherwise the timeout bounds the wait.
+        with concurrency(name, occupy=1, timeout_seconds=max(wait, 0.5), max_retries=0 if wait <= 0 else None,
+                         lease_duration=LEASE_SECONDS, strict=True):
+            acquired = True
+            yield
+    except TimeoutError:
+        if acquired:
+            raise
+        raise _busy(key, f"another run holding the Prefect concurrency limit {name}", wait) from None
+    except Exception as exc:
+        if acquired or type(exc).__name__ != "ConcurrencySlotAcquisitionError":
+            raise
+        raise _busy(key, f"another run holding the Prefect concurrency limit {name}", wait) from None
+
+
+@contextlib.contextmanager
+def hold(project_dirs: str | os.PathLike[str] | list[Any], procedure: str, wait: float = DEFAULT_WAIT) -> Iterator[None]:
+    """Hold the projects for the block, waiting up to ``wait`` seconds for another procedure to end; raises
+    ProjectBusy when it does not. Several projects (a move's source and target) are taken in sorted order."""
+    dirs = project_dirs if isinstance(project_dirs, list) else [project_dirs]
+    keys = sorted({project_key(d) for d in dirs if d} - _held.get())
+    if not keys:
+        yield
+        return
+    deadline = time.monotonic() + max(wait, 0.0)
+    use_server = server_configured()
+    with contextlib.ExitStack() as stack:
+        for key in keys:
+            remaining = max(0.0, deadline - time.monotonic()) if wait > 0 else 0.0
+            stack.enter_context(_file_lock(key, procedure, remaining))
+            if use_server:
+                remaining = max(0.0, deadline - time.monotonic()) if wait > 0 else 0.0
+                stack.enter_context(_server_limit(key, remaining))
+            log.info("project %s held for %s", key, procedure)
+        token = _held.set(_held.get() | set(keys))
+        try:
+            yield
+        finally:
+            _held.reset(token)
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def exclusive(procedure: str, *parameters: str) -> Callable[[F], F]:
+    """Decorate a flow function (under ``@flow``) so a run holds its project(s) — named by ``parameters``,
+    default ``project_dir`` — for its whole length. Adds the keyword parameter ``project_wait_seconds``
+    (0 fails at once; when not passed, ``DIRECTUS_OPS_PROJECT_WAIT`` or ``DEFAULT_WAIT``) to the flow's
+    signature, so deployments and the UI show it."""
+    names = parameters or ("project_dir",)
+
+    def decorate(fn: F) -> F:
+        signature = inspect.signature(fn)
+        missing = [n for n in names if n not in signature.parameters]
+        if missing:
+            raise TypeError(f"{fn.__name__} has no parameter {missing[0]} to lock by")
+
+        @functools.wraps(fn)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            wait = kwargs.pop(WAIT_PARAMETER, None)
+            wait = float(os.environ.get(WAIT_ENV, DEFAULT_WAIT) if wait is None else wait)
+            bound = signature.bind_partial(*args, **kwargs)
+            with hold([bound.arguments.get(n) for n in names], procedure, wait):
+                return fn(*args, **kwargs)
+
+        extra = inspect.Parameter(WAIT_PARAMETER, inspect.Parameter.KEYWORD_ONLY, default=None,
+                                  annotation="float | None")
+        wrapper.__signature__ = signature.replace(parameters=[*signature.parameters.values(), extra])  # type: ignore[attr-defined]
+        wrapper.__annotations__ = {**fn.__annotations__, WAIT_PARAMETER: "float | None"}
+        return wrapper  # type: ignore[return-value]
+
+    return decorate
