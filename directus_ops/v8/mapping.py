@@ -757,7 +757,10 @@ def _value_converter(plan: CollectionPlan, column: ColumnPlan, tz: ZoneInfo | ti
     if kind == "decimal":
         return lambda value, row: value if isinstance(value, Decimal) else Decimal(str(value))
     if kind == "csv_json":
-        return lambda value, row: [p.strip() for p in str(value).split(",") if p.strip()] if str(value).strip() else []
+        def csv_list(value: Any, row: tuple[Any, ...]) -> list[str]:
+            parts = (part.strip() for part in str(value).split(","))
+            return [part for part in parts if part]  # a blank value gives [] too
+        return csv_list
     if kind == "timestamp":
         return lambda value, row: value.replace(tzinfo=tz).astimezone(utc) if isinstance(value, datetime) else None
     if kind == "datetime":
