@@ -7,20 +7,27 @@ resumes). Every writer after it is idempotent: rows are inserted with ``ON CONFL
 (the ids are deterministic), metadata rows only where missing, tables and foreign keys only if absent. So a
 second run changes nothing and a run stopped half way completes when run again.
 
-Items are streamed from the v8 database (server-side cursor) and written in batches; sequences are reset after.
+Items are streamed from the v8 database (unbuffered cursor), converted by a per-collection RowConverter and
+written in batches: COPY into a session staging table, then ``INSERT … SELECT … ON CONFLICT DO NOTHING`` (so the
+re-run guarantee holds at COPY speed); sequences are reset after.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
+import queue
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import timezone
-from typing import Any
+from datetime import datetime, timezone
+from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
+import pymysql.cursors
 import sqlalchemy as sa
+from pymysql.constants import FIELD_TYPE
+from pymysql.converters import convert_datetime
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.engine import Connection
 
@@ -30,12 +37,13 @@ from ..errors import ConfigError, DatabaseError, StorageError, VersionError
 from ..project import Project
 from ..redact import redact
 from ..storage import StorageLocation
-from .mapping import SYSTEM_TARGETS, CollectionPlan, ColumnPlan, Dangling, IdMap, SchemaPlan, convert_row
+from .mapping import SYSTEM_TARGETS, CollectionPlan, ColumnPlan, Dangling, IdMap, RowConverter, SchemaPlan
 from .source import V8Source, _q
 
 log = logging.getLogger("directus_ops.v8.target")
 
-BATCH_ROWS = 2000
+BATCH_ROWS = 5000
+T = TypeVar("T")
 SUPPORTED_MAJOR = "10."
 
 
@@ -224,11 +232,88 @@ class ItemStats:
     dangling: list[Dangling] = field(default_factory=list)
 
 
-def _stream(conn: Connection, table: str, columns: list[str], key: str | None) -> Iterator[list[dict[str, Any]]]:
+def _stream(conn: Connection, table: str, columns: list[str], key: str | None) -> Iterator[list[tuple[Any, ...]]]:
+    """Batches of rows as tuples in ``columns`` order, from an unbuffered (server-side) pymysql cursor."""
     sql = f"SELECT {', '.join(_q(c) for c in columns)} FROM {_q(table)}" + (f" ORDER BY {_q(key)}" if key else "")
-    result = conn.execution_options(stream_results=True, max_row_buffer=BATCH_ROWS).execute(sa.text(sql))
-    while batch := result.fetchmany(BATCH_ROWS):
-        yield [dict(r._mapping) for r in batch]
+    dbapi = conn.connection.dbapi_connection
+    cursor = dbapi.cursor(pymysql.cursors.SSCursor)  # type: ignore[union-attr]
+    decoders = dbapi.decoders  # type: ignore[union-attr]
+    dbapi.decoders = {**decoders, FIELD_TYPE.DATETIME: _datetime, FIELD_TYPE.TIMESTAMP: _datetime}  # type: ignore[union-attr]
+    try:
+        cursor.execute(sql)
+        while batch := cursor.fetchmany(BATCH_ROWS):
+            yield batch
+    finally:
+        cursor.close()
+        dbapi.decoders = decoders  # type: ignore[union-attr]
+
+
+def _datetime(text: str | bytes) -> Any:
+    """pymysql's DATETIME decoder with the C parser for the one form the server sends (a regex per value
+    otherwise); anything else (zero dates) goes to pymysql's own, which returns them as they are."""
+    if isinstance(text, (bytes, bytearray)):
+        text = text.decode("ascii")
+    if len(text) in (19, 26) and text[10] == " ":
+        try:
+            return datetime.fromisoformat(text)
+        except ValueError:
+            pass
+    return convert_datetime(text)
+
+
+def _ahead(batches: Iterator[T], depth: int = 2) -> Iterator[T]:
+    """Read and convert the next batches in a thread while the caller writes this one: the two database servers
+    and the conversion then work at the same time. At most ``depth`` batches wait (memory stays bounded)."""
+    waiting: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def put(item: tuple[str, Any]) -> bool:
+        while not stop.is_set():
+            try:
+                waiting.put(item, timeout=0.2)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def produce() -> None:
+        try:
+            for batch in batches:
+                if not put(("batch", batch)):
+                    return
+            put(("done", None))
+        except BaseException as exc:  # handed to the caller, raised there
+            put(("error", exc))
+        finally:
+            close = getattr(batches, "close", None)
+            if close:
+                close()
+
+    worker = threading.Thread(target=produce, name="v8-items-reader", daemon=True)
+    worker.start()
+    try:
+        while True:
+            kind, item = waiting.get()
+            if kind == "done":
+                return
+            if kind == "error":
+                raise item
+            yield item
+    finally:
+        stop.set()
+        worker.join()
+
+
+def _copy_missing(conn: Connection, plan: CollectionPlan, rows: list[tuple[Any, ...]]) -> int:
+    """COPY a batch into the session's staging table, then insert what is not there yet (any unique constraint:
+    the re-run no-op); the staging table empties itself at commit."""
+    columns = ", ".join(f'"{c.name}"' for c in plan.columns)
+    cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+    with cursor.copy(f"COPY v8_stage ({columns}) FROM STDIN") as copy:
+        for row in rows:
+            copy.write_row(row)
+    cursor.execute(f'INSERT INTO "{plan.name}" ({columns}) SELECT {columns} FROM v8_stage ON CONFLICT DO NOTHING')
+    return max(cursor.rowcount, 0)
 
 
 def referenced_keys(v8: DatabaseSettings, schema: SchemaPlan) -> dict[str, set[Any]]:
@@ -253,20 +338,21 @@ def write_items(v8: DatabaseSettings, target: DatabaseSettings, schema: SchemaPl
     stats: dict[str, ItemStats] = {}
     with connect(v8) as source, connect(target) as conn:
         for plan in schema.collections:
-            table = table_of(plan)
             stat = stats[plan.name] = ItemStats()
-            refs = [c for c in plan.columns if c.convert == "ref"]
-            batches = [plan.rows] if plan.rows is not None else \
-                _stream(source, plan.name, [c.name for c in plan.columns], plan.primary_key)
-            for batch in batches:
-                before = len(stat.dangling)
-                rows = [convert_row(plan, row, ids, keys, tz, stat.dangling, unmapped) for row in batch]
+            names = [c.name for c in plan.columns]
+            converter = RowConverter(plan, ids, keys, tz, stat.dangling, unmapped)
+            batches = [[tuple(r.get(n) for n in names) for r in plan.rows]] if plan.rows is not None else \
+                _stream(source, plan.name, names, plan.primary_key)
+            with conn.begin():  # the staging table: the target's columns and NOT NULLs, no keys, per session
+                conn.execute(sa.text(f'CREATE TEMPORARY TABLE v8_stage (LIKE "{plan.name}") ON COMMIT DELETE ROWS'))
+            for rows, references in _ahead(converter.rows(batch) for batch in batches):
                 stat.read += len(rows)
-                stat.references += sum(1 for row in batch for c in refs if row.get(c.name) is not None) \
-                    - (len(stat.dangling) - before)
+                stat.references += references
                 with conn.begin():
-                    stat.written += _insert_missing(conn, table, rows)
+                    stat.written += _copy_missing(conn, plan, rows)
                 faults.checkpoint("v8-items-batch")
+            with conn.begin():
+                conn.execute(sa.text("DROP TABLE v8_stage"))
             log.info("v8 items: %s read %d, written %d", plan.name, stat.read, stat.written)
     return stats
 
