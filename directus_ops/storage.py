@@ -6,6 +6,7 @@ location restored under another root or bucket keeps the same keys.
 
 from __future__ import annotations
 
+import io
 import os
 import posixpath
 import uuid
@@ -175,6 +176,14 @@ class StorageLocation:
             return open(self.path_of(key), "rb")  # the plain file: fsspec's wrapper only adds cost per file
         fs = fs or self.filesystem()
         return fs.open(self.path_of(key), mode, **buffering(self.driver == "local"), **kwargs)
+
+    def open_to_copy(self, key: str, size: int, fs: fsspec.AbstractFileSystem | None = None) -> IO[bytes]:
+        """An object to be read whole, once: an S3 object under IO_BLOCK_SIZE (its listed ``size``) is fetched
+        in one GET (opening it costs a HEAD first), anything else is opened as a stream."""
+        if self.driver == "s3" and size < IO_BLOCK_SIZE:
+            fs = fs or self.filesystem()
+            return io.BytesIO(fs.cat_file(self.path_of(key)))
+        return self.open(key, "rb", fs)
 
     def open_uncommitted(self, key: str, fs: fsspec.AbstractFileSystem | None = None) -> UncommittedFile:
         """A file that replaces ``key`` only on ``commit()``; ``discard()`` leaves what was there untouched."""
