@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import resource
 import shutil
 import subprocess
 import tempfile
@@ -39,6 +40,12 @@ def fsspec_copy(location, destination: Path, workers: int) -> None:
     destination.mkdir(parents=True)
     with ThreadPoolExecutor(workers) as pool:
         list(pool.map(copy, keys))
+
+
+def cpu_seconds() -> float:
+    """CPU time of this process (every thread) and of its finished children (cp, sync)."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
 def settle(cold: bool) -> None:
@@ -79,7 +86,7 @@ def measure(storage: str, count: int, s3: object | None, workers: int, rounds: i
 
             return timed(backup_files)[0]
 
-        copy_times, backup_times = [], []
+        copy_times, backup_times, copy_cpu, backup_cpu = [], [], [], []
         # Alternating order over an even number of rounds, so a drift of the machine (a disk filling up,
         # other work) weighs on both sides alike. Nothing is deleted until the end: this filesystem (ext4
         # without a journal) passes over every inode freed in the last minute when it allocates a new one,
@@ -88,7 +95,9 @@ def measure(storage: str, count: int, s3: object | None, workers: int, rounds: i
             order = (copy, backup) if round_number % 2 == 0 else (backup, copy)
             for run in order:
                 settle(cold)
+                before = cpu_seconds()
                 (copy_times if run is copy else backup_times).append(run(round_number))
+                (copy_cpu if run is copy else backup_cpu).append(cpu_seconds() - before)
         return {"storage": storage, "files": count, "bytes": total, "cache": "cold" if cold else "warm",
                 "copy_seconds": [round(t, 2) for t in copy_times],
                 "backup_seconds": [round(t, 2) for t in backup_times],
@@ -97,7 +106,10 @@ def measure(storage: str, count: int, s3: object | None, workers: int, rounds: i
                 # all rounds together (the order evens out), and the best run of each side
                 "throughput_ratio": round(sum(copy_times) / sum(backup_times), 3),
                 "best_ratio": round(min(copy_times) / min(backup_times), 3),
-                "round_ratios": [round(c / b, 3) for c, b in zip(copy_times, backup_times)], "target": 0.9}
+                "round_ratios": [round(c / b, 3) for c, b in zip(copy_times, backup_times)],
+                # CPU time (user + system) of cp and sync, or of this process during the backup (all threads)
+                "copy_cpu_seconds": [round(t, 2) for t in copy_cpu],
+                "backup_cpu_seconds": [round(t, 2) for t in backup_cpu], "target": 0.9}
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

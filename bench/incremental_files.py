@@ -21,6 +21,7 @@ import argparse
 import contextlib
 import json
 import shutil
+import statistics
 import subprocess
 import tempfile
 from pathlib import Path
@@ -144,11 +145,11 @@ def measure(storage: str, count: int, s3: object | None, rounds: int) -> dict:
                     firsts.append(first_seconds)
                     seconds.append(second_seconds)
                     seed += 1
-            ratios = sorted(b / a for a, b in zip(firsts, seconds))
+            ratios = [b / a for a, b in zip(firsts, seconds)]
             result.update({f"{label}first_seconds": [round(t, 2) for t in firsts],
                            f"{label}second_seconds": [round(t, 3) for t in seconds],
                            f"{label}round_ratios": [round(b / a, 4) for a, b in zip(firsts, seconds)],
-                           f"{label}median_ratio": round(ratios[len(ratios) // 2], 4),
+                           f"{label}median_ratio": round(statistics.median(ratios), 4),
                            f"{label}best_ratio": round(min(seconds) / min(firsts), 4)})
         listing = min(native_listing(project, storage, s3) for _ in range(3))
         result.update({"native_listing_seconds": round(listing, 3),
