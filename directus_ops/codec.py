@@ -17,6 +17,7 @@ from __future__ import annotations
 import io
 import os
 import struct
+import threading
 from collections.abc import Callable
 from typing import IO
 
@@ -35,6 +36,7 @@ FRAME_PLAINTEXT = 1024 * 1024
 ZSTD_LEVEL = 1  # fast: most of the gain at a fraction of the CPU (backups run in a window)
 # Compress only when a trial of the first MiB saves at least this share (jpg, mp4, zip, pg_dump -Fc do not).
 MIN_SAVING = 0.10
+COMPRESSION_SAMPLE = 64 * 1024  # the bytes a compression trial looks at
 _FRAME_HEAD = struct.Struct(">BI")
 
 
@@ -60,10 +62,21 @@ def compressible_name(name: str) -> bool | None:
     return False if suffix in INCOMPRESSIBLE_SUFFIXES else None
 
 
+_local = threading.local()
+
+
+def _compressor() -> zstandard.ZstdCompressor:
+    """This thread's compressor for whole buffers: making one costs more than compressing a small file."""
+    compressor = getattr(_local, "compressor", None)
+    if compressor is None:
+        compressor = _local.compressor = zstandard.ZstdCompressor(level=ZSTD_LEVEL)
+    return compressor
+
+
 def worth_compressing(sample: bytes) -> bool:
     if len(sample) < 512:
         return False
-    return len(zstandard.ZstdCompressor(level=ZSTD_LEVEL).compress(sample)) < (1 - MIN_SAVING) * len(sample)
+    return len(_compressor().compress(sample)) < (1 - MIN_SAVING) * len(sample)
 
 
 class _Reader(io.RawIOBase):
@@ -219,19 +232,23 @@ class _ZstdErrors(_Reader):
             raise IntegrityError(f"{self.what}: cannot decompress ({exc}); the object is damaged") from None
 
 
-def encode_small(plain: bytes, compress: bool | None, key: bytes | None) -> tuple[bytes, bool]:
-    """Encode an object held in memory; ``compress=None`` keeps the compressed form only if it saves enough
-    (compressing once: the trial is the real thing)."""
+def encode_small(plain: bytes, compress: bool | None, key: bytes | None) -> tuple[list[bytes], bool]:
+    """Encode an object held in memory into the parts of its stored form (header, body: written without
+    joining them). ``compress=None`` keeps the compressed form only if it saves enough; above
+    COMPRESSION_SAMPLE a trial on the first bytes decides whether to try at all (random bytes do not
+    compress, and zstd would spend as long finding that out as hashing them)."""
     body = plain
     compressed = False
+    if compress is None and len(plain) > COMPRESSION_SAMPLE and not worth_compressing(memoryview(plain)[:COMPRESSION_SAMPLE]):
+        compress = False
     if compress is not False and len(plain) >= 512:
-        packed = zstandard.ZstdCompressor(level=ZSTD_LEVEL).compress(plain)
+        packed = _compressor().compress(plain)
         if compress or len(packed) < (1 - MIN_SAVING) * len(plain):
             body, compressed = packed, True
     head = header(compressed, key is not None)
     if key is None:
-        return head + body, compressed
-    return _sealed(head, body, key), compressed
+        return [head, body], compressed
+    return [_sealed(head, body, key)], compressed
 
 
 def _sealed(head: bytes, body: bytes, key: bytes) -> bytes:

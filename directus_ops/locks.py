@@ -134,4 +134,5 @@ def hold(repo: Repository, kind: str, exclusive: bool, wait: float = 0.0) -> Ite
 def _write(repo: Repository, path: str, kind: str, exclusive: bool, created: float) -> None:
     document = {"kind": kind, "exclusive": exclusive, "host": socket.gethostname(), "pid": os.getpid(),
                 "created": created, "refreshed": time.time()}
-    repo.write_file(path, json.dumps(document).encode())
+    # Not fsynced: a lock only has to be visible to other runs, and a crash ends the run that held it.
+    repo.write_file(path, json.dumps(document).encode(), sync=False)
