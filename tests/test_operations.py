@@ -9,7 +9,6 @@ Uses small projects without Directus (SQLite) so runs take seconds. Everything s
 from __future__ import annotations
 
 import json
-import os
 import re
 import signal
 import subprocess

@@ -461,7 +461,7 @@ def test_bad_input_is_refused_with_nothing_changed(clean_target: TestProject, v8
     assert (tmp_path / "dry" / "id-map.json").exists()
 
     with psycopg.connect(f"postgresql://postgres@127.0.0.1:5432/{clean_target.database.name}", autocommit=True) as pg:
-        pg.execute(f'CREATE TABLE tags (id serial PRIMARY KEY, label text)')
+        pg.execute('CREATE TABLE tags (id serial PRIMARY KEY, label text)')
         pg.execute(f'ALTER TABLE tags OWNER TO "{clean_target.database.user}"')
     refused(migrate_args(v8_url, uploads, clean_target.dir), clean_target, server_env, "already has 1 collections named like v8 ones (tags)",
             "--skip-collections")
