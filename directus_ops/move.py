@@ -27,7 +27,7 @@ import sqlalchemy as sa
 
 from . import database as db
 from . import progress
-from .config import update_dotenv
+from .config import update_dotenv, write_private_text
 from .database import DatabaseSettings
 from .errors import ConfigError, IntegrityError, StorageError, TargetNotEmpty
 from .project import Project, load_project
@@ -156,15 +156,6 @@ def _same_place(a: StorageLocation, b: StorageLocation) -> bool:
     return (a.bucket, a.root.strip("/"), a.endpoint or "") == (b.bucket, b.root.strip("/"), b.endpoint or "")
 
 
-def _same_database(a: DatabaseSettings, b: DatabaseSettings) -> bool:
-    if a.engine != b.engine:
-        return False
-    if a.engine == "sqlite":
-        return bool(a.filename and b.filename and Path(a.filename).resolve() == Path(b.filename).resolve())
-    return (a.host, a.port or db.default_port(a.engine), a.socket_path, a.database) == \
-        (b.host, b.port or db.default_port(b.engine), b.socket_path, b.database)
-
-
 def transfer_module() -> Any:
     from . import transfer
 
@@ -174,7 +165,7 @@ def transfer_module() -> Any:
 def check_target_database(source: DatabaseSettings, target: DatabaseSettings) -> Method:
     """Reachable, empty (a missing PostgreSQL/MySQL database is fine: the copy creates it), and a pair the
     copy supports. Returns how the database will be copied."""
-    if _same_database(source, target):
+    if db.same_database(source, target):
         raise ConfigError(f"--to-database is the project's own database ({target.describe()}); name a new one")
     exists = db.database_exists(target)  # connects: DatabaseUnreachable names the server and the fix
     if exists:
@@ -559,25 +550,13 @@ def _dotenv_keys(path: Path) -> list[str]:
     return keys
 
 
-def write_private(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` atomically with mode 0600 (it holds the project's secrets)."""
-    tmp = path.with_name(f".{path.name}.directus-ops.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(text)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.chmod(tmp, 0o600)
-    os.replace(tmp, path)
-
-
 def write_config(plan: MovePlan) -> str:
     assert plan.config_out
     out = Path(plan.config_out)
-    write_private(out, new_config_text(plan))
+    write_private_text(out, new_config_text(plan))
     # Read back through Directus's rules: the new config names the target database and locations.
     moved = load_project(plan.project_dir, out, environ={})
-    if plan.target is not None and not _same_database(moved.database, plan.target):
+    if plan.target is not None and not db.same_database(moved.database, plan.target):
         raise ConfigError(f"the written config {out} does not name {plan.target.describe()}; check its DB_* lines")
     return str(out)
 
@@ -587,9 +566,9 @@ def switch_config(plan: MovePlan) -> str:
     assert plan.config_out
     config = Path(plan.config_path)
     before = config.with_name(config.name + BEFORE_MOVE_SUFFIX)
-    write_private(before, config.read_text(encoding="utf-8"))
+    write_private_text(before, config.read_text(encoding="utf-8"))
     if Path(plan.config_out) != config:
-        write_private(config, Path(plan.config_out).read_text(encoding="utf-8"))
+        write_private_text(config, Path(plan.config_out).read_text(encoding="utf-8"))
     return str(before)
 
 
@@ -601,7 +580,7 @@ def drop_staged_config(plan: MovePlan) -> None:
 def put_back_config(plan: MovePlan, before: str) -> None:
     """The config as it was before ``switch_config`` (which returned ``before``)."""
     config = Path(plan.config_path)
-    write_private(config, Path(before).read_text(encoding="utf-8"))
+    write_private_text(config, Path(before).read_text(encoding="utf-8"))
     Path(before).unlink()
 
 

@@ -23,7 +23,7 @@ import sqlalchemy as sa
 from harness import (ADMIN_EMAIL, ADMIN_PASSWORD, S3_REGION, TestProject, api_state, make_project, seed,
                      small_project)
 
-from directus_ops import directus_cli, move
+from directus_ops import database, directus_cli, move, transfer
 from directus_ops.database import DatabaseSettings, open_engine
 from directus_ops.directus_api import DirectusClient
 from directus_ops.errors import ConfigError
@@ -172,6 +172,17 @@ def test_final_pass_copies_only_new_or_changed_objects(tmp_path):
     assert check.ok and check.objects == check.target_objects == 22 and check.bytes == check.target_bytes
     copied = {p.relative_to(tmp_path / "moved"): p.read_bytes() for p in (tmp_path / "moved").rglob("*") if p.is_file()}
     assert copied == {p.relative_to(source_root): p.read_bytes() for p in source_root.rglob("*") if p.is_file()}
+
+
+def test_one_same_database_rule():
+    """``host`` and ``host:5432`` are one database for the move's plan and the cross-engine copy alike."""
+    implicit = DatabaseSettings.from_url("postgresql://u:p@db.example/directus")
+    explicit = DatabaseSettings.from_url("postgresql://u:p@db.example:5432/directus")
+    other = DatabaseSettings.from_url("postgresql://u:p@db.example:5433/directus")
+    assert database.same_database(implicit, explicit) and transfer._same_database(implicit, explicit)
+    assert not database.same_database(explicit, other) and not transfer._same_database(explicit, other)
+    with pytest.raises(ConfigError, match="own database"):
+        move.check_target_database(implicit, explicit)
 
 
 def test_bucket_to_bucket_takes_the_source_credentials(s3, tmp_path):
