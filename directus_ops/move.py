@@ -33,7 +33,7 @@ from .errors import ConfigError, IntegrityError, StorageError, TargetNotEmpty
 from .project import Project, load_project
 from .redact import redact, register_secret
 from .repository import CHUNK_SIZE
-from . import snapshot
+from . import snapshot, transfer
 from .repository import Repository
 from .snapshot import DEFAULT_WORKERS, run_parallel
 from .storage import StorageLocation
@@ -156,12 +156,6 @@ def _same_place(a: StorageLocation, b: StorageLocation) -> bool:
     return (a.bucket, a.root.strip("/"), a.endpoint or "") == (b.bucket, b.root.strip("/"), b.endpoint or "")
 
 
-def transfer_module() -> Any:
-    from . import transfer
-
-    return transfer
-
-
 def check_target_database(source: DatabaseSettings, target: DatabaseSettings) -> Method:
     """Reachable, empty (a missing PostgreSQL/MySQL database is fine: the copy creates it), and a pair the
     copy supports. Returns how the database will be copied."""
@@ -179,11 +173,6 @@ def check_target_database(source: DatabaseSettings, target: DatabaseSettings) ->
         elif source.engine == "mysql":
             db.mysql_tool("client", db.server_version(target) if exists else "")
         return "native"
-    try:
-        transfer = transfer_module()
-    except ImportError:
-        raise ConfigError(f"moving from {source.engine} to {target.engine} needs the cross-engine copy "
-                          "(directus_ops.transfer), which this installation lacks; upgrade directus-ops") from None
     supported = transfer.SUPPORTED_ENGINES
     if source.engine not in supported or target.engine not in supported:
         raise ConfigError(f"moving from {source.engine} to {target.engine} is not supported; supported engines: "
@@ -291,7 +280,6 @@ def copy_across(plan: MovePlan, batch_rows: int = 10_000) -> dict[str, Any]:
     indexes added, sequences reset. The target is emptied first only for a cutover's final copy (it then holds
     this move's own first copy)."""
     assert plan.target is not None
-    transfer = transfer_module()
     empty_own_copy(plan)
     seen: dict[str, int] = {}
     with progress.track(f"copy {plan.source.describe()} to {plan.target.describe()} (rows)") as tracker:
@@ -339,7 +327,6 @@ def _digest_fields(digest: Any) -> tuple[int, str]:
 
 def compare_databases(source: DatabaseSettings, target: DatabaseSettings) -> list[TableCheck]:
     """Every table's row count and content checksum on both sides (engine-independent checksums)."""
-    transfer = transfer_module()
     with progress.track("checksums of every table, both sides"):
         left = transfer.table_digests(source)
         right = transfer.table_digests(target)

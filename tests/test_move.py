@@ -125,17 +125,6 @@ def storage_rows(settings: DatabaseSettings) -> list[str]:
     return found
 
 
-def transfer_available() -> bool:
-    try:
-        move.transfer_module()
-    except ImportError:
-        return False
-    return True
-
-
-needs_transfer = pytest.mark.skipif(not transfer_available(), reason="directus_ops.transfer (cross-engine copy) not merged yet")
-
-
 # -- syntax and config, no Directus --------------------------------------------------------------------------
 def test_to_storage_syntax():
     assert move.parse_storage_moves(["local=/srv/files", "s3=s3://b/p", "local2=new_name:s3://b/p?region=x"]) == {
@@ -283,8 +272,6 @@ def test_mariadb_same_engine_through_the_cli_then_to_postgresql(tmp_path, direct
         assert api_state(client) == before
         can_write(client)
 
-    if not transfer_available():
-        pytest.skip("directus_ops.transfer not merged yet: MariaDB -> PostgreSQL not run")
     from flows.move import move_project
 
     pg_db = databases.create("pg")
@@ -300,7 +287,6 @@ def test_mariadb_same_engine_through_the_cli_then_to_postgresql(tmp_path, direct
 
 # -- across engines --------------------------------------------------------------------------------------------
 @pytest.mark.directus
-@needs_transfer
 def test_sqlite_to_postgresql(tmp_path, directus, databases, prefect_server):
     from flows.move import move_project
 
