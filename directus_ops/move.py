@@ -233,9 +233,11 @@ def plan_move(project_dir: str, config_path: str | None = None, to_database: str
         if _same_place(source, destination):
             raise ConfigError(f"--to-storage {name}=…: that is where {source.describe()} is now; name a new place")
         if destination.name != name:
-            if destination.name.lower() in {n.lower() for n in names if n not in to_storage}:
+            # Any current name, even one being renamed itself: directus_files.storage is renamed one location
+            # at a time, so a swap (a=b, b=a) would end with every file in one location.
+            if destination.name.lower() in {n.lower() for n in names if n != name}:
                 raise ConfigError(f"--to-storage {name}={spec}: the project already has a location "
-                                  f"'{destination.name}'; pick another new name")
+                                  f"'{destination.name}'; pick a name no location has now")
             if not to_database and not cutover:
                 raise ConfigError(f"renaming location '{name}' rewrites directus_files.storage in the database the app "
                                   "uses now: pass --cutover (the app is stopped meanwhile) or --to-database URL")

@@ -398,6 +398,9 @@ def test_refusals_through_the_cli(tmp_path, databases, cli_env_no_server):
     source_db = databases.create("pg")
     project_dir, _ = small_project(tmp_path / "small", source_db)
     config = project_dir / ".env"
+    (project_dir / "second").mkdir()
+    with config.open("a") as env:  # a second location, to try swapping names
+        env.write(f"STORAGE_LOCATIONS=local,second\nSTORAGE_SECOND_DRIVER=local\nSTORAGE_SECOND_ROOT={project_dir / 'second'}\n")
     original = config.read_bytes()
     missing = databases.create("pg", create_database=False)
     busy = databases.create("pg")
@@ -420,6 +423,9 @@ def test_refusals_through_the_cli(tmp_path, databases, cli_env_no_server):
         (["--to-database", missing.url, "--repo", str(tmp_path / "r"), "--cutover"], 2, "--stop-command"),
         (["--to-storage", f"local={new_root}", "--config-out", str(config)], 2, "current config"),
         (["--to-storage", f"local=other:{new_root}"], 2, "--cutover"),
+        # Swapped names would end with every file in one location (renames are one UPDATE per location).
+        (["--to-storage", f"local=second:{new_root}", "--to-storage", f"second=local:{new_root}-2",
+          "--cutover", "--stop-command", "true", "--start-command", "true"], 2, "already has a location"),
         ([], 2, "nothing to move"),
     ]
     for args, code, words in cases:
@@ -433,7 +439,7 @@ def test_refusals_through_the_cli(tmp_path, databases, cli_env_no_server):
         assert busy.password not in done.stderr and busy_mysql.password not in done.stderr
     # Nothing changed anywhere.
     assert config.read_bytes() == original and not out.exists() and not new_root.exists()
-    assert not (tmp_path / "r").exists()
+    assert not (tmp_path / "r").exists() and not Path(f"{new_root}-2").exists()
     with psycopg.connect("postgresql://postgres@127.0.0.1:5432/postgres") as conn:
         assert conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (missing.name,)).fetchone() is None
     assert busy.tables() == ["something"] and busy_mysql.tables() == ["something"]
