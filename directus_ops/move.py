@@ -415,12 +415,14 @@ def copy_location(move: StorageMove, staging_dir: Path, previous_records: str | 
                 if digest == _sha256(source, obj.key, source_fs):  # the same bytes are there already (a move back)
                     tracker.advance(obj.size)
                     with lock:
-                        records[obj.key] = {"size": obj.size, "fingerprint": obj.fingerprint, "sha256": digest}
+                        records[obj.key] = {"size": obj.size, "fingerprint": obj.fingerprint, "sha256": digest,
+                                            "verified": True}
                         result.unchanged += 1
                     return
             digest = _copy_one(source, target, obj.key, source_fs, target_fs, tracker.advance)
-            with lock:
-                records[obj.key] = {"size": obj.size, "fingerprint": obj.fingerprint, "sha256": digest}
+            with lock:  # _copy_one returns only once the target's read-back sha256 equalled the source's
+                records[obj.key] = {"size": obj.size, "fingerprint": obj.fingerprint, "sha256": digest,
+                                    "verified": True}
                 result.copied += 1
                 result.bytes_copied += obj.size
 
@@ -493,7 +495,8 @@ class LocationCheck:
 
 def check_location(move: StorageMove, copy: LocationCopy) -> LocationCheck:
     """The target holds every source object with its size, and each one's read-back sha256 equalled the
-    source's (recorded by the copy). Objects in the target that the source lacks are not counted."""
+    source's (``verified``, recorded by the copy when it compared them). Objects in the target that the source
+    lacks are not counted."""
     records = _read_records(copy.records_path)
     present = {o.key: o.size for o in move.target.list_objects()}
     problems = []
@@ -502,11 +505,14 @@ def check_location(move: StorageMove, copy: LocationCopy) -> LocationCheck:
             problems.append(f"{key} is missing")
         elif present[key] != record["size"]:
             problems.append(f"{key} has {present[key]} bytes, the source {record['size']}")
+        elif not record.get("verified"):
+            problems.append(f"{key} was not read back and compared with the source")
     return LocationCheck(name=move.source.name, target=move.target.describe(), objects=len(records),
                          bytes=sum(r["size"] for r in records.values()),
                          target_objects=sum(1 for k in records if k in present),
                          target_bytes=sum(present[k] for k in records if k in present),
-                         checksums_equal=sum(1 for r in records.values() if r.get("sha256")), problems=problems)
+                         checksums_equal=sum(1 for k, r in records.items() if r.get("verified") and
+                                             present.get(k) == r["size"]), problems=problems)
 
 
 # -- config ------------------------------------------------------------------------------------------------------

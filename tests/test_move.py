@@ -159,6 +159,13 @@ def test_final_pass_copies_only_new_or_changed_objects(tmp_path):
     assert (final.objects, final.copied, final.unchanged) == (22, 2, 20)
     check = move.check_location(storage_move, final)
     assert check.ok and check.objects == check.target_objects == 22 and check.bytes == check.target_bytes
+    assert check.checksums_equal == 22  # each one read back from the target and compared
+    # A record the copy did not read back (a pass cut short) is not counted as equal: it is a problem.
+    records = move._read_records(final.records_path)
+    del records["new.bin"]["verified"]
+    Path(final.records_path).write_text(__import__("json").dumps(records))
+    unverified = move.check_location(storage_move, final)
+    assert unverified.checksums_equal == 21 and unverified.problems == ["new.bin was not read back and compared with the source"]
     copied = {p.relative_to(tmp_path / "moved"): p.read_bytes() for p in (tmp_path / "moved").rglob("*") if p.is_file()}
     assert copied == {p.relative_to(source_root): p.read_bytes() for p in source_root.rglob("*") if p.is_file()}
 
