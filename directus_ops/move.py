@@ -259,30 +259,35 @@ def plan_move(project_dir: str, config_path: str | None = None, to_database: str
 
 
 # -- database ----------------------------------------------------------------------------------------------------
-def empty_own_copy(plan: MovePlan) -> None:
-    """A cutover's final copy replaces this move's first one: the target (checked empty by the plan) is
-    emptied again."""
+def prepare_target(plan: MovePlan, final: bool) -> None:
+    """Before a copy: the first pass checks again that the target is empty (the plan checked it, but anything
+    may have written there since) and never clears it; only a cutover's final pass empties it, as it then
+    holds this move's own first copy."""
     assert plan.target is not None
-    if db.database_exists(plan.target) and db.table_count(plan.target):
-        db.clear_database(plan.target)
+    if final:
+        if db.table_count(plan.target):
+            db.clear_database(plan.target)
+    else:
+        db.check_restorable(plan.target, False)  # TargetNotEmpty
 
 
-def copy_native(plan: MovePlan, repo: Repository, snapshot_id: str, staging_dir: Path) -> dict[str, int]:
-    """Same engine: the snapshot's native dump restored into the target (emptied first for a cutover's final
-    copy, which replaces this move's own first one). Row counts are checked against the snapshot's."""
+def copy_native(plan: MovePlan, repo: Repository, snapshot_id: str, staging_dir: Path,
+                final: bool = False) -> dict[str, int]:
+    """Same engine: the snapshot's native dump restored into the target (emptied first for a cutover's
+    ``final`` copy, which replaces this move's own first one). Row counts are checked against the snapshot's."""
     assert plan.target is not None
-    empty_own_copy(plan)
+    prepare_target(plan, final)
     return snapshot.load_database(repo, repo.load_manifest(snapshot_id), plan.target, replace=False,
                                   staging_dir=staging_dir)
 
 
-def copy_across(plan: MovePlan, batch_rows: int = 10_000) -> dict[str, Any]:
+def copy_across(plan: MovePlan, batch_rows: int = 10_000, final: bool = False) -> dict[str, Any]:
     """The cross-engine copy: Directus's own tables created on the target by the project's Directus install
     (exactly its DDL on that engine), user tables by their Directus types, rows streamed, foreign keys and
-    indexes added, sequences reset. The target is emptied first only for a cutover's final copy (it then holds
-    this move's own first copy)."""
+    indexes added, sequences reset. The target is emptied first only for a cutover's ``final`` copy (it then
+    holds this move's own first copy)."""
     assert plan.target is not None
-    empty_own_copy(plan)
+    prepare_target(plan, final)
     seen: dict[str, int] = {}
     with progress.track(f"copy {plan.source.describe()} to {plan.target.describe()} (rows)") as tracker:
         def on_progress(table: str, copied: int) -> None:  # rows of ``table`` copied so far

@@ -48,9 +48,9 @@ def copy_pass(plan: move.MovePlan, backup_options: dict[str, Any] | None, repo_l
     if plan.method == "native":
         assert backup_options is not None
         done.snapshot_id = backup(**backup_options)  # the safety net, and the native dump the copy restores
-        done.database = copy_native_task(plan, repo_location, done.snapshot_id)
+        done.database = copy_native_task(plan, repo_location, done.snapshot_id, final=previous is not None)
     elif plan.method == "transfer":
-        done.database = copy_across_task(plan)
+        done.database = copy_across_task(plan, final=previous is not None)
     for storage_move in plan.storage:
         earlier = previous.copies[storage_move.source.name].records_path if previous else None
         done.copies[storage_move.source.name] = copy_location_task(storage_move, staging, earlier, workers)

@@ -26,18 +26,19 @@ def plan_move_task(project_dir: str, config_path: str | None, to_database: str |
 
 
 @task(name="copy-database-native", cache_policy=NO_CACHE)
-def copy_native_task(plan: move.MovePlan, repo: RepositoryLocation, snapshot_id: str) -> dict[str, int]:
+def copy_native_task(plan: move.MovePlan, repo: RepositoryLocation, snapshot_id: str,
+                     final: bool = False) -> dict[str, int]:
     # Not retried: a half-loaded target is emptied by the next attempt's own run, not by blind repetition.
     staging = snapshot.make_staging_dir()
     try:
-        return move.copy_native(plan, Repository.open(repo), snapshot_id, staging)
+        return move.copy_native(plan, Repository.open(repo), snapshot_id, staging, final=final)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 
 
 @task(name="copy-database-across-engines", cache_policy=NO_CACHE)
-def copy_across_task(plan: move.MovePlan) -> dict:
-    return move.copy_across(plan)
+def copy_across_task(plan: move.MovePlan, final: bool = False) -> dict:
+    return move.copy_across(plan, final=final)
 
 
 @task(name="copy-storage-location", cache_policy=NO_CACHE, retries=len(RETRY_DELAYS), retry_delay_seconds=RETRY_DELAYS,

@@ -26,7 +26,7 @@ from harness import (ADMIN_EMAIL, ADMIN_PASSWORD, S3_REGION, TestProject, api_st
 from directus_ops import database, directus_cli, move, transfer
 from directus_ops.database import DatabaseSettings, open_engine
 from directus_ops.directus_api import DirectusClient
-from directus_ops.errors import ConfigError
+from directus_ops.errors import ConfigError, TargetNotEmpty
 from directus_ops.storage import StorageLocation
 
 CLI = [sys.executable, "-m", "directus_ops.cli"]
@@ -179,6 +179,22 @@ def test_one_same_database_rule():
     assert not database.same_database(explicit, other) and not transfer._same_database(explicit, other)
     with pytest.raises(ConfigError, match="own database"):
         move.check_target_database(implicit, explicit)
+
+
+def test_first_copy_never_empties_a_target_written_after_the_plan(tmp_path, databases):
+    """The plan found the target empty; someone wrote to it since: the copy refuses, and their table stays."""
+    source_db = databases.create("pg")
+    project_dir, _ = small_project(tmp_path / "small", source_db)
+    target_db = databases.create("pg")
+    plan = move.plan_move(str(project_dir), to_database=target_db.url, repo_given=True)
+    with psycopg.connect(f"postgresql://postgres@127.0.0.1:5432/{target_db.name}", autocommit=True) as conn:
+        conn.execute("CREATE TABLE theirs (id int)")
+        conn.execute("INSERT INTO theirs VALUES (1)")
+    with pytest.raises(TargetNotEmpty):
+        move.copy_native(plan, None, "no-snapshot-needed", tmp_path)  # type: ignore[arg-type]
+    with pytest.raises(TargetNotEmpty):
+        move.copy_across(plan)
+    assert target_db.tables() == ["theirs"]
 
 
 def test_bucket_to_bucket_takes_the_source_credentials(s3, tmp_path):
