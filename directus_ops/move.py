@@ -107,6 +107,7 @@ class MovePlan:
     url: str | None = None
     storage_names: tuple[str, ...] = ()  # STORAGE_LOCATIONS after the move
     config_staged: bool = False  # config_out is this move's own file beside the config (a cutover without --config-out)
+    target_existed: bool = False  # the target database was there (empty) before the move: emptied, not dropped, on failure
     warnings: tuple[str, ...] = field(default_factory=tuple)
 
     @property
@@ -158,7 +159,7 @@ def _same_place(a: StorageLocation, b: StorageLocation) -> bool:
 
 def check_target_database(source: DatabaseSettings, target: DatabaseSettings) -> Method:
     """Reachable, empty (a missing PostgreSQL/MySQL database is fine: the copy creates it), and a pair the
-    copy supports. Returns how the database will be copied."""
+    copy supports. Returns how the database will be copied (the plan records whether it exists)."""
     if db.same_database(source, target):
         raise ConfigError(f"--to-database is the project's own database ({target.describe()}); name a new one")
     exists = db.database_exists(target)  # connects: DatabaseUnreachable names the server and the fix
@@ -216,9 +217,11 @@ def plan_move(project_dir: str, config_path: str | None = None, to_database: str
             raise ConfigError(f"--config-out {out}: folder {out.parent} does not exist; create it first")
     db.server_version(project.database)  # the source answers
     target = method = None
+    target_existed = False
     if to_database:
         target = DatabaseSettings.from_url(to_database)
         method = check_target_database(project.database, target)
+        target_existed = db.database_exists(target)
         if method == "native" and not repo_given:
             # The dump travels as a backup snapshot: in the project's own repository it is incremental (files
             # already there are not copied again) and stays as the safety net; a throwaway one would copy
@@ -255,7 +258,7 @@ def plan_move(project_dir: str, config_path: str | None = None, to_database: str
                     target=target, method=method, storage=tuple(moves), config_out=str(out) if out else None,
                     cutover=cutover, stop_command=stop_command, start_command=start_command,
                     url=(url.rstrip("/") if url else default_url(project)) if cutover else url,
-                    storage_names=tuple(new_names), config_staged=staged)
+                    storage_names=tuple(new_names), config_staged=staged, target_existed=target_existed)
 
 
 # -- database ----------------------------------------------------------------------------------------------------
@@ -269,6 +272,24 @@ def prepare_target(plan: MovePlan, final: bool) -> None:
             db.clear_database(plan.target)
     else:
         db.check_restorable(plan.target, False)  # TargetNotEmpty
+
+
+def remove_partial_copy(plan: MovePlan) -> str:
+    """After a failed first copy: what this move put into the target removed (a database the move created
+    dropped, one that was there emptied). Returns what to tell the user."""
+    target = plan.target
+    assert target is not None
+    try:
+        if plan.target_existed:
+            db.clear_database(target)
+            if target.engine == "sqlite" and target.filename:
+                target.filename.touch()  # it was there (empty): leave it there
+            return f"the partial copy in {target.describe()} was removed (it is empty again)"
+        db.drop_database(target)
+        return f"{target.describe()}, created by this move, was dropped again"
+    except Exception as exc:  # the copy's own failure is what the user must see first; this is its footnote
+        return (f"the target {target.describe()} holds this partial copy ({redact(str(exc)) or type(exc).__name__}): "
+                "drop it before moving again")
 
 
 def copy_native(plan: MovePlan, repo: Repository, snapshot_id: str, staging_dir: Path,

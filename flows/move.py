@@ -13,11 +13,12 @@ from typing import Any
 from prefect import flow, get_run_logger
 
 from directus_ops import move, snapshot
-from directus_ops.errors import IntegrityError, ProcedureFailed
+from directus_ops.errors import IntegrityError, OpsError, ProcedureFailed, TargetNotEmpty
 from directus_ops.redact import redact
 from tasks.directus import app_command_task
 from tasks.move import (check_location_task, compare_databases_task, copy_across_task, copy_location_task,
                         copy_native_task, files_per_location_task, health_task, plan_move_task, put_back_config_task,
+                        remove_partial_copy_task,
                         rename_location_task, switch_config_task, write_config_task)
 from tasks.repository import repository_location
 
@@ -48,6 +49,24 @@ def copy_pass(plan: move.MovePlan, backup_options: dict[str, Any] | None, repo_l
     if plan.method == "native":
         assert backup_options is not None
         done.snapshot_id = backup(**backup_options)  # the safety net, and the native dump the copy restores
+    try:
+        _copy_and_check(plan, repo_location, staging, workers, previous, strict, done, logger)
+    except Exception as exc:
+        # A first copy that failed part-way or differs is not left behind looking like a move: this move's own
+        # writes are removed (never a target found not empty: TargetNotEmpty is raised before any write). A
+        # failed final pass is the cutover's to report, with the app stopped.
+        if previous is not None or plan.target is None or isinstance(exc, TargetNotEmpty):
+            raise
+        note = remove_partial_copy_task(plan)
+        if isinstance(exc, OpsError):
+            raise type(exc)(f"{exc}; {note}") from None
+        raise ProcedureFailed(f"the copy failed: {redact(str(exc)) or type(exc).__name__}; {note}") from None
+    return done
+
+
+def _copy_and_check(plan: move.MovePlan, repo_location: Any, staging: str, workers: int, previous: Pass | None,
+                    strict: bool, done: Pass, logger: Any) -> None:
+    if plan.method == "native":
         done.database = copy_native_task(plan, repo_location, done.snapshot_id, final=previous is not None)
     elif plan.method == "transfer":
         done.database = copy_across_task(plan, final=previous is not None)
@@ -70,7 +89,6 @@ def copy_pass(plan: move.MovePlan, backup_options: dict[str, Any] | None, repo_l
         done.checks[storage_move.source.name] = check
     if plan.target is not None and plan.renames:  # in the copy only: the source keeps its names
         done.renamed_rows = rename_renames(plan, plan.target)
-    return done
 
 
 def rename_renames(plan: move.MovePlan, settings: Any) -> dict[str, int]:

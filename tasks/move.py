@@ -28,7 +28,7 @@ def plan_move_task(project_dir: str, config_path: str | None, to_database: str |
 @task(name="copy-database-native", cache_policy=NO_CACHE)
 def copy_native_task(plan: move.MovePlan, repo: RepositoryLocation, snapshot_id: str,
                      final: bool = False) -> dict[str, int]:
-    # Not retried: a half-loaded target is emptied by the next attempt's own run, not by blind repetition.
+    # Not retried: a half-loaded target is not emptied by a blind repetition (the flow removes a failed copy).
     staging = snapshot.make_staging_dir()
     try:
         return move.copy_native(plan, Repository.open(repo), snapshot_id, staging, final=final)
@@ -39,6 +39,11 @@ def copy_native_task(plan: move.MovePlan, repo: RepositoryLocation, snapshot_id:
 @task(name="copy-database-across-engines", cache_policy=NO_CACHE)
 def copy_across_task(plan: move.MovePlan, final: bool = False) -> dict:
     return move.copy_across(plan, final=final)
+
+
+@task(name="remove-partial-copy", cache_policy=NO_CACHE)
+def remove_partial_copy_task(plan: move.MovePlan) -> str:
+    return move.remove_partial_copy(plan)
 
 
 @task(name="copy-storage-location", cache_policy=NO_CACHE, retries=len(RETRY_DELAYS), retry_delay_seconds=RETRY_DELAYS,

@@ -20,13 +20,13 @@ import pymysql
 import pytest
 import sqlalchemy as sa
 
-from harness import (ADMIN_EMAIL, ADMIN_PASSWORD, S3_REGION, TestProject, api_state, make_project, seed,
+from harness import (ADMIN_EMAIL, ADMIN_PASSWORD, S3_REGION, TestProject, api_state, make_project, rows, seed,
                      small_project)
 
 from directus_ops import database, directus_cli, move, transfer
 from directus_ops.database import DatabaseSettings, open_engine
 from directus_ops.directus_api import DirectusClient
-from directus_ops.errors import ConfigError, TargetNotEmpty
+from directus_ops.errors import ConfigError, IntegrityError, TargetNotEmpty
 from directus_ops.storage import StorageLocation
 
 CLI = [sys.executable, "-m", "directus_ops.cli"]
@@ -195,6 +195,32 @@ def test_first_copy_never_empties_a_target_written_after_the_plan(tmp_path, data
     with pytest.raises(TargetNotEmpty):
         move.copy_across(plan)
     assert target_db.tables() == ["theirs"]
+
+
+def test_a_failed_copy_is_removed_from_the_target(tmp_path, databases, prefect_server):
+    """A restore that goes wrong part-way (here: the target database adds a row to every new authors table, so
+    the restored rows differ from the snapshot's) fails the move, and the target is left empty, not holding a
+    copy that looks like a move."""
+    from flows.move import move_project
+
+    source_db = databases.create("pg")
+    project_dir, source = small_project(tmp_path / "small", source_db)
+    before = rows(source)
+    target_db = databases.create("pg")
+    with psycopg.connect(f"postgresql://postgres@127.0.0.1:5432/{target_db.name}", autocommit=True) as conn:
+        conn.execute("""CREATE FUNCTION public.add_an_author() RETURNS event_trigger LANGUAGE plpgsql AS $$
+            BEGIN
+              IF EXISTS (SELECT 1 FROM pg_event_trigger_ddl_commands() WHERE object_identity = 'public.authors') THEN
+                INSERT INTO public.authors (id, name) VALUES (999, 'not in the source');
+              END IF;
+            END $$""")
+        conn.execute("CREATE EVENT TRIGGER add_an_author ON ddl_command_end WHEN TAG IN ('CREATE TABLE') "
+                     "EXECUTE FUNCTION public.add_an_author()")
+    with pytest.raises(IntegrityError) as failed:
+        move_project(project_dir=str(project_dir), to_database=target_db.url, repo=str(tmp_path / "repo"))
+    message = str(failed.value)
+    assert "differs from the snapshot" in message and "partial copy" in message and "removed" in message, message
+    assert target_db.tables() == [] and rows(source) == before
 
 
 def test_bucket_to_bucket_takes_the_source_credentials(s3, tmp_path):
