@@ -19,7 +19,7 @@ from tasks.directus import app_command_task
 from tasks.move import (check_location_task, compare_databases_task, copy_across_task, copy_location_task,
                         copy_native_task, files_per_location_task, health_task, plan_move_task, put_back_config_task,
                         remove_partial_copy_task,
-                        rename_location_task, switch_config_task, write_config_task)
+                        rename_location_task, switch_config_task, wait_until_stopped_task, write_config_task)
 from tasks.repository import repository_location
 
 from .backup import backup
@@ -105,14 +105,17 @@ def rename_renames(plan: move.MovePlan, settings: Any) -> dict[str, int]:
 
 
 def cutover_steps(plan: move.MovePlan, backup_options: dict[str, Any] | None, repo_location: Any, staging: str,
-                  workers: int, first: Pass, done: list[str]) -> tuple[Pass, dict]:
-    """Stop, final copy, switch, start, check. On any failure: config put back, in-place renames undone, app
-    started on the old config and checked; ProcedureFailed says what failed and what was put back."""
+                  workers: int, first: Pass, done: list[str], app_timeout: float = move.APP_TIMEOUT) -> tuple[Pass, dict]:
+    """Stop (and check the app no longer answers), final copy, switch, start, check. On any failure: config
+    put back, in-place renames undone, app started on the old config and checked; ProcedureFailed says what
+    failed and what was put back."""
     logger = get_run_logger()
+    assert plan.url
     before: str | None = None
     renamed_in_place = False
     try:
         app_command_task(plan.stop_command, plan.project_dir, "stopping the app")
+        wait_until_stopped_task(plan.url, app_timeout)
         done.append("app stopped")
         final = copy_pass(plan, backup_options, repo_location, staging, workers, previous=first, strict=True)
         done.append("final copy made and verified")
@@ -123,11 +126,13 @@ def cutover_steps(plan: move.MovePlan, backup_options: dict[str, Any] | None, re
         before = switch_config_task(plan)
         done.append(f"config switched (the old one kept as {before})")
         app_command_task(plan.start_command, plan.project_dir, "starting the app")
-        assert plan.url
-        health = health_task(plan.url)
+        health = health_task(plan.url, app_timeout)
         done.append(f"app started, health {health['status']} at {plan.url}")
         move.drop_staged_config(plan)
         return final, health
+    except move.AppStillRunning as exc:  # nothing copied or switched: the app runs on, on the old config
+        move.drop_staged_config(plan)
+        raise ProcedureFailed(str(exc)) from None
     except BaseException as exc:
         failure = redact(str(exc)) or type(exc).__name__
         logger.error("move cutover failed: %s; putting the old config back", failure)
@@ -140,7 +145,7 @@ def cutover_steps(plan: move.MovePlan, backup_options: dict[str, Any] | None, re
             steps.append(("old config put back", lambda: put_back_config_task(plan, before)))
         steps.append(("app started on the old config and healthy", lambda: (
             app_command_task(plan.start_command, plan.project_dir, "starting the app on the old config"),
-            health_task(plan.url))))
+            health_task(plan.url, app_timeout))))
         for label, step in steps:
             try:
                 step()
@@ -175,9 +180,12 @@ def move_project(
     repo_secret_block: str | None = None,
     passphrase_secret_block: str | None = None,
     workers: int = snapshot.DEFAULT_WORKERS,
+    app_timeout: float = move.APP_TIMEOUT,
 ) -> dict[str, Any]:
     """``to_storage``: {LOCATION: "[NEW_NAME:]PATH_OR_S3_URL"}. The target's password comes from
-    DIRECTUS_OPS_DATABASE_PASSWORD, new S3 keys from DIRECTUS_OPS_STORAGE_ACCESS_KEY_ID/_SECRET_ACCESS_KEY."""
+    DIRECTUS_OPS_DATABASE_PASSWORD, new S3 keys from DIRECTUS_OPS_STORAGE_ACCESS_KEY_ID/_SECRET_ACCESS_KEY.
+    ``app_timeout``: seconds the app gets to stop answering after the stop command, and to answer after the
+    start command."""
     logger = get_run_logger()
     started = time.monotonic()
     plan = plan_move_task(project_dir, config_path, with_password(to_database), to_storage, config_out, cutover,
@@ -207,7 +215,8 @@ def move_project(
             done.append(f"new config written to {written}")
         final = first
         if cutover:
-            final, health = cutover_steps(plan, backup_options, location, str(staging), workers, first, done)
+            final, health = cutover_steps(plan, backup_options, location, str(staging), workers, first, done,
+                                          app_timeout)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     result = _result(plan, first, final, safety_net or final.snapshot_id or first.snapshot_id, done, health, started)

@@ -93,5 +93,10 @@ def put_back_config_task(plan: move.MovePlan, before: str) -> None:
 
 
 @task(name="check-health", cache_policy=NO_CACHE, retries=1, retry_delay_seconds=10)
-def health_task(url: str) -> dict:
-    return upgrade.health(url)
+def health_task(url: str, timeout: float = move.APP_TIMEOUT) -> dict:
+    return upgrade.health(url, timeout=timeout)
+
+
+@task(name="wait-until-app-stopped", cache_policy=NO_CACHE)
+def wait_until_stopped_task(url: str, timeout: float = move.APP_TIMEOUT) -> None:
+    move.wait_until_stopped(url, timeout)

@@ -402,6 +402,12 @@ def test_cutover_fails_and_puts_the_old_config_back_then_succeeds(tmp_path, dire
     original = config.read_bytes()
     source_settings = DatabaseSettings.from_url(source_db.url)
     start, stop = app_scripts(project, fail_when="STORAGE_FILES2_")
+
+    def cutover(*args: str, stop_command: str = stop, url: str = project.url) -> subprocess.CompletedProcess:
+        return subprocess.run([*CLI, "move", str(project.dir), *args, "--cutover", "--stop-command", stop_command,
+                               "--start-command", start, "--url", url, "--app-timeout", "5"],
+                              env=cli_env, capture_output=True, text=True, timeout=600)
+
     subprocess.run(start, shell=True, check=True, timeout=120)
     try:
         # A cutover whose start command fails on the new config: the rename is undone, the old config is put
@@ -416,6 +422,14 @@ def test_cutover_fails_and_puts_the_old_config_back_then_succeeds(tmp_path, dire
         assert set(storage_rows(source_settings)) == {"local"}
         with DirectusClient.login(project.url, ADMIN_EMAIL, ADMIN_PASSWORD) as client:
             assert api_state(client) == before  # the app that runs now is the old one, intact
+
+        # A stop command that returns 0 but leaves the app answering: nothing is copied over or switched.
+        done = cutover("--to-storage", f"local=files3:{tmp_path / 'files3'}", stop_command="true")
+        assert done.returncode == 15, done.stderr
+        lines = done.stderr.strip().splitlines()
+        assert len(lines) == 1 and f"still answers at {project.url}" in lines[0] and "nothing was switched" in lines[0], lines
+        assert config.read_bytes() == original and set(storage_rows(source_settings)) == {"local"}
+        assert not (project.dir / ".env.before-move").exists() and not (project.dir / ".env.after-move").exists()
 
         # Then a cutover that works: SQLite to a new SQLite file, with the app stopped for the final copy.
         with DirectusClient.login(project.url, ADMIN_EMAIL, ADMIN_PASSWORD) as client:
