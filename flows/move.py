@@ -106,13 +106,15 @@ def rename_renames(plan: move.MovePlan, settings: Any) -> dict[str, int]:
 
 def cutover_steps(plan: move.MovePlan, backup_options: dict[str, Any] | None, repo_location: Any, staging: str,
                   workers: int, first: Pass, done: list[str], app_timeout: float = move.APP_TIMEOUT) -> tuple[Pass, dict]:
-    """Stop (and check the app no longer answers), final copy, switch, start, check. On any failure: config
-    put back, in-place renames undone, app started on the old config and checked; ProcedureFailed says what
-    failed and what was put back."""
+    """Stop (and check the app no longer answers), final copy, switch, start, check. On any failure: the app
+    stopped again if it was started on the new config (Directus reads its config only when it starts, and a
+    start command is typically a no-op while the app runs), config put back, in-place renames undone, app
+    started on the old config and checked; ProcedureFailed says what failed and what was put back."""
     logger = get_run_logger()
     assert plan.url
     before: str | None = None
     renamed_in_place = False
+    started = False
     try:
         app_command_task(plan.stop_command, plan.project_dir, "stopping the app")
         wait_until_stopped_task(plan.url, app_timeout)
@@ -125,6 +127,7 @@ def cutover_steps(plan: move.MovePlan, backup_options: dict[str, Any] | None, re
             done.append("directus_files.storage renamed: " + ", ".join(f"{o} → {n}" for o, n in plan.renames.items()))
         before = switch_config_task(plan)
         done.append(f"config switched (the old one kept as {before})")
+        started = True  # from here the app may be running on the new config, even if the start command fails
         app_command_task(plan.start_command, plan.project_dir, "starting the app")
         health = health_task(plan.url, app_timeout)
         done.append(f"app started, health {health['status']} at {plan.url}")
@@ -138,6 +141,10 @@ def cutover_steps(plan: move.MovePlan, backup_options: dict[str, Any] | None, re
         logger.error("move cutover failed: %s; putting the old config back", failure)
         rollback = []
         steps = []
+        if started:
+            steps.append(("app on the new config stopped", lambda: (
+                app_command_task(plan.stop_command, plan.project_dir, "stopping the app on the new config"),
+                wait_until_stopped_task(plan.url, app_timeout))))
         if renamed_in_place:
             steps.append(("directus_files.storage names put back",
                           lambda: [rename_location_task(plan.source, n, o) for o, n in plan.renames.items()]))

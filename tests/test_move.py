@@ -391,6 +391,14 @@ kill -9 "$pid" 2>/dev/null; rm -f app.pid; exit 0
     return f"sh {start}", f"sh {stop}"
 
 
+def titles(settings: DatabaseSettings) -> set[str]:
+    engine = open_engine(settings)
+    with engine.connect() as conn:
+        found = {r[0] for r in conn.execute(sa.text("SELECT title FROM articles"))}
+    engine.dispose()
+    return found
+
+
 @pytest.mark.directus
 def test_cutover_fails_and_puts_the_old_config_back_then_succeeds(tmp_path, directus, databases, cli_env):
     source_db = databases.create("sqlite3")
@@ -430,6 +438,22 @@ def test_cutover_fails_and_puts_the_old_config_back_then_succeeds(tmp_path, dire
         assert len(lines) == 1 and f"still answers at {project.url}" in lines[0] and "nothing was switched" in lines[0], lines
         assert config.read_bytes() == original and set(storage_rows(source_settings)) == {"local"}
         assert not (project.dir / ".env.before-move").exists() and not (project.dir / ".env.after-move").exists()
+
+        # The start works on the new config but the health check fails (nothing answers at --url): the app
+        # started on the new config is stopped before the old config goes back, so the only app running
+        # afterwards is on the old config (Directus reads its config only when it starts).
+        unused_target = databases.create("sqlite3")
+        done = cutover("--to-database", unused_target.url, "--repo", str(tmp_path / "repo"), url="http://127.0.0.1:9")
+        assert done.returncode == 15, done.stderr
+        message = done.stderr.strip().splitlines()[-1]
+        assert "cutover failed" in message and "app on the new config stopped" in message, message
+        assert "old config put back" in message and config.read_bytes() == original
+        with DirectusClient.login(project.url, ADMIN_EMAIL, ADMIN_PASSWORD) as client:
+            client.post("/items/articles", {"title": "written after the failed cutover"})
+        assert "written after the failed cutover" in titles(source_settings)
+        assert "written after the failed cutover" not in titles(DatabaseSettings.from_url(unused_target.url))
+        with DirectusClient.login(project.url, ADMIN_EMAIL, ADMIN_PASSWORD) as client:
+            before = api_state(client)
 
         # Then a cutover that works: SQLite to a new SQLite file, with the app stopped for the final copy.
         with DirectusClient.login(project.url, ADMIN_EMAIL, ADMIN_PASSWORD) as client:
