@@ -420,9 +420,7 @@ def test_cutover_fails_and_puts_the_old_config_back_then_succeeds(tmp_path, dire
     try:
         # A cutover whose start command fails on the new config: the rename is undone, the old config is put
         # back and the app runs again on it.
-        done = subprocess.run([*CLI, "move", str(project.dir), "--to-storage", f"local=files2:{tmp_path / 'files2'}",
-                               "--cutover", "--stop-command", stop, "--start-command", start, "--url", project.url],
-                              env=cli_env, capture_output=True, text=True, timeout=600)
+        done = cutover("--to-storage", f"local=files2:{tmp_path / 'files2'}")
         assert done.returncode == 15, done.stderr
         message = done.stderr.strip().splitlines()[-1]
         assert "cutover failed" in message and "old config put back" in message and "app started on the old config" in message
@@ -455,26 +453,28 @@ def test_cutover_fails_and_puts_the_old_config_back_then_succeeds(tmp_path, dire
         with DirectusClient.login(project.url, ADMIN_EMAIL, ADMIN_PASSWORD) as client:
             before = api_state(client)
 
-        # Then a cutover that works: SQLite to a new SQLite file, with the app stopped for the final copy.
-        with DirectusClient.login(project.url, ADMIN_EMAIL, ADMIN_PASSWORD) as client:
-            client.post("/items/articles", {"title": "written before the cutover"})  # only the final copy has it
-            before = api_state(client)
+        # Then a cutover that works: SQLite to a new SQLite file. The stop command writes a row into the
+        # source once the app is down, so only the final copy (made after the stop) can carry it.
+        written_at_stop = "written while the app was stopped"
+        stop_and_write = (f"{stop} && sqlite3 {source_db.filename} "
+                          f"\"INSERT INTO articles (title, published) VALUES ('{written_at_stop}', 0)\"")
         target_db = databases.create("sqlite3")
-        done = subprocess.run([*CLI, "move", str(project.dir), "--to-database", target_db.url, "--repo",
-                               str(tmp_path / "repo"), "--cutover", "--stop-command", stop, "--start-command",
-                               start, "--url", project.url], env=cli_env, capture_output=True, text=True, timeout=600)
+        done = cutover("--to-database", target_db.url, "--repo", str(tmp_path / "repo"), stop_command=stop_and_write)
         assert done.returncode == 0, done.stderr
         assert "cut over" in done.stdout
         assert (project.dir / ".env.before-move").read_bytes() == original
         assert f"DB_FILENAME={target_db.filename}" in config.read_text()
         assert stat.S_IMODE(config.stat().st_mode) == 0o600
+        target_settings = DatabaseSettings.from_url(target_db.url)
+        assert written_at_stop in titles(target_settings)
         with DirectusClient.login(project.url, ADMIN_EMAIL, ADMIN_PASSWORD) as client:
-            assert api_state(client) == before  # served by the app running on the moved database
+            after = api_state(client)  # served by the app running on the moved database
+            assert [a["title"] for a in after["articles"]] == [a["title"] for a in before["articles"]] + [written_at_stop]
+            assert {**after, "articles": before["articles"]} == before
+            assert after["articles"][:-1] == before["articles"]
             can_write(client)
-        engine = open_engine(source_settings)
-        with engine.connect() as conn:  # the new item went to the new database only
-            assert "written after the move" not in {r[0] for r in conn.execute(sa.text("SELECT title FROM articles"))}
-        engine.dispose()
+        assert "written after the move" not in titles(source_settings)  # the new item went to the new database only
+        assert "written after the move" in titles(target_settings)
         assert not (project.dir / ".env.after-move").exists()
     finally:
         subprocess.run(stop, shell=True, timeout=60)
