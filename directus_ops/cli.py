@@ -679,6 +679,7 @@ def move_command(
     repo_secret_block: RepoSecretBlock = None,
     passphrase_secret_block: PassphraseBlock = None,
     workers: Workers = 8,
+    app_timeout: Annotated[float, typer.Option("--app-timeout", help="With --cutover: seconds the app gets to stop answering at --url after --stop-command, and to answer healthy after --start-command.")] = 120.0,
 ) -> None:
     """Move a project to a new database (same or another engine) and/or new storage, verified on both sides."""
     from . import move as procedure
@@ -702,7 +703,8 @@ def move_command(
                            config_out=out, cutover=cutover, stop_command=stop_command, start_command=start_command,
                            url=url, repo=repo, config_path=config_path, repo_endpoint=repo_endpoint,
                            repo_region=repo_region, repo_secret_block=repo_secret_block,
-                           passphrase_secret_block=passphrase_secret_block, workers=workers)
+                           passphrase_secret_block=passphrase_secret_block, workers=workers,
+                           app_timeout=app_timeout)
     parts = []
     if result["database"]:
         parts.append(f"database -> {result['database']}: {result['tables']} tables, {result['rows']} rows "

@@ -304,3 +304,16 @@ def update_dotenv(path: Path, updates: Mapping[str, Any], remove: set[str] | fro
     if pending:
         out.append(render_dotenv(pending).rstrip("\n"))
     return "\n".join(out) + "\n"
+
+
+def write_private_text(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` atomically with mode 0600 (a config holds the project's secrets): a temporary
+    file beside it, created 0600 and synced, then renamed over it."""
+    tmp = path.with_name(f".{path.name}.directus-ops.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(text)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.chmod(tmp, 0o600)  # O_CREAT's mode does not apply to a leftover temporary file
+    os.replace(tmp, path)

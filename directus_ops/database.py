@@ -196,6 +196,17 @@ def default_port(engine: Engine_) -> int:
     return {"postgresql": 5432, "mysql": 3306}.get(engine, 0)
 
 
+def same_database(a: DatabaseSettings, b: DatabaseSettings) -> bool:
+    """Whether two settings name one database (a SQLite file by its resolved path; a server's port defaulted,
+    so ``host`` and ``host:5432`` are the same)."""
+    if a.engine != b.engine:
+        return False
+    if a.engine == "sqlite":
+        return bool(a.filename and b.filename and Path(a.filename).resolve() == Path(b.filename).resolve())
+    return (a.host, a.port or default_port(a.engine), a.socket_path, a.database) == \
+        (b.host, b.port or default_port(b.engine), b.socket_path, b.database)
+
+
 def _libpq_to_url(conninfo: str) -> str:
     from psycopg.conninfo import conninfo_to_dict
 

@@ -17,23 +17,25 @@ import logging
 import os
 import re
 import threading
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import parse_qs
 
+import httpx
 import sqlalchemy as sa
 
 from . import database as db
 from . import progress
-from .config import update_dotenv
+from .config import update_dotenv, write_private_text
 from .database import DatabaseSettings
-from .errors import ConfigError, IntegrityError, StorageError, TargetNotEmpty
+from .errors import ConfigError, IntegrityError, ProcedureFailed, StorageError, TargetNotEmpty
 from .project import Project, load_project
 from .redact import redact, register_secret
 from .repository import CHUNK_SIZE
-from . import snapshot
+from . import snapshot, transfer
 from .repository import Repository
 from .snapshot import DEFAULT_WORKERS, run_parallel
 from .storage import StorageLocation
@@ -44,6 +46,7 @@ log = logging.getLogger("directus_ops.move")
 STORAGE_KEY_ENV = "DIRECTUS_OPS_STORAGE_ACCESS_KEY_ID"
 STORAGE_SECRET_ENV = "DIRECTUS_OPS_STORAGE_SECRET_ACCESS_KEY"
 BEFORE_MOVE_SUFFIX = ".before-move"
+APP_TIMEOUT = 120.0  # seconds the app gets to stop answering after --stop-command, and to answer after --start-command
 LOCATION_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")  # STORAGE_<NAME>_* must be a variable name
 NOT_DOTENV_SUFFIXES = (".js", ".mjs", ".cjs", ".json", ".yaml", ".yml")  # the config kinds update_dotenv cannot edit
 
@@ -107,6 +110,7 @@ class MovePlan:
     url: str | None = None
     storage_names: tuple[str, ...] = ()  # STORAGE_LOCATIONS after the move
     config_staged: bool = False  # config_out is this move's own file beside the config (a cutover without --config-out)
+    target_existed: bool = False  # the target database was there (empty) before the move: emptied, not dropped, on failure
     warnings: tuple[str, ...] = field(default_factory=tuple)
 
     @property
@@ -156,25 +160,10 @@ def _same_place(a: StorageLocation, b: StorageLocation) -> bool:
     return (a.bucket, a.root.strip("/"), a.endpoint or "") == (b.bucket, b.root.strip("/"), b.endpoint or "")
 
 
-def _same_database(a: DatabaseSettings, b: DatabaseSettings) -> bool:
-    if a.engine != b.engine:
-        return False
-    if a.engine == "sqlite":
-        return bool(a.filename and b.filename and Path(a.filename).resolve() == Path(b.filename).resolve())
-    return (a.host, a.port or db.default_port(a.engine), a.socket_path, a.database) == \
-        (b.host, b.port or db.default_port(b.engine), b.socket_path, b.database)
-
-
-def transfer_module() -> Any:
-    from . import transfer
-
-    return transfer
-
-
 def check_target_database(source: DatabaseSettings, target: DatabaseSettings) -> Method:
     """Reachable, empty (a missing PostgreSQL/MySQL database is fine: the copy creates it), and a pair the
-    copy supports. Returns how the database will be copied."""
-    if _same_database(source, target):
+    copy supports. Returns how the database will be copied (the plan records whether it exists)."""
+    if db.same_database(source, target):
         raise ConfigError(f"--to-database is the project's own database ({target.describe()}); name a new one")
     exists = db.database_exists(target)  # connects: DatabaseUnreachable names the server and the fix
     if exists:
@@ -188,11 +177,6 @@ def check_target_database(source: DatabaseSettings, target: DatabaseSettings) ->
         elif source.engine == "mysql":
             db.mysql_tool("client", db.server_version(target) if exists else "")
         return "native"
-    try:
-        transfer = transfer_module()
-    except ImportError:
-        raise ConfigError(f"moving from {source.engine} to {target.engine} needs the cross-engine copy "
-                          "(directus_ops.transfer), which this installation lacks; upgrade directus-ops") from None
     supported = transfer.SUPPORTED_ENGINES
     if source.engine not in supported or target.engine not in supported:
         raise ConfigError(f"moving from {source.engine} to {target.engine} is not supported; supported engines: "
@@ -236,9 +220,11 @@ def plan_move(project_dir: str, config_path: str | None = None, to_database: str
             raise ConfigError(f"--config-out {out}: folder {out.parent} does not exist; create it first")
     db.server_version(project.database)  # the source answers
     target = method = None
+    target_existed = False
     if to_database:
         target = DatabaseSettings.from_url(to_database)
         method = check_target_database(project.database, target)
+        target_existed = db.database_exists(target)
         if method == "native" and not repo_given:
             # The dump travels as a backup snapshot: in the project's own repository it is incremental (files
             # already there are not copied again) and stays as the safety net; a throwaway one would copy
@@ -253,9 +239,11 @@ def plan_move(project_dir: str, config_path: str | None = None, to_database: str
         if _same_place(source, destination):
             raise ConfigError(f"--to-storage {name}=…: that is where {source.describe()} is now; name a new place")
         if destination.name != name:
-            if destination.name.lower() in {n.lower() for n in names if n not in to_storage}:
+            # Any current name, even one being renamed itself: directus_files.storage is renamed one location
+            # at a time, so a swap (a=b, b=a) would end with every file in one location.
+            if destination.name.lower() in {n.lower() for n in names if n != name}:
                 raise ConfigError(f"--to-storage {name}={spec}: the project already has a location "
-                                  f"'{destination.name}'; pick another new name")
+                                  f"'{destination.name}'; pick a name no location has now")
             if not to_database and not cutover:
                 raise ConfigError(f"renaming location '{name}' rewrites directus_files.storage in the database the app "
                                   "uses now: pass --cutover (the app is stopped meanwhile) or --to-database URL")
@@ -273,35 +261,79 @@ def plan_move(project_dir: str, config_path: str | None = None, to_database: str
                     target=target, method=method, storage=tuple(moves), config_out=str(out) if out else None,
                     cutover=cutover, stop_command=stop_command, start_command=start_command,
                     url=(url.rstrip("/") if url else default_url(project)) if cutover else url,
-                    storage_names=tuple(new_names), config_staged=staged)
+                    storage_names=tuple(new_names), config_staged=staged, target_existed=target_existed)
+
+
+class AppStillRunning(ProcedureFailed):
+    """The stop command returned, but the app still answers: nothing may be copied or switched."""
+
+
+def wait_until_stopped(url: str, timeout: float = APP_TIMEOUT) -> None:
+    """Poll ``/server/ping`` until the app no longer answers ``pong`` (a stop command may return before the
+    app is down, or not stop it at all: the final copy must not race a live app)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            response = httpx.get(f"{url.rstrip('/')}/server/ping", timeout=2)
+            answering = response.status_code == 200 and "pong" in response.text
+        except httpx.HTTPError:
+            answering = False
+        if not answering:
+            return
+        if time.monotonic() >= deadline:
+            raise AppStillRunning(f"the app still answers at {url} {timeout:.0f} s after --stop-command; nothing was "
+                                  "switched: make the stop command stop it (or check --url)")
+        time.sleep(0.5)
 
 
 # -- database ----------------------------------------------------------------------------------------------------
-def empty_own_copy(plan: MovePlan) -> None:
-    """A cutover's final copy replaces this move's first one: the target (checked empty by the plan) is
-    emptied again."""
+def prepare_target(plan: MovePlan, final: bool) -> None:
+    """Before a copy: the first pass checks again that the target is empty (the plan checked it, but anything
+    may have written there since) and never clears it; only a cutover's final pass empties it, as it then
+    holds this move's own first copy."""
     assert plan.target is not None
-    if db.database_exists(plan.target) and db.table_count(plan.target):
-        db.clear_database(plan.target)
+    if final:
+        if db.table_count(plan.target):
+            db.clear_database(plan.target)
+    else:
+        db.check_restorable(plan.target, False)  # TargetNotEmpty
 
 
-def copy_native(plan: MovePlan, repo: Repository, snapshot_id: str, staging_dir: Path) -> dict[str, int]:
-    """Same engine: the snapshot's native dump restored into the target (emptied first for a cutover's final
-    copy, which replaces this move's own first one). Row counts are checked against the snapshot's."""
+def remove_partial_copy(plan: MovePlan) -> str:
+    """After a failed first copy: what this move put into the target removed (a database the move created
+    dropped, one that was there emptied). Returns what to tell the user."""
+    target = plan.target
+    assert target is not None
+    try:
+        if plan.target_existed:
+            db.clear_database(target)
+            if target.engine == "sqlite" and target.filename:
+                target.filename.touch()  # it was there (empty): leave it there
+            return f"the partial copy in {target.describe()} was removed (it is empty again)"
+        db.drop_database(target)
+        return f"{target.describe()}, created by this move, was dropped again"
+    except Exception as exc:  # the copy's own failure is what the user must see first; this is its footnote
+        return (f"the target {target.describe()} holds this partial copy ({redact(str(exc)) or type(exc).__name__}): "
+                "drop it before moving again")
+
+
+def copy_native(plan: MovePlan, repo: Repository, snapshot_id: str, staging_dir: Path,
+                final: bool = False) -> dict[str, int]:
+    """Same engine: the snapshot's native dump restored into the target (emptied first for a cutover's
+    ``final`` copy, which replaces this move's own first one). Row counts are checked against the snapshot's."""
     assert plan.target is not None
-    empty_own_copy(plan)
+    prepare_target(plan, final)
     return snapshot.load_database(repo, repo.load_manifest(snapshot_id), plan.target, replace=False,
                                   staging_dir=staging_dir)
 
 
-def copy_across(plan: MovePlan, batch_rows: int = 10_000) -> dict[str, Any]:
+def copy_across(plan: MovePlan, batch_rows: int = 10_000, final: bool = False) -> dict[str, Any]:
     """The cross-engine copy: Directus's own tables created on the target by the project's Directus install
     (exactly its DDL on that engine), user tables by their Directus types, rows streamed, foreign keys and
-    indexes added, sequences reset. The target is emptied first only for a cutover's final copy (it then holds
-    this move's own first copy)."""
+    indexes added, sequences reset. The target is emptied first only for a cutover's ``final`` copy (it then
+    holds this move's own first copy)."""
     assert plan.target is not None
-    transfer = transfer_module()
-    empty_own_copy(plan)
+    prepare_target(plan, final)
     seen: dict[str, int] = {}
     with progress.track(f"copy {plan.source.describe()} to {plan.target.describe()} (rows)") as tracker:
         def on_progress(table: str, copied: int) -> None:  # rows of ``table`` copied so far
@@ -348,7 +380,6 @@ def _digest_fields(digest: Any) -> tuple[int, str]:
 
 def compare_databases(source: DatabaseSettings, target: DatabaseSettings) -> list[TableCheck]:
     """Every table's row count and content checksum on both sides (engine-independent checksums)."""
-    transfer = transfer_module()
     with progress.track("checksums of every table, both sides"):
         left = transfer.table_digests(source)
         right = transfer.table_digests(target)
@@ -435,12 +466,14 @@ def copy_location(move: StorageMove, staging_dir: Path, previous_records: str | 
                 if digest == _sha256(source, obj.key, source_fs):  # the same bytes are there already (a move back)
                     tracker.advance(obj.size)
                     with lock:
-                        records[obj.key] = {"size": obj.size, "fingerprint": obj.fingerprint, "sha256": digest}
+                        records[obj.key] = {"size": obj.size, "fingerprint": obj.fingerprint, "sha256": digest,
+                                            "verified": True}
                         result.unchanged += 1
                     return
             digest = _copy_one(source, target, obj.key, source_fs, target_fs, tracker.advance)
-            with lock:
-                records[obj.key] = {"size": obj.size, "fingerprint": obj.fingerprint, "sha256": digest}
+            with lock:  # _copy_one returns only once the target's read-back sha256 equalled the source's
+                records[obj.key] = {"size": obj.size, "fingerprint": obj.fingerprint, "sha256": digest,
+                                    "verified": True}
                 result.copied += 1
                 result.bytes_copied += obj.size
 
@@ -513,7 +546,8 @@ class LocationCheck:
 
 def check_location(move: StorageMove, copy: LocationCopy) -> LocationCheck:
     """The target holds every source object with its size, and each one's read-back sha256 equalled the
-    source's (recorded by the copy). Objects in the target that the source lacks are not counted."""
+    source's (``verified``, recorded by the copy when it compared them). Objects in the target that the source
+    lacks are not counted."""
     records = _read_records(copy.records_path)
     present = {o.key: o.size for o in move.target.list_objects()}
     problems = []
@@ -522,11 +556,14 @@ def check_location(move: StorageMove, copy: LocationCopy) -> LocationCheck:
             problems.append(f"{key} is missing")
         elif present[key] != record["size"]:
             problems.append(f"{key} has {present[key]} bytes, the source {record['size']}")
+        elif not record.get("verified"):
+            problems.append(f"{key} was not read back and compared with the source")
     return LocationCheck(name=move.source.name, target=move.target.describe(), objects=len(records),
                          bytes=sum(r["size"] for r in records.values()),
                          target_objects=sum(1 for k in records if k in present),
                          target_bytes=sum(present[k] for k in records if k in present),
-                         checksums_equal=sum(1 for r in records.values() if r.get("sha256")), problems=problems)
+                         checksums_equal=sum(1 for k, r in records.items() if r.get("verified") and
+                                             present.get(k) == r["size"]), problems=problems)
 
 
 # -- config ------------------------------------------------------------------------------------------------------
@@ -559,25 +596,13 @@ def _dotenv_keys(path: Path) -> list[str]:
     return keys
 
 
-def write_private(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` atomically with mode 0600 (it holds the project's secrets)."""
-    tmp = path.with_name(f".{path.name}.directus-ops.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(text)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.chmod(tmp, 0o600)
-    os.replace(tmp, path)
-
-
 def write_config(plan: MovePlan) -> str:
     assert plan.config_out
     out = Path(plan.config_out)
-    write_private(out, new_config_text(plan))
+    write_private_text(out, new_config_text(plan))
     # Read back through Directus's rules: the new config names the target database and locations.
     moved = load_project(plan.project_dir, out, environ={})
-    if plan.target is not None and not _same_database(moved.database, plan.target):
+    if plan.target is not None and not db.same_database(moved.database, plan.target):
         raise ConfigError(f"the written config {out} does not name {plan.target.describe()}; check its DB_* lines")
     return str(out)
 
@@ -587,9 +612,9 @@ def switch_config(plan: MovePlan) -> str:
     assert plan.config_out
     config = Path(plan.config_path)
     before = config.with_name(config.name + BEFORE_MOVE_SUFFIX)
-    write_private(before, config.read_text(encoding="utf-8"))
+    write_private_text(before, config.read_text(encoding="utf-8"))
     if Path(plan.config_out) != config:
-        write_private(config, Path(plan.config_out).read_text(encoding="utf-8"))
+        write_private_text(config, Path(plan.config_out).read_text(encoding="utf-8"))
     return str(before)
 
 
@@ -601,7 +626,7 @@ def drop_staged_config(plan: MovePlan) -> None:
 def put_back_config(plan: MovePlan, before: str) -> None:
     """The config as it was before ``switch_config`` (which returned ``before``)."""
     config = Path(plan.config_path)
-    write_private(config, Path(before).read_text(encoding="utf-8"))
+    write_private_text(config, Path(before).read_text(encoding="utf-8"))
     Path(before).unlink()
 
 

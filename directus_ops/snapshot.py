@@ -26,7 +26,7 @@ from pydantic import TypeAdapter
 from . import codec, faults
 from . import database as db
 from . import progress
-from .config import update_dotenv
+from .config import update_dotenv, write_private_text
 from .database import DatabaseSettings
 from .errors import ConfigError, IntegrityError, SnapshotNotFound, StorageError
 from .manifest import (CONFIG, DATABASE, EXTENSIONS, MIGRATIONS, PROJECT_FILES, DatabaseInfo, Entry, LocationInfo,
@@ -612,11 +612,7 @@ def restore_project_files(repo: Repository, manifest: Manifest, target: RestoreT
             remove |= db.DB_CONFIG_KEYS - set(values)
         for name in target.storage_overridden:
             values.update(target.locations[name].config_values())
-        text = update_dotenv(target.config_path, values, remove=frozenset(remove))
-        tmp = target.config_path.with_name(target.config_path.name + ".directus-ops.tmp")
-        tmp.write_text(text)
-        os.chmod(tmp, 0o600)
-        os.replace(tmp, target.config_path)
+        write_private_text(target.config_path, update_dotenv(target.config_path, values, remove=frozenset(remove)))
     return counts
 
 

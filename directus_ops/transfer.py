@@ -466,12 +466,7 @@ def _check_engine(settings: DatabaseSettings, role: str) -> None:
 
 
 def _same_database(source: DatabaseSettings, target: DatabaseSettings) -> bool:
-    if source.engine != target.engine:
-        return False
-    if source.engine == "sqlite":
-        return Path(str(source.filename)).resolve() == Path(str(target.filename)).resolve()
-    return (source.host, source.port or 0, source.socket_path, source.database) == (
-        target.host, target.port or 0, target.socket_path, target.database)
+    return database.same_database(source, target)
 
 
 def check_transfer(source: DatabaseSettings, target: DatabaseSettings, directus_dir: Path | None = None) -> None:

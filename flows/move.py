@@ -14,12 +14,13 @@ from prefect import flow, get_run_logger
 
 from directus_ops import move, snapshot
 from directus_ops import project_lock
-from directus_ops.errors import IntegrityError, ProcedureFailed
+from directus_ops.errors import IntegrityError, OpsError, ProcedureFailed, TargetNotEmpty
 from directus_ops.redact import redact
 from tasks.directus import app_command_task
 from tasks.move import (check_location_task, compare_databases_task, copy_across_task, copy_location_task,
                         copy_native_task, files_per_location_task, health_task, plan_move_task, put_back_config_task,
-                        rename_location_task, switch_config_task, write_config_task)
+                        remove_partial_copy_task,
+                        rename_location_task, switch_config_task, wait_until_stopped_task, write_config_task)
 from tasks.repository import repository_location
 
 from .backup import backup
@@ -49,9 +50,27 @@ def copy_pass(plan: move.MovePlan, backup_options: dict[str, Any] | None, repo_l
     if plan.method == "native":
         assert backup_options is not None
         done.snapshot_id = backup(**backup_options)  # the safety net, and the native dump the copy restores
-        done.database = copy_native_task(plan, repo_location, done.snapshot_id)
+    try:
+        _copy_and_check(plan, repo_location, staging, workers, previous, strict, done, logger)
+    except Exception as exc:
+        # A first copy that failed part-way or differs is not left behind looking like a move: this move's own
+        # writes are removed (never a target found not empty: TargetNotEmpty is raised before any write). A
+        # failed final pass is the cutover's to report, with the app stopped.
+        if previous is not None or plan.target is None or isinstance(exc, TargetNotEmpty):
+            raise
+        note = remove_partial_copy_task(plan)
+        if isinstance(exc, OpsError):
+            raise type(exc)(f"{exc}; {note}") from None
+        raise ProcedureFailed(f"the copy failed: {redact(str(exc)) or type(exc).__name__}; {note}") from None
+    return done
+
+
+def _copy_and_check(plan: move.MovePlan, repo_location: Any, staging: str, workers: int, previous: Pass | None,
+                    strict: bool, done: Pass, logger: Any) -> None:
+    if plan.method == "native":
+        done.database = copy_native_task(plan, repo_location, done.snapshot_id, final=previous is not None)
     elif plan.method == "transfer":
-        done.database = copy_across_task(plan)
+        done.database = copy_across_task(plan, final=previous is not None)
     for storage_move in plan.storage:
         earlier = previous.copies[storage_move.source.name].records_path if previous else None
         done.copies[storage_move.source.name] = copy_location_task(storage_move, staging, earlier, workers)
@@ -71,7 +90,6 @@ def copy_pass(plan: move.MovePlan, backup_options: dict[str, Any] | None, repo_l
         done.checks[storage_move.source.name] = check
     if plan.target is not None and plan.renames:  # in the copy only: the source keeps its names
         done.renamed_rows = rename_renames(plan, plan.target)
-    return done
 
 
 def rename_renames(plan: move.MovePlan, settings: Any) -> dict[str, int]:
@@ -88,14 +106,19 @@ def rename_renames(plan: move.MovePlan, settings: Any) -> dict[str, int]:
 
 
 def cutover_steps(plan: move.MovePlan, backup_options: dict[str, Any] | None, repo_location: Any, staging: str,
-                  workers: int, first: Pass, done: list[str]) -> tuple[Pass, dict]:
-    """Stop, final copy, switch, start, check. On any failure: config put back, in-place renames undone, app
+                  workers: int, first: Pass, done: list[str], app_timeout: float = move.APP_TIMEOUT) -> tuple[Pass, dict]:
+    """Stop (and check the app no longer answers), final copy, switch, start, check. On any failure: the app
+    stopped again if it was started on the new config (Directus reads its config only when it starts, and a
+    start command is typically a no-op while the app runs), config put back, in-place renames undone, app
     started on the old config and checked; ProcedureFailed says what failed and what was put back."""
     logger = get_run_logger()
+    assert plan.url
     before: str | None = None
     renamed_in_place = False
+    started = False
     try:
         app_command_task(plan.stop_command, plan.project_dir, "stopping the app")
+        wait_until_stopped_task(plan.url, app_timeout)
         done.append("app stopped")
         final = copy_pass(plan, backup_options, repo_location, staging, workers, previous=first, strict=True)
         done.append("final copy made and verified")
@@ -105,17 +128,24 @@ def cutover_steps(plan: move.MovePlan, backup_options: dict[str, Any] | None, re
             done.append("directus_files.storage renamed: " + ", ".join(f"{o} → {n}" for o, n in plan.renames.items()))
         before = switch_config_task(plan)
         done.append(f"config switched (the old one kept as {before})")
+        started = True  # from here the app may be running on the new config, even if the start command fails
         app_command_task(plan.start_command, plan.project_dir, "starting the app")
-        assert plan.url
-        health = health_task(plan.url)
+        health = health_task(plan.url, app_timeout)
         done.append(f"app started, health {health['status']} at {plan.url}")
         move.drop_staged_config(plan)
         return final, health
+    except move.AppStillRunning as exc:  # nothing copied or switched: the app runs on, on the old config
+        move.drop_staged_config(plan)
+        raise ProcedureFailed(str(exc)) from None
     except BaseException as exc:
         failure = redact(str(exc)) or type(exc).__name__
         logger.error("move cutover failed: %s; putting the old config back", failure)
         rollback = []
         steps = []
+        if started:
+            steps.append(("app on the new config stopped", lambda: (
+                app_command_task(plan.stop_command, plan.project_dir, "stopping the app on the new config"),
+                wait_until_stopped_task(plan.url, app_timeout))))
         if renamed_in_place:
             steps.append(("directus_files.storage names put back",
                           lambda: [rename_location_task(plan.source, n, o) for o, n in plan.renames.items()]))
@@ -123,7 +153,7 @@ def cutover_steps(plan: move.MovePlan, backup_options: dict[str, Any] | None, re
             steps.append(("old config put back", lambda: put_back_config_task(plan, before)))
         steps.append(("app started on the old config and healthy", lambda: (
             app_command_task(plan.start_command, plan.project_dir, "starting the app on the old config"),
-            health_task(plan.url))))
+            health_task(plan.url, app_timeout))))
         for label, step in steps:
             try:
                 step()
@@ -159,9 +189,12 @@ def move_project(
     repo_secret_block: str | None = None,
     passphrase_secret_block: str | None = None,
     workers: int = snapshot.DEFAULT_WORKERS,
+    app_timeout: float = move.APP_TIMEOUT,
 ) -> dict[str, Any]:
     """``to_storage``: {LOCATION: "[NEW_NAME:]PATH_OR_S3_URL"}. The target's password comes from
-    DIRECTUS_OPS_DATABASE_PASSWORD, new S3 keys from DIRECTUS_OPS_STORAGE_ACCESS_KEY_ID/_SECRET_ACCESS_KEY."""
+    DIRECTUS_OPS_DATABASE_PASSWORD, new S3 keys from DIRECTUS_OPS_STORAGE_ACCESS_KEY_ID/_SECRET_ACCESS_KEY.
+    ``app_timeout``: seconds the app gets to stop answering after the stop command, and to answer after the
+    start command."""
     logger = get_run_logger()
     started = time.monotonic()
     plan = plan_move_task(project_dir, config_path, with_password(to_database), to_storage, config_out, cutover,
@@ -191,7 +224,8 @@ def move_project(
             done.append(f"new config written to {written}")
         final = first
         if cutover:
-            final, health = cutover_steps(plan, backup_options, location, str(staging), workers, first, done)
+            final, health = cutover_steps(plan, backup_options, location, str(staging), workers, first, done,
+                                          app_timeout)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     result = _result(plan, first, final, safety_net or final.snapshot_id or first.snapshot_id, done, health, started)

@@ -26,18 +26,24 @@ def plan_move_task(project_dir: str, config_path: str | None, to_database: str |
 
 
 @task(name="copy-database-native", cache_policy=NO_CACHE)
-def copy_native_task(plan: move.MovePlan, repo: RepositoryLocation, snapshot_id: str) -> dict[str, int]:
-    # Not retried: a half-loaded target is emptied by the next attempt's own run, not by blind repetition.
+def copy_native_task(plan: move.MovePlan, repo: RepositoryLocation, snapshot_id: str,
+                     final: bool = False) -> dict[str, int]:
+    # Not retried: a half-loaded target is not emptied by a blind repetition (the flow removes a failed copy).
     staging = snapshot.make_staging_dir()
     try:
-        return move.copy_native(plan, Repository.open(repo), snapshot_id, staging)
+        return move.copy_native(plan, Repository.open(repo), snapshot_id, staging, final=final)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 
 
 @task(name="copy-database-across-engines", cache_policy=NO_CACHE)
-def copy_across_task(plan: move.MovePlan) -> dict:
-    return move.copy_across(plan)
+def copy_across_task(plan: move.MovePlan, final: bool = False) -> dict:
+    return move.copy_across(plan, final=final)
+
+
+@task(name="remove-partial-copy", cache_policy=NO_CACHE)
+def remove_partial_copy_task(plan: move.MovePlan) -> str:
+    return move.remove_partial_copy(plan)
 
 
 @task(name="copy-storage-location", cache_policy=NO_CACHE, retries=len(RETRY_DELAYS), retry_delay_seconds=RETRY_DELAYS,
@@ -87,5 +93,10 @@ def put_back_config_task(plan: move.MovePlan, before: str) -> None:
 
 
 @task(name="check-health", cache_policy=NO_CACHE, retries=1, retry_delay_seconds=10)
-def health_task(url: str) -> dict:
-    return upgrade.health(url)
+def health_task(url: str, timeout: float = move.APP_TIMEOUT) -> dict:
+    return upgrade.health(url, timeout=timeout)
+
+
+@task(name="wait-until-app-stopped", cache_policy=NO_CACHE)
+def wait_until_stopped_task(url: str, timeout: float = move.APP_TIMEOUT) -> None:
+    move.wait_until_stopped(url, timeout)

@@ -20,13 +20,13 @@ import pymysql
 import pytest
 import sqlalchemy as sa
 
-from harness import (ADMIN_EMAIL, ADMIN_PASSWORD, S3_REGION, TestProject, api_state, make_project, seed,
+from harness import (ADMIN_EMAIL, ADMIN_PASSWORD, S3_REGION, TestProject, api_state, make_project, rows, seed,
                      small_project)
 
-from directus_ops import directus_cli, move
+from directus_ops import database, directus_cli, move, transfer
 from directus_ops.database import DatabaseSettings, open_engine
 from directus_ops.directus_api import DirectusClient
-from directus_ops.errors import ConfigError
+from directus_ops.errors import ConfigError, IntegrityError, TargetNotEmpty
 from directus_ops.storage import StorageLocation
 
 CLI = [sys.executable, "-m", "directus_ops.cli"]
@@ -125,17 +125,6 @@ def storage_rows(settings: DatabaseSettings) -> list[str]:
     return found
 
 
-def transfer_available() -> bool:
-    try:
-        move.transfer_module()
-    except ImportError:
-        return False
-    return True
-
-
-needs_transfer = pytest.mark.skipif(not transfer_available(), reason="directus_ops.transfer (cross-engine copy) not merged yet")
-
-
 # -- syntax and config, no Directus --------------------------------------------------------------------------
 def test_to_storage_syntax():
     assert move.parse_storage_moves(["local=/srv/files", "s3=s3://b/p", "local2=new_name:s3://b/p?region=x"]) == {
@@ -170,8 +159,68 @@ def test_final_pass_copies_only_new_or_changed_objects(tmp_path):
     assert (final.objects, final.copied, final.unchanged) == (22, 2, 20)
     check = move.check_location(storage_move, final)
     assert check.ok and check.objects == check.target_objects == 22 and check.bytes == check.target_bytes
+    assert check.checksums_equal == 22  # each one read back from the target and compared
+    # A record the copy did not read back (a pass cut short) is not counted as equal: it is a problem.
+    records = move._read_records(final.records_path)
+    del records["new.bin"]["verified"]
+    Path(final.records_path).write_text(__import__("json").dumps(records))
+    unverified = move.check_location(storage_move, final)
+    assert unverified.checksums_equal == 21 and unverified.problems == ["new.bin was not read back and compared with the source"]
     copied = {p.relative_to(tmp_path / "moved"): p.read_bytes() for p in (tmp_path / "moved").rglob("*") if p.is_file()}
     assert copied == {p.relative_to(source_root): p.read_bytes() for p in source_root.rglob("*") if p.is_file()}
+
+
+def test_one_same_database_rule():
+    """``host`` and ``host:5432`` are one database for the move's plan and the cross-engine copy alike."""
+    implicit = DatabaseSettings.from_url("postgresql://u:p@db.example/directus")
+    explicit = DatabaseSettings.from_url("postgresql://u:p@db.example:5432/directus")
+    other = DatabaseSettings.from_url("postgresql://u:p@db.example:5433/directus")
+    assert database.same_database(implicit, explicit) and transfer._same_database(implicit, explicit)
+    assert not database.same_database(explicit, other) and not transfer._same_database(explicit, other)
+    with pytest.raises(ConfigError, match="own database"):
+        move.check_target_database(implicit, explicit)
+
+
+def test_first_copy_never_empties_a_target_written_after_the_plan(tmp_path, databases):
+    """The plan found the target empty; someone wrote to it since: the copy refuses, and their table stays."""
+    source_db = databases.create("pg")
+    project_dir, _ = small_project(tmp_path / "small", source_db)
+    target_db = databases.create("pg")
+    plan = move.plan_move(str(project_dir), to_database=target_db.url, repo_given=True)
+    with psycopg.connect(f"postgresql://postgres@127.0.0.1:5432/{target_db.name}", autocommit=True) as conn:
+        conn.execute("CREATE TABLE theirs (id int)")
+        conn.execute("INSERT INTO theirs VALUES (1)")
+    with pytest.raises(TargetNotEmpty):
+        move.copy_native(plan, None, "no-snapshot-needed", tmp_path)  # type: ignore[arg-type]
+    with pytest.raises(TargetNotEmpty):
+        move.copy_across(plan)
+    assert target_db.tables() == ["theirs"]
+
+
+def test_a_failed_copy_is_removed_from_the_target(tmp_path, databases, prefect_server):
+    """A restore that goes wrong part-way (here: the target database adds a row to every new authors table, so
+    the restored rows differ from the snapshot's) fails the move, and the target is left empty, not holding a
+    copy that looks like a move."""
+    from flows.move import move_project
+
+    source_db = databases.create("pg")
+    project_dir, source = small_project(tmp_path / "small", source_db)
+    before = rows(source)
+    target_db = databases.create("pg")
+    with psycopg.connect(f"postgresql://postgres@127.0.0.1:5432/{target_db.name}", autocommit=True) as conn:
+        conn.execute("""CREATE FUNCTION public.add_an_author() RETURNS event_trigger LANGUAGE plpgsql AS $$
+            BEGIN
+              IF EXISTS (SELECT 1 FROM pg_event_trigger_ddl_commands() WHERE object_identity = 'public.authors') THEN
+                INSERT INTO public.authors (id, name) VALUES (999, 'not in the source');
+              END IF;
+            END $$""")
+        conn.execute("CREATE EVENT TRIGGER add_an_author ON ddl_command_end WHEN TAG IN ('CREATE TABLE') "
+                     "EXECUTE FUNCTION public.add_an_author()")
+    with pytest.raises(IntegrityError) as failed:
+        move_project(project_dir=str(project_dir), to_database=target_db.url, repo=str(tmp_path / "repo"))
+    message = str(failed.value)
+    assert "differs from the snapshot" in message and "partial copy" in message and "removed" in message, message
+    assert target_db.tables() == [] and rows(source) == before
 
 
 def test_bucket_to_bucket_takes_the_source_credentials(s3, tmp_path):
@@ -272,8 +321,6 @@ def test_mariadb_same_engine_through_the_cli_then_to_postgresql(tmp_path, direct
         assert api_state(client) == before
         can_write(client)
 
-    if not transfer_available():
-        pytest.skip("directus_ops.transfer not merged yet: MariaDB -> PostgreSQL not run")
     from flows.move import move_project
 
     pg_db = databases.create("pg")
@@ -289,7 +336,6 @@ def test_mariadb_same_engine_through_the_cli_then_to_postgresql(tmp_path, direct
 
 # -- across engines --------------------------------------------------------------------------------------------
 @pytest.mark.directus
-@needs_transfer
 def test_sqlite_to_postgresql(tmp_path, directus, databases, prefect_server):
     from flows.move import move_project
 
@@ -345,6 +391,14 @@ kill -9 "$pid" 2>/dev/null; rm -f app.pid; exit 0
     return f"sh {start}", f"sh {stop}"
 
 
+def titles(settings: DatabaseSettings) -> set[str]:
+    engine = open_engine(settings)
+    with engine.connect() as conn:
+        found = {r[0] for r in conn.execute(sa.text("SELECT title FROM articles"))}
+    engine.dispose()
+    return found
+
+
 @pytest.mark.directus
 def test_cutover_fails_and_puts_the_old_config_back_then_succeeds(tmp_path, directus, databases, cli_env):
     source_db = databases.create("sqlite3")
@@ -356,13 +410,17 @@ def test_cutover_fails_and_puts_the_old_config_back_then_succeeds(tmp_path, dire
     original = config.read_bytes()
     source_settings = DatabaseSettings.from_url(source_db.url)
     start, stop = app_scripts(project, fail_when="STORAGE_FILES2_")
+
+    def cutover(*args: str, stop_command: str = stop, url: str = project.url) -> subprocess.CompletedProcess:
+        return subprocess.run([*CLI, "move", str(project.dir), *args, "--cutover", "--stop-command", stop_command,
+                               "--start-command", start, "--url", url, "--app-timeout", "5"],
+                              env=cli_env, capture_output=True, text=True, timeout=600)
+
     subprocess.run(start, shell=True, check=True, timeout=120)
     try:
         # A cutover whose start command fails on the new config: the rename is undone, the old config is put
         # back and the app runs again on it.
-        done = subprocess.run([*CLI, "move", str(project.dir), "--to-storage", f"local=files2:{tmp_path / 'files2'}",
-                               "--cutover", "--stop-command", stop, "--start-command", start, "--url", project.url],
-                              env=cli_env, capture_output=True, text=True, timeout=600)
+        done = cutover("--to-storage", f"local=files2:{tmp_path / 'files2'}")
         assert done.returncode == 15, done.stderr
         message = done.stderr.strip().splitlines()[-1]
         assert "cutover failed" in message and "old config put back" in message and "app started on the old config" in message
@@ -371,26 +429,52 @@ def test_cutover_fails_and_puts_the_old_config_back_then_succeeds(tmp_path, dire
         with DirectusClient.login(project.url, ADMIN_EMAIL, ADMIN_PASSWORD) as client:
             assert api_state(client) == before  # the app that runs now is the old one, intact
 
-        # Then a cutover that works: SQLite to a new SQLite file, with the app stopped for the final copy.
+        # A stop command that returns 0 but leaves the app answering: nothing is copied over or switched.
+        done = cutover("--to-storage", f"local=files3:{tmp_path / 'files3'}", stop_command="true")
+        assert done.returncode == 15, done.stderr
+        lines = done.stderr.strip().splitlines()
+        assert len(lines) == 1 and f"still answers at {project.url}" in lines[0] and "nothing was switched" in lines[0], lines
+        assert config.read_bytes() == original and set(storage_rows(source_settings)) == {"local"}
+        assert not (project.dir / ".env.before-move").exists() and not (project.dir / ".env.after-move").exists()
+
+        # The start works on the new config but the health check fails (nothing answers at --url): the app
+        # started on the new config is stopped before the old config goes back, so the only app running
+        # afterwards is on the old config (Directus reads its config only when it starts).
+        unused_target = databases.create("sqlite3")
+        done = cutover("--to-database", unused_target.url, "--repo", str(tmp_path / "repo"), url="http://127.0.0.1:9")
+        assert done.returncode == 15, done.stderr
+        message = done.stderr.strip().splitlines()[-1]
+        assert "cutover failed" in message and "app on the new config stopped" in message, message
+        assert "old config put back" in message and config.read_bytes() == original
         with DirectusClient.login(project.url, ADMIN_EMAIL, ADMIN_PASSWORD) as client:
-            client.post("/items/articles", {"title": "written before the cutover"})  # only the final copy has it
+            client.post("/items/articles", {"title": "written after the failed cutover"})
+        assert "written after the failed cutover" in titles(source_settings)
+        assert "written after the failed cutover" not in titles(DatabaseSettings.from_url(unused_target.url))
+        with DirectusClient.login(project.url, ADMIN_EMAIL, ADMIN_PASSWORD) as client:
             before = api_state(client)
+
+        # Then a cutover that works: SQLite to a new SQLite file. The stop command writes a row into the
+        # source once the app is down, so only the final copy (made after the stop) can carry it.
+        written_at_stop = "written while the app was stopped"
+        stop_and_write = (f"{stop} && sqlite3 {source_db.filename} "
+                          f"\"INSERT INTO articles (title, published) VALUES ('{written_at_stop}', 0)\"")
         target_db = databases.create("sqlite3")
-        done = subprocess.run([*CLI, "move", str(project.dir), "--to-database", target_db.url, "--repo",
-                               str(tmp_path / "repo"), "--cutover", "--stop-command", stop, "--start-command",
-                               start, "--url", project.url], env=cli_env, capture_output=True, text=True, timeout=600)
+        done = cutover("--to-database", target_db.url, "--repo", str(tmp_path / "repo"), stop_command=stop_and_write)
         assert done.returncode == 0, done.stderr
         assert "cut over" in done.stdout
         assert (project.dir / ".env.before-move").read_bytes() == original
         assert f"DB_FILENAME={target_db.filename}" in config.read_text()
         assert stat.S_IMODE(config.stat().st_mode) == 0o600
+        target_settings = DatabaseSettings.from_url(target_db.url)
+        assert written_at_stop in titles(target_settings)
         with DirectusClient.login(project.url, ADMIN_EMAIL, ADMIN_PASSWORD) as client:
-            assert api_state(client) == before  # served by the app running on the moved database
+            after = api_state(client)  # served by the app running on the moved database
+            assert [a["title"] for a in after["articles"]] == [a["title"] for a in before["articles"]] + [written_at_stop]
+            assert {**after, "articles": before["articles"]} == before
+            assert after["articles"][:-1] == before["articles"]
             can_write(client)
-        engine = open_engine(source_settings)
-        with engine.connect() as conn:  # the new item went to the new database only
-            assert "written after the move" not in {r[0] for r in conn.execute(sa.text("SELECT title FROM articles"))}
-        engine.dispose()
+        assert "written after the move" not in titles(source_settings)  # the new item went to the new database only
+        assert "written after the move" in titles(target_settings)
         assert not (project.dir / ".env.after-move").exists()
     finally:
         subprocess.run(stop, shell=True, timeout=60)
@@ -401,6 +485,9 @@ def test_refusals_through_the_cli(tmp_path, databases, cli_env_no_server):
     source_db = databases.create("pg")
     project_dir, _ = small_project(tmp_path / "small", source_db)
     config = project_dir / ".env"
+    (project_dir / "second").mkdir()
+    with config.open("a") as env:  # a second location, to try swapping names
+        env.write(f"STORAGE_LOCATIONS=local,second\nSTORAGE_SECOND_DRIVER=local\nSTORAGE_SECOND_ROOT={project_dir / 'second'}\n")
     original = config.read_bytes()
     missing = databases.create("pg", create_database=False)
     busy = databases.create("pg")
@@ -423,6 +510,9 @@ def test_refusals_through_the_cli(tmp_path, databases, cli_env_no_server):
         (["--to-database", missing.url, "--repo", str(tmp_path / "r"), "--cutover"], 2, "--stop-command"),
         (["--to-storage", f"local={new_root}", "--config-out", str(config)], 2, "current config"),
         (["--to-storage", f"local=other:{new_root}"], 2, "--cutover"),
+        # Swapped names would end with every file in one location (renames are one UPDATE per location).
+        (["--to-storage", f"local=second:{new_root}", "--to-storage", f"second=local:{new_root}-2",
+          "--cutover", "--stop-command", "true", "--start-command", "true"], 2, "already has a location"),
         ([], 2, "nothing to move"),
     ]
     for args, code, words in cases:
@@ -436,7 +526,7 @@ def test_refusals_through_the_cli(tmp_path, databases, cli_env_no_server):
         assert busy.password not in done.stderr and busy_mysql.password not in done.stderr
     # Nothing changed anywhere.
     assert config.read_bytes() == original and not out.exists() and not new_root.exists()
-    assert not (tmp_path / "r").exists()
+    assert not (tmp_path / "r").exists() and not Path(f"{new_root}-2").exists()
     with psycopg.connect("postgresql://postgres@127.0.0.1:5432/postgres") as conn:
         assert conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (missing.name,)).fetchone() is None
     assert busy.tables() == ["something"] and busy_mysql.tables() == ["something"]
