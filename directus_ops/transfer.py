@@ -17,8 +17,9 @@ How the target's schema is made:
 Rows are streamed in batches from a server-side cursor (never a whole table in memory) and converted by the
 *source* server where a conversion is needed (each engine has SQL for it), so Python only passes values along:
 PostgreSQL targets are loaded with ``COPY … FROM STDIN`` (from MySQL/MariaDB, the source server even writes
-the CSV lines COPY reads), the others with batched multi-row inserts. Two tables are copied at once, biggest
-first, and the user tables' rows while Directus installs its tables. Foreign keys and secondary indexes are
+the CSV lines COPY reads), the others with batched multi-row inserts. Two tables are copied at once (one at a
+time into SQLite, which has one writer), biggest first, and the user tables' rows while Directus installs its
+tables. Foreign keys and secondary indexes are
 created after the rows are in; PostgreSQL sequences are set to each table's highest id (MySQL's
 AUTO_INCREMENT and SQLite's ``sqlite_sequence`` follow explicit ids by themselves). Each table is read in its
 own transaction: stop writes to the source first (the move's cutover does) for one consistent copy.
@@ -697,6 +698,10 @@ def _copy_rows(source: DatabaseSettings, target: DatabaseSettings, tables: list[
     order = sorted(tables, key=lambda t: -sizes.get(t.name, 0))  # biggest first: they bound the wall time
     source_engine, target_engine = open_engine(source), open_engine(target)
     lock = threading.Lock()
+    if target.engine == "sqlite":
+        # One writer: each table holds SQLite's write lock until its commit, so a second writer would wait
+        # out the driver's busy timeout (5 s) and fail with "database is locked" on any table slower than that.
+        workers = 1
 
     def one(table: Table) -> TableCopy:
         started = time.monotonic()

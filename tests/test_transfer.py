@@ -9,6 +9,8 @@ import contextlib
 import json
 import re
 import sqlite3
+import threading
+import time
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
@@ -296,3 +298,27 @@ def test_values_survive_exactly(source_engine: str, target_engine: str, database
         with connect(target) as conn:
             assert conn.execute(sa.text("SELECT local FROM samples WHERE code = 'z-0'")).scalar() is None
     assert status == "draft"
+
+
+def test_sqlite_target_has_one_writer(databases: Databases) -> None:
+    """Each table holds SQLite's write lock until its commit: a second table written meanwhile would wait out the
+    driver's 5 s busy timeout and fail. A progress callback that takes 6 s on the first batch stands in for a
+    table that takes longer than that to copy."""
+    source = settings_of(databases.create("pg"))
+    with connect(source) as conn:
+        for name in ("first", "second"):
+            conn.execute(sa.text(f"CREATE TABLE {name} (id integer PRIMARY KEY, label varchar(32))"))
+            conn.execute(sa.text(f"INSERT INTO {name} SELECT n, 'row ' || n FROM generate_series(1, 20000) n"))
+        conn.commit()
+    target = settings_of(databases.create("sqlite3"))
+    slow = threading.Event()
+
+    def progress(table: str, rows: int) -> None:
+        if not slow.is_set():
+            slow.set()
+            time.sleep(6)
+
+    report = transfer.copy_database(source, target, batch_rows=1000, workers=2, on_progress=progress)
+
+    assert {t.table: t.rows for t in report.tables} == {"first": 20000, "second": 20000}
+    assert transfer.compare_digests(transfer.table_digests(source), transfer.table_digests(target)) == []
