@@ -49,7 +49,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass, field
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
@@ -62,6 +62,7 @@ from sqlalchemy.engine import Connection
 from . import database
 from .database import DatabaseSettings, DatabaseUnreachable, connect, open_engine  # noqa: F401 (raised by connect)
 from .errors import ConfigError, DatabaseError, TargetNotEmpty, VersionError
+from .redact import redact
 
 log = logging.getLogger("directus_ops.transfer")
 
@@ -698,15 +699,38 @@ def _copy_rows(source: DatabaseSettings, target: DatabaseSettings, tables: list[
     order = sorted(tables, key=lambda t: -sizes.get(t.name, 0))  # biggest first: they bound the wall time
     source_engine, target_engine = open_engine(source), open_engine(target)
     lock = threading.Lock()
+    failed = threading.Event()  # set by the first failing table: the others stop at their next batch
     if target.engine == "sqlite":
         # One writer: each table holds SQLite's write lock until its commit, so a second writer would wait
         # out the driver's busy timeout (5 s) and fail with "database is locked" on any table slower than that.
         workers = 1
 
+    def progress(table: str, rows: int) -> None:
+        if failed.is_set():
+            raise _Stopped
+        if on_progress:
+            on_progress(table, rows)
+
     def one(table: Table) -> TableCopy:
+        if failed.is_set():
+            raise _Stopped
         started = time.monotonic()
-        rows = _copy_table(source_engine, target_engine, source.engine, target.engine, table, batch_rows,
-                           on_progress)
+        try:
+            rows = _copy_table(source_engine, target_engine, source.engine, target.engine, table, batch_rows,
+                               progress)
+        except _Stopped:
+            raise
+        except _DRIVER_ERRORS as exc:
+            if failed.is_set():  # an aborted COPY's own error, after another table failed: report that one
+                raise _Stopped from None
+            failed.set()
+            raise DatabaseError(
+                f"copying the rows of table {table.name} from {source.describe()} into {target.describe()} "
+                f"failed: {_driver_reason(exc, table)}; the target was emptied again: change that table's "
+                "offending value or column in the source and copy again") from None
+        except BaseException:
+            failed.set()
+            raise
         copied = TableCopy(table.name, rows, round(time.monotonic() - started, 3))
         with lock:
             report.tables.append(copied)
@@ -714,14 +738,58 @@ def _copy_rows(source: DatabaseSettings, target: DatabaseSettings, tables: list[
 
     try:
         with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="transfer") as pool:
-            for future in [pool.submit(one, t) for t in order]:
-                future.result()
-    except sa.exc.DBAPIError as exc:
-        raise DatabaseError(f"copying rows into {target.describe()} failed: {database._reason(exc)}") from None
+            futures = [pool.submit(one, t) for t in order]
+            wait(futures, return_when=FIRST_EXCEPTION)
+            if failed.is_set():
+                pool.shutdown(cancel_futures=True)  # the queued tables never start
+        errors = [f.exception() for f in futures if not f.cancelled() and f.exception() is not None]
+        first = next((e for e in errors if not isinstance(e, _Stopped)), None)
+        if first is not None:
+            raise first
     finally:
         source_engine.dispose()
         target_engine.dispose()
     report.tables.sort(key=lambda t: t.table)
+
+
+class _Stopped(Exception):
+    """A table's copy given up because another table's failed."""
+
+
+def _driver_errors() -> tuple[type[BaseException], ...]:
+    # Rows go through the drivers' own cursors (raw_connection), so their errors are not SQLAlchemy's.
+    import psycopg
+    import pymysql
+
+    return (sa.exc.DBAPIError, psycopg.Error, pymysql.err.Error, sqlite3.Error)
+
+
+_DRIVER_ERRORS = _driver_errors()
+_QUOTED = re.compile(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"")
+
+
+def _driver_reason(exc: BaseException, table: Table) -> str:
+    """The driver's message on one line, without the row's values: quoted text that is not a name of the
+    table (its own, a column's, an index's or constraint's) is left out."""
+    if isinstance(exc, sa.exc.DBAPIError) and exc.orig is not None:
+        exc = exc.orig
+    diag = getattr(exc, "diag", None)  # psycopg: the primary message; its detail and context hold values
+    if diag is not None and getattr(diag, "message_primary", None):
+        text = str(diag.message_primary)
+    elif len(exc.args) >= 2 and isinstance(exc.args[0], int):  # pymysql: (code, message)
+        text = f"{exc.args[1]} (MySQL error {exc.args[0]})"
+    else:
+        text = str(exc)
+    text = (text.strip().splitlines() or [type(exc).__name__])[0]
+    names = {table.name, "PRIMARY", *(c.name for c in table.columns), *(i.name for i in table.indexes),
+             *(fk.name for fk in table.foreign_keys)}
+
+    def keep_names(match: re.Match[str]) -> str:
+        quoted = match.group(0)
+        return quoted if quoted[1:-1] in names else f"{quoted[0]}…{quoted[0]}"
+
+    text = _QUOTED.sub(keep_names, text)
+    return redact(text[:300])
 
 
 def _table_sizes(conn: Connection, tables: list[str]) -> dict[str, int]:

@@ -22,7 +22,7 @@ import sqlalchemy as sa
 from directus_ops import directus_cli, transfer
 from directus_ops.database import DatabaseSettings, DatabaseUnreachable, connect, open_engine
 from directus_ops.directus_api import DirectusClient
-from directus_ops.errors import ConfigError, TargetNotEmpty, VersionError
+from directus_ops.errors import ConfigError, DatabaseError, TargetNotEmpty, VersionError
 from harness import (ADMIN_EMAIL, ADMIN_PASSWORD, Database, Databases, TestProject, api_state, free_port,
                      make_project, seed, write_env)
 
@@ -322,3 +322,30 @@ def test_sqlite_target_has_one_writer(databases: Databases) -> None:
 
     assert {t.table: t.rows for t in report.tables} == {"first": 20000, "second": 20000}
     assert transfer.compare_digests(transfer.table_digests(source), transfer.table_digests(target)) == []
+
+
+def test_a_refused_row_stops_the_copy_with_a_clear_error(databases: Databases) -> None:
+    """A value the target refuses (MariaDB's strict mode: more than TEXT's 64 KB) is one DatabaseError naming the
+    table, without the value; the tables still queued are not copied, and the target is left empty."""
+    source = settings_of(databases.create("pg"))
+    long_value = "VALUE-7f3a-" * 7000  # 77 KB
+    with connect(source) as conn:
+        conn.execute(sa.text("CREATE TABLE notes (id integer PRIMARY KEY, note text)"))
+        conn.execute(sa.text("INSERT INTO notes SELECT n, 'note ' || n FROM generate_series(1, 3000) n"))
+        conn.execute(sa.text("INSERT INTO notes VALUES (3001, :v)"), {"v": long_value})
+        for name in ("later_a", "later_b", "later_c"):  # smaller: queued after notes
+            conn.execute(sa.text(f"CREATE TABLE {name} (id integer PRIMARY KEY)"))
+            conn.execute(sa.text(f"INSERT INTO {name} VALUES (1)"))
+        conn.commit()
+    target_db = databases.create("mysql")
+    progress: list[str] = []
+
+    with pytest.raises(DatabaseError) as raised:
+        transfer.copy_database(source, settings_of(target_db), workers=1,
+                               on_progress=lambda table, rows: progress.append(table))
+
+    message = str(raised.value)
+    assert "table notes" in message and "'note'" in message and "copy again" in message
+    assert "\n" not in message and "VALUE-7f3a" not in message and target_db.password not in message
+    assert set(progress) <= {"notes"}
+    assert target_db.tables() == []
