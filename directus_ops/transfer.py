@@ -428,14 +428,20 @@ def _select_expr(source: str, target: str, col: Column, q: str) -> str:
     """SQL that makes the source server hand over a value the target driver takes as is."""
     t = col.type
     if source == "postgresql":
-        if t in ("json", "uuid", "time"):
+        if t in ("json", "uuid") or (t == "time" and target != "mysql"):
             return f"{q}::text"
         if t == "decimal":
             return f"{q}::text" if target == "sqlite" else q
         if t in ("timestamp", "dateTime", "date") and target == "sqlite":
             return f"(extract(epoch from {q}) * 1000)::bigint"  # Directus on SQLite: epoch milliseconds
+        # MySQL's timestamp/datetime/time columns hold whole seconds: MySQL (>= 5.6.4) rounds a fraction on
+        # insert and MariaDB truncates it, so the source truncates: both store the same second.
         if t == "timestamp" and target == "mysql":
-            return f"({q} AT TIME ZONE 'UTC')"
+            return f"date_trunc('second', {q} AT TIME ZONE 'UTC')"
+        if t == "dateTime" and target == "mysql":
+            return f"date_trunc('second', {q})"
+        if t == "time" and target == "mysql":
+            return f"to_char({q}, 'HH24:MI:SS')"
         if t == "boolean" and target == "sqlite":
             return f"{q}::int"
         return q
@@ -451,6 +457,11 @@ def _select_expr(source: str, target: str, col: Column, q: str) -> str:
             return f"CAST({q} AS CHAR)"
         return q
     # SQLite: Directus stores date/dateTime/timestamp as epoch ms; CURRENT_TIMESTAMP defaults as text
+    if t in ("timestamp", "dateTime") and target == "mysql":  # whole seconds, truncated (see above)
+        return (f"CASE WHEN typeof({q}) IN ('integer', 'real') THEN strftime('%Y-%m-%d %H:%M:%S', {q} / 1000, "
+                f"'unixepoch') ELSE strftime('%Y-%m-%d %H:%M:%S', {q}) END")
+    if t == "time" and target == "mysql":
+        return f"substr({q}, 1, 8)"
     if t in ("timestamp", "dateTime") and target != "sqlite":
         return (f"CASE WHEN typeof({q}) IN ('integer', 'real') THEN strftime('%Y-%m-%d %H:%M:%S', {q} / 1000, "
                 f"'unixepoch') || printf('.%03d', {q} % 1000) ELSE strftime('%Y-%m-%d %H:%M:%f', {q}) END")

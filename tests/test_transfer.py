@@ -349,3 +349,28 @@ def test_a_refused_row_stops_the_copy_with_a_clear_error(databases: Databases) -
     assert "\n" not in message and "VALUE-7f3a" not in message and target_db.password not in message
     assert set(progress) <= {"notes"}
     assert target_db.tables() == []
+
+
+def test_fractional_seconds_are_truncated_for_mysql(databases: Databases) -> None:
+    """MySQL's second-precision columns round a fraction on insert (…:07.6 -> :08), MariaDB's truncate it; the
+    copy truncates on the source so both store :07. Only MariaDB runs here: this checks the stored second and
+    that the digests agree, not MySQL's rounding itself."""
+    source = settings_of(databases.create("pg"))
+    with connect(source) as conn:
+        conn.execute(sa.text("SET TIME ZONE 'UTC'"))
+        conn.execute(sa.text("CREATE TABLE events (id integer PRIMARY KEY, at timestamptz, local timestamp, clock time)"))
+        conn.execute(sa.text("INSERT INTO events VALUES (1, '2026-03-04 05:06:07.6+00', '2026-03-04 05:06:07.6', "
+                             "'05:06:07.6'), (2, '2026-12-31 23:59:59.999+00', '2026-12-31 23:59:59.999', "
+                             "'23:59:59.999')"))
+        conn.commit()
+    target = settings_of(databases.create("mysql"))
+
+    transfer.copy_database(source, target)
+
+    with connect(target) as conn:
+        conn.execute(sa.text("SET time_zone = '+00:00'"))
+        rows = conn.execute(sa.text("SELECT CAST(at AS CHAR), CAST(local AS CHAR), CAST(clock AS CHAR) "
+                                    "FROM events ORDER BY id")).all()
+    assert [tuple(r) for r in rows] == [("2026-03-04 05:06:07", "2026-03-04 05:06:07", "05:06:07"),
+                                        ("2026-12-31 23:59:59", "2026-12-31 23:59:59", "23:59:59")]
+    assert transfer.compare_digests(transfer.table_digests(source), transfer.table_digests(target)) == []
