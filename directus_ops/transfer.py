@@ -190,7 +190,16 @@ def _sqlite_autoincrement(conn: Connection, table: str) -> bool:
     return bool(sql and "autoincrement" in sql.lower())
 
 
-def _default(raw: str | None) -> tuple[str, Any] | None:
+_MYSQL_ESCAPES = {"0": "\0", "b": "\b", "n": "\n", "r": "\r", "t": "\t", "Z": "\x1a", "%": "\\%", "_": "\\_"}
+_MYSQL_ESCAPE = re.compile(r"\\(.)|''", re.DOTALL)
+
+
+def _mysql_unescape(text: str) -> str:
+    """The value of a MySQL string literal's inside (SHOW CREATE TABLE writes \\\\ for a backslash)."""
+    return _MYSQL_ESCAPE.sub(lambda m: "'" if m.group(1) is None else _MYSQL_ESCAPES.get(m.group(1), m.group(1)), text)
+
+
+def _default(raw: str | None, engine: str = "") -> tuple[str, Any] | None:
     """A reflected default as ("now", None) or ("value", text) — None for no default or NULL."""
     if raw is None:
         return None
@@ -202,9 +211,9 @@ def _default(raw: str | None) -> tuple[str, Any] | None:
     if lowered in ("current_timestamp", "current_timestamp()", "now()") or lowered.startswith("current_timestamp("):
         return ("now", None)
     if len(text) >= 2 and text[0] == text[-1] == "'":
-        return ("value", text[1:-1].replace("''", "'"))
+        return ("value", _mysql_unescape(text[1:-1]) if engine == "mysql" else text[1:-1].replace("''", "'"))
     if text.startswith("(") and text.endswith(")"):
-        return _default(text[1:-1])
+        return _default(text[1:-1], engine)
     return ("value", text)
 
 
@@ -213,7 +222,7 @@ def _local_type(engine: str, column: dict[str, Any], special: list[str], json_co
     sqltype = column["type"]
     kind = type(sqltype).__name__.upper()
     col = Column(name=column["name"], type="unknown", nullable=bool(column.get("nullable", True)),
-                 default=_default(column.get("default")), native=str(sqltype).lower())
+                 default=_default(column.get("default"), engine), native=str(sqltype).lower())
     length = getattr(sqltype, "length", None)
     if kind in ("VARCHAR", "NVARCHAR", "STRING"):
         col.type, col.length = "string", length
@@ -361,8 +370,21 @@ def _column_type(col: Column, engine: str, same_engine: bool) -> str:
             "date": "date", "time": "time", "dateTime": "datetime", "timestamp": "datetime", "binary": "blob"}[t]
 
 
-def _literal(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
+_DIALECTS: dict[str, sa.engine.Dialect] = {}
+
+
+def _literal(value: str, engine: str) -> str:
+    """A string literal as the target engine reads it (MySQL: backslashes escaped too)."""
+    if engine not in _DIALECTS:
+        from sqlalchemy.dialects.mysql import pymysql
+        from sqlalchemy.dialects.postgresql import psycopg
+        from sqlalchemy.dialects.sqlite import pysqlite
+
+        # The drivers' own dialects: _run's exec_driver_sql passes the DDL through their paramstyle, so a %
+        # must be doubled for psycopg and pymysql and not for sqlite3.
+        _DIALECTS[engine] = {"postgresql": psycopg.dialect, "mysql": pymysql.dialect,
+                             "sqlite": pysqlite.dialect}[engine]()
+    return str(sa.literal(value, sa.String()).compile(dialect=_DIALECTS[engine], compile_kwargs={"literal_binds": True}))
 
 
 def _default_sql(col: Column, engine: str) -> str:
@@ -381,8 +403,8 @@ def _default_sql(col: Column, engine: str) -> str:
             return ""
         return f" DEFAULT {value}" if engine != "sqlite" else f" DEFAULT '{value}'"
     if col.type in ("json", "text") and engine == "mysql":
-        return f" DEFAULT ({_literal(str(value))})"  # MariaDB takes BLOB/TEXT defaults only as expressions
-    return f" DEFAULT {_literal(str(value))}"
+        return f" DEFAULT ({_literal(str(value), engine)})"  # MariaDB takes BLOB/TEXT defaults only as expressions
+    return f" DEFAULT {_literal(str(value), engine)}"
 
 
 def create_table_sql(table: Table, engine: str, quote: Callable[[str], str], same_engine: bool) -> str:

@@ -374,3 +374,30 @@ def test_fractional_seconds_are_truncated_for_mysql(databases: Databases) -> Non
     assert [tuple(r) for r in rows] == [("2026-03-04 05:06:07", "2026-03-04 05:06:07", "05:06:07"),
                                         ("2026-12-31 23:59:59", "2026-12-31 23:59:59", "23:59:59")]
     assert transfer.compare_digests(transfer.table_digests(source), transfer.table_digests(target)) == []
+
+
+# MariaDB's SHOW CREATE TABLE (what SQLAlchemy reflects) writes a text default holding a quote as \' , which
+# SQLAlchemy does not read: the text column's default here has backslashes and a percent sign, no quote.
+TRICKY_DEFAULTS = {"label": "a\\b 'quoted' 50% c:\\", "body": "C:\\new\\table 100%\\"}
+DEFAULTS_DDL = "CREATE TABLE settings (id integer PRIMARY KEY, label varchar(64) DEFAULT {label}, body text DEFAULT {body})"
+
+
+@pytest.mark.parametrize(("source_engine", "target_engine"), [("mysql", "pg"), ("pg", "mysql")])
+def test_text_defaults_with_backslashes_and_quotes(source_engine: str, target_engine: str,
+                                                   databases: Databases) -> None:
+    source = settings_of(databases.create(source_engine))
+    with connect(source) as conn:
+        literals = {k: sa.literal(v, sa.String()).compile(conn, compile_kwargs={"literal_binds": True})
+                    for k, v in TRICKY_DEFAULTS.items()}
+        conn.exec_driver_sql(DEFAULTS_DDL.format(**{k: str(v) for k, v in literals.items()}))
+        conn.execute(sa.text("INSERT INTO settings (id) VALUES (1)"))
+        assert tuple(conn.execute(sa.text("SELECT label, body FROM settings")).one()) == tuple(TRICKY_DEFAULTS.values())
+        conn.commit()
+    target = settings_of(databases.create(target_engine))
+
+    transfer.copy_database(source, target)
+
+    with connect(target) as conn:
+        conn.execute(sa.text("INSERT INTO settings (id) VALUES (2)"))
+        assert tuple(conn.execute(sa.text("SELECT label, body FROM settings WHERE id = 2")).one()) == tuple(
+            TRICKY_DEFAULTS.values())
