@@ -68,7 +68,6 @@ log = logging.getLogger("directus_ops.transfer")
 
 SUPPORTED_ENGINES = ("postgresql", "mysql", "sqlite")
 ENGINE_NAMES = {"postgresql": "PostgreSQL", "mysql": "MySQL/MariaDB", "sqlite": "SQLite"}
-SYSTEM_PREFIX = "directus_"
 DEFAULT_WORKERS = 2  # tables copied at once: this tool's machines have 2 cores, shared with both servers
 
 
@@ -285,6 +284,9 @@ def reflect(conn: Connection, tables: list[str] | None = None, exclude: tuple[st
     names = [t for t in all_tables if (tables is None or t in tables) and t not in exclude]
     specials = _specials(conn, all_tables)
     json_columns = _mysql_json_columns(conn) if engine == "mysql" else set()
+    keys: dict[str, list[database.ForeignKey]] = {}
+    for key in database.foreign_keys(conn):
+        keys.setdefault(key.table, []).append(key)
     result = []
     for name in names:
         pk = inspector.get_pk_constraint(name).get("constrained_columns") or []
@@ -299,14 +301,9 @@ def reflect(conn: Connection, tables: list[str] | None = None, exclude: tuple[st
             if engine == "postgresql" and reflected.get("identity"):
                 col.autoincrement = True
             columns.append(col)
-        fks = []
-        for fk in inspector.get_foreign_keys(name):
-            options = fk.get("options") or {}
-            fks.append(ForeignKey(
-                name=fk.get("name") or f"{name}_{'_'.join(fk['constrained_columns'])}_foreign",  # knex's name
-                columns=list(fk["constrained_columns"]), table=fk["referred_table"],
-                ref_columns=list(fk["referred_columns"]), on_delete=options.get("ondelete"),
-                on_update=options.get("onupdate")))
+        fks = [ForeignKey(name=key.name or f"{name}_{'_'.join(key.columns)}_foreign",  # knex's name
+                          columns=list(key.columns), table=key.referred_table, ref_columns=list(key.referred_columns),
+                          on_delete=key.on_delete, on_update=key.on_update) for key in keys.get(name, [])]
         fk_names = {fk.name for fk in fks}
         indexes = []
         uniques = inspector.get_unique_constraints(name)
@@ -573,7 +570,7 @@ def copy_database(source: DatabaseSettings, target: DatabaseSettings, *, batch_r
                 installing.result()  # SQLite has one writer at a time: Directus would find the file locked
             quote = _quoter(target)
             same_engine = source.engine == target.engine
-            to_create = [t for t in tables if installing is None or not t.name.startswith(SYSTEM_PREFIX)]
+            to_create = [t for t in tables if installing is None or not database.is_system_table(t.name)]
             _run(target, [create_table_sql(t, target.engine, quote, same_engine) for t in _creation_order(to_create)])
             _copy_rows(source, target, to_create, batch_rows, on_progress, workers, report)
             log.info("%d rows of %d tables copied (%.1f s)", report.rows, len(to_create), time.monotonic() - started)
@@ -670,10 +667,10 @@ def _install_system_tables(target: DatabaseSettings, directus_dir: Path, tables:
         directus_cli.directus(directus_dir, "database", "install", config_path=config)
         directus_cli.migrate(directus_dir, "migrate:latest", config_path=config)
     with connect(target) as conn:  # the user tables are being loaded meanwhile: leave them be
-        installed = reflect(conn, [t for t in sa.inspect(conn).get_table_names() if t.startswith(SYSTEM_PREFIX)])
+        installed = reflect(conn, [t for t in sa.inspect(conn).get_table_names() if database.is_system_table(t)])
         applied = set(database.applied_migrations(conn))
     names = {t.name for t in installed}
-    source_system = {t.name for t in tables if t.name.startswith(SYSTEM_PREFIX)}
+    source_system = {t.name for t in tables if database.is_system_table(t.name)}
     if source_system != names or applied - source_migrations:
         missing = sorted((applied - source_migrations) | (source_system ^ names))
         raise DatabaseError(
