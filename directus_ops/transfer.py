@@ -381,7 +381,8 @@ def _literal(value: str, engine: str) -> str:
         # must be doubled for psycopg and pymysql and not for sqlite3.
         _DIALECTS[engine] = {"postgresql": psycopg.dialect, "mysql": pymysql.dialect,
                              "sqlite": pysqlite.dialect}[engine]()
-    return str(sa.literal(value, sa.String()).compile(dialect=_DIALECTS[engine], compile_kwargs={"literal_binds": True}))
+    literal = sa.literal(value, sa.String()).compile(dialect=_DIALECTS[engine], compile_kwargs={"literal_binds": True})
+    return str(literal)
 
 
 def _default_sql(col: Column, engine: str) -> str:

@@ -358,7 +358,8 @@ def test_fractional_seconds_are_truncated_for_mysql(databases: Databases) -> Non
     source = settings_of(databases.create("pg"))
     with connect(source) as conn:
         conn.execute(sa.text("SET TIME ZONE 'UTC'"))
-        conn.execute(sa.text("CREATE TABLE events (id integer PRIMARY KEY, at timestamptz, local timestamp, clock time)"))
+        conn.execute(sa.text("CREATE TABLE events (id integer PRIMARY KEY, at timestamptz, local timestamp, "
+                             "clock time)"))
         conn.execute(sa.text("INSERT INTO events VALUES (1, '2026-03-04 05:06:07.6+00', '2026-03-04 05:06:07.6', "
                              "'05:06:07.6'), (2, '2026-12-31 23:59:59.999+00', '2026-12-31 23:59:59.999', "
                              "'23:59:59.999')"))
@@ -379,7 +380,8 @@ def test_fractional_seconds_are_truncated_for_mysql(databases: Databases) -> Non
 # MariaDB's SHOW CREATE TABLE (what SQLAlchemy reflects) writes a text default holding a quote as \' , which
 # SQLAlchemy does not read: the text column's default here has backslashes and a percent sign, no quote.
 TRICKY_DEFAULTS = {"label": "a\\b 'quoted' 50% c:\\", "body": "C:\\new\\table 100%\\"}
-DEFAULTS_DDL = "CREATE TABLE settings (id integer PRIMARY KEY, label varchar(64) DEFAULT {label}, body text DEFAULT {body})"
+DEFAULTS_DDL = ("CREATE TABLE settings (id integer PRIMARY KEY, label varchar(64) DEFAULT {label}, "
+                "body text DEFAULT {body})")
 
 
 @pytest.mark.parametrize(("source_engine", "target_engine"), [("mysql", "pg"), ("pg", "mysql")])
