@@ -321,6 +321,8 @@ class ForeignKey:
     columns: tuple[str, ...]
     referred_table: str
     referred_columns: tuple[str, ...]
+    on_delete: str | None = None  # as the database reports it: CASCADE, SET NULL, ...
+    on_update: str | None = None
 
     def describe(self) -> str:
         return (f"{self.table}.{self.name or '(unnamed)'} ({', '.join(self.columns)}) -> "
@@ -341,7 +343,9 @@ def foreign_keys(conn: Connection) -> list[ForeignKey]:
                 continue
             columns = tuple(key["constrained_columns"])
             name = key.get("name") or names.get((tuple(c.lower() for c in columns), key["referred_table"].lower()))
-            found.append(ForeignKey(table, name, columns, key["referred_table"], tuple(key["referred_columns"])))
+            options = key.get("options") or {}
+            found.append(ForeignKey(table, name, columns, key["referred_table"], tuple(key["referred_columns"]),
+                                    options.get("ondelete"), options.get("onupdate")))
     return sorted(found, key=lambda k: (k.table, k.name or "", k.columns))
 
 

@@ -17,8 +17,9 @@ How the target's schema is made:
 Rows are streamed in batches from a server-side cursor (never a whole table in memory) and converted by the
 *source* server where a conversion is needed (each engine has SQL for it), so Python only passes values along:
 PostgreSQL targets are loaded with ``COPY … FROM STDIN`` (from MySQL/MariaDB, the source server even writes
-the CSV lines COPY reads), the others with batched multi-row inserts. Two tables are copied at once, biggest
-first, and the user tables' rows while Directus installs its tables. Foreign keys and secondary indexes are
+the CSV lines COPY reads), the others with batched multi-row inserts. Two tables are copied at once (one at a
+time into SQLite, which has one writer), biggest first, and the user tables' rows while Directus installs its
+tables. Foreign keys and secondary indexes are
 created after the rows are in; PostgreSQL sequences are set to each table's highest id (MySQL's
 AUTO_INCREMENT and SQLite's ``sqlite_sequence`` follow explicit ids by themselves). Each table is read in its
 own transaction: stop writes to the source first (the move's cutover does) for one consistent copy.
@@ -48,7 +49,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass, field
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
@@ -61,12 +62,12 @@ from sqlalchemy.engine import Connection
 from . import database
 from .database import DatabaseSettings, DatabaseUnreachable, connect, open_engine  # noqa: F401 (raised by connect)
 from .errors import ConfigError, DatabaseError, TargetNotEmpty, VersionError
+from .redact import redact
 
 log = logging.getLogger("directus_ops.transfer")
 
 SUPPORTED_ENGINES = ("postgresql", "mysql", "sqlite")
 ENGINE_NAMES = {"postgresql": "PostgreSQL", "mysql": "MySQL/MariaDB", "sqlite": "SQLite"}
-SYSTEM_PREFIX = "directus_"
 DEFAULT_WORKERS = 2  # tables copied at once: this tool's machines have 2 cores, shared with both servers
 
 
@@ -188,7 +189,16 @@ def _sqlite_autoincrement(conn: Connection, table: str) -> bool:
     return bool(sql and "autoincrement" in sql.lower())
 
 
-def _default(raw: str | None) -> tuple[str, Any] | None:
+_MYSQL_ESCAPES = {"0": "\0", "b": "\b", "n": "\n", "r": "\r", "t": "\t", "Z": "\x1a", "%": "\\%", "_": "\\_"}
+_MYSQL_ESCAPE = re.compile(r"\\(.)|''", re.DOTALL)
+
+
+def _mysql_unescape(text: str) -> str:
+    """The value of a MySQL string literal's inside (SHOW CREATE TABLE writes \\\\ for a backslash)."""
+    return _MYSQL_ESCAPE.sub(lambda m: "'" if m.group(1) is None else _MYSQL_ESCAPES.get(m.group(1), m.group(1)), text)
+
+
+def _default(raw: str | None, engine: str = "") -> tuple[str, Any] | None:
     """A reflected default as ("now", None) or ("value", text) — None for no default or NULL."""
     if raw is None:
         return None
@@ -200,9 +210,9 @@ def _default(raw: str | None) -> tuple[str, Any] | None:
     if lowered in ("current_timestamp", "current_timestamp()", "now()") or lowered.startswith("current_timestamp("):
         return ("now", None)
     if len(text) >= 2 and text[0] == text[-1] == "'":
-        return ("value", text[1:-1].replace("''", "'"))
+        return ("value", _mysql_unescape(text[1:-1]) if engine == "mysql" else text[1:-1].replace("''", "'"))
     if text.startswith("(") and text.endswith(")"):
-        return _default(text[1:-1])
+        return _default(text[1:-1], engine)
     return ("value", text)
 
 
@@ -211,7 +221,7 @@ def _local_type(engine: str, column: dict[str, Any], special: list[str], json_co
     sqltype = column["type"]
     kind = type(sqltype).__name__.upper()
     col = Column(name=column["name"], type="unknown", nullable=bool(column.get("nullable", True)),
-                 default=_default(column.get("default")), native=str(sqltype).lower())
+                 default=_default(column.get("default"), engine), native=str(sqltype).lower())
     length = getattr(sqltype, "length", None)
     if kind in ("VARCHAR", "NVARCHAR", "STRING"):
         col.type, col.length = "string", length
@@ -274,6 +284,9 @@ def reflect(conn: Connection, tables: list[str] | None = None, exclude: tuple[st
     names = [t for t in all_tables if (tables is None or t in tables) and t not in exclude]
     specials = _specials(conn, all_tables)
     json_columns = _mysql_json_columns(conn) if engine == "mysql" else set()
+    keys: dict[str, list[database.ForeignKey]] = {}
+    for key in database.foreign_keys(conn):
+        keys.setdefault(key.table, []).append(key)
     result = []
     for name in names:
         pk = inspector.get_pk_constraint(name).get("constrained_columns") or []
@@ -288,14 +301,9 @@ def reflect(conn: Connection, tables: list[str] | None = None, exclude: tuple[st
             if engine == "postgresql" and reflected.get("identity"):
                 col.autoincrement = True
             columns.append(col)
-        fks = []
-        for fk in inspector.get_foreign_keys(name):
-            options = fk.get("options") or {}
-            fks.append(ForeignKey(
-                name=fk.get("name") or f"{name}_{'_'.join(fk['constrained_columns'])}_foreign",  # knex's name
-                columns=list(fk["constrained_columns"]), table=fk["referred_table"],
-                ref_columns=list(fk["referred_columns"]), on_delete=options.get("ondelete"),
-                on_update=options.get("onupdate")))
+        fks = [ForeignKey(name=key.name or f"{name}_{'_'.join(key.columns)}_foreign",  # knex's name
+                          columns=list(key.columns), table=key.referred_table, ref_columns=list(key.referred_columns),
+                          on_delete=key.on_delete, on_update=key.on_update) for key in keys.get(name, [])]
         fk_names = {fk.name for fk in fks}
         indexes = []
         uniques = inspector.get_unique_constraints(name)
@@ -359,8 +367,22 @@ def _column_type(col: Column, engine: str, same_engine: bool) -> str:
             "date": "date", "time": "time", "dateTime": "datetime", "timestamp": "datetime", "binary": "blob"}[t]
 
 
-def _literal(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
+_DIALECTS: dict[str, sa.engine.Dialect] = {}
+
+
+def _literal(value: str, engine: str) -> str:
+    """A string literal as the target engine reads it (MySQL: backslashes escaped too)."""
+    if engine not in _DIALECTS:
+        from sqlalchemy.dialects.mysql import pymysql
+        from sqlalchemy.dialects.postgresql import psycopg
+        from sqlalchemy.dialects.sqlite import pysqlite
+
+        # The drivers' own dialects: _run's exec_driver_sql passes the DDL through their paramstyle, so a %
+        # must be doubled for psycopg and pymysql and not for sqlite3.
+        _DIALECTS[engine] = {"postgresql": psycopg.dialect, "mysql": pymysql.dialect,
+                             "sqlite": pysqlite.dialect}[engine]()
+    literal = sa.literal(value, sa.String()).compile(dialect=_DIALECTS[engine], compile_kwargs={"literal_binds": True})
+    return str(literal)
 
 
 def _default_sql(col: Column, engine: str) -> str:
@@ -379,8 +401,8 @@ def _default_sql(col: Column, engine: str) -> str:
             return ""
         return f" DEFAULT {value}" if engine != "sqlite" else f" DEFAULT '{value}'"
     if col.type in ("json", "text") and engine == "mysql":
-        return f" DEFAULT ({_literal(str(value))})"  # MariaDB takes BLOB/TEXT defaults only as expressions
-    return f" DEFAULT {_literal(str(value))}"
+        return f" DEFAULT ({_literal(str(value), engine)})"  # MariaDB takes BLOB/TEXT defaults only as expressions
+    return f" DEFAULT {_literal(str(value), engine)}"
 
 
 def create_table_sql(table: Table, engine: str, quote: Callable[[str], str], same_engine: bool) -> str:
@@ -426,14 +448,20 @@ def _select_expr(source: str, target: str, col: Column, q: str) -> str:
     """SQL that makes the source server hand over a value the target driver takes as is."""
     t = col.type
     if source == "postgresql":
-        if t in ("json", "uuid", "time"):
+        if t in ("json", "uuid") or (t == "time" and target != "mysql"):
             return f"{q}::text"
         if t == "decimal":
             return f"{q}::text" if target == "sqlite" else q
         if t in ("timestamp", "dateTime", "date") and target == "sqlite":
             return f"(extract(epoch from {q}) * 1000)::bigint"  # Directus on SQLite: epoch milliseconds
+        # MySQL's timestamp/datetime/time columns hold whole seconds: MySQL (>= 5.6.4) rounds a fraction on
+        # insert and MariaDB truncates it, so the source truncates: both store the same second.
         if t == "timestamp" and target == "mysql":
-            return f"({q} AT TIME ZONE 'UTC')"
+            return f"date_trunc('second', {q} AT TIME ZONE 'UTC')"
+        if t == "dateTime" and target == "mysql":
+            return f"date_trunc('second', {q})"
+        if t == "time" and target == "mysql":
+            return f"to_char({q}, 'HH24:MI:SS')"
         if t == "boolean" and target == "sqlite":
             return f"{q}::int"
         return q
@@ -449,6 +477,11 @@ def _select_expr(source: str, target: str, col: Column, q: str) -> str:
             return f"CAST({q} AS CHAR)"
         return q
     # SQLite: Directus stores date/dateTime/timestamp as epoch ms; CURRENT_TIMESTAMP defaults as text
+    if t in ("timestamp", "dateTime") and target == "mysql":  # whole seconds, truncated (see above)
+        return (f"CASE WHEN typeof({q}) IN ('integer', 'real') THEN strftime('%Y-%m-%d %H:%M:%S', {q} / 1000, "
+                f"'unixepoch') ELSE strftime('%Y-%m-%d %H:%M:%S', {q}) END")
+    if t == "time" and target == "mysql":
+        return f"substr({q}, 1, 8)"
     if t in ("timestamp", "dateTime") and target != "sqlite":
         return (f"CASE WHEN typeof({q}) IN ('integer', 'real') THEN strftime('%Y-%m-%d %H:%M:%S', {q} / 1000, "
                 f"'unixepoch') || printf('.%03d', {q} % 1000) ELSE strftime('%Y-%m-%d %H:%M:%f', {q}) END")
@@ -533,7 +566,7 @@ def copy_database(source: DatabaseSettings, target: DatabaseSettings, *, batch_r
                 installing.result()  # SQLite has one writer at a time: Directus would find the file locked
             quote = _quoter(target)
             same_engine = source.engine == target.engine
-            to_create = [t for t in tables if installing is None or not t.name.startswith(SYSTEM_PREFIX)]
+            to_create = [t for t in tables if installing is None or not database.is_system_table(t.name)]
             _run(target, [create_table_sql(t, target.engine, quote, same_engine) for t in _creation_order(to_create)])
             _copy_rows(source, target, to_create, batch_rows, on_progress, workers, report)
             log.info("%d rows of %d tables copied (%.1f s)", report.rows, len(to_create), time.monotonic() - started)
@@ -630,10 +663,10 @@ def _install_system_tables(target: DatabaseSettings, directus_dir: Path, tables:
         directus_cli.directus(directus_dir, "database", "install", config_path=config)
         directus_cli.migrate(directus_dir, "migrate:latest", config_path=config)
     with connect(target) as conn:  # the user tables are being loaded meanwhile: leave them be
-        installed = reflect(conn, [t for t in sa.inspect(conn).get_table_names() if t.startswith(SYSTEM_PREFIX)])
+        installed = reflect(conn, [t for t in sa.inspect(conn).get_table_names() if database.is_system_table(t)])
         applied = set(database.applied_migrations(conn))
     names = {t.name for t in installed}
-    source_system = {t.name for t in tables if t.name.startswith(SYSTEM_PREFIX)}
+    source_system = {t.name for t in tables if database.is_system_table(t.name)}
     if source_system != names or applied - source_migrations:
         missing = sorted((applied - source_migrations) | (source_system ^ names))
         raise DatabaseError(
@@ -692,11 +725,38 @@ def _copy_rows(source: DatabaseSettings, target: DatabaseSettings, tables: list[
     order = sorted(tables, key=lambda t: -sizes.get(t.name, 0))  # biggest first: they bound the wall time
     source_engine, target_engine = open_engine(source), open_engine(target)
     lock = threading.Lock()
+    failed = threading.Event()  # set by the first failing table: the others stop at their next batch
+    if target.engine == "sqlite":
+        # One writer: each table holds SQLite's write lock until its commit, so a second writer would wait
+        # out the driver's busy timeout (5 s) and fail with "database is locked" on any table slower than that.
+        workers = 1
+
+    def progress(table: str, rows: int) -> None:
+        if failed.is_set():
+            raise _Stopped
+        if on_progress:
+            on_progress(table, rows)
 
     def one(table: Table) -> TableCopy:
+        if failed.is_set():
+            raise _Stopped
         started = time.monotonic()
-        rows = _copy_table(source_engine, target_engine, source.engine, target.engine, table, batch_rows,
-                           on_progress)
+        try:
+            rows = _copy_table(source_engine, target_engine, source.engine, target.engine, table, batch_rows,
+                               progress)
+        except _Stopped:
+            raise
+        except _DRIVER_ERRORS as exc:
+            if failed.is_set():  # an aborted COPY's own error, after another table failed: report that one
+                raise _Stopped from None
+            failed.set()
+            raise DatabaseError(
+                f"copying the rows of table {table.name} from {source.describe()} into {target.describe()} "
+                f"failed: {_driver_reason(exc, table)}; the target was emptied again: change that table's "
+                "offending value or column in the source and copy again") from None
+        except BaseException:
+            failed.set()
+            raise
         copied = TableCopy(table.name, rows, round(time.monotonic() - started, 3))
         with lock:
             report.tables.append(copied)
@@ -704,14 +764,58 @@ def _copy_rows(source: DatabaseSettings, target: DatabaseSettings, tables: list[
 
     try:
         with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="transfer") as pool:
-            for future in [pool.submit(one, t) for t in order]:
-                future.result()
-    except sa.exc.DBAPIError as exc:
-        raise DatabaseError(f"copying rows into {target.describe()} failed: {database._reason(exc)}") from None
+            futures = [pool.submit(one, t) for t in order]
+            wait(futures, return_when=FIRST_EXCEPTION)
+            if failed.is_set():
+                pool.shutdown(cancel_futures=True)  # the queued tables never start
+        errors = [f.exception() for f in futures if not f.cancelled() and f.exception() is not None]
+        first = next((e for e in errors if not isinstance(e, _Stopped)), None)
+        if first is not None:
+            raise first
     finally:
         source_engine.dispose()
         target_engine.dispose()
     report.tables.sort(key=lambda t: t.table)
+
+
+class _Stopped(Exception):
+    """A table's copy given up because another table's failed."""
+
+
+def _driver_errors() -> tuple[type[BaseException], ...]:
+    # Rows go through the drivers' own cursors (raw_connection), so their errors are not SQLAlchemy's.
+    import psycopg
+    import pymysql
+
+    return (sa.exc.DBAPIError, psycopg.Error, pymysql.err.Error, sqlite3.Error)
+
+
+_DRIVER_ERRORS = _driver_errors()
+_QUOTED = re.compile(r"'(?:[^']|'')*'|\"(?:[^\"]|\"\")*\"")
+
+
+def _driver_reason(exc: BaseException, table: Table) -> str:
+    """The driver's message on one line, without the row's values: quoted text that is not a name of the
+    table (its own, a column's, an index's or constraint's) is left out."""
+    if isinstance(exc, sa.exc.DBAPIError) and exc.orig is not None:
+        exc = exc.orig
+    diag = getattr(exc, "diag", None)  # psycopg: the primary message; its detail and context hold values
+    if diag is not None and getattr(diag, "message_primary", None):
+        text = str(diag.message_primary)
+    elif len(exc.args) >= 2 and isinstance(exc.args[0], int):  # pymysql: (code, message)
+        text = f"{exc.args[1]} (MySQL error {exc.args[0]})"
+    else:
+        text = str(exc)
+    text = (text.strip().splitlines() or [type(exc).__name__])[0]
+    names = {table.name, "PRIMARY", *(c.name for c in table.columns), *(i.name for i in table.indexes),
+             *(fk.name for fk in table.foreign_keys)}
+
+    def keep_names(match: re.Match[str]) -> str:
+        quoted = match.group(0)
+        return quoted if quoted[1:-1] in names else f"{quoted[0]}…{quoted[0]}"
+
+    text = _QUOTED.sub(keep_names, text)
+    return redact(text[:300])
 
 
 def _table_sizes(conn: Connection, tables: list[str]) -> dict[str, int]:
