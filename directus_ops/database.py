@@ -346,13 +346,15 @@ def scope_tables(tables: list[str], scope: str) -> list[str]:
 
 
 # -- SQLite: dropping tables that others reference -------------------------------------------------------------
-def sqlite_drop_tables(conn: sqlite3.Connection, drop: list[str]) -> list[str]:
+def sqlite_drop_tables(conn: sqlite3.Connection, drop: list[str],
+                       before: Callable[[sqlite3.Connection], None] | None = None) -> list[str]:
     """Drop ``drop`` in one transaction. A SQLite foreign key cannot be dropped by ALTER TABLE, so each table
     that stays and references a dropped one is rebuilt without those references (the SQLite documentation's
     twelve-step procedure: new table, rows copied, old dropped, new renamed, indexes and triggers recreated,
     AUTOINCREMENT counter kept). Foreign key enforcement is off meanwhile (it cannot change inside a
     transaction) and put back as it was; ``PRAGMA foreign_key_check`` must find no new violation.
-    ``conn`` must be in autocommit mode (``isolation_level=None``). Returns the rebuilt tables."""
+    ``conn`` must be in autocommit mode (``isolation_level=None``). ``before`` runs first inside the write
+    transaction (a last check; raising rolls back, nothing changed). Returns the rebuilt tables."""
     assert conn.isolation_level is None, "sqlite_drop_tables controls its own transaction"
     dropped = {t.lower() for t in drop}
     enforced = bool(conn.execute("PRAGMA foreign_keys").fetchone()[0])
@@ -361,7 +363,9 @@ def sqlite_drop_tables(conn: sqlite3.Connection, drop: list[str]) -> list[str]:
     try:
         conn.execute("BEGIN IMMEDIATE")
         try:
-            before = _sqlite_violations(conn, dropped)
+            if before is not None:
+                before(conn)
+            violations = _sqlite_violations(conn, dropped)
             tables = [r[0] for r in conn.execute(
                 "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\'")]
             for table in tables:
@@ -375,7 +379,7 @@ def sqlite_drop_tables(conn: sqlite3.Connection, drop: list[str]) -> list[str]:
             for table in drop:
                 conn.execute(f"DROP TABLE {_sqlite_quote(table)}")
             after = _sqlite_violations(conn, dropped)
-            new = {k: v for k, v in after.items() if v > before.get(k, 0)}
+            new = {k: v for k, v in after.items() if v > violations.get(k, 0)}
             if new:
                 (table, parent), count = next(iter(new.items()))
                 raise DatabaseError(f"dropping the tables would break {count} rows of {table} referencing {parent}; "

@@ -528,3 +528,29 @@ def test_postgresql_drop_is_one_transaction(sources, tmp_path, prefect_server):
         delete_project(project_dir=str(copy.dir), confirm="project", backup_database="none")
     assert state(copy) == before
     assert foreign_keys(copy.settings) == keys
+
+
+@pytest.mark.parametrize("engine", ["pg", "mysql", "sqlite3"])
+def test_rows_written_after_the_backup_refuse_the_drop(engine, sources, tmp_path, prefect_server):
+    """A Directus still running logs activity after the dump: those rows are in no backup, so the drop is refused
+    (the plain steps of the flow in order: backup, plan, a row written, drop) and nothing is dropped."""
+    from directus_ops.delete import check_delete, drop_system_tables, plan_delete
+    from directus_ops.errors import DatabaseError
+
+    copy = sources.copy(engine, tmp_path / "copy")
+    repo = tmp_path / "repo"
+    snapshot_id = backup_scoped(copy.dir, repo, "system")
+    backed_up = manifest_of(repo, snapshot_id)["database"]
+    assert backed_up["scope"] == "system" and "directus_activity" in backed_up["row_counts"]
+    project = check_delete(str(copy.dir), None, "project", str(repo), "system")
+    plan = plan_delete(project)
+    with connected(copy.settings) as conn, conn.begin():
+        conn.execute(sa.text("INSERT INTO directus_activity (action, collection, item) VALUES ('login', "
+                             "'directus_users', 'x')"))
+    before = state(copy)
+    activity = backed_up["row_counts"]["directus_activity"]
+    with pytest.raises(DatabaseError, match=rf"changed since the backup \(table directus_activity: {activity + 1} "
+                                            rf"rows, the snapshot has {activity}\): stop Directus and run again"):
+        drop_system_tables(project.database, plan, backed_up["row_counts"], backed_up["scope"])
+    assert state(copy) == before
+    assert "directus_activity" in system_tables(copy.settings)
