@@ -273,11 +273,19 @@ def list_tables(conn: Connection) -> list[str]:
     return [r[0] for r in rows]
 
 
+def quote_table(conn: Connection, table: str) -> str:
+    """A table as ``list_tables`` names it, quoted for SQL: on PostgreSQL always ``schema.table``, quoted part
+    by part (a plain name is public's, also when DB_SEARCH_PATH puts another schema first)."""
+    if conn.dialect.name == "postgresql":
+        schema, name = table.split(".", 1) if "." in table else ("public", table)
+        return f"{_quote(conn, schema)}.{_quote(conn, name)}"
+    return _quote(conn, table)
+
+
 def count_rows(conn: Connection, tables: list[str] | None = None) -> dict[str, int]:
     counts = {}
     for table in tables if tables is not None else list_tables(conn):
-        qualified = ".".join(_quote(conn, part) for part in table.split(".", 1)) if "." in table and conn.dialect.name == "postgresql" else _quote(conn, table)
-        counts[table] = int(conn.execute(sa.text(f"SELECT count(*) FROM {qualified}")).scalar() or 0)
+        counts[table] = int(conn.execute(sa.text(f"SELECT count(*) FROM {quote_table(conn, table)}")).scalar() or 0)
     return counts
 
 
@@ -296,9 +304,16 @@ def migration_history(conn: Connection) -> list[str]:
 SYSTEM_PREFIX = "directus_"
 
 
-def is_system_table(name: str) -> bool:
-    """A Directus system table: compared in Python, because ``_`` is a wildcard in SQL's LIKE."""
-    return name.startswith(SYSTEM_PREFIX)
+def project_schema(settings: DatabaseSettings) -> str | None:
+    """The PostgreSQL schema holding the project's tables: DB_SEARCH_PATH's first schema, else public (None on
+    the other engines)."""
+    return (settings.search_path or "public") if settings.engine == "postgresql" else None
+
+
+def is_system_table(name: str, schema: str | None = None) -> bool:
+    """A Directus system table (of the project's PostgreSQL ``schema``; ``name`` as ``list_tables`` gives it,
+    ``schema.table`` outside public): compared in Python, because ``_`` is a wildcard in SQL's LIKE."""
+    return name.startswith(SYSTEM_PREFIX if schema in (None, "public") else f"{schema}.{SYSTEM_PREFIX}")
 
 
 @dataclass(frozen=True)
@@ -317,7 +332,14 @@ class ForeignKey:
 
 
 def foreign_keys(conn: Connection) -> list[ForeignKey]:
-    """Every foreign key of the tables in the default schema (where Directus keeps its tables)."""
+    """Every foreign key of the tables in the default schema (where Directus keeps its tables), the tables
+    named as ``list_tables`` names them (``schema.table`` for a PostgreSQL schema other than public)."""
+    default = conn.dialect.default_schema_name
+
+    def named(schema: str | None, table: str) -> str:
+        schema = schema or default
+        return f"{schema}.{table}" if conn.dialect.name == "postgresql" and schema != "public" else table
+
     found = []
     for (_, table), keys in sa.inspect(conn).get_multi_foreign_keys().items():
         names: dict[tuple[tuple[str, ...], str], str] = {}
@@ -326,22 +348,24 @@ def foreign_keys(conn: Connection) -> list[ForeignKey]:
                                {"t": table}).scalar()
             names = sqlite_constraint_names(sql or "")
         for key in keys:
-            if key.get("referred_schema") not in (None, conn.dialect.default_schema_name):
+            if key.get("referred_schema") not in (None, default):
                 continue
             columns = tuple(key["constrained_columns"])
             name = key.get("name") or names.get((tuple(c.lower() for c in columns), key["referred_table"].lower()))
-            found.append(ForeignKey(table, name, columns, key["referred_table"], tuple(key["referred_columns"])))
+            found.append(ForeignKey(named(None, table), name, columns, named(None, key["referred_table"]),
+                                    tuple(key["referred_columns"])))
     return sorted(found, key=lambda k: (k.table, k.name or "", k.columns))
 
 
-def scope_tables(tables: list[str], scope: str) -> list[str]:
-    """The tables a dump of ``scope`` covers: entire, system (``directus_*``) or project (the others)."""
+def scope_tables(tables: list[str], scope: str, schema: str | None = None) -> list[str]:
+    """The tables a dump of ``scope`` covers: entire, system (``directus_*`` of the project's ``schema``) or
+    project (the others)."""
     if scope == "entire":
         return list(tables)
     if scope == "system":
-        return [t for t in tables if is_system_table(t)]
+        return [t for t in tables if is_system_table(t, schema)]
     if scope == "project":
-        return [t for t in tables if not is_system_table(t)]
+        return [t for t in tables if not is_system_table(t, schema)]
     raise ConfigError(f"database scope {scope!r} is not one of: entire, system, project")
 
 
@@ -709,7 +733,8 @@ def _consume_in_thread(stream: IO[bytes], consume: Callable[[IO[bytes]], None]) 
 
 
 def _pg_table_pattern(table: str) -> str:
-    """A ``pg_dump --table`` pattern matching exactly one table: inside double quotes nothing is a wildcard."""
+    """A ``pg_dump --table`` pattern matching exactly one table (named as ``list_tables`` does: a plain name is
+    in public, whatever the search path): inside double quotes nothing is a wildcard."""
     schema, name = table.split(".", 1) if "." in table else ("public", table)
     return ".".join('"' + part.replace('"', '""') + '"' for part in (schema, name))
 
