@@ -966,11 +966,17 @@ def restore(settings: DatabaseSettings, dump_path: Path, dump_format: str,
         args = [pg_restore, "--no-owner", "--no-acl", "--exit-on-error", "--single-transaction", "--no-password",
                 f"--dbname={settings.database}"]
         with contextlib.ExitStack() as stack:
+            listing = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="directus-ops-"))) / "toc.list"
+            process.run([pg_restore, f"--file={listing}", "--list", str(dump_path)], quiet=True)
             if skip_foreign_keys:
-                listing = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="directus-ops-"))) / "toc.list"
-                _pg_restore_list_without(pg_restore, dump_path, listing, skip_foreign_keys)
+                _pg_restore_list_without(listing, dump_path.name, skip_foreign_keys)
                 args.append(f"--use-list={listing}")
-            process.run([*args, str(dump_path)], env=_pg_env(settings))
+            created = _pg_create_missing_schemas(settings, listing)
+            try:
+                process.run([*args, str(dump_path)], env=_pg_env(settings))
+            except BaseException:
+                _pg_drop_empty_schemas(settings, created)  # the restore was one transaction: back to as it was
+                raise
     elif dump_format == "mysql-sql":
         if settings.engine != "mysql":
             raise DatabaseError(f"this snapshot holds a MySQL/MariaDB dump; {settings.describe()} cannot take it (use `move` to change engines)")
@@ -1000,10 +1006,39 @@ def restore(settings: DatabaseSettings, dump_path: Path, dump_format: str,
         raise DatabaseError(f"unknown dump format {dump_format!r} in the snapshot; upgrade directus-ops")
 
 
-def _pg_restore_list_without(pg_restore: str, dump_path: Path, listing: Path,
-                             skip: Sequence[tuple[str, str]]) -> None:
-    """The dump's table of contents minus the FK CONSTRAINT entries named in ``skip`` (``pg_restore -L``)."""
-    process.run([pg_restore, f"--file={listing}", "--list", str(dump_path)], quiet=True)
+def _pg_create_missing_schemas(settings: DatabaseSettings, listing: Path) -> list[str]:
+    """A table-scoped dump (``pg_dump --table``) holds no CREATE SCHEMA: create the schemas its tables are in
+    (outside public) that the target lacks, from the dump's table of contents. Returns those created."""
+    created_by_dump, needed = set(), set()
+    for line in listing.read_text().splitlines():
+        parts = line.split()  # "ID; TABLEOID OID TYPE SCHEMA NAME OWNER"
+        if line.startswith(";") or len(parts) < 6:
+            continue
+        if parts[3] == "SCHEMA":
+            created_by_dump.add(parts[5])
+        elif parts[3] == "TABLE" and parts[4] != "DATA":
+            needed.add(parts[4])
+    missing = sorted(needed - created_by_dump - {"public", "-"})
+    if not missing:
+        return []
+    created = []
+    with connect(settings, isolation_level="AUTOCOMMIT") as conn:
+        for schema in missing:
+            exists = conn.execute(sa.text("SELECT 1 FROM pg_namespace WHERE nspname = :s"), {"s": schema}).first()
+            if not exists:
+                conn.execute(sa.text(f"CREATE SCHEMA {_quote(conn, schema)}"))
+                created.append(schema)
+    return created
+
+
+def _pg_drop_empty_schemas(settings: DatabaseSettings, schemas: list[str]) -> None:
+    with contextlib.suppress(Exception), connect(settings, isolation_level="AUTOCOMMIT") as conn:
+        for schema in schemas:
+            conn.execute(sa.text(f"DROP SCHEMA IF EXISTS {_quote(conn, schema)} RESTRICT"))
+
+
+def _pg_restore_list_without(listing: Path, dump_name: str, skip: Sequence[tuple[str, str]]) -> None:
+    """The dump's table of contents (``listing``) minus the FK CONSTRAINT entries named in ``skip``."""
     names = set()
     for table, constraint in skip:
         schema, name = table.split(".", 1) if "." in table else ("public", table)
@@ -1011,7 +1046,7 @@ def _pg_restore_list_without(pg_restore: str, dump_path: Path, listing: Path,
     lines = listing.read_text().splitlines(keepends=True)
     kept = [line for line in lines if line.startswith(";") or not any(n in line.rstrip("\n") + " " for n in names)]
     if len(lines) - len(kept) != len(names):
-        raise DatabaseError(f"the dump {dump_path.name} does not list the {len(names)} foreign keys its manifest says "
+        raise DatabaseError(f"the dump {dump_name} does not list the {len(names)} foreign keys its manifest says "
                             "to leave out; the snapshot's manifest and dump disagree")
     listing.write_text("".join(kept))
 

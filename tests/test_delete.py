@@ -630,3 +630,11 @@ def test_postgresql_project_outside_public(databases, tmp_path, cli_env_no_serve
     assert not project_dir.exists()
     backed_up = manifest_of(repo, result["snapshot"])["database"]
     assert backed_up["row_counts"] == {"app.directus_activity": 2, "app.directus_files": 1, "app.directus_users": 1}
+    # pg_dump --table writes no CREATE SCHEMA: the restore makes app, and the system-only dump goes into it.
+    target = databases.create("pg")
+    restore_into(repo, result["snapshot"], tmp_path / "restored", target)
+    restored = schema_state(target)
+    system = ["app.directus_activity", "app.directus_files", "app.directus_users"]
+    assert sorted(t for t in restored if t != "foreign keys") == system
+    assert {t: restored[t] for t in system} == {t: before[t] for t in system}
+    assert restored["foreign keys"] == [k for k in before["foreign keys"] if k[0] in system]
