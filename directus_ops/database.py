@@ -482,26 +482,9 @@ def sqlite_table_without_references(sql: str, tables: set[str], new_name: str | 
     """A SQLite ``CREATE TABLE`` statement without its foreign keys to ``tables`` (lower-case names), both table
     constraints (``[CONSTRAINT n] FOREIGN KEY (..) REFERENCES t ...``) and column constraints
     (``[CONSTRAINT n] REFERENCES t ...``); named ``new_name`` if given. Everything else stays as written."""
-    tokens = [(m.lastgroup, m.group()) for m in _SQL_TOKEN.finditer(sql)]
+    tokens, start, end, definitions = _sqlite_split(sql)
+    assert start is not None and end is not None, "unbalanced CREATE TABLE statement"
     significant = [i for i, (kind, _) in enumerate(tokens) if kind != "space"]
-    start = next(i for i in significant if tokens[i][1] == "(")
-    depth, end = 0, None
-    for i in significant:
-        if i < start:
-            continue
-        depth += {"(": 1, ")": -1}.get(tokens[i][1], 0)
-        if depth == 0:
-            end = i
-            break
-    assert end is not None, "unbalanced CREATE TABLE statement"
-    definitions: list[list[tuple[str | None, str]]] = [[]]
-    depth = 0
-    for kind, text in tokens[start + 1:end]:
-        if text == "," and depth == 0:
-            definitions.append([])
-            continue
-        depth += {"(": 1, ")": -1}.get(text, 0) if kind == "other" else 0
-        definitions[-1].append((kind, text))
     kept = []
     for definition in definitions:
         words = [(i, t) for i, (k, t) in enumerate(definition) if k != "space"]
@@ -545,23 +528,35 @@ def sqlite_constraint_names(sql: str) -> dict[tuple[tuple[str, ...], str], str]:
     return names
 
 
-def _sqlite_definitions(sql: str) -> list[tuple[str | None, list[tuple[str | None, str]]]]:
-    """The column and constraint definitions of a CREATE TABLE, each with its column's name (None for a
-    table constraint)."""
+Token = tuple[str | None, str]  # (kind, text)
+
+
+def _sqlite_split(sql: str) -> tuple[list[Token], int | None, int | None, list[list[Token]]]:
+    """A CREATE TABLE's tokens, the index of the ``(`` opening its body and of the ``)`` closing it (None if
+    missing), and the body's definitions split at its top-level commas."""
     tokens = [(m.lastgroup, m.group()) for m in _SQL_TOKEN.finditer(sql)]
-    if not any(t == "(" for _, t in tokens):
-        return []
-    start = next(i for i, (_, t) in enumerate(tokens) if t == "(")
-    definitions: list[list[tuple[str | None, str]]] = [[]]
-    depth = 0
-    for kind, text in tokens[start + 1:]:
+    start = next((i for i, (kind, text) in enumerate(tokens) if kind == "other" and text == "("), None)
+    definitions: list[list[Token]] = [[]]
+    if start is None:
+        return tokens, None, None, []
+    depth, end = 0, None
+    for index in range(start + 1, len(tokens)):
+        kind, text = tokens[index]
         if kind == "other" and text == ")" and depth == 0:
+            end = index
             break
         if kind == "other" and text == "," and depth == 0:
             definitions.append([])
             continue
         depth += {"(": 1, ")": -1}.get(text, 0) if kind == "other" else 0
         definitions[-1].append((kind, text))
+    return tokens, start, end, definitions
+
+
+def _sqlite_definitions(sql: str) -> list[tuple[str | None, list[Token]]]:
+    """The column and constraint definitions of a CREATE TABLE, each with its column's name (None for a
+    table constraint)."""
+    _, _, _, definitions = _sqlite_split(sql)
     out = []
     for definition in definitions:
         significant = [(k, t) for k, t in definition if k != "space"]

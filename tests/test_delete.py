@@ -498,7 +498,7 @@ def test_a_failing_backup_stops_the_delete(sources, tmp_path, prefect_server):
 
 
 def test_root_refusals_and_sqlite_reference_removal():
-    from directus_ops.database import sqlite_table_without_references
+    from directus_ops.database import sqlite_constraint_names, sqlite_table_without_references
     from directus_ops.delete import check_root
     from directus_ops.errors import ProjectError
 
@@ -510,6 +510,11 @@ def test_root_refusals_and_sqlite_reference_removal():
                  'CONSTRAINT `t_f_foreign` FOREIGN KEY (`f`) REFERENCES `directus_files` (`id`), f char(36))')
     assert sqlite_table_without_references(statement, {"directus_users", "directus_files"}, "t2") == (
         'CREATE TABLE "t2" (id integer primary key, u char(36)  NOT NULL, a int REFERENCES authors(id), f char(36))')
+    assert sqlite_constraint_names(statement) == {(("u",), "directus_users"): "t_u_fk",
+                                                  (("f",), "directus_files"): "t_f_foreign"}
+    tricky = 'CREATE TABLE "a(b" (x text DEFAULT \')\', y int CONSTRAINT "y,fk" REFERENCES "p(q)" (id), z int)'
+    assert sqlite_constraint_names(tricky) == {(("y",), "p(q)"): "y,fk"}
+    assert sqlite_table_without_references(tricky, {"p(q)"}) == 'CREATE TABLE "a(b" (x text DEFAULT \')\', y int , z int)'
 
 
 def test_postgresql_drop_is_one_transaction(sources, tmp_path, prefect_server):
