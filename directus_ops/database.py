@@ -284,11 +284,19 @@ def list_tables(conn: Connection) -> list[str]:
     return [r[0] for r in rows]
 
 
+def quote_table(conn: Connection, table: str) -> str:
+    """A table as ``list_tables`` names it, quoted for SQL: on PostgreSQL always ``schema.table``, quoted part
+    by part (a plain name is public's, also when DB_SEARCH_PATH puts another schema first)."""
+    if conn.dialect.name == "postgresql":
+        schema, name = table.split(".", 1) if "." in table else ("public", table)
+        return f"{_quote(conn, schema)}.{_quote(conn, name)}"
+    return _quote(conn, table)
+
+
 def count_rows(conn: Connection, tables: list[str] | None = None) -> dict[str, int]:
     counts = {}
     for table in tables if tables is not None else list_tables(conn):
-        qualified = ".".join(_quote(conn, part) for part in table.split(".", 1)) if "." in table and conn.dialect.name == "postgresql" else _quote(conn, table)
-        counts[table] = int(conn.execute(sa.text(f"SELECT count(*) FROM {qualified}")).scalar() or 0)
+        counts[table] = int(conn.execute(sa.text(f"SELECT count(*) FROM {quote_table(conn, table)}")).scalar() or 0)
     return counts
 
 
@@ -307,9 +315,16 @@ def migration_history(conn: Connection) -> list[str]:
 SYSTEM_PREFIX = "directus_"
 
 
-def is_system_table(name: str) -> bool:
-    """A Directus system table: compared in Python, because ``_`` is a wildcard in SQL's LIKE."""
-    return name.startswith(SYSTEM_PREFIX)
+def project_schema(settings: DatabaseSettings) -> str | None:
+    """The PostgreSQL schema holding the project's tables: DB_SEARCH_PATH's first schema, else public (None on
+    the other engines)."""
+    return (settings.search_path or "public") if settings.engine == "postgresql" else None
+
+
+def is_system_table(name: str, schema: str | None = None) -> bool:
+    """A Directus system table (of the project's PostgreSQL ``schema``; ``name`` as ``list_tables`` gives it,
+    ``schema.table`` outside public): compared in Python, because ``_`` is a wildcard in SQL's LIKE."""
+    return name.startswith(SYSTEM_PREFIX if schema in (None, "public") else f"{schema}.{SYSTEM_PREFIX}")
 
 
 @dataclass(frozen=True)
@@ -330,7 +345,14 @@ class ForeignKey:
 
 
 def foreign_keys(conn: Connection) -> list[ForeignKey]:
-    """Every foreign key of the tables in the default schema (where Directus keeps its tables)."""
+    """Every foreign key of the tables in the default schema (where Directus keeps its tables), the tables
+    named as ``list_tables`` names them (``schema.table`` for a PostgreSQL schema other than public)."""
+    default = conn.dialect.default_schema_name
+
+    def named(schema: str | None, table: str) -> str:
+        schema = schema or default
+        return f"{schema}.{table}" if conn.dialect.name == "postgresql" and schema != "public" else table
+
     found = []
     for (_, table), keys in sa.inspect(conn).get_multi_foreign_keys().items():
         names: dict[tuple[tuple[str, ...], str], str] = {}
@@ -339,35 +361,38 @@ def foreign_keys(conn: Connection) -> list[ForeignKey]:
                                {"t": table}).scalar()
             names = sqlite_constraint_names(sql or "")
         for key in keys:
-            if key.get("referred_schema") not in (None, conn.dialect.default_schema_name):
+            if key.get("referred_schema") not in (None, default):
                 continue
             columns = tuple(key["constrained_columns"])
             name = key.get("name") or names.get((tuple(c.lower() for c in columns), key["referred_table"].lower()))
             options = key.get("options") or {}
-            found.append(ForeignKey(table, name, columns, key["referred_table"], tuple(key["referred_columns"]),
-                                    options.get("ondelete"), options.get("onupdate")))
+            found.append(ForeignKey(named(None, table), name, columns, named(None, key["referred_table"]),
+                                    tuple(key["referred_columns"]), options.get("ondelete"), options.get("onupdate")))
     return sorted(found, key=lambda k: (k.table, k.name or "", k.columns))
 
 
-def scope_tables(tables: list[str], scope: str) -> list[str]:
-    """The tables a dump of ``scope`` covers: entire, system (``directus_*``) or project (the others)."""
+def scope_tables(tables: list[str], scope: str, schema: str | None = None) -> list[str]:
+    """The tables a dump of ``scope`` covers: entire, system (``directus_*`` of the project's ``schema``) or
+    project (the others)."""
     if scope == "entire":
         return list(tables)
     if scope == "system":
-        return [t for t in tables if is_system_table(t)]
+        return [t for t in tables if is_system_table(t, schema)]
     if scope == "project":
-        return [t for t in tables if not is_system_table(t)]
+        return [t for t in tables if not is_system_table(t, schema)]
     raise ConfigError(f"database scope {scope!r} is not one of: entire, system, project")
 
 
 # -- SQLite: dropping tables that others reference -------------------------------------------------------------
-def sqlite_drop_tables(conn: sqlite3.Connection, drop: list[str]) -> list[str]:
+def sqlite_drop_tables(conn: sqlite3.Connection, drop: list[str],
+                       before: Callable[[sqlite3.Connection], None] | None = None) -> list[str]:
     """Drop ``drop`` in one transaction. A SQLite foreign key cannot be dropped by ALTER TABLE, so each table
     that stays and references a dropped one is rebuilt without those references (the SQLite documentation's
     twelve-step procedure: new table, rows copied, old dropped, new renamed, indexes and triggers recreated,
     AUTOINCREMENT counter kept). Foreign key enforcement is off meanwhile (it cannot change inside a
     transaction) and put back as it was; ``PRAGMA foreign_key_check`` must find no new violation.
-    ``conn`` must be in autocommit mode (``isolation_level=None``). Returns the rebuilt tables."""
+    ``conn`` must be in autocommit mode (``isolation_level=None``). ``before`` runs first inside the write
+    transaction (a last check; raising rolls back, nothing changed). Returns the rebuilt tables."""
     assert conn.isolation_level is None, "sqlite_drop_tables controls its own transaction"
     dropped = {t.lower() for t in drop}
     enforced = bool(conn.execute("PRAGMA foreign_keys").fetchone()[0])
@@ -376,7 +401,9 @@ def sqlite_drop_tables(conn: sqlite3.Connection, drop: list[str]) -> list[str]:
     try:
         conn.execute("BEGIN IMMEDIATE")
         try:
-            before = _sqlite_violations(conn, dropped)
+            if before is not None:
+                before(conn)
+            violations = _sqlite_violations(conn, dropped)
             tables = [r[0] for r in conn.execute(
                 "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\'")]
             for table in tables:
@@ -390,7 +417,7 @@ def sqlite_drop_tables(conn: sqlite3.Connection, drop: list[str]) -> list[str]:
             for table in drop:
                 conn.execute(f"DROP TABLE {_sqlite_quote(table)}")
             after = _sqlite_violations(conn, dropped)
-            new = {k: v for k, v in after.items() if v > before.get(k, 0)}
+            new = {k: v for k, v in after.items() if v > violations.get(k, 0)}
             if new:
                 (table, parent), count = next(iter(new.items()))
                 raise DatabaseError(f"dropping the tables would break {count} rows of {table} referencing {parent}; "
@@ -469,26 +496,9 @@ def sqlite_table_without_references(sql: str, tables: set[str], new_name: str | 
     """A SQLite ``CREATE TABLE`` statement without its foreign keys to ``tables`` (lower-case names), both table
     constraints (``[CONSTRAINT n] FOREIGN KEY (..) REFERENCES t ...``) and column constraints
     (``[CONSTRAINT n] REFERENCES t ...``); named ``new_name`` if given. Everything else stays as written."""
-    tokens = [(m.lastgroup, m.group()) for m in _SQL_TOKEN.finditer(sql)]
+    tokens, start, end, definitions = _sqlite_split(sql)
+    assert start is not None and end is not None, "unbalanced CREATE TABLE statement"
     significant = [i for i, (kind, _) in enumerate(tokens) if kind != "space"]
-    start = next(i for i in significant if tokens[i][1] == "(")
-    depth, end = 0, None
-    for i in significant:
-        if i < start:
-            continue
-        depth += {"(": 1, ")": -1}.get(tokens[i][1], 0)
-        if depth == 0:
-            end = i
-            break
-    assert end is not None, "unbalanced CREATE TABLE statement"
-    definitions: list[list[tuple[str | None, str]]] = [[]]
-    depth = 0
-    for kind, text in tokens[start + 1:end]:
-        if text == "," and depth == 0:
-            definitions.append([])
-            continue
-        depth += {"(": 1, ")": -1}.get(text, 0) if kind == "other" else 0
-        definitions[-1].append((kind, text))
     kept = []
     for definition in definitions:
         words = [(i, t) for i, (k, t) in enumerate(definition) if k != "space"]
@@ -532,23 +542,35 @@ def sqlite_constraint_names(sql: str) -> dict[tuple[tuple[str, ...], str], str]:
     return names
 
 
-def _sqlite_definitions(sql: str) -> list[tuple[str | None, list[tuple[str | None, str]]]]:
-    """The column and constraint definitions of a CREATE TABLE, each with its column's name (None for a
-    table constraint)."""
+Token = tuple[str | None, str]  # (kind, text)
+
+
+def _sqlite_split(sql: str) -> tuple[list[Token], int | None, int | None, list[list[Token]]]:
+    """A CREATE TABLE's tokens, the index of the ``(`` opening its body and of the ``)`` closing it (None if
+    missing), and the body's definitions split at its top-level commas."""
     tokens = [(m.lastgroup, m.group()) for m in _SQL_TOKEN.finditer(sql)]
-    if not any(t == "(" for _, t in tokens):
-        return []
-    start = next(i for i, (_, t) in enumerate(tokens) if t == "(")
-    definitions: list[list[tuple[str | None, str]]] = [[]]
-    depth = 0
-    for kind, text in tokens[start + 1:]:
+    start = next((i for i, (kind, text) in enumerate(tokens) if kind == "other" and text == "("), None)
+    definitions: list[list[Token]] = [[]]
+    if start is None:
+        return tokens, None, None, []
+    depth, end = 0, None
+    for index in range(start + 1, len(tokens)):
+        kind, text = tokens[index]
         if kind == "other" and text == ")" and depth == 0:
+            end = index
             break
         if kind == "other" and text == "," and depth == 0:
             definitions.append([])
             continue
         depth += {"(": 1, ")": -1}.get(text, 0) if kind == "other" else 0
         definitions[-1].append((kind, text))
+    return tokens, start, end, definitions
+
+
+def _sqlite_definitions(sql: str) -> list[tuple[str | None, list[Token]]]:
+    """The column and constraint definitions of a CREATE TABLE, each with its column's name (None for a
+    table constraint)."""
+    _, _, _, definitions = _sqlite_split(sql)
     out = []
     for definition in definitions:
         significant = [(k, t) for k, t in definition if k != "space"]
@@ -720,7 +742,8 @@ def _consume_in_thread(stream: IO[bytes], consume: Callable[[IO[bytes]], None]) 
 
 
 def _pg_table_pattern(table: str) -> str:
-    """A ``pg_dump --table`` pattern matching exactly one table: inside double quotes nothing is a wildcard."""
+    """A ``pg_dump --table`` pattern matching exactly one table (named as ``list_tables`` does: a plain name is
+    in public, whatever the search path): inside double quotes nothing is a wildcard."""
     schema, name = table.split(".", 1) if "." in table else ("public", table)
     return ".".join('"' + part.replace('"', '""') + '"' for part in (schema, name))
 
@@ -952,11 +975,17 @@ def restore(settings: DatabaseSettings, dump_path: Path, dump_format: str,
         args = [pg_restore, "--no-owner", "--no-acl", "--exit-on-error", "--single-transaction", "--no-password",
                 f"--dbname={settings.database}"]
         with contextlib.ExitStack() as stack:
+            listing = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="directus-ops-"))) / "toc.list"
+            process.run([pg_restore, f"--file={listing}", "--list", str(dump_path)], quiet=True)
             if skip_foreign_keys:
-                listing = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="directus-ops-"))) / "toc.list"
-                _pg_restore_list_without(pg_restore, dump_path, listing, skip_foreign_keys)
+                _pg_restore_list_without(listing, dump_path.name, skip_foreign_keys)
                 args.append(f"--use-list={listing}")
-            process.run([*args, str(dump_path)], env=_pg_env(settings))
+            created = _pg_create_missing_schemas(settings, listing)
+            try:
+                process.run([*args, str(dump_path)], env=_pg_env(settings))
+            except BaseException:
+                _pg_drop_empty_schemas(settings, created)  # the restore was one transaction: back to as it was
+                raise
     elif dump_format == "mysql-sql":
         if settings.engine != "mysql":
             raise DatabaseError(f"this snapshot holds a MySQL/MariaDB dump; {settings.describe()} cannot take it (use `move` to change engines)")
@@ -986,10 +1015,39 @@ def restore(settings: DatabaseSettings, dump_path: Path, dump_format: str,
         raise DatabaseError(f"unknown dump format {dump_format!r} in the snapshot; upgrade directus-ops")
 
 
-def _pg_restore_list_without(pg_restore: str, dump_path: Path, listing: Path,
-                             skip: Sequence[tuple[str, str]]) -> None:
-    """The dump's table of contents minus the FK CONSTRAINT entries named in ``skip`` (``pg_restore -L``)."""
-    process.run([pg_restore, f"--file={listing}", "--list", str(dump_path)], quiet=True)
+def _pg_create_missing_schemas(settings: DatabaseSettings, listing: Path) -> list[str]:
+    """A table-scoped dump (``pg_dump --table``) holds no CREATE SCHEMA: create the schemas its tables are in
+    (outside public) that the target lacks, from the dump's table of contents. Returns those created."""
+    created_by_dump, needed = set(), set()
+    for line in listing.read_text().splitlines():
+        parts = line.split()  # "ID; TABLEOID OID TYPE SCHEMA NAME OWNER"
+        if line.startswith(";") or len(parts) < 6:
+            continue
+        if parts[3] == "SCHEMA":
+            created_by_dump.add(parts[5])
+        elif parts[3] == "TABLE" and parts[4] != "DATA":
+            needed.add(parts[4])
+    missing = sorted(needed - created_by_dump - {"public", "-"})
+    if not missing:
+        return []
+    created = []
+    with connect(settings, isolation_level="AUTOCOMMIT") as conn:
+        for schema in missing:
+            exists = conn.execute(sa.text("SELECT 1 FROM pg_namespace WHERE nspname = :s"), {"s": schema}).first()
+            if not exists:
+                conn.execute(sa.text(f"CREATE SCHEMA {_quote(conn, schema)}"))
+                created.append(schema)
+    return created
+
+
+def _pg_drop_empty_schemas(settings: DatabaseSettings, schemas: list[str]) -> None:
+    with contextlib.suppress(Exception), connect(settings, isolation_level="AUTOCOMMIT") as conn:
+        for schema in schemas:
+            conn.execute(sa.text(f"DROP SCHEMA IF EXISTS {_quote(conn, schema)} RESTRICT"))
+
+
+def _pg_restore_list_without(listing: Path, dump_name: str, skip: Sequence[tuple[str, str]]) -> None:
+    """The dump's table of contents (``listing``) minus the FK CONSTRAINT entries named in ``skip``."""
     names = set()
     for table, constraint in skip:
         schema, name = table.split(".", 1) if "." in table else ("public", table)
@@ -997,7 +1055,7 @@ def _pg_restore_list_without(pg_restore: str, dump_path: Path, listing: Path,
     lines = listing.read_text().splitlines(keepends=True)
     kept = [line for line in lines if line.startswith(";") or not any(n in line.rstrip("\n") + " " for n in names)]
     if len(lines) - len(kept) != len(names):
-        raise DatabaseError(f"the dump {dump_path.name} does not list the {len(names)} foreign keys its manifest says "
+        raise DatabaseError(f"the dump {dump_name} does not list the {len(names)} foreign keys its manifest says "
                             "to leave out; the snapshot's manifest and dump disagree")
     listing.write_text("".join(kept))
 

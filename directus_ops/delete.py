@@ -16,6 +16,8 @@ import json
 import logging
 import os
 import shutil
+import sqlite3
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -117,6 +119,10 @@ class DeletePlan:
     keep_paths: list[str] = field(default_factory=list)
     untouched: list[str] = field(default_factory=list)
     backups: list[str] = field(default_factory=list)
+    schema: str | None = None  # PostgreSQL: the schema of the project's tables (DB_SEARCH_PATH, else public)
+
+    def is_system(self, table: str) -> bool:
+        return db.is_system_table(table, self.schema)
 
     def lines(self) -> list[str]:
         rows = sum(self.row_counts.values())
@@ -148,23 +154,36 @@ class DeletePlan:
 
 
 def plan_delete(project: Project, keep_root: bool = False, backups: list[str] | None = None) -> DeletePlan:
+    schema = db.project_schema(project.database)
+
+    def is_system(table: str) -> bool:
+        return db.is_system_table(table, schema)
+
     with db.connect(project.database) as conn:
         tables = db.list_tables(conn)
-        system = [t for t in tables if db.is_system_table(t)]
-        own = [t for t in tables if not db.is_system_table(t)]
+        system = [t for t in tables if is_system(t)]
+        if not system:
+            # Nothing to drop in a Directus project's database means the wrong database or schema: removing the
+            # root (and its config) then would leave every system table behind with nothing pointing at it.
+            where = f"schema {schema} of {project.database.describe()}" if schema else project.database.describe()
+            fix = {"postgresql": "is DB_SEARCH_PATH right?", "mysql": "is DB_DATABASE right?",
+                   "sqlite": "is DB_FILENAME right?"}[project.database.engine]
+            raise ConfigError(f"no directus_* tables found in {where}: {fix} Point the config at the project's "
+                              "database; nothing was changed")
+        own = [t for t in tables if not is_system(t)]
         keys = db.foreign_keys(conn)
         counts = db.count_rows(conn, own)
-        kept_keys = [k for k in keys if not db.is_system_table(k.table) and not db.is_system_table(k.referred_table)]
+        kept_keys = [k for k in keys if not is_system(k.table) and not is_system(k.referred_table)]
         joins = {k.describe(): _join_count(conn, k) for k in kept_keys}
     delete_paths, keep_paths, untouched = _paths(project, keep_root)
     return DeletePlan(
         project_dir=str(project.root), config_path=str(project.config_path), project_name=project.name,
         database=project.database.describe(), engine=project.database.engine, system_tables=system,
         project_tables=own, row_counts=counts,
-        project_to_system=[k for k in keys if not db.is_system_table(k.table) and db.is_system_table(k.referred_table)],
-        between_system=[k for k in keys if db.is_system_table(k.table)],
+        project_to_system=[k for k in keys if not is_system(k.table) and is_system(k.referred_table)],
+        between_system=[k for k in keys if is_system(k.table)],
         between_project=kept_keys, join_counts=joins, delete_root=not keep_root, delete_paths=delete_paths,
-        keep_paths=keep_paths, untouched=untouched, backups=backups or [])
+        keep_paths=keep_paths, untouched=untouched, backups=backups or [], schema=schema)
 
 
 def describe_backups(project: Project, repo: str | None, backup_database: str, backup_files: bool,
@@ -187,8 +206,8 @@ def describe_backups(project: Project, repo: str | None, backup_database: str, b
 def _join_count(conn: Connection, key: ForeignKey) -> int:
     quote = conn.dialect.identifier_preparer.quote
     on = " AND ".join(f"c.{quote(a)} = p.{quote(b)}" for a, b in zip(key.columns, key.referred_columns))
-    return int(conn.execute(sa.text(f"SELECT count(*) FROM {quote(key.table)} c JOIN {quote(key.referred_table)} p "
-                                    f"ON {on}")).scalar() or 0)
+    return int(conn.execute(sa.text(f"SELECT count(*) FROM {db.quote_table(conn, key.table)} c "
+                                    f"JOIN {db.quote_table(conn, key.referred_table)} p ON {on}")).scalar() or 0)
 
 
 def _database_files(project: Project) -> list[Path]:
@@ -240,18 +259,23 @@ class DropResult:
     rebuilt_tables: list[str]  # SQLite: rebuilt without their references to system tables
 
 
-def drop_system_tables(settings: DatabaseSettings, plan: DeletePlan) -> DropResult:
-    """Drop the plan's foreign keys and system tables, per engine; the plan must still match the database."""
+def drop_system_tables(settings: DatabaseSettings, plan: DeletePlan, backup_counts: dict[str, int] | None = None,
+                       backup_scope: str = "entire") -> DropResult:
+    """Drop the plan's foreign keys and system tables, per engine; the plan must still match the database, and
+    the tables the backup holds (``backup_counts``: the snapshot manifest's row counts, of a ``backup_scope``
+    dump) must still hold as many rows as it has: else a running Directus wrote meanwhile, and rows would be
+    dropped that no backup has. Without a backup the project tables' counts must still be the plan's."""
     keys = [k.describe() for k in plan.project_to_system]
+    expected = _Expected(plan, backup_counts, backup_scope)
     try:
         if settings.engine == "postgresql":
-            _drop_postgresql(settings, plan)
+            _drop_postgresql(settings, plan, expected)
             rebuilt: list[str] = []
         elif settings.engine == "mysql":
-            _drop_mysql(settings, plan)
+            _drop_mysql(settings, plan, expected)
             rebuilt = []
         else:
-            rebuilt = _drop_sqlite(settings, plan)
+            rebuilt = _drop_sqlite(settings, plan, expected)
     except sa.exc.DBAPIError as exc:
         reason = redact(str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc))
         changed = ("the foreign keys from project tables to system tables were dropped already"
@@ -264,31 +288,78 @@ def drop_system_tables(settings: DatabaseSettings, plan: DeletePlan) -> DropResu
 
 def _check_unchanged(conn: Connection, plan: DeletePlan) -> None:
     """The database still is what the plan describes (a running Directus could have added a table)."""
-    system = [t for t in db.list_tables(conn) if db.is_system_table(t)]
-    keys = [k for k in db.foreign_keys(conn) if not db.is_system_table(k.table) and db.is_system_table(k.referred_table)]
+    system = [t for t in db.list_tables(conn) if plan.is_system(t)]
+    keys = [k for k in db.foreign_keys(conn) if not plan.is_system(k.table) and plan.is_system(k.referred_table)]
     if system != plan.system_tables or keys != plan.project_to_system:
         raise DatabaseError(f"{plan.database} changed since the delete was planned (system tables or their foreign "
                             "keys differ); nothing was changed: stop Directus and run the delete again")
 
 
-def _drop_postgresql(settings: DatabaseSettings, plan: DeletePlan) -> None:
+@dataclass
+class _Expected:
+    """The row counts the drop must still find: the backup's (the rows it holds) and the plan's."""
+
+    plan: DeletePlan
+    backup_counts: dict[str, int] | None
+    backup_scope: str
+
+    def check(self, tables: list[str], count: Callable[[list[str]], dict[str, int]]) -> None:
+        """Raise if the database (``tables`` now, ``count`` reading row counts) differs; nothing dropped yet."""
+        present = set(tables)
+        if self.backup_counts is not None:
+            in_scope = [t for t in self.plan.system_tables if self.backup_scope in ("entire", "system")]
+            missing = [t for t in in_scope if t not in self.backup_counts]
+            if missing:
+                self._refuse("since the backup", f"table {missing[0]} is not in the snapshot")
+            backed_up = [t for t in self.backup_counts if t in present]
+            gone = [t for t in self.backup_counts if t not in present]
+            if gone:
+                self._refuse("since the backup", f"table {gone[0]}: gone, the snapshot has "
+                                                 f"{self.backup_counts[gone[0]]} rows")
+            self._compare(count(backed_up), self.backup_counts, "since the backup", "the snapshot has")
+        planned = [t for t in self.plan.project_tables if t in present]
+        if len(planned) < len(self.plan.project_tables):
+            gone = next(t for t in self.plan.project_tables if t not in present)
+            self._refuse("since the delete was planned", f"table {gone}: gone, the plan counted "
+                                                         f"{self.plan.row_counts.get(gone)} rows")
+        self._compare(count(planned), self.plan.row_counts, "since the delete was planned", "the plan counted")
+
+    def _compare(self, now: dict[str, int], then: dict[str, int], since: str, source: str) -> None:
+        for table, rows in now.items():
+            if rows != then.get(table):
+                self._refuse(since, f"table {table}: {rows} rows, {source} {then.get(table)}")
+
+    def _refuse(self, since: str, detail: str) -> None:
+        raise DatabaseError(f"{self.plan.database} changed {since} ({detail}): stop Directus and run again; "
+                            "nothing was dropped")
+
+
+def _drop_postgresql(settings: DatabaseSettings, plan: DeletePlan, expected: _Expected) -> None:
     with db.connect(settings) as conn:
         quote = conn.dialect.identifier_preparer.quote
+        tables = ", ".join(db.quote_table(conn, t) for t in plan.system_tables)  # schema.table quoted part by part
         with conn.begin():  # one transaction: all of it or nothing
             conn.execute(sa.text("SET LOCAL lock_timeout = '30s'"))  # a busy app makes it fail, not hang
+            if plan.system_tables:
+                # Nobody writes to them from here on: the counts compared below are the rows the drop removes.
+                conn.execute(sa.text(f"LOCK TABLE {tables} IN ACCESS EXCLUSIVE MODE"))
             _check_unchanged(conn, plan)
+            expected.check(db.list_tables(conn), lambda names: db.count_rows(conn, names))
             for key in plan.project_to_system:
-                conn.execute(sa.text(f"ALTER TABLE {quote(key.table)} DROP CONSTRAINT {quote(key.name or '')}"))
+                conn.execute(sa.text(f"ALTER TABLE {db.quote_table(conn, key.table)} "
+                                     f"DROP CONSTRAINT {quote(key.name or '')}"))
             if plan.system_tables:
                 # No CASCADE: anything else depending on a system table (a view) stops the drop instead of vanishing.
-                conn.execute(sa.text("DROP TABLE " + ", ".join(quote(t) for t in plan.system_tables)))
+                conn.execute(sa.text(f"DROP TABLE {tables}"))
             _check_counts(conn, plan)  # still inside the transaction: a difference rolls everything back
 
 
-def _drop_mysql(settings: DatabaseSettings, plan: DeletePlan) -> None:
+def _drop_mysql(settings: DatabaseSettings, plan: DeletePlan, expected: _Expected) -> None:
     with db.connect(settings, isolation_level="AUTOCOMMIT") as conn:
         quote = conn.dialect.identifier_preparer.quote
         _check_unchanged(conn, plan)
+        # Right before the first DDL (each commits at once; MySQL cannot hold a lock across them).
+        expected.check(db.list_tables(conn), lambda names: db.count_rows(conn, names))
         by_table: dict[str, list[str]] = {}
         for key in plan.project_to_system:
             by_table.setdefault(key.table, []).append(key.name or "")
@@ -305,11 +376,19 @@ def _drop_mysql(settings: DatabaseSettings, plan: DeletePlan) -> None:
             conn.execute(sa.text(f"SET SESSION foreign_key_checks = {previous}"))
 
 
-def _drop_sqlite(settings: DatabaseSettings, plan: DeletePlan) -> list[str]:
+def _drop_sqlite(settings: DatabaseSettings, plan: DeletePlan, expected: _Expected) -> list[str]:
     with db.connect(settings, isolation_level="AUTOCOMMIT") as conn:
         _check_unchanged(conn, plan)
         raw = conn.connection.driver_connection
-        rebuilt = db.sqlite_drop_tables(raw, plan.system_tables)  # type: ignore[arg-type]
+
+        def check(locked: sqlite3.Connection) -> None:  # inside the drop's write transaction: nobody writes meanwhile
+            tables = [r[0] for r in locked.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite\\_%' ESCAPE '\\'")]
+            expected.check(tables, lambda names: {
+                t: int(locked.execute(f'SELECT count(*) FROM "{t.replace(chr(34), chr(34) * 2)}"').fetchone()[0])
+                for t in names})
+
+        rebuilt = db.sqlite_drop_tables(raw, plan.system_tables, before=check)  # type: ignore[arg-type]
         raw.execute("VACUUM")  # the dropped tables' pages (password hashes, tokens) are erased from the file
     return rebuilt
 
@@ -337,7 +416,7 @@ def verify_deleted(settings: DatabaseSettings, plan: DeletePlan) -> Verification
     problems: list[str] = []
     with db.connect(settings) as conn:
         tables = db.list_tables(conn)
-        left = [t for t in tables if db.is_system_table(t)]
+        left = [t for t in tables if plan.is_system(t)]
         if left:
             problems.append(f"{len(left)} system tables are still there (first: {left[0]})")
         missing = [t for t in plan.project_tables if t not in tables]
@@ -347,12 +426,11 @@ def verify_deleted(settings: DatabaseSettings, plan: DeletePlan) -> Verification
         counts = db.count_rows(conn, present)
         problems += [f"table {t} has {counts[t]} rows, {plan.row_counts[t]} before" for t in present
                      if counts[t] != plan.row_counts[t]]
-        quote = conn.dialect.identifier_preparer.quote
         for table in present:
-            conn.execute(sa.text(f"SELECT * FROM {quote(table)}")).first()  # every column readable
+            conn.execute(sa.text(f"SELECT * FROM {db.quote_table(conn, table)}")).first()  # every column readable
         keys = db.foreign_keys(conn)
         problems += [f"foreign key {k.describe()} still points at a system table" for k in keys
-                     if db.is_system_table(k.referred_table)]
+                     if plan.is_system(k.referred_table)]
         now = {(k.table, k.columns, k.referred_table, k.referred_columns) for k in keys}
         for key in plan.between_project:
             if (key.table, key.columns, key.referred_table, key.referred_columns) not in now:

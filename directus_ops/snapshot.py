@@ -132,7 +132,7 @@ def scoped_tables(project: Project, scope: str) -> tuple[list[str] | None, list[
         return None, []
     with db.connect(project.database) as conn:
         all_tables = db.list_tables(conn)
-        tables = db.scope_tables(all_tables, scope)
+        tables = db.scope_tables(all_tables, scope, db.project_schema(project.database))
         keys = db.foreign_keys(conn) if project.database.engine != "sqlite" else []
     if not tables:
         raise ConfigError(f"{project.database.describe()} has no {scope} tables: a {scope}-only backup would hold "

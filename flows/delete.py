@@ -12,7 +12,7 @@ from prefect import flow, get_run_logger
 from directus_ops import snapshot
 from directus_ops import project_lock
 from directus_ops.delete import backups_requested
-from tasks.database import drop_system_tables_task, verify_deleted_task
+from tasks.database import backed_up_row_counts_task, drop_system_tables_task, verify_deleted_task
 from tasks.project import check_delete_task, delete_root_task, plan_delete_task
 from tasks.repository import repository_location
 from tasks.verify import verify_snapshot_content_task
@@ -50,6 +50,7 @@ def delete_project(
                 [("Plan", "<br>".join(plan.lines()))], notes=["Nothing was changed."])
         return {"dry_run": True, "plan": plan.lines()}
     snapshot_id = None
+    backed_up = None
     if backups_requested(backup_database, backup_files, backup_extensions):
         assert repo is not None  # check_delete refused a backup without a repository
         repo_options = {"repo_endpoint": repo_endpoint, "repo_region": repo_region,
@@ -61,8 +62,10 @@ def delete_project(
         location = repository_location(repo, repo_endpoint, repo_region, repo_secret_block, passphrase_secret_block)
         verify_snapshot_content_task(location, snapshot_id, workers)
         logger.info("snapshot %s verified (every object re-read)", snapshot_id)
+        backed_up = backed_up_row_counts_task(location, snapshot_id)
     plan = plan_delete_task(plan.project_dir, config_path, keep_root, plan.backups)
-    dropped = drop_system_tables_task(plan)
+    # The drop compares the tables with the snapshot's row counts first: rows written since the backup refuse it.
+    dropped = drop_system_tables_task(plan, backed_up)
     # Checked before the root goes: if anything is off, the directory stays for a look (and the restore).
     verification = verify_deleted_task(plan)
     removed = delete_root_task(plan) if not keep_root else []

@@ -30,11 +30,21 @@ def restore_database_task(repo: RepositoryLocation, snapshot_id: str, target: sn
     return snapshot.restore_database(*_opened(repo, snapshot_id), target, replace, Path(staging_dir))
 
 
+@task(name="backed-up-row-counts", cache_policy=NO_CACHE, retries=len(RETRY_DELAYS), retry_delay_seconds=RETRY_DELAYS,
+      retry_condition_fn=is_transient)
+def backed_up_row_counts_task(repo: RepositoryLocation, snapshot_id: str) -> tuple[dict[str, int], str] | None:
+    """The snapshot's row counts and database scope (None: it holds no database)."""
+    info = Repository.open(repo).load_header(snapshot_id).database
+    return (dict(info.row_counts), info.scope) if info else None
+
+
 @task(name="drop-system-tables", cache_policy=NO_CACHE)
-def drop_system_tables_task(plan: delete.DeletePlan) -> delete.DropResult:
+def drop_system_tables_task(plan: delete.DeletePlan,
+                            backed_up: tuple[dict[str, int], str] | None = None) -> delete.DropResult:
     # Not retried: a drop that failed half-way (MySQL commits each DDL) is looked at, not repeated blindly.
     project = load_project(plan.project_dir, plan.config_path)
-    return delete.drop_system_tables(project.database, plan)
+    counts, scope = backed_up if backed_up else (None, "entire")
+    return delete.drop_system_tables(project.database, plan, counts, scope)
 
 
 @task(name="verify-deleted", cache_policy=NO_CACHE, retries=len(RETRY_DELAYS), retry_delay_seconds=RETRY_DELAYS,

@@ -498,7 +498,7 @@ def test_a_failing_backup_stops_the_delete(sources, tmp_path, prefect_server):
 
 
 def test_root_refusals_and_sqlite_reference_removal():
-    from directus_ops.database import sqlite_table_without_references
+    from directus_ops.database import sqlite_constraint_names, sqlite_table_without_references
     from directus_ops.delete import check_root
     from directus_ops.errors import ProjectError
 
@@ -510,6 +510,11 @@ def test_root_refusals_and_sqlite_reference_removal():
                  'CONSTRAINT `t_f_foreign` FOREIGN KEY (`f`) REFERENCES `directus_files` (`id`), f char(36))')
     assert sqlite_table_without_references(statement, {"directus_users", "directus_files"}, "t2") == (
         'CREATE TABLE "t2" (id integer primary key, u char(36)  NOT NULL, a int REFERENCES authors(id), f char(36))')
+    assert sqlite_constraint_names(statement) == {(("u",), "directus_users"): "t_u_fk",
+                                                  (("f",), "directus_files"): "t_f_foreign"}
+    tricky = 'CREATE TABLE "a(b" (x text DEFAULT \')\', y int CONSTRAINT "y,fk" REFERENCES "p(q)" (id), z int)'
+    assert sqlite_constraint_names(tricky) == {(("y",), "p(q)"): "y,fk"}
+    assert sqlite_table_without_references(tricky, {"p(q)"}) == 'CREATE TABLE "a(b" (x text DEFAULT \')\', y int , z int)'
 
 
 def test_postgresql_drop_is_one_transaction(sources, tmp_path, prefect_server):
@@ -528,3 +533,113 @@ def test_postgresql_drop_is_one_transaction(sources, tmp_path, prefect_server):
         delete_project(project_dir=str(copy.dir), confirm="project", backup_database="none")
     assert state(copy) == before
     assert foreign_keys(copy.settings) == keys
+
+
+@pytest.mark.parametrize("engine", ["pg", "mysql", "sqlite3"])
+def test_rows_written_after_the_backup_refuse_the_drop(engine, sources, tmp_path, prefect_server):
+    """A Directus still running logs activity after the dump: those rows are in no backup, so the drop is refused
+    (the plain steps of the flow in order: backup, plan, a row written, drop) and nothing is dropped."""
+    from directus_ops.delete import check_delete, drop_system_tables, plan_delete
+    from directus_ops.errors import DatabaseError
+
+    copy = sources.copy(engine, tmp_path / "copy")
+    repo = tmp_path / "repo"
+    snapshot_id = backup_scoped(copy.dir, repo, "system")
+    backed_up = manifest_of(repo, snapshot_id)["database"]
+    assert backed_up["scope"] == "system" and "directus_activity" in backed_up["row_counts"]
+    project = check_delete(str(copy.dir), None, "project", str(repo), "system")
+    plan = plan_delete(project)
+    with connected(copy.settings) as conn, conn.begin():
+        conn.execute(sa.text("INSERT INTO directus_activity (action, collection, item) VALUES ('login', "
+                             "'directus_users', 'x')"))
+    before = state(copy)
+    activity = backed_up["row_counts"]["directus_activity"]
+    with pytest.raises(DatabaseError, match=rf"changed since the backup \(table directus_activity: {activity + 1} "
+                                            rf"rows, the snapshot has {activity}\): stop Directus and run again"):
+        drop_system_tables(project.database, plan, backed_up["row_counts"], backed_up["scope"])
+    assert state(copy) == before
+    assert "directus_activity" in system_tables(copy.settings)
+
+
+# -- PostgreSQL: a project whose tables live in another schema (DB_SEARCH_PATH) -------------------------------------
+SCHEMA_SQL = """
+CREATE SCHEMA app;
+CREATE TABLE app.directus_users (id uuid PRIMARY KEY, email varchar(255));
+CREATE TABLE app.directus_files (id uuid PRIMARY KEY, filename_disk varchar(255),
+                                 uploaded_by uuid REFERENCES app.directus_users (id));
+CREATE TABLE app.directus_activity (id serial PRIMARY KEY, action varchar(45), "user" uuid REFERENCES app.directus_users (id));
+CREATE TABLE app.authors (id serial PRIMARY KEY, name text);
+CREATE TABLE app.articles (id serial PRIMARY KEY, title text, author integer REFERENCES app.authors (id),
+                           editor uuid CONSTRAINT articles_editor_foreign REFERENCES app.directus_users (id),
+                           cover uuid CONSTRAINT articles_cover_foreign REFERENCES app.directus_files (id));
+INSERT INTO app.directus_users VALUES ('6f1c1b5e-0000-4000-8000-000000000001', 'ada@example.com');
+INSERT INTO app.directus_files VALUES ('6f1c1b5e-0000-4000-8000-0000000000f1', 'cover.jpg',
+                                       '6f1c1b5e-0000-4000-8000-000000000001');
+INSERT INTO app.directus_activity (action, "user") VALUES ('login', '6f1c1b5e-0000-4000-8000-000000000001'),
+                                                           ('create', '6f1c1b5e-0000-4000-8000-000000000001');
+INSERT INTO app.authors (name) VALUES ('Ada'), ('Grace');
+INSERT INTO app.articles (title, author, editor, cover) VALUES
+    ('One', 1, '6f1c1b5e-0000-4000-8000-000000000001', '6f1c1b5e-0000-4000-8000-0000000000f1'),
+    ('Two', 2, NULL, NULL), ('Three', 1, '6f1c1b5e-0000-4000-8000-000000000001', NULL);
+"""
+
+
+def schema_state(database: Database) -> dict[str, list[tuple]]:
+    """Every table of every schema, with all its rows, and every foreign key: as psql would show them."""
+    with psycopg.connect(f"postgresql://postgres@127.0.0.1:5432/{database.name}") as conn:
+        tables = [f"{s}.{t}" for s, t in conn.execute(
+            "SELECT table_schema, table_name FROM information_schema.tables WHERE table_schema NOT IN "
+            "('pg_catalog', 'information_schema') ORDER BY 1, 2")]
+        found = {t: sorted(conn.execute(f'SELECT * FROM {t}').fetchall(), key=repr) for t in tables}
+        found["foreign keys"] = sorted(conn.execute(
+            "SELECT conrelid::regclass::text, conname, confrelid::regclass::text FROM pg_constraint "
+            "WHERE contype = 'f'").fetchall())
+    return found
+
+
+def test_postgresql_project_outside_public(databases, tmp_path, cli_env_no_server, prefect_server):
+    """DB_SEARCH_PATH=app: exactly app's directus_* tables are dropped (and backed up), app's project tables and
+    a directus_* table of another schema are kept; with the search path wrong, nothing is found and the delete
+    is refused instead of removing the root."""
+    from flows.delete import delete_project
+
+    database = databases.create("pg")
+    with psycopg.connect(database.url, autocommit=True) as conn:
+        conn.execute(SCHEMA_SQL)
+    project_dir = tmp_path / "project"
+    project_dir.mkdir()
+    (project_dir / "package.json").write_text(json.dumps({"dependencies": {"directus": "10.13.4"}}))
+    env = {**database.env(), "KEY": "k", "SECRET": "s"}
+    write_env(project_dir / ".env", env)  # no DB_SEARCH_PATH: Directus would look in public
+    before = schema_state(database), tree_digest(project_dir)
+    done = run_cli(cli_env_no_server, "delete", str(project_dir), "--confirm", "project", "--backup-database", "none")
+    assert_one_line_error(done, 2, f'no directus_* tables found in schema public of PostgreSQL database "{database.name}"',
+                          "is DB_SEARCH_PATH right?")
+    assert (schema_state(database), tree_digest(project_dir)) == before
+
+    with psycopg.connect(database.url, autocommit=True) as conn:  # another project's table, not this one's
+        conn.execute("CREATE TABLE public.directus_settings (id serial PRIMARY KEY, project_name text)")
+        conn.execute("INSERT INTO public.directus_settings (project_name) VALUES ('other')")
+    write_env(project_dir / ".env", {**env, "DB_SEARCH_PATH": "app"})
+    before = schema_state(database)
+    repo = tmp_path / "repo"
+    result = delete_project(project_dir=str(project_dir), confirm="project", repo=str(repo), backup_database="system")
+
+    assert sorted(result["dropped_tables"]) == ["app.directus_activity", "app.directus_files", "app.directus_users"]
+    after = schema_state(database)
+    kept = ["app.articles", "app.authors", "public.directus_settings"]
+    assert sorted(t for t in after if t != "foreign keys") == kept
+    assert {t: after[t] for t in kept} == {t: before[t] for t in kept}
+    # With search_path=app, regclass names app's tables plainly; here (admin, search_path public) app.x.
+    assert after["foreign keys"] == [("app.articles", "articles_author_fkey", "app.authors")]
+    assert not project_dir.exists()
+    backed_up = manifest_of(repo, result["snapshot"])["database"]
+    assert backed_up["row_counts"] == {"app.directus_activity": 2, "app.directus_files": 1, "app.directus_users": 1}
+    # pg_dump --table writes no CREATE SCHEMA: the restore makes app, and the system-only dump goes into it.
+    target = databases.create("pg")
+    restore_into(repo, result["snapshot"], tmp_path / "restored", target)
+    restored = schema_state(target)
+    system = ["app.directus_activity", "app.directus_files", "app.directus_users"]
+    assert sorted(t for t in restored if t != "foreign keys") == system
+    assert {t: restored[t] for t in system} == {t: before[t] for t in system}
+    assert restored["foreign keys"] == [k for k in before["foreign keys"] if k[0] in system]
