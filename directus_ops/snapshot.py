@@ -370,7 +370,7 @@ def save_snapshot(project: Project, repo: Repository, snapshot_id: str, started:
                   location_parts: list[PartResult], files_part: PartResult, encrypt: bool = False) -> SnapshotSummary:
     """The last step of a backup: the manifest, written once every object it names is stored and flushed."""
     manifest = assemble_manifest(project, snapshot_id, started, database_part, location_parts, files_part, encrypt)
-    unconfirmed = [e for p in (database_part, *location_parts, files_part) if not p.confirmed
+    unconfirmed = [e for p in (database_part, *location_parts, files_part) if p is not None and not p.confirmed
                    for e in read_entries(p.entries_path)]
     check_complete(repo, manifest, unconfirmed)
     repo.flush()
