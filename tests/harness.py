@@ -211,6 +211,18 @@ def moto_server() -> Iterator[S3]:
         proc.wait(10)
 
 
+def free_project_slot(project_dir: Path) -> None:
+    """Free the slot a SIGKILLed flow run held in its project's Prefect concurrency limit. A real server's
+    lease repossessor does that within a minute; the test server (prefect_test_harness) runs without it, so a
+    test that kills a run does it here, as the repossessor would."""
+    from prefect.client.orchestration import get_client
+
+    from directus_ops.project_lock import limit_name, project_key
+
+    with get_client(sync_client=True) as client, contextlib.suppress(Exception):  # no limit yet: nothing held
+        client.delete_global_concurrency_limit_by_name(limit_name(project_key(project_dir)))
+
+
 # -- projects ------------------------------------------------------------------------------------------------------
 MARKER_EXTENSION = {
     "package.json": json.dumps({"name": "directus-extension-marker", "version": "1.0.0", "type": "module",

@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from harness import S3_REGION, moto_server, rows, small_project
+from harness import S3_REGION, free_project_slot, moto_server, rows, small_project
 
 from directus_ops import verify
 from directus_ops.database import DatabaseSettings
@@ -63,6 +63,7 @@ def test_a_backup_killed_anywhere_leaves_no_snapshot_and_no_damage(point, backen
     killed = subprocess.run([sys.executable, "-c", BACKUP, str(project), url, endpoint, region],
                             env={**cli_env, "DIRECTUS_OPS_TEST_KILL_AT": point}, capture_output=True, timeout=300)
     assert killed.returncode == -signal.SIGKILL, killed.stderr.decode()[-2000:]
+    free_project_slot(project)
 
     repo = Repository.open(location)
     assert repo.snapshot_ids() == [first]  # no half snapshot is listed

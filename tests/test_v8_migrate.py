@@ -28,7 +28,7 @@ from directus_ops.database import DatabaseSettings, restore
 from directus_ops.directus_api import DirectusApiError, DirectusClient
 from directus_ops.v8 import mapping
 from directus_ops.v8.source import read_v8
-from harness import S3_REGION, Databases, TestProject, link_directus, make_project, write_env
+from harness import S3_REGION, Databases, TestProject, free_project_slot, link_directus, make_project, write_env
 
 pytestmark = pytest.mark.directus
 
@@ -318,6 +318,7 @@ def test_a_killed_run_completes_when_run_again_from_s3(tmp_path: Path, directus:
     for point, partial in (("v8-file-copied:2", "files"), ("v8-items-batch:3", "items")):
         killed = run_cli(*args, env={**env, "DIRECTUS_OPS_TEST_KILL_AT": point})
         assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
+        free_project_slot(project.dir)
         if partial == "files":
             assert len(storage_listing(project)) == 2 and not pg_rows(project, "SELECT 1 FROM pg_tables WHERE tablename = 'articles'")
         else:
