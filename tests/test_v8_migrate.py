@@ -8,9 +8,9 @@ temporary password), sequences. A second run changes nothing. Bad input fails wi
 from __future__ import annotations
 
 import hashlib
-import signal
 import json
 import os
+import signal
 import subprocess
 import tarfile
 from collections.abc import Iterator
@@ -18,26 +18,27 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-import httpx
 import psycopg
 import pymysql
 import pytest
+from harness import S3_REGION, Databases, TestProject, free_project_slot, link_directus, make_project, write_env
+from v8_checks import (
+    COLLECTIONS,
+    FIXTURES,
+    SYSTEM_TABLES,
+    TEMP_PASSWORD,
+    check_report_counts,
+    check_through_api,
+    v8_query,
+)
 
-from conftest import SHARED
 from directus_ops.database import DatabaseSettings, restore
-from directus_ops.directus_api import DirectusApiError, DirectusClient
 from directus_ops.v8 import mapping
 from directus_ops.v8.source import read_v8
-from harness import S3_REGION, Databases, TestProject, free_project_slot, link_directus, make_project, write_env
 
 pytestmark = pytest.mark.directus
 
-FIXTURES = SHARED / "fixtures" / "v8"
-COLLECTIONS = ["articles", "articles_tags", "articles_files", "article_translations", "authors", "tags", "site_settings"]
-TEMP_PASSWORD = "Temporary-pass-42!"
 CLI = Path(__file__).parent.parent / ".venv" / "bin" / "directus-ops"
-SYSTEM_TABLES = ["directus_users", "directus_roles", "directus_files", "directus_folders", "directus_permissions",
-                 "directus_collections", "directus_fields", "directus_relations"]
 
 
 # -- fixtures ----------------------------------------------------------------------------------------------------
@@ -101,35 +102,6 @@ def migrated(target: TestProject, v8_url: str, uploads: Path, server_env: dict[s
     return {"stdout": result.stdout, "report": report}
 
 
-# -- the v8 side, read straight from MariaDB (not through the code under test) ---------------------------------
-def v8_query(url: str, sql: str) -> list[tuple]:
-    settings = DatabaseSettings.from_url(url)
-    conn = pymysql.connect(host="127.0.0.1", user="root", database=settings.database)
-    with conn, conn.cursor() as cur:
-        cur.execute(sql)
-        return list(cur.fetchall())
-
-
-def v8_articles(url: str) -> dict[int, dict[str, Any]]:
-    """Each article with its relations by natural key, as v8 holds them."""
-    articles = {}
-    for (ident, title, cover, creator, author, created_on) in v8_query(url, """
-            SELECT a.id, a.title, f.filename_download, u.email, au.name, a.created_on FROM articles a
-            LEFT JOIN directus_files f ON f.id = a.cover LEFT JOIN directus_users u ON u.id = a.created_by
-            LEFT JOIN authors au ON au.id = a.author ORDER BY a.id"""):
-        articles[ident] = {"title": title, "cover": cover, "created_by": creator, "author": author,
-                           "created_on": created_on.replace(tzinfo=timezone.utc), "tags": [], "gallery": [],
-                           "translations": []}
-    for article, name in v8_query(url, "SELECT j.articles_id, t.name FROM articles_tags j JOIN tags t ON t.id = j.tags_id ORDER BY j.id"):
-        articles[article]["tags"].append(name)
-    for article, name in v8_query(url, "SELECT j.articles_id, f.filename_download FROM articles_files j "
-                                       "JOIN directus_files f ON f.id = j.directus_files_id ORDER BY j.id"):
-        articles[article]["gallery"].append(name)
-    for article, language, headline in v8_query(url, "SELECT article, language, headline FROM article_translations ORDER BY id"):
-        articles[article]["translations"].append((language, headline))
-    return articles
-
-
 def pg_digest(project: TestProject, tables: list[str]) -> dict[str, tuple[int, str]]:
     """Row count and a digest of every row of each table that exists."""
     out = {}
@@ -160,14 +132,8 @@ def latest_artifact(key: str) -> str:
 # -- the migrated project, through Directus --------------------------------------------------------------------
 def test_migrated_project_reads_back_through_the_api(migrated: dict[str, Any], target: TestProject, v8_url: str,
                                                      uploads: Path) -> None:
-    expected = v8_articles(v8_url)
-    v8_counts = {c: v8_query(v8_url, f"SELECT count(*) FROM `{c}`")[0][0] for c in COLLECTIONS}
     report = migrated["report"]
-    made = {"languages": 3}  # from the translation field's options (v8 had no languages table)
-    assert {c: s["read"] for c, s in report["items"]["collections"].items()} == v8_counts | made
-    assert {c: s["written"] for c, s in report["items"]["collections"].items()} == v8_counts | made
-    assert report["people"]["users_needing_password"] == []  # every created user got the temporary password
-    assert report["people"]["users_merged"] == ["admin@example.com"]  # the target's admin is the v8 admin
+    check_report_counts(report, v8_url)
     markdown = latest_artifact("v8-migrate-project")  # the run's report in Prefect
     references = v8_query(v8_url, "SELECT count(created_by) + count(modified_by) + count(author) + count(cover) FROM articles")[0][0]
     assert f"| `articles` | read 9, written 9, references {references}, dangling 0 |" in markdown
@@ -177,112 +143,7 @@ def test_migrated_project_reads_back_through_the_api(migrated: dict[str, Any], t
     id_map = json.loads(Path(report["id_map"]).read_text())
     assert set(id_map["directus_files"]) == {"1", "2", "3", "4"} and id_map["directus_roles"]["2"] is None
 
-    with target.server() as client:
-        for collection in COLLECTIONS:
-            if collection == "site_settings":
-                continue
-            count = client.get(f"/items/{collection}", **{"aggregate[count]": "*"})[0]["count"]
-            assert int(count) == v8_counts[collection], collection  # soft-deleted rows included
-
-        rows = client.items("articles", fields="id,title,created_on,cover.filename_download,created_by.email,"
-                            "author.name,tags.id,tags.tags_id.name,gallery.id,gallery.directus_files_id.filename_download,"
-                            "translations.id,translations.language.code,translations.headline,status")
-        assert [r["id"] for r in rows] == sorted(expected)
-        for row in rows:
-            want = expected[row["id"]]
-            assert row["title"] == want["title"]
-            assert (row["cover"] or {}).get("filename_download") == want["cover"]
-            assert (row["created_by"] or {}).get("email") == want["created_by"]  # authorship kept, not the migrator
-            assert (row["author"] or {}).get("name") == want["author"]
-            assert [t["tags_id"]["name"] for t in sorted(row["tags"], key=lambda t: t["id"])] == want["tags"]
-            assert [g["directus_files_id"]["filename_download"] for g in sorted(row["gallery"], key=lambda g: g["id"])] \
-                == want["gallery"]
-            assert [(t["language"]["code"], t["headline"]) for t in sorted(row["translations"], key=lambda t: t["id"])] \
-                == want["translations"]  # through v9's translations structure (a junction to languages)
-            assert datetime.fromisoformat(row["created_on"].replace("Z", "+00:00")) == want["created_on"]  # v8's date
-        assert sum(r["status"] == "deleted" for r in rows) == 1
-        assert client.items("languages", sort="code") == [{"code": "de", "name": "German"}, {"code": "en", "name": "English"},
-                                                          {"code": "fr", "name": "French"}]
-        assert client.get("/fields/articles/translations")["meta"]["special"] == ["translations"]
-        snapshot = client.get("/schema/snapshot")  # Directus reads the whole migrated schema back
-        assert set(COLLECTIONS + ["languages"]) <= {c["collection"] for c in snapshot["collections"]}
-        assert {(r["collection"], r["field"]) for r in snapshot["relations"]} >= {
-            ("articles", "author"), ("articles_tags", "tags_id"), ("articles_files", "directus_files_id"),
-            ("article_translations", "language"), ("articles", "cover"), ("authors", "account")}
-
-        files = client.get("/files", limit=-1, fields="id,filename_download,filename_disk,tags,folder.name,uploaded_by.email")
-        v8_files = {name: (disk, tags, folder) for name, disk, tags, folder in v8_query(v8_url, """
-            SELECT f.filename_download, f.filename_disk, f.tags, d.name FROM directus_files f
-            LEFT JOIN directus_folders d ON d.id = f.folder""")}
-        assert sorted(f["filename_download"] for f in files) == sorted(v8_files)
-        for file in files:
-            disk, tags, folder = v8_files[file["filename_download"]]
-            assert client.asset(file["id"]) == (uploads / "originals" / disk).read_bytes()  # identical bytes
-            assert file["filename_disk"] == file["id"] + Path(disk).suffix
-            assert (file["tags"] or []) == [t for t in (tags or "").split(",") if t]  # CSV became a JSON list
-            assert (file["folder"] or {}).get("name") == folder and file["uploaded_by"]["email"] == "admin@example.com"
-        folders = {f["name"]: f["parent"] for f in client.get("/folders", fields="name,parent.name")}
-        assert folders == {"Media Library": None, "Covers": {"name": "Media Library"}, "Documents": None}
-
-        users = {u["email"]: (u["status"], u["role"]["name"] if u["role"] else None, u["language"])
-                 for u in client.get("/users", limit=-1, fields="email,status,role.name,language")}
-        v8_users = {email: (status, role, locale) for email, status, role, locale in v8_query(v8_url, """
-            SELECT u.email, u.status, r.name, u.locale FROM directus_users u LEFT JOIN directus_roles r ON r.id = u.role""")}
-        assert set(users) == set(v8_users)
-        for email, (status, role, locale) in v8_users.items():
-            if email == "admin@example.com":
-                assert users[email][:2] == ("active", "Administrator")  # the target's own admin, kept
-                continue
-            assert users[email] == ({"deleted": "archived"}.get(status, status), role, locale)
-        avatar = client.get("/users", filter=json.dumps({"email": {"_eq": "alex.author@example.com"}}),
-                            fields="avatar.filename_download")[0]["avatar"]
-        assert avatar["filename_download"] == v8_query(v8_url, "SELECT f.filename_download FROM directus_users u "
-                                                               "JOIN directus_files f ON f.id = u.avatar WHERE u.id = 3")[0][0]
-        assert sorted(r["name"] for r in client.get("/roles")) == ["Administrator", "Author", "Editor"]
-
-        settings = client.get("/items/site_settings", fields="site_title,logo.filename_download,featured_article.title")
-        assert isinstance(settings, dict)  # a singleton answers with one object
-        title, logo, featured = v8_query(v8_url, "SELECT s.site_title, f.filename_download, a.title FROM site_settings s "
-                                                 "LEFT JOIN directus_files f ON f.id = s.logo "
-                                                 "LEFT JOIN articles a ON a.id = s.featured_article")[0]
-        assert (settings["site_title"], settings["logo"]["filename_download"], settings["featured_article"]["title"]) \
-            == (title, logo, featured)
-        meta = client.get("/collections/articles")["meta"]
-        assert (meta["archive_field"], meta["archive_value"], meta["sort_field"]) == ("status", "deleted", "sort")
-        assert client.get("/collections/site_settings")["meta"]["singleton"] is True
-
-        # Public (v8 role 2): published articles only, without the blacklisted fields.
-        public = httpx.get(f"{target.url}/items/articles", params={"limit": -1}).json()["data"]
-        assert sorted(a["id"] for a in public) == sorted(i for i, a in expected.items()
-                                                         if v8_query(v8_url, f"SELECT status FROM articles WHERE id={i}")[0][0] == "published")
-        assert public and not {"seo", "rating"} & set(public[0])
-        first = httpx.get(f"{target.url}/items/articles/1", params={"fields": "translations.language.name"}).json()["data"]
-        assert sorted(t["language"]["name"] for t in first["translations"]) == ["English", "German"]  # languages readable
-
-        # Sequences were reset: a new tag gets the next id, not a duplicate key.
-        created = client.post("/items/tags", {"name": "after-migration"})
-        assert created["id"] == v8_counts["tags"] + 1
-        client.request("DELETE", f"/items/tags/{created['id']}")
-
-        # An Author (v8: published ones, and own drafts) with the temporary password.
-        with DirectusClient.login(target.url, "alex.author@example.com", TEMP_PASSWORD) as alex:
-            seen = alex.items("articles", fields="id,status,created_by")
-            statuses = {i: s for i, s in v8_query(v8_url, "SELECT id, status FROM articles")}
-            own = {i for (i,) in v8_query(v8_url, "SELECT id FROM articles WHERE created_by = 3")}
-            assert sorted(a["id"] for a in seen) == sorted(i for i, s in statuses.items()
-                                                           if s == "published" or (s == "draft" and i in own))
-            assert "rating" not in seen[0]
-            assert len(alex.get("/files", limit=-1)) == len(files)  # v8: Authors read every file
-            with pytest.raises(DirectusApiError, match="HTTP 40"):  # v8: Authors create drafts only
-                alex.post("/items/articles", {"title": "Mine", "status": "published"})
-            draft = alex.post("/items/articles", {"title": "Mine", "status": "draft"})
-            assert draft["created_by"] == alex.get("/users/me")["id"]
-            alex.request("DELETE", f"/items/articles/{draft['id']}")  # v8: own drafts may be deleted
-
-        # Public read directus_files in v8: the assets are public.
-        for file in files:
-            disk = v8_files[file["filename_download"]][0]
-            assert httpx.get(f"{target.url}/assets/{file['id']}").content == (uploads / "originals" / disk).read_bytes()
+    check_through_api(target, v8_url, uploads)
 
 
 def test_a_second_run_changes_nothing(migrated: dict[str, Any], target: TestProject, v8_url: str, uploads: Path,

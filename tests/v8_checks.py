@@ -1,0 +1,182 @@
+"""What a user checks after a v8 migration, shared by every target (engine, Directus version, mode): read straight
+from the v8 MariaDB (not through the code under test) and, on the migrated project, through Directus's REST API
+by natural keys (file names, emails, names)."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pymysql
+import pytest
+from conftest import SHARED
+from harness import TestProject
+
+from directus_ops.database import DatabaseSettings
+from directus_ops.directus_api import DirectusApiError, DirectusClient
+
+FIXTURES = SHARED / "fixtures" / "v8"
+COLLECTIONS = ["articles", "articles_tags", "articles_files", "article_translations", "authors", "tags", "site_settings"]
+TEMP_PASSWORD = "Temporary-pass-42!"
+SYSTEM_TABLES = ["directus_users", "directus_roles", "directus_files", "directus_folders", "directus_permissions",
+                 "directus_collections", "directus_fields", "directus_relations"]
+
+
+def v8_query(url: str, sql: str) -> list[tuple]:
+    settings = DatabaseSettings.from_url(url)
+    conn = pymysql.connect(host="127.0.0.1", user="root", database=settings.database)
+    with conn, conn.cursor() as cur:
+        cur.execute(sql)
+        return list(cur.fetchall())
+
+
+def v8_articles(url: str) -> dict[int, dict[str, Any]]:
+    """Each article with its relations by natural key, as v8 holds them."""
+    articles = {}
+    for (ident, title, cover, creator, author, created_on) in v8_query(url, """
+            SELECT a.id, a.title, f.filename_download, u.email, au.name, a.created_on FROM articles a
+            LEFT JOIN directus_files f ON f.id = a.cover LEFT JOIN directus_users u ON u.id = a.created_by
+            LEFT JOIN authors au ON au.id = a.author ORDER BY a.id"""):
+        articles[ident] = {"title": title, "cover": cover, "created_by": creator, "author": author,
+                           "created_on": created_on.replace(tzinfo=timezone.utc), "tags": [], "gallery": [],
+                           "translations": []}
+    for article, name in v8_query(url, "SELECT j.articles_id, t.name FROM articles_tags j JOIN tags t ON t.id = j.tags_id ORDER BY j.id"):
+        articles[article]["tags"].append(name)
+    for article, name in v8_query(url, "SELECT j.articles_id, f.filename_download FROM articles_files j "
+                                       "JOIN directus_files f ON f.id = j.directus_files_id ORDER BY j.id"):
+        articles[article]["gallery"].append(name)
+    for article, language, headline in v8_query(url, "SELECT article, language, headline FROM article_translations ORDER BY id"):
+        articles[article]["translations"].append((language, headline))
+    return articles
+
+
+def v8_counts(v8_url: str) -> dict[str, int]:
+    return {c: v8_query(v8_url, f"SELECT count(*) FROM `{c}`")[0][0] for c in COLLECTIONS}
+
+
+def check_report_counts(report: dict[str, Any], v8_url: str) -> None:
+    """Every v8 row read and written, per collection; every created user got the temporary password."""
+    made = {"languages": 3}  # from the translation field's options (v8 had no languages table)
+    counts = v8_counts(v8_url)
+    assert {c: s["read"] for c, s in report["items"]["collections"].items()} == counts | made
+    assert {c: s["written"] for c, s in report["items"]["collections"].items()} == counts | made
+    assert report["people"]["users_needing_password"] == []
+    assert report["people"]["users_merged"] == ["admin@example.com"]  # the target's admin is the v8 admin
+
+
+def check_through_api(target: TestProject, v8_url: str, uploads: Path, *, authorship_kept: bool = True) -> None:
+    """Directus started on the migrated project serves what v8 held. ``authorship_kept``: created_by/created_on
+    are v8's (database mode; the API overwrites them)."""
+    expected = v8_articles(v8_url)
+    v8_counts_ = v8_counts(v8_url)
+    with target.server() as client:
+        for collection in COLLECTIONS:
+            if collection == "site_settings":
+                continue
+            count = client.get(f"/items/{collection}", **{"aggregate[count]": "*"})[0]["count"]
+            assert int(count) == v8_counts_[collection], collection  # soft-deleted rows included
+
+        rows = client.items("articles", fields="id,title,created_on,cover.filename_download,created_by.email,"
+                            "author.name,tags.id,tags.tags_id.name,gallery.id,gallery.directus_files_id.filename_download,"
+                            "translations.id,translations.language.code,translations.headline,status")
+        assert [r["id"] for r in rows] == sorted(expected)
+        for row in rows:
+            want = expected[row["id"]]
+            assert row["title"] == want["title"]
+            assert (row["cover"] or {}).get("filename_download") == want["cover"]
+            if authorship_kept:
+                assert (row["created_by"] or {}).get("email") == want["created_by"]  # authorship kept, not the migrator
+            assert (row["author"] or {}).get("name") == want["author"]
+            assert [t["tags_id"]["name"] for t in sorted(row["tags"], key=lambda t: t["id"])] == want["tags"]
+            assert [g["directus_files_id"]["filename_download"] for g in sorted(row["gallery"], key=lambda g: g["id"])] \
+                == want["gallery"]
+            assert [(t["language"]["code"], t["headline"]) for t in sorted(row["translations"], key=lambda t: t["id"])] \
+                == want["translations"]  # through v9's translations structure (a junction to languages)
+            if authorship_kept:
+                assert datetime.fromisoformat(row["created_on"].replace("Z", "+00:00")) == want["created_on"]  # v8's date
+        assert sum(r["status"] == "deleted" for r in rows) == 1
+        assert client.items("languages", sort="code") == [{"code": "de", "name": "German"}, {"code": "en", "name": "English"},
+                                                          {"code": "fr", "name": "French"}]
+        assert client.get("/fields/articles/translations")["meta"]["special"] == ["translations"]
+        snapshot = client.get("/schema/snapshot")  # Directus reads the whole migrated schema back
+        assert set(COLLECTIONS + ["languages"]) <= {c["collection"] for c in snapshot["collections"]}
+        assert {(r["collection"], r["field"]) for r in snapshot["relations"]} >= {
+            ("articles", "author"), ("articles_tags", "tags_id"), ("articles_files", "directus_files_id"),
+            ("article_translations", "language"), ("articles", "cover"), ("authors", "account")}
+
+        files = client.get("/files", limit=-1, fields="id,filename_download,filename_disk,tags,folder.name,uploaded_by.email")
+        v8_files = {name: (disk, tags, folder) for name, disk, tags, folder in v8_query(v8_url, """
+            SELECT f.filename_download, f.filename_disk, f.tags, d.name FROM directus_files f
+            LEFT JOIN directus_folders d ON d.id = f.folder""")}
+        assert sorted(f["filename_download"] for f in files) == sorted(v8_files)
+        for file in files:
+            disk, tags, folder = v8_files[file["filename_download"]]
+            assert client.asset(file["id"]) == (uploads / "originals" / disk).read_bytes()  # identical bytes
+            assert file["filename_disk"] == file["id"] + Path(disk).suffix
+            assert (file["tags"] or []) == [t for t in (tags or "").split(",") if t]  # CSV became a JSON list
+            assert (file["folder"] or {}).get("name") == folder and file["uploaded_by"]["email"] == "admin@example.com"
+        folders = {f["name"]: f["parent"] for f in client.get("/folders", fields="name,parent.name")}
+        assert folders == {"Media Library": None, "Covers": {"name": "Media Library"}, "Documents": None}
+
+        users = {u["email"]: (u["status"], u["role"]["name"] if u["role"] else None, u["language"])
+                 for u in client.get("/users", limit=-1, fields="email,status,role.name,language")}
+        v8_users = {email: (status, role, locale) for email, status, role, locale in v8_query(v8_url, """
+            SELECT u.email, u.status, r.name, u.locale FROM directus_users u LEFT JOIN directus_roles r ON r.id = u.role""")}
+        assert set(users) == set(v8_users)
+        for email, (status, role, locale) in v8_users.items():
+            if email == "admin@example.com":
+                assert users[email][:2] == ("active", "Administrator")  # the target's own admin, kept
+                continue
+            assert users[email] == ({"deleted": "archived"}.get(status, status), role, locale)
+        avatar = client.get("/users", filter=json.dumps({"email": {"_eq": "alex.author@example.com"}}),
+                            fields="avatar.filename_download")[0]["avatar"]
+        assert avatar["filename_download"] == v8_query(v8_url, "SELECT f.filename_download FROM directus_users u "
+                                                               "JOIN directus_files f ON f.id = u.avatar WHERE u.id = 3")[0][0]
+        assert sorted(r["name"] for r in client.get("/roles")) == ["Administrator", "Author", "Editor"]
+
+        settings = client.get("/items/site_settings", fields="site_title,logo.filename_download,featured_article.title")
+        assert isinstance(settings, dict)  # a singleton answers with one object
+        title, logo, featured = v8_query(v8_url, "SELECT s.site_title, f.filename_download, a.title FROM site_settings s "
+                                                 "LEFT JOIN directus_files f ON f.id = s.logo "
+                                                 "LEFT JOIN articles a ON a.id = s.featured_article")[0]
+        assert (settings["site_title"], settings["logo"]["filename_download"], settings["featured_article"]["title"]) \
+            == (title, logo, featured)
+        meta = client.get("/collections/articles")["meta"]
+        assert (meta["archive_field"], meta["archive_value"], meta["sort_field"]) == ("status", "deleted", "sort")
+        assert client.get("/collections/site_settings")["meta"]["singleton"] is True
+
+        # Public (v8 role 2): published articles only, without the blacklisted fields.
+        public = httpx.get(f"{target.url}/items/articles", params={"limit": -1}).json()["data"]
+        assert sorted(a["id"] for a in public) == sorted(i for i, a in expected.items()
+                                                         if v8_query(v8_url, f"SELECT status FROM articles WHERE id={i}")[0][0] == "published")
+        assert public and not {"seo", "rating"} & set(public[0])
+        first = httpx.get(f"{target.url}/items/articles/1", params={"fields": "translations.language.name"}).json()["data"]
+        assert sorted(t["language"]["name"] for t in first["translations"]) == ["English", "German"]  # languages readable
+
+        # Sequences were reset: a new tag gets the next id, not a duplicate key.
+        created = client.post("/items/tags", {"name": "after-migration"})
+        assert created["id"] == v8_counts_["tags"] + 1
+        client.request("DELETE", f"/items/tags/{created['id']}")
+
+        # An Author (v8: published ones, and own drafts) with the temporary password.
+        with DirectusClient.login(target.url, "alex.author@example.com", TEMP_PASSWORD) as alex:
+            seen = alex.items("articles", fields="id,status,created_by")
+            statuses = {i: s for i, s in v8_query(v8_url, "SELECT id, status FROM articles")}
+            own = {i for (i,) in v8_query(v8_url, "SELECT id FROM articles WHERE created_by = 3")}
+            assert sorted(a["id"] for a in seen) == sorted(i for i, s in statuses.items()
+                                                           if s == "published" or (s == "draft" and i in own))
+            assert "rating" not in seen[0]
+            assert len(alex.get("/files", limit=-1)) == len(files)  # v8: Authors read every file
+            with pytest.raises(DirectusApiError, match="HTTP 40"):  # v8: Authors create drafts only
+                alex.post("/items/articles", {"title": "Mine", "status": "published"})
+            draft = alex.post("/items/articles", {"title": "Mine", "status": "draft"})
+            assert draft["created_by"] == alex.get("/users/me")["id"]
+            alex.request("DELETE", f"/items/articles/{draft['id']}")  # v8: own drafts may be deleted
+
+        # Public read directus_files in v8: the assets are public.
+        for file in files:
+            disk = v8_files[file["filename_download"]][0]
+            assert httpx.get(f"{target.url}/assets/{file['id']}").content == (uploads / "originals" / disk).read_bytes()
