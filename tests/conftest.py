@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared"
 sys.path.insert(0, str(Path(__file__).parent))
 
-from harness import Databases, directus_install, moto_server  # noqa: E402
+from harness import DIRECTUS_11, Databases, directus_install, moto_server  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -45,6 +45,12 @@ def prefect_server() -> Iterator[None]:
 def directus() -> Path:
     """The cached real Directus install (npm), installed on first use."""
     return directus_install()
+
+
+@pytest.fixture(scope="session")
+def directus_11() -> Path:
+    """The cached real Directus 11.1.0 install, for tests of an 11.x target whatever the suite's version."""
+    return directus_install(DIRECTUS_11)
 
 
 @pytest.fixture(scope="session")

@@ -27,6 +27,7 @@ from directus_ops.database import DatabaseSettings, open_engine
 from directus_ops.directus_api import DirectusClient
 
 DIRECTUS_VERSION = os.environ.get("DIRECTUS_OPS_TEST_DIRECTUS", "10.13.4")
+DIRECTUS_11 = "11.1.0"  # the 11.x release tests of 11-only behaviour run on (directus_install(DIRECTUS_11))
 CACHE_ROOT = Path(os.environ.get("DIRECTUS_OPS_TEST_CACHE", Path.home() / ".cache" / "directus-ops"))
 PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
 ADMIN_EMAIL = "admin@example.com"
@@ -40,13 +41,14 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def directus_install() -> Path:
-    """The cached ``directus@DIRECTUS_VERSION`` install (node_modules + package files), installed if absent."""
-    root = CACHE_ROOT / f"directus-{DIRECTUS_VERSION}"
+def directus_install(version: str = DIRECTUS_VERSION) -> Path:
+    """The cached ``directus@version`` install (node_modules + package files), installed if absent; by default
+    the suite's version (``DIRECTUS_OPS_TEST_DIRECTUS``, else 10.13.4)."""
+    root = CACHE_ROOT / f"directus-{version}"
     marker = root / "node_modules" / "directus" / "package.json"
     if not marker.exists() or not (root / "node_modules" / "isolated-vm" / "out" / "isolated_vm.node").exists():
         shutil.rmtree(root, ignore_errors=True)
-        directus_cli.npm_install_directus(root, DIRECTUS_VERSION)
+        directus_cli.npm_install_directus(root, version)
     return root
 
 

@@ -12,6 +12,9 @@
 - ``convert_row``: one v8 row → its v9 row (CSV arrays, JSON text, booleans, exact decimals, datetimes in UTC,
   references rewritten; a reference to a row that no longer exists becomes NULL and is reported).
 - ``map_permissions``: v8 per-role, per-status levels and field blacklists → v9 ``directus_permissions`` rows.
+- Directus 11.x (``assign_policies``, ``map_roles_v11``, ``permissions_on_policies``): admin/app/IP/2FA settings
+  and permissions belong to policies; each custom v8 role becomes a role, a policy of the same name and the
+  ``directus_access`` row linking them; Public is the target's existing public policy.
 """
 
 from __future__ import annotations
@@ -122,6 +125,43 @@ def map_roles(source: V8Source, ids: IdMap) -> list[dict[str, Any]]:
              "ip_access": ",".join(r.ip_whitelist) or None, "enforce_tfa": r.enforce_2fa, "admin_access": False,
              "app_access": True, "icon": "supervised_user_circle"}
             for r in source.roles if not r.is_admin and not r.is_public]
+
+
+# -- Directus 11.x: policies and access -----------------------------------------------------------------------
+def assign_policies(ids: IdMap, source: V8Source, public_policy: str) -> None:
+    """Policy and access ids of every custom v8 role (uuid5, like the rest), Public → the target's public policy.
+    The Administrator needs neither: the target's admin role has its admin policy already."""
+    for role in source.roles:
+        if role.is_public:
+            ids.ids.setdefault("directus_policies", {})[role.id] = public_policy
+        elif not role.is_admin:
+            ids.assign("directus_policies", role.id)
+            ids.assign("directus_access", role.id)
+
+
+def map_roles_v11(source: V8Source, ids: IdMap) -> tuple[list[dict[str, Any]], list[dict[str, Any]],
+                                                          list[dict[str, Any]]]:
+    """Rows for directus_roles, directus_policies and directus_access (in that order: access references both)
+    of the custom roles. The policy carries what 10.x kept on the role: app access, IP list, 2FA flag."""
+    roles, policies, access = [], [], []
+    for r in source.roles:
+        if r.is_admin or r.is_public:
+            continue
+        role, policy = ids.get("directus_roles", r.id), ids.get("directus_policies", r.id)
+        roles.append({"id": role, "name": r.name, "description": r.description, "icon": "supervised_user_circle"})
+        policies.append({"id": policy, "name": r.name, "description": r.description, "icon": "badge",
+                         "ip_access": ",".join(r.ip_whitelist) or None, "enforce_tfa": r.enforce_2fa,
+                         "admin_access": False, "app_access": True})
+        access.append({"id": ids.get("directus_access", r.id), "role": role, "user": None, "policy": policy,
+                       "sort": 1})
+    return roles, policies, access
+
+
+def permissions_on_policies(rows: list[dict[str, Any]], source: V8Source, ids: IdMap) -> list[dict[str, Any]]:
+    """``map_permissions``'s rows (by role, ``None`` = public) attached to the roles' policies instead."""
+    policy_of = {ids.get("directus_roles", r.id): ids.get("directus_policies", r.id)
+                 for r in source.roles if not r.is_admin}
+    return [{**{k: v for k, v in row.items() if k != "role"}, "policy": policy_of[row["role"]]} for row in rows]
 
 
 @dataclass
@@ -929,5 +969,6 @@ def _level_filter(level: str, target: _Target, where: str, notes: list[str]) -> 
 
 
 __all__ = ["CollectionPlan", "ColumnPlan", "Dangling", "ForeignKey", "IdMap", "SchemaPlan", "UserRows",
-           "build_id_map", "convert_row", "filename_disk", "map_files", "map_folders", "map_permissions",
-           "map_roles", "map_users", "plan_schema", "project_namespace", "source_timezone"]
+           "assign_policies", "build_id_map", "convert_row", "filename_disk", "map_files", "map_folders",
+           "map_permissions", "map_roles", "map_roles_v11", "map_users", "permissions_on_policies", "plan_schema",
+           "project_namespace", "source_timezone"]

@@ -43,6 +43,7 @@ class Plan:
     resuming: bool
     ids: dict[str, Any]
     collections: list[str] = field(default_factory=list)
+    policies: bool = False  # a Directus 11 target: roles get policies, permissions go on policies
 
     def id_map(self) -> mapping.IdMap:
         import uuid
@@ -80,7 +81,8 @@ def originals_location(v8_storage: str, like: StorageLocation | None = None) -> 
 def prepare(v8_url: str, v8_storage: str, project_dir: str, work_dir: Path, skip: list[str] | None = None,
             v8_timezone: str = "UTC", storage_like: StorageLocation | None = None) -> Plan:
     """Check everything, write nothing to the target: the v8 database (reachable, v8-shaped), its upload folder
-    (``originals/`` with every file), the target (bootstrapped Directus 10 on PostgreSQL, no conflicting tables).
+    (``originals/`` with every file), the target (bootstrapped Directus 10 or 11 on PostgreSQL, no conflicting
+    tables).
     Then write source.json, plan.json and id-map.json into ``work_dir``."""
     if v8_timezone.upper() != "UTC":
         mapping.source_timezone(v8_timezone)
@@ -104,12 +106,15 @@ def prepare(v8_url: str, v8_storage: str, project_dir: str, work_dir: Path, skip
     probes += [("directus_users", v) for k, v in probe_ids.ids.get("directus_users", {}).items() if v]
     info = target.inspect_target(project, collections, probes)
     ids = mapping.build_id_map(source, info.admin_role, info.users_by_email, namespace)
+    if info.policies:
+        assert info.public_policy is not None  # inspect_target found it
+        mapping.assign_policies(ids, source, info.public_policy)
     work_dir.mkdir(parents=True, exist_ok=True)
     (work_dir / "source.json").write_text(source.model_dump_json(exclude=SECRET_FIELDS))  # type: ignore[arg-type]
     plan = Plan(v8_database=settings.describe(), v8_storage=v8_storage, project_dir=str(project.root),
                 directus_version=info.directus_version, storage=info.storage, admin_role=info.admin_role,
                 users_by_email=info.users_by_email, skip=skip, timezone=v8_timezone, resuming=info.resuming,
-                ids=ids.to_json(), collections=collections)
+                ids=ids.to_json(), collections=collections, policies=info.policies)
     (work_dir / "plan.json").write_text(json.dumps(asdict(plan), indent=1))
     (work_dir / "id-map.json").write_text(json.dumps(ids.to_json(), indent=1))
     return plan
@@ -120,12 +125,20 @@ def _project(plan: Plan) -> Project:
 
 
 def write_people(work_dir: Path, password_hash: str | None = None) -> dict[str, Any]:
-    """Roles, users and folders (parents first)."""
+    """Roles (on 11.x with their policies and access rows), users and folders (parents first)."""
     source, plan = load_source(work_dir), load_plan(work_dir)
     ids, settings = plan.id_map(), _project(plan).database
     users = mapping.map_users(source, ids, plan.users_by_email, password_hash)
+    roles: dict[str, Any] = {}
+    if plan.policies:
+        role_rows, policy_rows, access_rows = mapping.map_roles_v11(source, ids)
+        roles["roles"] = target.write_system_rows(settings, "directus_roles", role_rows)
+        roles["policies"] = target.write_system_rows(settings, "directus_policies", policy_rows)
+        roles["access"] = target.write_system_rows(settings, "directus_access", access_rows)
+    else:
+        roles["roles"] = target.write_system_rows(settings, "directus_roles", mapping.map_roles(source, ids))
     return {
-        "roles": target.write_system_rows(settings, "directus_roles", mapping.map_roles(source, ids)),
+        **roles,
         "users": target.write_system_rows(settings, "directus_users", users.rows),
         "folders": target.write_system_rows(settings, "directus_folders", mapping.map_folders(source, ids)),
         "users_merged": users.merged, "users_needing_password": users.needing_password,
@@ -168,7 +181,10 @@ def write_items(work_dir: Path, v8_url: str) -> dict[str, Any]:
 def write_permissions(work_dir: Path) -> dict[str, Any]:
     source, plan = load_source(work_dir), load_plan(work_dir)
     schema = mapping.plan_schema(source, set(plan.skip))
-    rows, notes = mapping.map_permissions(source, plan.id_map(), schema)
+    ids = plan.id_map()
+    rows, notes = mapping.map_permissions(source, ids, schema)
+    if plan.policies:
+        rows = mapping.permissions_on_policies(rows, source, ids)
     return {"written": target.write_permissions(_project(plan).database, rows), "planned": len(rows), "notes": notes}
 
 

@@ -1,7 +1,9 @@
-"""Writing a v8 project into a Directus 10 database (database mode), through ``database.connect``.
+"""Writing a v8 project into a Directus 10 or 11 database (database mode), through ``database.connect``.
 
-``inspect_target`` checks the target before anything is written: a bootstrapped Directus 10.x on PostgreSQL
-(``directus_migrations`` applied, the installed package's version), and no table named like a v8 collection
+``inspect_target`` checks the target before anything is written: a bootstrapped Directus 10.x or 11.x on
+PostgreSQL (``directus_migrations`` applied, the installed package's version; 11.x is recognised by its
+``directus_policies`` and ``directus_access`` tables, where admin/app access and the public access live), and no
+table named like a v8 collection
 unless an earlier run of this migration created it (recognised by the UUIDs the id map gives: then the run
 resumes). Every writer after it is idempotent: rows are inserted with ``ON CONFLICT DO NOTHING`` on their keys
 (the ids are deterministic), metadata rows only where missing, tables and foreign keys only if absent. So a
@@ -44,11 +46,12 @@ log = logging.getLogger("directus_ops.v8.target")
 
 BATCH_ROWS = 5000
 T = TypeVar("T")
-SUPPORTED_MAJOR = "10."
+SUPPORTED_MAJORS = ("10.", "11.")
+POLICY_TABLES = {"directus_policies", "directus_access"}  # Directus 11's access model
 
 
 class TargetNotReady(DatabaseError):
-    """The target is not a bootstrapped Directus 10 database (nothing was written)."""
+    """The target is not a bootstrapped Directus 10/11 database (nothing was written)."""
 
 
 class TargetConflict(DatabaseError):
@@ -67,6 +70,8 @@ class TargetInfo:
     storage: str  # the first storage location's name
     resuming: bool = False
     existing: list[str] = field(default_factory=list)  # v8 collection names already in the target
+    policies: bool = False  # Directus 11: roles get policies, permissions are attached to policies
+    public_policy: str | None = None  # 11.x: the policy the public access row (no role, no user) links to
 
 
 def inspect_target(project: Project, collections: list[str], ids_probe: list[tuple[str, str]] | None = None) -> TargetInfo:
@@ -79,10 +84,10 @@ def inspect_target(project: Project, collections: list[str], ids_probe: list[tup
     version = project.directus_version
     if version is None:
         raise TargetNotReady(f"no Directus is installed in {project.root} (node_modules/directus is missing); "
-                             "install Directus 10.13 there and run `npx directus bootstrap` first")
-    if not version.startswith(SUPPORTED_MAJOR):
-        raise VersionError(f"the target runs Directus {version}; the v8 migration supports Directus 10.x targets "
-                           "only for now (11.x policies are not written yet): use a 10.13 project")
+                             "install Directus 10.13 or 11 there and run `npx directus bootstrap` first")
+    if not version.startswith(SUPPORTED_MAJORS):
+        raise VersionError(f"the target runs Directus {version}; the v8 migration writes into Directus 10.x and "
+                           "11.x targets: use a project on one of those")
     with connect(settings) as conn:
         tables = set(list_tables(conn))
         needed = {"directus_migrations", "directus_users", "directus_roles", "directus_collections",
@@ -92,7 +97,9 @@ def inspect_target(project: Project, collections: list[str], ids_probe: list[tup
         if not needed <= tables or migrations == 0:
             raise TargetNotReady(f"{where} is not a bootstrapped Directus database (no applied directus_migrations); "
                                  f"run `npx directus bootstrap` in {project.root} first")
-        admin = conn.execute(sa.text(
+        policies = _check_access_model(version, tables, where, project.root)
+        public_policy = _public_policy_v11(conn, where, project.root) if policies else None
+        admin = _admin_role_v11(conn) if policies else conn.execute(sa.text(
             "SELECT id FROM directus_roles WHERE admin_access ORDER BY name, id LIMIT 1")).scalar()
         if admin is None:
             raise TargetNotReady(f"{where} has no role with admin access; run `npx directus bootstrap` in "
@@ -111,7 +118,40 @@ def inspect_target(project: Project, collections: list[str], ids_probe: list[tup
                                      "leave them out with --skip-collections")
     if not project.storage:
         raise ConfigError(f"{project.config_path} has no STORAGE_LOCATIONS; add one (e.g. local) for the files")
-    return TargetInfo(where, version, migrations, str(admin), users, project.storage[0].name, resuming, existing)
+    return TargetInfo(where, version, migrations, str(admin), users, project.storage[0].name, resuming, existing,
+                      policies=policies, public_policy=public_policy)
+
+
+def _check_access_model(version: str, tables: set[str], where: str, root: Any) -> bool:
+    """Whether the target database has Directus 11's policies; its schema must match the installed package."""
+    policies = POLICY_TABLES <= tables
+    if version.startswith("11.") and not policies:
+        raise TargetNotReady(f"{where} has no directus_policies/directus_access although Directus {version} is "
+                             f"installed: its migrations are not applied; run `npx directus database migrate:latest` "
+                             f"in {root} first")
+    if version.startswith("10.") and policies:
+        raise VersionError(f"{where} has Directus 11's directus_policies but Directus {version} is installed in "
+                           f"{root}; install the Directus version the database was migrated to")
+    return policies
+
+
+# -- Directus 11.x: admin access and public access live on policies, linked to roles through directus_access --
+def _admin_role_v11(conn: Connection) -> Any:
+    """The role an admin policy is attached to (11.x roles have no admin_access of their own)."""
+    return conn.execute(sa.text(
+        "SELECT r.id FROM directus_roles r JOIN directus_access a ON a.role = r.id "
+        "JOIN directus_policies p ON p.id = a.policy WHERE p.admin_access ORDER BY r.name, r.id LIMIT 1")).scalar()
+
+
+def _public_policy_v11(conn: Connection, where: str, root: Any) -> str:
+    """The policy of the public access row (no role, no user): v8's Public permissions go there, never to a
+    second public policy."""
+    policy = conn.execute(sa.text(
+        'SELECT policy FROM directus_access WHERE role IS NULL AND "user" IS NULL ORDER BY sort, id LIMIT 1')).scalar()
+    if policy is None:
+        raise TargetNotReady(f"{where} has no public policy (a directus_access row without role and user); run "
+                             f"`npx directus bootstrap` in {root} on a fresh database (Directus 11 creates it)")
+    return str(policy)
 
 
 # -- helpers ---------------------------------------------------------------------------------------------------
@@ -374,11 +414,13 @@ def reset_sequences(settings: DatabaseSettings, schema: SchemaPlan) -> int:
 
 
 def write_permissions(settings: DatabaseSettings, rows: list[dict[str, Any]]) -> int:
+    """Rows keyed by ``role`` (10.x) or ``policy`` (11.x, whose permissions have no role): the missing ones."""
     with connect(settings) as conn, conn.begin():
         table = _reflect(conn, "directus_permissions")
+        owner = "policy" if "policy" in table.c else "role"
         have = {(str(r) if r else None, c, a) for r, c, a in
-                conn.execute(sa.select(table.c.role, table.c.collection, table.c.action))}
-        missing = [r for r in rows if (r["role"], r["collection"], r["action"]) not in have]
+                conn.execute(sa.select(table.c[owner], table.c.collection, table.c.action))}
+        missing = [r for r in rows if (r[owner], r["collection"], r["action"]) not in have]
         return _insert_missing(conn, table, missing)
 
 
