@@ -733,7 +733,7 @@ if __name__ == "__main__":
 def v8_migrate_command(
     v8_database: Annotated[str, typer.Option("--v8-database", help="The v8 project's database: mysql://USER:PASSWORD@HOST:PORT/DB.")],
     v8_storage: Annotated[str, typer.Option("--v8-storage", help="The v8 upload folder holding originals/ (e.g. /srv/v8/public/uploads/_), or s3://bucket/prefix.")],
-    project_dir: Annotated[Path, typer.Option("--project-dir", help="The target Directus 10 project directory (installed and bootstrapped, on PostgreSQL).")],
+    project_dir: Annotated[Path, typer.Option("--project-dir", help="The target Directus 10 or 11 project directory (installed and bootstrapped, on PostgreSQL).")],
     mode: Annotated[str, typer.Option("--mode", help="database: write straight into the target's database (api mode is not available yet).")] = "database",
     skip_collections: Annotated[Optional[list[str]], typer.Option("--skip-collections", help="A v8 collection to leave out (repeat, or comma-separate).")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Run every check and write the plan and id map; change nothing in the target.")] = False,
@@ -743,7 +743,8 @@ def v8_migrate_command(
     v8_storage_endpoint: Annotated[Optional[str], typer.Option("--v8-storage-endpoint", help="S3 endpoint URL of an s3:// --v8-storage (credentials from AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY).")] = None,
     v8_storage_region: Annotated[Optional[str], typer.Option("--v8-storage-region", help="S3 region of an s3:// --v8-storage.")] = None,
 ) -> None:
-    """Migrate a Directus v8 project (database + upload folder) into a Directus 10 project: roles, users, folders,
+    """Migrate a Directus v8 project (database + upload folder) into a Directus 10 or 11 project: roles (and 11's
+    policies), users, folders,
     files and their bytes, schema and metadata, every item with its references rewritten to the new UUIDs, and
     permissions. Run it again to resume a stopped run: a completed migration is not changed."""
     with user_errors():

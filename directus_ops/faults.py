@@ -7,7 +7,8 @@ cleanup, no ``finally``) when ``checkpoint(point)`` has been reached ``n`` times
 Points: ``lock-taken``, ``repo-bytes`` (bytes written to repository files), ``upload-tmp`` (a large object
 uploaded to tmp/, not yet moved), ``object-stored``, ``file-tmp`` (a manifest/lock/key written to its
 temporary name, not yet renamed), ``before-manifest``, ``v8-items-batch`` (a batch of v8 items committed),
-``v8-file-copied`` (a v8 file's bytes copied).
+``v8-file-copied`` (a v8 file's bytes copied), ``v8-roles-written`` (Directus 11: roles written, their
+policies not yet).
 """
 
 from __future__ import annotations

@@ -1,6 +1,7 @@
 """v8_migrate: a Directus v8 project (its MySQL/MariaDB database and upload folder) into a bootstrapped
-Directus 10 project on PostgreSQL, in database mode: check → read → roles/users/folders → files (rows and
-bytes) → schema → items → permissions → sequences → report. Idempotent: run it again to resume or to confirm."""
+Directus 10 or 11 project on PostgreSQL, in database mode: check → read → roles (11.x: with policies and access
+rows)/users/folders → files (rows and bytes) → schema → items → permissions (11.x: on policies) → sequences →
+report. Idempotent: run it again to resume or to confirm."""
 
 from __future__ import annotations
 
@@ -26,7 +27,7 @@ from .restore import with_password
 NOTES_SHOWN = 200  # report lines per list (the JSON report next to the id map has them all)
 
 
-@flow(name="v8_migrate", description="Migrate a Directus v8 project into a Directus 10 project (database mode).")
+@flow(name="v8_migrate", description="Migrate a Directus v8 project into a Directus 10 or 11 project (database mode).")
 @project_lock.exclusive("v8-migrate")
 def v8_migrate(
     v8_database_url: str,
@@ -82,6 +83,8 @@ def _publish(report: dict[str, Any], work: Path) -> None:
         ("Source", report["v8_database"]), ("Target", f"{report['target']} (Directus {report['directus']})"),
         ("Resumed an earlier run", "yes" if report["resumed"] else "no"),
         ("Roles / users / folders written", f"{people['roles']} / {people['users']} / {people['folders']}"),
+        *([("Policies / access rows written (Directus 11)", f"{people['policies']} / {people['access']}")]
+          if "policies" in people else []),
         ("Files", f"{files['rows']} rows, {files['copied']} copied ({human_bytes(files['bytes'])}), "
                   f"{files['already_there']} already there"),
         ("Schema", f"{schema['tables']} tables, {schema['fields']} fields, {schema['relations']} relations, "

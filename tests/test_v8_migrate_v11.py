@@ -7,13 +7,15 @@ read-back checks of v8_checks), the policies carry v8's role settings, and a sec
 from __future__ import annotations
 
 import json
+import signal
 from pathlib import Path
 from typing import Any
 
+import httpx
 import psycopg
 import pytest
 import test_v8_migrate as base
-from harness import DIRECTUS_11, Databases, TestProject, link_directus, make_project, write_env
+from harness import DIRECTUS_11, Databases, TestProject, free_project_slot, link_directus, make_project, write_env
 from v8_checks import COLLECTIONS, SYSTEM_TABLES, TEMP_PASSWORD, check_report_counts, check_through_api, v8_query
 
 pytestmark = pytest.mark.directus
@@ -102,6 +104,34 @@ def test_a_second_run_changes_nothing(migrated: dict[str, Any], target: TestProj
     assert all(s["written"] == 0 for s in report["items"]["collections"].values())
     assert pg_digest(target, tables) == before and storage_listing(target) == files_before
     assert TEMP_PASSWORD not in (target.dir / "v8-migration" / "report.json").read_text()
+
+
+def test_a_killed_run_completes_when_run_again(tmp_path: Path, directus_11: Path, databases: Databases, v8_url: str,
+                                              uploads: Path, cli_env: dict[str, str]) -> None:
+    """Killed after the roles, before their policies; then in the items; the third run completes all of it."""
+    project = make_project(tmp_path, directus_11, databases.create("pg"), with_extras=False)
+    args = migrate_args(v8_url, uploads, project.dir)
+    for point in ("v8-roles-written", "v8-items-batch:3"):
+        killed = run_cli(*args, env={**cli_env, "DIRECTUS_OPS_TEST_KILL_AT": point})
+        assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
+        free_project_slot(project.dir)
+        if point == "v8-roles-written":
+            assert pg_rows(project, "SELECT count(*) FROM directus_roles")[0][0] == 3
+            assert pg_rows(project, "SELECT count(*) FROM directus_policies")[0][0] == 2  # the bootstrap's only
+    finished = run_cli(*args, env=cli_env)
+    assert finished.returncode == 0, finished.stderr
+    assert sorted(pg_rows(project, """
+        SELECT r.name, p.name FROM directus_roles r JOIN directus_access a ON a.role = r.id
+        JOIN directus_policies p ON p.id = a.policy WHERE NOT p.admin_access""")) == [("Author", "Author"),
+                                                                                       ("Editor", "Editor")]
+    assert pg_rows(project, "SELECT count(*) FROM directus_access")[0][0] == 4  # admin, public, Author, Editor
+    assert pg_rows(project, "SELECT count(*) FROM directus_permissions WHERE policy IS NULL")[0][0] == 0
+    for collection in COLLECTIONS:
+        assert pg_rows(project, f'SELECT count(*) FROM "{collection}"')[0][0] == \
+            v8_query(v8_url, f"SELECT count(*) FROM `{collection}`")[0][0]
+    with project.server():  # the public policy's permissions work: v8's published articles, anonymously
+        public = httpx.get(f"{project.url}/items/articles", params={"limit": -1, "fields": "status"})
+        assert public.status_code == 200 and {a["status"] for a in public.json()["data"]} == {"published"}
 
 
 def test_a_database_newer_than_the_installed_directus_is_refused(migrated: dict[str, Any], target: TestProject,

@@ -840,7 +840,8 @@ def _utc(value: datetime | None, tz: ZoneInfo | timezone) -> datetime | None:
 # -- permissions -------------------------------------------------------------------------------------------------
 ACTIONS = ("create", "read", "update", "delete")
 # System collections whose v8 permissions carry over: their "owner" (what mine/role compare) and status field.
-# The others (collections, fields, relations, settings, presets, activity…) are what 10.x grants with app access.
+# The others (collections, fields, relations, settings, presets, activity…) are what 10.x and 11.x grant with app
+# access.
 SYSTEM_PERMISSIONS: dict[str, tuple[str | None, str | None]] = {
     "directus_files": ("uploaded_by", None), "directus_folders": (None, None), "directus_users": ("id", "status")}
 V8_USER_STATUSES = ["active", "draft", "invited", "suspended", "deleted"]
@@ -873,8 +874,10 @@ def map_permissions(source: V8Source, ids: IdMap, schema: SchemaPlan) -> tuple[l
         collection = source.collection(plan.name)
         status = collection.status_field
         owner = next((f.field for f in collection.fields_of_type("owner")), None)
+        # Relational alias fields are named too: Directus 11 refuses a query of an alias a field list leaves out.
+        listed = ("o2m", "m2m", "files", "translations")
         fields = [c.name for c in plan.columns] + [r["field"] for r in plan.field_rows
-                                                    if r["special"] and r["special"].split(",")[0] in ("o2m", "m2m", "files")]
+                                                    if r["special"] and r["special"].split(",")[0] in listed]
         targets[plan.name] = _Target(plan.name, owner, status.field if status else None,
                                      _statuses(collection) if status else [], fields, key=plan.primary_key or "id")
     for name, (owner, status) in SYSTEM_PERMISSIONS.items():
@@ -890,8 +893,8 @@ def map_permissions(source: V8Source, ids: IdMap, schema: SchemaPlan) -> tuple[l
         elif permission.collection.startswith("directus_"):
             skipped.add(permission.collection)
     if skipped:
-        notes.append(f"v8 permissions on {', '.join(sorted(skipped))} not carried: Directus 10 grants what the app "
-                     "needs of those to roles with app access")
+        notes.append(f"v8 permissions on {', '.join(sorted(skipped))} not carried: Directus grants what the app "
+                     "needs of those to roles (11.x: policies) with app access")
     rows = []
     for (role_id, name), permissions in sorted(groups.items()):
         rows += _permission_rows(targets[name], permissions, ids.get("directus_roles", role_id), role_id, notes)

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from .. import faults
 from ..database import DatabaseUnreachable
 from ..errors import ConfigError
 from ..project import Project, load_project
@@ -133,6 +134,7 @@ def write_people(work_dir: Path, password_hash: str | None = None) -> dict[str, 
     if plan.policies:
         role_rows, policy_rows, access_rows = mapping.map_roles_v11(source, ids)
         roles["roles"] = target.write_system_rows(settings, "directus_roles", role_rows)
+        faults.checkpoint("v8-roles-written")  # roles without their policies yet: what a re-run must complete
         roles["policies"] = target.write_system_rows(settings, "directus_policies", policy_rows)
         roles["access"] = target.write_system_rows(settings, "directus_access", access_rows)
     else:
