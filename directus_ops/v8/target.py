@@ -1,10 +1,10 @@
 """Writing a v8 project into a Directus 10 or 11 database (database mode), through ``database.connect``.
 
 ``inspect_target`` checks the target before anything is written: a bootstrapped Directus 10.x or 11.x on
-PostgreSQL (``directus_migrations`` applied, the installed package's version; 11.x is recognised by its
-``directus_policies`` and ``directus_access`` tables, where admin/app access and the public access live), and no
-table named like a v8 collection unless an earlier run of this migration created it (recognised by the UUIDs the
-id map gives: then the run resumes). Every writer after it is idempotent: rows are inserted with ``ON CONFLICT DO NOTHING`` on their keys
+PostgreSQL (``directus_migrations`` applied, the installed package's version; 11.x has ``directus_policies`` and
+``directus_access``, where admin/app access and the public access live), and no table named like a v8 collection
+unless an earlier run of this migration created it (recognised by the UUIDs the id map gives: then the run
+resumes). Every writer after it is idempotent: rows are inserted with ``ON CONFLICT DO NOTHING`` on their keys
 (the ids are deterministic), metadata rows only where missing, tables and foreign keys only if absent. So a
 second run changes nothing and a run stopped half way completes when run again.
 
