@@ -3,17 +3,18 @@ a scratch MariaDB database, as test_v8_migrate does) migrated by the real CLI in
 is another scratch MariaDB database. Directus then starts and serves what v8 held (tests/v8_checks.py: counts,
 references by natural key, asset bytes, users and roles, the singleton, translations, permissions, the next id);
 the tables are what Directus itself creates on MySQL for the same field types; values are exact (decimals,
-datetimes in UTC, booleans); a second run changes nothing."""
+datetimes in UTC, booleans); a second run changes nothing; a killed run completes when run again."""
 
 from __future__ import annotations
 
 import json
+import signal
 from pathlib import Path
 from typing import Any
 
 import pymysql
 import pytest
-from harness import TestProject, make_project
+from harness import Databases, TestProject, free_project_slot, make_project
 from test_v8_migrate import (  # noqa: F401 (fixtures shared with the PostgreSQL target's tests)
     migrate_args,
     module_databases,
@@ -161,3 +162,31 @@ def test_a_second_run_changes_nothing(migrated: dict[str, Any], target: TestProj
     for name in ("report.json", "plan.json", "source.json", "id-map.json"):
         text = (target.dir / "v8-migration" / name).read_text()
         assert TEMP_PASSWORD not in text and "pw-" not in text and "$2y$" not in text  # no password, no hash
+
+
+def test_a_killed_run_completes_when_run_again(tmp_path: Path, directus: Path, databases: Databases, v8_url: str,  # noqa: F811
+                                               uploads: Path, cli_env: dict[str, str]) -> None:  # noqa: F811
+    project = make_project(tmp_path, directus, databases.create("mysql"), with_extras=False)
+    args = migrate_args(v8_url, uploads, project.dir)
+    for point, partial in (("v8-file-copied:2", "files"), ("v8-items-batch:3", "items")):
+        killed = run_cli(*args, env={**cli_env, "DIRECTUS_OPS_TEST_KILL_AT": point})
+        assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
+        free_project_slot(project.dir)
+        tables = {t for (t,) in target_query(project, "SHOW TABLES")}
+        if partial == "files":
+            assert len(storage_listing(project)) == 2 and "articles" not in tables
+        else:
+            counts = [target_query(project, f"SELECT count(*) FROM `{c}`")[0][0] for c in COLLECTIONS if c in tables]
+            assert 0 < sum(counts) < 49  # some collections written, the rest not yet
+    finished = run_cli(*args, env=cli_env)
+    assert finished.returncode == 0, finished.stderr
+    for collection in COLLECTIONS:
+        assert target_query(project, f"SELECT count(*) FROM `{collection}`") == \
+            v8_query(v8_url, f"SELECT count(*) FROM `{collection}`")
+    foreign_keys = target_query(project, "SELECT count(*) FROM information_schema.referential_constraints "
+                                         "WHERE constraint_schema = DATABASE() AND table_name IN ("
+                                         + ", ".join(f"'{c}'" for c in COLLECTIONS) + ")")
+    assert foreign_keys == [(16,)]
+    assert len(storage_listing(project)) == 4  # no temporary leftovers of the killed copy
+    report = json.loads((project.dir / "v8-migration" / "report.json").read_text())
+    assert report["resumed"] is True and sum(s["written"] for s in report["items"]["collections"].values()) < 52

@@ -175,13 +175,13 @@ def add_foreign_keys(settings: DatabaseSettings, schema: SchemaPlan) -> int:
         quote = conn.dialect.identifier_preparer.quote
         for plan in schema.collections:
             have = {tuple(fk["constrained_columns"]) for fk in inspector.get_foreign_keys(plan.name)}
-            for fk in plan.foreign_keys:
-                if (fk.column,) in have:
-                    continue
-                key = transfer.ForeignKey(f"{plan.name}_{fk.column}_foreign"[:63], [fk.column], fk.table,
-                                          [fk.target_column], on_delete="SET NULL")
-                conn.exec_driver_sql(f"ALTER TABLE {quote(plan.name)} ADD {transfer._fk_clause(key, quote)}")
-                added += 1
+            keys = [transfer.ForeignKey(f"{plan.name}_{fk.column}_foreign"[:63], [fk.column], fk.table,
+                                        [fk.target_column], on_delete="SET NULL")
+                    for fk in plan.foreign_keys if (fk.column,) not in have]
+            clauses = [transfer._fk_clause(key, quote) for key in keys]
+            if clauses:  # one ALTER per table: MySQL rebuilds the table for each one (to check the rows)
+                conn.exec_driver_sql(f"ALTER TABLE {quote(plan.name)} {', '.join(f'ADD {c}' for c in clauses)}")
+                added += len(clauses)
     return added
 
 
