@@ -242,6 +242,8 @@ class MysqlWriter(Writer):
         conn.exec_driver_sql("SET FOREIGN_KEY_CHECKS = 0")
 
     def write_items(self, conn: Connection, plan: CollectionPlan, rows: list[tuple[Any, ...]]) -> int:
+        if not rows:
+            return 0
         cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
         names = [c.name for c in plan.columns]
         if plan.primary_key in names:
