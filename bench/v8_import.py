@@ -1,14 +1,16 @@
 """Benchmark: the v8 migration's items step (database mode) on a v8 collection of 200,000 rows, against a raw
 copy of the same table (``mariadb --batch --quick -e 'SELECT …' | psql -c 'COPY … FROM STDIN'``) into a
 same-shaped PostgreSQL table, in the same run. Target: the items step within 3x of the raw copy's time.
+With ``--target mysql`` the Directus project is on MariaDB and the raw copy is ``mariadb-dump v8 articles |
+mariadb scratch`` (the table as it is, its rows in the dump's multi-row INSERTs).
 
-    .venv/bin/python bench/v8_import.py [--rows 200000]
+    .venv/bin/python bench/v8_import.py [--rows 200000] [--target pg|mysql]
 
 Loads the shared v8.8.1 sample (../shared/fixtures/v8) into a scratch MariaDB database, generates the rows in
 ``articles`` on the server (INSERT … SELECT over a numbers CTE: owner, created_on, status, a CSV field, a JSON
 field, m2o fields to authors and to files, some of them dangling), bootstraps a scratch Directus 10.13.4 on
-PostgreSQL, runs the whole migration (timing the items step on its own), then the raw copy. Prints the figures
-as JSON; drops every database and directory it made.
+PostgreSQL (or MariaDB), runs the whole migration (timing the items step on its own), then the raw copy. Prints
+the figures as JSON; drops every database and directory it made.
 """
 
 from __future__ import annotations
@@ -110,9 +112,35 @@ def raw_copy(v8_database: str, pg_url: str) -> tuple[float, int]:
     return seconds, copied
 
 
+def raw_copy_mysql(v8_database: str, databases: Databases) -> tuple[float, int]:
+    """The floor on MariaDB: the table dumped and loaded by the server's own tools, no conversion."""
+    scratch = databases.create("mysql")
+    started = time.perf_counter()
+    export = subprocess.Popen(["mariadb-dump", "--quick", "--skip-triggers", "-h", "127.0.0.1", "-u", "root",
+                               v8_database, "articles"], stdout=subprocess.PIPE)
+    load = subprocess.run(["mariadb", "-h", "127.0.0.1", "-u", "root", scratch.name], stdin=export.stdout,
+                          capture_output=True, text=True)
+    assert export.stdout is not None
+    export.stdout.close()
+    if export.wait() != 0 or load.returncode != 0:
+        raise SystemExit(f"raw copy failed: {load.stderr.strip()}")
+    seconds = time.perf_counter() - started
+    return seconds, target_count(scratch.name, "mysql", "articles")
+
+
+def target_count(database: str, engine: str, table: str) -> int:
+    if engine == "pg":
+        with psycopg.connect(f"postgresql://postgres@127.0.0.1:5432/{database}") as conn:
+            return int(conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
+    with pymysql.connect(host="127.0.0.1", user="root", database=database) as conn, conn.cursor() as cur:
+        cur.execute(f"SELECT count(*) FROM {table}")
+        return int(cur.fetchone()[0])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=200_000, help="rows generated in articles (at most 1,000,000)")
+    parser.add_argument("--target", choices=("pg", "mysql"), default="pg", help="the Directus project's engine")
     args = parser.parse_args()
 
     scratch = Path(tempfile.mkdtemp(prefix="bench-v8-"))
@@ -126,8 +154,8 @@ def main() -> None:
         with tarfile.open(FIXTURES / "v8_uploads.tar.gz") as archive:
             archive.extractall(scratch / "uploads", filter="data")
         v8_storage = str(scratch / "uploads" / "uploads" / "_")
-        pg = databases.create("pg")
-        project = make_project(scratch / "target", directus_install(), pg, with_extras=False)
+        target = databases.create(args.target)
+        project = make_project(scratch / "target", directus_install(), target, with_extras=False)
         work = scratch / "work"
 
         steps: dict[str, float] = {}
@@ -152,12 +180,14 @@ def main() -> None:
         rerun = time.perf_counter() - began
 
         written = items["collections"]["articles"]["written"]
-        with psycopg.connect(pg.url) as conn:
-            in_target = int(conn.execute("SELECT count(*) FROM articles").fetchone()[0])
-        raw_seconds, raw_rows = raw_copy(v8.name, f"postgresql://postgres@127.0.0.1:5432/{pg.name}")
+        in_target = target_count(target.name, args.target, "articles")
+        if args.target == "pg":
+            raw_seconds, raw_rows = raw_copy(v8.name, f"postgresql://postgres@127.0.0.1:5432/{target.name}")
+        else:
+            raw_seconds, raw_rows = raw_copy_mysql(v8.name, databases)
         item_rows = sum(c["read"] for c in items["collections"].values())
         print(json.dumps({
-            "rows": articles, "generated_seconds": round(generated, 1),
+            "target": args.target, "rows": articles, "generated_seconds": round(generated, 1),
             "items": {"rows": item_rows, "articles_written": written, "articles_in_target": in_target,
                       "seconds": steps["items"], "rows_per_s": round(item_rows / steps["items"]),
                       "dangling": len(items["dangling"]), "references": items["collections"]["articles"]["references"]},

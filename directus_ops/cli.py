@@ -733,7 +733,7 @@ if __name__ == "__main__":
 def v8_migrate_command(
     v8_database: Annotated[str, typer.Option("--v8-database", help="The v8 project's database: mysql://USER:PASSWORD@HOST:PORT/DB.")],
     v8_storage: Annotated[str, typer.Option("--v8-storage", help="The v8 upload folder holding originals/ (e.g. /srv/v8/public/uploads/_), or s3://bucket/prefix.")],
-    project_dir: Annotated[Path, typer.Option("--project-dir", help="The target Directus 10 or 11 project directory (installed and bootstrapped, on PostgreSQL).")],
+    project_dir: Annotated[Path, typer.Option("--project-dir", help="The target Directus 10 or 11 project directory (installed and bootstrapped, on PostgreSQL or MySQL/MariaDB).")],
     mode: Annotated[str, typer.Option("--mode", help="database: write straight into the target's database (api mode is not available yet).")] = "database",
     skip_collections: Annotated[Optional[list[str]], typer.Option("--skip-collections", help="A v8 collection to leave out (repeat, or comma-separate).")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Run every check and write the plan and id map; change nothing in the target.")] = False,

@@ -122,6 +122,7 @@ class Column:
     autoincrement: bool = False
     unsigned: bool = False  # MySQL: a column referencing an unsigned id must be unsigned too
     native: str = ""  # the source's own type name, for types kept as they are on the same engine (mediumtext, ...)
+    comment: str | None = None  # MySQL: written as the column's COMMENT (reflect leaves it out)
 
 
 @dataclass
@@ -415,6 +416,8 @@ def create_table_sql(table: Table, engine: str, quote: Callable[[str], str], sam
             if not col.nullable:
                 sql += " NOT NULL"
             sql += _default_sql(col, engine)
+        if col.comment and engine == "mysql":
+            sql += f" COMMENT {_literal(col.comment, engine)}"
         parts.append(sql)
     if table.primary_key and not any(c.autoincrement for c in table.columns):
         parts.append(f"PRIMARY KEY ({', '.join(quote(c) for c in table.primary_key)})")

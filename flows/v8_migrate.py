@@ -1,7 +1,7 @@
 """v8_migrate: a Directus v8 project (its MySQL/MariaDB database and upload folder) into a bootstrapped
-Directus 10 or 11 project on PostgreSQL, in database mode: check → read → roles (11.x: with policies and access
-rows)/users/folders → files (rows and bytes) → schema → items → permissions (11.x: on policies) → sequences →
-report. Idempotent: run it again to resume or to confirm."""
+Directus 10 or 11 project on PostgreSQL or MySQL/MariaDB, in database mode: check → read → roles (11.x: with
+policies and access rows)/users/folders → files (rows and bytes) → schema → items → permissions (11.x: on
+policies) → sequences → report. Idempotent: run it again to resume or to confirm."""
 
 from __future__ import annotations
 

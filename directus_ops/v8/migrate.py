@@ -82,8 +82,8 @@ def originals_location(v8_storage: str, like: StorageLocation | None = None) -> 
 def prepare(v8_url: str, v8_storage: str, project_dir: str, work_dir: Path, skip: list[str] | None = None,
             v8_timezone: str = "UTC", storage_like: StorageLocation | None = None) -> Plan:
     """Check everything, write nothing to the target: the v8 database (reachable, v8-shaped), its upload folder
-    (``originals/`` with every file), the target (bootstrapped Directus 10 or 11 on PostgreSQL, no conflicting
-    tables). Then write source.json, plan.json and id-map.json into ``work_dir``."""
+    (``originals/`` with every file), the target (bootstrapped Directus 10 or 11 on PostgreSQL or MySQL/MariaDB,
+    no conflicting tables). Then write source.json, plan.json and id-map.json into ``work_dir``."""
     if v8_timezone.upper() != "UTC":
         mapping.source_timezone(v8_timezone)
     settings = v8_settings(v8_url)

@@ -1,20 +1,21 @@
 """Writing a v8 project into a Directus 10 or 11 database (database mode), through ``database.connect``.
 
 ``inspect_target`` checks the target before anything is written: a bootstrapped Directus 10.x or 11.x on
-PostgreSQL (``directus_migrations`` applied, the installed package's version; 11.x has ``directus_policies`` and
-``directus_access``, where admin/app access and the public access live), and no table named like a v8 collection
-unless an earlier run of this migration created it (recognised by the UUIDs the id map gives: then the run
-resumes). Every writer after it is idempotent: rows are inserted with ``ON CONFLICT DO NOTHING`` on their keys
-(the ids are deterministic), metadata rows only where missing, tables and foreign keys only if absent. So a
-second run changes nothing and a run stopped half way completes when run again.
+PostgreSQL or MySQL/MariaDB (``directus_migrations`` applied, the installed package's version; 11.x has
+``directus_policies`` and ``directus_access``, where admin/app access and the public access live), and no table
+named like a v8 collection unless an earlier run of this migration created it (recognised by the UUIDs the id map
+gives: then the run resumes). Every writer after it is idempotent: rows whose key is there already are skipped
+(the ids are deterministic), metadata rows only written where missing, tables and foreign keys only if absent. So
+a second run changes nothing and a run stopped half way completes when run again.
 
 Items are streamed from the v8 database (unbuffered cursor), converted by a per-collection RowConverter and
-written in batches: COPY into a session staging table, then ``INSERT … SELECT … ON CONFLICT DO NOTHING`` (so the
-re-run guarantee holds at COPY speed); sequences are reset after.
+written in batches; counters are reset after. What differs per engine (DDL, how a batch is written and how an
+existing key is skipped, counters, session settings) is in ``writers.py``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import queue
@@ -29,21 +30,20 @@ import pymysql.cursors
 import sqlalchemy as sa
 from pymysql.constants import FIELD_TYPE
 from pymysql.converters import convert_datetime
-from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.engine import Connection
 
-from .. import faults
+from .. import faults, transfer
 from ..database import DatabaseSettings, connect, list_tables
 from ..errors import ConfigError, DatabaseError, StorageError, VersionError
 from ..project import Project
 from ..redact import redact
 from ..storage import StorageLocation
-from .mapping import SYSTEM_TARGETS, CollectionPlan, ColumnPlan, Dangling, IdMap, RowConverter, SchemaPlan
+from .mapping import SYSTEM_TARGETS, Dangling, IdMap, RowConverter, SchemaPlan
 from .source import V8Source, _q
+from .writers import BATCH_ROWS, WRITERS, Writer, writer_for
 
 log = logging.getLogger("directus_ops.v8.target")
 
-BATCH_ROWS = 5000
 T = TypeVar("T")
 SUPPORTED_MAJORS = ("10.", "11.")
 POLICY_TABLES = {"directus_policies", "directus_access"}  # Directus 11's access model
@@ -77,9 +77,9 @@ def inspect_target(project: Project, collections: list[str], ids_probe: list[tup
     """Check the target; ``ids_probe``: (system table, uuid) pairs only a previous run of this migration wrote."""
     settings = project.database
     where = settings.describe()
-    if settings.engine != "postgresql":
-        raise ConfigError(f"{where}: the v8 migration writes into PostgreSQL targets only for now; use a Directus "
-                          "project on PostgreSQL (DB_CLIENT=pg)")
+    if settings.engine not in WRITERS:
+        raise ConfigError(f"{where}: the v8 migration writes into PostgreSQL or MySQL/MariaDB targets only; use a "
+                          "Directus project on one of those (DB_CLIENT=pg or mysql)")
     version = project.directus_version
     if version is None:
         raise TargetNotReady(f"no Directus is installed in {project.root} (node_modules/directus is missing); "
@@ -108,7 +108,8 @@ def inspect_target(project: Project, collections: list[str], ids_probe: list[tup
         existing = sorted(c for c in collections if c in tables)
         resuming = False
         if existing:
-            resuming = any(conn.execute(sa.text(f"SELECT 1 FROM {table} WHERE id = CAST(:id AS uuid)"),
+            uuid = writer_for(settings.engine).uuid_param("id")
+            resuming = any(conn.execute(sa.text(f"SELECT 1 FROM {table} WHERE id = {uuid}"),
                                         {"id": value}).first() is not None for table, value in ids_probe or [])
             if not resuming:
                 shown = ", ".join(existing[:5]) + (f" and {len(existing) - 5} more" if len(existing) > 5 else "")
@@ -145,8 +146,9 @@ def _admin_role_v11(conn: Connection) -> Any:
 def _public_policy_v11(conn: Connection, where: str, root: Any) -> str:
     """The policy of the public access row (no role, no user): v8's Public permissions go there, never to a
     second public policy."""
+    user = conn.dialect.identifier_preparer.quote("user")  # a reserved word: "user" or `user`
     policy = conn.execute(sa.text(
-        'SELECT policy FROM directus_access WHERE role IS NULL AND "user" IS NULL ORDER BY sort, id LIMIT 1')).scalar()
+        f"SELECT policy FROM directus_access WHERE role IS NULL AND {user} IS NULL ORDER BY sort, id LIMIT 1")).scalar()
     if policy is None:
         raise TargetNotReady(f"{where} has no public policy (a directus_access row without role and user); run "
                              f"`npx directus bootstrap` in {root} on a fresh database (Directus 11 creates it)")
@@ -154,6 +156,15 @@ def _public_policy_v11(conn: Connection, where: str, root: Any) -> str:
 
 
 # -- helpers ---------------------------------------------------------------------------------------------------
+@contextlib.contextmanager
+def _target(settings: DatabaseSettings) -> Iterator[tuple[Connection, Writer]]:
+    """A connection to the target with its engine's session settings, and the engine's writer."""
+    writer = writer_for(settings.engine)
+    with connect(settings) as conn:
+        writer.session(conn)
+        yield conn, writer
+
+
 def _reflect(conn: Connection, name: str) -> sa.Table:
     table = sa.Table(name, sa.MetaData(), autoload_with=conn)
     for column in table.c:
@@ -162,74 +173,26 @@ def _reflect(conn: Connection, name: str) -> sa.Table:
     return table
 
 
-def _only_columns(table: sa.Table, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Keep the keys the target's table has (10.x minor versions differ: theme vs appearance…)."""
-    names = set(table.c.keys())
-    return [{k: v for k, v in row.items() if k in names} for row in rows]
-
-
 def _insert_missing(conn: Connection, table: sa.Table, rows: list[dict[str, Any]]) -> int:
-    """Insert rows, skipping those whose keys (any unique constraint) are there already: the re-run no-op."""
-    written = 0
-    rows = _only_columns(table, rows)
-    for start in range(0, len(rows), BATCH_ROWS):
-        batch = rows[start:start + BATCH_ROWS]
-        if batch:
-            # RETURNING counts what was new (rowcount of an executemany is not reliable).
-            result = conn.execute(pg_insert(table).on_conflict_do_nothing().returning(sa.literal_column("1")), batch)
-            written += len(result.all())
-    return written
+    """Insert rows, skipping those whose keys are there already (the re-run no-op); how many were new."""
+    return writer_for(conn.dialect.name).insert_missing(conn, table, rows)
 
 
 def write_system_rows(settings: DatabaseSettings, table: str, rows: list[dict[str, Any]]) -> int:
     """Roles, users, folders or files rows (parents first for folders); returns how many were new."""
-    with connect(settings) as conn, conn.begin():
-        return _insert_missing(conn, _reflect(conn, table), rows)
+    with _target(settings) as (conn, writer), conn.begin():
+        return writer.insert_missing(conn, _reflect(conn, table), rows)
 
 
 # -- schema ------------------------------------------------------------------------------------------------------
-def _sa_type(column: ColumnPlan) -> sa.types.TypeEngine:
-    return {
-        "integer": sa.Integer(), "bigInteger": sa.BigInteger(), "string": sa.String(column.length or 255),
-        "text": sa.Text(), "boolean": sa.Boolean(), "float": sa.Float(), "date": sa.Date(), "time": sa.Time(),
-        "dateTime": sa.DateTime(timezone=False), "timestamp": sa.DateTime(timezone=True), "json": sa.JSON(none_as_null=True),
-        "uuid": sa.Uuid(as_uuid=False), "binary": sa.LargeBinary(),
-        "decimal": sa.Numeric(column.precision or 10, column.scale or 0, asdecimal=True),
-    }[column.type]
-
-
-def _server_default(column: ColumnPlan) -> Any:
-    value = column.default
-    if value is None:
-        return None
-    if value == "CURRENT_TIMESTAMP":
-        return sa.text("CURRENT_TIMESTAMP")
-    if isinstance(value, bool):
-        return sa.true() if value else sa.false()
-    if isinstance(value, int):
-        return sa.text(str(value))
-    return str(value)
-
-
-def table_of(plan: CollectionPlan, metadata: sa.MetaData | None = None) -> sa.Table:
-    metadata = metadata or sa.MetaData()
-    columns = [sa.Column(c.name, _sa_type(c), primary_key=c.primary, nullable=c.nullable and not c.primary,
-                         autoincrement=c.auto_increment if c.primary else False, unique=c.unique or None,
-                         server_default=_server_default(c), comment=c.comment)
-               for c in plan.columns]
-    return sa.Table(plan.name, metadata, *columns)
-
-
 def create_schema(settings: DatabaseSettings, schema: SchemaPlan) -> dict[str, int]:
     """Tables (without foreign keys: those come after the rows), then the Directus metadata rows that are missing."""
     counts = {"tables": 0, "collections": 0, "fields": 0, "relations": 0}
-    with connect(settings) as conn, conn.begin():
+    with _target(settings) as (conn, writer), conn.begin():
         present = set(list_tables(conn))
-        metadata = sa.MetaData()
         for plan in schema.collections:
-            table = table_of(plan, metadata)
             if plan.name not in present:
-                table.create(conn)
+                writer.create_table(conn, plan, schema)
                 counts["tables"] += 1
         counts["collections"] = _insert_missing(conn, _reflect(conn, "directus_collections"),
                                                 [p.collection_row for p in schema.collections])
@@ -245,20 +208,20 @@ def create_schema(settings: DatabaseSettings, schema: SchemaPlan) -> dict[str, i
 
 
 def add_foreign_keys(settings: DatabaseSettings, schema: SchemaPlan) -> int:
-    """Real foreign keys (ON DELETE SET NULL, as Directus's nullify), after the rows are in."""
+    """Real foreign keys (ON DELETE SET NULL, as Directus's nullify; named as knex does), after the rows are in."""
     added = 0
-    with connect(settings) as conn, conn.begin():
+    with _target(settings) as (conn, _), conn.begin():
         inspector = sa.inspect(conn)
+        quote = conn.dialect.identifier_preparer.quote
         for plan in schema.collections:
             have = {tuple(fk["constrained_columns"]) for fk in inspector.get_foreign_keys(plan.name)}
-            for fk in plan.foreign_keys:
-                if (fk.column,) in have:
-                    continue
-                name = f"{plan.name}_{fk.column}_foreign"[:63]
-                conn.execute(sa.text(
-                    f'ALTER TABLE "{plan.name}" ADD CONSTRAINT "{name}" FOREIGN KEY ("{fk.column}") '
-                    f'REFERENCES "{fk.table}" ("{fk.target_column}") ON DELETE SET NULL'))
-                added += 1
+            keys = [transfer.ForeignKey(f"{plan.name}_{fk.column}_foreign"[:63], [fk.column], fk.table,
+                                        [fk.target_column], on_delete="SET NULL")
+                    for fk in plan.foreign_keys if (fk.column,) not in have]
+            clauses = [transfer._fk_clause(key, quote) for key in keys]
+            if clauses:  # one ALTER per table: MySQL rebuilds the table for each one (to check the rows)
+                conn.exec_driver_sql(f"ALTER TABLE {quote(plan.name)} {', '.join(f'ADD {c}' for c in clauses)}")
+                added += len(clauses)
     return added
 
 
@@ -343,18 +306,6 @@ def _ahead(batches: Iterator[T], depth: int = 2) -> Iterator[T]:
         worker.join()
 
 
-def _copy_missing(conn: Connection, plan: CollectionPlan, rows: list[tuple[Any, ...]]) -> int:
-    """COPY a batch into the session's staging table, then insert what is not there yet (any unique constraint:
-    the re-run no-op); the staging table empties itself at commit."""
-    columns = ", ".join(f'"{c.name}"' for c in plan.columns)
-    cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
-    with cursor.copy(f"COPY v8_stage ({columns}) FROM STDIN") as copy:
-        for row in rows:
-            copy.write_row(row)
-    cursor.execute(f'INSERT INTO "{plan.name}" ({columns}) SELECT {columns} FROM v8_stage ON CONFLICT DO NOTHING')
-    return max(cursor.rowcount, 0)
-
-
 def referenced_keys(v8: DatabaseSettings, schema: SchemaPlan) -> dict[str, set[Any]]:
     """The primary keys of every user collection another one references (a reference to a missing key is dangling)."""
     targets = {c.references for p in schema.collections for c in p.columns
@@ -375,46 +326,41 @@ def write_items(v8: DatabaseSettings, target: DatabaseSettings, schema: SchemaPl
                 tz: ZoneInfo | timezone, unmapped: list[str]) -> dict[str, ItemStats]:
     keys = referenced_keys(v8, schema)
     stats: dict[str, ItemStats] = {}
-    with connect(v8) as source, connect(target) as conn:
+    with connect(v8) as source, _target(target) as (conn, writer):
         for plan in schema.collections:
             stat = stats[plan.name] = ItemStats()
             names = [c.name for c in plan.columns]
             converter = RowConverter(plan, ids, keys, tz, stat.dangling, unmapped)
             batches = [[tuple(r.get(n) for n in names) for r in plan.rows]] if plan.rows is not None else \
                 _stream(source, plan.name, names, plan.primary_key)
-            with conn.begin():  # the staging table: the target's columns and NOT NULLs, no keys, per session
-                conn.execute(sa.text(f'CREATE TEMPORARY TABLE v8_stage (LIKE "{plan.name}") ON COMMIT DELETE ROWS'))
+            with conn.begin():
+                writer.start_items(conn, plan)
             for rows, references in _ahead(converter.rows(batch) for batch in batches):
                 stat.read += len(rows)
                 stat.references += references
                 with conn.begin():
-                    stat.written += _copy_missing(conn, plan, rows)
+                    stat.written += writer.write_items(conn, plan, rows)
                 faults.checkpoint("v8-items-batch")
             with conn.begin():
-                conn.execute(sa.text("DROP TABLE v8_stage"))
+                writer.finish_items(conn, plan)
             log.info("v8 items: %s read %d, written %d", plan.name, stat.read, stat.written)
     return stats
 
 
 def reset_sequences(settings: DatabaseSettings, schema: SchemaPlan) -> int:
-    """PostgreSQL does not advance a serial when rows come with their ids: set each to the highest key."""
+    """Each auto-increment key continues after the highest id written (a new item gets the next id)."""
     reset = 0
-    with connect(settings) as conn, conn.begin():
+    with _target(settings) as (conn, writer), conn.begin():
         for plan in schema.collections:
             key = plan.primary_key
-            if not key or not plan.column(key).auto_increment:
-                continue
-            sequence = conn.execute(sa.text("SELECT pg_get_serial_sequence(:t, :c)"), {"t": f'"{plan.name}"', "c": key}).scalar()
-            if sequence:
-                conn.execute(sa.text(f'SELECT setval(:s, COALESCE((SELECT max("{key}") FROM "{plan.name}"), 1), '
-                                     f'(SELECT max("{key}") FROM "{plan.name}") IS NOT NULL)'), {"s": sequence})
+            if key and plan.column(key).auto_increment and writer.reset_counter(conn, plan, key):
                 reset += 1
     return reset
 
 
 def write_permissions(settings: DatabaseSettings, rows: list[dict[str, Any]]) -> int:
     """Rows keyed by ``role`` (10.x) or ``policy`` (11.x, whose permissions have no role): the missing ones."""
-    with connect(settings) as conn, conn.begin():
+    with _target(settings) as (conn, _), conn.begin():
         table = _reflect(conn, "directus_permissions")
         owner = "policy" if "policy" in table.c else "role"
         have = {(str(r) if r else None, c, a) for r, c, a in
@@ -480,5 +426,5 @@ def copy_files(source: V8Source, originals: StorageLocation, target: StorageLoca
 
 
 __all__ = ["FileCopy", "ItemStats", "TargetConflict", "TargetInfo", "TargetNotReady", "add_foreign_keys",
-           "copy_files", "create_schema", "inspect_target", "referenced_keys", "reset_sequences", "table_of",
+           "copy_files", "create_schema", "inspect_target", "referenced_keys", "reset_sequences",
            "write_items", "write_permissions", "write_system_rows"]
