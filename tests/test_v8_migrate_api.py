@@ -30,7 +30,9 @@ from v8_checks import (
 )
 
 from directus_ops import directus_cli
-from directus_ops.directus_api import DirectusClient
+from directus_ops.directus_api import DirectusApiError, DirectusClient
+from directus_ops.errors import ConfigError
+from directus_ops.v8.api_target import json_arrays, payload_limit
 
 pytestmark = pytest.mark.directus
 
@@ -97,7 +99,8 @@ def work(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def migrated(api_target: TestProject, work: Path, v8_url: str, uploads: Path, server_env: dict[str, str]) -> dict[str, Any]:
+def migrated(api_target: TestProject, work: Path, v8_url: str, uploads: Path,
+             server_env: dict[str, str]) -> dict[str, Any]:
     with serving(api_target):
         result = run_cli(*api_args(v8_url, uploads, work, api_target.url, "--token", TOKEN,
                                    "--temporary-password-env", "V8_TEMP_PASSWORD"), env=server_env)
@@ -114,7 +117,7 @@ def test_api_mode_migrates_what_database_mode_does(migrated: dict[str, Any], api
     assert report["files"]["copied"] == 4 and report["permissions"]["written"] == report["permissions"]["planned"] > 0
     assert report["items"]["foreign_keys"] == 16  # as database mode: every v8 reference + translations → languages
     assert any(n.startswith("directus_files.modified_by and modified_on") for n in report["not_kept"])
-    assert not (api_target.dir / "v8-migration").exists()  # nothing beside the target: the work files are in --project-dir
+    assert not (api_target.dir / "v8-migration").exists()  # the work files are in --project-dir, not beside the target
     id_map = json.loads((work / "v8-migration" / "id-map.json").read_text())
     assert set(id_map["directus_files"]) == {"1", "2", "3", "4"} and id_map["directus_roles"]["2"] is None
 
@@ -156,9 +159,9 @@ def test_a_second_run_changes_nothing(migrated: dict[str, Any], api_target: Test
     assert TOKEN not in result.stdout + result.stderr
 
 
-def test_bad_input_then_killed_runs_complete_within_a_small_payload_limit(tmp_path: Path, directus: Path,
-                                                                           databases: Databases, v8_url: str,
-                                                                           uploads: Path, cli_env: dict[str, str]) -> None:
+def test_bad_input_then_killed_runs_complete_within_a_small_payload_limit(
+        tmp_path: Path, directus: Path, databases: Databases, v8_url: str, uploads: Path,
+        cli_env: dict[str, str]) -> None:
     project = make_project(tmp_path, directus, databases.create("pg"), with_extras=False)
     with (project.dir / ".env").open("a") as env:
         env.write("MAX_PAYLOAD_SIZE=8kb\n")  # Directus answers 413 to a larger body: the limit is checked for real
@@ -173,7 +176,8 @@ def test_bad_input_then_killed_runs_complete_within_a_small_payload_limit(tmp_pa
         before, files_before = pg_digest(project, tables), storage_listing(project)
         result = run_cli(*arguments, env=env)
         lines = result.stderr.strip().splitlines()
-        assert result.returncode != 0 and len(lines) == 1 and lines[0].startswith("directus-ops: error: "), result.stderr
+        assert result.returncode != 0 and len(lines) == 1, result.stderr
+        assert lines[0].startswith("directus-ops: error: "), result.stderr
         for phrase in phrases:
             assert phrase in lines[0], lines[0]
         assert TOKEN not in result.stderr and "wrong-token" not in result.stderr
@@ -186,12 +190,20 @@ def test_bad_input_then_killed_runs_complete_within_a_small_payload_limit(tmp_pa
         refused(args, {**environment, "DIRECTUS_OPS_TOKEN": "wrong-token-0123456789"}, "refused the token", "--token")
         refused(args, environment, "needs an admin token", "DIRECTUS_OPS_TOKEN")
         refused(migrate_args(v8_url, uploads, work, "--mode", "api"), with_token, "needs --url")
+        refused(migrate_args(v8_url, uploads, work, "--url", project.url), with_token, "are for --mode api")
         role = client.post("/roles", {"name": "Reader", "admin_access": False, "app_access": True})
         client.post("/users", {"email": "reader@example.com", "role": role["id"], "token": "reader-token-0123456789"})
         refused(args, {**environment, "DIRECTUS_OPS_TOKEN": "reader-token-0123456789"}, "is not an administrator")
         client.post("/collections", {"collection": "tags", "schema": {}, "meta": {}})
         refused(args, with_token, "already has 1 collections named like v8 ones (tags)", "--skip-collections")
         client.request("DELETE", "/collections/tags")
+        with pytest.raises(DirectusApiError, match="request entity too large"):  # the target's limit is real
+            client.send_json("POST", "/roles", b'[{"name":"' + b"x" * 9000 + b'"}]')
+
+        dry = run_cli(*args, "--dry-run", env=with_token)
+        assert dry.returncode == 0 and dry.stdout.startswith("dry run: checks passed; would migrate "), dry.stderr
+        assert (work / "v8-migration" / "id-map.json").exists() and not client.get("/files")
+        assert "tags" not in {c["collection"] for c in client.get("/collections")}
 
         # Killed after the second upload (before its metadata), then after the third batch of items: the re-runs
         # complete, with every batch within the 8 kB the target accepts.
@@ -200,15 +212,32 @@ def test_bad_input_then_killed_runs_complete_within_a_small_payload_limit(tmp_pa
             assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
             free_project_slot(work)
             if point.startswith("v8-file"):
-                assert len(client.get("/files")) == 2 and not pg_rows(project, "SELECT 1 FROM pg_tables WHERE tablename = 'articles'")
+                assert len(client.get("/files")) == 2
+                assert not pg_rows(project, "SELECT 1 FROM pg_tables WHERE tablename = 'articles'")
             else:
                 counts = [pg_rows(project, f'SELECT count(*) FROM "{c}"')[0][0] for c in COLLECTIONS]
                 assert 0 < sum(counts) < sum(v8_counts(v8_url).values())
         finished = run_cli(*args, env=with_token)
         assert finished.returncode == 0, finished.stderr
         files = {f["filename_download"]: f for f in client.get("/files", fields="id,filename_download,uploaded_on")}
-        for name, uploaded_on in v8_query(v8_url, "SELECT filename_download, uploaded_on FROM directus_files"):
+        for name, uploaded_on, disk in v8_query(v8_url, "SELECT filename_download, uploaded_on, filename_disk "
+                                                       "FROM directus_files"):
             assert instant(files[name]["uploaded_on"]) == uploaded_on.replace(tzinfo=timezone.utc)  # set on the re-run
-            disk = v8_query(v8_url, f"SELECT filename_disk FROM directus_files WHERE filename_download = '{name}'")[0][0]
             assert client.asset(files[name]["id"]) == (uploads / "originals" / disk).read_bytes()
     assert {c: pg_rows(project, f'SELECT count(*) FROM "{c}"')[0][0] for c in COLLECTIONS} == v8_counts(v8_url)
+
+
+def test_bodies_stay_within_the_payload_limit() -> None:
+    """Rows of every size up to the limit: each body is a JSON array of at most ``limit`` bytes, together they
+    hold every row in order; a row too large alone is refused with the fix."""
+    limit = payload_limit("2kb")
+    assert (limit, payload_limit("1mb"), payload_limit("1048576")) == (2048, 1048576, 1048576)
+    rows = [{"id": i, "text": "é" * (i * 37 % 1000)} for i in range(400)]
+    bodies = list(json_arrays(rows, limit, "articles"))
+    assert len(bodies) > 100 and all(len(body) <= limit for body, _ in bodies)
+    assert [row for body, _ in bodies for row in json.loads(body)] == rows
+    assert sum(count for _, count in bodies) == len(rows)
+    with pytest.raises(ConfigError, match="raise MAX_PAYLOAD_SIZE on the target"):
+        list(json_arrays([{"id": 1, "text": "x" * limit}], limit, "articles"))
+    with pytest.raises(ConfigError, match="--max-payload-size"):
+        payload_limit("lots")

@@ -57,9 +57,9 @@ SYSTEM_PATHS = {"directus_roles": "/roles", "directus_users": "/users", "directu
 NOT_KEPT = [
     "directus_files.modified_by and modified_on: the migrating user and the time of the migration (the upload "
     "is followed by an update that sets the v8 uploader and dates; Directus stamps that update)",
-    "directus_activity and directus_revisions: the roles, users, folders, files and permissions written are "
-    "recorded as the migrating user's actions of today (the items are not recorded: their collections track "
-    "no activity until the import is done)",
+    "directus_activity and directus_revisions: the roles, users, folders, files, collections, fields, relations "
+    "and permissions written are recorded as the migrating user's actions of today (the items are not: their "
+    "collections track no activity until the import is done)",
     "directus_users.password: as in database mode, no v8 password (bcrypt) carries over; with a temporary "
     "password Directus checks it against the target's password policy",
 ]
@@ -194,18 +194,24 @@ def json_arrays(rows: Iterable[dict[str, Any]], limit: int, where: str) -> Itera
         yield b"[" + b",".join(parts) + b"]", len(parts)
 
 
+def send(client: DirectusClient, method: str, path: str, body: bytes, **params: Any) -> Any:
+    """A JSON body already encoded; "too large" means the target's limit is lower than the one given (10.13
+    answers 400 "request entity too large", a proxy 413)."""
+    try:
+        return client.send_json(method, path, body, **params)
+    except DirectusApiError as exc:
+        if getattr(exc, "status", None) == 413 or "entity too large" in str(exc):
+            raise ConfigError(f"the target refused a {len(body)}-byte request as too large: its MAX_PAYLOAD_SIZE "
+                              "(or a proxy's limit) is smaller than --max-payload-size; pass its value") from None
+        raise
+
+
 def post_rows(client: DirectusClient, path: str, rows: Iterable[dict[str, Any]], limit: int, key: str = "id",
               after_batch: Callable[[], None] | None = None) -> int:
     """POST ``rows`` as arrays within ``limit``; returns how many were sent (each batch one transaction)."""
     written = 0
     for body, count in json_arrays(rows, limit, path):
-        try:
-            client.send_json("POST", path, body, fields=key)
-        except DirectusApiError as exc:
-            if getattr(exc, "status", None) == 413:
-                raise ConfigError(f"the target refused a {len(body)}-byte request as too large (HTTP 413): its "
-                                  "MAX_PAYLOAD_SIZE is smaller than --max-payload-size; pass its value") from None
-            raise
+        send(client, "POST", path, body, fields=key)
         written += count
         if after_batch:
             after_batch()
@@ -327,7 +333,7 @@ def write_files(client: DirectusClient, source: V8Source, rows: list[dict[str, A
                 and target.get("uploaded_by") == row["uploaded_by"]):
             metadata = {k: row[k] for k in FILE_METADATA if k in fields}
             metadata["tags"] = json.loads(row["tags"]) if row["tags"] else None  # a JSON list, not its text
-            client.send_json("PATCH", f"/files/{file_id}", encode(metadata), fields="id")
+            send(client, "PATCH", f"/files/{file_id}", encode(metadata), fields="id")
             result.metadata_set += 1
     return result
 
@@ -405,7 +411,7 @@ def create_schema(client: DirectusClient, schema: SchemaPlan, limit: int) -> dic
             body = {"collection": plan.name, "meta": _import_meta(plan.collection_row), "schema": {}, "fields": fields}
             if len(encode(body)) > limit:
                 body["fields"] = [f for f in fields if (f["schema"] or {}).get("is_primary_key")]
-            client.send_json("POST", "/collections", encode(body), fields="collection")
+            send(client, "POST", "/collections", encode(body), fields="collection")
             counts["tables"] += 1
             counts["collections"] += 1
             counts["fields"] += len(body["fields"])
@@ -506,7 +512,7 @@ def write_items(client: DirectusClient, v8: DatabaseSettings, schema: SchemaPlan
 
             if plan.name in singletons:  # made a singleton by an earlier run's end: PATCH creates its row
                 for row in missing():
-                    client.send_json("PATCH", f"/items/{plan.name}", encode(row), fields=key)
+                    send(client, "PATCH", f"/items/{plan.name}", encode(row), fields=key)
                     stat.written += 1
             else:
                 stat.written = post_rows(client, f"/items/{plan.name}", missing(), limit, key,
@@ -619,5 +625,5 @@ def migrate_permissions(work_dir: Path, token: str, limit: int) -> dict[str, Any
 __all__ = ["DEFAULT_MAX_PAYLOAD", "NOT_KEPT", "TOKEN_ENV", "FileUploads", "TargetUnreachable", "api_token",
            "client_for", "create_relations", "create_schema", "encode", "field_payloads", "finish_schema",
            "inspect_api_target", "json_arrays", "migrate_files", "migrate_items", "migrate_people",
-           "migrate_permissions", "migrate_schema", "payload_limit", "post_rows", "prepare", "set_avatars",
+           "migrate_permissions", "migrate_schema", "payload_limit", "post_rows", "prepare", "send", "set_avatars",
            "write_files", "write_items", "write_people", "write_permissions"]
