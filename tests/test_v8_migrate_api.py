@@ -56,6 +56,17 @@ def instant(text: str) -> datetime:
     return datetime.fromisoformat(text.replace("Z", "+00:00"))
 
 
+def flow_run_parameters() -> str:
+    """The parameters of every v8_migrate run the Prefect server holds, as text."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowFilter, FlowFilterName
+
+    with get_client(sync_client=True) as client:
+        runs = client.read_flow_runs(flow_filter=FlowFilter(name=FlowFilterName(any_=["v8_migrate"])))
+    assert runs
+    return json.dumps([run.parameters for run in runs], default=str)
+
+
 def api_args(v8_url: str, storage: Path, work: Path, url: str, *extra: str) -> list[str]:
     """--project-dir is a local directory for the work files in api mode (created if missing)."""
     return migrate_args(v8_url, storage, work, "--mode", "api", "--url", url, *extra)
@@ -126,7 +137,7 @@ def test_api_mode_migrates_what_database_mode_does(migrated: dict[str, Any], api
     assert "not kept by api mode: directus_files.modified_by and modified_on" in markdown
     texts = [migrated["stdout"], migrated["stderr"], markdown] + \
         [p.read_text() for p in (work / "v8-migration").iterdir()]
-    for text in texts:  # neither the token nor the temporary password is kept anywhere
+    for text in texts + [flow_run_parameters()]:  # neither the token nor the temporary password is kept anywhere
         assert TOKEN not in text and TEMP_PASSWORD not in text
 
     # Creator and dates are v8's (the fields get their specials after the items), the uploader and upload dates too.
@@ -145,11 +156,14 @@ def test_api_mode_migrates_what_database_mode_does(migrated: dict[str, Any], api
 
 def test_a_second_run_changes_nothing(migrated: dict[str, Any], api_target: TestProject, work: Path, v8_url: str,
                                       uploads: Path, server_env: dict[str, str]) -> None:
+    from prefect.blocks.system import Secret
+
+    Secret(value=TOKEN).save("v8-api-token", overwrite=True)  # this time the token comes from a Secret block
     tables = COLLECTIONS + ["languages"] + SYSTEM_TABLES + HISTORY
     before, files_before = pg_digest(api_target, tables), storage_listing(api_target)
     with serving(api_target):
         result = run_cli(*api_args(v8_url, uploads, work, api_target.url, "--temporary-password-env",
-                                   "V8_TEMP_PASSWORD"), env={**server_env, "DIRECTUS_OPS_TOKEN": TOKEN})
+                                   "V8_TEMP_PASSWORD", "--token-secret-block", "v8-api-token"), env=server_env)
     assert result.returncode == 0, result.stderr
     assert "(52 rows read, 0 written), 0 files copied" in result.stdout
     assert pg_digest(api_target, tables) == before and storage_listing(api_target) == files_before
