@@ -104,16 +104,18 @@ class DirectusClient:
         return self.get(f"/items/{collection}", **params)
 
     def upload(self, path: Path | None = None, *, content: bytes | IO[bytes] | None = None, filename: str | None = None,
-               storage: str | None = None, mime: str = "application/octet-stream", **fields: Any) -> dict[str, Any]:
+               storage: str | None = None, mime: str = "application/octet-stream", replace: str | None = None,
+               **fields: Any) -> dict[str, Any]:
         """Upload a file (``storage`` picks the location; it must come before the file part). ``content``: the
         bytes, or a readable object streamed as the part. ``fields`` (e.g. ``id``, ``filename_disk``, ``folder``)
-        are sent before the file, as Directus requires."""
+        are sent before the file, as Directus requires. ``replace``: the id of a file whose bytes this replaces."""
         data = {k: str(v) for k, v in fields.items()}
         if storage:
             data = {"storage": storage, **data}
         body = content if content is not None else Path(path).read_bytes()  # type: ignore[arg-type]
         name = filename or (Path(path).name if path else "upload.bin")
-        return self.request("POST", "/files", data=data, files={"file": (name, body, mime)})
+        return self.request("PATCH" if replace else "POST", f"/files/{replace}" if replace else "/files", data=data,
+                            files={"file": (name, body, mime)})
 
     def asset(self, file_id: str) -> bytes:
         response = self.http.get(f"/assets/{file_id}")

@@ -233,6 +233,15 @@ def test_bad_input_then_killed_runs_complete_within_a_small_payload_limit(
                 assert 0 < sum(counts) < sum(v8_counts(v8_url).values())
         finished = run_cli(*args, env=with_token)
         assert finished.returncode == 0, finished.stderr
+
+        # An upload cut short (a stopped run: the row is there, the bytes are not all there) is uploaded again.
+        cut = client.get("/files", fields="id,filename_disk", sort="filename_download", limit=1)[0]
+        stored = project.dir / "uploads" / cut["filename_disk"]
+        stored.write_bytes(stored.read_bytes()[:100])
+        pg_rows(project, f"UPDATE directus_files SET filesize = 100 WHERE id = '{cut['id']}' RETURNING id")
+        again = run_cli(*args, env=with_token)
+        assert again.returncode == 0 and "0 written), 1 files copied" in again.stdout, again.stderr
+
         files = {f["filename_download"]: f for f in client.get("/files", fields="id,filename_download,uploaded_on")}
         for name, uploaded_on, disk in v8_query(v8_url, "SELECT filename_download, uploaded_on, filename_disk "
                                                        "FROM directus_files"):

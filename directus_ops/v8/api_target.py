@@ -307,18 +307,22 @@ def write_files(client: DirectusClient, source: V8Source, rows: list[dict[str, A
     set its v8 metadata where the target's differs (an upload stopped before that gets it on the re-run)."""
     result = FileUploads(checksum_mismatch=[])
     fields = _field_names(client, "directus_files")
-    have = {str(f["id"]): f for f in client.pages("/files", fields="id,uploaded_on,uploaded_by", sort="id")}
+    have = {str(f["id"]): f for f in client.pages("/files", fields="id,filesize,uploaded_on,uploaded_by", sort="id")}
     fs = originals.filesystem()
+    sizes = {o.key: o.size for o in originals.list_objects(fs)}
     for file, row in zip(source.files, rows):
         file_id = str(row["id"])
-        if file_id in have:
+        there = have.get(file_id)
+        if there is not None and int(there.get("filesize") or -1) == sizes.get(file.filename_disk):
             result.skipped += 1
-        else:
+        else:  # not there, or cut short by a stopped run: (re)uploaded
             with originals.open(file.filename_disk, fs=fs) as handle:
                 reader = _Hashing(handle)
                 saved = client.upload(content=reader, filename=row["filename_download"],  # type: ignore[arg-type]
-                                      mime=row["type"] or "application/octet-stream", id=file_id,
-                                      filename_disk=row["filename_disk"])
+                                      mime=row["type"] or "application/octet-stream",
+                                      replace=file_id if there is not None else None,
+                                      **({} if there is not None else {"id": file_id,
+                                                                       "filename_disk": row["filename_disk"]}))
             if int(saved.get("filesize") or 0) != reader.size:
                 raise StorageError(f"Directus stored {saved.get('filesize')} bytes of {file.filename_disk}, not "
                                    f"{reader.size}; check the target's storage and run the migration again")
@@ -326,7 +330,7 @@ def write_files(client: DirectusClient, source: V8Source, rows: list[dict[str, A
                 result.checksum_mismatch.append(file.filename_disk)  # type: ignore[union-attr]
             result.uploaded += 1
             result.bytes += reader.size
-            have[file_id] = {"uploaded_on": None, "uploaded_by": None}
+            have[file_id] = {"uploaded_on": None, "uploaded_by": None}  # the metadata comes next
             faults.checkpoint("v8-file-copied")
         target = have[file_id]
         if not (_same_instant(target.get("uploaded_on"), row["uploaded_on"])
