@@ -42,13 +42,13 @@ from ..directus_api import DirectusApiError, DirectusClient
 from ..errors import ConfigError, StorageError, VersionError
 from ..redact import register_secret
 from ..storage import StorageLocation
+from ..upgrade import TOKEN_ENV  # an admin token, never a flow parameter
 from .mapping import CollectionPlan, ColumnPlan, IdMap, RowConverter, SchemaPlan
 from .source import V8Source
 from .target import ItemStats, TargetConflict, TargetInfo, TargetNotReady, _stream, referenced_keys
 
 log = logging.getLogger("directus_ops.v8.api_target")
 
-TOKEN_ENV = "DIRECTUS_OPS_TOKEN"  # as upgrade's: an admin token, never a flow parameter
 DEFAULT_MAX_PAYLOAD = "1mb"  # Directus's MAX_PAYLOAD_SIZE default
 BATCH_ROWS = 5000  # at most this many rows a request, whatever their size
 DEFERRED_SPECIALS = ("user-created", "date-created", "hash")  # applied on create: set after the items
@@ -60,8 +60,6 @@ NOT_KEPT = [
     "directus_activity and directus_revisions: the roles, users, folders, files, collections, fields, relations "
     "and permissions written are recorded as the migrating user's actions of today (the items are not: their "
     "collections track no activity until the import is done)",
-    "directus_users.password: as in database mode, no v8 password (bcrypt) carries over; with a temporary "
-    "password Directus checks it against the target's password policy",
 ]
 
 
@@ -478,6 +476,26 @@ def _existing_keys(client: DirectusClient, plan: CollectionPlan, singleton: bool
     return _ids(client, f"/items/{plan.name}", key)
 
 
+def _rows_to_send(batches: Iterable[list[tuple[Any, ...]]], plan: CollectionPlan, converter: RowConverter,
+                  stat: ItemStats, have: set[str]) -> Iterator[dict[str, Any]]:
+    """The converted rows whose key the target lacks, as dicts of JSON-ready values; counts what was read."""
+    names = [c.name for c in plan.columns]
+    key_index = names.index(plan.primary_key) if plan.primary_key in names else None
+    json_columns = [i for i, c in enumerate(plan.columns) if c.type == "json"]
+    for batch in batches:
+        rows, references = converter.rows(batch)
+        stat.read += len(rows)
+        stat.references += references
+        for row in rows:
+            if key_index is not None and str(row[key_index]) in have:
+                continue
+            values = list(row)
+            for index in json_columns:  # the converter gives JSON text (for COPY): send the value
+                if values[index] is not None:
+                    values[index] = json.loads(values[index])
+            yield dict(zip(names, values))
+
+
 def write_items(client: DirectusClient, v8: DatabaseSettings, schema: SchemaPlan, ids: IdMap,
                 tz: ZoneInfo | timezone, unmapped: list[str], limit: int) -> dict[str, ItemStats]:
     """Every row the target lacks, read from v8 in batches, converted by the same RowConverter as database mode
@@ -490,36 +508,16 @@ def write_items(client: DirectusClient, v8: DatabaseSettings, schema: SchemaPlan
             stat = stats[plan.name] = ItemStats()
             names = [c.name for c in plan.columns]
             key = plan.primary_key or "id"
-            key_index = names.index(key) if key in names else None
-            have = _existing_keys(client, plan, plan.name in singletons)
-            json_columns = [i for i, c in enumerate(plan.columns) if c.type == "json"]
             converter = RowConverter(plan, ids, keys, tz, stat.dangling, unmapped)
             batches = [[tuple(r.get(n) for n in names) for r in plan.rows]] if plan.rows is not None else \
                 _stream(source, plan.name, names, plan.primary_key)
-
-            def missing(batches: Iterable[list[tuple[Any, ...]]] = batches,
-                        converter: RowConverter = converter, stat: ItemStats = stat,
-                        key_index: int | None = key_index, have: set[str] = have,
-                        json_columns: list[int] = json_columns) -> Iterator[dict[str, Any]]:
-                for batch in batches:
-                    rows, references = converter.rows(batch)
-                    stat.read += len(rows)
-                    stat.references += references
-                    for row in rows:
-                        if key_index is not None and str(row[key_index]) in have:
-                            continue
-                        values = list(row)
-                        for index in json_columns:  # the converter gives JSON text (for COPY): send the value
-                            if values[index] is not None:
-                                values[index] = json.loads(values[index])
-                        yield dict(zip(names, values))
-
+            rows = _rows_to_send(batches, plan, converter, stat, _existing_keys(client, plan, plan.name in singletons))
             if plan.name in singletons:  # made a singleton by an earlier run's end: PATCH creates its row
-                for row in missing():
+                for row in rows:
                     send(client, "PATCH", f"/items/{plan.name}", encode(row), fields=key)
                     stat.written += 1
             else:
-                stat.written = post_rows(client, f"/items/{plan.name}", missing(), limit, key,
+                stat.written = post_rows(client, f"/items/{plan.name}", rows, limit, key,
                                          lambda: faults.checkpoint("v8-items-batch"))
             log.info("v8 items (api): %s read %d, written %d", plan.name, stat.read, stat.written)
     return stats
