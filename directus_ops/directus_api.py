@@ -4,8 +4,7 @@ bodies and paged reads the v8 migration's api mode writes and reads with."""
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
 

@@ -18,8 +18,7 @@ from prefect.artifacts import create_link_artifact
 from directus_ops import project_lock
 from directus_ops.errors import ConfigError
 from directus_ops.redact import redact
-from directus_ops.v8 import migrate
-from directus_ops.v8 import api_target
+from directus_ops.v8 import api_target, migrate
 from tasks.v8 import (api_files_task, api_items_task, api_people_task, api_permissions_task, api_prepare_task,
                       api_schema_task, files_task, items_task, people_task, permissions_task, prepare_task,
                       schema_task, sequences_task)

@@ -556,6 +556,7 @@ def prepare(v8_url: str, v8_storage: str, project_dir: str, work_dir: Path, url:
 def migrate_people(work_dir: Path, token: str, temporary_password: str | None, limit: int) -> dict[str, Any]:
     from . import mapping, migrate
 
+    register_secret(temporary_password)
     source, plan = migrate.load_source(work_dir), migrate.load_plan(work_dir)
     ids = plan.id_map()
     users = mapping.map_users(source, ids, plan.users_by_email, temporary_password)  # Directus hashes it
