@@ -4,18 +4,21 @@ same-shaped PostgreSQL table, in the same run. Target: the items step within 3x 
 With ``--target mysql`` the Directus project is on MariaDB and the raw copy is ``mariadb-dump v8 articles |
 mariadb scratch`` (the table as it is, its rows in the dump's multi-row INSERTs).
 
-    .venv/bin/python bench/v8_import.py [--rows 200000] [--target pg|mysql]
+    .venv/bin/python bench/v8_import.py [--rows 200000] [--target pg|mysql] [--mode api]
 
 Loads the shared v8.8.1 sample (../shared/fixtures/v8) into a scratch MariaDB database, generates the rows in
 ``articles`` on the server (INSERT … SELECT over a numbers CTE: owner, created_on, status, a CSV field, a JSON
 field, m2o fields to authors and to files, some of them dangling), bootstraps a scratch Directus 10.13.4 on
 PostgreSQL (or MariaDB), runs the whole migration (timing the items step on its own), then the raw copy. Prints
-the figures as JSON; drops every database and directory it made.
+the figures as JSON; drops every database and directory it made. ``--mode api``: the same through the running
+target's REST API (directus_ops/v8/api_target.py, an admin's static token, 1mb bodies); the re-run and raw copy
+are the same.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import shutil
 import subprocess
@@ -34,7 +37,8 @@ import pymysql  # noqa: E402
 from harness import Databases, directus_install, make_project  # noqa: E402
 
 from directus_ops.database import DatabaseSettings, restore  # noqa: E402
-from directus_ops.v8 import migrate  # noqa: E402
+from directus_ops import directus_cli  # noqa: E402
+from directus_ops.v8 import api_target, migrate  # noqa: E402
 
 FIXTURES = Path("/work/shared/fixtures/v8") if Path("/work/shared/fixtures/v8").exists() \
     else ROOT.parent / "shared" / "fixtures" / "v8"
@@ -141,10 +145,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=200_000, help="rows generated in articles (at most 1,000,000)")
     parser.add_argument("--target", choices=("pg", "mysql"), default="pg", help="the Directus project's engine")
+    parser.add_argument("--mode", choices=("database", "api"), default="database", help="how the target is written")
     args = parser.parse_args()
 
     scratch = Path(tempfile.mkdtemp(prefix="bench-v8-"))
     databases = Databases(scratch / "db")
+    server = contextlib.ExitStack()  # api mode: the target running while the steps run
     try:
         v8 = databases.create("mysql")
         restore(DatabaseSettings.from_url(v8.url), FIXTURES / "v8_sample.sql", "mysql-sql")
@@ -159,15 +165,27 @@ def main() -> None:
         work = scratch / "work"
 
         steps: dict[str, float] = {}
+        token, limit = "bench-v8-api-token-0123456789", api_target.payload_limit("1mb")
+        if args.mode == "api":
+            with project.server() as admin:
+                admin.patch(f"/users/{admin.get('/users/me')['id']}", {"token": token})
+            server.enter_context(directus_cli.running_server(project.dir, project.url))
+            plan = [("prepare", lambda: api_target.prepare(v8.url, v8_storage, str(scratch), work, project.url, token)),
+                    ("people", lambda: api_target.migrate_people(work, token, None, limit)),
+                    ("files", lambda: api_target.migrate_files(work, token)),
+                    ("schema", lambda: api_target.migrate_schema(work, token, limit)),
+                    ("items", lambda: api_target.migrate_items(work, token, v8.url, limit)),
+                    ("permissions", lambda: api_target.migrate_permissions(work, token, limit))]
+        else:
+            plan = [("prepare", lambda: migrate.prepare(v8.url, v8_storage, str(project.dir), work)),
+                    ("people", lambda: migrate.write_people(work)),
+                    ("files", lambda: migrate.write_files(work)),
+                    ("schema", lambda: migrate.write_schema(work)),
+                    ("items", lambda: migrate.write_items(work, v8.url)),
+                    ("permissions", lambda: migrate.write_permissions(work)),
+                    ("sequences", lambda: migrate.reset_sequences(work))]
         started = time.perf_counter()
-        for name, step in (
-                ("prepare", lambda: migrate.prepare(v8.url, v8_storage, str(project.dir), work)),
-                ("people", lambda: migrate.write_people(work)),
-                ("files", lambda: migrate.write_files(work)),
-                ("schema", lambda: migrate.write_schema(work)),
-                ("items", lambda: migrate.write_items(work, v8.url)),
-                ("permissions", lambda: migrate.write_permissions(work)),
-                ("sequences", lambda: migrate.reset_sequences(work))):
+        for name, step in plan:
             began = time.perf_counter()
             result = step()
             steps[name] = round(time.perf_counter() - began, 2)
@@ -176,8 +194,10 @@ def main() -> None:
         whole = time.perf_counter() - started
         # A second run of the items step writes nothing (the idempotence the speed must not cost).
         began = time.perf_counter()
-        again = migrate.write_items(work, v8.url)
+        again = api_target.migrate_items(work, token, v8.url, limit) if args.mode == "api" else \
+            migrate.write_items(work, v8.url)
         rerun = time.perf_counter() - began
+        server.close()
 
         written = items["collections"]["articles"]["written"]
         in_target = target_count(target.name, args.target, "articles")
@@ -187,7 +207,7 @@ def main() -> None:
             raw_seconds, raw_rows = raw_copy_mysql(v8.name, databases)
         item_rows = sum(c["read"] for c in items["collections"].values())
         print(json.dumps({
-            "target": args.target, "rows": articles, "generated_seconds": round(generated, 1),
+            "target": args.target, "mode": args.mode, "rows": articles, "generated_seconds": round(generated, 1),
             "items": {"rows": item_rows, "articles_written": written, "articles_in_target": in_target,
                       "seconds": steps["items"], "rows_per_s": round(item_rows / steps["items"]),
                       "dangling": len(items["dangling"]), "references": items["collections"]["articles"]["references"]},
@@ -199,6 +219,7 @@ def main() -> None:
             "target_ratio": 3.0,
         }, indent=1))
     finally:
+        server.close()
         databases.drop_all()
         shutil.rmtree(scratch, ignore_errors=True)
 

@@ -733,8 +733,8 @@ if __name__ == "__main__":
 def v8_migrate_command(
     v8_database: Annotated[str, typer.Option("--v8-database", help="The v8 project's database: mysql://USER:PASSWORD@HOST:PORT/DB.")],
     v8_storage: Annotated[str, typer.Option("--v8-storage", help="The v8 upload folder holding originals/ (e.g. /srv/v8/public/uploads/_), or s3://bucket/prefix.")],
-    project_dir: Annotated[Path, typer.Option("--project-dir", help="The target Directus 10 or 11 project directory (installed and bootstrapped, on PostgreSQL or MySQL/MariaDB).")],
-    mode: Annotated[str, typer.Option("--mode", help="database: write straight into the target's database (api mode is not available yet).")] = "database",
+    project_dir: Annotated[Path, typer.Option("--project-dir", help="The target Directus 10 or 11 project directory (installed and bootstrapped, on PostgreSQL or MySQL/MariaDB); with --mode api, a local directory for the plan, id map and report.")],
+    mode: Annotated[str, typer.Option("--mode", help="database: write straight into the target's database; api: write through the target's REST API (--url, --token).")] = "database",
     skip_collections: Annotated[Optional[list[str]], typer.Option("--skip-collections", help="A v8 collection to leave out (repeat, or comma-separate).")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Run every check and write the plan and id map; change nothing in the target.")] = False,
     temporary_password_env: Annotated[Optional[str], typer.Option("--temporary-password-env", help="Give the migrated users the password held in this environment variable (v8's bcrypt hashes cannot carry over).")] = None,
@@ -742,6 +742,10 @@ def v8_migrate_command(
     work_dir: Annotated[Optional[Path], typer.Option("--work-dir", help="Where the plan, id map and report go (default: PROJECT_DIR/v8-migration).")] = None,
     v8_storage_endpoint: Annotated[Optional[str], typer.Option("--v8-storage-endpoint", help="S3 endpoint URL of an s3:// --v8-storage (credentials from AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY).")] = None,
     v8_storage_region: Annotated[Optional[str], typer.Option("--v8-storage-region", help="S3 region of an s3:// --v8-storage.")] = None,
+    url: Annotated[Optional[str], typer.Option("--url", help="api mode: the target Directus's address (e.g. https://cms.example.com).")] = None,
+    token: Annotated[Optional[str], typer.Option("--token", help="api mode: an admin user's static token (better: set DIRECTUS_OPS_TOKEN; never stored or logged).", show_default=False)] = None,
+    token_secret_block: Annotated[Optional[str], typer.Option("--token-secret-block", help="api mode: a Prefect Secret block holding the admin token (instead of --token).")] = None,
+    max_payload_size: Annotated[str, typer.Option("--max-payload-size", help="api mode: the target's MAX_PAYLOAD_SIZE; no request is larger.")] = "1mb",
 ) -> None:
     """Migrate a Directus v8 project (database + upload folder) into a Directus 10 or 11 project: roles (and 11's
     policies), users, folders,
@@ -750,12 +754,19 @@ def v8_migrate_command(
     with user_errors():
         from flows.v8_migrate import v8_migrate
 
+        if token:  # handed to the flow through the environment, never as a parameter
+            from .redact import register_secret
+            from .v8.api_target import TOKEN_ENV
+
+            register_secret(token)
+            os.environ[TOKEN_ENV] = token
         skip = [name.strip() for value in skip_collections or [] for name in value.split(",") if name.strip()]
         result = _run_flow(v8_migrate, v8_database_url=_hide_password(v8_database), v8_storage=v8_storage,
                            project_dir=str(project_dir.expanduser().resolve()), mode=mode, skip_collections=skip,
                            dry_run=dry_run, temporary_password_env=temporary_password_env, v8_timezone=v8_timezone,
                            work_dir=str(work_dir.expanduser().resolve()) if work_dir else None,
-                           v8_storage_endpoint=v8_storage_endpoint, v8_storage_region=v8_storage_region)
+                           v8_storage_endpoint=v8_storage_endpoint, v8_storage_region=v8_storage_region,
+                           url=url, token_secret_block=token_secret_block, max_payload_size=max_payload_size)
     if dry_run:
         typer.echo(f"dry run: checks passed; would migrate {', '.join(result['collections'])}; id map {result['id_map']}")
         return

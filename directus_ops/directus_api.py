@@ -1,11 +1,12 @@
-"""A small httpx client for a running Directus: health, login, items, files and assets."""
+"""A small httpx client for a running Directus: health, login, items, files and assets, and the raw JSON
+bodies and paged reads the v8 migration's api mode writes and reads with."""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import httpx
 
@@ -57,9 +58,17 @@ class DirectusClient:
         self.close()
 
     def request(self, method: str, path: str, **kwargs: Any) -> Any:
-        response = self.http.request(method, path, **kwargs)
+        try:
+            response = self.http.request(method, path, **kwargs)
+        except httpx.TransportError as exc:  # the message never holds the token (a header)
+            error = DirectusApiError(f"{method} {path} at {self.url} failed: {type(exc).__name__}")
+            error.transient = True
+            raise error from None
         if response.status_code >= 400:
-            raise DirectusApiError(f"{method} {path} failed: HTTP {response.status_code} {response.text[:300]}")
+            error = DirectusApiError(f"{method} {path} failed: HTTP {response.status_code} {response.text[:300]}")
+            error.transient = response.status_code in (502, 503, 504)  # restarting, or under pressure
+            error.status = response.status_code  # type: ignore[attr-defined]
+            raise error
         if not response.content:
             return None
         return response.json().get("data")
@@ -70,20 +79,42 @@ class DirectusClient:
     def post(self, path: str, body: Any) -> Any:
         return self.request("POST", path, json=body)
 
+    def patch(self, path: str, body: Any) -> Any:
+        return self.request("PATCH", path, json=body)
+
+    def send_json(self, method: str, path: str, body: bytes, **params: Any) -> Any:
+        """A body already encoded (its size measured against MAX_PAYLOAD_SIZE by the caller)."""
+        return self.request(method, path, content=body, params=params,
+                            headers={"Content-Type": "application/json"})
+
+    def pages(self, path: str, page_size: int = 5000, **params: Any) -> Iterator[dict[str, Any]]:
+        """Every row of a list endpoint, a page at a time (QUERY_LIMIT_MAX may forbid limit=-1)."""
+        page = 1
+        while True:
+            rows = self.get(path, limit=page_size, page=page, **params) or []
+            yield from rows
+            if len(rows) < page_size:
+                return
+            page += 1
+
     def items(self, collection: str, **params: Any) -> list[dict[str, Any]]:
         params.setdefault("limit", -1)
         params.setdefault("sort", "id")
         return self.get(f"/items/{collection}", **params)
 
-    def upload(self, path: Path | None = None, *, content: bytes | None = None, filename: str | None = None,
-               storage: str | None = None, mime: str = "application/octet-stream", **fields: Any) -> dict[str, Any]:
-        """Upload a file (``storage`` picks the location; it must come before the file part)."""
+    def upload(self, path: Path | None = None, *, content: bytes | IO[bytes] | None = None, filename: str | None = None,
+               storage: str | None = None, mime: str = "application/octet-stream", replace: str | None = None,
+               **fields: Any) -> dict[str, Any]:
+        """Upload a file (``storage`` picks the location; it must come before the file part). ``content``: the
+        bytes, or a readable object streamed as the part. ``fields`` (e.g. ``id``, ``filename_disk``, ``folder``)
+        are sent before the file, as Directus requires. ``replace``: the id of a file whose bytes this replaces."""
         data = {k: str(v) for k, v in fields.items()}
         if storage:
             data = {"storage": storage, **data}
         body = content if content is not None else Path(path).read_bytes()  # type: ignore[arg-type]
         name = filename or (Path(path).name if path else "upload.bin")
-        return self.request("POST", "/files", data=data, files={"file": (name, body, mime)})
+        return self.request("PATCH" if replace else "POST", f"/files/{replace}" if replace else "/files", data=data,
+                            files={"file": (name, body, mime)})
 
     def asset(self, file_id: str) -> bytes:
         response = self.http.get(f"/assets/{file_id}")

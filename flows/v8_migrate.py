@@ -1,7 +1,8 @@
 """v8_migrate: a Directus v8 project (its MySQL/MariaDB database and upload folder) into a bootstrapped
-Directus 10 or 11 project on PostgreSQL or MySQL/MariaDB, in database mode: check → read → roles (11.x: with
+Directus 10 or 11 project. Database mode (PostgreSQL or MySQL/MariaDB): check → read → roles (11.x: with
 policies and access rows)/users/folders → files (rows and bytes) → schema → items → permissions (11.x: on
-policies) → sequences → report. Idempotent: run it again to resume or to confirm."""
+policies) → sequences → report. Api mode (only HTTP reaches the target): the same steps through its REST API, the
+report and id map in the local project_dir. Idempotent: run it again to resume or to confirm."""
 
 from __future__ import annotations
 
@@ -17,9 +18,10 @@ from prefect.artifacts import create_link_artifact
 from directus_ops import project_lock
 from directus_ops.errors import ConfigError
 from directus_ops.redact import redact
-from directus_ops.v8 import migrate
-from tasks.v8 import (files_task, items_task, people_task, permissions_task, prepare_task, schema_task,
-                      sequences_task)
+from directus_ops.v8 import api_target, migrate
+from tasks.v8 import (api_files_task, api_items_task, api_people_task, api_permissions_task, api_prepare_task,
+                      api_schema_task, files_task, items_task, people_task, permissions_task, prepare_task,
+                      schema_task, sequences_task)
 
 from .report import artifact_key, human_bytes, publish
 from .restore import with_password
@@ -27,7 +29,7 @@ from .restore import with_password
 NOTES_SHOWN = 200  # report lines per list (the JSON report next to the id map has them all)
 
 
-@flow(name="v8_migrate", description="Migrate a Directus v8 project into a Directus 10 or 11 project (database mode).")
+@flow(name="v8_migrate", description="Migrate a Directus v8 project into a Directus 10 or 11 project (database or api mode).")
 @project_lock.exclusive("v8-migrate")
 def v8_migrate(
     v8_database_url: str,
@@ -41,39 +43,66 @@ def v8_migrate(
     work_dir: str | None = None,
     v8_storage_endpoint: str | None = None,
     v8_storage_region: str | None = None,
+    url: str | None = None,
+    token_secret_block: str | None = None,
+    max_payload_size: str = api_target.DEFAULT_MAX_PAYLOAD,
 ) -> dict[str, Any]:
+    """``url``, ``token_secret_block`` and ``max_payload_size`` are api mode's: the target's address, the name of
+    a Prefect Secret block holding an admin token (else DIRECTUS_OPS_TOKEN on the worker; the token is never a
+    parameter), and the target's MAX_PAYLOAD_SIZE. In api mode ``project_dir`` is a local directory for the
+    work files, report and id map (created if missing), not the target's project."""
     logger = get_run_logger()
     started = time.monotonic()
-    if mode != "database":
-        raise ConfigError(f"--mode {mode} is not available yet; use --mode database (writes into the target database)")
+    if mode not in ("database", "api"):
+        raise ConfigError(f"--mode {mode}: use --mode database (writes into the target database) or --mode api "
+                          "(writes through the target's REST API)")
+    if mode == "database" and (url or token_secret_block):
+        raise ConfigError("--url and --token-secret-block are for --mode api; add --mode api or leave them out")
+    if mode == "api" and not url:
+        raise ConfigError("--mode api needs --url, the target Directus's address (e.g. https://cms.example.com)")
     password = None
     if temporary_password_env:
         password = os.environ.get(temporary_password_env)
         if not password:
             raise ConfigError(f"--temporary-password-env {temporary_password_env}: that environment variable is not "
                               "set or empty; export it with the temporary password")
+    limit = api_target.payload_limit(max_payload_size)
     v8_url = with_password(v8_database_url) or v8_database_url
     work = Path(work_dir or Path(project_dir) / "v8-migration")
     like = migrate.s3_source(v8_storage, v8_storage_endpoint, v8_storage_region)
-    plan = prepare_task(v8_url, v8_storage, project_dir, str(work), skip_collections or [], v8_timezone, like)
-    report: dict[str, Any] = {"v8_database": plan.v8_database, "target": plan.project_dir,
-                              "directus": plan.directus_version, "resumed": plan.resuming, "dry_run": dry_run,
-                              "id_map": str(work / "id-map.json")}
+    skip = skip_collections or []
+    if mode == "api":
+        plan = api_prepare_task(v8_url, v8_storage, project_dir, str(work), str(url), token_secret_block, skip,
+                                v8_timezone, like)
+    else:
+        plan = prepare_task(v8_url, v8_storage, project_dir, str(work), skip, v8_timezone, like)
+    report: dict[str, Any] = {"v8_database": plan.v8_database, "target": plan.target_url or plan.project_dir,
+                              "mode": mode, "directus": plan.directus_version, "resumed": plan.resuming,
+                              "dry_run": dry_run, "id_map": str(work / "id-map.json")}
     if dry_run:
         report["collections"] = plan.collections
         logger.info("dry run: checks passed, nothing written; plan in %s", work)
         return report
-    password_hash = migrate.hash_password(plan.project_dir, password) if password else None
-    report["people"] = people_task(str(work), password_hash)
-    report["files"] = files_task(str(work), like)
-    report["schema"] = schema_task(str(work))
-    report["items"] = items_task(str(work), v8_url)
-    report["permissions"] = permissions_task(str(work))
-    report["sequences"] = sequences_task(str(work))
+    if mode == "api":
+        report["people"] = api_people_task(str(work), token_secret_block, temporary_password_env, limit)
+        report["files"] = api_files_task(str(work), token_secret_block, like)
+        report["schema"] = api_schema_task(str(work), token_secret_block, limit)
+        report["items"] = api_items_task(str(work), token_secret_block, v8_url, limit)
+        report["schema"]["relations"] = report["items"]["relations"]  # made after the rows
+        report["permissions"] = api_permissions_task(str(work), token_secret_block, limit)
+        report["not_kept"] = api_target.NOT_KEPT
+    else:
+        password_hash = migrate.hash_password(plan.project_dir, password) if password else None
+        report["people"] = people_task(str(work), password_hash)
+        report["files"] = files_task(str(work), like)
+        report["schema"] = schema_task(str(work))
+        report["items"] = items_task(str(work), v8_url)
+        report["permissions"] = permissions_task(str(work))
+        report["sequences"] = sequences_task(str(work))
     report["seconds"] = round(time.monotonic() - started, 1)
     (work / "report.json").write_text(redact(json.dumps(report, indent=1, default=str)))
     _publish(report, work)
-    logger.info("v8 migration into %s done in %.1f s", plan.project_dir, report["seconds"])
+    logger.info("v8 migration into %s done in %.1f s", report["target"], report["seconds"])
     return report
 
 
@@ -105,7 +134,8 @@ def _publish(report: dict[str, Any], work: Path) -> None:
     notes += [f"unmapped: {u}" for u in (schema["unmapped"] + items["unmapped"])[:NOTES_SHOWN]]
     notes += [f"note: {n}" for n in (schema["notes"] + report["permissions"]["notes"])[:NOTES_SHOWN]]
     notes += [f"v8 checksum did not match its original (copied as it is): {n}" for n in files["checksum_mismatch"]]
-    key = artifact_key("v8-migrate", Path(report["target"]).name)
+    notes += [f"not kept by api mode: {n}" for n in report.get("not_kept", [])]
+    key = artifact_key("v8-migrate", Path(report["target"]).name)  # api mode: host and port
     publish(key, f"v8 migration into {report['target']}", rows, notes)
     create_link_artifact(key=artifact_key("v8-id-map", Path(report["target"]).name), link=f"file://{report['id_map']}",
                          description="v8 id → v9 UUID map (JSON)")

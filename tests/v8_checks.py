@@ -5,6 +5,7 @@ by natural keys (file names, emails, names)."""
 from __future__ import annotations
 
 import json
+import tarfile
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -13,9 +14,9 @@ import httpx
 import pymysql
 import pytest
 from conftest import SHARED
-from harness import TestProject
+from harness import Databases, TestProject
 
-from directus_ops.database import DatabaseSettings
+from directus_ops.database import DatabaseSettings, restore
 from directus_ops.directus_api import DirectusApiError, DirectusClient
 
 FIXTURES = SHARED / "fixtures" / "v8"
@@ -23,6 +24,20 @@ COLLECTIONS = ["articles", "articles_tags", "articles_files", "article_translati
 TEMP_PASSWORD = "Temporary-pass-42!"
 SYSTEM_TABLES = ["directus_users", "directus_roles", "directus_files", "directus_folders", "directus_permissions",
                  "directus_collections", "directus_fields", "directus_relations"]
+
+
+def load_v8_sample(databases: Databases) -> str:
+    """The shared v8 sample in a new scratch MariaDB database; its URL."""
+    database = databases.create("mysql")
+    restore(DatabaseSettings.from_url(database.url), FIXTURES / "v8_sample.sql", "mysql-sql")
+    return database.url
+
+
+def extract_v8_uploads(root: Path) -> Path:
+    """The sample's upload folder (the one holding originals/), extracted under ``root``."""
+    with tarfile.open(FIXTURES / "v8_uploads.tar.gz") as archive:
+        archive.extractall(root, filter="data")
+    return root / "uploads" / "_"
 
 
 def v8_query(url: str, sql: str) -> list[tuple]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import uuid
 from dataclasses import asdict, dataclass, field
 from datetime import timezone
 from pathlib import Path
@@ -17,7 +18,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from .. import faults
-from ..database import DatabaseUnreachable
+from ..database import DatabaseSettings, DatabaseUnreachable
 from ..errors import ConfigError
 from ..project import Project, load_project
 from ..storage import StorageLocation
@@ -45,10 +46,9 @@ class Plan:
     ids: dict[str, Any]
     collections: list[str] = field(default_factory=list)
     policies: bool = False  # a Directus 11 target: roles get policies, permissions go on policies
+    target_url: str = ""  # api mode: the target Directus (project_dir then only holds the work files)
 
     def id_map(self) -> mapping.IdMap:
-        import uuid
-
         ids = mapping.IdMap(uuid.UUID(self.ids["namespace"]))
         for table, values in self.ids.items():
             if table != "namespace":
@@ -84,10 +84,35 @@ def prepare(v8_url: str, v8_storage: str, project_dir: str, work_dir: Path, skip
     """Check everything, write nothing to the target: the v8 database (reachable, v8-shaped), its upload folder
     (``originals/`` with every file), the target (bootstrapped Directus 10 or 11 on PostgreSQL or MySQL/MariaDB,
     no conflicting tables). Then write source.json, plan.json and id-map.json into ``work_dir``."""
+    project = load_project(project_dir)
+    checked = check_source(v8_url, v8_storage, skip, v8_timezone, storage_like)
+    info = target.inspect_target(project, checked.collections, checked.probes)
+    plan = Plan(v8_database=checked.settings.describe(), v8_storage=v8_storage, project_dir=str(project.root),
+                directus_version=info.directus_version, storage=info.storage, admin_role=info.admin_role,
+                users_by_email=info.users_by_email, skip=checked.skip, timezone=v8_timezone, resuming=info.resuming,
+                ids={}, collections=checked.collections, policies=info.policies)
+    return write_plan(work_dir, checked, plan, info.public_policy)
+
+
+@dataclass
+class CheckedSource:
+    """The v8 side, read and checked (``check_source``)."""
+
+    settings: DatabaseSettings
+    source: V8Source
+    skip: list[str]
+    collections: list[str]  # the target collections the migration makes
+    namespace: uuid.UUID
+    probes: list[tuple[str, str]]  # (system table, uuid) pairs only an earlier run of this migration wrote
+
+
+def check_source(v8_url: str, v8_storage: str, skip: list[str] | None = None, v8_timezone: str = "UTC",
+                 storage_like: StorageLocation | None = None) -> CheckedSource:
+    """The v8 database (reachable, v8-shaped), its upload folder (``originals/`` with every file) and the
+    options; what both modes check before looking at the target."""
     if v8_timezone.upper() != "UTC":
         mapping.source_timezone(v8_timezone)
     settings = v8_settings(v8_url)
-    project = load_project(project_dir)
     try:
         source = read_v8(settings)
     except DatabaseUnreachable as exc:
@@ -104,17 +129,20 @@ def prepare(v8_url: str, v8_storage: str, project_dir: str, work_dir: Path, skip
     probes = [(t, v) for t in ("directus_roles", "directus_folders", "directus_files")
               for k, v in probe_ids.ids.get(t, {}).items() if v and not (t == "directus_roles" and k <= 2)]
     probes += [("directus_users", v) for k, v in probe_ids.ids.get("directus_users", {}).items() if v]
-    info = target.inspect_target(project, collections, probes)
-    ids = mapping.build_id_map(source, info.admin_role, info.users_by_email, namespace)
-    if info.policies:
-        assert info.public_policy is not None  # inspect_target found it
-        mapping.assign_policies(ids, source, info.public_policy)
+    return CheckedSource(settings, source, skip, collections, namespace, probes)
+
+
+def write_plan(work_dir: Path, checked: CheckedSource, plan: Plan, public_policy: str | None = None) -> Plan:
+    """The id map (the admin role and existing users from ``plan``; on 11.x the policies, ``public_policy`` the
+    target's own) into ``plan``; then source.json, plan.json and id-map.json into ``work_dir``."""
+    ids = mapping.build_id_map(checked.source, plan.admin_role, plan.users_by_email, checked.namespace)
+    if plan.policies:
+        assert public_policy is not None  # inspect_target found it
+        mapping.assign_policies(ids, checked.source, public_policy)
+    plan.ids = ids.to_json()
     work_dir.mkdir(parents=True, exist_ok=True)
-    (work_dir / "source.json").write_text(source.model_dump_json(exclude=SECRET_FIELDS))  # type: ignore[arg-type]
-    plan = Plan(v8_database=settings.describe(), v8_storage=v8_storage, project_dir=str(project.root),
-                directus_version=info.directus_version, storage=info.storage, admin_role=info.admin_role,
-                users_by_email=info.users_by_email, skip=skip, timezone=v8_timezone, resuming=info.resuming,
-                ids=ids.to_json(), collections=collections, policies=info.policies)
+    source_json = checked.source.model_dump_json(exclude=SECRET_FIELDS)  # type: ignore[arg-type]
+    (work_dir / "source.json").write_text(source_json)
     (work_dir / "plan.json").write_text(json.dumps(asdict(plan), indent=1))
     (work_dir / "id-map.json").write_text(json.dumps(ids.to_json(), indent=1))
     return plan
@@ -210,5 +238,5 @@ def hash_password(project_dir: str, password: str) -> str:
     return hashed
 
 
-__all__ = ["Plan", "hash_password", "load_plan", "load_source", "originals_location", "prepare", "reset_sequences",
-           "s3_source", "write_files", "write_items", "write_people", "write_permissions", "write_schema"]
+__all__ = ["CheckedSource", "Plan", "check_source", "hash_password", "load_plan", "load_source", "originals_location", "prepare", "reset_sequences",
+           "s3_source", "write_files", "write_plan", "write_items", "write_people", "write_permissions", "write_schema"]
