@@ -20,6 +20,7 @@ from directus_ops.v8 import migrate
 from tasks.v8 import (files_task, items_task, people_task, permissions_task, prepare_task, schema_task,
                       sequences_task)
 
+from . import parameters as p
 from .report import artifact_key, human_bytes, publish
 from .restore import with_password
 
@@ -29,17 +30,17 @@ NOTES_SHOWN = 200  # report lines per list (the JSON report next to the id map h
 @flow(name="v8_migrate", description="Migrate a Directus v8 project into a Directus 10 project (database mode).")
 @project_lock.exclusive("v8-migrate")
 def v8_migrate(
-    v8_database_url: str,
-    v8_storage: str,
-    project_dir: str,
-    mode: str = "database",
-    skip_collections: list[str] | None = None,
-    dry_run: bool = False,
-    temporary_password_env: str | None = None,
-    v8_timezone: str = "UTC",
-    work_dir: str | None = None,
-    v8_storage_endpoint: str | None = None,
-    v8_storage_region: str | None = None,
+    v8_database_url: p.V8DatabaseUrl,
+    v8_storage: p.V8Storage,
+    project_dir: p.V8TargetDir,
+    mode: p.V8Mode = "database",
+    skip_collections: p.SkipCollections = None,
+    dry_run: p.V8DryRun = False,
+    temporary_password_env: p.TemporaryPasswordEnv = None,
+    v8_timezone: p.V8Timezone = "UTC",
+    work_dir: p.WorkDir = None,
+    v8_storage_endpoint: p.V8StorageEndpoint = None,
+    v8_storage_region: p.V8StorageRegion = None,
 ) -> dict[str, Any]:
     logger = get_run_logger()
     started = time.monotonic()
