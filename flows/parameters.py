@@ -65,7 +65,8 @@ OptionalRepoUrl = Annotated[str | None, _field(
 Endpoint = Annotated[str | None, _field(
     "S3 endpoint", "The repository's S3 endpoint URL (other than AWS), e.g. https://s3.example.com.",
     pattern=_HTTP_URL_PATTERN)]
-Region = Annotated[str | None, _field("S3 region", "The repository's S3 region, e.g. eu-west-1.", pattern=r"^[a-z0-9-]+$")]
+Region = Annotated[str | None, _field("S3 region", "The repository's S3 region, e.g. eu-west-1.",
+                                      pattern=r"^[a-z0-9-]+$")]
 RepoSecretBlock = Annotated[str | None, _field(
     "S3 credentials block", "Name of a Prefect Secret block holding the repository's S3 keys (JSON: "
                             "aws_access_key_id, aws_secret_access_key, optional endpoint_url, region_name).",
@@ -168,8 +169,8 @@ StorageTargets = Annotated[dict[_LocationName, Annotated[str, Field(pattern=f"^{
                        "restore into.")]
 
 # -- move ----------------------------------------------------------------------------------------------------------
-ToStorage = Annotated[dict[_LocationName, Annotated[str, Field(pattern=rf"^([A-Za-z][A-Za-z0-9_]*:)?{_STORAGE_TARGET}$")]]
-                      | None, _field(
+_MoveTarget = Annotated[str, Field(pattern=rf"^([A-Za-z][A-Za-z0-9_]*:)?{_STORAGE_TARGET}$")]  # [NEW_NAME:]URL
+ToStorage = Annotated[dict[_LocationName, _MoveTarget] | None, _field(
     "New storage", "Per storage location, the directory or s3://bucket/prefix[?endpoint=URL&region=R] to move it "
                    "to, optionally renamed: NEW_NAME:URL. Keys from DIRECTUS_OPS_STORAGE_ACCESS_KEY_ID/"
                    "_SECRET_ACCESS_KEY on the worker or the source location.")]
