@@ -69,9 +69,8 @@ def every_flow() -> dict:
 def test_a_bad_parameter_is_refused_with_one_line_naming_it(flow_name: str, given: dict, problem: str) -> None:
     with pytest.raises(ConfigError) as caught:
         p.check_parameters(flow_name, given)
+    # (A URL with a password gets PASSWORD_REFUSED: the password is not repeated.)
     assert str(caught.value) == f"{flow_name}: parameter {problem}; see the field's description"
-    assert "hunter2" not in str(caught.value) or "hunter2!" in given.get("temporary_password_env", "")
-    assert "secret@" not in str(caught.value) and ":pw@" not in str(caught.value)
 
 
 @pytest.mark.parametrize("flow_name, given", [
@@ -123,8 +122,8 @@ def test_every_parameter_of_every_flow_has_a_title_and_a_description() -> None:
     # No parameter takes a secret: credentials come from Secret blocks (by name) or the worker's environment.
     for flow in every_flow().values():
         for parameter in flow.parameters.properties:
-            assert not any(word in parameter for word in ("password", "secret_key", "token", "access_key")) \
-                or parameter.endswith(("_secret_block", "_env")), parameter
+            if any(word in parameter for word in ("password", "secret", "token", "key")):
+                assert parameter.endswith(("_secret_block", "_env")), parameter  # a block's or variable's name
 
 
 def test_forms_carry_descriptions_and_limits() -> None:
