@@ -1,5 +1,6 @@
 """Many projects, one setup: an inventory file lists the projects; each gets a backup, a verify and a forget
-deployment (named after the project) on the process work pool, with its own schedules and retention.
+deployment (named after the project) on the process work pool, with its own schedules and retention, and with
+``scratch_database_url`` a weekly restore drill (``verify/<name>-drill``).
 
     directus-ops deploy-inventory inventory.yaml        # or: python deployments/inventory.py inventory.yaml
 
@@ -23,6 +24,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from directus_ops.errors import ConfigError  # noqa: E402
+from flows import parameters as p  # noqa: E402
 
 DEFAULT_POOL = "directus-ops"
 
@@ -40,13 +42,15 @@ def _check_cron(value: str | None) -> str | None:
 
 
 class Retention(BaseModel):
+    """The forget flow's keep_* parameters (their types: the same checks as a run's)."""
+
     model_config = ConfigDict(extra="forbid")
-    keep_last: int = Field(0, ge=0)
-    keep_hourly: int = Field(0, ge=0)
-    keep_daily: int = Field(0, ge=0)
-    keep_weekly: int = Field(0, ge=0)
-    keep_monthly: int = Field(0, ge=0)
-    keep_yearly: int = Field(0, ge=0)
+    keep_last: p.KeepLast = 0
+    keep_hourly: p.KeepHourly = 0
+    keep_daily: p.KeepDaily = 0
+    keep_weekly: p.KeepWeekly = 0
+    keep_monthly: p.KeepMonthly = 0
+    keep_yearly: p.KeepYearly = 0
 
     @model_validator(mode="after")
     def keeps_something(self) -> Retention:
@@ -58,19 +62,23 @@ class Retention(BaseModel):
 class InventoryProject(BaseModel):
     model_config = ConfigDict(extra="forbid")
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$")
-    dir: str
-    repo: str
+    dir: p.ProjectDir
+    repo: p.RepoUrl
     backup_cron: str = "17 2 * * *"
     forget_cron: str = "47 4 * * *"
     verify_cron: str | None = None  # no schedule: verify on demand only
-    verify_read_data_percent: float | None = Field(10, gt=0, le=100)
+    verify_read_data_percent: p.ReadDataPercent = 10
+    # The weekly restore drill: only with a scratch database (no password in it: the worker's
+    # DIRECTUS_OPS_DATABASE_PASSWORD).
+    scratch_database_url: p.ScratchDatabaseUrl = None
+    drill_cron: str = "30 6 * * 0"
     timezone: str = "UTC"
     # Given, it replaces the default policy as a whole (a keep_* not named is 0).
     retention: Retention = Field(default_factory=lambda: Retention(keep_last=7, keep_daily=14, keep_weekly=8,
                                                                    keep_monthly=12))
     tags: list[str] = Field(default_factory=list)
 
-    @field_validator("backup_cron", "forget_cron", "verify_cron")
+    @field_validator("backup_cron", "forget_cron", "verify_cron", "drill_cron")
     @classmethod
     def cron(cls, value: str | None) -> str | None:
         return _check_cron(value)
@@ -145,11 +153,14 @@ def load_inventory(path: str | Path) -> Inventory:
             message = "is missing"
         elif first["type"] == "extra_forbidden":
             message = "is not a known key (see inventory.example.yaml)"
+        elif first["type"] == "string_pattern_mismatch":  # the value (or that it holds a password), not the regex
+            message = p.first_problem(exc).split(": ", 1)[1] + " (see inventory.example.yaml)"
         raise ConfigError(f"inventory {path}: {_location(first, raw)}: {message}") from None
 
 
 def project_deployments(project: InventoryProject, inventory: Inventory) -> list[Any]:
-    """The backup, verify and forget deployments of one project (not yet applied)."""
+    """The backup, verify and forget deployments of one project, and its drill if it names a scratch database
+    (not yet applied)."""
     from prefect.deployments.runner import EntrypointType
     from prefect.schedules import Cron
 
@@ -163,7 +174,7 @@ def project_deployments(project: InventoryProject, inventory: Inventory) -> list
     verify_parameters: dict[str, Any] = {"repo": project.repo, "snapshot": "all"}
     if project.verify_read_data_percent:
         verify_parameters["read_data_percent"] = project.verify_read_data_percent
-    return [
+    result = [
         backup.to_deployment(name=project.name, parameters={"project_dir": project.dir, "repo": project.repo},
                              schedules=[Cron(project.backup_cron, timezone=project.timezone)], tags=[*tags, "backup"],
                              description=f"Back up {project.name} ({project.dir}) into {project.repo}.", **common),
@@ -178,6 +189,15 @@ def project_deployments(project: InventoryProject, inventory: Inventory) -> list
                              tags=[*tags, "retention"],
                              description=f"Apply {project.name}'s retention to {project.repo} and prune.", **common),
     ]
+    if project.scratch_database_url:
+        result.append(verify.to_deployment(
+            name=f"{project.name}-drill",
+            parameters={"repo": project.repo, "snapshot": "latest", "restore_drill": True,
+                        "scratch_database_url": project.scratch_database_url},
+            schedules=[Cron(project.drill_cron, timezone=project.timezone)], tags=[*tags, "verify", "drill"],
+            description=f"Restore drill of {project.name}: its latest snapshot's database restored into "
+                        f"{project.scratch_database_url}, row counts compared, dropped.", **common))
+    return result
 
 
 def apply_inventory(path: str | Path) -> list[str]:

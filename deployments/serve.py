@@ -6,7 +6,10 @@ host that runs Directus.
 
 Every flow defined in a module of ``flows/`` is served (a new procedure joins by existing), as a deployment
 named like the flow, with ``project_dir`` and ``repo`` filled in where the flow takes them, and the schedule
-and defaults of ``SCHEDULED`` / ``DEFAULTS`` below. Schedules pause while this process is stopped.
+and defaults of ``SCHEDULED`` / ``DEFAULTS`` below. With DIRECTUS_OPS_SCRATCH_DATABASE_URL (a database that
+does not exist yet, no password in the URL: DIRECTUS_OPS_DATABASE_PASSWORD), a ``verify-drill`` deployment
+also restores the latest snapshot's database into it weekly (the restore drill). Schedules pause while this
+process is stopped.
 """
 
 from __future__ import annotations
@@ -31,6 +34,9 @@ SCHEDULED: dict[str, tuple[str, str]] = {
     "forget": ("DIRECTUS_OPS_FORGET_CRON", "47 4 * * *"),
     "verify": ("DIRECTUS_OPS_VERIFY_CRON", "30 5 * * 0"),
 }
+# The weekly restore drill (verify's latest snapshot restored into a scratch database, compared, dropped).
+DRILL_NAME, DRILL_CRON = "verify-drill", ("DIRECTUS_OPS_DRILL_CRON", "30 6 * * 0")
+SCRATCH_DATABASE_ENV = "DIRECTUS_OPS_SCRATCH_DATABASE_URL"
 # Parameter defaults beyond project_dir and repo, per flow name (the same as prefect.yaml's).
 DEFAULTS: dict[str, dict[str, Any]] = {
     "verify": {"snapshot": "all", "read_data_percent": 10},
@@ -62,7 +68,7 @@ def deployment_parameters(flow: Flow, project_dir: str, repo: str) -> dict[str, 
     return {k: v for k, v in given.items() if k in accepted}
 
 
-def deployments(project_dir: str, repo: str) -> list[Any]:
+def deployments(project_dir: str, repo: str, scratch_database_url: str | None = None) -> list[Any]:
     result = []
     for flow in flows():
         options: dict[str, Any] = {}
@@ -72,6 +78,17 @@ def deployments(project_dir: str, repo: str) -> list[Any]:
         result.append(flow.to_deployment(name=flow.name, parameters=deployment_parameters(flow, project_dir, repo),
                                          tags=["directus", *TAGS.get(flow.name, [flow.name])],
                                          description=flow.description, enforce_parameter_schema=True, **options))
+    if scratch_database_url:
+        from flows.verify import verify
+
+        variable, default = DRILL_CRON
+        result.append(verify.to_deployment(
+            name=DRILL_NAME, parameters={"repo": repo, "snapshot": "latest", "restore_drill": True,
+                                         "scratch_database_url": scratch_database_url},
+            schedules=[Cron(os.environ.get(variable, default), timezone="UTC")], tags=["directus", "verify", "drill"],
+            description="Restore drill: the latest snapshot's database restored into a scratch database, its row "
+                        "counts compared with the snapshot's, the scratch database dropped.",
+            enforce_parameter_schema=True))
     return result
 
 
@@ -79,7 +96,8 @@ def main() -> None:
     missing = [v for v in ("DIRECTUS_PROJECT_DIR", "DIRECTUS_OPS_REPO") if not os.environ.get(v)]
     if missing:
         raise SystemExit(f"set {' and '.join(missing)} (the project directory and the snapshot repository to serve)")
-    serve(*deployments(os.environ["DIRECTUS_PROJECT_DIR"], os.environ["DIRECTUS_OPS_REPO"]))
+    serve(*deployments(os.environ["DIRECTUS_PROJECT_DIR"], os.environ["DIRECTUS_OPS_REPO"],
+                       os.environ.get(SCRATCH_DATABASE_ENV) or None))
 
 
 if __name__ == "__main__":

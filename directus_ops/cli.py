@@ -535,8 +535,10 @@ def delete(
 
         _quiet_prefect()
         config_path = str(config.resolve()) if config else None
-        check_delete(str(project_dir), config_path, confirm, repo, backup_database, backup_files, backup_extensions,
-                     keep_root, dry_run)
+        project = check_delete(str(project_dir), config_path, confirm, repo, backup_database, backup_files,
+                               backup_extensions, keep_root, dry_run)
+        if confirm is None:  # a dry run: needs no confirmation here, but the flow's field is required (UI runs)
+            confirm = project.name
         if repo and not dry_run and backups_requested(backup_database, backup_files, backup_extensions):
             check_backup(str(project_dir), _location(repo, repo_endpoint, repo_region, repo_secret_block,
                                                      passphrase_secret_block), config_path, backup_database)
@@ -584,11 +586,15 @@ def v8_rewrite_query(
 def serve(
     project_dir: Annotated[Path, typer.Argument(help="The Directus project directory the deployments act on.")],
     repo: RepoOption,
+    scratch_database: Annotated[Optional[str], typer.Option("--scratch-database", envvar="DIRECTUS_OPS_SCRATCH_DATABASE_URL", help="Also serve verify-drill: weekly, the latest snapshot's database restored into this scratch database (created and dropped; a password goes to DIRECTUS_OPS_DATABASE_PASSWORD).")] = None,
 ) -> None:
     """Serve every flow as a deployment from this process (schedules included; no work pool needed). Runs until
     stopped; schedules pause meanwhile. Needs PREFECT_API_URL (a Prefect server)."""
-    os.environ["DIRECTUS_PROJECT_DIR"] = str(project_dir.resolve())
-    os.environ["DIRECTUS_OPS_REPO"] = repo
+    with user_errors():
+        os.environ["DIRECTUS_PROJECT_DIR"] = str(project_dir.resolve())
+        os.environ["DIRECTUS_OPS_REPO"] = repo
+        if scratch_database:  # served runs inherit this environment: the password stays out of the parameters
+            os.environ["DIRECTUS_OPS_SCRATCH_DATABASE_URL"] = _hide_password(scratch_database)
     from deployments.serve import main as serve_main
 
     serve_main()

@@ -32,7 +32,9 @@ import time
 from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
+
+from pydantic import Field
 
 from .errors import ProjectBusy
 
@@ -43,6 +45,12 @@ DEFAULT_WAIT = 1800.0  # a nightly backup waits out an upgrade in progress rathe
 WAIT_ENV = "DIRECTUS_OPS_PROJECT_WAIT"  # the wait of runs that do not pass project_wait_seconds (the CLI's)
 LEASE_SECONDS = 60.0  # renewed while held; a holder killed without cleanup frees its slot this long after
 POLL_SECONDS = 0.5
+_WAIT_TITLE = "Wait for the project (s)"
+_WAIT_DESCRIPTION = ("How long this run waits for another procedure on the same project to end before failing "
+                     f"(0: fail at once; empty: {WAIT_ENV} on the worker, else {DEFAULT_WAIT:g}).")
+# The parameter's type (see flows/parameters.py: json_schema_extra is what the Prefect form shows).
+WaitSeconds = Annotated[float | None, Field(ge=0, le=7 * 86_400, title=_WAIT_TITLE, description=_WAIT_DESCRIPTION,
+                                            json_schema_extra={"title": _WAIT_TITLE, "description": _WAIT_DESCRIPTION})]
 
 _held: contextvars.ContextVar[frozenset[str]] = contextvars.ContextVar("directus_ops_project_locks", default=frozenset())
 
@@ -194,7 +202,9 @@ def exclusive(procedure: str, *parameters: str) -> Callable[[F], F]:
     names = parameters or ("project_dir",)
 
     def decorate(fn: F) -> F:
-        signature = inspect.signature(fn)
+        # Annotations evaluated (the flow modules use `from __future__ import annotations`): Prefect builds the
+        # parameter schema from this signature as it is.
+        signature = inspect.signature(fn, eval_str=True)
         missing = [n for n in names if n not in signature.parameters]
         if missing:
             raise TypeError(f"{fn.__name__} has no parameter {missing[0]} to lock by")
@@ -208,9 +218,10 @@ def exclusive(procedure: str, *parameters: str) -> Callable[[F], F]:
                 return fn(*args, **kwargs)
 
         extra = inspect.Parameter(WAIT_PARAMETER, inspect.Parameter.KEYWORD_ONLY, default=None,
-                                  annotation="float | None")
+                                  annotation=WaitSeconds)
         wrapper.__signature__ = signature.replace(parameters=[*signature.parameters.values(), extra])  # type: ignore[attr-defined]
-        wrapper.__annotations__ = {**fn.__annotations__, WAIT_PARAMETER: "float | None"}
+        wrapper.__annotations__ = {**{n: p.annotation for n, p in signature.parameters.items()
+                                      if p.annotation is not inspect.Parameter.empty}, WAIT_PARAMETER: WaitSeconds}
         return wrapper  # type: ignore[return-value]
 
     return decorate

@@ -19,6 +19,7 @@ from tasks.project import backup_project_files_task
 from tasks.repository import parent_snapshot_task, repository_location, write_manifest_task
 from tasks.storage import backup_location_task
 
+from . import parameters as p
 from .report import artifact_key, human_bytes, publish, publish_snapshot_table
 
 
@@ -52,19 +53,19 @@ def check_backup_task(project_dir: str, repo: RepositoryLocation, config_path: s
 @flow(name="backup", description="Back up a Directus project (database, storage, config, extensions) into a snapshot repository.")
 @project_lock.exclusive("backup")
 def backup(
-    project_dir: str,
-    repo: str,
-    config_path: str | None = None,
-    repo_endpoint: str | None = None,
-    repo_region: str | None = None,
-    repo_secret_block: str | None = None,
-    passphrase_secret_block: str | None = None,
-    encrypt: bool = False,
-    workers: int = snapshot.DEFAULT_WORKERS,
-    lock_wait_seconds: float = 600.0,
-    database_scope: str = "entire",
-    include_storage: bool = True,
-    include_extensions: bool = True,
+    project_dir: p.ProjectDir,
+    repo: p.RepoUrl,
+    config_path: p.ConfigPath = None,
+    repo_endpoint: p.Endpoint = None,
+    repo_region: p.Region = None,
+    repo_secret_block: p.RepoSecretBlock = None,
+    passphrase_secret_block: p.PassphraseSecretBlock = None,
+    encrypt: p.Encrypt = False,
+    workers: p.Workers = snapshot.DEFAULT_WORKERS,
+    lock_wait_seconds: p.LockWaitSeconds = 600.0,
+    database_scope: p.DatabaseScope = "entire",
+    include_storage: p.IncludeStorage = True,
+    include_extensions: p.IncludeExtensions = True,
 ) -> str:
     """Returns the new snapshot's id. The config file is always stored encrypted; ``encrypt`` encrypts
     everything (database dump, files, manifest). A partial snapshot (what ``delete`` keeps): the database

@@ -17,6 +17,7 @@ from tasks.project import check_delete_task, delete_root_task, plan_delete_task
 from tasks.repository import repository_location
 from tasks.verify import verify_snapshot_content_task
 
+from . import parameters as p
 from .backup import backup
 from .report import artifact_key, publish
 
@@ -24,23 +25,25 @@ from .report import artifact_key, publish
 @flow(name="delete", description="Delete a Directus project: optional verified backups, every directus_* table dropped (project tables kept and checked), the project root removed.")
 @project_lock.exclusive("delete")
 def delete_project(
-    project_dir: str,
-    confirm: str | None = None,
-    repo: str | None = None,
-    backup_database: str = "entire",
-    backup_files: bool = False,
-    backup_extensions: bool = False,
-    keep_root: bool = False,
-    dry_run: bool = False,
-    config_path: str | None = None,
-    repo_endpoint: str | None = None,
-    repo_region: str | None = None,
-    repo_secret_block: str | None = None,
-    passphrase_secret_block: str | None = None,
-    workers: int = snapshot.DEFAULT_WORKERS,
+    project_dir: p.ProjectDir,
+    confirm: p.DeleteConfirmation,
+    repo: p.OptionalRepoUrl = None,
+    backup_database: p.BackupDatabase = "entire",
+    backup_files: p.BackupFiles = False,
+    backup_extensions: p.BackupExtensions = False,
+    keep_root: p.KeepRoot = False,
+    dry_run: p.DeleteDryRun = False,
+    config_path: p.ConfigPath = None,
+    repo_endpoint: p.Endpoint = None,
+    repo_region: p.Region = None,
+    repo_secret_block: p.RepoSecretBlock = None,
+    passphrase_secret_block: p.PassphraseSecretBlock = None,
+    workers: p.Workers = snapshot.DEFAULT_WORKERS,
 ) -> dict[str, Any]:
-    """``confirm`` must be the project's name (its directory's name) unless ``dry_run``. ``backup_database``:
-    entire, system (only ``directus_*``), project (all but those) or none."""
+    """``confirm`` is required (a deployment run without it is refused before it starts) and must be the
+    project's name (its directory's name): check_delete refuses a mismatch before anything is written (a dry
+    run does not compare it). ``backup_database``: entire, system (only ``directus_*``), project (all but
+    those) or none."""
     logger = get_run_logger()
     started = time.monotonic()
     plan = check_delete_task(project_dir, config_path, confirm, repo, backup_database, backup_files,

@@ -13,6 +13,7 @@ from directus_ops import project_lock
 from tasks.directus import (app_command_task, check_migrations_task, check_started_task, npm_install_task,
                             plan_downgrade_task, revert_migration_task)
 
+from . import parameters as p
 from .backup import backup
 from .report import artifact_key, publish
 from .upgrade import guarded
@@ -21,19 +22,19 @@ from .upgrade import guarded
 @flow(name="downgrade", description="Downgrade a Directus project to an older version: backup, migrate:down per newer migration, older package, checks, rollback on failure.")
 @project_lock.exclusive("downgrade")
 def downgrade_directus(
-    project_dir: str,
-    to: str,
-    repo: str,
-    accept_data_loss: bool = False,
-    stop_command: str | None = None,
-    start_command: str | None = None,
-    url: str | None = None,
-    config_path: str | None = None,
-    install_node: bool = False,
-    repo_endpoint: str | None = None,
-    repo_region: str | None = None,
-    repo_secret_block: str | None = None,
-    passphrase_secret_block: str | None = None,
+    project_dir: p.ProjectDir,
+    to: p.DowngradeVersion,
+    repo: p.RepoUrl,
+    accept_data_loss: p.AcceptDataLoss = False,
+    stop_command: p.StopCommand = None,
+    start_command: p.StartCommand = None,
+    url: p.AppUrl = None,
+    config_path: p.ConfigPath = None,
+    install_node: p.InstallNode = False,
+    repo_endpoint: p.Endpoint = None,
+    repo_region: p.Region = None,
+    repo_secret_block: p.RepoSecretBlock = None,
+    passphrase_secret_block: p.PassphraseSecretBlock = None,
 ) -> dict[str, Any]:
     logger = get_run_logger()
     started = time.monotonic()

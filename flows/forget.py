@@ -16,7 +16,6 @@ from .report import artifact_key, human_bytes, publish, publish_snapshot_table
 
 
 @flow(name="forget", description="Apply a retention policy to a snapshot repository, and prune unreferenced data.")
-@p.described
 def forget(
     repo: p.RepoUrl,
     keep_last: p.KeepLast = 0,
@@ -25,9 +24,9 @@ def forget(
     keep_weekly: p.KeepWeekly = 0,
     keep_monthly: p.KeepMonthly = 0,
     keep_yearly: p.KeepYearly = 0,
-    project: str | None = None,
-    dry_run: bool = False,
-    prune: bool = False,
+    project: p.ForgetProject = None,
+    dry_run: p.ForgetDryRun = False,
+    prune: p.Prune = False,
     lock_wait_seconds: p.LockWaitSeconds = 0.0,
     repo_endpoint: p.Endpoint = None,
     repo_region: p.Region = None,

@@ -23,6 +23,7 @@ from tasks.move import (check_location_task, compare_databases_task, copy_across
                         rename_location_task, switch_config_task, wait_until_stopped_task, write_config_task)
 from tasks.repository import repository_location
 
+from . import parameters as p
 from .backup import backup
 from .report import artifact_key, human_bytes, publish_with_tables
 from .restore import with_password
@@ -174,22 +175,22 @@ def cutover_steps(plan: move.MovePlan, backup_options: dict[str, Any] | None, re
 @flow(name="move", description="Move a Directus project to a new database (same or another engine) and/or new storage, verified; optional cutover.")
 @project_lock.exclusive("move")
 def move_project(
-    project_dir: str,
-    to_database: str | None = None,
-    to_storage: dict[str, str] | None = None,
-    config_out: str | None = None,
-    cutover: bool = False,
-    stop_command: str | None = None,
-    start_command: str | None = None,
-    url: str | None = None,
-    repo: str | None = None,
-    config_path: str | None = None,
-    repo_endpoint: str | None = None,
-    repo_region: str | None = None,
-    repo_secret_block: str | None = None,
-    passphrase_secret_block: str | None = None,
-    workers: int = snapshot.DEFAULT_WORKERS,
-    app_timeout: float = move.APP_TIMEOUT,
+    project_dir: p.ProjectDir,
+    to_database: p.ToDatabaseUrl = None,
+    to_storage: p.ToStorage = None,
+    config_out: p.ConfigOut = None,
+    cutover: p.Cutover = False,
+    stop_command: p.StopCommand = None,
+    start_command: p.StartCommand = None,
+    url: p.AppUrl = None,
+    repo: p.OptionalRepoUrl = None,
+    config_path: p.ConfigPath = None,
+    repo_endpoint: p.Endpoint = None,
+    repo_region: p.Region = None,
+    repo_secret_block: p.RepoSecretBlock = None,
+    passphrase_secret_block: p.PassphraseSecretBlock = None,
+    workers: p.Workers = snapshot.DEFAULT_WORKERS,
+    app_timeout: p.AppTimeout = move.APP_TIMEOUT,
 ) -> dict[str, Any]:
     """``to_storage``: {LOCATION: "[NEW_NAME:]PATH_OR_S3_URL"}. The target's password comes from
     DIRECTUS_OPS_DATABASE_PASSWORD, new S3 keys from DIRECTUS_OPS_STORAGE_ACCESS_KEY_ID/_SECRET_ACCESS_KEY.

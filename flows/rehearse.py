@@ -19,6 +19,7 @@ from directus_ops.repository import Repository, RepositoryLocation
 from tasks.directus import migrate_latest_task, npm_install_task, plan_upgrade_task
 from tasks.repository import repository_location
 
+from . import parameters as p
 from .report import artifact_key, publish
 from .restore import with_password
 
@@ -38,18 +39,18 @@ def clean_up_rehearsal_task(rehearsal: upgrade.Rehearsal) -> None:
 
 @flow(name="rehearse-upgrade", description="Rehearse a Directus upgrade on a scratch copy of the project and its latest snapshot; production is not touched.")
 def rehearse_upgrade(
-    project_dir: str,
-    repo: str,
-    to: str | None = None,
-    snapshot_id: str = "latest",
-    config_path: str | None = None,
-    scratch_database_url: str | None = None,
-    install_node: bool = False,
-    repo_endpoint: str | None = None,
-    repo_region: str | None = None,
-    repo_secret_block: str | None = None,
-    passphrase_secret_block: str | None = None,
-    raise_on_failure: bool = False,
+    project_dir: p.ProjectDir,
+    repo: p.RepoUrl,
+    to: p.UpgradeVersion = None,
+    snapshot_id: p.RestoreSnapshot = "latest",
+    config_path: p.ConfigPath = None,
+    scratch_database_url: p.ScratchDatabaseUrl = None,
+    install_node: p.InstallNode = False,
+    repo_endpoint: p.Endpoint = None,
+    repo_region: p.Region = None,
+    repo_secret_block: p.RepoSecretBlock = None,
+    passphrase_secret_block: p.PassphraseSecretBlock = None,
+    raise_on_failure: p.RaiseOnFailure = False,
 ) -> dict[str, Any]:
     """Returns ``{"result": "ok" | "failed", "error": ...}``; with ``raise_on_failure`` a failed rehearsal
     raises (what ``upgrade --rehearse`` uses to stop before touching production)."""

@@ -17,6 +17,7 @@ from tasks.repository import repository_location, resolve_snapshot_task
 from tasks.storage import restore_location_task
 from tasks.verify import verify_snapshot_content_task
 
+from . import parameters as p
 from .report import artifact_key, human_bytes, publish
 
 # A password for --database-url travels in this variable, never as a flow parameter (those are stored).
@@ -39,18 +40,18 @@ def with_password(database_url: str | None) -> str | None:
 @flow(name="restore", description="Restore a snapshot into the same Directus project or a new target, verifying every checksum.")
 @project_lock.exclusive("restore")
 def restore(
-    repo: str,
-    project_dir: str,
-    snapshot_id: str = "latest",
-    config_path: str | None = None,
-    database_url: str | None = None,
-    replace: bool = False,
-    storage: dict[str, str] | None = None,
-    repo_endpoint: str | None = None,
-    repo_region: str | None = None,
-    repo_secret_block: str | None = None,
-    passphrase_secret_block: str | None = None,
-    workers: int = snapshot.DEFAULT_WORKERS,
+    repo: p.RepoUrl,
+    project_dir: p.ProjectDir,
+    snapshot_id: p.RestoreSnapshot = "latest",
+    config_path: p.ConfigPath = None,
+    database_url: p.DatabaseUrl = None,
+    replace: p.Replace = False,
+    storage: p.StorageTargets = None,
+    repo_endpoint: p.Endpoint = None,
+    repo_region: p.Region = None,
+    repo_secret_block: p.RepoSecretBlock = None,
+    passphrase_secret_block: p.PassphraseSecretBlock = None,
+    workers: p.Workers = snapshot.DEFAULT_WORKERS,
 ) -> dict[str, Any]:
     logger = get_run_logger()
     started = time.monotonic()

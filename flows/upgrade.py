@@ -19,6 +19,7 @@ from tasks.directus import (app_command_task, check_started_task, keep_package_f
                             restore_project_database_task)
 from tasks.repository import repository_location
 
+from . import parameters as p
 from .backup import backup
 from .rehearse import rehearse_upgrade
 from .report import artifact_key, publish
@@ -76,20 +77,20 @@ def roll_back(plan: upgrade.VersionPlan, repo: str, snapshot_id: str, kept: str,
 @flow(name="upgrade", description="Upgrade a Directus project's package and database, with a backup first and automatic rollback.")
 @project_lock.exclusive("upgrade")
 def upgrade_directus(
-    project_dir: str,
-    repo: str,
-    to: str | None = None,
-    rehearse: bool = False,
-    stop_command: str | None = None,
-    start_command: str | None = None,
-    url: str | None = None,
-    config_path: str | None = None,
-    scratch_database_url: str | None = None,
-    install_node: bool = False,
-    repo_endpoint: str | None = None,
-    repo_region: str | None = None,
-    repo_secret_block: str | None = None,
-    passphrase_secret_block: str | None = None,
+    project_dir: p.ProjectDir,
+    repo: p.RepoUrl,
+    to: p.UpgradeVersion = None,
+    rehearse: p.Rehearse = False,
+    stop_command: p.StopCommand = None,
+    start_command: p.StartCommand = None,
+    url: p.AppUrl = None,
+    config_path: p.ConfigPath = None,
+    scratch_database_url: p.ScratchDatabaseUrl = None,
+    install_node: p.InstallNode = False,
+    repo_endpoint: p.Endpoint = None,
+    repo_region: p.Region = None,
+    repo_secret_block: p.RepoSecretBlock = None,
+    passphrase_secret_block: p.PassphraseSecretBlock = None,
 ) -> dict[str, Any]:
     logger = get_run_logger()
     started = time.monotonic()

@@ -23,6 +23,7 @@ from tasks.v8 import (api_files_task, api_items_task, api_people_task, api_permi
                       api_schema_task, files_task, items_task, people_task, permissions_task, prepare_task,
                       schema_task, sequences_task)
 
+from . import parameters as p
 from .report import artifact_key, human_bytes, publish
 from .restore import with_password
 
@@ -32,20 +33,20 @@ NOTES_SHOWN = 200  # report lines per list (the JSON report next to the id map h
 @flow(name="v8_migrate", description="Migrate a Directus v8 project into a Directus 10 or 11 project (database or api mode).")
 @project_lock.exclusive("v8-migrate")
 def v8_migrate(
-    v8_database_url: str,
-    v8_storage: str,
-    project_dir: str,
-    mode: str = "database",
-    skip_collections: list[str] | None = None,
-    dry_run: bool = False,
-    temporary_password_env: str | None = None,
-    v8_timezone: str = "UTC",
-    work_dir: str | None = None,
-    v8_storage_endpoint: str | None = None,
-    v8_storage_region: str | None = None,
-    url: str | None = None,
-    token_secret_block: str | None = None,
-    max_payload_size: str = api_target.DEFAULT_MAX_PAYLOAD,
+    v8_database_url: p.V8DatabaseUrl,
+    v8_storage: p.V8Storage,
+    project_dir: p.V8TargetDir,
+    mode: p.V8Mode = "database",
+    skip_collections: p.SkipCollections = None,
+    dry_run: p.V8DryRun = False,
+    temporary_password_env: p.TemporaryPasswordEnv = None,
+    v8_timezone: p.V8Timezone = "UTC",
+    work_dir: p.WorkDir = None,
+    v8_storage_endpoint: p.V8StorageEndpoint = None,
+    v8_storage_region: p.V8StorageRegion = None,
+    url: p.V8TargetUrl = None,
+    token_secret_block: p.TokenSecretBlock = None,
+    max_payload_size: p.MaxPayloadSize = api_target.DEFAULT_MAX_PAYLOAD,
 ) -> dict[str, Any]:
     """``url``, ``token_secret_block`` and ``max_payload_size`` are api mode's: the target's address, the name of
     a Prefect Secret block holding an admin token (else DIRECTUS_OPS_TOKEN on the worker; the token is never a

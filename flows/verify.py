@@ -29,12 +29,11 @@ class VerificationFailed(IntegrityError):
 
 
 @flow(name="verify", description="Check a snapshot repository (optionally re-reading the data) and run a restore drill.")
-@p.described
 def verify(
     repo: p.RepoUrl,
     snapshot: p.SnapshotRef = "all",
     read_data_percent: p.ReadDataPercent = None,
-    restore_drill: bool = False,
+    restore_drill: p.RestoreDrill = False,
     scratch_database_url: p.ScratchDatabaseUrl = None,
     repo_endpoint: p.Endpoint = None,
     repo_region: p.Region = None,
@@ -46,8 +45,6 @@ def verify(
     started = time.monotonic()
     if restore_drill and not scratch_database_url:
         raise ConfigError("the restore drill needs a scratch database: pass --scratch-database URL (it is created and dropped)")
-    if read_data_percent is not None and not 0 < read_data_percent <= 100:
-        raise ConfigError(f"--read-data {read_data_percent}: give a percentage between 0 and 100")
     location = repository_location(repo, repo_endpoint, repo_region, repo_secret_block, passphrase_secret_block)
     report = check_repository_task(location, snapshot, read_data_percent, workers)
     drill = None

@@ -83,6 +83,23 @@ class Database:
             return f"mysql://{self.user}:{self.password}@127.0.0.1:3306/{self.name}"
         return f"sqlite:///{self.filename}"
 
+    @contextlib.contextmanager
+    def flow_url(self) -> Iterator[str]:
+        """The URL as a flow parameter takes it, without the password (parameters are stored with the run; the
+        schema refuses one), which is in DIRECTUS_OPS_DATABASE_PASSWORD meanwhile, where the flows read it."""
+        if not self.password:
+            yield self.url
+            return
+        before = os.environ.get("DIRECTUS_OPS_DATABASE_PASSWORD")
+        os.environ["DIRECTUS_OPS_DATABASE_PASSWORD"] = self.password
+        try:
+            yield self.url.replace(f":{self.password}@", "@")
+        finally:
+            if before is None:
+                os.environ.pop("DIRECTUS_OPS_DATABASE_PASSWORD", None)
+            else:
+                os.environ["DIRECTUS_OPS_DATABASE_PASSWORD"] = before
+
     def env(self) -> dict[str, str]:
         if self.engine == "sqlite3":
             return {"DB_CLIENT": "sqlite3", "DB_FILENAME": str(self.filename)}

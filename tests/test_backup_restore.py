@@ -113,8 +113,9 @@ def test_round_trip_postgresql_with_local_and_s3_storage(tmp_path, directus, dat
     target_db = databases.create("pg", create_database=False)
     target_bucket = s3.create_bucket()
     target_dir = tmp_path / "restored"
-    result = restore(repo=repo, project_dir=str(target_dir), snapshot_id=snapshot_id, database_url=target_db.url,
-                     storage={"s3": f"s3://{target_bucket}/files"}, repo_endpoint=s3.endpoint, repo_region=S3_REGION)
+    with target_db.flow_url() as target_url:
+        result = restore(repo=repo, project_dir=str(target_dir), snapshot_id=snapshot_id, database_url=target_url,
+                         storage={"s3": f"s3://{target_bucket}/files"}, repo_endpoint=s3.endpoint, repo_region=S3_REGION)
     assert result["rows"] == sum(manifest.database.row_counts.values())
     assert s3.objects(target_bucket, "files/") == s3.objects(source_bucket, "files/")
     restored_env = (target_dir / ".env").read_text()
@@ -143,7 +144,8 @@ def test_round_trip_mariadb(tmp_path, directus, databases, prefect_server):
 
     target_db = databases.create("mysql")
     target_dir = tmp_path / "restored"
-    restore(repo=str(repo), project_dir=str(target_dir), snapshot_id="latest", database_url=target_db.url)
+    with target_db.flow_url() as target_url:
+        restore(repo=str(repo), project_dir=str(target_dir), snapshot_id="latest", database_url=target_url)
     with restored_project(target_dir, directus, project, target_db).server() as client:
         after = api_state(client)
     assert after == before

@@ -207,8 +207,9 @@ def restore_into(repo: Path, snapshot_id: str, target_dir: Path, database: Datab
                  storage: dict[str, str] | None = None) -> dict:
     from flows.restore import restore
 
-    return restore(repo=str(repo), project_dir=str(target_dir), snapshot_id=snapshot_id, database_url=database.url,
-                   storage=storage)
+    with database.flow_url() as url:
+        return restore(repo=str(repo), project_dir=str(target_dir), snapshot_id=snapshot_id, database_url=url,
+                       storage=storage)
 
 
 def assert_delete_result(copy: Copy, before_rows: dict, before_join: list[tuple]) -> None:

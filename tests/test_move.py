@@ -216,8 +216,8 @@ def test_a_failed_copy_is_removed_from_the_target(tmp_path, databases, prefect_s
             END $$""")
         conn.execute("CREATE EVENT TRIGGER add_an_author ON ddl_command_end WHEN TAG IN ('CREATE TABLE') "
                      "EXECUTE FUNCTION public.add_an_author()")
-    with pytest.raises(IntegrityError) as failed:
-        move_project(project_dir=str(project_dir), to_database=target_db.url, repo=str(tmp_path / "repo"))
+    with pytest.raises(IntegrityError) as failed, target_db.flow_url() as target_url:
+        move_project(project_dir=str(project_dir), to_database=target_url, repo=str(tmp_path / "repo"))
     message = str(failed.value)
     assert "differs from the snapshot" in message and "partial copy" in message and "removed" in message, message
     assert target_db.tables() == [] and rows(source) == before
@@ -259,9 +259,10 @@ def test_postgresql_move_with_storage_to_s3_renamed_and_back(tmp_path, directus,
 
     target_db = databases.create("pg", create_database=False)  # created by the move
     out = tmp_path / "moved.env"
-    result = move_project(project_dir=str(project.dir), to_database=target_db.url,
-                          to_storage={"local": f"s3files:s3://{bucket}/uploads?endpoint={s3.endpoint}&region={S3_REGION}"},
-                          config_out=str(out), repo=str(repo))
+    with target_db.flow_url() as target_url:
+        result = move_project(project_dir=str(project.dir), to_database=target_url,
+                              to_storage={"local": f"s3files:s3://{bucket}/uploads?endpoint={s3.endpoint}&region={S3_REGION}"},
+                              config_out=str(out), repo=str(repo))
     assert result["method"] == "native" and result["tables_equal"] and result["snapshot"]
     assert result["storage"]["local"]["objects"] == 2 and result["storage"]["local"]["checksums_equal"] == 2
     assert stat.S_IMODE(out.stat().st_mode) == 0o600
@@ -289,8 +290,9 @@ def test_postgresql_move_with_storage_to_s3_renamed_and_back(tmp_path, directus,
     # And back: S3 -> a local folder named 'local' again, into yet another PostgreSQL database.
     back_db = databases.create("pg")
     back = tmp_path / "back.env"
-    move_project(project_dir=str(project.dir), config_path=str(out), to_database=back_db.url,
-                 to_storage={"s3files": f"local:{tmp_path / 'uploads-back'}"}, config_out=str(back), repo=str(repo))
+    with back_db.flow_url() as back_url:
+        move_project(project_dir=str(project.dir), config_path=str(out), to_database=back_url,
+                     to_storage={"s3files": f"local:{tmp_path / 'uploads-back'}"}, config_out=str(back), repo=str(repo))
     assert {p.name: p.read_bytes() for p in (tmp_path / "uploads-back").iterdir()} == uploads
     with served(project, back) as client:
         state = api_state(client)
@@ -325,7 +327,8 @@ def test_mariadb_same_engine_through_the_cli_then_to_postgresql(tmp_path, direct
 
     pg_db = databases.create("pg")
     pg_out = tmp_path / "pg.env"
-    result = move_project(project_dir=str(project.dir), to_database=pg_db.url, config_out=str(pg_out))
+    with pg_db.flow_url() as pg_url:
+        result = move_project(project_dir=str(project.dir), to_database=pg_url, config_out=str(pg_out))
     assert result["method"] == "transfer" and result["tables_equal"]
     with served(project, pg_out) as client:
         after = api_state(client)
@@ -346,7 +349,8 @@ def test_sqlite_to_postgresql(tmp_path, directus, databases, prefect_server):
         before = api_state(client)
     target_db = databases.create("pg", create_database=False)
     out = tmp_path / "moved.env"
-    result = move_project(project_dir=str(project.dir), to_database=target_db.url, config_out=str(out))
+    with target_db.flow_url() as target_url:
+        result = move_project(project_dir=str(project.dir), to_database=target_url, config_out=str(out))
     assert result["method"] == "transfer" and result["tables_equal"] and result["snapshot"] is None
     assert "DB_FILENAME" not in out.read_text() and "DB_CLIENT=pg" in out.read_text()
     with served(project, out) as client:

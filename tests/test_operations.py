@@ -101,11 +101,13 @@ def assert_backup_artifacts(server: Server, run_id: str, repo: Path) -> None:
 def test_serve_py_serves_every_flow_and_runs_a_triggered_backup(server: Server, ops_env: dict[str, str],
                                                                 project: Path, tmp_path: Path) -> None:
     repo = tmp_path / "served-repo"
-    env = {**ops_env, "DIRECTUS_PROJECT_DIR": str(project), "DIRECTUS_OPS_REPO": str(repo)}
+    scratch_url = f"sqlite:///{tmp_path / 'drill.db'}"
+    env = {**ops_env, "DIRECTUS_PROJECT_DIR": str(project), "DIRECTUS_OPS_REPO": str(repo),
+           "DIRECTUS_OPS_SCRATCH_DATABASE_URL": scratch_url}
     with background([sys.executable, "deployments/serve.py"], env, tmp_path / "serve.log"):
         deadline = time.monotonic() + 120
         expected = {"backup", "restore", "verify", "forget", "upgrade", "rehearse-upgrade", "downgrade", "move",
-                    "delete", "v8_migrate"}
+                    "delete", "v8_migrate", "verify-drill"}
         while True:
             names = {d["name"] for d in server.post("/deployments/filter", {})}  # type: ignore[union-attr]
             if expected <= names:
@@ -118,6 +120,10 @@ def test_serve_py_serves_every_flow_and_runs_a_triggered_backup(server: Server, 
         assert [s["schedule"]["cron"] for s in deployment["schedules"]] == ["17 2 * * *"]
         forget = server.deployment("forget/forget")
         assert forget["parameters"]["keep_daily"] == 14 and forget["parameters"]["prune"] is True
+        drill = server.deployment("verify/verify-drill")  # served because a scratch database was given
+        assert drill["parameters"] == {"repo": str(repo), "snapshot": "latest", "restore_drill": True,
+                                       "scratch_database_url": scratch_url}
+        assert [s["schedule"]["cron"] for s in drill["schedules"]] == ["30 6 * * 0"]
         run = server.post(f"/deployments/{deployment['id']}/create_flow_run", {})
         finished = server.wait_for_run(run["id"])  # type: ignore[index]
         assert finished["state"]["type"] == "COMPLETED", (finished["state"], (tmp_path / "serve.log").read_text()[-3000:])
@@ -129,7 +135,9 @@ def test_serve_py_serves_every_flow_and_runs_a_triggered_backup(server: Server, 
 def worker(server: Server, ops_env: dict[str, str], project: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
     """The process pool, `prefect deploy --all` of prefect.yaml, and one worker."""
     default_repo = tmp_path_factory.mktemp("default-repo")
-    env = {**ops_env, "DIRECTUS_PROJECT_DIR": str(project), "DIRECTUS_OPS_REPO": str(default_repo)}
+    scratch = tmp_path_factory.mktemp("drill") / "scratch.db"  # the restore drill's: created and dropped by each run
+    env = {**ops_env, "DIRECTUS_PROJECT_DIR": str(project), "DIRECTUS_OPS_REPO": str(default_repo),
+           "DIRECTUS_OPS_SCRATCH_DATABASE_URL": f"sqlite:///{scratch}"}
     server.cli("work-pool", "create", POOL, "--type", "process", env=env)
     server.cli("deploy", "--all", env=env)
     log = tmp_path_factory.mktemp("worker") / "worker.log"
@@ -140,7 +148,8 @@ def worker(server: Server, ops_env: dict[str, str], project: Path, tmp_path_fact
 def test_deploy_all_and_a_worker_run_backups_from_the_cli_and_the_api(server: Server, worker: dict[str, str],
                                                                       project: Path, tmp_path: Path) -> None:
     for name, flow in [("backup", "backup"), ("restore", "restore"), ("verify", "verify"), ("forget", "forget"),
-                       ("upgrade", "upgrade"), ("rehearse-upgrade", "rehearse-upgrade"), ("downgrade", "downgrade")]:
+                       ("upgrade", "upgrade"), ("rehearse-upgrade", "rehearse-upgrade"), ("downgrade", "downgrade"),
+                       ("verify-drill", "verify"), ("move", "move"), ("delete", "delete"), ("v8-migrate", "v8_migrate")]:
         deployment = server.deployment(f"{flow}/{name}")
         assert deployment["work_pool_name"] == POOL and deployment["enforce_parameter_schema"] is True
         assert deployment["description"] and "directus" in deployment["tags"]
@@ -170,6 +179,25 @@ def test_deploy_all_and_a_worker_run_backups_from_the_cli_and_the_api(server: Se
     refused = server.request("POST", f"/deployments/{backup['id']}/create_flow_run",
                              json={"parameters": {"project_dir": str(project), "repo": str(api_repo), "workers": "many"}})
     assert refused.status_code == 409 and "workers" in refused.text
+    # A delete without its confirmation (the project's name) never starts either.
+    delete = server.deployment("delete/delete")
+    refused = server.request("POST", f"/deployments/{delete['id']}/create_flow_run", json={"parameters": {}})
+    assert refused.status_code == 409 and "'confirm' is a required property" in refused.text
+    assert not server.post("/flow_runs/filter", {"deployments": {"id": {"any_": [delete["id"]]}}})
+
+    # The weekly restore drill (its scratch database given when deploying) runs on the worker: the latest
+    # snapshot checked, its database restored into the scratch database, row counts compared, scratch dropped.
+    drill = server.deployment("verify/verify-drill")
+    assert [s["schedule"]["cron"] for s in drill["schedules"]] == ["30 6 * * 0"]
+    scratch_url = worker["DIRECTUS_OPS_SCRATCH_DATABASE_URL"]
+    assert drill["parameters"] == {"repo": worker["DIRECTUS_OPS_REPO"], "snapshot": "latest", "restore_drill": True,
+                                   "scratch_database_url": scratch_url}
+    run = server.post(f"/deployments/{drill['id']}/create_flow_run", {"parameters": {"repo": str(cli_repo)}})
+    finished = server.wait_for_run(run["id"])  # type: ignore[index]
+    assert finished["state"]["type"] == "COMPLETED", finished["state"]
+    report = next(a for a in server.artifacts(run["id"]) if a["type"] == "markdown")  # type: ignore[index]
+    assert f"snapshot `{snapshot_ids(cli_repo)[0]}`" in report["data"] and "row counts match" in report["data"]
+    assert not Path(scratch_url.removeprefix("sqlite:///")).exists()  # dropped
 
 
 # -- 2. an interval schedule fires on its own ------------------------------------------------------------------
@@ -336,6 +364,7 @@ projects:
     verify_cron: "30 5 * * 0"
     timezone: Europe/Berlin
     retention: {{keep_last: 3, keep_daily: 10}}
+    scratch_database_url: sqlite:///{repo}/shop-drill.db
   - name: blog
     dir: /srv/blog
     repo: s3://agency-backups/blog
@@ -347,7 +376,7 @@ projects:
 """
 
 
-def test_an_inventory_deploys_three_deployments_per_project(server: Server, worker: dict[str, str], project: Path,
+def test_an_inventory_deploys_three_deployments_per_project_and_a_drill(server: Server, worker: dict[str, str], project: Path,
                                                             tmp_path: Path) -> None:
     inventory = tmp_path / "inventory.yaml"
     inventory.write_text(INVENTORY.format(project=project, repo=tmp_path))
@@ -355,9 +384,9 @@ def test_an_inventory_deploys_three_deployments_per_project(server: Server, work
                           timeout=180)
     assert done.returncode == 0, done.stderr
     names = done.stdout.split()
-    assert len(names) == 9
+    assert len(names) == 10 and "verify/shop-drill" in names  # only shop names a scratch database
     assert len([d for d in server.post("/deployments/filter", {})  # type: ignore[union-attr]
-                if any(t.startswith("project:") for t in d["tags"])]) == 9
+                if any(t.startswith("project:") for t in d["tags"])]) == 10
     shop_backup = server.deployment("backup/shop")
     assert shop_backup["parameters"] == {"project_dir": str(project), "repo": f"{tmp_path}/shop"}
     assert shop_backup["work_pool_name"] == POOL and shop_backup["entrypoint"] == "flows.backup.backup"
@@ -367,6 +396,10 @@ def test_an_inventory_deploys_three_deployments_per_project(server: Server, work
     assert shop_forget["parameters"]["prune"] is True
     assert [s["schedule"]["cron"] for s in server.deployment("verify/shop")["schedules"]] == ["30 5 * * 0"]
     assert server.deployment("verify/blog")["schedules"] == []  # no verify_cron: on demand
+    shop_drill = server.deployment("verify/shop-drill")
+    assert shop_drill["parameters"] == {"repo": f"{tmp_path}/shop", "snapshot": "latest", "restore_drill": True,
+                                        "scratch_database_url": f"sqlite:///{tmp_path}/shop-drill.db"}
+    assert [(s["schedule"]["cron"], s["schedule"]["timezone"]) for s in shop_drill["schedules"]] == [("30 6 * * 0", "Europe/Berlin")]
     assert server.deployment("verify/wiki")["parameters"]["read_data_percent"] == 50
     assert server.deployment("forget/blog")["parameters"]["keep_monthly"] == 12  # the default policy
     assert [s["schedule"]["cron"] for s in server.deployment("backup/wiki")["schedules"]] == ["0 */6 * * *"]
@@ -386,6 +419,13 @@ def test_an_inventory_deploys_three_deployments_per_project(server: Server, work
     assert refused.stderr.strip() == (f"directus-ops: error: inventory {bad}: project #2 (news), retention.keep_daily: "
                                       "Input should be greater than or equal to 0")
     assert server.request("GET", "/deployments/name/backup/ok-one").status_code == 404
+    # A scratch database URL with a password: refused, the password not repeated.
+    bad.write_text("projects:\n  - {name: news, dir: /srv/news, repo: /b/news, "
+                   "scratch_database_url: 'postgresql://drill:hunter2@db/drill'}\n")
+    refused = subprocess.run([*CLI, "deploy-inventory", str(bad)], env=worker, capture_output=True, text=True, timeout=120)
+    assert refused.returncode == 2 and "hunter2" not in refused.stderr
+    assert refused.stderr.strip().startswith(f"directus-ops: error: inventory {bad}: project #1 (news), "
+                                             "scratch_database_url: the URL has a password in it")
 
     # The forget deployment's schema refuses a negative retention when a run is created (as the UI would).
     refused = server.request("POST", f"/deployments/{shop_forget['id']}/create_flow_run",
