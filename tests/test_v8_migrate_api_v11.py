@@ -89,15 +89,42 @@ def test_a_second_run_changes_nothing(migrated: dict[str, Any], target: TestProj
     assert TOKEN not in result.stdout + result.stderr + json.dumps(report) and TEMP_PASSWORD not in json.dumps(report)
 
 
-def test_a_run_killed_before_the_policies_completes(tmp_path: Path, directus_11: Path, databases: Databases,
-                                                    v8_url: str, uploads: Path, cli_env: dict[str, str]) -> None:
-    """Killed after the roles, before their policies and access rows: the re-run adds them and the rest."""
+def test_bad_input_then_a_run_killed_before_the_policies_completes(
+        tmp_path: Path, directus_11: Path, databases: Databases, v8_url: str, uploads: Path,
+        cli_env: dict[str, str]) -> None:
+    """11.x's own refusals (a token whose policies give no admin access; no public policy), nothing changed; then a
+    run killed after the roles, before their policies and access rows: the re-run adds them and the rest."""
     project = make_project(tmp_path, directus_11, databases.create("pg"), with_extras=False)
     give_admin_a_token(project)
     work = tmp_path / "ops"
     env = {**cli_env, "DIRECTUS_OPS_TOKEN": TOKEN}
     args = api_args(v8_url, uploads, work, project.url)
-    with serving(project):
+    tables = COLLECTIONS + SYSTEM_TABLES + ACCESS_TABLES
+
+    def refused(token: str, *phrases: str) -> None:
+        before = pg_digest(project, tables)
+        result = run_cli(*args, env={**env, "DIRECTUS_OPS_TOKEN": token})
+        lines = result.stderr.strip().splitlines()
+        assert result.returncode != 0 and len(lines) == 1, result.stderr
+        assert lines[0].startswith("directus-ops: error: ") and all(p in lines[0] for p in phrases), lines[0]
+        assert token not in result.stderr and pg_digest(project, tables) == before
+        assert not (work / "v8-migration").exists()
+
+    with serving(project) as client:
+        # An editor: a role whose policy has app access, not admin access (11.x roles have neither of their own).
+        policy = client.post("/policies", {"name": "Editing", "app_access": True, "admin_access": False})
+        role = client.post("/roles", {"name": "Reader"})
+        client.post("/access", {"role": role["id"], "policy": policy["id"]})
+        reader = client.post("/users", {"email": "reader@example.com", "role": role["id"],
+                                        "token": "reader-token-0123456789"})
+        refused("reader-token-0123456789", "(reader@example.com) is not an administrator")
+        public = client.get("/access", filter=json.dumps({"role": {"_null": True}, "user": {"_null": True}}))[0]
+        client.request("DELETE", f"/access/{public['id']}")
+        refused(TOKEN, "has no public policy")
+        client.post("/access", {"id": public["id"], "policy": public["policy"], "sort": public["sort"]})
+        for path in (f"/users/{reader['id']}", f"/roles/{role['id']}", f"/policies/{policy['id']}"):
+            client.request("DELETE", path)  # the target as bootstrapped again
+
         killed = run_cli(*args, env={**env, "DIRECTUS_OPS_TEST_KILL_AT": "v8-roles-written"})
         assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
         free_project_slot(work)

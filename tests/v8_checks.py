@@ -116,6 +116,7 @@ def check_through_api(target: TestProject, v8_url: str, uploads: Path, *, author
         assert client.items("languages", sort="code") == [{"code": "de", "name": "German"}, {"code": "en", "name": "English"},
                                                           {"code": "fr", "name": "French"}]
         assert client.get("/fields/articles/translations")["meta"]["special"] == ["translations"]
+        assert client.get("/collections/languages")["meta"]["display_template"] == "{{name}}"  # names in the app
         snapshot = client.get("/schema/snapshot")  # Directus reads the whole migrated schema back
         assert set(COLLECTIONS + ["languages"]) <= {c["collection"] for c in snapshot["collections"]}
         assert {(r["collection"], r["field"]) for r in snapshot["relations"]} >= {

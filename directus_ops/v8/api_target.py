@@ -58,7 +58,7 @@ DEFAULT_MAX_PAYLOAD = "1mb"  # Directus's MAX_PAYLOAD_SIZE default
 BATCH_ROWS = 5000  # at most this many rows a request, whatever their size
 DEFERRED_SPECIALS = ("user-created", "date-created", "hash")  # applied on create: set after the items
 SYSTEM_PATHS = {"directus_roles": "/roles", "directus_users": "/users", "directus_folders": "/folders",
-                "directus_files": "/files", "directus_policies": "/policies", "directus_access": "/access"}
+                "directus_files": "/files"}
 NOT_KEPT = [
     "directus_files.modified_by and modified_on: the migrating user and the time of the migration (the upload "
     "is followed by an update that sets the v8 uploader and dates; Directus stamps that update)",
@@ -137,7 +137,8 @@ def inspect_api_target(client: DirectusClient, collections: list[str],
                            "into Directus 10.x and 11.x targets: use a project on one of those")
     policies = version.startswith("11.")
     if not _is_admin(client, policies):
-        raise ConfigError(f"the token's user ({user.get('email')}) is not an administrator of {url}; use an admin "
+        who = user.get("email") or user.get("id")  # only the id when the user may not read its own row
+        raise ConfigError(f"the token's user ({who}) is not an administrator of {url}; use an admin "
                           "user's token (the migration creates collections, roles and permissions)")
     # 11.x roles have no admin_access: the role an admin policy is attached to (as database mode's _admin_role_v11).
     admin_filter = {"policies": {"policy": {"admin_access": {"_eq": True}}}} if policies else \
