@@ -116,6 +116,7 @@ def check_through_api(target: TestProject, v8_url: str, uploads: Path, *, author
         assert client.items("languages", sort="code") == [{"code": "de", "name": "German"}, {"code": "en", "name": "English"},
                                                           {"code": "fr", "name": "French"}]
         assert client.get("/fields/articles/translations")["meta"]["special"] == ["translations"]
+        assert client.get("/collections/languages")["meta"]["display_template"] == "{{name}}"  # names in the app
         snapshot = client.get("/schema/snapshot")  # Directus reads the whole migrated schema back
         assert set(COLLECTIONS + ["languages"]) <= {c["collection"] for c in snapshot["collections"]}
         assert {(r["collection"], r["field"]) for r in snapshot["relations"]} >= {
@@ -195,3 +196,42 @@ def check_through_api(target: TestProject, v8_url: str, uploads: Path, *, author
         for file in files:
             disk = v8_files[file["filename_download"]][0]
             assert httpx.get(f"{target.url}/assets/{file['id']}").content == (uploads / "originals" / disk).read_bytes()
+
+
+def check_policies(client: DirectusClient, v8_url: str, id_map: dict[str, Any]) -> None:
+    """Directus 11.x, through its API: each custom v8 role is a role with the id map's id, linked by the map's
+    access row to the map's policy, which holds v8's settings; v8's Public permissions are on the target's one
+    public policy; every other permission is on the Author's or Editor's policy."""
+    v8_roles = {name: (ident, description, [i for i in (ip or "").split(",") if i] or None, bool(tfa))
+                for ident, name, description, ip, tfa in v8_query(
+                    v8_url, "SELECT id, name, description, ip_whitelist, enforce_2fa FROM directus_roles WHERE id > 2")}
+    roles = {r["name"]: r for r in client.get("/roles", fields="id,name,description,policies.id,policies.user,"
+                                              "policies.policy.id,policies.policy.name,policies.policy.description,"
+                                              "policies.policy.ip_access,policies.policy.enforce_tfa,"
+                                              "policies.policy.app_access,policies.policy.admin_access")}
+    assert sorted(roles) == ["Administrator", "Author", "Editor"]
+    assert [a["policy"]["admin_access"] for a in roles["Administrator"]["policies"]] == [True]  # the target's own
+    for name, (ident, description, ip, tfa) in v8_roles.items():
+        role = roles[name]
+        assert (role["id"], role["description"]) == (id_map["directus_roles"][str(ident)], description)
+        [access] = role["policies"]
+        policy = access["policy"]
+        assert (access["id"], access["user"], policy["id"]) == (id_map["directus_access"][str(ident)], None,
+                                                                id_map["directus_policies"][str(ident)])
+        assert (policy["name"], policy["description"], policy["ip_access"], policy["enforce_tfa"],
+                policy["app_access"], policy["admin_access"]) == (name, description, ip, tfa, True, False)
+
+    # One public access row (no role, no user), the bootstrap's: v8's Public permissions are on its policy.
+    public = client.get("/access", fields="policy.id,policy.name",
+                        filter=json.dumps({"role": {"_null": True}, "user": {"_null": True}}))
+    assert len(public) == 1 and public[0]["policy"]["id"] == id_map["directus_policies"]["2"]
+    # (11.x adds its built-in app permissions, without id or policy, to every read of /permissions: left out)
+    permissions = [p for p in client.get("/permissions", limit=-1, fields="id,collection,action,policy.name")
+                   if p.get("id") is not None]
+    granted = {(p["collection"], p["action"]) for p in permissions
+               if p["policy"]["name"] == public[0]["policy"]["name"]}
+    v8_public = {(c, action) for c, *levels in v8_query(
+        v8_url, "SELECT collection, `create`, `read`, `update`, `delete` FROM directus_permissions WHERE role = 2")
+        for action, level in zip(("create", "read", "update", "delete"), levels) if level != "none"}
+    assert granted == v8_public | {("languages", "read")}  # + the languages of the readable translations
+    assert {(p["policy"] or {}).get("name") for p in permissions} == {"Author", "Editor", public[0]["policy"]["name"]}

@@ -1,5 +1,5 @@
-"""Writing a v8 project into a running Directus 10 through its REST API (api mode), for when only HTTP reaches
-the target.
+"""Writing a v8 project into a running Directus 10 or 11 through its REST API (api mode), for when only HTTP
+reaches the target.
 
 The mapping is database mode's (``mapping.py``: the same UUIDs, rows, conversions, references and permissions);
 only the writing differs. Every writer first reads what the target has (ids, collections, fields, relations,
@@ -13,6 +13,11 @@ rule). So fields are created without those (and collections as non-singletons wi
 the items written, and then each field and collection gets its own settings (``finish_schema``). An update
 keeps a given creator and date, so a file is uploaded with its id and ``filename_disk`` and its v8 metadata
 (uploader, dates, tags…) is PATCHed after. What the API still cannot keep is ``NOT_KEPT``.
+
+On 11.x (``/server/info``'s version) admin and app access live on policies, as in database mode: the admin role
+is the one an admin policy is attached to, v8's Public becomes the target's public policy (the access row with no
+role and no user), each custom role is POSTed to ``/roles``, its policy to ``/policies`` and the access row linking
+them to ``/access`` (ids from the same id map), and permissions carry ``policy`` instead of ``role``.
 
 JSON bodies are built row by row and sent in batches no larger than the target's ``MAX_PAYLOAD_SIZE``.
 """
@@ -45,7 +50,7 @@ from ..storage import StorageLocation
 from ..upgrade import TOKEN_ENV  # an admin token, never a flow parameter
 from .mapping import CollectionPlan, ColumnPlan, IdMap, RowConverter, SchemaPlan
 from .source import V8Source
-from .target import ItemStats, TargetConflict, TargetInfo, TargetNotReady, _stream, referenced_keys
+from .target import SUPPORTED_MAJORS, ItemStats, TargetConflict, TargetInfo, TargetNotReady, _stream, referenced_keys
 
 log = logging.getLogger("directus_ops.v8.api_target")
 
@@ -57,9 +62,9 @@ SYSTEM_PATHS = {"directus_roles": "/roles", "directus_users": "/users", "directu
 NOT_KEPT = [
     "directus_files.modified_by and modified_on: the migrating user and the time of the migration (the upload "
     "is followed by an update that sets the v8 uploader and dates; Directus stamps that update)",
-    "directus_activity and directus_revisions: the roles, users, folders, files, collections, fields, relations "
-    "and permissions written are recorded as the migrating user's actions of today (the items are not: their "
-    "collections track no activity until the import is done)",
+    "directus_activity and directus_revisions: the roles (11.x: and policies and access rows), users, folders, "
+    "files, collections, fields, relations and permissions written are recorded as the migrating user's actions "
+    "of today (the items are not: their collections track no activity until the import is done)",
 ]
 
 
@@ -107,9 +112,9 @@ def client_for(url: str, token: str) -> DirectusClient:
 # -- preflight ---------------------------------------------------------------------------------------------------
 def inspect_api_target(client: DirectusClient, collections: list[str],
                        ids_probe: list[tuple[str, str]] | None = None) -> TargetInfo:
-    """Check the target through its API, writing nothing: it answers, the token is an admin's, it runs 10.x, and
-    no collection is named like a v8 one unless an earlier run of this migration made it (``ids_probe``: the
-    (system table, uuid) pairs only such a run wrote)."""
+    """Check the target through its API, writing nothing: it answers, runs 10.x or 11.x, the token is an admin's,
+    and no collection is named like a v8 one unless an earlier run of this migration made it (``ids_probe``: the
+    (system table, uuid) pairs only such a run wrote). On 11.x also its public policy."""
     url = client.url
     try:  # without the token: an invalid one makes Directus refuse even the ping
         ping = httpx.get(f"{url}/server/ping", timeout=15)
@@ -119,24 +124,29 @@ def inspect_api_target(client: DirectusClient, collections: list[str],
     if ping.status_code != 200 or "pong" not in ping.text:
         raise TargetNotReady(f"{url} does not answer like Directus (/server/ping: HTTP {ping.status_code}); "
                              "check --url (the address the app is served at)")
-    me = client.http.get("/users/me", params={"fields": "id,email,role.admin_access"})
+    me = client.http.get("/users/me", params={"fields": "id,email"})
     if me.status_code in (401, 403):
         raise ConfigError(f"Directus at {url} refused the token (HTTP {me.status_code}); give a valid admin "
                           "user's static token with --token, DIRECTUS_OPS_TOKEN or --token-secret-block")
     if me.status_code != 200:
         raise DirectusApiError(f"GET /users/me at {url} failed: HTTP {me.status_code}")
     user = me.json()["data"]
-    if not (user.get("role") or {}).get("admin_access"):
-        raise ConfigError(f"the token's user ({user.get('email')}) is not an administrator of {url}; use an admin "
+    version = str(client.server_info().get("version") or "")  # given to any signed-in user
+    if not version.startswith(SUPPORTED_MAJORS):
+        raise VersionError(f"the target runs Directus {version or 'of an unknown version'}; the v8 migration writes "
+                           "into Directus 10.x and 11.x targets: use a project on one of those")
+    policies = version.startswith("11.")
+    if not _is_admin(client, policies):
+        who = user.get("email") or user.get("id")  # only the id when the user may not read its own row
+        raise ConfigError(f"the token's user ({who}) is not an administrator of {url}; use an admin "
                           "user's token (the migration creates collections, roles and permissions)")
-    version = str(client.server_info().get("version") or "")
-    if not version.startswith("10."):
-        raise VersionError(f"the target runs Directus {version or 'of an unknown version'}; api mode supports "
-                           "Directus 10.x targets only for now: use a 10.13 project")
-    admin = client.get("/roles", fields="id", sort="name,id", limit=1,
-                       filter=json.dumps({"admin_access": {"_eq": True}}))
+    # 11.x roles have no admin_access: the role an admin policy is attached to (as database mode's _admin_role_v11).
+    admin_filter = {"policies": {"policy": {"admin_access": {"_eq": True}}}} if policies else \
+        {"admin_access": {"_eq": True}}
+    admin = client.get("/roles", fields="id", sort="name,id", limit=1, filter=json.dumps(admin_filter))
     if not admin:
         raise TargetNotReady(f"{url} has no role with admin access; bootstrap the project first")
+    public_policy = _public_policy(client) if policies else None
     users = {str(u["email"]).lower(): str(u["id"]) for u in client.pages("/users", fields="id,email", sort="id")
              if u.get("email")}
     present = {c["collection"] for c in client.get("/collections")}
@@ -153,7 +163,26 @@ def inspect_api_target(client: DirectusClient, collections: list[str],
             raise TargetConflict(f"{url} already has {len(existing)} collections named like v8 ones ({shown}), not "
                                  "from this migration; migrate into a fresh Directus project or leave them out with "
                                  "--skip-collections")
-    return TargetInfo(url, version, 0, str(admin[0]["id"]), users, "", resuming, existing)
+    return TargetInfo(url, version, 0, str(admin[0]["id"]), users, "", resuming, existing, policies=policies,
+                      public_policy=public_policy)
+
+
+def _is_admin(client: DirectusClient, policies: bool) -> bool:
+    """10.x: the user's role has admin access; 11.x: one of the user's policies (through role or user) has."""
+    if policies:
+        return bool((client.get("/policies/me/globals") or {}).get("admin_access"))
+    return bool((client.get("/users/me", fields="role.admin_access").get("role") or {}).get("admin_access"))
+
+
+def _public_policy(client: DirectusClient) -> str:
+    """11.x: the policy of the public access row (no role, no user), where v8's Public permissions go (never a
+    second public policy)."""
+    rows = client.get("/access", fields="policy", sort="sort,id", limit=1,
+                      filter=json.dumps({"role": {"_null": True}, "user": {"_null": True}}))
+    if not rows or not rows[0].get("policy"):
+        raise TargetNotReady(f"{client.url} has no public policy (an access row without role and user); migrate "
+                             "into a project bootstrapped by Directus 11 (it creates one)")
+    return str(rows[0]["policy"])
 
 
 # -- JSON bodies within MAX_PAYLOAD_SIZE -------------------------------------------------------------------------
@@ -231,18 +260,30 @@ def _only(rows: list[dict[str, Any]], names: set[str]) -> list[dict[str, Any]]:
 
 # -- roles, users, folders ---------------------------------------------------------------------------------------
 def write_people(client: DirectusClient, roles: list[dict[str, Any]], users: list[dict[str, Any]],
-                 folders: list[dict[str, Any]], limit: int) -> dict[str, int]:
-    """Roles, users (their avatars come with the files: ``set_avatars``) and folders, parents first (one
-    POST creates its rows in order)."""
+                 folders: list[dict[str, Any]], limit: int,
+                 access: tuple[list[dict[str, Any]], list[dict[str, Any]]] | None = None) -> dict[str, int]:
+    """Roles, on 11.x ``access``'s policies and access rows (which reference both), users (their avatars come
+    with the files: ``set_avatars``) and folders, parents first (one POST creates its rows in order)."""
+    steps = [("roles", "/roles", roles)]
+    if access is not None:
+        steps += [("policies", "/policies", access[0]), ("access", "/access", access[1])]
     counts = {}
-    for name, path, rows in (("roles", "/roles", roles), ("users", "/users", users),
-                             ("folders", "/folders", folders)):
+    for name, path, rows in [*steps, ("users", "/users", users), ("folders", "/folders", folders)]:
         have = _ids(client, path)
-        missing = [r for r in rows if str(r["id"]) not in have]
+        missing = [_ip_list(r) for r in rows if str(r["id"]) not in have]
         if name == "users":
             missing = [{**r, "avatar": None} for r in _only(missing, _field_names(client, "directus_users"))]
         counts[name] = post_rows(client, path, missing, limit)
+        if name == "roles" and access is not None:
+            faults.checkpoint("v8-roles-written")  # roles without their policies yet: what a re-run completes
     return counts
+
+
+def _ip_list(row: dict[str, Any]) -> dict[str, Any]:
+    """``ip_access`` as the API takes it: a list (stored as CSV; 11.x checks each entry is an IP or range)."""
+    if isinstance(row.get("ip_access"), str):
+        return {**row, "ip_access": row["ip_access"].split(",")}
+    return row
 
 
 def set_avatars(client: DirectusClient, users: list[dict[str, Any]]) -> int:
@@ -524,11 +565,15 @@ def write_items(client: DirectusClient, v8: DatabaseSettings, schema: SchemaPlan
 
 
 # -- permissions -------------------------------------------------------------------------------------------------
-def write_permissions(client: DirectusClient, rows: list[dict[str, Any]], limit: int) -> int:
-    have = {(str(p["role"]) if p.get("role") else None, p["collection"], p["action"])
-            for p in client.pages("/permissions", fields="id,role,collection,action", sort="id")}
+def write_permissions(client: DirectusClient, rows: list[dict[str, Any]], limit: int, owner: str = "role") -> int:
+    """The rows whose (``owner``, collection, action) the target lacks; ``owner``: ``role`` (10.x, None =
+    public) or ``policy`` (11.x)."""
+    # 11.x appends the app's built-in permissions (no id, no policy) to every read of /permissions: left out.
+    params = {"filter": json.dumps({"policy": {"_nnull": True}})} if owner == "policy" else {}
+    have = {(str(p[owner]) if p.get(owner) else None, p["collection"], p["action"])
+            for p in client.pages("/permissions", fields=f"id,{owner},collection,action", sort="id", **params)}
     missing = [{**r, "fields": r["fields"].split(",") if isinstance(r["fields"], str) else r["fields"]}
-               for r in rows if (r["role"], r["collection"], r["action"]) not in have]
+               for r in rows if (r[owner], r["collection"], r["action"]) not in have]
     return post_rows(client, "/permissions", missing, limit)
 
 
@@ -549,8 +594,9 @@ def prepare(v8_url: str, v8_storage: str, project_dir: str, work_dir: Path, url:
                         project_dir=str(Path(project_dir).expanduser().resolve()),
                         directus_version=info.directus_version, storage="", admin_role=info.admin_role,
                         users_by_email=info.users_by_email, skip=checked.skip, timezone=v8_timezone,
-                        resuming=info.resuming, ids={}, collections=checked.collections, target_url=client.url)
-    return migrate.write_plan(work_dir, checked, plan)
+                        resuming=info.resuming, ids={}, collections=checked.collections, policies=info.policies,
+                        target_url=client.url)
+    return migrate.write_plan(work_dir, checked, plan, info.public_policy)
 
 
 def migrate_people(work_dir: Path, token: str, temporary_password: str | None, limit: int) -> dict[str, Any]:
@@ -560,9 +606,13 @@ def migrate_people(work_dir: Path, token: str, temporary_password: str | None, l
     source, plan = migrate.load_source(work_dir), migrate.load_plan(work_dir)
     ids = plan.id_map()
     users = mapping.map_users(source, ids, plan.users_by_email, temporary_password)  # Directus hashes it
+    folders = mapping.map_folders(source, ids)
     with client_for(plan.target_url, token) as client:
-        counts = write_people(client, mapping.map_roles(source, ids), users.rows, mapping.map_folders(source, ids),
-                              limit)
+        if plan.policies:  # 11.x: roles, their policies and the access rows linking them, as database mode's
+            roles, policies, access = mapping.map_roles_v11(source, ids)
+            counts = write_people(client, roles, users.rows, folders, limit, (policies, access))
+        else:
+            counts = write_people(client, mapping.map_roles(source, ids), users.rows, folders, limit)
     return {**counts, "users_merged": users.merged, "users_needing_password": users.needing_password}
 
 
@@ -619,9 +669,12 @@ def migrate_permissions(work_dir: Path, token: str, limit: int) -> dict[str, Any
 
     source, plan = migrate.load_source(work_dir), migrate.load_plan(work_dir)
     schema = mapping.plan_schema(source, set(plan.skip))
-    rows, notes = mapping.map_permissions(source, plan.id_map(), schema)
+    ids = plan.id_map()
+    rows, notes = mapping.map_permissions(source, ids, schema)
+    if plan.policies:
+        rows = mapping.permissions_on_policies(rows, source, ids)
     with client_for(plan.target_url, token) as client:
-        written = write_permissions(client, rows, limit)
+        written = write_permissions(client, rows, limit, "policy" if plan.policies else "role")
     return {"written": written, "planned": len(rows), "notes": notes}
 
 

@@ -594,7 +594,8 @@ def _collection_row(collection: Collection, junction_of: dict[str, Any]) -> dict
         "archive_field": status.field if status is not None and soft else None,
         "archive_app_filter": True, "archive_value": soft[0] if status is not None and soft else None,
         "unarchive_value": unarchive if soft else None, "sort_field": sort.field if sort is not None else None,
-        "accountability": "all"}
+        # Every row has the languages row's keys: one INSERT of many rows takes its columns from the first.
+        "accountability": "all", "display_template": None}
 
 
 def _relation_rows(source: V8Source, names: set[str]) -> list[dict[str, Any]]:
