@@ -38,6 +38,7 @@ from ..errors import ConfigError, DatabaseError, StorageError, VersionError
 from ..project import Project
 from ..redact import redact
 from ..storage import StorageLocation
+from . import sqlitems
 from .mapping import SYSTEM_TARGETS, Dangling, IdMap, RowConverter, SchemaPlan
 from .source import V8Source, _q
 from .writers import BATCH_ROWS, WRITERS, Writer, writer_for
@@ -232,6 +233,7 @@ class ItemStats:
     written: int = 0
     references: int = 0  # reference values rewritten (or kept: item keys) to a row that exists
     dangling: list[Dangling] = field(default_factory=list)
+    path: str = "python"  # "sql": converted by the database servers (sqlitems.py)
 
 
 def _stream(conn: Connection, table: str, columns: list[str], key: str | None) -> Iterator[list[tuple[Any, ...]]]:
@@ -323,28 +325,71 @@ def referenced_keys(v8: DatabaseSettings, schema: SchemaPlan) -> dict[str, set[A
 
 
 def write_items(v8: DatabaseSettings, target: DatabaseSettings, schema: SchemaPlan, ids: IdMap,
-                tz: ZoneInfo | timezone, unmapped: list[str]) -> dict[str, ItemStats]:
+                tz: ZoneInfo | timezone, unmapped: list[str], in_sql: bool = True) -> dict[str, ItemStats]:
+    """Every collection's rows. Into PostgreSQL, converted by the servers (``sqlitems``) where that gives exactly
+    the Python path's values; elsewhere (and with ``in_sql=False``) by ``RowConverter`` in Python."""
     keys = referenced_keys(v8, schema)
     stats: dict[str, ItemStats] = {}
     with connect(v8) as source, _target(target) as (conn, writer):
+        zone: str | None | bool = False
+        if in_sql and writer.engine == "postgresql":
+            with conn.begin():
+                zone = sqlitems.zone_of(tz, conn)
+                if zone is not False:
+                    sqlitems.setup(conn, ids, keys)
+        families = sqlitems.key_families(keys)
         for plan in schema.collections:
             stat = stats[plan.name] = ItemStats()
-            names = [c.name for c in plan.columns]
-            converter = RowConverter(plan, ids, keys, tz, stat.dangling, unmapped)
-            batches = [[tuple(r.get(n) for n in names) for r in plan.rows]] if plan.rows is not None else \
-                _stream(source, plan.name, names, plan.primary_key)
-            with conn.begin():
-                writer.start_items(conn, plan)
-            for rows, references in _ahead(converter.rows(batch) for batch in batches):
-                stat.read += len(rows)
-                stat.references += references
+            sql: sqlitems.SqlPlan | str = "not into PostgreSQL"
+            if zone is not False:
                 with conn.begin():
-                    stat.written += writer.write_items(conn, plan, rows)
-                faults.checkpoint("v8-items-batch")
-            with conn.begin():
-                writer.finish_items(conn, plan)
+                    sql = sqlitems.sql_plan(plan, sqlitems.source_types(source, plan.name) if plan.rows is None
+                                            else {}, sqlitems.target_types(conn, plan.name), families,
+                                            zone or None)  # type: ignore[arg-type]
+            if isinstance(sql, sqlitems.SqlPlan):
+                stat.path = "sql"
+                _items_in_sql(source, conn, sql, stat, unmapped)
+            else:
+                if zone is not False:
+                    log.info("v8 items: %s converted in Python (%s)", plan.name, sql)
+                _items_in_python(source, conn, writer, plan, ids, keys, tz, stat, unmapped)
             log.info("v8 items: %s read %d, written %d", plan.name, stat.read, stat.written)
     return stats
+
+
+def _items_in_python(source: Connection, conn: Connection, writer: Writer, plan: Any, ids: IdMap,
+                     keys: dict[str, set[Any]], tz: ZoneInfo | timezone, stat: ItemStats, unmapped: list[str]) -> None:
+    names = [c.name for c in plan.columns]
+    converter = RowConverter(plan, ids, keys, tz, stat.dangling, unmapped)
+    batches = [[tuple(r.get(n) for n in names) for r in plan.rows]] if plan.rows is not None else \
+        _stream(source, plan.name, names, plan.primary_key)
+    with conn.begin():
+        writer.start_items(conn, plan)
+    for rows, references in _ahead(converter.rows(batch) for batch in batches):
+        stat.read += len(rows)
+        stat.references += references
+        with conn.begin():
+            stat.written += writer.write_items(conn, plan, rows)
+        faults.checkpoint("v8-items-batch")
+    with conn.begin():
+        writer.finish_items(conn, plan)
+
+
+def _items_in_sql(source: Connection, conn: Connection, sql: sqlitems.SqlPlan, stat: ItemStats,
+                  unmapped: list[str]) -> None:
+    with conn.begin():
+        sqlitems.start(conn, sql)
+    for lines, count in _ahead(sqlitems.stream_lines(source, sql, BATCH_ROWS)):
+        with conn.begin():
+            result = sqlitems.write_batch(conn, sql, lines)
+        stat.read += count
+        stat.written += result.written
+        stat.references += result.references
+        stat.dangling += result.dangling
+        unmapped += result.unmapped
+        faults.checkpoint("v8-items-batch")
+    with conn.begin():
+        sqlitems.finish(conn)
 
 
 def reset_sequences(settings: DatabaseSettings, schema: SchemaPlan) -> int:
