@@ -26,6 +26,7 @@ from datetime import datetime, timezone
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
+import psycopg
 import pymysql.cursors
 import sqlalchemy as sa
 from pymysql.constants import FIELD_TYPE
@@ -380,8 +381,16 @@ def _items_in_sql(source: Connection, conn: Connection, sql: sqlitems.SqlPlan, s
     with conn.begin():
         sqlitems.start(conn, sql)
     for lines, count in _ahead(sqlitems.stream_lines(source, sql, BATCH_ROWS)):
-        with conn.begin():
-            result = sqlitems.write_batch(conn, sql, lines)
+        try:
+            with conn.begin():
+                result = sqlitems.write_batch(conn, sql, lines)
+        except psycopg.errors.DataError:
+            if not (sql.trust_json and sql.json_columns):
+                raise
+            log.info("v8 items: %s has JSON MariaDB accepts and PostgreSQL does not; checking each value", sql.plan.name)
+            sql.trust_json = False  # the batch was rolled back: again, every JSON value checked by PostgreSQL
+            with conn.begin():
+                result = sqlitems.write_batch(conn, sql, lines)
         stat.read += count
         stat.written += result.written
         stat.references += result.references
