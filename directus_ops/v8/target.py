@@ -380,7 +380,7 @@ def _items_in_sql(source: Connection, conn: Connection, sql: sqlitems.SqlPlan, s
                   unmapped: list[str]) -> None:
     with conn.begin():
         sqlitems.start(conn, sql)
-    for lines, count in _ahead(sqlitems.stream_lines(source, sql, BATCH_ROWS)):
+    for lines, count in _ahead(sqlitems.stream_lines(source, sql, sqlitems.BATCH_ROWS)):
         try:
             with conn.begin():
                 result = sqlitems.write_batch(conn, sql, lines)
