@@ -36,7 +36,7 @@ import pymysql.cursors
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from .mapping import SYSTEM_TARGETS, CollectionPlan, Dangling, IdMap
+from .mapping import SYSTEM_TARGETS, CollectionPlan, Dangling, IdMap, SchemaPlan
 from .source import _q
 
 # What Python's str.strip() removes: PostgreSQL's btrim with these characters is the same operation.
@@ -184,7 +184,7 @@ def zone_of(tz: ZoneInfo | timezone, conn: Connection) -> str | None | bool:
 
 
 # -- the source side: one COPY line per row -------------------------------------------------------------------
-def export_sql(sql: SqlPlan) -> str:
+def export_sql(sql: SqlPlan, order: bool = True) -> str:
     """The v8 query giving each row as one COPY text line (bytes: no decoding in Python)."""
     parts = []
     for col in sql.columns:
@@ -196,15 +196,15 @@ def export_sql(sql: SqlPlan) -> str:
                 value = f"REPLACE({value}, {raw}, {escaped})"
         parts.append(f"IFNULL({value}, CONCAT({_BS}, 'N'))")
     parts += [f"IFNULL(JSON_VALID({_q(col.name)}), CONCAT({_BS}, 'N'))" for col in sql.json_columns]
-    order = f" ORDER BY {_q(sql.plan.primary_key)}" if sql.plan.primary_key else ""
+    order = f" ORDER BY {_q(sql.plan.primary_key)}" if sql.plan.primary_key and order else ""
     return f"SELECT CAST(CONCAT_WS({_TAB}, {', '.join(parts)}) AS BINARY) FROM {_q(sql.plan.name)}{order}"
 
 
-def stream_lines(conn: Connection, sql: SqlPlan, rows: int) -> Iterator[tuple[bytes, int]]:
+def stream_lines(conn: Connection, sql: SqlPlan, rows: int, order: bool = True) -> Iterator[tuple[bytes, int]]:
     """Batches of COPY text (lines ending in a newline) and their row counts, from an unbuffered cursor."""
     cursor = conn.connection.dbapi_connection.cursor(pymysql.cursors.SSCursor)  # type: ignore[union-attr]
     try:
-        cursor.execute(export_sql(sql))
+        cursor.execute(export_sql(sql, order))
         while batch := cursor.fetchmany(rows):
             yield b"\n".join([r[0] for r in batch]) + b"\n", len(batch)
     finally:
@@ -212,8 +212,10 @@ def stream_lines(conn: Connection, sql: SqlPlan, rows: int) -> Iterator[tuple[by
 
 
 # -- the target side: conversion in PostgreSQL --------------------------------------------------------------------
-def setup(conn: Connection, ids: IdMap, keys: dict[str, set[Any]]) -> None:
-    """The session's functions, id map and referenced keys (temporary: gone with the connection)."""
+def setup(conn: Connection, source: Connection, ids: IdMap, schema: SchemaPlan) -> dict[str, str | None]:
+    """The session's functions, id map and the keys of every referenced user collection (temporary: gone with the
+    connection); the keys go from MariaDB to PostgreSQL as COPY text, never as Python values. Returns each
+    referenced collection's key family ("int", "str", or None: the Python path compares those)."""
     for function in FUNCTIONS:
         conn.exec_driver_sql(function)
     conn.exec_driver_sql("CREATE TEMPORARY TABLE IF NOT EXISTS v8_ids (tbl text, v8 bigint, id uuid, "
@@ -222,6 +224,7 @@ def setup(conn: Connection, ids: IdMap, keys: dict[str, set[Any]]) -> None:
                          "PRIMARY KEY (tbl, key))")
     conn.exec_driver_sql("CREATE TEMPORARY TABLE IF NOT EXISTS v8_text_keys (tbl text, key text, "
                          "PRIMARY KEY (tbl, key))")
+    conn.exec_driver_sql("CREATE TEMPORARY TABLE IF NOT EXISTS v8_key_lines (key text)")
     conn.exec_driver_sql("TRUNCATE v8_ids, v8_int_keys, v8_text_keys")
     cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
     with cursor.copy("COPY v8_ids (tbl, v8, id) FROM STDIN") as copy:
@@ -229,13 +232,35 @@ def setup(conn: Connection, ids: IdMap, keys: dict[str, set[Any]]) -> None:
             for v8_id, value in ids.ids.get(table, {}).items():
                 if value is not None:
                     copy.write_row((table, v8_id, value))
-    for family, name in (("int", "v8_int_keys"), ("str", "v8_text_keys")):
-        with cursor.copy(f"COPY {name} (tbl, key) FROM STDIN") as copy:
-            for table, values in keys.items():
-                if key_families({table: values})[table] == family:
-                    for value in values:
-                        copy.write_row((table, value))
+    families: dict[str, str | None] = {}
+    targets = sorted({c.references for p in schema.collections for c in p.columns
+                      if c.convert == "ref" and c.references and c.references not in SYSTEM_TARGETS})
+    for name in targets:
+        plan = schema.collection(name)
+        key = plan.primary_key or "id"
+        conn.exec_driver_sql("TRUNCATE v8_key_lines")
+        if plan.rows is not None:  # made by the migration (languages)
+            values = {r[key] for r in plan.rows}
+            families[name] = key_families({name: values})[name]
+            with cursor.copy("COPY v8_key_lines (key) FROM STDIN") as copy:
+                for value in values:
+                    copy.write_row((value,))
+        else:
+            kind = source_types(source, name).get(key)
+            families[name] = "int" if kind in INT_TYPES else "str" if kind in STRING_TYPES - {"json"} else None
+            if families[name] is None:
+                continue
+            column = Column(0, key, "plain", kind or "", "text")
+            with cursor.copy("COPY v8_key_lines (key) FROM STDIN") as copy:
+                for lines, _ in stream_lines(source, SqlPlan(plan, [column], None, None), BATCH_ROWS, order=False):
+                    copy.write(lines)
+        table = "v8_int_keys" if families[name] == "int" else "v8_text_keys"
+        cast = "CAST(key AS numeric)" if families[name] == "int" else "key"
+        cursor.execute(f"INSERT INTO {table} (tbl, key) SELECT %s, {cast} FROM v8_key_lines ON CONFLICT DO NOTHING",
+                       (name,))
+    cursor.close()
     conn.exec_driver_sql("ANALYZE v8_ids, v8_int_keys, v8_text_keys")
+    return families
 
 
 def _cast(col: Column, value: str) -> str:

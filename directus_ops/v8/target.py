@@ -40,7 +40,7 @@ from ..project import Project
 from ..redact import redact
 from ..storage import StorageLocation
 from . import sqlitems
-from .mapping import SYSTEM_TARGETS, Dangling, IdMap, RowConverter, SchemaPlan
+from .mapping import SYSTEM_TARGETS, CollectionPlan, Dangling, IdMap, RowConverter, SchemaPlan
 from .source import V8Source, _q
 from .writers import BATCH_ROWS, WRITERS, Writer, writer_for
 
@@ -309,9 +309,11 @@ def _ahead(batches: Iterator[T], depth: int = 2) -> Iterator[T]:
         worker.join()
 
 
-def referenced_keys(v8: DatabaseSettings, schema: SchemaPlan) -> dict[str, set[Any]]:
-    """The primary keys of every user collection another one references (a reference to a missing key is dangling)."""
-    targets = {c.references for p in schema.collections for c in p.columns
+def referenced_keys(v8: DatabaseSettings, schema: SchemaPlan,
+                    plans: list[CollectionPlan] | None = None) -> dict[str, set[Any]]:
+    """The primary keys of every user collection another one (of ``plans``: all by default) references (a reference
+    to a missing key is dangling)."""
+    targets = {c.references for p in (schema.collections if plans is None else plans) for c in p.columns
                if c.convert == "ref" and c.references not in SYSTEM_TARGETS}
     keys: dict[str, set[Any]] = {}
     with connect(v8) as conn:
@@ -329,16 +331,16 @@ def write_items(v8: DatabaseSettings, target: DatabaseSettings, schema: SchemaPl
                 tz: ZoneInfo | timezone, unmapped: list[str], in_sql: bool = True) -> dict[str, ItemStats]:
     """Every collection's rows. Into PostgreSQL, converted by the servers (``sqlitems``) where that gives exactly
     the Python path's values; elsewhere (and with ``in_sql=False``) by ``RowConverter`` in Python."""
-    keys = referenced_keys(v8, schema)
     stats: dict[str, ItemStats] = {}
+    keys: dict[str, set[Any]] = {}  # the Python path's referenced keys, read when a collection needs them
     with connect(v8) as source, _target(target) as (conn, writer):
         zone: str | None | bool = False
+        families: dict[str, str | None] = {}
         if in_sql and writer.engine == "postgresql":
             with conn.begin():
                 zone = sqlitems.zone_of(tz, conn)
                 if zone is not False:
-                    sqlitems.setup(conn, ids, keys)
-        families = sqlitems.key_families(keys)
+                    families = sqlitems.setup(conn, source, ids, schema)
         for plan in schema.collections:
             stat = stats[plan.name] = ItemStats()
             sql: sqlitems.SqlPlan | str = "not into PostgreSQL"
@@ -353,6 +355,9 @@ def write_items(v8: DatabaseSettings, target: DatabaseSettings, schema: SchemaPl
             else:
                 if zone is not False:
                     log.info("v8 items: %s converted in Python (%s)", plan.name, sql)
+                if any(c.convert == "ref" and c.references not in SYSTEM_TARGETS and c.references not in keys
+                       for c in plan.columns):
+                    keys.update(referenced_keys(v8, schema, [plan]))
                 _items_in_python(source, conn, writer, plan, ids, keys, tz, stat, unmapped)
             log.info("v8 items: %s read %d, written %d", plan.name, stat.read, stat.written)
     return stats
