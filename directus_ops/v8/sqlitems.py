@@ -84,6 +84,9 @@ class Column:
     source_type: str  # the MariaDB data type
     target_type: str  # PostgreSQL's format_type
     references: str | None = None
+    # An integer reference to a v8 table: MariaDB looks the key up (its primary key index) while exporting, and
+    # stages a found flag; no copy of the keys is needed.
+    source_key: str | None = None
 
 
 @dataclass
@@ -101,12 +104,17 @@ class SqlPlan:
     fresh: bool = False
 
     @property
+    def looked_up(self) -> list[Column]:
+        return [col for col in self.columns if col.source_key]
+
+    @property
     def json_columns(self) -> list[Column]:
         return [col for col in self.columns if col.kind == "json"]
 
     def staged(self) -> list[str]:
         """The session table's text columns, in the export's order."""
-        return [f"c{col.index}" for col in self.columns] + [f"v{col.index}" for col in self.json_columns]
+        return [f"c{col.index}" for col in self.columns] + [f"v{col.index}" for col in self.json_columns] + \
+            [f"e{col.index}" for col in self.looked_up]
 
 
 def _literal(text: str) -> str:
@@ -146,6 +154,9 @@ def sql_plan(plan: CollectionPlan, sources: dict[str, str], targets: dict[str, s
         if source is None or target is None:
             return f"column {c.name} not in both databases"
         column = Column(index, c.name, c.convert, source, target, c.references)
+        family = families.get(c.references or "") or ""
+        if c.convert == "ref" and family.startswith("int-in:") and source in INT_TYPES:
+            column.source_key = family.split(":", 1)[1]
         if source not in PLAIN_TYPES:
             return f"column {c.name} is {source}"
         if c.convert == "ref":
@@ -153,7 +164,7 @@ def sql_plan(plan: CollectionPlan, sources: dict[str, str], targets: dict[str, s
                 return f"reference {c.name} is {source}"
             if c.references not in SYSTEM_TARGETS:
                 family = families.get(c.references or "")
-                if family is None or (family == "int") != (source in INT_TYPES):
+                if family is None or family.startswith("int") != (source in INT_TYPES):
                     return f"reference {c.name} ({source}) to keys of another type"
             elif source not in INT_TYPES and c.references:
                 return f"reference {c.name} is {source}"
@@ -188,7 +199,7 @@ def export_sql(sql: SqlPlan, order: bool = True) -> str:
     """The v8 query giving each row as one COPY text line (bytes: no decoding in Python)."""
     parts = []
     for col in sql.columns:
-        value = _q(col.name)
+        value = f"t.{_q(col.name)}"
         if col.source_type in STRING_TYPES:
             value = f"CONVERT({value} USING utf8mb4)"
             for raw, escaped in ((_BS, f"CONCAT({_BS}, {_BS})"), (_TAB, f"CONCAT({_BS}, 't')"),
@@ -196,8 +207,10 @@ def export_sql(sql: SqlPlan, order: bool = True) -> str:
                 value = f"REPLACE({value}, {raw}, {escaped})"
         parts.append(f"IFNULL({value}, CONCAT({_BS}, 'N'))")
     parts += [f"IFNULL(JSON_VALID({_q(col.name)}), CONCAT({_BS}, 'N'))" for col in sql.json_columns]
-    order = f" ORDER BY {_q(sql.plan.primary_key)}" if sql.plan.primary_key and order else ""
-    return f"SELECT CAST(CONCAT_WS({_TAB}, {', '.join(parts)}) AS BINARY) FROM {_q(sql.plan.name)}{order}"
+    parts += [f"IFNULL(EXISTS (SELECT 1 FROM {_q(col.references or '')} AS k WHERE k.{_q(col.source_key or '')} = "
+              f"t.{_q(col.name)}), CONCAT({_BS}, 'N'))" for col in sql.looked_up]
+    order = f" ORDER BY t.{_q(sql.plan.primary_key)}" if sql.plan.primary_key and order else ""
+    return f"SELECT CAST(CONCAT_WS({_TAB}, {', '.join(parts)}) AS BINARY) FROM {_q(sql.plan.name)} AS t{order}"
 
 
 def stream_lines(conn: Connection, sql: SqlPlan, rows: int, order: bool = True) -> Iterator[tuple[bytes, int]]:
@@ -215,16 +228,16 @@ def stream_lines(conn: Connection, sql: SqlPlan, rows: int, order: bool = True) 
 def setup(conn: Connection, source: Connection, ids: IdMap, schema: SchemaPlan) -> dict[str, str | None]:
     """The session's functions, id map and the keys of every referenced user collection (temporary: gone with the
     connection); the keys go from MariaDB to PostgreSQL as COPY text, never as Python values. Returns each
-    referenced collection's key family ("int", "str", or None: the Python path compares those)."""
+    referenced collection's key family ("int", "str"; "int-in:<key>": looked up in MariaDB; or None: the Python
+    path compares those)."""
     for function in FUNCTIONS:
         conn.exec_driver_sql(function)
+    conn.exec_driver_sql("SET work_mem = '64MB'")  # a batch's converted rows stay in memory (this session only)
     conn.exec_driver_sql("CREATE TEMPORARY TABLE IF NOT EXISTS v8_ids (tbl text, v8 bigint, id uuid, "
                          "PRIMARY KEY (tbl, v8))")
-    conn.exec_driver_sql("CREATE TEMPORARY TABLE IF NOT EXISTS v8_int_keys (tbl text, key numeric, "
-                         "PRIMARY KEY (tbl, key))")
-    conn.exec_driver_sql("CREATE TEMPORARY TABLE IF NOT EXISTS v8_text_keys (tbl text, key text, "
-                         "PRIMARY KEY (tbl, key))")
-    conn.exec_driver_sql("CREATE TEMPORARY TABLE IF NOT EXISTS v8_key_lines (key text)")
+    # Keys of a collection are unique: loaded by COPY (the table's name as the column default), indexed after.
+    conn.exec_driver_sql("CREATE TEMPORARY TABLE IF NOT EXISTS v8_int_keys (tbl text, key numeric)")
+    conn.exec_driver_sql("CREATE TEMPORARY TABLE IF NOT EXISTS v8_text_keys (tbl text, key text)")
     conn.exec_driver_sql("TRUNCATE v8_ids, v8_int_keys, v8_text_keys")
     cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
     with cursor.copy("COPY v8_ids (tbl, v8, id) FROM STDIN") as copy:
@@ -238,27 +251,27 @@ def setup(conn: Connection, source: Connection, ids: IdMap, schema: SchemaPlan) 
     for name in targets:
         plan = schema.collection(name)
         key = plan.primary_key or "id"
-        conn.exec_driver_sql("TRUNCATE v8_key_lines")
-        if plan.rows is not None:  # made by the migration (languages)
-            values = {r[key] for r in plan.rows}
-            families[name] = key_families({name: values})[name]
-            with cursor.copy("COPY v8_key_lines (key) FROM STDIN") as copy:
+        values: set[Any] = {r[key] for r in plan.rows} if plan.rows is not None else set()  # made here (languages)
+        kind = source_types(source, name).get(key) if plan.rows is None else None
+        families[name] = key_families({name: values})[name] if plan.rows is not None else \
+            "int" if kind in INT_TYPES else "str" if kind in STRING_TYPES - {"json"} else None
+        if families[name] == "int" and plan.rows is None:
+            families[name] = f"int-in:{key}"
+        if families[name] is None or families[name] != "int" and families[name] != "str":
+            continue
+        table = "v8_int_keys" if families[name] == "int" else "v8_text_keys"
+        conn.exec_driver_sql(f"ALTER TABLE {table} ALTER tbl SET DEFAULT {_literal(name)}")
+        with cursor.copy(f"COPY {table} (key) FROM STDIN") as copy:
+            if plan.rows is not None:
                 for value in values:
                     copy.write_row((value,))
-        else:
-            kind = source_types(source, name).get(key)
-            families[name] = "int" if kind in INT_TYPES else "str" if kind in STRING_TYPES - {"json"} else None
-            if families[name] is None:
-                continue
-            column = Column(0, key, "plain", kind or "", "text")
-            with cursor.copy("COPY v8_key_lines (key) FROM STDIN") as copy:
+            else:
+                column = Column(0, key, "plain", kind or "", "text")
                 for lines, _ in stream_lines(source, SqlPlan(plan, [column], None, None), BATCH_ROWS, order=False):
                     copy.write(lines)
-        table = "v8_int_keys" if families[name] == "int" else "v8_text_keys"
-        cast = "CAST(key AS numeric)" if families[name] == "int" else "key"
-        cursor.execute(f"INSERT INTO {table} (tbl, key) SELECT %s, {cast} FROM v8_key_lines ON CONFLICT DO NOTHING",
-                       (name,))
     cursor.close()
+    conn.exec_driver_sql("CREATE INDEX IF NOT EXISTS v8_int_keys_key ON v8_int_keys (tbl, key)")
+    conn.exec_driver_sql("CREATE INDEX IF NOT EXISTS v8_text_keys_key ON v8_text_keys (tbl, key)")
     conn.exec_driver_sql("ANALYZE v8_ids, v8_int_keys, v8_text_keys")
     return families
 
@@ -297,6 +310,10 @@ def _refs(sql: SqlPlan) -> list[tuple[Column, str, str, str]]:
                 exists = f"({alias}.id IS NOT NULL OR CAST({value} AS bigint) = 2)"
             else:
                 exists = f"{alias}.id IS NOT NULL"
+        elif col.source_key:
+            join = ""
+            mapped = f"CASE WHEN s.e{col.index} = '1' THEN {_cast(col, value)} END"
+            exists = f"s.e{col.index} = '1'"
         elif col.source_type in INT_TYPES:
             join = f"LEFT JOIN v8_int_keys {alias} ON {alias}.tbl = {target} AND {alias}.key = CAST({value} AS numeric)"
             mapped = f"CASE WHEN {alias}.key IS NOT NULL THEN {_cast(col, value)} END"
@@ -369,37 +386,40 @@ def write_batch(conn: Connection, sql: SqlPlan, lines: bytes) -> BatchResult:
     joins = " ".join(join for _, join, _, _ in refs)
     mapped = {col.index: expression for col, _, expression, _ in refs}
     names = ", ".join('"' + col.name.replace('"', '""') + '"' for col in sql.columns)
-    values = ", ".join(_expression(sql, col, mapped) for col in sql.columns)
-    cursor.execute(f'INSERT INTO "{sql.plan.name}" ({names}) SELECT {values} FROM v8_lines s {joins}'
-                   + ("" if sql.fresh else " ON CONFLICT DO NOTHING"))
-    written = max(cursor.rowcount, 0)
-    key = f"s.c{sql.key.index}" if sql.key else "NULL"
-    # What the Python path reports, in its order (row, then column): dangling references and text not JSON.
-    checks = [f"SELECT s.seq, {col.index}, {key}, s.c{col.index}, 'ref' FROM v8_lines s {join} "
-              f"WHERE s.c{col.index} IS NOT NULL AND NOT {exists}" for col, join, _, exists in refs]
     ws = _literal(PY_WHITESPACE)
     trusted = "s.v{} = '0' AND " if sql.trust_json else ""
-    checks += [f"SELECT s.seq, {col.index}, {key}, NULL, 'json' FROM v8_lines s WHERE {trusted.format(col.index)}"
-               f"btrim(s.c{col.index}, {ws}) <> '' AND pg_temp.v8_json(s.c{col.index}) IS NULL"
-               for col in sql.json_columns]
+    # One pass over the batch: the converted values, and what the Python path reports in its order (row, then
+    # column): dangling references and text that is not JSON; the insert reads the converted values from it.
+    flags = [f"s.c{col.index} IS NOT NULL AND NOT {exists} AS d{col.index}" for col, _, _, exists in refs]
+    flags += [f"{trusted.format(col.index)}btrim(s.c{col.index}, {ws}) <> '' AND pg_temp.v8_json(s.c{col.index}) "
+              f"IS NULL AS j{col.index}" for col in sql.json_columns]
+    present = " + ".join(f"(s.c{col.index} IS NOT NULL)::int" for col, *_ in refs) or "0"
+    key = f"s.c{sql.key.index}" if sql.key else "NULL"
+    converted = ", ".join(f"{_expression(sql, col, mapped)} AS x{col.index}" for col in sql.columns)
+    raws = "".join(f", s.c{col.index} AS r{col.index}" for col, *_ in refs)
+    reports = [f"SELECT seq, {col.index}, k, r{col.index}, 'ref' FROM c WHERE d{col.index}" for col, *_ in refs]
+    reports += [f"SELECT seq, {col.index}, k, NULL, 'json' FROM c WHERE j{col.index}" for col in sql.json_columns]
+    cursor.execute(
+        f"WITH c AS MATERIALIZED (SELECT s.seq, {key} AS k, {present} AS n{raws}, "
+        f"{', '.join([converted, *flags])} FROM v8_lines s {joins}), "
+        f'i AS (INSERT INTO "{sql.plan.name}" ({names}) SELECT {", ".join(f"x{col.index}" for col in sql.columns)} '
+        f"FROM c{'' if sql.fresh else ' ON CONFLICT DO NOTHING'} RETURNING 1) "
+        f"SELECT -1, -1, (SELECT count(*) FROM i)::text, (SELECT sum(n) FROM c)::text, 'count' "
+        + "".join(f" UNION ALL {report}" for report in reports) + " ORDER BY 1, 2")
+    rows = cursor.fetchall()
+    written, present_refs = int(rows[0][2]), int(rows[0][3] or 0)
     dangling: list[Dangling] = []
     unmapped: list[str] = []
-    present = 0
-    if refs:
-        cursor.execute("SELECT " + " + ".join(f"count(c{col.index})" for col, *_ in refs) + " FROM v8_lines")
-        present = int(cursor.fetchone()[0])  # type: ignore[index]
-    if checks:
-        cursor.execute(" UNION ALL ".join(checks) + " ORDER BY 1, 2")
-        by_index = {col.index: col for col in sql.columns}
-        for _, index, key_text, value, kind in cursor.fetchall():
-            col = by_index[index]
-            row_key = _typed(key_text, sql.key)
-            if kind == "ref":
-                dangling.append(Dangling(sql.plan.name, row_key, col.name, _typed(value, col), col.references or ""))
-            else:
-                unmapped.append(f"{sql.plan.name}.{col.name} of {row_key}: not JSON, kept as a JSON string")
+    by_index = {col.index: col for col in sql.columns}
+    for _, index, key_text, value, kind in rows[1:]:
+        col = by_index[index]
+        row_key = _typed(key_text, sql.key)
+        if kind == "ref":
+            dangling.append(Dangling(sql.plan.name, row_key, col.name, _typed(value, col), col.references or ""))
+        else:
+            unmapped.append(f"{sql.plan.name}.{col.name} of {row_key}: not JSON, kept as a JSON string")
     cursor.close()
-    return BatchResult(written, present - len(dangling), dangling, unmapped)
+    return BatchResult(written, present_refs - len(dangling), dangling, unmapped)
 
 
 def _typed(text: str | None, col: Column | None) -> Any:
