@@ -392,7 +392,8 @@ def _items_in_sql(source: Connection, conn: Connection, sql: sqlitems.SqlPlan, s
         except psycopg.errors.DataError:
             if not (sql.trust_json and sql.json_columns):
                 raise
-            log.info("v8 items: %s has JSON MariaDB accepts and PostgreSQL does not; checking each value", sql.plan.name)
+            log.info("v8 items: %s has JSON MariaDB accepts and PostgreSQL does not; checking each value",
+                     sql.plan.name)
             sql.trust_json = False  # the batch was rolled back: again, every JSON value checked by PostgreSQL
             with conn.begin():
                 result = sqlitems.write_batch(conn, sql, lines)
