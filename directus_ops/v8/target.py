@@ -15,6 +15,8 @@ existing key is skipped, counters, session settings) is in ``writers.py``.
 
 from __future__ import annotations
 
+import collections
+import concurrent.futures
 import contextlib
 import hashlib
 import logging
@@ -333,14 +335,20 @@ def write_items(v8: DatabaseSettings, target: DatabaseSettings, schema: SchemaPl
     the Python path's values; elsewhere (and with ``in_sql=False``) by ``RowConverter`` in Python."""
     stats: dict[str, ItemStats] = {}
     keys: dict[str, set[Any]] = {}  # the Python path's referenced keys, read when a collection needs them
-    with connect(v8) as source, _target(target) as (conn, writer):
+    with connect(v8) as source, _target(target) as (conn, writer), contextlib.ExitStack() as more:
         zone: str | None | bool = False
         families: dict[str, str | None] = {}
+        sessions = [conn]  # the SQL path's PostgreSQL sessions: batches alternate between them
         if in_sql and writer.engine == "postgresql":
             with conn.begin():
                 zone = sqlitems.zone_of(tz, conn)
                 if zone is not False:
                     families = sqlitems.setup(conn, source, ids, schema)
+            if zone is not False and any(p.rows is None for p in schema.collections):
+                second, _ = more.enter_context(_target(target))
+                with second.begin():
+                    sqlitems.setup(second, source, ids, schema)
+                sessions.append(second)
         for plan in schema.collections:
             stat = stats[plan.name] = ItemStats()
             sql: sqlitems.SqlPlan | str = "not into PostgreSQL"
@@ -351,7 +359,7 @@ def write_items(v8: DatabaseSettings, target: DatabaseSettings, schema: SchemaPl
                                             zone or None)  # type: ignore[arg-type]
             if isinstance(sql, sqlitems.SqlPlan):
                 stat.path = "sql"
-                _items_in_sql(source, conn, sql, stat, unmapped)
+                _items_in_sql(source, sessions, sql, stat, unmapped)
             else:
                 if zone is not False:
                     log.info("v8 items: %s converted in Python (%s)", plan.name, sql)
@@ -381,30 +389,54 @@ def _items_in_python(source: Connection, conn: Connection, writer: Writer, plan:
         writer.finish_items(conn, plan)
 
 
-def _items_in_sql(source: Connection, conn: Connection, sql: sqlitems.SqlPlan, stat: ItemStats,
+def _items_in_sql(source: Connection, sessions: list[Connection], sql: sqlitems.SqlPlan, stat: ItemStats,
                   unmapped: list[str]) -> None:
-    with conn.begin():
-        sqlitems.start(conn, sql)
-    for lines, count in _ahead(sqlitems.stream_lines(source, sql, sqlitems.BATCH_ROWS)):
-        try:
-            with conn.begin():
-                result = sqlitems.write_batch(conn, sql, lines)
-        except psycopg.errors.DataError:
-            if not (sql.trust_json and sql.json_columns):
-                raise
-            log.info("v8 items: %s has JSON MariaDB accepts and PostgreSQL does not; checking each value",
-                     sql.plan.name)
-            sql.trust_json = False  # the batch was rolled back: again, every JSON value checked by PostgreSQL
-            with conn.begin():
-                result = sqlitems.write_batch(conn, sql, lines)
+    """Batches alternate between the PostgreSQL sessions (the conversion is most of the work: two server
+    processes use both cores), one batch per session at a time; results are taken in batch order, so the
+    report's order is the rows' order. Each batch commits on its own: a stopped run leaves whole batches."""
+    for conn in sessions:
+        with conn.begin():
+            sqlitems.start(conn, sql)
+    in_flight: collections.deque[concurrent.futures.Future[tuple[sqlitems.BatchResult, int]]] = collections.deque()
+
+    def take(future: concurrent.futures.Future[tuple[sqlitems.BatchResult, int]]) -> None:
+        result, count = future.result()
         stat.read += count
         stat.written += result.written
         stat.references += result.references
         stat.dangling += result.dangling
-        unmapped += result.unmapped
+        unmapped.extend(result.unmapped)
         faults.checkpoint("v8-items-batch")
-    with conn.begin():
-        sqlitems.finish(conn)
+
+    with concurrent.futures.ThreadPoolExecutor(len(sessions), thread_name_prefix="v8-items-writer") as pool:
+        try:
+            for number, (lines, count) in enumerate(_ahead(sqlitems.stream_lines(source, sql, sqlitems.BATCH_ROWS))):
+                while len(in_flight) >= len(sessions):  # the next session's previous batch is done first
+                    take(in_flight.popleft())
+                in_flight.append(pool.submit(_sql_batch, sessions[number % len(sessions)], sql, lines, count))
+            while in_flight:
+                take(in_flight.popleft())
+        finally:
+            for future in in_flight:
+                future.cancel()
+            concurrent.futures.wait(in_flight)
+    for conn in sessions:
+        with conn.begin():
+            sqlitems.finish(conn)
+
+
+def _sql_batch(conn: Connection, sql: sqlitems.SqlPlan, lines: bytes, count: int) -> tuple[sqlitems.BatchResult, int]:
+    try:
+        with conn.begin():
+            return sqlitems.write_batch(conn, sql, lines), count
+    except psycopg.errors.DataError:
+        if not (sql.trust_json and sql.json_columns):
+            raise
+        log.info("v8 items: %s has JSON MariaDB accepts and PostgreSQL does not; checking each value",
+                 sql.plan.name)
+        sql.trust_json = False  # the batch was rolled back: again, every JSON value checked by PostgreSQL
+        with conn.begin():
+            return sqlitems.write_batch(conn, sql, lines), count
 
 
 def reset_sequences(settings: DatabaseSettings, schema: SchemaPlan) -> int:
