@@ -15,6 +15,8 @@ existing key is skipped, counters, session settings) is in ``writers.py``.
 
 from __future__ import annotations
 
+import collections
+import concurrent.futures
 import contextlib
 import hashlib
 import logging
@@ -26,6 +28,7 @@ from datetime import datetime, timezone
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
+import psycopg
 import pymysql.cursors
 import sqlalchemy as sa
 from pymysql.constants import FIELD_TYPE
@@ -38,7 +41,8 @@ from ..errors import ConfigError, DatabaseError, StorageError, VersionError
 from ..project import Project
 from ..redact import redact
 from ..storage import StorageLocation
-from .mapping import SYSTEM_TARGETS, Dangling, IdMap, RowConverter, SchemaPlan
+from . import sqlitems
+from .mapping import SYSTEM_TARGETS, CollectionPlan, Dangling, IdMap, RowConverter, SchemaPlan
 from .source import V8Source, _q
 from .writers import BATCH_ROWS, WRITERS, Writer, writer_for
 
@@ -232,6 +236,7 @@ class ItemStats:
     written: int = 0
     references: int = 0  # reference values rewritten (or kept: item keys) to a row that exists
     dangling: list[Dangling] = field(default_factory=list)
+    path: str = "python"  # "sql": converted by the database servers (sqlitems.py)
 
 
 def _stream(conn: Connection, table: str, columns: list[str], key: str | None) -> Iterator[list[tuple[Any, ...]]]:
@@ -306,9 +311,11 @@ def _ahead(batches: Iterator[T], depth: int = 2) -> Iterator[T]:
         worker.join()
 
 
-def referenced_keys(v8: DatabaseSettings, schema: SchemaPlan) -> dict[str, set[Any]]:
-    """The primary keys of every user collection another one references (a reference to a missing key is dangling)."""
-    targets = {c.references for p in schema.collections for c in p.columns
+def referenced_keys(v8: DatabaseSettings, schema: SchemaPlan,
+                    plans: list[CollectionPlan] | None = None) -> dict[str, set[Any]]:
+    """The primary keys of every user collection another one (of ``plans``: all by default) references (a reference
+    to a missing key is dangling)."""
+    targets = {c.references for p in (schema.collections if plans is None else plans) for c in p.columns
                if c.convert == "ref" and c.references not in SYSTEM_TARGETS}
     keys: dict[str, set[Any]] = {}
     with connect(v8) as conn:
@@ -323,28 +330,113 @@ def referenced_keys(v8: DatabaseSettings, schema: SchemaPlan) -> dict[str, set[A
 
 
 def write_items(v8: DatabaseSettings, target: DatabaseSettings, schema: SchemaPlan, ids: IdMap,
-                tz: ZoneInfo | timezone, unmapped: list[str]) -> dict[str, ItemStats]:
-    keys = referenced_keys(v8, schema)
+                tz: ZoneInfo | timezone, unmapped: list[str], in_sql: bool = True) -> dict[str, ItemStats]:
+    """Every collection's rows. Into PostgreSQL, converted by the servers (``sqlitems``) where that gives exactly
+    the Python path's values; elsewhere (and with ``in_sql=False``) by ``RowConverter`` in Python."""
     stats: dict[str, ItemStats] = {}
-    with connect(v8) as source, _target(target) as (conn, writer):
+    keys: dict[str, set[Any]] = {}  # the Python path's referenced keys, read when a collection needs them
+    with connect(v8) as source, _target(target) as (conn, writer), contextlib.ExitStack() as more:
+        zone: str | None | bool = False
+        families: dict[str, str | None] = {}
+        sessions = [conn]  # the SQL path's PostgreSQL sessions: batches alternate between them
+        if in_sql and writer.engine == "postgresql":
+            with conn.begin():
+                zone = sqlitems.zone_of(tz, conn)
+                if zone is not False:
+                    families = sqlitems.setup(conn, source, ids, schema)
+            if zone is not False and any(p.rows is None for p in schema.collections):
+                second, _ = more.enter_context(_target(target))
+                with second.begin():
+                    sqlitems.setup(second, source, ids, schema)
+                sessions.append(second)
         for plan in schema.collections:
             stat = stats[plan.name] = ItemStats()
-            names = [c.name for c in plan.columns]
-            converter = RowConverter(plan, ids, keys, tz, stat.dangling, unmapped)
-            batches = [[tuple(r.get(n) for n in names) for r in plan.rows]] if plan.rows is not None else \
-                _stream(source, plan.name, names, plan.primary_key)
-            with conn.begin():
-                writer.start_items(conn, plan)
-            for rows, references in _ahead(converter.rows(batch) for batch in batches):
-                stat.read += len(rows)
-                stat.references += references
+            sql: sqlitems.SqlPlan | str = "not into PostgreSQL"
+            if zone is not False:
                 with conn.begin():
-                    stat.written += writer.write_items(conn, plan, rows)
-                faults.checkpoint("v8-items-batch")
-            with conn.begin():
-                writer.finish_items(conn, plan)
+                    sql = sqlitems.sql_plan(plan, sqlitems.source_types(source, plan.name) if plan.rows is None
+                                            else {}, sqlitems.target_types(conn, plan.name), families,
+                                            zone or None)  # type: ignore[arg-type]
+            if isinstance(sql, sqlitems.SqlPlan):
+                stat.path = "sql"
+                _items_in_sql(source, sessions, sql, stat, unmapped)
+            else:
+                if zone is not False:
+                    log.info("v8 items: %s converted in Python (%s)", plan.name, sql)
+                if any(c.convert == "ref" and c.references not in SYSTEM_TARGETS and c.references not in keys
+                       for c in plan.columns):
+                    keys.update(referenced_keys(v8, schema, [plan]))
+                _items_in_python(source, conn, writer, plan, ids, keys, tz, stat, unmapped)
             log.info("v8 items: %s read %d, written %d", plan.name, stat.read, stat.written)
     return stats
+
+
+def _items_in_python(source: Connection, conn: Connection, writer: Writer, plan: Any, ids: IdMap,
+                     keys: dict[str, set[Any]], tz: ZoneInfo | timezone, stat: ItemStats, unmapped: list[str]) -> None:
+    names = [c.name for c in plan.columns]
+    converter = RowConverter(plan, ids, keys, tz, stat.dangling, unmapped)
+    batches = [[tuple(r.get(n) for n in names) for r in plan.rows]] if plan.rows is not None else \
+        _stream(source, plan.name, names, plan.primary_key)
+    with conn.begin():
+        writer.start_items(conn, plan)
+    for rows, references in _ahead(converter.rows(batch) for batch in batches):
+        stat.read += len(rows)
+        stat.references += references
+        with conn.begin():
+            stat.written += writer.write_items(conn, plan, rows)
+        faults.checkpoint("v8-items-batch")
+    with conn.begin():
+        writer.finish_items(conn, plan)
+
+
+def _items_in_sql(source: Connection, sessions: list[Connection], sql: sqlitems.SqlPlan, stat: ItemStats,
+                  unmapped: list[str]) -> None:
+    """Batches alternate between the PostgreSQL sessions (the conversion is most of the work: two server
+    processes use both cores), one batch per session at a time; results are taken in batch order, so the
+    report's order is the rows' order. Each batch commits on its own: a stopped run leaves whole batches."""
+    for conn in sessions:
+        with conn.begin():
+            sqlitems.start(conn, sql)
+    in_flight: collections.deque[concurrent.futures.Future[tuple[sqlitems.BatchResult, int]]] = collections.deque()
+
+    def take(future: concurrent.futures.Future[tuple[sqlitems.BatchResult, int]]) -> None:
+        result, count = future.result()
+        stat.read += count
+        stat.written += result.written
+        stat.references += result.references
+        stat.dangling += result.dangling
+        unmapped.extend(result.unmapped)
+        faults.checkpoint("v8-items-batch")
+
+    with concurrent.futures.ThreadPoolExecutor(len(sessions), thread_name_prefix="v8-items-writer") as pool:
+        try:
+            for number, (lines, count) in enumerate(_ahead(sqlitems.stream_lines(source, sql, sqlitems.BATCH_ROWS))):
+                while len(in_flight) >= len(sessions):  # the next session's previous batch is done first
+                    take(in_flight.popleft())
+                in_flight.append(pool.submit(_sql_batch, sessions[number % len(sessions)], sql, lines, count))
+            while in_flight:
+                take(in_flight.popleft())
+        finally:
+            for future in in_flight:
+                future.cancel()
+            concurrent.futures.wait(in_flight)
+    for conn in sessions:
+        with conn.begin():
+            sqlitems.finish(conn)
+
+
+def _sql_batch(conn: Connection, sql: sqlitems.SqlPlan, lines: bytes, count: int) -> tuple[sqlitems.BatchResult, int]:
+    try:
+        with conn.begin():
+            return sqlitems.write_batch(conn, sql, lines), count
+    except psycopg.errors.DataError:
+        if not (sql.trust_json and sql.json_columns):
+            raise
+        log.info("v8 items: %s has JSON MariaDB accepts and PostgreSQL does not; checking each value",
+                 sql.plan.name)
+        sql.trust_json = False  # the batch was rolled back: again, every JSON value checked by PostgreSQL
+        with conn.begin():
+            return sqlitems.write_batch(conn, sql, lines), count
 
 
 def reset_sequences(settings: DatabaseSettings, schema: SchemaPlan) -> int:
