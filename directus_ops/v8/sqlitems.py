@@ -235,9 +235,6 @@ def setup(conn: Connection, source: Connection, ids: IdMap, schema: SchemaPlan) 
     for function in FUNCTIONS:
         conn.exec_driver_sql(function)
     conn.exec_driver_sql("SET work_mem = '64MB'")  # a batch's converted rows stay in memory (this session only)
-    # A batch's commit does not wait for its WAL flush: should PostgreSQL itself crash, the last batches are lost
-    # and a re-run writes them (it skips what is there); this session only.
-    conn.exec_driver_sql("SET synchronous_commit = off")
     conn.exec_driver_sql("CREATE TEMPORARY TABLE IF NOT EXISTS v8_ids (tbl text, v8 bigint, id uuid, "
                          "PRIMARY KEY (tbl, v8))")
     # Keys of a collection are unique: loaded by COPY (the table's name as the column default), indexed after.
