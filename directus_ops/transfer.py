@@ -456,7 +456,8 @@ def _select_expr(source: str, target: str, col: Column, q: str) -> str:
         if t == "decimal":
             return f"{q}::text" if target == "sqlite" else q
         if t in ("timestamp", "dateTime", "date") and target == "sqlite":
-            return f"(extract(epoch from {q}) * 1000)::bigint"  # Directus on SQLite: epoch milliseconds
+            # Directus on SQLite: epoch milliseconds, truncated (a cast to bigint would round …:00.9996 up a second)
+            return f"floor(extract(epoch from {q}) * 1000)::bigint"
         # MySQL's timestamp/datetime/time columns hold whole seconds: MySQL (>= 5.6.4) rounds a fraction on
         # insert and MariaDB truncates it, so the source truncates: both store the same second.
         if t == "timestamp" and target == "mysql":

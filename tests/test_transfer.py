@@ -12,6 +12,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Iterator
+from datetime import datetime, timezone
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -374,6 +375,27 @@ def test_fractional_seconds_are_truncated_for_mysql(databases: Databases) -> Non
                                     "FROM events ORDER BY id")).all()
     assert [tuple(r) for r in rows] == [("2026-03-04 05:06:07", "2026-03-04 05:06:07", "05:06:07"),
                                         ("2026-12-31 23:59:59", "2026-12-31 23:59:59", "23:59:59")]
+    assert transfer.compare_digests(transfer.table_digests(source), transfer.table_digests(target)) == []
+
+
+def test_sub_millisecond_fractions_are_truncated_for_sqlite(databases: Databases) -> None:
+    """Directus on SQLite stores epoch milliseconds: a PostgreSQL time at …:00.9996 is …:00.999 there, never the
+    next second (casting to bigint rounded, and the digests then saw another second)."""
+    source = settings_of(databases.create("pg"))
+    with connect(source) as conn:
+        conn.execute(sa.text("SET TIME ZONE 'UTC'"))
+        conn.execute(sa.text("CREATE TABLE events (id integer PRIMARY KEY, at timestamptz, local timestamp)"))
+        conn.execute(sa.text("INSERT INTO events VALUES (1, '2026-06-30 12:00:00.9996+00', '2026-06-30 12:00:00.9996'), "
+                             "(2, '2026-06-30 12:00:00.0004+00', '2026-06-30 12:00:00.0004')"))
+        conn.commit()
+    target = settings_of(databases.create("sqlite3"))
+
+    transfer.copy_database(source, target)
+
+    noon = int(datetime(2026, 6, 30, 12, tzinfo=timezone.utc).timestamp()) * 1000
+    with connect(target) as conn:
+        rows = conn.execute(sa.text("SELECT at, local FROM events ORDER BY id")).all()
+    assert [tuple(r) for r in rows] == [(noon + 999, noon + 999), (noon, noon)]
     assert transfer.compare_digests(transfer.table_digests(source), transfer.table_digests(target)) == []
 
 
