@@ -23,7 +23,7 @@ class Entry(BaseModel):
     """One file in a snapshot: where it came from, and the content it had (stored under its sha256)."""
 
     location: str
-    key: str
+    key: str  # path under the location's root; a non-UTF-8 name in its raw form (``paths``)
     size: int
     sha256: str
     mtime: float | None = None
@@ -31,6 +31,7 @@ class Entry(BaseModel):
     stored_size: int | None = None  # bytes of the object in the repository (header, compression, encryption)
     compressed: bool = False  # zstd
     encrypted: bool = False  # AES-256-GCM; stored as object "<sha256>.enc"
+    symlink: bool = False  # a symbolic link: the content is the link's target, restored as the same link
 
     @property
     def fingerprint(self) -> str:
@@ -65,6 +66,8 @@ class LocationInfo(BaseModel):
     bucket: str | None = None
     objects: int = 0
     bytes: int = 0
+    # directus_files rows of this location whose file was not among the listed objects (None: not checked)
+    missing_files: int | None = None
 
 
 class ProjectInfo(BaseModel):
