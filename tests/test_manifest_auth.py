@@ -541,3 +541,56 @@ def test_genuine_manifests_read_back(fuzz_repo):
         snapshot_id = name.split(".", 1)[0]
         assert repo.parse_manifest(snapshot_id, name, data, Manifest).id == snapshot_id
         assert repo.load_header(snapshot_id).id == snapshot_id
+
+
+# -- the upgrade's lock and its resumption (a synthetic local repository: no backup needed) ----------------------
+def synthetic_format_2(path: Path, count: int = 3) -> tuple[RepositoryLocation, list[str]]:
+    """A format-2 repository as directus-ops wrote it: manifests without a MAC line, config.json saying 2."""
+    location = RepositoryLocation(str(path))
+    repo = Repository.open(location, create=True)
+    put = repo.put(io.BytesIO(b"dump"))
+    ids = []
+    for index in range(count):
+        snapshot_id = f"2026010{index + 1}T000000Z-{index:06d}"
+        repo.save_manifest(Manifest(
+            id=snapshot_id, time=datetime(2026, 1, index + 1, tzinfo=timezone.utc), format=2,
+            project=ProjectInfo(name="p", dir="/srv/p", host="h", config_file=".env", directus_version="10.13.4", migrations=[]),
+            database=None, storage=[], artifacts=[Entry(location="@database", key="d.sqlite", size=put.size,
+                                                        sha256=put.sha256, stored_size=put.stored_size)], objects=[]),
+            encrypt=index == 0)
+        name = repo.manifest_files()[snapshot_id]
+        stored = repo.fs.cat_file(repo._path("snapshots", name))
+        repo.fs.pipe_file(repo._path("snapshots", name), stored.partition(b"\n")[2])
+        ids.append(snapshot_id)
+    repo.fs.pipe_file(repo._path("config.json"), json.dumps({"format": 2, "created": "2026-01-01T00:00:00+00:00"}).encode())
+    return location, ids
+
+
+def tree(path: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(path)): p.read_bytes() for p in sorted(path.rglob("*")) if p.is_file() and "locks" not in p.parts}
+
+
+def test_the_upgrade_waits_for_no_backup_and_resumes_after_a_kill(tmp_path, cli_env_no_server):
+    from directus_ops import locks
+
+    location, ids = synthetic_format_2(tmp_path / "repo")
+    before = tree(tmp_path / "repo")
+    with locks.hold(Repository.open(location, upgrading=True), "backup", exclusive=False):  # a backup is running
+        with pytest.raises(locks.RepositoryLocked, match="is locked"):
+            upgrade_repository(location)
+    assert tree(tmp_path / "repo") == before
+
+    # Killed (SIGKILL) after it recorded its plan and signed one manifest: the lock, the record and the first
+    # manifest went through write_file, the second was still under its temporary name.
+    killed = subprocess.run([*CLI, "repository", "upgrade", "--repo", str(tmp_path / "repo")],
+                            env={**cli_env_no_server, "DIRECTUS_OPS_TEST_KILL_AT": "file-tmp:4"}, capture_output=True,
+                            text=True, timeout=300)
+    assert killed.returncode == -9, killed.stderr
+    with pytest.raises(RepositoryError, match="has format 2"):
+        Repository.open(location)
+    signed_before = [p.name for p in (tmp_path / "repo" / "snapshots").iterdir() if not p.name.startswith(".")
+                     and p.read_bytes().startswith(MANIFEST_MAGIC)]
+    assert (tmp_path / "repo" / "upgrade-3.json").exists() and len(signed_before) == 1  # half done
+    result = upgrade_repository(location)
+    assert sorted(result.signed) == ids and not result.unreadable
+    assert [h.id for h in Repository.open(location).headers(on_rejected=lambda i, e: pytest.fail(str(e)))] == ids
