@@ -425,6 +425,8 @@ def repository_upgrade(
     if result.already:
         typer.echo(f"{repo} already has format {result.format}: nothing to do")
         return
+    for snapshot_id, project_name in sorted(result.signed.items()):
+        typer.echo(f"signed  {snapshot_id}  (project {project_name})")
     typer.echo(f"{repo} upgraded to format {result.format}: {len(result.signed)} manifests signed, "
                f"{len(result.unreadable)} left unsigned" + (" (refused from now on; remove them)" if result.unreadable else ""))
 
