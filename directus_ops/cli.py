@@ -177,13 +177,17 @@ def snapshots(
     repo_secret_block: RepoSecretBlock = None,
     passphrase_secret_block: PassphraseBlock = None,
 ) -> None:
-    """List the snapshots in a repository, oldest first (encrypted ones need the passphrase)."""
+    """List the snapshots in a repository, oldest first (manifests are authenticated: this needs the passphrase).
+    A manifest that cannot be read or trusted is left out with a warning on stderr."""
     from .repository import Repository
     from .snapshot import SnapshotSummary
 
+    def left_out(snapshot_id: str, exc: OpsError) -> None:
+        typer.echo(f"directus-ops: warning: {redact(str(exc)).splitlines()[0]}", err=True)
+
     with user_errors():
         repository = Repository.open(_location(repo, repo_endpoint, repo_region, repo_secret_block, passphrase_secret_block))
-        summaries = [SnapshotSummary.of(m) for m in repository.headers()]
+        summaries = [SnapshotSummary.of(m) for m in repository.headers(on_rejected=left_out)]
     if as_json:
         typer.echo(json.dumps([s.__dict__ for s in summaries], indent=2))
         return
@@ -379,6 +383,9 @@ def forget(
                            repo_endpoint=repo_endpoint,
                            repo_region=repo_region, repo_secret_block=repo_secret_block,
                            passphrase_secret_block=passphrase_secret_block)
+    for snapshot_id, problem in sorted(result.get("left_out", {}).items()):
+        typer.echo(f"directus-ops: warning: left out of the retention decision (neither kept nor forgotten): "
+                   f"{redact(problem).splitlines()[0]}", err=True)
     for snapshot_id, reasons in sorted(result["keep"].items()):
         typer.echo(f"keep    {snapshot_id}  ({', '.join(reasons)})")
     for snapshot_id in sorted(result["forget"]):
@@ -388,6 +395,40 @@ def forget(
         verb = "would delete" if dry_run else "deleted"
         typer.echo(f"prune: {verb} {pruned['objects_deleted']} objects ({progress.human_bytes(pruned['bytes_freed'])}) "
                    f"and {pruned['leftovers_deleted']} leftovers; {pruned['objects_kept']} objects still referenced")
+
+
+repository_app = typer.Typer(name="repository", help="Maintenance of a snapshot repository.", no_args_is_help=True)
+app.add_typer(repository_app)
+
+
+@repository_app.command("upgrade")
+def repository_upgrade(
+    repo: RepoOption,
+    lock_wait: Annotated[float, typer.Option("--lock-wait", min=0, help="Seconds to wait for running backups to finish.")] = 0,
+    repo_endpoint: RepoEndpoint = None,
+    repo_region: RepoRegion = None,
+    repo_secret_block: RepoSecretBlock = None,
+    passphrase_secret_block: PassphraseBlock = None,
+) -> None:
+    """Bring a format-2 repository to format 3: sign each readable manifest with a MAC made from the
+    repository's key, then write format 3 to config.json (under an exclusive lock: no backup runs meanwhile).
+    By running it you assert that the manifests now in the repository are yours: the upgrade signs what is
+    there, so check the repository first (or upgrade a copy you trust). Manifests that cannot be read are
+    reported and left unsigned (every command refuses them afterwards; remove them)."""
+    with user_errors():
+        from .repository_upgrade import upgrade_repository
+
+        location = _location(repo, repo_endpoint, repo_region, repo_secret_block, passphrase_secret_block)
+        result = upgrade_repository(location, wait=lock_wait)
+    for snapshot_id, problem in sorted(result.unreadable.items()):
+        typer.echo(f"directus-ops: warning: snapshot {snapshot_id} left unsigned: {redact(problem).splitlines()[0]}", err=True)
+    if result.already:
+        typer.echo(f"{repo} already has format {result.format}: nothing to do")
+        return
+    for snapshot_id, project_name in sorted(result.signed.items()):
+        typer.echo(f"signed  {snapshot_id}  (project {project_name})")
+    typer.echo(f"{repo} upgraded to format {result.format}: {len(result.signed)} manifests signed, "
+               f"{len(result.unreadable)} left unsigned" + (" (refused from now on; remove them)" if result.unreadable else ""))
 
 
 ConfigOption = Annotated[Optional[Path], typer.Option("--config", envvar="CONFIG_PATH", help="The project's config file if not PROJECT_DIR/.env (Directus's CONFIG_PATH).")]

@@ -1,17 +1,24 @@
 """Repository keys: a random master key, stored only encrypted under a key derived from a passphrase
 (scrypt), one file per passphrase in ``keys/``. The passphrase comes from ``DIRECTUS_OPS_PASSPHRASE``,
-``DIRECTUS_OPS_PASSPHRASE_FILE`` or a Prefect Secret block (resolved by the caller)."""
+``DIRECTUS_OPS_PASSPHRASE_FILE`` or a Prefect Secret block (resolved by the caller).
+
+Manifests are authenticated with HMAC-SHA256 under a key derived from the master key (HKDF-SHA256 with its own
+info string, so the MAC key is never the key that encrypts objects)."""
 
 from __future__ import annotations
 
 import base64
+import hashlib
+import hmac
 import json
 import os
 import secrets
 from pathlib import Path
 
 from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
 from .errors import ConfigError, RepositoryError
@@ -21,6 +28,8 @@ PASSPHRASE_ENV = "DIRECTUS_OPS_PASSPHRASE"
 PASSPHRASE_FILE_ENV = "DIRECTUS_OPS_PASSPHRASE_FILE"
 SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**15, 8, 1
 _KEY_AAD = b"directus-ops master key"
+_MANIFEST_MAC_INFO = b"directus-ops manifest mac v1"
+_MANIFEST_MAC_DOMAIN = b"directus-ops manifest v3"
 
 
 class WrongPassphrase(RepositoryError):
@@ -70,3 +79,28 @@ def open_key_file(passphrase: str, data: bytes) -> bytes | None:
 
 def new_master_key() -> bytes:
     return AESGCM.generate_key(bit_length=256)
+
+
+def manifest_mac_key(master: bytes) -> bytes:
+    """The key that authenticates manifests, derived from the master key (distinct from it)."""
+    return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=_MANIFEST_MAC_INFO).derive(master)
+
+
+def _field(value: bytes) -> bytes:
+    return len(value).to_bytes(4, "big") + value
+
+
+def manifest_mac(mac_key: bytes, snapshot_id: str, form: str, body: bytes) -> str:
+    """HMAC-SHA256 (hex) of a manifest's stored body, bound to its snapshot id and form (``plain`` or
+    ``encrypted``): a genuine manifest copied under another id or renamed to the other form does not match.
+    Each bound value is length-prefixed, so no two different (id, form) pairs give the same input."""
+    mac = hmac.new(mac_key, digestmod=hashlib.sha256)
+    mac.update(_field(_MANIFEST_MAC_DOMAIN))
+    mac.update(_field(snapshot_id.encode("utf-8", "surrogateescape")))
+    mac.update(_field(form.encode()))
+    mac.update(body)
+    return mac.hexdigest()
+
+
+def manifest_mac_matches(mac_key: bytes, snapshot_id: str, form: str, body: bytes, mac_hex: str) -> bool:
+    return hmac.compare_digest(manifest_mac(mac_key, snapshot_id, form, body), mac_hex)

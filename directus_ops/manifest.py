@@ -9,7 +9,7 @@ from datetime import datetime, timezone
 
 from pydantic import BaseModel, Field
 
-MANIFEST_FORMAT = 2
+MANIFEST_FORMAT = 3  # 3: stored behind a MAC line (repository format 3); 2 read when signed by an upgrade
 
 # Pseudo-locations of the artifacts that are not storage objects.
 DATABASE = "@database"

@@ -2,9 +2,10 @@
 
 Layout (``docs/repository-format.md``)::
 
-    config.json              {"format": 1, "created": ...}
+    config.json              {"format": 3, "created": ...}
+    keys/<id>.json           the master key, sealed under a passphrase
     objects/<aa>/<sha256>    every file's bytes, stored once under the sha256 of its content
-    snapshots/<id>.json      one manifest per snapshot, written last
+    snapshots/<id>.json      one manifest per snapshot, written last, authenticated (MAC line + JSON)
     tmp/<random>             uploads in flight (renamed into objects/ when complete)
 
 A snapshot exists only if its manifest does; an interrupted backup leaves at most files under ``tmp/`` and
@@ -32,22 +33,67 @@ import fsspec
 
 from . import codec, faults, keys, storage
 from .errors import IntegrityError, RepositoryError, SnapshotNotFound
-from .manifest import Manifest, ManifestHeader
+from .manifest import MANIFEST_FORMAT, Manifest, ManifestHeader
 from .redact import redact, register_secret
 from .storage import buffering, s3_filesystem
 
 M = TypeVar("M", bound=ManifestHeader)
 log = logging.getLogger("directus_ops.repository")
 
-REPOSITORY_FORMAT = 2
+REPOSITORY_FORMAT = 3
+UPGRADABLE_FORMATS = (2,)  # formats ``repository_upgrade`` brings to REPOSITORY_FORMAT
 CHUNK_SIZE = 1024 * 1024
 SMALL_OBJECT = 8 * 1024 * 1024  # encoded in memory and written in one request
 FEW_OBJECTS = 64  # checked one by one rather than by listing the repository
 PLAIN_MANIFEST = ".json"
 _opened_keys: dict[tuple[str, str], bytes] = {}  # (repository, passphrase digest) -> master key, this process
 ENCRYPTED_MANIFEST = ".json.enc"
+# A manifest file is one line ``directus-ops manifest 3 <hmac-sha256 hex>`` and then its body: the compact
+# JSON (``.json``) or its encrypted form (``.json.enc``). The MAC covers the body's exact bytes, bound to the
+# snapshot id and form (keys.manifest_mac); it is checked before the body is decrypted or parsed.
+MANIFEST_MAGIC = b"directus-ops manifest "
+MANIFEST_LINE = MANIFEST_MAGIC + b"3 "
+MAC_HEX = 64
 
 ByteCallback = Callable[[int], None]
+
+
+class ManifestRejected(RepositoryError):
+    """A manifest that cannot be trusted: no MAC, a MAC that does not match, or authenticated bytes that do
+    not parse or name another snapshot. The message names the file and what to do; ``reason`` is what is
+    wrong and ``file`` the manifest's path in the repository, for callers that give their own advice."""
+
+    def __init__(self, message: str, reason: str = "", file: str = "") -> None:
+        super().__init__(message)
+        self.reason, self.file = reason or message, file
+
+
+def manifest_form(name: str) -> str:
+    return "encrypted" if name.endswith(ENCRYPTED_MANIFEST) else "plain"
+
+
+def seal_manifest(mac_key: bytes, snapshot_id: str, form: str, body: bytes) -> bytes:
+    """The stored manifest file: the MAC line, then the body unchanged."""
+    return MANIFEST_LINE + keys.manifest_mac(mac_key, snapshot_id, form, body).encode() + b"\n" + body
+
+
+def unseal_manifest(mac_key: bytes, snapshot_id: str, form: str, data: bytes) -> bytes:
+    """The body of a stored manifest file once its MAC is checked; ManifestRejected (with the reason only:
+    the caller names the file) otherwise."""
+    line_end = len(MANIFEST_LINE) + MAC_HEX
+    if not data.startswith(MANIFEST_MAGIC):
+        raise ManifestRejected("it carries no MAC (written before repository format 3, or not by directus-ops)")
+    if not data.startswith(MANIFEST_LINE) or data[line_end : line_end + 1] != b"\n":
+        raise ManifestRejected("its MAC line is malformed or of another format")
+    mac_hex = data[len(MANIFEST_LINE) : line_end]
+    body = data[line_end + 1 :]
+    try:
+        given = mac_hex.decode("ascii")
+    except UnicodeDecodeError:
+        raise ManifestRejected("its MAC line is malformed or of another format") from None
+    if not keys.manifest_mac_matches(mac_key, snapshot_id, form, body, given):
+        raise ManifestRejected("its MAC does not match: it was altered or damaged, or not written with this repository's key")
+    return body
 
 
 @dataclass(frozen=True)
@@ -186,12 +232,15 @@ class Repository:
         self.passphrase = passphrase
         self._known: dict[str, int] | None = None
         self._master: bytes | None = None
+        self._mac_key: bytes | None = None
         self._made_dirs: set[str] = set()
+        self.format = REPOSITORY_FORMAT
 
     # -- opening ---------------------------------------------------------------------------------------------
     @classmethod
-    def open(cls, location: RepositoryLocation, create: bool = False) -> Repository:
-        """Open an existing repository; with ``create``, make one if absent and prove it is writable."""
+    def open(cls, location: RepositoryLocation, create: bool = False, *, upgrading: bool = False) -> Repository:
+        """Open an existing repository; with ``create``, make one if absent and prove it is writable. An
+        existing one must have this directus-ops's format (``upgrading``: or one it can upgrade from)."""
         fs, base = location.filesystem()
         repo = cls(location, fs, base, location.passphrase or keys.passphrase_from_environment())
         config_path = repo._path("config.json")
@@ -206,13 +255,15 @@ class Repository:
             if not exists:
                 repo.write_file(config_path, json.dumps({"format": REPOSITORY_FORMAT,
                                                            "created": datetime.now(timezone.utc).isoformat()}).encode())
-        else:
+        if exists:  # checked for backups too: a format-3 manifest must not land in an older repository
             try:
                 config = json.loads(fs.cat_file(config_path))
             except Exception as exc:
                 raise RepositoryError(f"cannot read {location.url}/config.json: {repo._reason(exc)}") from None
-            if config.get("format") != REPOSITORY_FORMAT:
-                raise RepositoryError(f"repository {location.url} has format {config.get('format')}; this directus-ops reads format {REPOSITORY_FORMAT}")
+            found = config.get("format") if isinstance(config, dict) else None
+            if found != REPOSITORY_FORMAT and not (upgrading and found in UPGRADABLE_FORMATS):
+                raise RepositoryError(format_problem(location.url, found))
+            repo.format = found
         return repo
 
     def _check_writable(self) -> None:
@@ -244,7 +295,14 @@ class Repository:
         return self._path("objects", name[:2], name)
 
     # -- keys --------------------------------------------------------------------------------------------------
-    def master_key(self, create: bool = False) -> bytes:
+    def manifest_key(self, create: bool = False) -> bytes:
+        """The key that authenticates manifests (derived from the master key): reading any manifest needs the
+        passphrase."""
+        if self._mac_key is None:
+            self._mac_key = keys.manifest_mac_key(self.master_key(create=create, purpose="manifests"))
+        return self._mac_key
+
+    def master_key(self, create: bool = False, purpose: str = "") -> bytes:
         """The repository's key, opened with the passphrase; made (with a key file) on first need if ``create``."""
         if self._master is not None:
             return self._master
@@ -266,6 +324,9 @@ class Repository:
         if files:
             raise keys.WrongPassphrase(f"wrong passphrase for the repository {self.location.url}: none of its {len(files)} "
                                        f"keys opens with it; check {keys.PASSPHRASE_ENV}")
+        if not create and purpose == "manifests":
+            raise RepositoryError(f"the repository {self.location.url} has no key (keys/ is empty), so none of its "
+                                  "manifests can be authenticated; restore keys/ from a copy of the repository")
         if not create:
             raise RepositoryError(f"the repository {self.location.url} has no key yet, so nothing in it is encrypted")
         master = keys.new_master_key()
@@ -438,11 +499,14 @@ class Repository:
 
     def save_manifest(self, manifest: Manifest, encrypt: bool = False) -> None:
         """Write the manifest: the last step of a backup, after every object it names is stored.
-        An encrypted snapshot's manifest is encrypted too (it names files and counts rows)."""
+        An encrypted snapshot's manifest is encrypted too (it names files and counts rows); every manifest
+        carries a MAC made with the repository's key."""
         data = manifest.model_dump_json().encode()  # compact: 10,000 entries dump and parse faster
         if encrypt:
             data = codec.encode_bytes(data, True, self.master_key(create=True))
-        self.write_file(self._path("snapshots", manifest.id + (ENCRYPTED_MANIFEST if encrypt else PLAIN_MANIFEST)), data)
+        name = manifest.id + (ENCRYPTED_MANIFEST if encrypt else PLAIN_MANIFEST)
+        self.write_file(self._path("snapshots", name),
+                        seal_manifest(self.manifest_key(create=True), manifest.id, manifest_form(name), data))
 
     def manifest_files(self) -> dict[str, str]:
         root = self._path("snapshots")
@@ -471,29 +535,61 @@ class Repository:
         name = self.manifest_files().get(snapshot_id)
         if name is None:
             raise SnapshotNotFound(f"no snapshot {snapshot_id} in {self.location.url}; list them with `directus-ops snapshots --repo {self.location.url}`")
-        data = self.fs.cat_file(self._path("snapshots", name))
+        mac_key = self.manifest_key()  # before reading: a missing or wrong passphrase is the repository's error
         try:
-            if name.endswith(ENCRYPTED_MANIFEST):
-                data = codec.decode_bytes(data, self.master_key, f"manifest of snapshot {snapshot_id}")
-            return model.model_validate_json(data)
-        except (ValueError, IntegrityError) as exc:
-            raise RepositoryError(f"the manifest of snapshot {snapshot_id} is damaged ({str(exc).splitlines()[0]})") from None
+            data = self.fs.cat_file(self._path("snapshots", name))
+        except FileNotFoundError:  # forgotten since it was listed
+            raise SnapshotNotFound(f"no snapshot {snapshot_id} in {self.location.url} (it was just removed)") from None
+        return self.parse_manifest(snapshot_id, name, data, model, mac_key)
 
-    def manifests(self) -> list[Manifest]:
-        """Every readable snapshot, oldest first (a damaged manifest is logged and left out)."""
-        return self._readable(self.load_manifest)
+    def parse_manifest(self, snapshot_id: str, name: str, data: bytes, model: type[M],
+                       mac_key: bytes | None = None) -> M:
+        """The manifest in ``data`` (the bytes of ``snapshots/<name>``) if it is authentic and of this
+        snapshot; ManifestRejected, one line naming the file, otherwise. Nothing in the body is looked at
+        before its MAC is checked."""
+        try:
+            body = unseal_manifest(mac_key or self.manifest_key(), snapshot_id, manifest_form(name), data)
+            try:
+                if name.endswith(ENCRYPTED_MANIFEST):
+                    body = codec.decode_bytes(body, self.master_key, "manifest")
+                manifest = model.model_validate_json(body)
+            except Exception as exc:  # authentic bytes that do not decode: whatever the parser says, it is damaged
+                raise ManifestRejected(f"it is damaged ({(str(exc).splitlines() or [type(exc).__name__])[0]})") from None
+            if manifest.id != snapshot_id:
+                raise ManifestRejected(f"it names snapshot {manifest.id!r}, not the one its file name says")
+            if manifest.format > MANIFEST_FORMAT:
+                raise ManifestRejected(f"it has manifest format {manifest.format}, newer than this directus-ops reads "
+                                       f"({MANIFEST_FORMAT}); upgrade directus-ops")
+            return manifest
+        except ManifestRejected as exc:
+            raise ManifestRejected(f"snapshot {snapshot_id} refused: its manifest snapshots/{name} is not trusted: {exc}; "
+                                   f"if you did not expect it, remove that file (other snapshots are not affected)",
+                                   reason=str(exc), file=f"snapshots/{name}") from None
 
-    def headers(self) -> list[ManifestHeader]:
+    def manifests(self, on_rejected: Callable[[str, RepositoryError], None] | None = None) -> list[Manifest]:
+        """Every readable snapshot, oldest first (a damaged or unauthentic manifest is left out and reported
+        to ``on_rejected``, by default logged as a warning)."""
+        return self._readable(self.load_manifest, on_rejected)
+
+    def headers(self, on_rejected: Callable[[str, RepositoryError], None] | None = None) -> list[ManifestHeader]:
         """``manifests()`` without the entry lists."""
-        return self._readable(self.load_header)
+        return self._readable(self.load_header, on_rejected)
 
-    def _readable(self, load: Callable[[str], M]) -> list[M]:
+    def _readable(self, load: Callable[[str], M], on_rejected: Callable[[str, RepositoryError], None] | None) -> list[M]:
         found = []
-        for snapshot_id in self.snapshot_ids():
+        ids = self.snapshot_ids()
+        if ids:
+            self.manifest_key()  # a missing or wrong passphrase fails the listing once, not each snapshot
+        for snapshot_id in ids:
             try:
                 found.append(load(snapshot_id))
-            except (RepositoryError, keys.PassphraseMissing) as exc:
-                log.warning("snapshot %s left out: %s", snapshot_id, exc)
+            except SnapshotNotFound:
+                continue  # forgotten meanwhile
+            except RepositoryError as exc:
+                if on_rejected is None:
+                    log.warning("snapshot %s left out: %s", snapshot_id, exc)
+                else:
+                    on_rejected(snapshot_id, exc)
         return sorted(found, key=lambda m: (m.time, m.id))
 
     def resolve(self, snapshot: str, project: str | None = None) -> Manifest:
@@ -504,12 +600,16 @@ class Repository:
                 scope = f" of project {project}" if project else ""
                 raise SnapshotNotFound(f"no snapshot{scope} in {self.location.url} yet; run `directus-ops backup` first")
             return self.load_manifest(headers[-1].id)
+        return self.load_manifest(self.resolve_id(snapshot))
+
+    def resolve_id(self, snapshot: str) -> str:
+        """The id an exact id or unique part of one names, from the listing alone (its manifest unread)."""
         ids = self.snapshot_ids()
         if snapshot in ids:
-            return self.load_manifest(snapshot)
+            return snapshot
         matches = [i for i in ids if i.startswith(snapshot) or i.endswith(snapshot)]
         if len(matches) == 1:
-            return self.load_manifest(matches[0])
+            return matches[0]
         if len(matches) > 1:
             raise SnapshotNotFound(f"snapshot id {snapshot!r} is ambiguous ({len(matches)} match); give more of it")
         raise SnapshotNotFound(f"no snapshot {snapshot} in {self.location.url}; list them with `directus-ops snapshots --repo {self.location.url}`")
@@ -541,6 +641,19 @@ class Repository:
                 _fsync(str(target.parent))
         else:
             self.fs.pipe_file(path, data)  # one PUT: the object appears whole or not at all
+
+
+def format_problem(url: str, found: object) -> str:
+    """The one-line error for a repository of another format, naming the fix."""
+    if found in UPGRADABLE_FORMATS:
+        return (f"repository {url} has format {found}, whose manifests are not authenticated; this directus-ops reads "
+                f"format {REPOSITORY_FORMAT}: run `directus-ops repository upgrade --repo {url}` once (it signs the "
+                "manifests there with the repository's key)")
+    if isinstance(found, int) and found > REPOSITORY_FORMAT:
+        return (f"repository {url} has format {found}, newer than this directus-ops reads ({REPOSITORY_FORMAT}); "
+                "use a newer directus-ops")
+    return (f"repository {url} has format {found!r} in its config.json, which this directus-ops cannot read (it reads "
+            f"format {REPOSITORY_FORMAT}); check --repo, or restore config.json from a copy")
 
 
 def _syncfs(path: str) -> None:

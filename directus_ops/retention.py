@@ -16,10 +16,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from . import locks
-from .errors import ConfigError, RepositoryError
+from . import keys, locks
+from .errors import ConfigError, RepositoryError, SnapshotNotFound
 from .manifest import ManifestHeader
-from .repository import Repository
+from .repository import ManifestRejected, Repository
 
 log = logging.getLogger("directus_ops.retention")
 
@@ -56,6 +56,8 @@ class Policy:
 class Decision:
     keep: dict[str, list[str]] = field(default_factory=dict)  # snapshot id -> reasons
     forget: list[str] = field(default_factory=list)
+    # snapshot id -> why its manifest could not be used: neither kept nor forgotten (not trusted, never deleted)
+    left_out: dict[str, str] = field(default_factory=dict)
 
 
 def decide(manifests: list[ManifestHeader], policy: Policy) -> Decision:
@@ -88,6 +90,23 @@ def decide(manifests: list[ManifestHeader], policy: Policy) -> Decision:
     return decision
 
 
+def decide_for(repo: Repository, policy: Policy, project: str | None = None) -> Decision:
+    """``decide`` on the repository's snapshots (of one project, if given). A manifest that cannot be read or
+    trusted takes no part: it is listed in ``left_out`` and logged as a warning, and stays where it is."""
+    left_out: dict[str, str] = {}
+
+    def reject(snapshot_id: str, exc: RepositoryError) -> None:
+        left_out[snapshot_id] = str(exc)
+        log.warning("snapshot %s left out of the retention decision: %s", snapshot_id, exc)
+
+    manifests = repo.headers(on_rejected=reject)
+    if project:
+        manifests = [m for m in manifests if m.project.name == project]
+    decision = decide(manifests, policy)
+    decision.left_out = left_out
+    return decision
+
+
 def forget(repo: Repository, snapshot_ids: list[str]) -> None:
     """Remove the manifests (the snapshots cease to exist; their objects go at the next prune)."""
     files = repo.manifest_files()
@@ -111,12 +130,21 @@ def prune(repo: Repository, dry_run: bool = False, wait: float = 0.0) -> PruneRe
     with locks.hold(repo, "prune", exclusive=True, wait=wait):
         result.stale_locks_removed = 0 if dry_run else locks.remove_stale(repo)
         referenced: set[str] = set()
-        for snapshot_id in repo.snapshot_ids():
+        files = repo.manifest_files()
+        for snapshot_id in sorted(files):
             try:
                 manifest = repo.load_manifest(snapshot_id)
+            except SnapshotNotFound:
+                continue  # forgotten since it was listed
+            except (keys.PassphraseMissing, keys.WrongPassphrase):
+                raise
             except RepositoryError as exc:
-                raise RepositoryError(f"prune stopped: cannot read snapshot {snapshot_id} ({exc}); without it, prune "
-                                      "cannot know which objects are still needed") from None
+                # A manifest prune cannot trust may still name objects someone needs: it deletes nothing.
+                reason = exc.reason if isinstance(exc, ManifestRejected) else str(exc)
+                raise RepositoryError(
+                    f"prune stopped, nothing deleted: cannot use the manifest snapshots/{files[snapshot_id]} "
+                    f"({reason}), so prune cannot know which objects are still needed; if that snapshot is "
+                    f"not yours or is lost, remove that file from the repository and prune again") from None
             referenced.update(e.object_name for e in manifest.all_entries())
         repo.forget_listing()  # list afresh: what is there now
         for name, size in sorted(repo.known_objects().items()):

@@ -15,9 +15,9 @@ from pathlib import Path
 from . import database as db
 from . import progress
 from .database import DatabaseSettings
-from .errors import IntegrityError, OpsError, RepositoryError, TargetNotEmpty
+from .errors import IntegrityError, OpsError, RepositoryError, SnapshotNotFound, TargetNotEmpty
 from .manifest import Manifest
-from .repository import Repository
+from .repository import ManifestRejected, Repository
 from .snapshot import DEFAULT_WORKERS, fetch_verified, require_database, run_parallel
 
 log = logging.getLogger("directus_ops.verify")
@@ -49,21 +49,31 @@ class VerifyReport:
 
 
 def select_snapshots(repo: Repository, snapshot: str = "all") -> list[str]:
-    return repo.snapshot_ids() if snapshot == "all" else [repo.resolve(snapshot).id]
+    """The ids to check. A named snapshot is found by its id alone, so that a manifest that cannot be read
+    or trusted is reported as that snapshot's problem rather than stopping verify."""
+    if snapshot == "all":
+        return repo.snapshot_ids()
+    return [repo.resolve(snapshot).id] if snapshot == "latest" else [repo.resolve_id(snapshot)]
 
 
 def check(repo: Repository, snapshot: str = "all", read_data_percent: float | None = None,
           workers: int = DEFAULT_WORKERS, seed: int | None = None) -> VerifyReport:
     """Check manifests and objects; with ``read_data_percent`` also re-hash that share of the objects."""
     report = VerifyReport()
+    selected = select_snapshots(repo, snapshot)
+    if selected:
+        repo.manifest_key()  # a missing or wrong passphrase is one error, not a problem of every snapshot
     known = repo.known_objects()
     users: dict[str, list[tuple[str, object]]] = defaultdict(list)  # object name -> (snapshot, entry)
-    for snapshot_id in select_snapshots(repo, snapshot):
+    for snapshot_id in selected:
         report.snapshots.append(snapshot_id)
         try:
             manifest = repo.load_manifest(snapshot_id)
-        except RepositoryError as exc:
-            report.problems.append(Problem(snapshot_id, "manifest", "", str(exc)))
+        except SnapshotNotFound:
+            continue  # forgotten since it was listed
+        except RepositoryError as exc:  # damaged or not authentic: nothing it names is looked at
+            reason = f"{exc.file}: {exc.reason}" if isinstance(exc, ManifestRejected) else str(exc)
+            report.problems.append(Problem(snapshot_id, "manifest", "", reason))
             continue
         for entry in manifest.all_entries():
             report.entries += 1

@@ -94,6 +94,27 @@ def backup(
             shutil.rmtree(staging, ignore_errors=True)
     logger.info("snapshot %s saved: %d files, %s, %s new", summary.id, summary.files, human_bytes(summary.bytes),
                 human_bytes(summary.bytes_written))
+    # The snapshot exists from here on: nothing below (reports, the listing of the other snapshots) may fail
+    # the backup or keep its id from the caller; problems become warnings.
+    try:
+        warnings = publish_snapshot_table(location)  # other snapshots' damaged manifests: warnings
+    except Exception as exc:  # noqa: BLE001 - a report is not the backup
+        warnings = [f"the table of snapshots could not be published: {_first_line(exc)}"]
+    for warning in warnings:
+        logger.warning("%s", warning)
+    try:
+        _publish_report(project, repo, summary, parent, encrypt, started_clock, warnings)
+    except Exception as exc:  # noqa: BLE001
+        logger.warning("snapshot %s is saved, but its report could not be published: %s", summary.id, _first_line(exc))
+    return summary.id
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).splitlines() or [type(exc).__name__])[0]
+
+
+def _publish_report(project: Project, repo: str, summary: snapshot.SnapshotSummary, parent: str | None,
+                    encrypt: bool, started_clock: float, warnings: list[str]) -> None:
     publish(
         artifact_key("backup", project.name),
         f"Backup of {project.name}: snapshot {summary.id}",
@@ -109,6 +130,5 @@ def backup(
             ("Parent snapshot", f"`{parent}`" if parent else "none (first snapshot)"),
             ("Duration", f"{time.monotonic() - started_clock:.1f} s"),
         ],
+        [f"warning: {w}" for w in warnings],
     )
-    publish_snapshot_table(location)
-    return summary.id

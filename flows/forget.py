@@ -42,6 +42,8 @@ def forget(
         logger.info("keep %s (%s)", snapshot_id, ", ".join(reasons))
     for snapshot_id in decision.forget:
         logger.info("%s %s", "would forget" if dry_run else "forget", snapshot_id)
+    for snapshot_id, problem in decision.left_out.items():
+        logger.warning("left out (neither kept nor forgotten): %s", problem)
     if not dry_run and decision.forget:
         forget_task(location, decision.forget)
     pruned = prune_task(location, dry_run, lock_wait_seconds) if prune else None
@@ -56,7 +58,8 @@ def forget(
                  ("Space freed" if not dry_run else "Space that would be freed", human_bytes(pruned.bytes_freed)),
                  ("Leftovers of interrupted runs", pruned.leftovers_deleted)]
     publish(artifact_key("forget", repo.rsplit("/", 1)[-1] or "repository"), f"Retention on {repo}", rows,
-            [f"keep `{i}`: {', '.join(r)}" for i, r in decision.keep.items()] + [f"forget `{i}`" for i in decision.forget])
+            [f"keep `{i}`: {', '.join(r)}" for i, r in decision.keep.items()] + [f"forget `{i}`" for i in decision.forget]
+            + [f"left out `{i}`: {problem}" for i, problem in decision.left_out.items()])
     publish_snapshot_table(location)
-    return {"keep": decision.keep, "forget": decision.forget, "dry_run": dry_run,
+    return {"keep": decision.keep, "forget": decision.forget, "left_out": decision.left_out, "dry_run": dry_run,
             "prune": pruned.__dict__ if pruned else None}

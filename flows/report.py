@@ -47,25 +47,41 @@ def publish_with_tables(key: str, title: str, rows: list[tuple[str, object]],
 TABLE_DETAILS = 20  # the newest snapshots shown in full in the table artifact
 
 
-def publish_snapshot_table(location: object) -> None:
-    """A table artifact of the repository's snapshots, as they are now."""
-    from directus_ops.repository import Repository
+def publish_snapshot_table(location: object) -> list[str]:
+    """A table artifact of the repository's snapshots, as they are now. A manifest that cannot be read or
+    trusted gets a row saying so (it must not fail the run that reports on it); returns those problems."""
+    from directus_ops.errors import RepositoryError, SnapshotNotFound
+    from directus_ops.repository import ManifestRejected, Repository
     from directus_ops.snapshot import SnapshotSummary
 
     repository = Repository.open(location)  # type: ignore[arg-type]
     rows = []
+    problems = []
     ids = repository.snapshot_ids()
     for snapshot_id in ids[:-TABLE_DETAILS]:  # older ones by id only: their manifests are not read
         rows.append({"id": snapshot_id, "time": "", "project": "", "directus": "", "database": "", "files": "",
                      "size": "", "encrypted": ""})
-    for manifest in (repository.load_header(i) for i in ids[-TABLE_DETAILS:]):
+    for snapshot_id in ids[-TABLE_DETAILS:]:
+        try:
+            manifest = repository.load_header(snapshot_id)
+        except SnapshotNotFound:
+            continue  # forgotten since it was listed
+        except RepositoryError as exc:
+            problems.append(str(exc))
+            rows.append({"id": snapshot_id, "time": "", "project": "", "directus": "", "database": "", "files": "",
+                         "size": "", "encrypted": "",
+                         "problem": exc.reason if isinstance(exc, ManifestRejected) else str(exc)})
+            continue
         summary = SnapshotSummary.of(manifest)
         rows.append({"id": summary.id, "time": summary.time[:19], "project": summary.project,
                      "directus": summary.directus_version or "", "database": summary.database,
                      "files": summary.files, "size": human_bytes(summary.bytes),
                      "encrypted": "yes" if manifest.encrypted else "config only"})
+    if problems:
+        rows = [{**row, "problem": row.get("problem", "")} for row in rows]  # every row has the same columns
     create_table_artifact(key=artifact_key("snapshots", repository.location.url.rsplit("/", 1)[-1] or "repository"),
                           table=rows, description=f"Snapshots in {redact(repository.location.url)}")
+    return problems
 
 
 # -- progress artifacts of long copies ------------------------------------------------------------------------

@@ -14,10 +14,7 @@ from .retry import RETRY_DELAYS, is_transient
 @task(name="decide-retention", cache_policy=NO_CACHE, retries=len(RETRY_DELAYS), retry_delay_seconds=RETRY_DELAYS,
       retry_condition_fn=is_transient)
 def decide_task(repo: RepositoryLocation, policy: retention.Policy, project: str | None) -> retention.Decision:
-    manifests = Repository.open(repo).headers()
-    if project:
-        manifests = [m for m in manifests if m.project.name == project]
-    return retention.decide(manifests, policy)
+    return retention.decide_for(Repository.open(repo), policy, project)
 
 
 @task(name="forget-snapshots", cache_policy=NO_CACHE, retries=len(RETRY_DELAYS), retry_delay_seconds=RETRY_DELAYS,

@@ -62,7 +62,7 @@ def test_round_trip_postgresql_with_local_and_s3_storage(tmp_path, directus, dat
     from flows.backup import backup
     from flows.restore import restore
 
-    from directus_ops.manifest import Manifest
+    from directus_ops.repository import Repository, RepositoryLocation
 
     source_bucket = s3.create_bucket()
     source_db = databases.create("pg")
@@ -83,7 +83,8 @@ def test_round_trip_postgresql_with_local_and_s3_storage(tmp_path, directus, dat
         snapshot_id = backup(project_dir=str(project.dir), repo=repo, repo_endpoint=s3.endpoint, repo_region=S3_REGION)
 
     manifest_bytes = s3.objects(repo_bucket, f"snapshots/snapshots/{snapshot_id}.json")[f"snapshots/snapshots/{snapshot_id}.json"]
-    manifest = Manifest.model_validate_json(manifest_bytes)
+    repository = Repository.open(RepositoryLocation(repo, endpoint=s3.endpoint, region=S3_REGION))
+    manifest = repository.load_manifest(snapshot_id)  # authenticated and parsed by the repository
     assert manifest.project.directus_version == "10.13.4"
     assert manifest.project.migrations[-1] == "20990101A"  # the project's own migration
     assert manifest.database.engine == "postgresql" and manifest.database.dump_format == "pg_dump-custom"
@@ -102,7 +103,7 @@ def test_round_trip_postgresql_with_local_and_s3_storage(tmp_path, directus, dat
     repo_before = s3.objects(repo_bucket, "snapshots/objects/")
     second_id = backup(project_dir=str(project.dir), repo=repo, repo_endpoint=s3.endpoint, repo_region=S3_REGION)
     repo_after = s3.objects(repo_bucket, "snapshots/objects/")
-    second = Manifest.model_validate_json(s3.objects(repo_bucket, f"snapshots/snapshots/{second_id}.json")[f"snapshots/snapshots/{second_id}.json"])
+    second = repository.load_manifest(second_id)
     assert second.stats.storage_objects_read == 0 and second.stats.storage_bytes_written == 0
     new_objects = set(repo_after) - set(repo_before)
     dump_key = f"snapshots/objects/{second.database_dump.sha256[:2]}/{second.database_dump.sha256}"
@@ -131,6 +132,8 @@ def test_round_trip_mariadb(tmp_path, directus, databases, prefect_server):
     from flows.backup import backup
     from flows.restore import restore
 
+    from directus_ops.repository import Repository, RepositoryLocation
+
     source_db = databases.create("mysql")
     project = make_project(tmp_path / "source", directus, source_db)
     with project.server() as client:
@@ -138,9 +141,9 @@ def test_round_trip_mariadb(tmp_path, directus, databases, prefect_server):
         before = api_state(client)
     repo = tmp_path / "repo"
     snapshot_id = backup(project_dir=str(project.dir), repo=str(repo))
-    manifest = json.loads((repo / "snapshots" / f"{snapshot_id}.json").read_text())
-    assert manifest["database"]["dump_format"] == "mysql-sql"
-    assert "MariaDB" in manifest["database"]["server_version"]
+    manifest = Repository.open(RepositoryLocation(str(repo))).load_manifest(snapshot_id)
+    assert manifest.database.dump_format == "mysql-sql"
+    assert "MariaDB" in manifest.database.server_version
 
     target_db = databases.create("mysql")
     target_dir = tmp_path / "restored"

@@ -30,6 +30,7 @@ import sqlalchemy as sa
 from harness import PG_ADMIN, S3_REGION, Database, Databases, TestProject, make_project, seed, write_env
 
 from directus_ops.database import DatabaseSettings, open_engine
+from directus_ops.repository import Repository, RepositoryLocation
 
 pytestmark = pytest.mark.directus
 CLI = [sys.executable, "-m", "directus_ops.cli"]
@@ -194,7 +195,8 @@ def state(copy: Copy) -> tuple:
 
 
 def manifest_of(repo: Path, snapshot_id: str) -> dict:
-    return json.loads((repo / "snapshots" / f"{snapshot_id}.json").read_text())
+    """A snapshot's manifest as plain data, read (and authenticated) through the repository."""
+    return Repository.open(RepositoryLocation(url=str(repo))).load_manifest(snapshot_id).model_dump(mode="json")
 
 
 def backup_scoped(project_dir: Path, repo: Path, scope: str, **options) -> str:
@@ -408,7 +410,7 @@ def test_files_and_extensions_backup_without_database(sources, tmp_path, prefect
     with pytest.raises(SnapshotNotFound, match="holds no database.*snapshot that has one"):
         load_database(repository, repository.load_manifest(snapshot_id),
                       DatabaseSettings.from_url(f"sqlite:///{tmp_path / 'x.db'}"), False, tmp_path)
-    assert Manifest.model_validate_json((repo / "snapshots" / f"{snapshot_id}.json").read_text()).database is None
+    assert repository.load_manifest(snapshot_id).database is None
     # A manifest written before scopes existed reads as a whole database with nothing left out.
     full_id = backup_scoped(project.dir, repo, "entire", include_storage=False, include_extensions=False)
     old = manifest_of(repo, full_id)

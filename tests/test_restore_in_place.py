@@ -4,7 +4,6 @@ on each engine; every run leaves its report as a Prefect artifact and no secret 
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 
 import pytest
@@ -13,6 +12,7 @@ import sqlalchemy as sa
 from harness import rows, small_project, write_env
 
 from directus_ops.database import DatabaseSettings, open_engine
+from directus_ops.repository import Repository, RepositoryLocation
 
 async def run_artifacts_and_logs(flow_run_id) -> tuple[list, str]:
     from prefect.client.orchestration import get_client
@@ -68,7 +68,7 @@ def test_restore_in_place_puts_everything_back(engine, tmp_path, databases, pref
     assert "dumped" in logs  # the library's own log lines reach the run's log in Prefect
     for secret in ("key-abcdef0123", "secret-abcdef0123", database.password or "key-abcdef0123"):
         assert secret not in logs
-    assert json.loads((repo / "snapshots" / f"{snapshot_id}.json").read_text())["database"]["row_counts"] == {
+    assert Repository.open(RepositoryLocation(str(repo))).load_manifest(snapshot_id).database.row_counts == {
         "authors": 2, "books": 3}
 
 
