@@ -85,7 +85,8 @@ def backup(
         try:
             database_part = (dump_database_task(project, location, str(staging), encrypt, database_scope)
                              if database_scope != "none" else None)
-            location_parts = [backup_location_task(l, location, str(staging), parent, workers, encrypt)
+            location_parts = [backup_location_task(l, location, str(staging), parent, workers, encrypt,
+                                                   project.database)
                               for l in (project.storage if include_storage else ())]
             files_part = backup_project_files_task(project, location, str(staging), encrypt, include_extensions)
             summary = write_manifest_task(project, location, snapshot_id, started, database_part, location_parts,
@@ -94,6 +95,7 @@ def backup(
             shutil.rmtree(staging, ignore_errors=True)
     logger.info("snapshot %s saved: %d files, %s, %s new", summary.id, summary.files, human_bytes(summary.bytes),
                 human_bytes(summary.bytes_written))
+    warnings = [w for part in location_parts for w in part.warnings]
     publish(
         artifact_key("backup", project.name),
         f"Backup of {project.name}: snapshot {summary.id}",
@@ -103,12 +105,15 @@ def backup(
             ("Directus", summary.directus_version or "not installed"),
             ("Database", f"{summary.database}: {summary.tables} tables, {summary.rows} rows"),
             ("Storage objects", ", ".join(f"{k}: {v}" for k, v in summary.locations.items()) or "none"),
+            ("Files in directus_files missing from storage",
+             ", ".join(f"{k}: {'not checked' if v is None else v}" for k, v in summary.missing_files.items()) or "none"),
             ("Total", f"{summary.files} files, {human_bytes(summary.bytes)}"),
             ("Written to the repository", human_bytes(summary.bytes_written)),
             ("Storage objects read (new or changed)", summary.storage_objects_read),
             ("Parent snapshot", f"`{parent}`" if parent else "none (first snapshot)"),
             ("Duration", f"{time.monotonic() - started_clock:.1f} s"),
         ],
+        warnings,
     )
     publish_snapshot_table(location)
     return summary.id

@@ -60,6 +60,7 @@ def verify(
         ("Entries checked", report.entries),
         ("Objects re-read", f"{report.objects_read} ({human_bytes(report.bytes_read)})" if read_data_percent else "no (--read-data not given)"),
         ("Problems", len(report.problems)),
+        ("Noted for repair by the next backup", f"{report.noted_for_repair} objects" if report.unhealthy else "none"),
     ]
     if drill:
         rows.append(("Restore drill", f"snapshot `{drill.snapshot}` into {drill.database}: {drill.tables} tables, "
