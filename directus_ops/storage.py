@@ -203,10 +203,7 @@ class StorageLocation:
         access denied) is raised as such, never taken for an empty location (``exists`` would say False)."""
         setting = f"STORAGE_{self.name.upper()}_"
         try:
-            found = fs.find(base, detail=True)
-            if not found:  # an empty prefix: prove the bucket is there and may be listed (one small request)
-                fs.ls(self.bucket or "", detail=False)
-            return found
+            return fs.find(base, detail=True)  # a ListObjectsV2 call, whose errors s3fs raises as such
         except FileNotFoundError:
             raise StorageUnlistable(f"cannot list {self.describe()}: bucket {self.bucket!r} does not exist; check "
                                     f"{setting}BUCKET") from None
