@@ -426,3 +426,29 @@ def test_a_backup_that_lists_the_repository_anyway_heals_without_verify(tmp_path
     assert second.stats.storage_objects_read == 301
     assert object_file(repo_dir, photo).exists()
     assert content_of(open_repo(repo_dir), photo) == (project / "uploads" / "photo.jpg").read_bytes()
+
+
+def test_repair_notes_are_untrusted_input(tmp_path, databases, prefect_server):
+    """A note dropped into the repository by someone else: only object names are taken from it (no path), a
+    file that is not a note is skipped, a backup still succeeds, and prune drops the forged note."""
+    from flows.backup import backup
+
+    from directus_ops.retention import prune
+
+    project, _ = small_project(tmp_path, databases.create("sqlite3"))
+    repo_dir = tmp_path / "repo"
+    backup(project_dir=str(project), repo=str(repo_dir))
+    (repo_dir / "repairs").mkdir()
+    outside = tmp_path / "victim.txt"
+    outside.write_bytes(b"untouched")
+    (repo_dir / "repairs" / "forged.json").write_text(json.dumps({"objects": {
+        "../../victim.txt": None, str(outside): "x", "objects/ab/" + "a" * 64: None, "A" * 64: None}}))
+    (repo_dir / "repairs" / "garbage.json").write_bytes(b"\xff not json")
+    repo = open_repo(repo_dir)
+    assert repo.repair_notes() == {str(repo_dir / "repairs" / "forged.json"): {}}
+    assert repo.repairs() == set()
+    snapshot_id = backup(project_dir=str(project), repo=str(repo_dir))
+    assert open_repo(repo_dir).load_manifest(snapshot_id).stats.storage_objects_read == 0
+    assert outside.read_bytes() == b"untouched"
+    assert prune(open_repo(repo_dir)).repair_notes_removed == 1
+    assert sorted(p.name for p in (repo_dir / "repairs").iterdir()) == ["garbage.json"]
