@@ -394,6 +394,7 @@ def test_an_object_lost_from_the_repository_is_stored_again_by_the_next_backup(t
     done = cli(cli_env, "verify", "--repo", str(repo_dir), "--read-data")
     assert done.returncode == 9
     assert "local/photo.jpg" in done.stdout and "local/notes.txt" in done.stdout
+    assert "2 missing or damaged objects are noted for the next backup" in done.stderr
     notes = list((repo_dir / "repairs").iterdir())
     assert len(notes) == 1 and set(json.loads(notes[0].read_text())["objects"]) == {lost.object_name,
                                                                                     damaged.object_name}
