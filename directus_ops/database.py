@@ -304,6 +304,16 @@ def applied_migrations(conn: Connection) -> list[str]:
     return sorted(migration_history(conn))
 
 
+def directus_file_names(conn: Connection, storage: str) -> list[str] | None:
+    """``filename_disk`` of every ``directus_files`` row in storage location ``storage`` (None: no
+    ``directus_files`` table, so not a Directus database to check against)."""
+    if "directus_files" not in list_tables(conn):
+        return None
+    rows = conn.execute(sa.text("SELECT filename_disk FROM directus_files WHERE storage = :storage "
+                                "AND filename_disk IS NOT NULL"), {"storage": storage})
+    return [r[0] for r in rows]
+
+
 def migration_history(conn: Connection) -> list[str]:
     """Applied migration keys in the order Directus applied them (``migrate:down`` reverts the last one)."""
     if "directus_migrations" not in list_tables(conn):

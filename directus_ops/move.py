@@ -460,6 +460,9 @@ def copy_location(move: StorageMove, staging_dir: Path, previous_records: str | 
     with progress.track(f"copy storage '{source.name}' to {target.describe()}: {len(to_copy)} files",
                         sum(o.size for o in to_copy)) as tracker:
         def copy(obj: Any) -> None:
+            if obj.symlink:  # never followed (it may point outside the root); a bucket cannot hold a link
+                raise StorageError(f"{obj.key} in {source.describe()} is a symbolic link; move copies files only: "
+                                   "replace the link with the file it points at (or remove it) and run the move again")
             there = existing.get(obj.key)
             if there is not None and there.size == obj.size:
                 digest = _sha256(target, obj.key, target_fs)

@@ -7,6 +7,7 @@ Layout (``docs/repository-format.md``)::
     objects/<aa>/<sha256>    every file's bytes, stored once under the sha256 of its content
     snapshots/<id>.json      one manifest per snapshot, written last, authenticated (MAC line + JSON)
     tmp/<random>             uploads in flight (renamed into objects/ when complete)
+    repairs/<random>.json    objects verify found missing or damaged, for the next backup to store again
 
 A snapshot exists only if its manifest does; an interrupted backup leaves at most files under ``tmp/`` and
 unreferenced objects, never a listed snapshot.
@@ -21,6 +22,8 @@ import json
 import logging
 import os
 import posixpath
+import re
+import secrets
 import stat
 import uuid
 from collections.abc import Callable, Iterable
@@ -54,6 +57,9 @@ ENCRYPTED_MANIFEST = ".json.enc"
 MANIFEST_MAGIC = b"directus-ops manifest "
 MANIFEST_LINE = MANIFEST_MAGIC + b"3 "
 MAC_HEX = 64
+REPAIRS = "repairs"
+OBJECT_NAME = re.compile(r"[0-9a-f]{64}(\.enc)?\Z")  # the only names a repair note may ask for
+REPAIR_NOTE_MAX = 4 * 1024 * 1024  # bytes: a note is a short list; a larger file is not one of ours
 
 ByteCallback = Callable[[int], None]
 
@@ -231,6 +237,7 @@ class Repository:
         self.is_local = not location.is_s3
         self.passphrase = passphrase
         self._known: dict[str, int] | None = None
+        self._repairs: set[str] | None = None
         self._master: bytes | None = None
         self._mac_key: bytes | None = None
         self._made_dirs: set[str] = set()
@@ -363,6 +370,10 @@ class Repository:
         if self._known is not None:
             self._known[name] = size
 
+    def listing(self) -> dict[str, int] | None:
+        """The object listing if one was made (``known_objects``), else None: nothing is listed for it."""
+        return self._known
+
     def forget_listing(self) -> None:
         """Drop the cached object listing: the next ``known_objects()`` lists the repository afresh."""
         self._known = None
@@ -391,11 +402,15 @@ class Repository:
             name = object_name(digest, encrypt)
             parts, compressed = codec.encode_small(first, compress, key)
             stored_size = sum(len(p) for p in parts)
-            if self.stored_size(name) == stored_size:
+            repair = name in self.repairs()
+            if not repair and self.stored_size(name) == stored_size:
                 return self._existing(name, digest, hashing.size, encrypt)
             # Written straight to its name (a rename per file costs more than the file); an object cut short
             # by a crash has the wrong size and is written again here, and no manifest names it before flush().
-            self._write_object(name, parts)
+            # A damaged object (same size, wrong bytes) is replaced through a temporary file instead: whatever
+            # is at its name is replaced, never written through.
+            self._write_object(name, parts, replace=repair)
+            self._repaired(name)
             faults.checkpoint("repo-bytes", stored_size)
             faults.checkpoint("object-stored")
             self._note(name, stored_size)
@@ -415,14 +430,15 @@ class Repository:
             digest = hashing.hexdigest()
             name = object_name(digest, encrypt)
             final = self.object_path(name)
-            if self.stored_size(name) is not None:
+            if name not in self.repairs() and self.stored_size(name) is not None:
                 self.fs.rm(tmp)
                 return self._existing(name, digest, hashing.size, encrypt)
             if self.is_local:
                 Path(final).parent.mkdir(parents=True, exist_ok=True)
                 os.replace(tmp, final)  # made durable by flush(), before any manifest names it
             else:
-                self.fs.mv(tmp, final)
+                self.fs.mv(tmp, final)  # replaces a damaged object of that name
+            self._repaired(name)
             faults.checkpoint("object-stored")
             self._note(name, stored)
             return PutResult(digest, hashing.size, stored, stored, compress, encrypt)
@@ -431,7 +447,7 @@ class Repository:
                 self.fs.rm(tmp)
             raise
 
-    def _write_object(self, name: str, parts: list[bytes]) -> None:
+    def _write_object(self, name: str, parts: list[bytes], replace: bool = False) -> None:
         path = self.object_path(name)
         if not self.is_local:
             self.fs.pipe_file(path, b"".join(parts))  # one PUT: whole or absent
@@ -440,11 +456,96 @@ class Repository:
         if directory not in self._made_dirs:
             os.makedirs(directory, exist_ok=True)
             self._made_dirs.add(directory)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
+        target = self._path("tmp", uuid.uuid4().hex) if replace else path  # tmp/: prune clears a leftover
+        if replace:
+            os.makedirs(posixpath.dirname(target), exist_ok=True)
+        fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
         try:
             _write_all(fd, parts)  # header and content in one call, not joined into a copy first
         finally:
             os.close(fd)
+        if replace:
+            os.replace(target, path)
+
+    # -- self-healing: repair notes ---------------------------------------------------------------------------
+    def repairs(self) -> set[str]:
+        """Objects that ``verify`` noted as missing or damaged and that still are (the object absent, or the
+        very object verify saw: same fingerprint): ``put`` writes these again even when an object of the name
+        is there, and a backup re-reads the files that reuse them. One listing of ``repairs/`` (usually
+        empty), then a stat or HEAD per noted object."""
+        if self._repairs is None:
+            pending: set[str] = set()
+            for note in self.repair_notes().values():
+                for name, seen in note.items():
+                    if name in pending:
+                        continue
+                    current = self.object_fingerprint(name)
+                    if current is None or current == seen:
+                        pending.add(name)
+            self._repairs = pending
+        return self._repairs
+
+    def _repaired(self, name: str) -> None:
+        if self._repairs:
+            self._repairs.discard(name)
+
+    def mark_damaged(self, name: str) -> None:
+        """``put`` replaces this object when it meets its content (a backup found it damaged)."""
+        self.repairs().add(name)
+
+    def repair_notes(self) -> dict[str, dict[str, str | None]]:
+        """Every repair note: path -> {object name: fingerprint of the damaged object as verify saw it, or
+        None if it was missing}. The repository is untrusted: a note that is not a small JSON object is
+        skipped, and only names of the object-name form are taken."""
+        try:
+            listed = self.fs.ls(self._path(REPAIRS), detail=True)
+        except FileNotFoundError:
+            return {}
+        notes: dict[str, dict[str, str | None]] = {}
+        for info in listed:
+            path = info["name"]
+            base = posixpath.basename(path)
+            if base.startswith(".") or not base.endswith(".json") or info.get("type") == "directory":
+                continue
+            try:
+                if int(info.get("size") or 0) > REPAIR_NOTE_MAX:
+                    raise ValueError("too large")
+                objects = json.loads(self.fs.cat_file(path)).get("objects")
+                if not isinstance(objects, dict):
+                    raise ValueError("no objects")
+            except (ValueError, AttributeError, FileNotFoundError) as exc:
+                log.warning("repair note %s skipped: it is not a repair note (%s)", base, exc)
+                continue
+            notes[path] = {name: seen if isinstance(seen, str) else None for name, seen in objects.items()
+                           if isinstance(name, str) and OBJECT_NAME.match(name)}
+        return notes
+
+    def note_repairs(self, objects: dict[str, str | None]) -> str | None:
+        """Record objects found missing (None) or damaged (their fingerprint) for the next backup; names
+        already noted in the same state are left out. Returns the note's path, or None if nothing was new."""
+        noted = {(name, seen) for note in self.repair_notes().values() for name, seen in note.items()}
+        new = {name: seen for name, seen in objects.items() if (name, seen) not in noted}
+        if not new:
+            return None
+        path = self._path(REPAIRS, f"{secrets.token_hex(16)}.json")
+        self.write_file(path, json.dumps({"time": datetime.now(timezone.utc).isoformat(), "objects": new},
+                                         sort_keys=True).encode())
+        return path
+
+    def object_fingerprint(self, name: str) -> str | None:
+        """What changes when an object is written again (size and mtime/inode, or ETag); None if absent."""
+        path = self.object_path(name)
+        if self.is_local:
+            try:
+                status = os.lstat(path)
+            except FileNotFoundError:
+                return None
+            return f"{status.st_size}:{status.st_mtime_ns}:{status.st_ino}"
+        try:
+            info = self.fs.info(path)
+        except FileNotFoundError:
+            return None
+        return f"{info.get('size')}:{str(info.get('ETag') or info.get('etag') or '').strip(chr(34))}"
 
     def _existing(self, name: str, digest: str, size: int, encrypted: bool) -> PutResult:
         """An object of this content is already stored: nothing written; its header says how it is stored."""

@@ -121,6 +121,7 @@ class PruneResult:
     leftovers_deleted: int = 0
     objects_kept: int = 0
     stale_locks_removed: int = 0
+    repair_notes_removed: int = 0
 
 
 def prune(repo: Repository, dry_run: bool = False, wait: float = 0.0) -> PruneResult:
@@ -129,7 +130,7 @@ def prune(repo: Repository, dry_run: bool = False, wait: float = 0.0) -> PruneRe
     result = PruneResult()
     with locks.hold(repo, "prune", exclusive=True, wait=wait):
         result.stale_locks_removed = 0 if dry_run else locks.remove_stale(repo)
-        referenced: set[str] = set()
+        referenced: dict[str, int | None] = {}  # object name -> stored size a manifest records
         files = repo.manifest_files()
         for snapshot_id in sorted(files):
             try:
@@ -145,7 +146,7 @@ def prune(repo: Repository, dry_run: bool = False, wait: float = 0.0) -> PruneRe
                     f"prune stopped, nothing deleted: cannot use the manifest snapshots/{files[snapshot_id]} "
                     f"({reason}), so prune cannot know which objects are still needed; if that snapshot is "
                     f"not yours or is lost, remove that file from the repository and prune again") from None
-            referenced.update(e.object_name for e in manifest.all_entries())
+            referenced.update((e.object_name, e.stored_size) for e in manifest.all_entries())
         repo.forget_listing()  # list afresh: what is there now
         for name, size in sorted(repo.known_objects().items()):
             if name in referenced:
@@ -155,6 +156,11 @@ def prune(repo: Repository, dry_run: bool = False, wait: float = 0.0) -> PruneRe
             result.bytes_freed += size
             if not dry_run:
                 repo.fs.rm(repo.object_path(name))
+        for path in _healed_notes(repo, referenced):
+            result.repair_notes_removed += 1
+            if not dry_run:
+                with contextlib.suppress(FileNotFoundError):
+                    repo.fs.rm(path)
         for path in _leftovers(repo):
             result.leftovers_deleted += 1
             if not dry_run:
@@ -164,13 +170,31 @@ def prune(repo: Repository, dry_run: bool = False, wait: float = 0.0) -> PruneRe
     return result
 
 
+def _healed_notes(repo: Repository, referenced: dict[str, int | None]) -> list[str]:
+    """Repair notes (``verify``'s) none of whose objects is still missing or damaged: each is either no longer
+    referenced, or present again, written anew (not the object verify saw) with the size a manifest records."""
+    healed = []
+    for path, objects in repo.repair_notes().items():
+        for name, seen in objects.items():
+            if name not in referenced:
+                continue
+            current = repo.object_fingerprint(name)
+            expected = referenced[name]
+            if current is None or current == seen or \
+                    (expected is not None and current.split(":", 1)[0] != str(expected)):
+                break
+        else:
+            healed.append(path)
+    return healed
+
+
 def _leftovers(repo: Repository) -> list[str]:
     """Files an interrupted run left: uploads in flight (``tmp/``) and half-written manifests, keys, locks."""
     found = []
     tmp = posixpath.join(repo.base, "tmp")
     if repo.fs.exists(tmp):
         found += repo.fs.find(tmp)
-    for folder in ("snapshots", "keys", "locks"):
+    for folder in ("snapshots", "keys", "locks", "repairs"):
         root = posixpath.join(repo.base, folder)
         if repo.fs.exists(root):
             found += [p for p in repo.fs.find(root) if posixpath.basename(p).startswith(".") and p.endswith(".tmp")]

@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import hashlib
+import io
 import logging
 import os
 import socket
@@ -31,16 +32,18 @@ from .database import DatabaseSettings
 from .errors import ConfigError, IntegrityError, SnapshotNotFound, StorageError
 from .manifest import (CONFIG, DATABASE, EXTENSIONS, MIGRATIONS, PROJECT_FILES, DatabaseInfo, Entry, LocationInfo,
                        Manifest, ManifestHeader, ProjectInfo, Stats, new_snapshot_id)
+from .paths import display_key, key_from_name
 from .project import Project, load_project
 from .redact import redact
 from .repository import CHUNK_SIZE, PutResult, Repository
-from .storage import StorageLocation, StoredObject
+from .storage import StorageLocation, StorageRootMissing, StorageUnlistable, StoredObject
 
 log = logging.getLogger("directus_ops.snapshot")
 
 DEFAULT_WORKERS = 8
 LOCAL_WORKERS = 2 * (os.cpu_count() or 1)  # measured: 4 threads on 2 cores copy fastest, 8 are 20% slower
 LISTING_THRESHOLD = 256  # objects to store above which one repository listing beats checking each
+MISSING_NAMES_SHOWN = 5  # directus_files rows without their file: how many names a warning shows
 
 
 # -- backup ------------------------------------------------------------------------------------------------------
@@ -97,7 +100,8 @@ def read_entries(path: str) -> list[Entry]:
 def _entry(location: str, key: str, put: PutResult, obj: StoredObject | None = None) -> Entry:
     return Entry(location=location, key=key, size=put.size, sha256=put.sha256, stored_size=put.stored_size,
                  compressed=put.compressed, encrypted=put.encrypted,
-                 mtime=obj.mtime if obj else None, etag=obj.etag if obj else None)
+                 mtime=obj.mtime if obj else None, etag=obj.etag if obj else None,
+                 symlink=obj.symlink if obj else False)
 
 
 def backup_database(project: Project, repo: Repository, staging_dir: Path, encrypt: bool = False,
@@ -147,31 +151,57 @@ def _dump_extension(dump_format: str) -> str:
 
 
 def backup_location(location: StorageLocation, repo: Repository, staging_dir: Path,
-                    parent: Manifest | None = None, workers: int = DEFAULT_WORKERS, encrypt: bool = False) -> PartResult:
+                    parent: Manifest | None = None, workers: int = DEFAULT_WORKERS, encrypt: bool = False,
+                    database: DatabaseSettings | None = None) -> PartResult:
     """Store every object of one storage location. An object whose size and mtime/ETag equal the parent
     snapshot's is not read again: its bytes are already in the repository under the recorded sha256.
 
     The parent's manifest vouches for its objects: it was written only once they were stored and flushed,
     and prune, the only step that deletes objects, cannot run while this backup holds its shared lock. So
     unchanged files cost no repository check at all; the few new ones are checked one by one (a stat or a
-    HEAD), and many are checked against one listing of the repository."""
+    HEAD), and many are checked against one listing of the repository. Two exceptions heal a damaged
+    repository: an object ``verify`` noted as missing or damaged (``Repository.repairs``) is read from the
+    source and stored again, and so is one that a listing made anyway shows absent or of another size.
+
+    A symbolic link is stored as a link (its content is the link's target); nothing outside the root is
+    read. A location that cannot be listed fails the backup. With ``database``, the files its
+    ``directus_files`` table records for this location are checked against what was listed."""
     fs = location.filesystem()
     previous: dict[str, Entry] = {}
     if parent:
         previous = {e.key: e for e in parent.objects if e.location == location.name}
-    objects = list(location.list_objects(fs))
+    warnings: list[str] = []
+    try:
+        objects = list(location.list_objects(fs, missing_root_ok=False))
+        root_missing = False
+    except StorageRootMissing:
+        objects, root_missing = [], True
+    missing_files = _check_against_database(location, objects, database, root_missing, warnings)
+    noted = repo.repairs()  # usually empty: one listing of repairs/
     entries: list[Entry | None] = [None] * len(objects)
     to_read: list[int] = []
     for index, obj in enumerate(objects):
         old = previous.get(obj.key)
-        if old is not None and old.size == obj.size and old.encrypted == encrypt and \
-                (old.etag == obj.etag if obj.etag else (not old.etag and old.mtime == obj.mtime)):  # fingerprints
+        if old is not None and old.size == obj.size and old.encrypted == encrypt and old.symlink == obj.symlink and \
+                (old.etag == obj.etag if obj.etag else (not old.etag and old.mtime == obj.mtime)) and \
+                old.object_name not in noted:  # fingerprints equal, object not noted as lost
             same = old.mtime == obj.mtime and old.etag == obj.etag
             entries[index] = old if same else old.model_copy(update={"mtime": obj.mtime, "etag": obj.etag})
         else:
             to_read.append(index)
     if len(to_read) > max(LISTING_THRESHOLD, len(previous) // 8):
         repo.known_objects()  # many objects to check: one listing instead of a stat or HEAD each
+    known = repo.listing()
+    if known is not None:  # listed anyway: every reused entry is checked against it for free
+        for index, entry in enumerate(entries):
+            if entry is None:
+                continue
+            stored = known.get(entry.object_name)
+            if stored is None or (entry.stored_size is not None and stored != entry.stored_size):
+                if stored is not None:
+                    repo.mark_damaged(entry.object_name)
+                entries[index] = None
+                to_read.append(index)
     if location.driver == "local" and repo.is_local:
         workers = min(workers, LOCAL_WORKERS)  # disk to disk is CPU-bound (hashing): more threads only contend
     total = sum(objects[i].size for i in to_read)
@@ -182,13 +212,18 @@ def backup_location(location: StorageLocation, repo: Repository, staging_dir: Pa
             nonlocal written
             obj = objects[index]
             try:
-                with location.open_to_copy(obj.key, obj.size, fs) as source:
-                    put = repo.put(source, tracker.advance, encrypt=encrypt,
-                                   compress=codec.compressible_name(obj.key))
+                if obj.symlink:  # the link itself: its target's path, as bytes, never what it points at
+                    target = os.readlink(os.fsencode(location.path_of(obj.key)))
+                    put = repo.put(io.BytesIO(target), tracker.advance, encrypt=encrypt, compress=False)
+                else:
+                    with location.open_to_copy(obj.key, obj.size, fs) as source:
+                        put = repo.put(source, tracker.advance, encrypt=encrypt,
+                                       compress=codec.compressible_name(obj.key))
             except FileNotFoundError:
                 return  # deleted between listing and reading: it is not part of this snapshot
             except (OSError, IntegrityError) as exc:
-                raise StorageError(f"cannot read {obj.key} from {location.describe()}: {redact(str(exc))}") from None
+                raise StorageError(f"cannot read {display_key(obj.key)} from {location.describe()}: "
+                                   f"{redact(str(exc))}") from None
             entries[index] = _entry(location.name, obj.key, put, obj)
             with lock:
                 written += put.written
@@ -196,12 +231,45 @@ def backup_location(location: StorageLocation, repo: Repository, staging_dir: Pa
         run_parallel(store, to_read, workers)
     final = [e for e in entries if e is not None]
     info = LocationInfo(name=location.name, driver=location.driver, root=location.root, bucket=location.bucket,
-                        objects=len(final), bytes=sum(e.size for e in final))
+                        objects=len(final), bytes=sum(e.size for e in final), missing_files=missing_files)
     entries_path, info_path = _write_part(staging_dir, f"storage-{location.name}", final, info)
     log.info("%s: %d objects (%s), %d read, %s new in the repository", location.describe(), len(final),
              progress.human_bytes(info.bytes), len(to_read), progress.human_bytes(written))
     return PartResult(entries_path, files=len(final), bytes=info.bytes, bytes_written=written,
-                      objects_read=len(to_read), info_path=info_path, confirmed=True)
+                      objects_read=len(to_read), info_path=info_path, warnings=warnings, confirmed=True)
+
+
+def _check_against_database(location: StorageLocation, objects: list[StoredObject],
+                            database: DatabaseSettings | None, root_missing: bool, warnings: list[str]) -> int | None:
+    """How many ``directus_files`` rows of this location name a file that was not listed (None: not checked,
+    no database or no ``directus_files`` table). Raises when the location has such rows but not one object:
+    a wrong root, bucket or credentials, not a location whose files were all deleted."""
+    names = None
+    if database is not None:
+        with db.connect(database) as conn:
+            names = db.directus_file_names(conn, location.name)
+    setting = f"STORAGE_{location.name.upper()}_"
+    fix = f"check {setting}ROOT" if location.driver == "local" else \
+        f"check {setting}BUCKET, {setting}ROOT and its credentials"
+    if root_missing:
+        if names:
+            raise StorageUnlistable(f"{location.describe()} does not exist, but directus_files records {len(names)} "
+                                    f"files in it; {fix}")
+        warnings.append(f"{location.describe()} does not exist: nothing stored from it; {fix} if it should hold files")
+        log.warning("%s", warnings[-1])
+    if names is None:
+        return None
+    listed = {o.key for o in objects}
+    missing = sorted(name for name in names if name not in listed)
+    if missing and not objects:
+        raise StorageUnlistable(f"{location.describe()} holds no file, but directus_files records {len(missing)} "
+                                f"files in it; {fix}")
+    if missing:
+        shown = ", ".join(missing[:MISSING_NAMES_SHOWN]) + (", …" if len(missing) > MISSING_NAMES_SHOWN else "")
+        warnings.append(f"{location.describe()}: {len(missing)} files that directus_files records are not in "
+                        f"storage (first: {shown})")
+        log.warning("%s", warnings[-1])
+    return len(missing)
 
 
 def run_parallel(function: Any, items: list[Any], workers: int) -> None:
@@ -240,6 +308,8 @@ def run_parallel(function: Any, items: list[Any], workers: int) -> None:
 
 
 def _walk_files(root: Path) -> Iterator[Path]:
+    """Every regular file under ``root`` (links are neither followed nor stored; os.walk does not enter
+    linked folders). Any name the filesystem allows: a non-UTF-8 one comes as a surrogate-escaped str."""
     for directory, subdirs, files in os.walk(root):
         subdirs.sort()
         for name in sorted(files):
@@ -272,7 +342,7 @@ def backup_project_files(project: Project, repo: Repository, staging_dir: Path, 
             continue  # Directus 9: migrations live inside the extensions folder, already stored
         if folder.is_dir():
             for path in _walk_files(folder):
-                add(location, path.relative_to(folder).as_posix(), path)
+                add(location, key_from_name(path.relative_to(folder).as_posix()), path)
     for key in project.config.values:
         if key.endswith("_FILE") and key in project.config.file_keys:
             warnings.append(f"{key} points at a file outside the snapshot; keep a copy of it yourself")
@@ -333,6 +403,7 @@ class SnapshotSummary:
     storage_bytes_written: int
     storage_objects_read: int
     locations: dict[str, int]
+    missing_files: dict[str, int | None] = field(default_factory=dict)  # per location (None: not checked)
 
     @classmethod
     def of(cls, manifest: ManifestHeader) -> SnapshotSummary:
@@ -344,7 +415,8 @@ class SnapshotSummary:
                    files=manifest.stats.files, bytes=manifest.stats.bytes, bytes_written=manifest.stats.bytes_written,
                    storage_bytes_written=manifest.stats.storage_bytes_written,
                    storage_objects_read=manifest.stats.storage_objects_read,
-                   locations={l.name: l.objects for l in manifest.storage})
+                   locations={l.name: l.objects for l in manifest.storage},
+                   missing_files={l.name: l.missing_files for l in manifest.storage})
 
 
 def _database_text(info: DatabaseInfo | None) -> str:

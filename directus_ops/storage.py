@@ -19,6 +19,7 @@ import fsspec
 
 from .config import DirectusConfig
 from .errors import ConfigError, StorageError
+from .paths import key_from_name, name_from_key
 from .redact import redact, register_secret
 
 SUPPORTED_DRIVERS = ("local", "s3")
@@ -29,11 +30,25 @@ PROBE_NAME = ".directus-ops-probe"
 S3_TIMEOUT_ENV = "DIRECTUS_OPS_S3_TIMEOUT"  # seconds to wait for an S3 answer before botocore retries
 
 
+class StorageRootMissing(StorageError):
+    """A local location's root directory does not exist (whether that is an error depends on the caller)."""
+
+    transient = False
+
+
+class StorageUnlistable(StorageError):
+    """A location that answers but cannot be listed (no such bucket, access denied, a root that is a file):
+    a retry cannot cure it."""
+
+    transient = False
+
+
 class StoredObject(NamedTuple):  # a tuple: made 10,000 times per listing, and cheap to make
-    key: str
+    key: str  # paths.key_from_name of the path under the root (a non-UTF-8 name in its raw form)
     size: int
     mtime: float | None = None  # local files
     etag: str | None = None  # S3 objects
+    symlink: bool = False  # a symbolic link (local): size and mtime are the link's own (lstat)
 
     @property
     def fingerprint(self) -> str:
@@ -135,10 +150,15 @@ class StorageLocation:
         return posixpath.join(self.bucket or "", self.root) if self.root else (self.bucket or "")
 
     def path_of(self, key: str) -> str:
-        return posixpath.join(self.base, key)
+        """The path (or S3 key) of an object: a raw key (a non-UTF-8 name) becomes the name's own bytes."""
+        return posixpath.join(self.base, name_from_key(key))
 
-    def list_objects(self, fs: fsspec.AbstractFileSystem | None = None) -> Iterator[StoredObject]:
-        """Every object under the root, with what tells a change (mtime or ETag); none if the root is missing."""
+    def list_objects(self, fs: fsspec.AbstractFileSystem | None = None,
+                     missing_root_ok: bool = True) -> Iterator[StoredObject]:
+        """Every object under the root, with what tells a change (mtime or ETag). A local root that does not
+        exist is empty (``missing_root_ok``) or StorageRootMissing; any other listing error is a StorageError:
+        a location that cannot be read never looks empty. Symbolic links below a local root are listed as
+        links, never followed."""
         fs = fs or self.filesystem()
         base = self.base.rstrip("/")
         strip = len(base) + 1
@@ -146,19 +166,26 @@ class StorageLocation:
         if _is_local(fs):  # straight from the directory walk: no fsspec info dicts for 10,000 files
             try:
                 files = sorted(walk_local(base))
+            except FileNotFoundError:
+                if os.path.lexists(base):
+                    raise StorageUnlistable(f"cannot list {self.describe()}: its root is a symbolic link to a missing "
+                                            f"directory; check STORAGE_{self.name.upper()}_ROOT") from None
+                if missing_root_ok:
+                    return
+                raise StorageRootMissing(f"{self.describe()} does not exist; check STORAGE_{self.name.upper()}_ROOT") from None
+            except NotADirectoryError:
+                raise StorageUnlistable(f"cannot list {self.describe()}: its root is not a directory; check "
+                                        f"STORAGE_{self.name.upper()}_ROOT") from None
             except OSError as exc:
-                raise StorageError(f"cannot list {self.describe()}: {exc.strerror or exc}; check its settings and permissions") from None
-            for path, size, mtime in files:
+                raise StorageUnlistable(f"cannot list {self.describe()}: {exc.strerror or exc}"
+                                        f"{' (' + exc.filename + ')' if isinstance(exc.filename, str) else ''}; "
+                                        "check its settings and permissions") from None
+            for path, size, mtime, link in files:
                 key = path[strip:] if path.startswith(prefix) else path
                 if not _own_file(key):
-                    yield StoredObject(key, size, mtime)
+                    yield StoredObject(key_from_name(key), size, mtime, None, link)
             return
-        try:
-            if not fs.exists(base):
-                return
-            found = find_files(fs, base)
-        except Exception as exc:
-            raise StorageError(f"cannot list {self.describe()}: {redact(str(exc)) or type(exc).__name__}; check its settings and credentials") from None
+        found = self._list_s3(fs, base)
         for path, info in sorted(found.items()):
             if info.get("type") == "directory":
                 continue
@@ -171,9 +198,29 @@ class StorageLocation:
             else:
                 yield StoredObject(key, int(info.get("size") or 0), info.get("mtime"))
 
+    def _list_s3(self, fs: fsspec.AbstractFileSystem, base: str) -> dict[str, dict[str, Any]]:
+        """Every object under an S3 prefix, listed directly: an error (endpoint unreachable, no such bucket,
+        access denied) is raised as such, never taken for an empty location (``exists`` would say False)."""
+        setting = f"STORAGE_{self.name.upper()}_"
+        try:
+            return fs.find(base, detail=True)  # a ListObjectsV2 call, whose errors s3fs raises as such
+        except FileNotFoundError:
+            raise StorageUnlistable(f"cannot list {self.describe()}: bucket {self.bucket!r} does not exist; check "
+                                    f"{setting}BUCKET") from None
+        except PermissionError:
+            raise StorageUnlistable(f"cannot list {self.describe()}: access denied (the credentials may not list "
+                                    f"the bucket: s3:ListBucket); check {setting}KEY/{setting}SECRET and the bucket's "
+                                    "policy") from None
+        except Exception as exc:
+            reason = redact(str(exc).splitlines()[0] if str(exc) else type(exc).__name__)
+            raise StorageError(f"cannot list {self.describe()}: {reason}; check {setting}ENDPOINT, "
+                               f"{setting}REGION and the network") from None
+
     def open(self, key: str, mode: str = "rb", fs: fsspec.AbstractFileSystem | None = None, **kwargs: Any) -> IO[bytes]:
         if self.driver == "local" and mode == "rb" and not kwargs:
-            return open(self.path_of(key), "rb")  # the plain file: fsspec's wrapper only adds cost per file
+            # The plain file (fsspec's wrapper only adds cost per file), never through a link that replaced it
+            # after listing: a link is read as a link (os.readlink), never followed out of the root.
+            return open(self.path_of(key), "rb", opener=_open_no_follow)
         fs = fs or self.filesystem()
         return fs.open(self.path_of(key), mode, **buffering(self.driver == "local"), **kwargs)
 
@@ -209,6 +256,10 @@ class StorageLocation:
             raise StorageError(f"cannot write to {self.describe()}: {redact(str(exc)) or type(exc).__name__}; check the path, bucket and credentials") from None
 
 
+def _open_no_follow(path: str, flags: int) -> int:
+    return os.open(path, flags | os.O_NOFOLLOW)
+
+
 def _own_file(key: str) -> bool:
     """This tool's own files in flight, not the project's."""
     name = key.rpartition("/")[2]
@@ -218,11 +269,12 @@ def _own_file(key: str) -> bool:
 def find_files(fs: fsspec.AbstractFileSystem, root: str) -> dict[str, dict[str, Any]]:
     """Every file under ``root``, path -> fsspec-style info (``size``, ``mtime`` or ``ETag``): ``fs.find``,
     except that a local tree is walked with ``os.scandir`` (fsspec normalises every path it returns, which
-    costs ~60 µs a file: most of an incremental backup of 10,000 unchanged files)."""
+    costs ~60 µs a file: most of an incremental backup of 10,000 unchanged files). Symbolic links are not
+    files here."""
     if not _is_local(fs):
         return fs.find(root, detail=True)
     return {path: {"name": path, "type": "file", "size": size, "mtime": mtime}
-            for path, size, mtime in walk_local(root)}
+            for path, size, mtime, link in walk_local(root) if not link}
 
 
 def _is_local(fs: fsspec.AbstractFileSystem) -> bool:
@@ -231,27 +283,33 @@ def _is_local(fs: fsspec.AbstractFileSystem) -> bool:
     return isinstance(fs, LocalFileSystem)
 
 
-def walk_local(root: str) -> Iterator[tuple[str, int, float]]:
-    """(path, size, mtime) of every file under a local ``root``, symlinked folders followed once."""
-    pending = [root.rstrip("/") or "/"]
-    seen: set[tuple[int, int]] = set()
+def walk_local(root: str) -> Iterator[tuple[str, int, float, bool]]:
+    """(path, size, mtime, is_link) of every file and symbolic link under a local ``root``. The root itself
+    may be a link (followed); a link below it is yielded as a link (its own lstat size and mtime), never
+    followed, so nothing outside the root is read. Errors on the root, and any but "removed meanwhile" below
+    it, are raised: a folder that cannot be read must not look empty."""
+    top = root.rstrip("/") or "/"
+    pending = [top]
     while pending:
         directory = pending.pop()
         try:
-            folder = os.stat(directory)
-            if (folder.st_dev, folder.st_ino) in seen:
-                continue  # a symlink loop
-            seen.add((folder.st_dev, folder.st_ino))
             entries = list(os.scandir(directory))
         except (FileNotFoundError, NotADirectoryError):
-            continue
+            if directory == top:
+                raise
+            continue  # removed (or replaced by a file) while listed
         for entry in entries:
             try:
-                if entry.is_dir():  # a symlinked folder is followed, as fsspec's find does
+                # DirEntry answers these from the directory listing (d_type): no syscall per entry.
+                if entry.is_symlink():
+                    stat = entry.stat(follow_symlinks=False)
+                    yield entry.path, stat.st_size, stat.st_mtime, True
+                elif entry.is_dir(follow_symlinks=False):
                     pending.append(entry.path)
-                elif entry.is_file():
-                    stat = entry.stat()
-                    yield entry.path, stat.st_size, stat.st_mtime
+                elif entry.is_file(follow_symlinks=False):
+                    stat = entry.stat(follow_symlinks=False)
+                    yield entry.path, stat.st_size, stat.st_mtime, False
+                # sockets, FIFOs and devices are not files a project stores
             except FileNotFoundError:
                 continue  # removed while listed
 

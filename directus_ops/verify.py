@@ -42,6 +42,10 @@ class VerifyReport:
     objects_read: int = 0
     bytes_read: int = 0
     problems: list[Problem] = field(default_factory=list)
+    # Objects found missing (None) or damaged (their fingerprint as found): noted in the repository so that
+    # the next backup whose source still has the file stores it again (Repository.repairs).
+    unhealthy: dict[str, str | None] = field(default_factory=dict)
+    noted_for_repair: int = 0
 
     @property
     def ok(self) -> bool:
@@ -80,9 +84,11 @@ def check(repo: Repository, snapshot: str = "all", read_data_percent: float | No
             name = entry.object_name
             if name not in known:
                 report.problems.append(Problem(snapshot_id, entry.location, entry.key, f"object {name[:12]}… is missing"))
+                report.unhealthy[name] = None
             elif entry.stored_size is not None and known[name] != entry.stored_size:
                 report.problems.append(Problem(snapshot_id, entry.location, entry.key,
                                                f"object {name[:12]}… has {known[name]} bytes, the manifest recorded {entry.stored_size}"))
+                report.unhealthy[name] = ""  # damaged: its fingerprint is taken when noted
             else:
                 users[name].append((snapshot_id, entry))
     if read_data_percent:
@@ -91,7 +97,24 @@ def check(repo: Repository, snapshot: str = "all", read_data_percent: float | No
             count = max(1, round(len(names) * read_data_percent / 100)) if names else 0
             names = sorted(random.Random(seed).sample(names, count))
         _read_objects(repo, names, users, report, workers)
+    note_for_repair(repo, report)
     return report
+
+
+def note_for_repair(repo: Repository, report: VerifyReport) -> None:
+    """Write what this check found missing or damaged into ``repairs/`` for the next backup. A repository
+    this run cannot write to only loses the self-healing, not the check."""
+    if not report.unhealthy:
+        return
+    objects = {name: (None if seen is None else repo.object_fingerprint(name)) for name, seen in report.unhealthy.items()}
+    try:
+        repo.note_repairs(objects)
+    except Exception as exc:  # the report is what verify is for; the note is a help
+        log.warning("could not note %d objects for repair in %s: %s", len(objects), repo.describe(), exc)
+        return
+    report.noted_for_repair = len(objects)
+    log.info("%d missing or damaged objects noted in %s/repairs: the next backup stores them again from the "
+             "project's files where it still has them", len(objects), repo.describe())
 
 
 def _read_objects(repo: Repository, names: list[str], users: dict[str, list[tuple[str, object]]],
@@ -115,6 +138,7 @@ def _read_objects(repo: Repository, names: list[str], users: dict[str, list[tupl
                 report.objects_read += 1
                 report.bytes_read += entry.size  # type: ignore[attr-defined]
                 if failure:
+                    report.unhealthy[name] = ""
                     for user_snapshot, user_entry in users[name]:
                         report.problems.append(Problem(user_snapshot, user_entry.location, user_entry.key,  # type: ignore[attr-defined]
                                                        f"content does not match: {failure}"))

@@ -85,7 +85,8 @@ def backup(
         try:
             database_part = (dump_database_task(project, location, str(staging), encrypt, database_scope)
                              if database_scope != "none" else None)
-            location_parts = [backup_location_task(l, location, str(staging), parent, workers, encrypt)
+            location_parts = [backup_location_task(l, location, str(staging), parent, workers, encrypt,
+                                                   project.database)
                               for l in (project.storage if include_storage else ())]
             files_part = backup_project_files_task(project, location, str(staging), encrypt, include_extensions)
             summary = write_manifest_task(project, location, snapshot_id, started, database_part, location_parts,
@@ -97,11 +98,12 @@ def backup(
     # The snapshot exists from here on: nothing below (reports, the listing of the other snapshots) may fail
     # the backup or keep its id from the caller; problems become warnings.
     try:
-        warnings = publish_snapshot_table(location)  # other snapshots' damaged manifests: warnings
+        table_warnings = publish_snapshot_table(location)  # other snapshots' damaged manifests: warnings
     except Exception as exc:  # noqa: BLE001 - a report is not the backup
-        warnings = [f"the table of snapshots could not be published: {_first_line(exc)}"]
-    for warning in warnings:
+        table_warnings = [f"the table of snapshots could not be published: {_first_line(exc)}"]
+    for warning in table_warnings:
         logger.warning("%s", warning)
+    warnings = [w for part in location_parts for w in part.warnings] + table_warnings  # the parts logged theirs
     try:
         _publish_report(project, repo, summary, parent, encrypt, started_clock, warnings)
     except Exception as exc:  # noqa: BLE001
@@ -124,6 +126,8 @@ def _publish_report(project: Project, repo: str, summary: snapshot.SnapshotSumma
             ("Directus", summary.directus_version or "not installed"),
             ("Database", f"{summary.database}: {summary.tables} tables, {summary.rows} rows"),
             ("Storage objects", ", ".join(f"{k}: {v}" for k, v in summary.locations.items()) or "none"),
+            ("Files in directus_files missing from storage",
+             ", ".join(f"{k}: {'not checked' if v is None else v}" for k, v in summary.missing_files.items()) or "none"),
             ("Total", f"{summary.files} files, {human_bytes(summary.bytes)}"),
             ("Written to the repository", human_bytes(summary.bytes_written)),
             ("Storage objects read (new or changed)", summary.storage_objects_read),

@@ -60,6 +60,7 @@ def verify(
         ("Entries checked", report.entries),
         ("Objects re-read", f"{report.objects_read} ({human_bytes(report.bytes_read)})" if read_data_percent else "no (--read-data not given)"),
         ("Problems", len(report.problems)),
+        ("Noted for repair by the next backup", f"{report.noted_for_repair} objects" if report.unhealthy else "none"),
     ]
     if drill:
         rows.append(("Restore drill", f"snapshot `{drill.snapshot}` into {drill.database}: {drill.tables} tables, "
@@ -73,7 +74,9 @@ def verify(
         logger.error("%s", line)
     if report.problems or (drill and not drill.ok):
         count = len(report.problems) + (len(drill.mismatches) if drill else 0)
-        raise VerificationFailed(f"{count} problems found in {repo}; first: {notes[0]}", report, drill)
+        healing = (f"; {report.noted_for_repair} missing or damaged objects are noted for the next backup to store "
+                   "again from the project's files") if report.noted_for_repair else ""
+        raise VerificationFailed(f"{count} problems found in {repo}; first: {notes[0]}{healing}", report, drill)
     logger.info("repository %s verified: %d snapshots, %d entries, %d objects re-read", repo, len(report.snapshots),
                 report.entries, report.objects_read)
     return {"snapshots": report.snapshots, "entries": report.entries, "objects_read": report.objects_read,

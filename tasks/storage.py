@@ -8,6 +8,7 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from directus_ops import snapshot
+from directus_ops.database import DatabaseSettings
 from directus_ops.repository import Repository, RepositoryLocation
 
 from .repository import opened_snapshot as _opened
@@ -19,10 +20,12 @@ from .retry import RETRY_DELAYS, is_transient
 @task(name="backup-storage-location", cache_policy=NO_CACHE, retries=len(RETRY_DELAYS),
       retry_delay_seconds=RETRY_DELAYS, retry_condition_fn=is_transient, task_run_name="backup-storage-{location.name}")
 def backup_location_task(location: StorageLocation, repo: RepositoryLocation, staging_dir: str,
-                         parent_snapshot: str | None, workers: int, encrypt: bool = False) -> snapshot.PartResult:
+                         parent_snapshot: str | None, workers: int, encrypt: bool = False,
+                         database: DatabaseSettings | None = None) -> snapshot.PartResult:
+    """``database``: the project's, whose ``directus_files`` rows are checked against the listing."""
     repository = Repository.open(repo, create=True)
     parent = repository.load_manifest(parent_snapshot) if parent_snapshot else None
-    return snapshot.backup_location(location, repository, Path(staging_dir), parent, workers, encrypt)
+    return snapshot.backup_location(location, repository, Path(staging_dir), parent, workers, encrypt, database)
 
 
 @task(name="restore-storage-location", cache_policy=NO_CACHE, retries=len(RETRY_DELAYS),
