@@ -336,30 +336,29 @@ def local_matches(root: str, key: str, size: int, sha256: str, symlink: bool = F
         os.close(dir_fd)
 
 
-def remove_created(root: str, kept_folders: Iterable[str] = ()) -> None:
-    """Everything under ``root`` removed except the folders in ``kept_folders`` (relative paths that were
-    there before): a local storage root that held no file when a failed restore started. Symlinks are removed,
-    never followed."""
-    kept = set(kept_folders)
+def remove_created(root: str, kept: Iterable[str] = ()) -> None:
+    """Everything under ``root`` removed but the entries in ``kept`` (relative paths that were there before): a
+    local root that held no file when a failed restore started. Symlinks are removed, never followed."""
+    keep = set(kept)
     for folder, subfolders, files in os.walk(root, topdown=False):
         relative = os.path.relpath(folder, root)
-        for name in files:
-            os.unlink(os.path.join(folder, name))
-        for name in subfolders:
+        for name in files + subfolders:
             path = os.path.join(folder, name)
-            if os.path.islink(path):
-                os.unlink(path)
-            elif os.path.normpath(os.path.join(relative, name)) not in kept:
+            if os.path.normpath(os.path.join(relative, name)) in keep:
+                continue
+            if os.path.isdir(path) and not os.path.islink(path):
                 try:
                     os.rmdir(path)
                 except OSError:
                     pass  # not empty: it holds something kept
+            else:
+                os.unlink(path)
 
 
-def folders_under(root: str) -> list[str]:
-    """Relative paths of the folders under ``root`` (not through symlinks)."""
+def entries_under(root: str) -> list[str]:
+    """Relative paths of every folder, link and file under ``root`` (not through symlinks)."""
     found = []
-    for folder, subfolders, _ in os.walk(root):
-        for name in subfolders:
+    for folder, subfolders, files in os.walk(root):
+        for name in subfolders + files:
             found.append(os.path.normpath(os.path.relpath(os.path.join(folder, name), root)))
     return found

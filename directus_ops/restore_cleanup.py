@@ -26,8 +26,8 @@ class NewParts:
 
     project_dir: str | None = None  # "absent" or "empty" (no entries): removed / emptied on failure
     database: str | None = None  # "absent" or "empty": dropped / emptied on failure
-    # Storage locations that held no object, name -> folders that were there (local; None: the root did not
-    # exist; S3: ()).
+    # Storage locations that held no object, name -> the entries (folders, links) that were there (local; None:
+    # the root did not exist; S3: ()).
     locations: dict[str, tuple[str, ...] | None] = field(default_factory=dict)
 
 
@@ -49,7 +49,7 @@ def observe(project_dir: Path, database: DatabaseSettings | None, locations: dic
                 if not os.path.lexists(location.root):
                     parts.locations[name] = None
                 elif os.path.isdir(location.root) and not any(True for _ in location.list_objects()):
-                    parts.locations[name] = tuple(paths.folders_under(location.root))
+                    parts.locations[name] = tuple(paths.entries_under(location.root))
             elif not any(True for _ in location.list_objects()):
                 parts.locations[name] = ()
         except OpsError:
