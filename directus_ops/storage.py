@@ -18,7 +18,7 @@ import fsspec
 
 from .config import DirectusConfig
 from .errors import ConfigError, StorageError
-from .paths import LocalUncommitted, is_temporary_name
+from .paths import LocalUncommitted, is_temporary_name, temporary_name
 from .redact import redact, register_secret
 
 SUPPORTED_DRIVERS = ("local", "s3")
@@ -200,13 +200,20 @@ class StorageLocation:
         fs = self.filesystem()
         probe = self.path_of(PROBE_NAME)
         try:
-            if self.driver == "local" and not os.path.isdir(self.root):
-                # Checked without creating it: a check changes nothing (the restore creates the root).
-                parent = Path(self.root)
-                while not parent.exists() and parent != parent.parent:
-                    parent = parent.parent
-                if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
-                    raise PermissionError(f"{parent} is not a writable folder, {self.root} cannot be created")
+            if self.driver == "local":
+                if not os.path.isdir(self.root):
+                    # Checked without creating it: a check changes nothing (the restore creates the root).
+                    parent = Path(self.root)
+                    while not parent.exists() and parent != parent.parent:
+                        parent = parent.parent
+                    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+                        raise PermissionError(f"{parent} is not a writable folder, {self.root} cannot be created")
+                    return
+                # A fresh name, created exclusively: never a file (or a link) that is there.
+                probe = os.path.join(self.root, temporary_name())
+                fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+                os.close(fd)
+                os.unlink(probe)
                 return
             with fs.open(probe, "wb") as handle:
                 handle.write(b"probe")

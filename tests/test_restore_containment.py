@@ -109,7 +109,7 @@ def raw(name: bytes) -> str:
 # Every case: (location of the entry, the forged key). "{canary}" is replaced with an absolute path outside the target.
 FORGED_KEYS = {
     "traversal": ("local", "../../canary/escaped.jpg"),
-    "deep-traversal": ("local", "sub/../../../../canary/escaped.jpg"),
+    "deep-traversal": ("local", "sub/../../../canary/escaped.jpg"),
     "absolute": ("local", "{canary}/absolute.jpg"),
     "empty-component": ("local", "sub//photo.jpg"),
     "dot-component": ("local", "./photo.jpg"),
