@@ -385,3 +385,33 @@ def test_a_failed_restore_into_a_new_target_leaves_nothing(engine, backend, tmp_
             assert conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (target_db.name,)).fetchone() is None
     else:
         assert not target_db.filename.exists()
+
+
+def test_a_failed_restore_into_a_new_s3_prefix_removes_what_it_uploaded(tmp_path, databases, s3, prefect_server):
+    from flows.restore import restore
+
+    from harness import write_env
+
+    url = str(tmp_path / "repo")
+    case = make_backup((url, RepositoryLocation(url), {}), tmp_path, databases, "sqlite3")
+    repo = Repository.open(case["location"])
+    manifest = repo.load_manifest(case["snapshot"])
+    _damage(case, (manifest.artifact(MIGRATIONS) or manifest.artifact(EXTENSIONS))[0])
+    bucket = s3.create_bucket()
+    client = s3.client()
+    client.put_object(Bucket=bucket, Key="other/keep.txt", Body=b"someone else's")  # outside the target prefix
+    target_db = databases.create("sqlite3")
+    config = tmp_path / "target.env"  # the target's own config: its storage is a new prefix of an S3 bucket
+    write_env(config, {**target_db.env(), "KEY": "k", "SECRET": "s", "STORAGE_LOCATIONS": "local",
+                       "STORAGE_LOCAL_DRIVER": "s3", "STORAGE_LOCAL_ROOT": "restored", "STORAGE_LOCAL_BUCKET": bucket,
+                       "STORAGE_LOCAL_KEY": s3.key_id, "STORAGE_LOCAL_SECRET": s3.secret,
+                       "STORAGE_LOCAL_ENDPOINT": s3.endpoint, "STORAGE_LOCAL_REGION": S3_REGION,
+                       "STORAGE_LOCAL_FORCE_PATH_STYLE": "true"})
+    before = tree(tmp_path)
+    with pytest.raises(IntegrityError) as failed:
+        restore(repo=url, project_dir=str(tmp_path / "target"), snapshot_id=case["snapshot"], config_path=str(config))
+    message = str(failed.value)
+    assert "\n" not in message and f"the files written to storage location 'local' (s3://{bucket}/restored)" in message, message
+    listed = client.list_objects_v2(Bucket=bucket).get("Contents", [])
+    assert [o["Key"] for o in listed] == ["other/keep.txt"]
+    assert tree(tmp_path) == before and not target_db.filename.exists()
