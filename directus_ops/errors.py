@@ -9,9 +9,11 @@ Tree::
     ├── DatabaseError (4)       the database cannot be reached or refused an operation
     │   └── TargetNotEmpty (5)  a restore target holds data and --replace was not given
     ├── StorageError (6)        a storage location cannot be listed, read or written
+    │   └── UnsafeTarget (6)    a restore would write through a symlink (or over a folder) in its target
     ├── RepositoryError (7)     the snapshot repository cannot be opened, read or written
     │   └── SnapshotNotFound (8)
     ├── IntegrityError (9)      bytes do not match their recorded checksum or size
+    │   └── UnsafeSnapshot (9)  a manifest names a path that would leave its target (tampered or damaged)
     ├── ProcessFailed (10)      a subprocess exited non-zero
     ├── VersionError (14)       a Directus version cannot be the target (unknown, wrong direction, Node too old)
     ├── ProcedureFailed (15)    an upgrade/downgrade failed after its backup, and was rolled back
@@ -63,6 +65,12 @@ class StorageError(OpsError):
     transient = True
 
 
+class UnsafeTarget(StorageError):
+    """The target holds a symlink (or a file or folder) where a restore would have to write through it."""
+
+    transient = False  # the target stays as it is until someone changes it
+
+
 class RepositoryError(OpsError):
     exit_code = 7
 
@@ -73,6 +81,10 @@ class SnapshotNotFound(RepositoryError):
 
 class IntegrityError(OpsError):
     exit_code = 9
+
+
+class UnsafeSnapshot(IntegrityError):
+    """A key of a manifest climbs out of its target (``..``, absolute, NUL, ...): refused before anything is written."""
 
 
 class ProcessFailed(OpsError):

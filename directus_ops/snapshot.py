@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
-import hashlib
 import io
 import logging
 import os
@@ -24,7 +23,7 @@ from typing import IO, Any
 
 from pydantic import TypeAdapter
 
-from . import codec, faults
+from . import codec, faults, paths, restore_cleanup
 from . import database as db
 from . import progress
 from .config import update_dotenv, write_private_text
@@ -484,12 +483,14 @@ class RestoreTarget:
     database_url_override: bool
     storage_overridden: tuple[str, ...] = ()
     snapshot_config_staged: Path | None = None
+    new_parts: restore_cleanup.NewParts | None = None  # what the target did not hold yet (removed if the restore fails)
 
 
 def plan_restore(repo: Repository, manifest: Manifest, project_dir: str | Path, config: str | Path | None = None,
                  database_url: str | None = None, replace: bool = False,
                  storage_overrides: dict[str, str] | None = None, staging_dir: Path | None = None) -> RestoreTarget:
     """Check everything a restore needs before anything is changed; return where each part goes."""
+    paths.check_manifest_keys(manifest)  # first: a key that would leave its target refuses the whole snapshot
     target_dir = Path(project_dir).expanduser().resolve()
     if target_dir.exists() and not target_dir.is_dir():
         raise ConfigError(f"{target_dir} is a file; --project-dir must be a directory")
@@ -547,11 +548,26 @@ def plan_restore(repo: Repository, manifest: Manifest, project_dir: str | Path, 
         elif manifest.database.dump_format == "mysql-sql":
             db.mysql_tool("client")
         db.check_restorable(database, replace)
-    for location in locations.values():  # last: proving a local root writable creates it
+    for name, location in locations.items():
+        _check_location_can_hold(manifest, name, location)
         location.check_writable()
+    new_parts = restore_cleanup.observe(target_dir, database if manifest.has_database else None, locations)
     return RestoreTarget(project_dir=target_dir, config_path=config_path, write_config=write_config,
                          database=database, locations=locations, database_url_override=bool(database_url),
-                         storage_overridden=tuple(overrides), snapshot_config_staged=staged)
+                         storage_overridden=tuple(overrides), snapshot_config_staged=staged, new_parts=new_parts)
+
+
+def _check_location_can_hold(manifest: Manifest, name: str, location: StorageLocation) -> None:
+    """S3 cannot hold a symbolic link or a name that is not UTF-8 (a raw key): such a snapshot location goes to
+    local storage."""
+    if location.driver == "local":
+        return
+    for entry in manifest.objects:
+        if entry.location == name and (entry.symlink or entry.key.startswith(paths.RAW_PREFIX)):
+            what = "a symbolic link" if entry.symlink else "a name that is not UTF-8"
+            raise ConfigError(f"snapshot {manifest.id}: {paths.display_key(entry.key)!r} in storage location '{name}' is "
+                              f"{what}, which {location.describe()} cannot hold; restore that location into local "
+                              f"storage with --storage {name}=PATH")
 
 
 def _project_from(target_dir: Path, config_path: Path, environ: dict[str, str], database_url: str | None = None) -> Project:
@@ -563,11 +579,33 @@ def _project_from(target_dir: Path, config_path: Path, environ: dict[str, str], 
 
 
 def fetch_verified(repo: Repository, entry: Entry, destination: Path) -> Path:
-    """Copy one object to a local file, checking size and sha256 on the way."""
-    destination.parent.mkdir(parents=True, exist_ok=True)
-    with progress.track(f"fetch {entry.key}", entry.size) as tracker, open(destination, "wb") as out:
-        repo.copy_object_to(entry, out, tracker.advance)
+    """Copy one object to a local file, checking size and sha256 on the way (moved into place once checked)."""
+    if entry.location == DATABASE:  # the dump is fetched under its key into a staging folder
+        problem = paths.KeyCheck().problem(DATABASE, entry.key)
+        if problem:
+            raise paths.unsafe_snapshot(None, DATABASE, entry.key, problem)
+    with progress.track(f"fetch {paths.display_key(entry.key)}", entry.size) as tracker:
+        write_entry(repo, entry, str(destination.parent), paths.key_from_name(destination.name), 0o600, tracker.advance)
     return destination
+
+
+def write_entry(repo: Repository, entry: Entry, root: str, key: str, mode: int = 0o644,
+                on_bytes: Any = None) -> None:
+    """One entry written as ``key`` under the local folder ``root``, without following any symlink there: its
+    content verified in a temporary file, then renamed over what is there; a symlink entry made the same link."""
+    if entry.symlink:
+        link = io.BytesIO()
+        repo.copy_object_to(entry, link, on_bytes)  # type: ignore[arg-type]
+        paths.write_symlink(root, key, link.getvalue())
+        return
+    out = paths.LocalUncommitted(root, key, mode)
+    try:
+        repo.copy_object_to(entry, out, on_bytes)  # type: ignore[arg-type]
+        out.commit()
+    except BaseException:
+        with contextlib.suppress(Exception):
+            out.discard()
+        raise
 
 
 def restore_database(repo: Repository, manifest: Manifest, target: RestoreTarget, replace: bool,
@@ -615,30 +653,34 @@ def restore_location(repo: Repository, manifest: Manifest, name: str, location: 
                      workers: int = DEFAULT_WORKERS) -> dict[str, int]:
     """Write every object of one snapshot location into the target location, verifying each on the way."""
     entries = [e for e in manifest.objects if e.location == name]
-    fs = location.filesystem()
-    existing = {o.key: o for o in location.list_objects(fs)}
+    local = location.driver == "local"
+    fs = None if local else location.filesystem()
     counts = {"objects": len(entries), "written": 0, "skipped": 0, "bytes_written": 0}
     lock = threading.Lock()
     total = sum(e.size for e in entries)
     with progress.track(f"restore storage '{name}': {len(entries)} files", total) as tracker:
         def write(entry: Entry) -> None:
-            current = existing.get(entry.key)
-            if current and current.size == entry.size and location.driver == "local" and \
-                    _local_sha256(location.path_of(entry.key)) == entry.sha256:
+            # Local: found identical without following a symlink (a link at the key is not the file).
+            if local and paths.local_matches(location.root, entry.key, entry.size, entry.sha256, entry.symlink):
                 tracker.advance(entry.size)
                 with lock:
                     counts["skipped"] += 1
                 return
             # Uncommitted until verified: a bad copy never replaces the file that is there (local: a temporary
-            # file moved into place; S3: a multipart upload completed only on commit).
-            out = location.open_uncommitted(entry.key, fs)
-            try:
-                repo.copy_object_to(entry, out, tracker.advance)  # type: ignore[arg-type]
-                out.commit()
-            except BaseException:
-                with contextlib.suppress(Exception):
-                    out.discard()
-                raise
+            # file renamed into place; S3: a multipart upload completed only on commit).
+            if local:
+                write_entry(repo, entry, location.root, entry.key, on_bytes=tracker.advance)
+            else:
+                if entry.symlink or entry.key.startswith(paths.RAW_PREFIX):  # plan_restore refuses these first
+                    raise ConfigError(f"{location.describe()} cannot hold {paths.display_key(entry.key)!r}")
+                out = location.open_uncommitted(entry.key, fs)
+                try:
+                    repo.copy_object_to(entry, out, tracker.advance)  # type: ignore[arg-type]
+                    out.commit()
+                except BaseException:
+                    with contextlib.suppress(Exception):
+                        out.discard()
+                    raise
             with lock:
                 counts["written"] += 1
                 counts["bytes_written"] += entry.size
@@ -647,34 +689,22 @@ def restore_location(repo: Repository, manifest: Manifest, name: str, location: 
     return counts
 
 
-def _local_sha256(path: str) -> str:
-    hasher = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(CHUNK_SIZE):
-            hasher.update(chunk)
-    return hasher.hexdigest()
-
-
 def restore_project_files(repo: Repository, manifest: Manifest, target: RestoreTarget,
                           extensions_path: Path, migrations_path: Path) -> dict[str, int]:
     """Config (into a new project dir), package files (if absent), extensions and migrations folders."""
     counts = {"config": 0, "package_files": 0, "extensions": 0, "migrations": 0}
     target.project_dir.mkdir(parents=True, exist_ok=True)
-    if target.write_config:
-        fetch_verified(repo, manifest.artifact(CONFIG)[0], target.config_path)
-        os.chmod(target.config_path, 0o600)  # it holds the project's secrets
+    project_dir = str(target.project_dir)
+    if target.write_config:  # it holds the project's secrets: 0600 from its first byte
+        write_entry(repo, manifest.artifact(CONFIG)[0], str(target.config_path.parent), target.config_path.name, 0o600)
         counts["config"] = 1
     for entry in manifest.artifact(PROJECT_FILES):
-        destination = target.project_dir / entry.key
-        if not destination.exists():
-            fetch_verified(repo, entry, destination)
+        if not os.path.lexists(target.project_dir / paths.name_from_key(entry.key)):
+            write_entry(repo, entry, project_dir, entry.key)
             counts["package_files"] += 1
     for location, folder in ((EXTENSIONS, extensions_path), (MIGRATIONS, migrations_path)):
         for entry in manifest.artifact(location):
-            destination = folder / entry.key
-            if not destination.resolve().is_relative_to(folder.resolve()):
-                raise IntegrityError(f"snapshot entry {location}/{entry.key} points outside {folder}; refusing it")
-            fetch_verified(repo, entry, destination)
+            write_entry(repo, entry, str(folder), entry.key)  # never through a symlink inside the folder
             counts[location.lstrip("@")] += 1
     if target.database_url_override or target.storage_overridden:
         values: dict[str, Any] = {}

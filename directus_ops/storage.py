@@ -9,7 +9,6 @@ from __future__ import annotations
 import io
 import os
 import posixpath
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,7 +18,7 @@ import fsspec
 
 from .config import DirectusConfig
 from .errors import ConfigError, StorageError
-from .paths import key_from_name, name_from_key
+from .paths import LocalUncommitted, is_temporary_name, key_from_name, name_from_key, temporary_name
 from .redact import redact, register_secret
 
 SUPPORTED_DRIVERS = ("local", "s3")
@@ -232,14 +231,14 @@ class StorageLocation:
             return io.BytesIO(fs.cat_file(self.path_of(key)))
         return self.open(key, "rb", fs)
 
-    def open_uncommitted(self, key: str, fs: fsspec.AbstractFileSystem | None = None) -> UncommittedFile:
+    def open_uncommitted(self, key: str, fs: fsspec.AbstractFileSystem | None = None) -> UncommittedFile | LocalUncommitted:
         """A file that replaces ``key`` only on ``commit()``; ``discard()`` leaves what was there untouched."""
+        if self.driver == "local":
+            # A short temporary name in the final folder, reached without following a symlink, renamed over
+            # the final name (paths.LocalUncommitted).
+            return LocalUncommitted(self.root, key)
         fs = fs or self.filesystem()
         final = self.path_of(key)
-        if self.driver == "local":
-            # A sibling temporary file (same filesystem, so the move is an atomic rename).
-            temporary = posixpath.join(posixpath.dirname(final), f".{posixpath.basename(final)}.{uuid.uuid4().hex}.restoring")
-            return UncommittedFile(fs, fs.open(temporary, "wb"), temporary, final)
         return UncommittedFile(fs, fs.open(final, "wb", autocommit=False, **buffering(False)), None, final)
 
     def check_writable(self) -> None:
@@ -248,7 +247,20 @@ class StorageLocation:
         probe = self.path_of(PROBE_NAME)
         try:
             if self.driver == "local":
-                Path(self.root).mkdir(parents=True, exist_ok=True)
+                if not os.path.isdir(self.root):
+                    # Checked without creating it: a check changes nothing (the restore creates the root).
+                    parent = Path(self.root)
+                    while not parent.exists() and parent != parent.parent:
+                        parent = parent.parent
+                    if not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK):
+                        raise PermissionError(f"{parent} is not a writable folder, {self.root} cannot be created")
+                    return
+                # A fresh name, created exclusively: never a file (or a link) that is there.
+                probe = os.path.join(self.root, temporary_name())
+                fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+                os.close(fd)
+                os.unlink(probe)
+                return
             with fs.open(probe, "wb") as handle:
                 handle.write(b"probe")
             fs.rm(probe)
@@ -263,7 +275,14 @@ def _open_no_follow(path: str, flags: int) -> int:
 def _own_file(key: str) -> bool:
     """This tool's own files in flight, not the project's."""
     name = key.rpartition("/")[2]
-    return name[:1] == "." and (name == PROBE_NAME or name.endswith(".restoring"))
+    if name[:1] != "." or not name.endswith(".restoring"):
+        return name == PROBE_NAME
+    # today's temporary names, and those of older versions: ".<name>.<32 hex>.restoring"
+    return is_temporary_name(name) or (len(name) > 44 and name[-43] == "." and _is_hex(name[-42:-10]))
+
+
+def _is_hex(text: str) -> bool:
+    return all(c in "0123456789abcdef" for c in text)
 
 
 def find_files(fs: fsspec.AbstractFileSystem, root: str) -> dict[str, dict[str, Any]]:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import database as db
-from . import progress
+from . import paths, progress
 from .database import DatabaseSettings
 from .errors import IntegrityError, OpsError, RepositoryError, SnapshotNotFound, TargetNotEmpty
 from .manifest import Manifest
@@ -79,8 +79,16 @@ def check(repo: Repository, snapshot: str = "all", read_data_percent: float | No
             reason = f"{exc.file}: {exc.reason}" if isinstance(exc, ManifestRejected) else str(exc)
             report.problems.append(Problem(snapshot_id, "manifest", "", reason))
             continue
+        if config_problem := paths.config_file_problem(manifest.project.config_file):
+            report.problems.append(Problem(snapshot_id, "config_file", repr(paths.display_key(manifest.project.config_file)),
+                                           f"unsafe name: {config_problem}"))
+        keys = paths.KeyCheck()
         for entry in manifest.all_entries():
             report.entries += 1
+            if key_problem := keys.problem(entry.location, entry.key, entry.symlink, entry.size):
+                # a restore refuses the whole snapshot for it
+                report.problems.append(Problem(snapshot_id, entry.location, repr(paths.display_key(entry.key)),
+                                               f"unsafe key: {key_problem}"))
             name = entry.object_name
             if name not in known:
                 report.problems.append(Problem(snapshot_id, entry.location, entry.key, f"object {name[:12]}… is missing"))

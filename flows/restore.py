@@ -9,7 +9,7 @@ from typing import Any
 
 from prefect import flow, get_run_logger
 
-from directus_ops import project_lock
+from directus_ops import project_lock, restore_cleanup
 from directus_ops import snapshot
 from tasks.database import restore_database_task
 from tasks.project import plan_restore_task, restore_project_files_task
@@ -65,13 +65,21 @@ def restore(
         if replace:
             # Replacing destroys what is there: every byte of the snapshot is proven readable first.
             verify_snapshot_content_task(location, resolved, workers)
-        row_counts = restore_database_task(location, resolved, target, replace, str(staging))
-        storage_counts = {name: restore_location_task(location, resolved, name, loc, workers)
-                          for name, loc in target.locations.items()}
-        # The project's folders as the target config names them (relative to the target directory).
-        project = snapshot.target_project(target)
-        file_counts = restore_project_files_task(location, resolved, target, str(project.extensions_path),
-                                                 str(project.migrations_path))
+        begun: list[str] = []  # parts written to, in order; the last one unfinished while it runs
+        try:
+            begun.append("database")
+            row_counts = restore_database_task(location, resolved, target, replace, str(staging))
+            storage_counts = {}
+            for name, loc in target.locations.items():
+                begun.append(f"storage:{name}")
+                storage_counts[name] = restore_location_task(location, resolved, name, loc, workers)
+            # The project's folders as the target config names them (relative to the target directory).
+            project = snapshot.target_project(target)
+            begun.append("files")
+            file_counts = restore_project_files_task(location, resolved, target, str(project.extensions_path),
+                                                     str(project.migrations_path))
+        except BaseException as exc:  # a new target's parts removed again; the error says what is left
+            restore_cleanup.raise_failed(exc, target, resolved, replace, begun, begun[:-1])
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     result = {
