@@ -110,8 +110,6 @@ def test_any_file_name_is_backed_up_byte_for_byte(tmp_path, databases, prefect_s
     assert second.stats.storage_objects_read == 0
 
 
-@pytest.mark.xfail(reason="the restore side of names over ~211 bytes is the paths branch's (issue 13 item 6)",
-                   strict=False)
 def test_any_file_name_round_trips_through_restore(tmp_path, databases, cli_env):
     project, _ = small_project(tmp_path, databases.create("sqlite3"))
     uploads = os.fsencode(project / "uploads")
@@ -182,6 +180,19 @@ def test_symlinks_are_stored_as_links_and_nothing_outside_the_root_is_read(tmp_p
     assert changed.stats.storage_objects_read == 1
     alias = next(e for e in changed.objects if e.key == "alias.jpg")
     assert alias.symlink and content_of(repo, alias) == b"sub/deep.txt"
+
+    # Restored as the same links, nothing outside the target written.
+    from flows.restore import restore
+
+    outside_before = {p: p.read_bytes() for p in outside.rglob("*") if p.is_file()}
+    target = tmp_path / "restored"
+    restore(repo=str(repo_dir), project_dir=str(target), snapshot_id=changed.id,
+            database_url=databases.create("sqlite3").url)
+    restored = target / "uploads"
+    for name, link in {**links, "alias.jpg": "sub/deep.txt"}.items():
+        assert (restored / name).is_symlink() and os.readlink(restored / name) == link, name
+    assert (restored / "sub" / "deep.txt").read_bytes() == b"deep inside"
+    assert {p: p.read_bytes() for p in outside.rglob("*") if p.is_file()} == outside_before
 
 
 # -- item 5: a location that cannot be read ----------------------------------------------------------------------
