@@ -11,7 +11,6 @@ import hashlib
 import logging
 import os
 import socket
-import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -25,7 +24,7 @@ from pydantic import TypeAdapter
 
 from . import codec, faults
 from . import database as db
-from . import progress
+from . import progress, workdir
 from .config import update_dotenv, write_private_text
 from .database import DatabaseSettings
 from .errors import ConfigError, IntegrityError, SnapshotNotFound, StorageError
@@ -395,7 +394,9 @@ def start_snapshot_id() -> tuple[str, datetime]:
 
 
 def make_staging_dir() -> Path:
-    return Path(tempfile.mkdtemp(prefix="directus-ops-"))
+    """A fresh directory for one flow's working files, inside the run's private (0700) work directory, which
+    the next run removes if this one is killed (workdir)."""
+    return workdir.make_dir("staging-")
 
 
 # -- restore -----------------------------------------------------------------------------------------------------
