@@ -24,7 +24,7 @@ from typing import IO, Any, Literal
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, Connection, Engine
 
-from . import process, workdir
+from . import faults, process, workdir
 from .config import DirectusConfig
 from .errors import ConfigError, DatabaseError, TargetNotEmpty
 from .redact import redact, register_secret
@@ -989,7 +989,8 @@ def restore(settings: DatabaseSettings, dump_path: Path, dump_format: str,
                 args.append(f"--use-list={listing}")
             created = _pg_create_missing_schemas(settings, listing)
             try:
-                process.run([*args, str(dump_path)], env=_pg_env(settings))
+                with process.spawn([*args, str(dump_path)], env=_pg_env(settings)):
+                    faults.checkpoint("database-loading")
             except BaseException:
                 _pg_drop_empty_schemas(settings, created)  # the restore was one transaction: back to as it was
                 raise
@@ -999,9 +1000,10 @@ def restore(settings: DatabaseSettings, dump_path: Path, dump_format: str,
         with connect(settings) as conn:
             version = str(conn.execute(sa.text("SELECT VERSION()")).scalar())
         client = mysql_tool("client", version)
-        with _mysql_defaults_file(settings) as (defaults, defaults_fd):
-            process.run([client, f"--defaults-extra-file={defaults}", "--default-character-set=utf8mb4", "--binary-mode",
-                         settings.database], stdin_path=dump_path, pass_fds=[defaults_fd])
+        with _mysql_defaults_file(settings) as (defaults, defaults_fd), open(dump_path, "rb") as dump_in, \
+                process.spawn([client, f"--defaults-extra-file={defaults}", "--default-character-set=utf8mb4",
+                               "--binary-mode", settings.database], stdin=dump_in, pass_fds=[defaults_fd]):
+            faults.checkpoint("database-loading")
         if skip_foreign_keys:
             # The dump turns foreign key checks off, so these were created pointing at absent tables: drop them.
             with connect(settings, isolation_level="AUTOCOMMIT") as conn:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import hashlib
+import io
 import logging
 import os
 import socket
@@ -106,8 +107,12 @@ def backup_database(project: Project, repo: Repository, staging_dir: Path, encry
     tables, skipped = scoped_tables(project, scope)
     stored: dict[str, Any] = {}
     with progress.track(f"dump {project.database.describe()}") as tracker:
+        def advance(amount: int) -> None:
+            faults.checkpoint("dump-bytes", amount)
+            tracker.advance(amount)
+
         def consume(stream: IO[bytes]) -> None:
-            stored["result"] = repo.put(stream, tracker.advance, encrypt=encrypt)
+            stored["result"] = repo.put(stream, advance, encrypt=encrypt)
 
         result = db.dump(project.database, consume, staging_dir, tables)
     put = stored["result"]
@@ -412,7 +417,8 @@ class RestoreTarget:
     locations: dict[str, StorageLocation]
     database_url_override: bool
     storage_overridden: tuple[str, ...] = ()
-    snapshot_config_staged: Path | None = None
+    # The snapshot's config (decrypted) when it is to be written: held in memory, never staged on disk.
+    snapshot_config: bytes | None = field(default=None, repr=False)
 
 
 def plan_restore(repo: Repository, manifest: Manifest, project_dir: str | Path, config: str | Path | None = None,
@@ -438,17 +444,13 @@ def plan_restore(repo: Repository, manifest: Manifest, project_dir: str | Path, 
     else:
         # A new project directory: the snapshot's own config will be written there.
         config_path, write_config = target_dir / manifest.project.config_file, True
-        staging_dir = staging_dir or make_staging_dir()
-        staged = staging_dir / manifest.project.config_file
-        entry = manifest.artifact(CONFIG)[0]
-        with open(staged, "wb") as handle:
-            repo.copy_object_to(entry, handle, what="config")
+        staged = read_config_bytes(repo, manifest)
     environ: dict[str, str] = {}  # the target is described by its config alone, not by this process's environment
-    read_from = staged or config_path
+    read_from = config_path
     if (database_url or storage_overrides) and read_from.suffix.lower() in (".js", ".mjs", ".cjs", ".json", ".yaml", ".yml"):
         raise ConfigError(f"--database-url and --storage can only be written into a dotenv config, not {read_from.name}; "
                           "put the new settings into your config and pass it with --config")
-    target_project = _project_from(target_dir, read_from, environ, database_url)
+    target_project = _project_from(target_dir, read_from, environ, database_url, staged)
     database = target_project.database
     if manifest.database is not None and database.engine != manifest.database.engine:
         raise ConfigError(f"snapshot {manifest.id} holds a {manifest.database.engine} database but the target is "
@@ -480,12 +482,22 @@ def plan_restore(repo: Repository, manifest: Manifest, project_dir: str | Path, 
         location.check_writable()
     return RestoreTarget(project_dir=target_dir, config_path=config_path, write_config=write_config,
                          database=database, locations=locations, database_url_override=bool(database_url),
-                         storage_overridden=tuple(overrides), snapshot_config_staged=staged)
+                         storage_overridden=tuple(overrides), snapshot_config=staged)
 
 
-def _project_from(target_dir: Path, config_path: Path, environ: dict[str, str], database_url: str | None = None) -> Project:
-    """The target as a project, read from ``config_path``, whether or not its directory exists yet."""
-    project = load_project(target_dir, config_path, environ, directory_may_be_missing=True)
+def read_config_bytes(repo: Repository, manifest: Manifest) -> bytes:
+    """The snapshot's config file (decrypted, checked), in memory: its secrets are written nowhere but the
+    target's config file."""
+    buffer = io.BytesIO()
+    repo.copy_object_to(manifest.artifact(CONFIG)[0], buffer, what="config")
+    return buffer.getvalue()
+
+
+def _project_from(target_dir: Path, config_path: Path, environ: dict[str, str], database_url: str | None = None,
+                  content: bytes | None = None) -> Project:
+    """The target as a project, read from ``config_path`` (or its ``content``), whether or not its directory
+    exists yet."""
+    project = load_project(target_dir, config_path, environ, directory_may_be_missing=True, config_content=content)
     if database_url:
         project = replace(project, database=DatabaseSettings.from_url(database_url))
     return project
@@ -523,6 +535,7 @@ def load_database(repo: Repository, manifest: Manifest, database: DatabaseSettin
     """The snapshot's database into ``database`` (emptied first when ``replace``), row counts checked."""
     info = require_database(manifest)
     dump_file = fetch_verified(repo, manifest.database_dump, staging_dir / manifest.database_dump.key)
+    faults.checkpoint("database-fetched")
     if db.check_restorable(database, replace):  # non-empty: only reached with replace
         log.info("replacing the contents of %s", database.describe())
         db.clear_database(database)
@@ -564,6 +577,7 @@ def restore_location(repo: Repository, manifest: Manifest, name: str, location: 
             try:
                 repo.copy_object_to(entry, out, tracker.advance)  # type: ignore[arg-type]
                 out.commit()
+                faults.checkpoint("object-restored")
             except BaseException:
                 with contextlib.suppress(Exception):
                     out.discard()
@@ -590,8 +604,9 @@ def restore_project_files(repo: Repository, manifest: Manifest, target: RestoreT
     counts = {"config": 0, "package_files": 0, "extensions": 0, "migrations": 0}
     target.project_dir.mkdir(parents=True, exist_ok=True)
     if target.write_config:
-        fetch_verified(repo, manifest.artifact(CONFIG)[0], target.config_path)
-        os.chmod(target.config_path, 0o600)  # it holds the project's secrets
+        # Only to its final place, 0600 from creation, atomically (never a readable or partial config).
+        write_private_text(target.config_path, target.snapshot_config or read_config_bytes(repo, manifest))
+        faults.checkpoint("config-written")
         counts["config"] = 1
     for entry in manifest.artifact(PROJECT_FILES):
         destination = target.project_dir / entry.key
@@ -619,7 +634,7 @@ def restore_project_files(repo: Repository, manifest: Manifest, target: RestoreT
 
 def target_project(target: RestoreTarget) -> Project:
     """The target as a Project (its folders, as its config names them), before or after its config is written."""
-    return _project_from(target.project_dir, target.snapshot_config_staged or target.config_path, {})
+    return _project_from(target.project_dir, target.config_path, {}, content=target.snapshot_config)
 
 
 def elapsed_since(start: float) -> float:

@@ -1,0 +1,164 @@
+"""What a run killed with SIGKILL leaves behind: no process (Prefect's temporary server, dump and restore
+clients), no secret in a file outside the repository and the target, and the next run succeeds.
+
+The real ``directus-ops`` command runs in its own process (ephemeral Prefect: no server), on PostgreSQL and
+MariaDB projects whose database user has a password, and kills itself with a real SIGKILL at a chosen point
+(``directus_ops.faults``). Its processes are found by a marker in their environment; its temporary directory
+(``TMPDIR``) and state directory belong to the test, so every byte of every file in them is searched for the
+secrets: the database passwords, the config's KEY and SECRET, the repository passphrase, and a value stored in
+the database (which a decoded dump holds: it may sit in the run's private 0700 work directory until the next
+run removes it, never anywhere else).
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import stat
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+
+from harness import rows, small_project, write_env
+
+from directus_ops.database import DatabaseSettings, open_engine
+
+MARKER = "DIRECTUS_OPS_TEST_RUN_MARKER"
+
+# (engine, command, point): every point on one engine at least, the database-client points on both.
+CASES = [
+    ("pg", "backup", "lock-taken:1"),
+    ("pg", "backup", "dump-bytes:1"),  # pg_dump running
+    ("mysql", "backup", "dump-bytes:1"),  # mariadb-dump running (its password: an inherited pipe, not a file)
+    ("mysql", "backup", "object-stored:2"),
+    ("pg", "backup", "before-manifest:1"),
+    ("mysql", "restore", "restore-planned:1"),  # the snapshot's config read (in memory), nothing written
+    ("pg", "restore", "database-fetched:1"),  # the decoded dump in the work directory
+    ("pg", "restore", "database-loading:1"),  # pg_restore running
+    ("mysql", "restore", "database-loading:1"),  # mariadb running
+    ("mysql", "restore", "object-restored:1"),
+    ("pg", "restore", "config-written:1"),
+    ("mysql", "restore", "config-written:1"),
+]
+
+
+def _cli(args: list[str], env: dict[str, str], point: str | None = None) -> subprocess.CompletedProcess[bytes]:
+    env = {**env, "DIRECTUS_OPS_TEST_KILL_AT": point} if point else env
+    return subprocess.run([sys.executable, "-m", "directus_ops.cli", *args], env=env, capture_output=True, timeout=600)
+
+
+def _processes_with(needle: bytes) -> list[str]:
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/environ", "rb") as handle:
+                environ = handle.read().split(b"\0")
+            with open(f"/proc/{entry}/cmdline", "rb") as handle:
+                command = handle.read().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue  # gone meanwhile, or another user's
+        if needle in environ:
+            found.append(f"{entry}: {command}")
+    return found
+
+
+def _files_holding(roots: list[Path], secret_values: list[str]) -> list[str]:
+    found = []
+    for root in roots:
+        for directory, _, names in os.walk(root):
+            for name in names:
+                path = Path(directory) / name
+                if path.is_symlink() or not path.is_file():
+                    continue
+                data = path.read_bytes()
+                found += [f"{path} holds {secret!r}" for secret in secret_values if secret.encode() in data]
+    return found
+
+
+def _in_private_run_dir(path: Path, tmp: Path) -> bool:
+    """``path`` is inside a run's work directory: directly under ``tmp``, owned by us, mode 0700."""
+    top = tmp / path.relative_to(tmp).parts[0]
+    info = top.lstat()
+    return (top.name.startswith("directus-ops-run.") and stat.S_ISDIR(info.st_mode)
+            and stat.S_IMODE(info.st_mode) == 0o700 and info.st_uid == os.getuid())
+
+
+@pytest.mark.parametrize("engine,command,point", CASES)
+def test_a_run_killed_anywhere_leaves_no_process_no_secret_and_the_next_run_succeeds(
+        engine, command, point, tmp_path, databases, cli_env_no_server, monkeypatch, request):
+    source = databases.create(engine)
+    project, settings = small_project(tmp_path, source)
+    key, secret, passphrase = (f"{name}-{secrets.token_hex(12)}" for name in ("key", "secret", "passphrase"))
+    row_secret = f"row-{secrets.token_hex(12)}"
+    write_env(project / ".env", {**source.env(), "KEY": key, "SECRET": secret})
+    engine_ = open_engine(settings)
+    with engine_.begin() as conn:  # a value only the database (and so its dump) holds
+        conn.execute(sa.text("INSERT INTO authors (name) VALUES (:n)"), {"n": row_secret})
+    engine_.dispose()
+    for index in range(3):
+        (project / "uploads" / f"file-{index}.bin").write_bytes(os.urandom(30_000))
+    assert source.password
+
+    tmp, state, repo = tmp_path / "tmp", tmp_path / "state", tmp_path / "repo"
+    tmp.mkdir()
+    marker = secrets.token_hex(8)
+    env = {**cli_env_no_server, "TMPDIR": str(tmp), "DIRECTUS_OPS_STATE_DIR": str(state),
+           "DIRECTUS_OPS_PASSPHRASE": passphrase, MARKER: marker}
+    env.pop("DIRECTUS_OPS_PASSPHRASE_FILE", None)
+    config_secrets = [source.password, key, secret, passphrase]
+
+    target_dir = tmp_path / "restored"
+    target = databases.create(engine)
+    assert target.password
+    config_secrets.append(target.password)
+    backup_args = ["backup", str(project), "--repo", str(repo), "--encrypt"]
+    restore_args = ["restore", "--project-dir", str(target_dir), "--repo", str(repo), "--database-url", target.url]
+    if command == "backup":
+        args = backup_args
+    else:  # the snapshot to restore, taken in this process (one CLI run less: each pays a Prefect server start)
+        from flows.backup import backup
+
+        monkeypatch.setenv("DIRECTUS_OPS_PASSPHRASE", passphrase)
+        request.getfixturevalue("prefect_server")
+        backup(project_dir=str(project), repo=str(repo), encrypt=True)
+        args = restore_args
+
+    killed = _cli(args, env, point)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr.decode()[-3000:]
+
+    # No process of the run is alive (the watchdog allows its children a second to stop, then kills them).
+    deadline = time.monotonic() + 6
+    while (alive := _processes_with(f"{MARKER}={marker}".encode())) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not alive, alive
+
+    # No secret of the config in any file of the temporary or state directory; the database's own data only
+    # inside the dead run's private work directory.
+    assert not _files_holding([tmp, state], config_secrets)
+    leftovers = _files_holding([tmp, state], [row_secret])
+    assert all(_in_private_run_dir(Path(line.split(" holds ")[0]), tmp) for line in leftovers), leftovers
+    for path in target_dir.rglob("*") if target_dir.exists() else ():
+        if path.is_file() and not path.is_symlink() and key.encode() in path.read_bytes():
+            assert stat.S_IMODE(path.stat().st_mode) == 0o600, f"{path} holds the config's secrets and is not 0600"
+
+    # The next run succeeds (the project lock is a file lock: the kernel freed it), and it removed the dead
+    # run's work directory.
+    if command == "backup":
+        again = _cli(backup_args, env)
+        assert again.returncode == 0, again.stderr.decode()[-3000:]
+    else:
+        again = _cli([*restore_args, "--replace"], env)
+        assert again.returncode == 0, again.stderr.decode()[-3000:]
+        assert rows(DatabaseSettings.from_url(target.url)) == rows(settings)
+        assert stat.S_IMODE((target_dir / ".env").stat().st_mode) == 0o600
+        for path in (project / "uploads").iterdir():
+            assert (target_dir / "uploads" / path.name).read_bytes() == path.read_bytes()
+    assert not _files_holding([tmp, state], [*config_secrets, row_secret])
+    assert not [p.name for p in tmp.iterdir() if p.name.startswith("directus-ops-run.")]
