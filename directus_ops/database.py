@@ -242,7 +242,7 @@ def connect(settings: DatabaseSettings, database: str | None = None, **kwargs: A
         try:
             connection = engine.connect()
         except (sa.exc.OperationalError, sa.exc.InterfaceError) as exc:
-            reason = redact(str(exc.orig).strip().splitlines()[-1] if exc.orig else str(exc))
+            reason = _connect_reason(exc)
             raise DatabaseUnreachable(
                 f"cannot connect to {settings.describe()}: {reason}; check the DB_* settings and that the server is running"
             ) from None
@@ -1076,3 +1076,14 @@ def _fsync_file(path: Path) -> None:
 
 def _reason(exc: sa.exc.DBAPIError) -> str:
     return redact(str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc))
+
+
+def _connect_reason(exc: sa.exc.DBAPIError) -> str:
+    """The driver's reason a connection failed, in one line ("Connection refused", "password authentication
+    failed for user ..."), not libpq's indented hint that follows it ("Is the server running ...")."""
+    text = str(exc.orig if exc.orig is not None else exc)
+    lines = [line for line in text.splitlines() if line.strip()]
+    unindented = [line for line in lines if not line[:1].isspace()] or lines or [type(exc).__name__]
+    # libpq: 'connection to server at "h", port p failed: <reason>' (one per address tried): the last reason.
+    reason = unindented[-1].strip().rsplit(" failed: ", 1)[-1]
+    return redact(reason)

@@ -12,6 +12,7 @@ run removes it, never anywhere else).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import signal
@@ -47,9 +48,14 @@ CASES = [
 ]
 
 
-def _cli(args: list[str], env: dict[str, str], point: str | None = None) -> subprocess.CompletedProcess[bytes]:
+def _cli(args: list[str], env: dict[str, str], output: Path, point: str | None = None) -> tuple[int, str]:
+    """Run the command; return its exit code and stderr. Its output goes to a file, not a pipe: an orphan
+    holding the pipe would keep the test waiting instead of failing it."""
     env = {**env, "DIRECTUS_OPS_TEST_KILL_AT": point} if point else env
-    return subprocess.run([sys.executable, "-m", "directus_ops.cli", *args], env=env, capture_output=True, timeout=600)
+    with open(output, "wb") as out:
+        code = subprocess.run([sys.executable, "-m", "directus_ops.cli", *args], env=env, stdout=out, stderr=out,
+                              timeout=600).returncode
+    return code, output.read_text(errors="replace")[-3000:]
 
 
 def _processes_with(needle: bytes) -> list[str]:
@@ -67,6 +73,13 @@ def _processes_with(needle: bytes) -> list[str]:
         if needle in environ:
             found.append(f"{entry}: {command}")
     return found
+
+
+def _kill_marked(needle: bytes) -> None:
+    """Whatever a failed test leaves running (the test's own processes, found by their marker) is stopped."""
+    for line in _processes_with(needle):
+        with contextlib.suppress(OSError):
+            os.kill(int(line.split(":")[0]), signal.SIGKILL)
 
 
 def _files_holding(roots: list[Path], secret_values: list[str]) -> list[str]:
@@ -109,6 +122,7 @@ def test_a_run_killed_anywhere_leaves_no_process_no_secret_and_the_next_run_succ
     tmp, state, repo = tmp_path / "tmp", tmp_path / "state", tmp_path / "repo"
     tmp.mkdir()
     marker = secrets.token_hex(8)
+    request.addfinalizer(lambda: _kill_marked(f"{MARKER}={marker}".encode()))
     env = {**cli_env_no_server, "TMPDIR": str(tmp), "DIRECTUS_OPS_STATE_DIR": str(state),
            "DIRECTUS_OPS_PASSPHRASE": passphrase, MARKER: marker}
     env.pop("DIRECTUS_OPS_PASSPHRASE_FILE", None)
@@ -130,8 +144,8 @@ def test_a_run_killed_anywhere_leaves_no_process_no_secret_and_the_next_run_succ
         backup(project_dir=str(project), repo=str(repo), encrypt=True)
         args = restore_args
 
-    killed = _cli(args, env, point)
-    assert killed.returncode == -signal.SIGKILL, killed.stderr.decode()[-3000:]
+    code, output = _cli(args, env, tmp_path / "killed.out", point)
+    assert code == -signal.SIGKILL, output
 
     # No process of the run is alive (the watchdog allows its children a second to stop, then kills them).
     deadline = time.monotonic() + 6
@@ -151,11 +165,11 @@ def test_a_run_killed_anywhere_leaves_no_process_no_secret_and_the_next_run_succ
     # The next run succeeds (the project lock is a file lock: the kernel freed it), and it removed the dead
     # run's work directory.
     if command == "backup":
-        again = _cli(backup_args, env)
-        assert again.returncode == 0, again.stderr.decode()[-3000:]
+        code, output = _cli(backup_args, env, tmp_path / "again.out")
+        assert code == 0, output
     else:
-        again = _cli([*restore_args, "--replace"], env)
-        assert again.returncode == 0, again.stderr.decode()[-3000:]
+        code, output = _cli([*restore_args, "--replace"], env, tmp_path / "again.out")
+        assert code == 0, output
         assert rows(DatabaseSettings.from_url(target.url)) == rows(settings)
         assert stat.S_IMODE((target_dir / ".env").stat().st_mode) == 0o600
         for path in (project / "uploads").iterdir():
