@@ -982,7 +982,8 @@ def restore(settings: DatabaseSettings, dump_path: Path, dump_format: str,
         args = [pg_restore, "--no-owner", "--no-acl", "--exit-on-error", "--single-transaction", "--no-password",
                 f"--dbname={settings.database}"]
         with contextlib.ExitStack() as stack:
-            listing = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="toc-", dir=workdir.run_dir()))) / "toc.list"
+            listing = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="toc-", dir=workdir.run_dir())))
+            listing = listing / "toc.list"
             process.run([pg_restore, f"--file={listing}", "--list", str(dump_path)], quiet=True)
             if skip_foreign_keys:
                 _pg_restore_list_without(listing, dump_path.name, skip_foreign_keys)

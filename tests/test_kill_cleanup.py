@@ -176,3 +176,34 @@ def test_a_run_killed_anywhere_leaves_no_process_no_secret_and_the_next_run_succ
             assert (target_dir / "uploads" / path.name).read_bytes() == path.read_bytes()
     assert not _files_holding([tmp, state], [*config_secrets, row_secret])
     assert not [p.name for p in tmp.iterdir() if p.name.startswith("directus-ops-run.")]
+
+
+def test_the_work_directory_is_private_and_the_next_run_removes_only_dead_runs_directories(tmp_path, monkeypatch):
+    import tempfile
+
+    from directus_ops import workdir
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    monkeypatch.setattr(workdir, "_current", None)
+    uid = os.getuid()
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    alive = subprocess.Popen(["sleep", "60"])
+    try:
+        started = workdir.process_start_time(alive.pid)
+        dead = tmp_path / f"directus-ops-run.{uid}.{gone.pid}.{started}"
+        reused = tmp_path / f"directus-ops-run.{uid}.{alive.pid}.1"  # the pid now belongs to another process
+        live = tmp_path / f"directus-ops-run.{uid}.{alive.pid}.{started}"
+        other = tmp_path / "directus-ops-run-something-else"
+        for directory in (dead, reused, live, other):
+            (directory / "staging-x").mkdir(parents=True)
+            (directory / "staging-x" / "database.sql").write_text("decoded dump")
+        made = workdir.make_dir("staging-")
+        run = made.parent
+        assert run.name == f"directus-ops-run.{uid}.{os.getpid()}.{workdir.process_start_time(os.getpid())}"
+        assert stat.S_IMODE(run.stat().st_mode) == 0o700 and stat.S_IMODE(made.stat().st_mode) == 0o700
+        assert not dead.exists() and not reused.exists()
+        assert live.exists() and other.exists()
+    finally:
+        alive.kill()
+        alive.wait()
