@@ -322,9 +322,14 @@ def update_dotenv(path: Path, updates: Mapping[str, Any], remove: set[str] | fro
 
     Lines that are not touched keep their exact text, comments included.
     """
+    return update_dotenv_text(path.read_text(encoding="utf-8"), updates, remove)
+
+
+def update_dotenv_text(text: str, updates: Mapping[str, Any], remove: set[str] | frozenset[str] = frozenset()) -> str:
+    """``update_dotenv`` on a dotenv file's text."""
     pending = dict(updates)
     out = []
-    for line in path.read_text(encoding="utf-8").splitlines():
+    for line in text.splitlines():
         match = re.match(r"^\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)\s*=", line)
         key = match.group(1) if match else None
         if key in remove and key not in pending:

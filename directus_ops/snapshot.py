@@ -26,7 +26,7 @@ from pydantic import TypeAdapter
 from . import codec, faults
 from . import database as db
 from . import progress, workdir
-from .config import update_dotenv, write_private_text
+from .config import update_dotenv, update_dotenv_text, write_private_text
 from .database import DatabaseSettings
 from .errors import ConfigError, IntegrityError, SnapshotNotFound, StorageError
 from .manifest import (CONFIG, DATABASE, EXTENSIONS, MIGRATIONS, PROJECT_FILES, DatabaseInfo, Entry, LocationInfo,
@@ -603,9 +603,14 @@ def restore_project_files(repo: Repository, manifest: Manifest, target: RestoreT
     """Config (into a new project dir), package files (if absent), extensions and migrations folders."""
     counts = {"config": 0, "package_files": 0, "extensions": 0, "migrations": 0}
     target.project_dir.mkdir(parents=True, exist_ok=True)
+    overrides = _config_overrides(target)
     if target.write_config:
-        # Only to its final place, 0600 from creation, atomically (never a readable or partial config).
-        write_private_text(target.config_path, target.snapshot_config or read_config_bytes(repo, manifest))
+        # Only to its final place, 0600 from creation, atomically (never a readable or partial config), and
+        # once: with the new settings already in, so it never names the snapshot's database meanwhile.
+        content = target.snapshot_config or read_config_bytes(repo, manifest)
+        if overrides:
+            content = update_dotenv_text(content.decode("utf-8"), *overrides).encode("utf-8")
+        write_private_text(target.config_path, content)
         faults.checkpoint("config-written")
         counts["config"] = 1
     for entry in manifest.artifact(PROJECT_FILES):
@@ -620,16 +625,23 @@ def restore_project_files(repo: Repository, manifest: Manifest, target: RestoreT
                 raise IntegrityError(f"snapshot entry {location}/{entry.key} points outside {folder}; refusing it")
             fetch_verified(repo, entry, destination)
             counts[location.lstrip("@")] += 1
-    if target.database_url_override or target.storage_overridden:
-        values: dict[str, Any] = {}
-        remove: set[str] = set()
-        if target.database_url_override:
-            values.update(target.database.config_values())
-            remove |= db.DB_CONFIG_KEYS - set(values)
-        for name in target.storage_overridden:
-            values.update(target.locations[name].config_values())
-        write_private_text(target.config_path, update_dotenv(target.config_path, values, remove=frozenset(remove)))
+    if overrides and not target.write_config:
+        write_private_text(target.config_path, update_dotenv(target.config_path, *overrides))
     return counts
+
+
+def _config_overrides(target: RestoreTarget) -> tuple[dict[str, Any], frozenset[str]] | None:
+    """The settings --database-url and --storage put into the target's config: (values to set, keys to drop)."""
+    if not (target.database_url_override or target.storage_overridden):
+        return None
+    values: dict[str, Any] = {}
+    remove: set[str] = set()
+    if target.database_url_override:
+        values.update(target.database.config_values())
+        remove |= db.DB_CONFIG_KEYS - set(values)
+    for name in target.storage_overridden:
+        values.update(target.locations[name].config_values())
+    return values, frozenset(remove)
 
 
 def target_project(target: RestoreTarget) -> Project:

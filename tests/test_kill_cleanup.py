@@ -161,6 +161,9 @@ def test_a_run_killed_anywhere_leaves_no_process_no_secret_and_the_next_run_succ
     for path in target_dir.rglob("*") if target_dir.exists() else ():
         if path.is_file() and not path.is_symlink() and key.encode() in path.read_bytes():
             assert stat.S_IMODE(path.stat().st_mode) == 0o600, f"{path} holds the config's secrets and is not 0600"
+    if (target_dir / ".env").exists():  # written once, with --database-url's settings in: never the source's
+        written = (target_dir / ".env").read_text()
+        assert source.password not in written and target.name in written
 
     # The next run succeeds (the project lock is a file lock: the kernel freed it), and it removed the dead
     # run's work directory.
