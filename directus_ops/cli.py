@@ -78,9 +78,35 @@ def fail(exc: BaseException) -> typer.Exit:
     return typer.Exit(code)
 
 
+def _watch_prefect_server() -> None:
+    """Have the process watchdog kill Prefect's temporary server (~190 MB) should this run die without stopping
+    it (SIGKILL): Prefect starts it with a plain Popen in our process group and stops it only at exit."""
+    from prefect.settings import PREFECT_API_URL
+
+    if PREFECT_API_URL.value():
+        return  # a real server: no temporary one (and its module's seconds-long import is not paid)
+    from prefect.server.api import server
+
+    runner = getattr(server.SubprocessASGIServer, "_run_uvicorn_command", None)
+    if runner is None or getattr(runner, "_directus_ops_watched", False):
+        return  # another Prefect version: nothing to hook (the server then outlives a killed run, as before)
+
+    def run_watched(self: Any) -> Any:
+        from .process import watch
+
+        popen = runner(self)
+        watch(popen.pid)
+        return popen
+
+    run_watched._directus_ops_watched = True  # type: ignore[attr-defined]
+    server.SubprocessASGIServer._run_uvicorn_command = run_watched  # type: ignore[method-assign]
+
+
 def _quiet_prefect() -> None:
     """Prefect's console logs (run states, tracebacks) only with --verbose; the run's logs still reach the API."""
     from prefect.logging.handlers import PrefectConsoleHandler
+
+    _watch_prefect_server()
 
     level = logging.INFO if _state["verbose"] else logging.CRITICAL
     for logger in [logging.getLogger(), *[l for l in logging.root.manager.loggerDict.values() if isinstance(l, logging.Logger)]]:

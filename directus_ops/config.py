@@ -169,14 +169,37 @@ def resolve_config_path(project_dir: Path, config_path: str | Path | None = None
     return project_dir / DEFAULT_CONFIG_NAME
 
 
-def _read_dotenv(path: Path) -> dict[str, Any]:
+def _read_dotenv(path: Path, content: bytes | None = None) -> dict[str, Any]:
+    import io
+
     from dotenv import dotenv_values
 
     # Node's dotenv does no ${VAR} expansion; neither must we.
-    return {k: v for k, v in dotenv_values(path, interpolate=False).items() if v is not None}
+    if content is not None:
+        values = dotenv_values(stream=io.StringIO(content.decode("utf-8")), interpolate=False)
+    else:
+        values = dotenv_values(path, interpolate=False)
+    return {k: v for k, v in values.items() if v is not None}
 
 
-def _read_javascript(path: Path, environ: Mapping[str, str]) -> dict[str, Any]:
+def _read_javascript(path: Path, environ: Mapping[str, str], content: bytes | None = None) -> dict[str, Any]:
+    if content is not None:
+        # node evaluates files only (an ES module, CommonJS or a function of the environment: no one way to
+        # evaluate all three from memory), so the text goes to a 0600 file in the run's private 0700 work
+        # directory, removed as soon as node has read it (by the next run if this one is killed).
+        import shutil
+
+        from . import workdir
+
+        private = workdir.make_dir("config-")
+        try:
+            copy = private / path.name
+            fd = os.open(copy, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(content)
+            return _read_javascript(copy, environ)
+        finally:
+            shutil.rmtree(private, ignore_errors=True)
     from . import process
 
     node = process.find_tool("node", purpose=f"evaluate the config file {path}", install_hint="install Node.js")
@@ -208,26 +231,32 @@ def _read_javascript(path: Path, environ: Mapping[str, str]) -> dict[str, Any]:
     return data
 
 
-def read_config_file(path: Path, environ: Mapping[str, str] | None = None) -> dict[str, Any]:
-    """Raw key/value pairs of a config file, before casting."""
+def read_config_file(path: Path, environ: Mapping[str, str] | None = None,
+                     content: bytes | None = None) -> dict[str, Any]:
+    """Raw key/value pairs of a config file, before casting; from ``content`` (the file's bytes, e.g. a
+    snapshot's decrypted config, kept off the disk) when given, ``path`` then naming its kind and place."""
     environ = os.environ if environ is None else environ
     extension = path.suffix.lower().lstrip(".")
+
+    def text() -> str:
+        return content.decode("utf-8") if content is not None else path.read_text(encoding="utf-8")
+
     try:
         if extension in JAVASCRIPT_EXTENSIONS:
-            return _read_javascript(path, environ)
+            return _read_javascript(path, environ, content)
         if extension == "json":
-            data = json.loads(path.read_text(encoding="utf-8"))
+            data = json.loads(text())
             if not isinstance(data, dict):
                 raise ConfigError(f"{path}: a JSON config must hold an object of variables")
             return data
         if extension in ("yaml", "yml"):
             import yaml
 
-            data = yaml.safe_load(path.read_text(encoding="utf-8"))
+            data = yaml.safe_load(text())
             if not isinstance(data, dict):
                 raise ConfigError(f"{path}: a YAML config must hold a mapping of variables")
             return data
-        return _read_dotenv(path)
+        return _read_dotenv(path, content)
     except ConfigError:
         raise
     except (OSError, ValueError) as exc:
@@ -237,14 +266,16 @@ def read_config_file(path: Path, environ: Mapping[str, str] | None = None) -> di
         raise ConfigError(f"cannot parse the config file {path}: {str(exc).splitlines()[0]}") from None
 
 
-def load_config(config_path: Path, environ: Mapping[str, str] | None = None) -> DirectusConfig:
-    """Build the effective config for ``config_path`` (which must exist) and register its secrets."""
+def load_config(config_path: Path, environ: Mapping[str, str] | None = None,
+                content: bytes | None = None) -> DirectusConfig:
+    """Build the effective config for ``config_path`` (which must exist unless its ``content`` is given: the
+    config it will be) and register its secrets."""
     environ = os.environ if environ is None else environ
-    if not config_path.is_file():
+    if content is None and not config_path.is_file():
         raise ConfigError(
             f"no Directus config at {config_path}; pass the project directory that holds its .env, or --config PATH"
         )
-    file_values = read_config_file(config_path, environ)
+    file_values = read_config_file(config_path, environ, content)
     raw: dict[str, Any] = {k: v for k, v in environ.items() if _is_directus_variable(k)}
     raw.update(file_values)
 
@@ -290,9 +321,14 @@ def update_dotenv(path: Path, updates: Mapping[str, Any], remove: set[str] | fro
 
     Lines that are not touched keep their exact text, comments included.
     """
+    return update_dotenv_text(path.read_text(encoding="utf-8"), updates, remove)
+
+
+def update_dotenv_text(text: str, updates: Mapping[str, Any], remove: set[str] | frozenset[str] = frozenset()) -> str:
+    """``update_dotenv`` on a dotenv file's text."""
     pending = dict(updates)
     out = []
-    for line in path.read_text(encoding="utf-8").splitlines():
+    for line in text.splitlines():
         match = re.match(r"^\s*(?:export\s+)?([A-Za-z_][A-Za-z0-9_]*)\s*=", line)
         key = match.group(1) if match else None
         if key in remove and key not in pending:
@@ -306,14 +342,20 @@ def update_dotenv(path: Path, updates: Mapping[str, Any], remove: set[str] | fro
     return "\n".join(out) + "\n"
 
 
-def write_private_text(path: Path, text: str) -> None:
+def write_private_text(path: Path, text: str | bytes) -> None:
     """Write ``text`` to ``path`` atomically with mode 0600 (a config holds the project's secrets): a temporary
-    file beside it, created 0600 and synced, then renamed over it."""
-    tmp = path.with_name(f".{path.name}.directus-ops.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(text)
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.chmod(tmp, 0o600)  # O_CREAT's mode does not apply to a leftover temporary file
-    os.replace(tmp, path)
+    file beside it, created 0600 and synced, then renamed over it. The one writer of private config: the
+    secrets are never readable by others, not even for a moment, and never anywhere but beside ``path``; a
+    symlink at either name is replaced, never written through (``paths.LocalUncommitted``)."""
+    from .paths import LocalUncommitted, key_from_name
+
+    data = text.encode("utf-8") if isinstance(text, str) else text
+    out = LocalUncommitted(str(path.parent), key_from_name(path.name), mode=0o600)
+    try:
+        out.write(data)
+        out.handle.flush()
+        os.fsync(out.handle.fileno())
+        out.commit()
+    except BaseException:
+        out.discard()
+        raise

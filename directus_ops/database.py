@@ -2,8 +2,8 @@
 dump / restore / emptiness checks with the engine's native tools.
 
 Engines: PostgreSQL (``DB_CLIENT=pg``), MySQL and MariaDB (``mysql``), SQLite (``sqlite3``).
-Passwords never reach a command line: PostgreSQL tools get ``PGPASSWORD``, MySQL tools a private
-``--defaults-extra-file``.
+Passwords never reach a command line nor a file: PostgreSQL tools get ``PGPASSWORD``, MySQL tools a
+``--defaults-extra-file`` that is an inherited pipe (``/dev/fd/N``).
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from typing import IO, Any, Literal
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, Connection, Engine
 
-from . import process
+from . import faults, process, workdir
 from .config import DirectusConfig
 from .errors import ConfigError, DatabaseError, TargetNotEmpty
 from .redact import redact, register_secret
@@ -242,7 +242,7 @@ def connect(settings: DatabaseSettings, database: str | None = None, **kwargs: A
         try:
             connection = engine.connect()
         except (sa.exc.OperationalError, sa.exc.InterfaceError) as exc:
-            reason = redact(str(exc.orig).strip().splitlines()[-1] if exc.orig else str(exc))
+            reason = _connect_reason(exc)
             raise DatabaseUnreachable(
                 f"cannot connect to {settings.describe()}: {reason}; check the DB_* settings and that the server is running"
             ) from None
@@ -667,8 +667,11 @@ def _pg_env(settings: DatabaseSettings, database: str | None = None) -> dict[str
 
 
 @contextlib.contextmanager
-def _mysql_defaults_file(settings: DatabaseSettings) -> Iterator[str]:
-    """A private option file so the password never appears in argv or the environment of other users."""
+def _mysql_defaults_file(settings: DatabaseSettings) -> Iterator[tuple[str, int]]:
+    """The client options (password included) as an option file that is never on disk: a pipe holding the text,
+    its read end inherited by the tool as ``/dev/fd/N``. Yields (the ``--defaults-extra-file`` path, the fd to
+    pass). MariaDB and MySQL clients read it like a file (their world-writable check does not apply to a pipe);
+    unlike ``MYSQL_PWD`` it is not in the child's environment, which MySQL 8 deprecates for passwords."""
     lines = ["[client]"]
     if settings.host:
         lines.append(f"host={settings.host}")
@@ -683,14 +686,18 @@ def _mysql_defaults_file(settings: DatabaseSettings) -> Iterator[str]:
         lines.append(f'password="{escaped}"')
     if settings.ssl:
         lines.append("ssl=1")
-    fd, path = tempfile.mkstemp(prefix="directus-ops-", suffix=".cnf")
+    text = ("\n".join(lines) + "\n").encode()
+    read_end, write_end = os.pipe()
     try:
-        with os.fdopen(fd, "w") as handle:  # mkstemp creates it 0600
-            handle.write("\n".join(lines) + "\n")
-        yield path
+        # A few hundred bytes: far below the pipe's buffer, so the write never blocks waiting for the reader.
+        os.write(write_end, text)
+        os.close(write_end)
+        write_end = -1
+        yield f"/dev/fd/{read_end}", read_end
     finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(path)
+        os.close(read_end)
+        if write_end >= 0:
+            os.close(write_end)
 
 
 def _tool_version(tool: str) -> str:
@@ -783,13 +790,13 @@ def _dump_mysql(settings: DatabaseSettings, consume: Callable[[IO[bytes]], None]
             "SELECT default_character_set_name, default_collation_name FROM information_schema.schemata "
             "WHERE schema_name = DATABASE()")).one()
         dump_tool = mysql_tool("dump", version)
-        with _mysql_defaults_file(settings) as defaults:
+        with _mysql_defaults_file(settings) as (defaults, defaults_fd):
             args = [dump_tool, f"--defaults-extra-file={defaults}", "--single-transaction", "--quick", "--routines",
                     "--triggers", "--hex-blob", "--no-tablespaces", "--default-character-set=utf8mb4",
                     settings.database, *(tables or ())]  # table names after the database are exact, not patterns
             conn.execute(sa.text("SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ"))
             conn.execute(sa.text("START TRANSACTION WITH CONSISTENT SNAPSHOT"))
-            with process.spawn(args, stdout_pipe=True) as proc:
+            with process.spawn(args, stdout_pipe=True, pass_fds=[defaults_fd]) as proc:
                 assert proc.stdout is not None
                 join = _consume_in_thread(proc.stdout, consume)
                 counts = count_rows(conn, tables)  # started with the dump; equal unless rows change during the dump's start
@@ -985,14 +992,16 @@ def restore(settings: DatabaseSettings, dump_path: Path, dump_format: str,
         args = [pg_restore, "--no-owner", "--no-acl", "--exit-on-error", "--single-transaction", "--no-password",
                 f"--dbname={settings.database}"]
         with contextlib.ExitStack() as stack:
-            listing = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="directus-ops-"))) / "toc.list"
+            listing = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="toc-", dir=workdir.run_dir())))
+            listing = listing / "toc.list"
             process.run([pg_restore, f"--file={listing}", "--list", str(dump_path)], quiet=True)
             if skip_foreign_keys:
                 _pg_restore_list_without(listing, dump_path.name, skip_foreign_keys)
                 args.append(f"--use-list={listing}")
             created = _pg_create_missing_schemas(settings, listing)
             try:
-                process.run([*args, str(dump_path)], env=_pg_env(settings))
+                with process.spawn([*args, str(dump_path)], env=_pg_env(settings)):
+                    faults.checkpoint("database-loading")
             except BaseException:
                 _pg_drop_empty_schemas(settings, created)  # the restore was one transaction: back to as it was
                 raise
@@ -1002,9 +1011,10 @@ def restore(settings: DatabaseSettings, dump_path: Path, dump_format: str,
         with connect(settings) as conn:
             version = str(conn.execute(sa.text("SELECT VERSION()")).scalar())
         client = mysql_tool("client", version)
-        with _mysql_defaults_file(settings) as defaults:
-            process.run([client, f"--defaults-extra-file={defaults}", "--default-character-set=utf8mb4", "--binary-mode",
-                         settings.database], stdin_path=dump_path)
+        with _mysql_defaults_file(settings) as (defaults, defaults_fd), open(dump_path, "rb") as dump_in, \
+                process.spawn([client, f"--defaults-extra-file={defaults}", "--default-character-set=utf8mb4",
+                               "--binary-mode", settings.database], stdin=dump_in, pass_fds=[defaults_fd]):
+            faults.checkpoint("database-loading")
         if skip_foreign_keys:
             # The dump turns foreign key checks off, so these were created pointing at absent tables: drop them.
             with connect(settings, isolation_level="AUTOCOMMIT") as conn:
@@ -1077,3 +1087,14 @@ def _fsync_file(path: Path) -> None:
 
 def _reason(exc: sa.exc.DBAPIError) -> str:
     return redact(str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc))
+
+
+def _connect_reason(exc: sa.exc.DBAPIError) -> str:
+    """The driver's reason a connection failed, in one line ("Connection refused", "password authentication
+    failed for user ..."), not libpq's indented hint that follows it ("Is the server running ...")."""
+    text = str(exc.orig if exc.orig is not None else exc)
+    lines = [line for line in text.splitlines() if line.strip()]
+    unindented = [line for line in lines if not line[:1].isspace()] or lines or [type(exc).__name__]
+    # libpq: 'connection to server at "h", port p failed: <reason>' (one per address tried): the last reason.
+    reason = unindented[-1].strip().rsplit(" failed: ", 1)[-1]
+    return redact(reason)

@@ -8,7 +8,10 @@ Points: ``lock-taken``, ``repo-bytes`` (bytes written to repository files), ``up
 uploaded to tmp/, not yet moved), ``object-stored``, ``file-tmp`` (a manifest/lock/key written to its
 temporary name, not yet renamed), ``before-manifest``, ``v8-items-batch`` (a batch of v8 items committed),
 ``v8-file-copied`` (a v8 file's bytes copied), ``v8-roles-written`` (Directus 11: roles written, their
-policies not yet).
+policies not yet), ``dump-bytes`` (bytes of a database dump read from its tool, which runs meanwhile),
+``restore-planned`` (the restore flow's checks passed), ``database-fetched`` (the dump decoded into the work
+directory), ``database-loading`` (the database client loading the dump is running), ``object-restored`` (a
+storage object written to the target), ``config-written`` (the snapshot's config written into the target).
 """
 
 from __future__ import annotations

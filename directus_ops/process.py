@@ -2,6 +2,14 @@
 
 Every child runs in its own process group with a timeout; what it prints goes to the log (redacted); if the
 caller is cancelled or times out, the whole group is killed so no orphan keeps writing.
+
+If this process dies without cleaning up (SIGKILL, OOM killer), its watchdog kills what it left running: a
+``sh`` started once per process in a session of its own, reading a pipe whose write end only this process
+holds. Each child's process group is registered on it while the child runs (``+-PGID`` / ``--PGID`` lines;
+other processes, such as Prefect's temporary server, by pid with ``watch``/``unwatch``). When the pipe reaches
+end-of-file (this process is gone, however it ended) the watchdog sends SIGTERM to every registered group and
+process, then SIGKILL a second later. A parent-death signal would not do: it reaches only direct children,
+not the grandchildren of ``npm`` or ``npx``. Cost: one ``sh`` per process, one short write per child.
 """
 
 from __future__ import annotations
@@ -44,6 +52,62 @@ def _child_env(env: Mapping[str, str] | None) -> dict[str, str]:
     if env:
         merged.update(env)
     return merged
+
+
+# Reads "+TARGET" / "-TARGET" lines (TARGET: "-PGID" for a group, "PID" for a process) until end-of-file.
+_WATCHDOG_SCRIPT = r"""
+t=' '
+while IFS= read -r l; do
+  case $l in
+    +*) t="$t${l#+} " ;;
+    -*) p=${l#-}; case $t in *" $p "*) t="${t%% $p *} ${t#* $p }" ;; esac ;;
+  esac
+done
+case $t in *[0-9]*) ;; *) exit 0 ;; esac
+for p in $t; do kill -15 $p 2>/dev/null; done
+sleep 1
+for p in $t; do kill -9 $p 2>/dev/null; done
+"""
+
+_watchdog_lock = threading.Lock()
+_watchdog: tuple[int, int] | None = None  # (pid of the process that started it, write end of its pipe)
+
+
+def _watchdog_fd() -> int | None:
+    """The write end of this process's watchdog pipe, starting the watchdog on first use."""
+    global _watchdog
+    pid = os.getpid()
+    if _watchdog is not None and _watchdog[0] == pid:
+        return _watchdog[1]
+    read_end, write_end = os.pipe()  # both close-on-exec: no child but the watchdog inherits either end
+    try:
+        subprocess.Popen(["/bin/sh", "-c", _WATCHDOG_SCRIPT], stdin=read_end, stdout=subprocess.DEVNULL,
+                         stderr=subprocess.DEVNULL, start_new_session=True)  # out of reach of our group's signals
+    except OSError as exc:
+        os.close(write_end)
+        log.warning("cannot start the process watchdog (%s): children of a killed run may outlive it", exc)
+        return None
+    finally:
+        os.close(read_end)
+    _watchdog = (pid, write_end)
+    return write_end
+
+
+def _tell_watchdog(line: str) -> None:
+    with _watchdog_lock:
+        fd = _watchdog_fd()
+        if fd is not None:
+            with contextlib.suppress(OSError):
+                os.write(fd, (line + "\n").encode())  # shorter than PIPE_BUF: one atomic write
+
+
+def watch(pid: int, group: bool = False) -> None:
+    """Have the watchdog kill ``pid`` (its process group if ``group``) should this process die first."""
+    _tell_watchdog(f"+{'-' if group else ''}{pid}")
+
+
+def unwatch(pid: int, group: bool = False) -> None:
+    _tell_watchdog(f"-{'-' if group else ''}{pid}")
 
 
 def _group_alive(pgid: int) -> bool:
@@ -98,13 +162,15 @@ def spawn(
     captured: list[str] | None = None,
     check: bool = True,
     quiet: bool = False,
+    pass_fds: Sequence[int] = (),
 ) -> Iterator[subprocess.Popen[bytes]]:
     """Start ``args`` in its own process group; yield the Popen; on exit wait, check the exit code, clean up.
 
     With ``stdout_pipe`` the caller reads ``proc.stdout`` (a dump streaming into the repository); otherwise
     stdout goes to the log like stderr. On any exception in the caller's block, or when ``timeout`` passes,
     the process group is killed. With ``check=False`` (servers the caller stops) the exit code is not checked.
-    ``quiet`` logs the command and its output at DEBUG (queries such as ``npm view``).
+    ``quiet`` logs the command and its output at DEBUG (queries such as ``npm view``). ``pass_fds`` are
+    inherited by the child (a password in a pipe, read as ``/dev/fd/N``).
     """
     logger = logger or log
     level = logging.DEBUG if quiet else logging.INFO
@@ -118,7 +184,9 @@ def spawn(
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT if not stdout_pipe else subprocess.PIPE,
         start_new_session=True,  # own process group: killpg reaches grandchildren (npx -> node)
+        pass_fds=tuple(pass_fds),
     )
+    watch(proc.pid, group=True)
     tail: deque[str] = deque(maxlen=_TAIL_LINES)
     log_stream = proc.stderr if stdout_pipe else proc.stdout
     assert log_stream is not None
@@ -141,6 +209,7 @@ def spawn(
     finally:
         timer.cancel()
         pump.join(timeout=10)
+        unwatch(proc.pid, group=True)
     elapsed = time.monotonic() - started
     if not check:
         return
@@ -165,6 +234,7 @@ def run(
     timeout: float = DEFAULT_TIMEOUT,
     logger: logging.Logger | None = None,
     quiet: bool = False,
+    pass_fds: Sequence[int] = (),
 ) -> str:
     """Run to completion; return what it printed (redacted). Raises ProcessFailed on a non-zero exit."""
     captured: list[str] = []
@@ -173,7 +243,8 @@ def run(
         if stdin_path is not None:
             stdin = stack.enter_context(open(stdin_path, "rb"))
         stack.enter_context(
-            spawn(args, env=env, cwd=cwd, stdin=stdin, timeout=timeout, logger=logger, captured=captured, quiet=quiet)
+            spawn(args, env=env, cwd=cwd, stdin=stdin, timeout=timeout, logger=logger, captured=captured, quiet=quiet,
+                  pass_fds=pass_fds)
         )
     return "\n".join(captured)
 
@@ -186,8 +257,9 @@ def stream_stdout(
     cwd: str | Path | None = None,
     timeout: float = DEFAULT_TIMEOUT,
     logger: logging.Logger | None = None,
+    pass_fds: Sequence[int] = (),
 ) -> None:
     """Run ``args`` and hand its stdout stream to ``consume`` (which reads it in chunks)."""
-    with spawn(args, env=env, cwd=cwd, stdout_pipe=True, timeout=timeout, logger=logger) as proc:
+    with spawn(args, env=env, cwd=cwd, stdout_pipe=True, timeout=timeout, logger=logger, pass_fds=pass_fds) as proc:
         assert proc.stdout is not None
         consume(proc.stdout)

@@ -56,11 +56,13 @@ class Project:
 
 
 def load_project(project_dir: str | Path, config_path: str | Path | None = None,
-                 environ: Mapping[str, str] | None = None, *, directory_may_be_missing: bool = False) -> Project:
+                 environ: Mapping[str, str] | None = None, *, directory_may_be_missing: bool = False,
+                 config_content: bytes | None = None) -> Project:
     """Read a project directory (and its config, ``<dir>/.env`` unless ``config_path``) into a Project.
 
     ``directory_may_be_missing`` is for a restore target that will be created: its config is read from
-    elsewhere and relative paths resolve against the directory to be.
+    elsewhere and relative paths resolve against the directory to be. ``config_content``: the config's bytes
+    (a snapshot's, not on disk yet).
     """
     root = Path(project_dir).expanduser()
     if not root.is_dir() and not (directory_may_be_missing and not root.exists()):
@@ -68,7 +70,7 @@ def load_project(project_dir: str | Path, config_path: str | Path | None = None,
     root = root.resolve()
     environ = os.environ if environ is None else environ
     path = resolve_config_path(root, config_path)
-    config = load_config(path, environ)
+    config = load_config(path, environ, config_content)
     database = DatabaseSettings.from_config(config, root)
     names = config.list("STORAGE_LOCATIONS") or ["local"]
     seen = set()

@@ -21,7 +21,16 @@ SECRET_KEY_PATTERN = re.compile(
 # Keys matching the pattern above that are not secrets.
 NOT_SECRET_KEYS = {"STORAGE_LOCAL_KEY", "CACHE_NAMESPACE_KEY"}
 
-MIN_SECRET_LENGTH = 4  # shorter values would redact ordinary words
+# The rule for short secrets. A secret of at least SUBSTRING_SECRET_LENGTH characters is replaced wherever it
+# appears. A shorter one (a weak password such as "root", a passphrase such as "wrong") is an ordinary word that
+# our own messages and the tools' output contain in other senses ("wrong passphrase for ..."): it is replaced
+# only where it stands as a value, i.e. right after "=", ":" (or either and a space) or a quote, and followed by
+# the end, a space, "@",
+# a quote or a separator (``password=root``, ``postgresql://u:root@h``, ``'root'``), which is how a secret
+# leaks into a URL, an option or a config line.
+SUBSTRING_SECRET_LENGTH = 8
+_VALUE_BEFORE = r"""(?:(?<=[=:'"])|(?<=[=:] ))"""
+_VALUE_AFTER = r"""(?=$|[\s@'"&;,/)\]}])"""
 
 
 def is_secret_key(name: str) -> bool:
@@ -31,24 +40,37 @@ def is_secret_key(name: str) -> bool:
     return bool(SECRET_KEY_PATTERN.search(name))
 
 
+_long: list[str] = []
+_short: re.Pattern[str] | None = None
+
+
 def register_secret(value: object) -> None:
+    global _long, _short
     if value is None:
         return
     text = str(value)
-    if len(text) < MIN_SECRET_LENGTH:
+    if not text:
         return
     with _lock:
+        if text in _secrets:
+            return
         _secrets.add(text)
+        _long = sorted((s for s in _secrets if len(s) >= SUBSTRING_SECRET_LENGTH), key=len, reverse=True)
+        short = sorted((s for s in _secrets if len(s) < SUBSTRING_SECRET_LENGTH), key=len, reverse=True)
+        _short = re.compile(f"{_VALUE_BEFORE}(?:{'|'.join(map(re.escape, short))}){_VALUE_AFTER}") \
+            if short else None
 
 
 def redact(text: str) -> str:
     if not text:
         return text
     with _lock:
-        secrets = sorted(_secrets, key=len, reverse=True)
-    for secret in secrets:
+        long, short = _long, _short
+    for secret in long:
         if secret in text:
             text = text.replace(secret, "***")
+    if short is not None:
+        text = short.sub("***", text)
     return text
 
 

@@ -115,6 +115,10 @@ class RepositoryLocation:
     secret: str | None = field(default=None, repr=False)
     passphrase: str | None = field(default=None, repr=False)  # else from the environment
 
+    def __post_init__(self) -> None:
+        if self.is_s3 and not self.url[5:].split("/", 1)[0]:
+            raise RepositoryError(f"repository URL {self.url!r} names no bucket; use s3://BUCKET or s3://BUCKET/PREFIX")
+
     @property
     def is_s3(self) -> bool:
         return self.url.startswith("s3://")

@@ -11,7 +11,6 @@ import io
 import logging
 import os
 import socket
-import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -25,8 +24,8 @@ from pydantic import TypeAdapter
 
 from . import codec, faults, paths, restore_cleanup
 from . import database as db
-from . import progress
-from .config import update_dotenv, write_private_text
+from . import progress, workdir
+from .config import update_dotenv, update_dotenv_text, write_private_text
 from .database import DatabaseSettings
 from .errors import ConfigError, IntegrityError, SnapshotNotFound, StorageError
 from .manifest import (CONFIG, DATABASE, EXTENSIONS, MIGRATIONS, PROJECT_FILES, DatabaseInfo, Entry, LocationInfo,
@@ -34,7 +33,7 @@ from .manifest import (CONFIG, DATABASE, EXTENSIONS, MIGRATIONS, PROJECT_FILES, 
 from .paths import display_key, key_from_name
 from .project import Project, load_project
 from .redact import redact
-from .repository import CHUNK_SIZE, PutResult, Repository
+from .repository import PutResult, Repository
 from .storage import StorageLocation, StorageRootMissing, StorageUnlistable, StoredObject
 
 log = logging.getLogger("directus_ops.snapshot")
@@ -110,8 +109,12 @@ def backup_database(project: Project, repo: Repository, staging_dir: Path, encry
     tables, skipped = scoped_tables(project, scope)
     stored: dict[str, Any] = {}
     with progress.track(f"dump {project.database.describe()}") as tracker:
+        def advance(amount: int) -> None:
+            faults.checkpoint("dump-bytes", amount)
+            tracker.advance(amount)
+
         def consume(stream: IO[bytes]) -> None:
-            stored["result"] = repo.put(stream, tracker.advance, encrypt=encrypt)
+            stored["result"] = repo.put(stream, advance, encrypt=encrypt)
 
         result = db.dump(project.database, consume, staging_dir, tables)
     put = stored["result"]
@@ -466,7 +469,9 @@ def start_snapshot_id() -> tuple[str, datetime]:
 
 
 def make_staging_dir() -> Path:
-    return Path(tempfile.mkdtemp(prefix="directus-ops-"))
+    """A fresh directory for one flow's working files, inside the run's private (0700) work directory, which
+    the next run removes if this one is killed (workdir)."""
+    return workdir.make_dir("staging-")
 
 
 # -- restore -----------------------------------------------------------------------------------------------------
@@ -482,8 +487,9 @@ class RestoreTarget:
     locations: dict[str, StorageLocation]
     database_url_override: bool
     storage_overridden: tuple[str, ...] = ()
-    snapshot_config_staged: Path | None = None
     new_parts: restore_cleanup.NewParts | None = None  # what the target did not hold yet (removed if the restore fails)
+    # The snapshot's config (decrypted) when it is to be written: held in memory, never staged on disk.
+    snapshot_config: bytes | None = field(default=None, repr=False)
 
 
 def plan_restore(repo: Repository, manifest: Manifest, project_dir: str | Path, config: str | Path | None = None,
@@ -510,17 +516,13 @@ def plan_restore(repo: Repository, manifest: Manifest, project_dir: str | Path, 
     else:
         # A new project directory: the snapshot's own config will be written there.
         config_path, write_config = target_dir / manifest.project.config_file, True
-        staging_dir = staging_dir or make_staging_dir()
-        staged = staging_dir / manifest.project.config_file
-        entry = manifest.artifact(CONFIG)[0]
-        with open(staged, "wb") as handle:
-            repo.copy_object_to(entry, handle, what="config")
+        staged = read_config_bytes(repo, manifest)
     environ: dict[str, str] = {}  # the target is described by its config alone, not by this process's environment
-    read_from = staged or config_path
+    read_from = config_path
     if (database_url or storage_overrides) and read_from.suffix.lower() in (".js", ".mjs", ".cjs", ".json", ".yaml", ".yml"):
         raise ConfigError(f"--database-url and --storage can only be written into a dotenv config, not {read_from.name}; "
                           "put the new settings into your config and pass it with --config")
-    target_project = _project_from(target_dir, read_from, environ, database_url)
+    target_project = _project_from(target_dir, read_from, environ, database_url, staged)
     database = target_project.database
     if manifest.database is not None and database.engine != manifest.database.engine:
         raise ConfigError(f"snapshot {manifest.id} holds a {manifest.database.engine} database but the target is "
@@ -554,7 +556,7 @@ def plan_restore(repo: Repository, manifest: Manifest, project_dir: str | Path, 
     new_parts = restore_cleanup.observe(target_dir, database if manifest.has_database else None, locations)
     return RestoreTarget(project_dir=target_dir, config_path=config_path, write_config=write_config,
                          database=database, locations=locations, database_url_override=bool(database_url),
-                         storage_overridden=tuple(overrides), snapshot_config_staged=staged, new_parts=new_parts)
+                         storage_overridden=tuple(overrides), snapshot_config=staged, new_parts=new_parts)
 
 
 def _check_location_can_hold(manifest: Manifest, name: str, location: StorageLocation) -> None:
@@ -570,9 +572,19 @@ def _check_location_can_hold(manifest: Manifest, name: str, location: StorageLoc
                               f"storage with --storage {name}=PATH")
 
 
-def _project_from(target_dir: Path, config_path: Path, environ: dict[str, str], database_url: str | None = None) -> Project:
-    """The target as a project, read from ``config_path``, whether or not its directory exists yet."""
-    project = load_project(target_dir, config_path, environ, directory_may_be_missing=True)
+def read_config_bytes(repo: Repository, manifest: Manifest) -> bytes:
+    """The snapshot's config file (decrypted, checked), in memory: its secrets are written nowhere but the
+    target's config file."""
+    buffer = io.BytesIO()
+    repo.copy_object_to(manifest.artifact(CONFIG)[0], buffer, what="config")
+    return buffer.getvalue()
+
+
+def _project_from(target_dir: Path, config_path: Path, environ: dict[str, str], database_url: str | None = None,
+                  content: bytes | None = None) -> Project:
+    """The target as a project, read from ``config_path`` (or its ``content``), whether or not its directory
+    exists yet."""
+    project = load_project(target_dir, config_path, environ, directory_may_be_missing=True, config_content=content)
     if database_url:
         project = replace(project, database=DatabaseSettings.from_url(database_url))
     return project
@@ -632,6 +644,7 @@ def load_database(repo: Repository, manifest: Manifest, database: DatabaseSettin
     """The snapshot's database into ``database`` (emptied first when ``replace``), row counts checked."""
     info = require_database(manifest)
     dump_file = fetch_verified(repo, manifest.database_dump, staging_dir / manifest.database_dump.key)
+    faults.checkpoint("database-fetched")
     if db.check_restorable(database, replace):  # non-empty: only reached with replace
         log.info("replacing the contents of %s", database.describe())
         db.clear_database(database)
@@ -670,6 +683,7 @@ def restore_location(repo: Repository, manifest: Manifest, name: str, location: 
             # file renamed into place; S3: a multipart upload completed only on commit).
             if local:
                 write_entry(repo, entry, location.root, entry.key, on_bytes=tracker.advance)
+                faults.checkpoint("object-restored")
             else:
                 if entry.symlink or entry.key.startswith(paths.RAW_PREFIX):  # plan_restore refuses these first
                     raise ConfigError(f"{location.describe()} cannot hold {paths.display_key(entry.key)!r}")
@@ -677,6 +691,7 @@ def restore_location(repo: Repository, manifest: Manifest, name: str, location: 
                 try:
                     repo.copy_object_to(entry, out, tracker.advance)  # type: ignore[arg-type]
                     out.commit()
+                    faults.checkpoint("object-restored")
                 except BaseException:
                     with contextlib.suppress(Exception):
                         out.discard()
@@ -695,8 +710,15 @@ def restore_project_files(repo: Repository, manifest: Manifest, target: RestoreT
     counts = {"config": 0, "package_files": 0, "extensions": 0, "migrations": 0}
     target.project_dir.mkdir(parents=True, exist_ok=True)
     project_dir = str(target.project_dir)
-    if target.write_config:  # it holds the project's secrets: 0600 from its first byte
-        write_entry(repo, manifest.artifact(CONFIG)[0], str(target.config_path.parent), target.config_path.name, 0o600)
+    overrides = _config_overrides(target)
+    if target.write_config:
+        # Only to its final place, 0600 from creation, atomically (never a readable or partial config), and
+        # once: with the new settings already in, so it never names the snapshot's database meanwhile.
+        content = target.snapshot_config or read_config_bytes(repo, manifest)
+        if overrides:
+            content = update_dotenv_text(content.decode("utf-8"), *overrides).encode("utf-8")
+        write_private_text(target.config_path, content)
+        faults.checkpoint("config-written")
         counts["config"] = 1
     for entry in manifest.artifact(PROJECT_FILES):
         if not os.path.lexists(target.project_dir / paths.name_from_key(entry.key)):
@@ -706,21 +728,28 @@ def restore_project_files(repo: Repository, manifest: Manifest, target: RestoreT
         for entry in manifest.artifact(location):
             write_entry(repo, entry, str(folder), entry.key)  # never through a symlink inside the folder
             counts[location.lstrip("@")] += 1
-    if target.database_url_override or target.storage_overridden:
-        values: dict[str, Any] = {}
-        remove: set[str] = set()
-        if target.database_url_override:
-            values.update(target.database.config_values())
-            remove |= db.DB_CONFIG_KEYS - set(values)
-        for name in target.storage_overridden:
-            values.update(target.locations[name].config_values())
-        write_private_text(target.config_path, update_dotenv(target.config_path, values, remove=frozenset(remove)))
+    if overrides and not target.write_config:
+        write_private_text(target.config_path, update_dotenv(target.config_path, *overrides))
     return counts
+
+
+def _config_overrides(target: RestoreTarget) -> tuple[dict[str, Any], frozenset[str]] | None:
+    """The settings --database-url and --storage put into the target's config: (values to set, keys to drop)."""
+    if not (target.database_url_override or target.storage_overridden):
+        return None
+    values: dict[str, Any] = {}
+    remove: set[str] = set()
+    if target.database_url_override:
+        values.update(target.database.config_values())
+        remove |= db.DB_CONFIG_KEYS - set(values)
+    for name in target.storage_overridden:
+        values.update(target.locations[name].config_values())
+    return values, frozenset(remove)
 
 
 def target_project(target: RestoreTarget) -> Project:
     """The target as a Project (its folders, as its config names them), before or after its config is written."""
-    return _project_from(target.project_dir, target.snapshot_config_staged or target.config_path, {})
+    return _project_from(target.project_dir, target.config_path, {}, content=target.snapshot_config)
 
 
 def elapsed_since(start: float) -> float:

@@ -9,7 +9,7 @@ from typing import Any
 
 from prefect import flow, get_run_logger
 
-from directus_ops import project_lock, restore_cleanup
+from directus_ops import faults, project_lock, restore_cleanup
 from directus_ops import snapshot
 from tasks.database import restore_database_task
 from tasks.project import plan_restore_task, restore_project_files_task
@@ -61,6 +61,7 @@ def restore(
     try:
         target = plan_restore_task(location, resolved, project_dir, config_path, with_password(database_url), replace,
                                    storage, str(staging))
+        faults.checkpoint("restore-planned")
         logger.info("restoring snapshot %s into %s (%s)", resolved, target.project_dir, target.database.describe())
         if replace:
             # Replacing destroys what is there: every byte of the snapshot is proven readable first.

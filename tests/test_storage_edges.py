@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from harness import S3_REGION, free_port, make_project, moto_server, small_project, write_env
+from harness import S3_REGION, make_project, moto_server, small_project, write_env
 
 CLI = [sys.executable, "-m", "directus_ops.cli"]
 
