@@ -19,7 +19,7 @@ from pathlib import Path
 
 import semantic_version as semver
 
-from . import process
+from . import process, workdir
 from .errors import ProcessFailed, ProjectError, VersionError
 
 log = logging.getLogger("directus_ops.releases")
@@ -146,7 +146,7 @@ def release_migrations(version: str) -> list[MigrationFile]:
         raise VersionError(f"directus@{version} is not published on the npm registry")
     api = dependencies.get("@directus/api") if isinstance(dependencies, dict) else None
     package = f"@directus/api@{api}" if api else f"directus@{version}"  # up to 9.24 the API is in directus itself
-    with tempfile.TemporaryDirectory(prefix="directus-ops-pack-") as work:
+    with tempfile.TemporaryDirectory(prefix="pack-", dir=workdir.run_dir()) as work:
         process.run([npm(), "pack", package, "--silent"], cwd=work, timeout=NPM_TIMEOUT, quiet=True)
         tarballs = list(Path(work).glob("*.tgz"))
         if not tarballs:

@@ -59,7 +59,7 @@ import orjson
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from . import database
+from . import database, workdir
 from .database import DatabaseSettings, DatabaseUnreachable, connect, open_engine  # noqa: F401 (raised by connect)
 from .errors import ConfigError, DatabaseError, TargetNotEmpty, VersionError
 from .redact import redact
@@ -651,7 +651,7 @@ def _install_system_tables(target: DatabaseSettings, directus_dir: Path, tables:
     """Let Directus create its own tables on the target, then empty them; return their names."""
     from . import directus_cli
 
-    with tempfile.TemporaryDirectory(prefix="directus-ops-transfer-") as scratch:
+    with tempfile.TemporaryDirectory(prefix="transfer-", dir=workdir.run_dir()) as scratch:
         root = Path(scratch)
         (root / "migrations").mkdir()
         (root / "extensions").mkdir()

@@ -12,7 +12,7 @@ from typing import Any
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from directus_ops import upgrade
+from directus_ops import upgrade, workdir
 from directus_ops.errors import ProcedureFailed
 from directus_ops.redact import redact
 from directus_ops.repository import Repository, RepositoryLocation
@@ -59,7 +59,7 @@ def rehearse_upgrade(
     plan = plan_upgrade_task(project_dir, to, config_path, install_node)
     name = Path(plan.project_dir).name
     location = repository_location(repo, repo_endpoint, repo_region, repo_secret_block, passphrase_secret_block)
-    work = tempfile.mkdtemp(prefix="directus-ops-rehearsal-")
+    work = tempfile.mkdtemp(prefix="rehearsal-", dir=workdir.run_dir())  # the copy holds the config's secrets
     rehearsal = None
     error = None
     try:
