@@ -307,6 +307,33 @@ def write_symlink(root: str, key: str, target: bytes) -> None:
         os.close(dir_fd)
 
 
+def check_folders(root: str, keys: Iterable[str]) -> None:
+    """UnsafeTarget, before anything is written, if a symlink or a file stands where one of ``keys`` needs a
+    folder under ``root`` (the root itself may be a link), or a folder where it needs a file: restore would
+    have to stop there, with part of the target written. Each folder is looked at once (lstat, never followed)."""
+    seen: set[bytes] = set()
+    for key in keys:
+        parts = key_bytes(key).split(b"/")
+        for depth in range(1, len(parts) + 1):
+            relative = b"/".join(parts[:depth])
+            if relative in seen:
+                continue
+            seen.add(relative)
+            try:
+                mode = os.lstat(os.path.join(os.fsencode(root), relative)).st_mode
+            except FileNotFoundError:
+                break  # made by the restore: nothing below it can be in the way
+            except NotADirectoryError:
+                break  # reported at the level that is not a folder
+            last = depth == len(parts)
+            if (not last and not stat.S_ISDIR(mode)) or (last and stat.S_ISDIR(mode)):
+                kind = "is a symbolic link" if stat.S_ISLNK(mode) else ("is a folder" if stat.S_ISDIR(mode) else "is not a folder")
+                what = "a file" if last else "a folder"
+                raise UnsafeTarget(f"{display_path(root, key_from_name(os.fsdecode(relative)))} {kind} where the snapshot "
+                                   f"has {what}: restore does not write through it; move it out of the way or restore "
+                                   "into another place")
+
+
 def local_matches(root: str, key: str, size: int, sha256: str, symlink: bool = False) -> bool:
     """Whether ``key`` under ``root`` already is exactly this content (a regular file; or for ``symlink`` a link
     with this target), found without following any symlink."""

@@ -553,6 +553,10 @@ def plan_restore(repo: Repository, manifest: Manifest, project_dir: str | Path, 
     for name, location in locations.items():
         _check_location_can_hold(manifest, name, location)
         location.check_writable()
+        if location.driver == "local":  # found now, not halfway through the copy
+            paths.check_folders(location.root, (e.key for e in manifest.objects if e.location == name))
+    for kind, folder in ((EXTENSIONS, target_project.extensions_path), (MIGRATIONS, target_project.migrations_path)):
+        paths.check_folders(str(folder), (e.key for e in manifest.artifact(kind)))
     new_parts = restore_cleanup.observe(target_dir, database if manifest.has_database else None, locations)
     return RestoreTarget(project_dir=target_dir, config_path=config_path, write_config=write_config,
                          database=database, locations=locations, database_url_override=bool(database_url),

@@ -268,28 +268,67 @@ def test_a_symlinked_folder_in_the_target_is_never_followed(backed_up, tmp_path,
     target, canary = _new_target(tmp_path)
     (target / "uploads" / "sub").symlink_to(canary, target_is_directory=True)
     target_db = databases.create("sqlite3")
+    before = tree(target)
     with pytest.raises(UnsafeTarget) as refused:
         restore(repo=case["url"], project_dir=str(target), snapshot_id=case["snapshot"], database_url=target_db.url,
                 **case["repo_args"])
     message = str(refused.value)
     assert "\n" not in message and f"'{target}/uploads/sub' is a symbolic link" in message, message
     assert tree(canary) == {"deep.bin": ("file", b"outside the target"), "secret.txt": ("file", b"do not overwrite me")}
-    # the database was new: it was removed again; the storage root held no file of its own but a link: kept
-    assert not target_db.filename.exists(), message
-    assert "removed what it created" in message and "database" in message
+    # found while planning: nothing was written, so nothing needed removing
+    assert tree(target) == before and not target_db.filename.exists(), message
 
-    # the same with --replace into the source project: refused at the link, and the error says what is done
+    # the same with --replace into the source project: refused before its database or files are touched
     (case["project"] / "uploads" / "sub" / "deep.bin").unlink()
     (case["project"] / "uploads" / "sub").rmdir()
     (case["project"] / "uploads" / "sub").symlink_to(canary, target_is_directory=True)
+    project_before, rows_before = tree(case["project"]), rows(case["settings"])
     with pytest.raises(UnsafeTarget) as refused:
         restore(repo=case["url"], project_dir=str(case["project"]), snapshot_id=case["snapshot"], replace=True,
                 **case["repo_args"])
     message = str(refused.value)
-    assert "\n" not in message and "is a symbolic link" in message
+    assert "\n" not in message and "is a symbolic link" in message, message
+    assert tree(case["project"]) == project_before and rows(case["settings"]) == rows_before
+    assert tree(canary) == {"deep.bin": ("file", b"outside the target"), "secret.txt": ("file", b"do not overwrite me")}
+
+
+def test_a_replace_that_fails_midway_says_what_state_the_target_is_in(backed_up, databases, monkeypatch):
+    """A disk that fills up halfway through the storage copy (a fake: ENOSPC cannot be caused for root on this
+    machine's filesystem) after the database was replaced: the one-line error says which parts are replaced,
+    which partly written, which not yet, and that the same restore finishes it; and it does."""
+    import errno
+
+    from flows.restore import restore
+
+    from directus_ops.errors import ProcedureFailed
+
+    case = backed_up
+    project, source_rows = case["project"], rows(case["settings"])
+    source_tree = tree(project)
+    (project / "uploads" / "photo.jpg").write_bytes(b"changed since the backup")
+    (project / "uploads" / "sub" / "deep.bin").write_bytes(b"changed too")
+    commits = {"n": 0}
+    real_commit = paths.LocalUncommitted.commit
+
+    def commit_until_the_disk_is_full(self):
+        commits["n"] += 1
+        if commits["n"] >= 2:  # and stays full: the task's retries meet it too
+            self.discard()
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_commit(self)
+
+    monkeypatch.setattr(paths.LocalUncommitted, "commit", commit_until_the_disk_is_full)
+    with pytest.raises(ProcedureFailed) as failed:
+        restore(repo=case["url"], project_dir=str(project), snapshot_id=case["snapshot"], replace=True,
+                **case["repo_args"])
+    message = str(failed.value)
+    assert "\n" not in message and "No space left on device" in message, message
     assert "replaced: database" in message and "partly written: storage location 'local'" in message, message
     assert "not yet written: project files" in message and "run the same restore again (with --replace)" in message
-    assert tree(canary) == {"deep.bin": ("file", b"outside the target"), "secret.txt": ("file", b"do not overwrite me")}
+
+    monkeypatch.setattr(paths.LocalUncommitted, "commit", real_commit)
+    restore(repo=case["url"], project_dir=str(project), snapshot_id=case["snapshot"], replace=True, **case["repo_args"])
+    assert rows(case["settings"]) == source_rows and tree(project) == source_tree
 
 
 # -- names ---------------------------------------------------------------------------------------------------------
