@@ -65,6 +65,12 @@ class StorageError(OpsError):
     transient = True
 
 
+class StorageUnreadable(StorageError):
+    """A storage object the backup may not read (permissions): a retry cannot cure it."""
+
+    transient = False
+
+
 class UnsafeTarget(StorageError):
     """The target holds a symlink (or a file or folder) where a restore would have to write through it."""
 

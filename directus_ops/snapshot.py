@@ -27,7 +27,7 @@ from . import database as db
 from . import progress, workdir
 from .config import update_dotenv, update_dotenv_text, write_private_text
 from .database import DatabaseSettings
-from .errors import ConfigError, IntegrityError, SnapshotNotFound, StorageError
+from .errors import ConfigError, IntegrityError, SnapshotNotFound, StorageError, StorageUnreadable
 from .manifest import (CONFIG, DATABASE, EXTENSIONS, MIGRATIONS, PROJECT_FILES, DatabaseInfo, Entry, LocationInfo,
                        Manifest, ManifestHeader, ProjectInfo, Stats, new_snapshot_id)
 from .paths import display_key, key_from_name
@@ -223,6 +223,9 @@ def backup_location(location: StorageLocation, repo: Repository, staging_dir: Pa
                                        compress=codec.compressible_name(obj.key))
             except FileNotFoundError:
                 return  # deleted between listing and reading: it is not part of this snapshot
+            except PermissionError:
+                raise StorageUnreadable(f"cannot read {display_key(obj.key)} from {location.describe()}: permission "
+                                        "denied; let the user that runs directus-ops read it") from None
             except (OSError, IntegrityError) as exc:
                 raise StorageError(f"cannot read {display_key(obj.key)} from {location.describe()}: "
                                    f"{redact(str(exc))}") from None

@@ -7,6 +7,7 @@ location restored under another root or bucket keeps the same keys.
 from __future__ import annotations
 
 import io
+import logging
 import os
 import posixpath
 from collections.abc import Iterator
@@ -20,6 +21,8 @@ from .config import DirectusConfig
 from .errors import ConfigError, StorageError
 from .paths import LocalUncommitted, is_temporary_name, key_from_name, name_from_key, temporary_name
 from .redact import redact, register_secret
+
+log = logging.getLogger("directus_ops.storage")
 
 SUPPORTED_DRIVERS = ("local", "s3")
 # Buffer of one open S3 file (s3fs defaults to 50 MiB); with parallel copies this bounds memory. >= 5 MiB,
@@ -309,6 +312,7 @@ def walk_local(root: str) -> Iterator[tuple[str, int, float, bool]]:
     it, are raised: a folder that cannot be read must not look empty."""
     top = root.rstrip("/") or "/"
     pending = [top]
+    special: list[str] = []
     while pending:
         directory = pending.pop()
         try:
@@ -328,9 +332,13 @@ def walk_local(root: str) -> Iterator[tuple[str, int, float, bool]]:
                 elif entry.is_file(follow_symlinks=False):
                     stat = entry.stat(follow_symlinks=False)
                     yield entry.path, stat.st_size, stat.st_mtime, False
-                # sockets, FIFOs and devices are not files a project stores
+                else:  # sockets, FIFOs and devices are not files a project stores: skipped, but said
+                    special.append(entry.path)
             except FileNotFoundError:
                 continue  # removed while listed
+    if special:
+        log.warning("%d special files (FIFOs, sockets, devices) under %s were skipped, not stored: %s", len(special),
+                    top, ", ".join(repr(os.fsdecode(p)) for p in special[:5]) + (" …" if len(special) > 5 else ""))
 
 
 def buffering(local: bool) -> dict[str, int]:

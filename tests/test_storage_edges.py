@@ -258,6 +258,45 @@ def test_a_local_root_that_cannot_be_read_fails_the_backup(fault, tmp_path, cli_
     assert snapshots_in(repo) == []
 
 
+def test_a_file_that_cannot_be_read_fails_the_backup_and_special_files_are_said(tmp_path, databases, prefect_server,
+                                                                                  monkeypatch):
+    """A file the backup may not read fails it in one line naming the file: nothing is saved. The permission
+    fault is a fake (os.open raising EACCES for that one file), since as root chmod 000 does not stop a read.
+    A FIFO (a real one) is not a file a project stores: skipped, and the log says so."""
+    import errno
+
+    from flows.backup import backup
+
+    from directus_ops import storage
+    from directus_ops.errors import StorageError
+
+    project, _ = small_project(tmp_path, databases.create("sqlite3"))
+    os.mkfifo(project / "uploads" / "a-pipe")
+    (project / "uploads" / "locked.bin").write_bytes(os.urandom(2000))
+    repo = tmp_path / "repo"
+    real_open = storage._open_no_follow
+
+    def refuse_locked(path, flags):
+        if os.fsdecode(path).endswith("/locked.bin"):
+            raise PermissionError(errno.EACCES, "Permission denied", path)
+        return real_open(path, flags)
+
+    monkeypatch.setattr(storage, "_open_no_follow", refuse_locked)
+    said: list[str] = []
+    monkeypatch.setattr(storage.log, "warning", lambda text, *args: said.append(text % args))
+    with pytest.raises(StorageError) as refused:
+        backup(project_dir=str(project), repo=str(repo))
+    message = str(refused.value)
+    assert "\n" not in message and "locked.bin" in message and "permission denied" in message, message
+    assert "let the user that runs directus-ops read it" in message
+    assert snapshots_in(repo) == []
+    assert any("special files" in line and "a-pipe" in line for line in said), said
+
+    monkeypatch.setattr(storage, "_open_no_follow", real_open)
+    manifest = open_repo(repo).load_manifest(backup(project_dir=str(project), repo=str(repo)))
+    assert {e.key for e in manifest.objects} == {"photo.jpg", "locked.bin"}
+
+
 def s3_settings(endpoint: str, bucket: str, key_id: str, secret: str) -> dict[str, str]:
     return {"STORAGE_LOCATIONS": "s3", "STORAGE_S3_DRIVER": "s3", "STORAGE_S3_KEY": key_id,
             "STORAGE_S3_SECRET": secret, "STORAGE_S3_BUCKET": bucket, "STORAGE_S3_REGION": S3_REGION,
