@@ -18,7 +18,8 @@ Tree::
     ├── VersionError (14)       a Directus version cannot be the target (unknown, wrong direction, Node too old)
     ├── ProcedureFailed (15)    an upgrade/downgrade failed after its backup, and was rolled back
     ├── NeedsConfirmation (16)  a step that loses data needs --yes / --confirm
-    └── ProjectBusy (17)        another mutating procedure holds the project (project_lock)
+    ├── ProjectBusy (17)        another mutating procedure holds the project (project_lock)
+    └── LocalServerFailed (1)   the local Prefect server for ad-hoc runs did not start (local_server)
 
 (11: Directus API, 12: passphrase, 13: repository locked, are defined next to their code.)
 
@@ -124,3 +125,7 @@ class ProjectBusy(OpsError):
     """Another mutating procedure (backup, restore, upgrade, ...) holds the project; see project_lock."""
 
     exit_code = 17
+
+
+class LocalServerFailed(OpsError):
+    """The local Prefect server that records ad-hoc runs could not be started (its log says why)."""

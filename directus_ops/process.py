@@ -263,3 +263,33 @@ def stream_stdout(
     with spawn(args, env=env, cwd=cwd, stdout_pipe=True, timeout=timeout, logger=logger, pass_fds=pass_fds) as proc:
         assert proc.stdout is not None
         consume(proc.stdout)
+
+
+def start_service(args: Sequence[str], *, env: Mapping[str, str], log_path: Path) -> int:
+    """Start a long-lived service that must outlive this process (the local Prefect server): its own session,
+    so no signal to our group reaches it; not watched, so our death does not stop it; stdin from /dev/null and
+    its output appended to ``log_path``; ``env`` exactly as given (the caller decides what it may see: no
+    secret of ours). Returns its pid; stopping it is the caller's business (``stop_service``)."""
+    log.info("starting %s", redact(" ".join(str(a) for a in args)))
+    fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
+    try:
+        proc = subprocess.Popen([str(a) for a in args], env=dict(env), stdin=subprocess.DEVNULL, stdout=fd,
+                                stderr=fd, start_new_session=True, cwd="/")
+    finally:
+        os.close(fd)
+    return proc.pid
+
+
+def stop_service(pid: int, grace: float = 10.0) -> None:
+    """SIGTERM a service's process group, then SIGKILL it after ``grace`` seconds if it is still there."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline:
+        if not _group_alive(pid):
+            return
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(pid, os.WNOHANG)  # reap it when we started it ourselves
+        time.sleep(0.05)
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, signal.SIGKILL)

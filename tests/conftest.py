@@ -21,6 +21,8 @@ os.environ.setdefault("PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW", "ignore")
 os.environ.pop("PREFECT_API_URL", None)
 # The project locks (directus_ops/project_lock.py) of test runs stay out of the user's state directory.
 os.environ.setdefault("DIRECTUS_OPS_STATE_DIR", "/tmp/directus-ops-test-state")
+# Warm runners (directus_ops/runner.py) that `directus-ops` commands start exit soon after the last one.
+os.environ.setdefault("DIRECTUS_OPS_RUNNER_IDLE_SECONDS", "60")
 # The repository passphrase every test run uses (the config artifact is always encrypted).
 TEST_PASSPHRASE = "correct horse battery staple 7"
 os.environ.setdefault("DIRECTUS_OPS_PASSPHRASE", TEST_PASSPHRASE)
@@ -30,6 +32,17 @@ SHARED = ROOT.parent / "shared"
 sys.path.insert(0, str(Path(__file__).parent))
 
 from harness import DIRECTUS_11, Databases, directus_install, moto_server  # noqa: E402
+
+
+@pytest.fixture(scope="session", autouse=True)
+def background_services_stopped() -> Iterator[None]:
+    """What commands started in the background for later ones (the local Prefect server of the test
+    PREFECT_HOME, warm runners) is stopped when the session ends: services are left as they were found."""
+    yield
+    from directus_ops import local_server, runner
+
+    runner.stop_all()
+    local_server.stop(_PREFECT_HOME)
 
 
 @pytest.fixture(scope="session")
