@@ -22,11 +22,18 @@ import threading
 
 ENV = "DIRECTUS_OPS_TEST_KILL_AT"
 
-_spec = os.environ.get(ENV, "")
-_point, _, _limit = _spec.partition(":")
-_threshold = int(_limit) if _limit.isdigit() else 1
-_count = 0
 _lock = threading.Lock()
+
+
+def reload() -> None:
+    """Read the kill point from the environment (again: a warm runner's child gets its command's environment)."""
+    global _point, _threshold, _count
+    point, _, limit = os.environ.get(ENV, "").partition(":")
+    _point, _threshold, _count = point, int(limit) if limit.isdigit() else 1, 0
+
+
+_point, _threshold, _count = "", 1, 0
+reload()
 
 
 def checkpoint(point: str, amount: int = 1) -> None:

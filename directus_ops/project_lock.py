@@ -37,6 +37,7 @@ from typing import Annotated, Any, TypeVar
 from pydantic import Field
 
 from .errors import ProjectBusy
+from .workdir import state_dir
 
 log = logging.getLogger("directus_ops.project_lock")
 
@@ -63,13 +64,6 @@ def limit_name(key: str) -> str:
     """The Prefect global concurrency limit of a project: readable, and unique per resolved directory."""
     name = re.sub(r"[^a-z0-9-]+", "-", Path(key).name.lower()).strip("-")[:40] or "root"
     return f"directus-project-{name}-{hashlib.sha256(key.encode()).hexdigest()[:8]}"
-
-
-def state_dir() -> Path:
-    if os.environ.get("DIRECTUS_OPS_STATE_DIR"):
-        return Path(os.environ["DIRECTUS_OPS_STATE_DIR"])
-    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
-    return Path(base) / "directus-ops"
 
 
 def lock_path(key: str) -> Path:

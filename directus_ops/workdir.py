@@ -23,6 +23,14 @@ _lock = threading.Lock()
 _current: tuple[int, Path] | None = None  # (pid that created it, directory)
 
 
+def state_dir() -> Path:
+    """Where directus-ops keeps what outlives a run (project locks, the warm runner's socket)."""
+    if os.environ.get("DIRECTUS_OPS_STATE_DIR"):
+        return Path(os.environ["DIRECTUS_OPS_STATE_DIR"])
+    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(base) / "directus-ops"
+
+
 def process_start_time(pid: int) -> str | None:
     """The start time of ``pid`` in clock ticks since boot (field 22 of /proc/<pid>/stat), None if it is gone."""
     try:
