@@ -36,6 +36,7 @@ import fsspec
 
 from . import codec, faults, keys, storage
 from .errors import IntegrityError, RepositoryError, SnapshotNotFound
+from .header_cache import HeaderCache
 from .manifest import MANIFEST_FORMAT, Manifest, ManifestHeader
 from .redact import redact, register_secret
 from .storage import buffering, s3_filesystem
@@ -244,6 +245,7 @@ class Repository:
         self._repairs: set[str] | None = None
         self._master: bytes | None = None
         self._mac_key: bytes | None = None
+        self._headers: HeaderCache | None = None
         self._made_dirs: set[str] = set()
         self.format = REPOSITORY_FORMAT
 
@@ -613,18 +615,23 @@ class Repository:
         self.write_file(self._path("snapshots", name),
                         seal_manifest(self.manifest_key(create=True), manifest.id, manifest_form(name), data))
 
-    def manifest_files(self) -> dict[str, str]:
+    def manifest_listing(self) -> dict[str, tuple[str, str]]:
+        """Snapshot id -> (manifest file name, its version: size and modification time, or S3 ETag)."""
         root = self._path("snapshots")
         if not self.fs.exists(root):
             return {}
         found = {}
-        for path in self.fs.ls(root, detail=False):
-            name = posixpath.basename(path)
+        for info in self.fs.ls(root, detail=True):
+            name = posixpath.basename(info["name"].rstrip("/"))
             for suffix in (ENCRYPTED_MANIFEST, PLAIN_MANIFEST):
                 if name.endswith(suffix) and not name.startswith("."):
-                    found[name[: -len(suffix)]] = name
+                    changed = info.get("ETag") or info.get("mtime") or info.get("LastModified") or ""
+                    found[name[: -len(suffix)]] = (name, f"{info.get('size')}:{changed}")
                     break
         return found
+
+    def manifest_files(self) -> dict[str, str]:
+        return {snapshot_id: name for snapshot_id, (name, _) in self.manifest_listing().items()}
 
     def snapshot_ids(self) -> list[str]:
         return sorted(self.manifest_files())
@@ -632,12 +639,28 @@ class Repository:
     def load_manifest(self, snapshot_id: str) -> Manifest:
         return self._read_manifest(snapshot_id, Manifest)
 
-    def load_header(self, snapshot_id: str) -> ManifestHeader:
-        """A snapshot's manifest without its entry lists (listings, reports, choosing a snapshot)."""
-        return self._read_manifest(snapshot_id, ManifestHeader)
+    def load_header(self, snapshot_id: str, listing: dict[str, tuple[str, str]] | None = None) -> ManifestHeader:
+        """A snapshot's manifest without its entry lists (listings, reports, choosing a snapshot): from this
+        machine's header cache when the manifest is unchanged since it was last read (``header_cache``)."""
+        listing = self.manifest_listing() if listing is None else listing
+        name, version = listing.get(snapshot_id, (None, ""))
+        cache = self._header_cache()
+        cached = cache.get(name, version) if name else None
+        if cached is not None:
+            with contextlib.suppress(ValueError):
+                return ManifestHeader.model_validate_json(cached)
+        header = self._read_manifest(snapshot_id, ManifestHeader, name)
+        if name:
+            cache.put(name, version, header.model_dump_json().encode())
+        return header
 
-    def _read_manifest(self, snapshot_id: str, model: type[M]) -> M:
-        name = self.manifest_files().get(snapshot_id)
+    def _header_cache(self) -> HeaderCache:
+        if self._headers is None:
+            self._headers = HeaderCache(self.master_key(purpose="manifests"), self.location.url)
+        return self._headers
+
+    def _read_manifest(self, snapshot_id: str, model: type[M], name: str | None = None) -> M:
+        name = name or self.manifest_files().get(snapshot_id)
         if name is None:
             raise SnapshotNotFound(f"no snapshot {snapshot_id} in {self.location.url}; list them with `directus-ops snapshots --repo {self.location.url}`")
         mac_key = self.manifest_key()  # before reading: a missing or wrong passphrase is the repository's error
@@ -676,13 +699,20 @@ class Repository:
         to ``on_rejected``, by default logged as a warning)."""
         return self._readable(self.load_manifest, on_rejected)
 
-    def headers(self, on_rejected: Callable[[str, RepositoryError], None] | None = None) -> list[ManifestHeader]:
-        """``manifests()`` without the entry lists."""
-        return self._readable(self.load_header, on_rejected)
+    def headers(self, on_rejected: Callable[[str, RepositoryError], None] | None = None,
+                newest: int | None = None) -> list[ManifestHeader]:
+        """``manifests()`` without the entry lists (``newest``: only the last ones by id)."""
+        listing = self.manifest_listing()
+        ids = sorted(listing)[-newest:] if newest else None
+        found = self._readable(lambda snapshot_id: self.load_header(snapshot_id, listing), on_rejected, ids)
+        if listing:
+            self._header_cache().save({name for name, _ in listing.values()} if ids is None else None)
+        return found
 
-    def _readable(self, load: Callable[[str], M], on_rejected: Callable[[str, RepositoryError], None] | None) -> list[M]:
+    def _readable(self, load: Callable[[str], M], on_rejected: Callable[[str, RepositoryError], None] | None,
+                  ids: list[str] | None = None) -> list[M]:
         found = []
-        ids = self.snapshot_ids()
+        ids = self.snapshot_ids() if ids is None else ids
         if ids:
             self.manifest_key()  # a missing or wrong passphrase fails the listing once, not each snapshot
         for snapshot_id in ids:

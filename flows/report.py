@@ -50,28 +50,30 @@ TABLE_DETAILS = 20  # the newest snapshots shown in full in the table artifact
 def publish_snapshot_table(location: object) -> list[str]:
     """A table artifact of the repository's snapshots, as they are now. A manifest that cannot be read or
     trusted gets a row saying so (it must not fail the run that reports on it); returns those problems."""
-    from directus_ops.errors import RepositoryError, SnapshotNotFound
+    from directus_ops.errors import RepositoryError
     from directus_ops.repository import ManifestRejected, Repository
     from directus_ops.snapshot import SnapshotSummary
 
     repository = Repository.open(location)  # type: ignore[arg-type]
-    rows = []
-    problems = []
     ids = repository.snapshot_ids()
-    for snapshot_id in ids[:-TABLE_DETAILS]:  # older ones by id only: their manifests are not read
-        rows.append({"id": snapshot_id, "time": "", "project": "", "directus": "", "database": "", "files": "",
-                     "size": "", "encrypted": ""})
+    empty = {"time": "", "project": "", "directus": "", "database": "", "files": "", "size": "", "encrypted": ""}
+    rows = [{"id": snapshot_id, **empty} for snapshot_id in ids[:-TABLE_DETAILS]]  # older ones by id only
+    problems: list[str] = []
+    rejected: dict[str, dict] = {}
+
+    def reject(snapshot_id: str, exc: RepositoryError) -> None:
+        problems.append(str(exc))
+        rejected[snapshot_id] = {"id": snapshot_id, **empty,
+                                 "problem": exc.reason if isinstance(exc, ManifestRejected) else str(exc)}
+
+    details = {m.id: m for m in repository.headers(on_rejected=reject, newest=TABLE_DETAILS)}
     for snapshot_id in ids[-TABLE_DETAILS:]:
-        try:
-            manifest = repository.load_header(snapshot_id)
-        except SnapshotNotFound:
-            continue  # forgotten since it was listed
-        except RepositoryError as exc:
-            problems.append(str(exc))
-            rows.append({"id": snapshot_id, "time": "", "project": "", "directus": "", "database": "", "files": "",
-                         "size": "", "encrypted": "",
-                         "problem": exc.reason if isinstance(exc, ManifestRejected) else str(exc)})
+        if snapshot_id in rejected:
+            rows.append(rejected[snapshot_id])
             continue
+        manifest = details.get(snapshot_id)
+        if manifest is None:
+            continue  # forgotten since it was listed
         summary = SnapshotSummary.of(manifest)
         rows.append({"id": summary.id, "time": summary.time[:19], "project": summary.project,
                      "directus": summary.directus_version or "", "database": summary.database,
