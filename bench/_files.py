@@ -18,8 +18,9 @@ os.environ.setdefault("DIRECTUS_OPS_PASSPHRASE", "benchmark passphrase")
 from harness import S3_REGION, write_env  # noqa: E402
 
 
-def sizes(count: int, seed: int = 7) -> list[int]:
-    """Mixed sizes like a Directus upload folder: mostly small images and documents, some large files."""
+def sizes(count: int, seed: int = 7, total: int | None = None) -> list[int]:
+    """Mixed sizes like a Directus upload folder: mostly small images and documents, some large files (10,000
+    of them: 1.76 GB). With ``total``, every size is scaled by the same factor so that they add up to it."""
     rng = random.Random(seed)
     out = []
     for _ in range(count):
@@ -30,6 +31,9 @@ def sizes(count: int, seed: int = 7) -> list[int]:
             out.append(rng.randint(40_000, 400_000))
         else:
             out.append(rng.randint(1_000_000, 6_000_000))
+    if total:
+        factor = total / sum(out)
+        out = [max(1, round(size * factor)) for size in out]
     return out
 
 
@@ -41,22 +45,28 @@ def file_bytes(size: int, index: int) -> bytes:
     return (line * (size // len(line) + 1))[:size]
 
 
-def make_project(root: Path, storage: str, s3: object | None, count: int) -> tuple[Path, list[str]]:
+def make_project(root: Path, storage: str, s3: object | None, count: int,
+                 total_bytes: int | None = None) -> tuple[Path, list[str]]:
+    """A SQLite project whose one storage location (``local``: ``uploads/``; ``s3``: a new bucket) holds
+    ``count`` files (``total_bytes`` of them together, else the natural mix); returns it and the files' keys."""
     project = root / "project"
     project.mkdir(parents=True)
-    with sqlite3.connect(project / "data.db") as conn:
-        conn.execute("CREATE TABLE directus_files (id TEXT PRIMARY KEY, filename_disk TEXT)")
     env = {"DB_CLIENT": "sqlite3", "DB_FILENAME": "./data.db", "KEY": "bench-key-1", "SECRET": "bench-secret-1"}
     keys = [f"{index:05}-{os.urandom(4).hex()}.{'bin' if index % 2 else 'csv'}" for index in range(count)]
+    # A row per file, as Directus keeps them: the backup checks the listing against directus_files.
+    with sqlite3.connect(project / "data.db") as conn:
+        conn.execute("CREATE TABLE directus_files (id TEXT PRIMARY KEY, storage TEXT NOT NULL, filename_disk TEXT)")
+        conn.executemany("INSERT INTO directus_files VALUES (?, ?, ?)",
+                         [(f"file-{index}", storage, key) for index, key in enumerate(keys)])
     if storage == "local":
         uploads = project / "uploads"
         uploads.mkdir()
-        for index, (key, size) in enumerate(zip(keys, sizes(count))):
+        for index, (key, size) in enumerate(zip(keys, sizes(count, total=total_bytes))):
             (uploads / key).write_bytes(file_bytes(size, index))
     else:
         bucket = s3.create_bucket()  # type: ignore[attr-defined]
         client = s3.client()  # type: ignore[attr-defined]
-        for index, (key, size) in enumerate(zip(keys, sizes(count))):
+        for index, (key, size) in enumerate(zip(keys, sizes(count, total=total_bytes))):
             client.put_object(Bucket=bucket, Key=f"files/{key}", Body=file_bytes(size, index))
         env.update({"STORAGE_LOCATIONS": "s3", "STORAGE_S3_DRIVER": "s3", "STORAGE_S3_BUCKET": bucket,
                     "STORAGE_S3_ROOT": "files", "STORAGE_S3_KEY": s3.key_id, "STORAGE_S3_SECRET": s3.secret,  # type: ignore[attr-defined]
@@ -64,6 +74,18 @@ def make_project(root: Path, storage: str, s3: object | None, count: int) -> tup
                     "STORAGE_S3_FORCE_PATH_STYLE": "true"})
     write_env(project / ".env", env)
     return project, keys
+
+
+def change_files(project: Path, keys: list[str], seed: int) -> int:
+    """Rewrite 1% of the files (every hundredth key from ``seed``) with new 50 kB contents; returns how many."""
+    from directus_ops.project import load_project
+
+    changed = keys[seed:: 100]
+    location = load_project(project).storage[0]
+    for index, key in enumerate(changed):
+        with location.open(key, "wb") as handle:
+            handle.write(file_bytes(50_000, index + seed))
+    return len(changed)
 
 
 def timed(function, *args, **kwargs) -> tuple[float, object]:
