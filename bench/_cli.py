@@ -1,21 +1,21 @@
 """Shared by the benchmarks that time the ``directus-ops`` command as a user runs it: a subprocess running the
-console script's own call (``directus_ops.cli.run``) from this tree, with no Prefect server configured
+console script's own call (``directus_ops.runner.main``: the client of the warm runner) from this tree, with no Prefect server configured
 (PREFECT_API_URL unset) and a temporary PREFECT_HOME and state directory of its own."""
 
 from __future__ import annotations
 
 import os
 import sys
+import time
 from pathlib import Path
 
 from _files import ROOT, make_project
 
-from directus_ops import process
-from directus_ops.errors import ProcessFailed
+from directus_ops import process, runner
 
 # What the installed ``directus-ops`` script does; run by this interpreter with this tree first on the path,
 # so the benchmark measures the code beside it (the venv's script imports the editable install's tree).
-LAUNCHER = "import sys; from directus_ops.cli import run; sys.exit(run())"
+LAUNCHER = "from directus_ops.runner import main; main()"
 
 
 class UserCli:
@@ -48,16 +48,16 @@ class UserCli:
         self.warmed_up = True
         project, _ = make_project(self.work / "warm-up", "local", None, 20)
         self.backup(project, str(self.work / "warm-up" / "repo"))
+        # The first command ran in its own process and started the warm runner: wait until it answers, as it
+        # does for every command of a user after the first.
+        socket_path = runner.socket_path(Path(self.env["DIRECTUS_OPS_STATE_DIR"]))
+        deadline = time.monotonic() + 120
+        while not socket_path.exists() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        self.backup(project, str(self.work / "warm-up" / "repo"))
 
     def stop_server(self) -> str:
-        """Stop the Prefect server the CLI started in the background (``directus-ops server stop``), if this
-        version has that command; returns what happened, for the report."""
-        try:
-            usage = self.run("server", "--help")
-        except ProcessFailed:
-            usage = ""
-        if "stop" not in usage:
-            return ("this directus-ops has no `server stop` command: nothing stopped (a CLI run that starts "
-                    "Prefect's temporary server stops it itself)")
+        """Stop what the CLI left running for later commands: its local Prefect server and its warm runner."""
         self.run("server", "stop")
-        return "stopped the CLI's Prefect server (directus-ops server stop)"
+        runner.stop_all(Path(self.env["DIRECTUS_OPS_STATE_DIR"]))
+        return "stopped the CLI's local Prefect server (directus-ops server stop) and its warm runner"
