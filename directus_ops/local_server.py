@@ -99,6 +99,12 @@ def _recorded(home: Path) -> LocalServer | None:
         return None
 
 
+def serves(api_url: str, home: Path | None = None) -> bool:
+    """Whether ``api_url`` is the local server recorded for ``home`` (from its record: no request)."""
+    server = _recorded(home or prefect_home())
+    return server is not None and api_url.rstrip("/") == server.api_url
+
+
 def running(home: Path | None = None) -> LocalServer | None:
     """The recorded server if its process is alive and its API answers."""
     server = _recorded(home or prefect_home())
