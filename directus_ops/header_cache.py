@@ -3,7 +3,7 @@
 Listing a snapshot means reading its whole manifest: 2.5 MB for 10,000 files, its MAC checked, then parsed
 (about 15 ms). ``snapshots`` on a 100-snapshot repository would spend 1.5 s on that, and so would every
 ``restore latest`` and ``forget``. Once a manifest has been read and authenticated, its header is kept in
-``$XDG_CACHE_HOME/directus-ops/manifest-headers/`` (one file per repository), under the manifest's file name
+``~/.cache/directus-ops/manifest-headers/`` (``DIRECTUS_OPS_CACHE``) (one file per repository), under the manifest's file name
 and its version in the listing (size and modification time; S3: size and ETag).
 
 Each entry is sealed with AES-GCM under a key derived from the repository's master key and bound to the
@@ -29,12 +29,13 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
+from .workdir import cache_root
+
 _INFO = b"directus-ops header cache v1"
 
 
 def cache_dir() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "directus-ops" / "manifest-headers"
+    return cache_root() / "manifest-headers"
 
 
 class HeaderCache:

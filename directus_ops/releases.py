@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import re
 import tarfile
 import tempfile
@@ -30,7 +29,7 @@ NPM_TIMEOUT = 300
 
 
 def cache_dir() -> Path:
-    root = Path(os.environ.get("DIRECTUS_OPS_CACHE", Path.home() / ".cache" / "directus-ops"))
+    root = workdir.cache_root()
     root.mkdir(parents=True, exist_ok=True)
     return root
 

@@ -31,6 +31,11 @@ def state_dir() -> Path:
     return Path(base) / "directus-ops"
 
 
+def cache_root() -> Path:
+    """Where directus-ops keeps what it can fetch or compute again (package metadata, manifest headers)."""
+    return Path(os.environ.get("DIRECTUS_OPS_CACHE") or Path.home() / ".cache" / "directus-ops")
+
+
 def process_start_time(pid: int) -> str | None:
     """The start time of ``pid`` in clock ticks since boot (field 22 of /proc/<pid>/stat), None if it is gone."""
     try:

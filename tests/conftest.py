@@ -38,11 +38,16 @@ from harness import DIRECTUS_11, Databases, directus_install, moto_server  # noq
 def background_services_stopped() -> Iterator[None]:
     """What commands started in the background for later ones (the local Prefect server of the test
     PREFECT_HOME, warm runners) is stopped when the session ends: services are left as they were found."""
-    yield
-    from directus_ops import local_server, runner
+    import shutil
 
+    from directus_ops import header_cache, local_server, runner
+
+    headers_there = header_cache.cache_dir().exists()
+    yield
     runner.stop_all()
     local_server.stop(_PREFECT_HOME)
+    if not headers_there:  # the session's repositories are gone: so is what was cached of them
+        shutil.rmtree(header_cache.cache_dir(), ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

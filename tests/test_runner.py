@@ -7,7 +7,6 @@ runner started there and waited for, so each command below is known to go throug
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -16,7 +15,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
 from harness import small_project
 
 from directus_ops import local_server, project_lock, runner
