@@ -127,7 +127,8 @@ def _use_prefect() -> None:
     api = current.api
     if not api.url:
         if local_server.enabled():
-            api = api.model_copy(update={"url": local_server.ensure().api_url})
+            say = (lambda line: typer.echo(f"directus-ops: {line}", err=True)) if sys.stderr.isatty() else None
+            api = api.model_copy(update={"url": local_server.ensure(say=say).api_url})
         else:
             _watch_prefect_server()
     # Copies, not Prefect's temporary_settings: that re-validates every setting (0.1 s); these two are plain values.
@@ -140,13 +141,12 @@ def _quiet_prefect() -> None:
     """Prefect's console logs (run states, tracebacks) only with --verbose; the run's logs still reach the API."""
     from prefect.logging.handlers import PrefectConsoleHandler
 
-    _use_prefect()
-
     level = logging.INFO if _state["verbose"] else logging.CRITICAL
     for logger in [logging.getLogger(), *[l for l in logging.root.manager.loggerDict.values() if isinstance(l, logging.Logger)]]:
         for handler in logger.handlers:
             if isinstance(handler, PrefectConsoleHandler):
                 handler.setLevel(level)
+    _use_prefect()
 
 
 class _RichReporter:

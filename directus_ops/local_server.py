@@ -26,6 +26,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from importlib import metadata
 from pathlib import Path
@@ -142,8 +143,10 @@ def _server_env(home: Path) -> dict[str, str]:
     return env
 
 
-def ensure(home: Path | None = None, timeout: float = 120.0) -> LocalServer:
-    """The local server of ``home`` (``$PREFECT_HOME``), started now if it is not running."""
+def ensure(home: Path | None = None, timeout: float = 120.0,
+           say: Callable[[str], None] | None = None) -> LocalServer:
+    """The local server of ``home`` (``$PREFECT_HOME``), started now if it is not running (``say`` tells the
+    user, whose command waits for it)."""
     home = home or prefect_home()
     version = _prefect_version()
     server = running(home)
@@ -156,6 +159,9 @@ def ensure(home: Path | None = None, timeout: float = 120.0) -> LocalServer:
             return server
         if server is not None:  # a server of the Prefect version before an upgrade: its schema may differ
             stop(home)
+        if say:
+            say("starting the local Prefect server that records ad-hoc runs (once; about 10 s; "
+                "`directus-ops server status` shows where its UI is)")
         return _start(home, version, timeout)
 
 
