@@ -396,7 +396,9 @@ def _settle_environment(runner_env: dict[str, str]) -> None:
     settings and logging (from PREFECT_* variables, and from a .env, prefect.toml or pyproject.toml in the
     working directory) when they can differ from the runner's (rebuilding them costs 0.1 s), our kill points."""
     from . import faults
+    from .cli import environment_defaults
 
+    environment_defaults()
     faults.reload()
     prefect_env = {k: v for k, v in os.environ.items() if k.startswith("PREFECT_")}
     if prefect_env == {k: v for k, v in runner_env.items() if k.startswith("PREFECT_")} and not any(
