@@ -27,6 +27,9 @@ from .redact import redact
 
 # An ad-hoc run starts Prefect's ephemeral server: keep it from calling home (and from its startup write races).
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+# The client side too: Prefect 3.9's SDK telemetry (and its "collects anonymous usage data" notice on the first
+# import in a terminal) honours only DO_NOT_TRACK. Before any import of prefect.
+os.environ.setdefault("DO_NOT_TRACK", "1")
 # Its 20 s default start-up timeout is too short on a busy 2-core host (seen: a backup failing before it began).
 os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
 
