@@ -801,10 +801,6 @@ def run() -> None:
     app(args=_optional_values(sys.argv[1:]), prog_name="directus-ops")
 
 
-if __name__ == "__main__":
-    run()
-
-
 @v8_app.command("migrate")
 def v8_migrate_command(
     v8_database: Annotated[str, typer.Option("--v8-database", help="The v8 project's database: mysql://USER:PASSWORD@HOST:PORT/DB.")],
@@ -852,3 +848,7 @@ def v8_migrate_command(
     typer.echo(f"migrated {len(items['collections'])} collections ({read} rows read, {written} written), "
                f"{result['files']['copied']} files copied, {len(items['dangling'])} dangling references set to NULL, "
                f"{len(result['people']['users_needing_password'])} users need a password; id map {result['id_map']}")
+
+
+if __name__ == "__main__":  # last: every command (v8 migrate below run()) registered first
+    run()
