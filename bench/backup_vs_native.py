@@ -62,12 +62,17 @@ from directus_ops import directus_cli  # noqa: E402
 TARGET = 1.10
 ENGINE_NAMES = {"pg": "PostgreSQL", "mysql": "MariaDB"}
 NATIVE_NAMES = {"pg": "pg_dump -Fc", "mysql": "mariadb-dump"}
-BATCH_ROWS = 500_000
+ROW_BYTES = 245  # what one generated row takes in either database, indexes included (measured)
 MARIADB_DUMP_OPTIONS = ["--single-transaction", "--quick", "--routines", "--triggers", "--hex-blob", "--no-tablespaces",
                         "--default-character-set=utf8mb4"]
 
 
 # -- the data -----------------------------------------------------------------------------------------------------
+def batch_rows(gigabytes: float) -> int:
+    """Rows per INSERT: about a quarter of the target (so a small target is not overshot), 500,000 at most."""
+    return max(10_000, min(500_000, int(gigabytes * 1024 ** 3 / ROW_BYTES / 4)))
+
+
 def grow_postgresql(database: Database, gigabytes: float) -> int:
     """A Directus-style collection of generated rows until the database holds ``gigabytes``."""
     with psycopg.connect(f"postgresql://{database.user}:{database.password}@127.0.0.1:5432/{database.name}",
@@ -79,7 +84,7 @@ def grow_postgresql(database: Database, gigabytes: float) -> int:
                 "INSERT INTO readings (sensor, taken_at, value, note, payload) SELECT "
                 "md5(g::text)::uuid, now() - (g || ' seconds')::interval, (g %% 100000) / 7.0, "
                 "repeat(md5(random()::text), 2), jsonb_build_object('g', g, 'tag', md5(g::text)) "
-                "FROM generate_series(1, %s) g", (BATCH_ROWS,))
+                "FROM generate_series(1, %s) g", (batch_rows(gigabytes),))
             size = conn.execute("SELECT pg_database_size(current_database())").fetchone()[0]
             if size >= gigabytes * 1024 ** 3:
                 conn.execute("VACUUM ANALYZE readings")
@@ -101,7 +106,7 @@ def grow_mariadb(database: Database, gigabytes: float) -> int:
                 "CONCAT_WS('-', SUBSTR(h, 1, 8), SUBSTR(h, 9, 4), SUBSTR(h, 13, 4), SUBSTR(h, 17, 4), SUBSTR(h, 21, 12)), "
                 "NOW() - INTERVAL seq SECOND, MOD(seq, 100000) / 7.0, REPEAT(MD5(RAND()), 2), "
                 "JSON_OBJECT('g', seq, 'tag', h) "
-                f"FROM (SELECT seq, MD5(seq) AS h FROM seq_1_to_{BATCH_ROWS}) generated")
+                f"FROM (SELECT seq, MD5(seq) AS h FROM seq_1_to_{batch_rows(gigabytes)}) generated")
             cur.execute("ANALYZE TABLE readings")  # information_schema's sizes are InnoDB's estimates until then
             cur.fetchall()
             cur.execute("SELECT SUM(data_length + index_length) FROM information_schema.tables WHERE table_schema = %s",
@@ -208,6 +213,19 @@ def stop_background_server(env: dict[str, str]) -> list[str]:
     return notes
 
 
+def quiet_prefect_console() -> None:
+    """Prefect's console lines for the in-process flow runs off the bench's output (they still go to the API,
+    as the CLI's do without --verbose)."""
+    import logging
+
+    from prefect.logging.handlers import PrefectConsoleHandler
+
+    for logger in [logging.getLogger(), *[l for l in logging.root.manager.loggerDict.values() if isinstance(l, logging.Logger)]]:
+        for handler in logger.handlers:
+            if isinstance(handler, PrefectConsoleHandler):
+                handler.setLevel(logging.CRITICAL)
+
+
 # -- the run ------------------------------------------------------------------------------------------------------
 @dataclass
 class Round:
@@ -236,8 +254,11 @@ def run_engine(engine: str, project: Path, database: Database, work: Path, env: 
         return seconds, size
 
     sizes: dict[str, int] = {}
+    warmup = {}
     for side in sides:  # warm-up, untimed: one-time starts, and the database into the page cache
-        _, sizes[side] = side_run(side, "warmup")
+        warmup[side], sizes[side] = side_run(side, "warmup")
+    print(f"  {ENGINE_NAMES[engine]} warm-up (not counted): " + ", ".join(
+        f"{side} {seconds:.2f} s" for side, seconds in warmup.items()), file=sys.stderr, flush=True)
     results = []
     for number in range(rounds):
         shift = number % len(sides)
@@ -314,6 +335,7 @@ def main() -> None:
                 from flows.backup import backup as server_flow
 
                 stack.enter_context(prefect_test_harness(server_startup_timeout=120))
+                quiet_prefect_console()
             try:
                 for engine in engines:
                     project, database, size = projects[engine]
