@@ -23,6 +23,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("DO_NOT_TRACK", "1")  # Prefect's client-side telemetry
 os.environ.setdefault("DIRECTUS_OPS_PASSPHRASE", "benchmark passphrase")
 
 import sqlalchemy as sa  # noqa: E402

@@ -29,7 +29,8 @@ from .redact import redact
 def environment_defaults() -> None:
     """Set before Prefect reads its settings (at import here; in a warm runner's child, again for the command's
     own environment)."""
-    # Prefect must not call home, nor print its notice that it would (Prefect 3.9 honours only DO_NOT_TRACK for that).
+    # Prefect must not call home: the server's analytics, and the SDK's telemetry with its "collects anonymous usage
+    # data" notice (Prefect 3.9 honours only DO_NOT_TRACK for those).
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     os.environ.setdefault("DO_NOT_TRACK", "1")
     # Its 20 s default start-up timeout is too short on a busy 2-core host (seen: a backup failing before it began).
@@ -338,10 +339,6 @@ def demo(
     from . import demo as demo_project
 
     with user_errors():
-        from flows.backup import backup as backup_flow
-        from flows.restore import restore as restore_flow
-
-        _quiet_prefect()
         directory = directory.resolve()
         demo_project.ensure_passphrase(directory)
         project = demo_project.ensure_project(directory / "project", directus_version, say=lambda m: typer.echo(m, err=True))
@@ -349,6 +346,12 @@ def demo(
         scratch = directory / "restored"
         typer.echo(f"reading the project through its API ({project.url})", err=True)
         before = demo_project.api_view(project)
+        # Prefect's import (seconds) only now: the work above needs none of it, and a user sees it start at once.
+        from flows.backup import backup as backup_flow
+        from flows.restore import restore as restore_flow
+
+        _quiet_prefect()
+        typer.echo(f"backing up into {repo}", err=True)
         snapshot_id = _run_flow(backup_flow, project_dir=str(project.dir), repo=str(repo))
         typer.echo(f"backed up: snapshot {snapshot_id} in {repo}", err=True)
         demo_project.reset_scratch(scratch)

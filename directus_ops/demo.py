@@ -50,7 +50,7 @@ def ensure_project(project_dir: Path, version: str = DEFAULT_VERSION, say: Calla
     env_path = project_dir / ".env"
     if not (project_dir / "node_modules" / "directus").exists():
         say(f"installing directus@{version} from npm into {project_dir} (a few minutes, once)")
-        directus_cli.npm_install_directus(project_dir, version)
+        directus_cli.npm_install_directus(project_dir, version, say=say)
     if not env_path.exists():
         port = _free_port()
         password = secrets.token_urlsafe(12)

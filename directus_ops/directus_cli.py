@@ -12,7 +12,9 @@ import json
 import logging
 import os
 import re
-from collections.abc import Iterator, Mapping
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -76,14 +78,101 @@ def npm() -> str:
     return SYSTEM_NODE.npm
 
 
-def npm_install_directus(project_dir: Path, version: str, runtime: NodeRuntime = SYSTEM_NODE) -> None:
-    """Install ``directus@version`` exactly (``--save-exact``: a range would resolve elsewhere later)."""
+class NpmProgress:
+    """Turns the lines of ``npm install --loglevel info`` into a status line for someone watching a
+    minutes-long install: at each phase (resolving, downloading, install scripts) and every ``interval``
+    seconds between, so a silent native build (isolated-vm compiles for minutes) still shows time passing."""
+
+    PHASES = ("resolving dependencies", "downloading packages", "running install scripts")
+    _URL = re.compile(r"^npm http (?:fetch GET \d+|cache) \S*?(https?://\S+)")
+    _SCRIPT = re.compile(r"^npm info run (\S+) (\S+) (.*)$")  # "<pkg>@<v> <event> <dir> <cmd>" or "... { code: N, ... }"
+
+    def __init__(self, say: Callable[[str], None], interval: float = 10.0) -> None:
+        self.say = say
+        self.interval = interval
+        self.started = time.monotonic()
+        self.phase = 0
+        self.manifests = 0
+        self.packages: set[str] = set()  # tarball URLs (npm names one when it downloads it and when it unpacks it)
+        self.scripts: dict[str, None] = {}  # install scripts running now, oldest first
+        self.summary = ""  # npm's closing line ("added 1234 packages in 3m")
+        self._lock = threading.Lock()
+        self._stopped = threading.Event()
+        self._ticker = threading.Thread(target=self._tick, daemon=True)
+
+    def __enter__(self) -> "NpmProgress":
+        self._ticker.start()
+        return self
+
+    def __exit__(self, kind: object, exc: object, traceback: object) -> None:
+        self._stopped.set()
+        self._ticker.join()
+        if kind is None:
+            self.say(f"npm {self._elapsed()}: done{f' ({self.summary})' if self.summary else ''}")
+
+    def _elapsed(self) -> str:
+        seconds = int(time.monotonic() - self.started)
+        return f"{seconds // 60}:{seconds % 60:02d}"
+
+    def _tick(self) -> None:
+        while not self._stopped.wait(self.interval):
+            self.report()
+
+    def report(self, details: bool = True) -> None:
+        with self._lock:
+            if not details:  # a phase just began: its counts say nothing yet
+                self.say(f"npm {self._elapsed()}: {self.PHASES[self.phase]}")
+                return
+            if self.phase == 0:
+                detail = f"{self.manifests} package manifests read"
+            elif self.phase == 1:
+                detail = f"{len(self.packages)} so far"
+            else:
+                detail = ", ".join(self.scripts) or "between scripts"
+            self.say(f"npm {self._elapsed()}: {self.PHASES[self.phase]} ({detail})")
+
+    def line(self, text: str) -> None:
+        """One line of npm's output (called from the thread that reads them)."""
+        with self._lock:
+            phase = self.phase
+            if url := self._URL.match(text):
+                if url.group(1).endswith(".tgz"):
+                    self.packages.add(url.group(1))
+                    phase = max(phase, 1)
+                else:
+                    self.manifests += 1
+            elif script := self._SCRIPT.match(text):
+                package, event, rest = script.groups()
+                key = f"{package.rsplit('@', 1)[0]} {event}"
+                if rest.startswith("{ code:"):
+                    self.scripts.pop(key, None)
+                else:
+                    self.scripts[key] = None
+                phase = 2
+            elif text.startswith(("added ", "changed ", "up to date")):
+                self.summary = text
+            advanced = phase > self.phase
+            self.phase = max(phase, self.phase)
+        if advanced:
+            self.report(details=self.phase == 2)  # which script runs is worth saying at once
+
+
+def npm_install_directus(project_dir: Path, version: str, runtime: NodeRuntime = SYSTEM_NODE,
+                         say: Callable[[str], None] | None = None) -> None:
+    """Install ``directus@version`` exactly (``--save-exact``: a range would resolve elsewhere later). With
+    ``say``, npm's progress goes there as a status line per phase and every few seconds (see NpmProgress)."""
     project_dir.mkdir(parents=True, exist_ok=True)
     package = project_dir / "package.json"
     if not package.exists():
         package.write_text(json.dumps({"name": project_dir.name.lower() or "directus-project", "private": True}, indent=2) + "\n")
-    process.run([runtime.npm, "install", "--save-exact", "--no-audit", "--no-fund", f"directus@{version}"],
-                cwd=project_dir, env=runtime.env(), timeout=NPM_INSTALL_TIMEOUT)
+    args = [runtime.npm, "install", "--save-exact", "--no-audit", "--no-fund", f"directus@{version}"]
+    if say is None:
+        process.run(args, cwd=project_dir, env=runtime.env(), timeout=NPM_INSTALL_TIMEOUT)
+        return
+    # --loglevel info: each fetch and each install script start/end, which is what the status is made of.
+    with NpmProgress(say) as npm_progress:
+        process.run([*args, "--loglevel", "info"], cwd=project_dir, env=runtime.env(), timeout=NPM_INSTALL_TIMEOUT,
+                    on_line=npm_progress.line)
 
 
 def npm_reinstall(project_dir: Path, runtime: NodeRuntime = SYSTEM_NODE) -> None:

@@ -137,7 +137,7 @@ def _kill_group(proc: subprocess.Popen[bytes], grace: float = 5.0) -> None:
 
 def _pump_lines(
     stream: IO[bytes], name: str, tail: deque[str], captured: list[str] | None, logger: logging.Logger,
-    level: int = logging.INFO,
+    level: int = logging.INFO, on_line: Callable[[str], None] | None = None,
 ) -> None:
     for raw in iter(stream.readline, b""):
         line = redact(raw.decode("utf-8", "replace").rstrip())
@@ -146,6 +146,11 @@ def _pump_lines(
             if captured is not None:
                 captured.append(line)
             logger.log(level, "[%s] %s", name, line)
+            if on_line is not None:
+                try:
+                    on_line(line)
+                except Exception:  # a broken progress display must not stop the pump (the child would block)
+                    log.debug("on_line callback failed", exc_info=True)
     stream.close()
 
 
@@ -163,6 +168,7 @@ def spawn(
     check: bool = True,
     quiet: bool = False,
     pass_fds: Sequence[int] = (),
+    on_line: Callable[[str], None] | None = None,
 ) -> Iterator[subprocess.Popen[bytes]]:
     """Start ``args`` in its own process group; yield the Popen; on exit wait, check the exit code, clean up.
 
@@ -170,7 +176,8 @@ def spawn(
     stdout goes to the log like stderr. On any exception in the caller's block, or when ``timeout`` passes,
     the process group is killed. With ``check=False`` (servers the caller stops) the exit code is not checked.
     ``quiet`` logs the command and its output at DEBUG (queries such as ``npm view``). ``pass_fds`` are
-    inherited by the child (a password in a pipe, read as ``/dev/fd/N``).
+    inherited by the child (a password in a pipe, read as ``/dev/fd/N``). ``on_line`` is called with each
+    (redacted) line the child prints besides stdout when piped, from the thread that reads them (a progress display).
     """
     logger = logger or log
     level = logging.DEBUG if quiet else logging.INFO
@@ -192,7 +199,7 @@ def spawn(
     assert log_stream is not None
     # The copied context carries the caller's run (Prefect) so the tool's lines land in the run's log.
     pump = threading.Thread(target=contextvars.copy_context().run,
-                            args=(_pump_lines, log_stream, name, tail, captured, logger, level), daemon=True)
+                            args=(_pump_lines, log_stream, name, tail, captured, logger, level, on_line), daemon=True)
     pump.start()
     timer = threading.Timer(timeout, _kill_group, args=(proc,))
     timer.daemon = True
@@ -235,6 +242,7 @@ def run(
     logger: logging.Logger | None = None,
     quiet: bool = False,
     pass_fds: Sequence[int] = (),
+    on_line: Callable[[str], None] | None = None,
 ) -> str:
     """Run to completion; return what it printed (redacted). Raises ProcessFailed on a non-zero exit."""
     captured: list[str] = []
@@ -244,7 +252,7 @@ def run(
             stdin = stack.enter_context(open(stdin_path, "rb"))
         stack.enter_context(
             spawn(args, env=env, cwd=cwd, stdin=stdin, timeout=timeout, logger=logger, captured=captured, quiet=quiet,
-                  pass_fds=pass_fds)
+                  pass_fds=pass_fds, on_line=on_line)
         )
     return "\n".join(captured)
 

@@ -16,6 +16,7 @@ import pytest
 _PREFECT_HOME = Path(os.environ.get("DIRECTUS_OPS_TEST_PREFECT_HOME", "/tmp/directus-ops-test-prefect"))
 os.environ.setdefault("PREFECT_HOME", str(_PREFECT_HOME))
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("DO_NOT_TRACK", "1")  # Prefect's client-side telemetry
 os.environ.setdefault("PREFECT_LOGGING_EXTRA_LOGGERS", "directus_ops")
 os.environ.setdefault("PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW", "ignore")
 os.environ.pop("PREFECT_API_URL", None)

@@ -34,6 +34,24 @@ def test_output_goes_to_the_log_redacted(caplog):
     assert "[sh] hello" in caplog.text and "tops3cret-value" not in caplog.text and "password=***" in caplog.text
 
 
+def test_each_line_reaches_on_line_redacted_as_it_comes():
+    register_secret("tops3cret-value")
+    seen: list[tuple[str, float]] = []
+    started = time.monotonic()
+    process.run(["sh", "-c", "echo one; echo token=tops3cret-value >&2; sleep 0.5; echo two"],
+                on_line=lambda line: seen.append((line, time.monotonic() - started)))
+    assert [line for line, _ in seen] == ["one", "token=***", "two"]
+    assert seen[0][1] < 0.4 < seen[2][1]  # streamed, not handed over at the end
+
+
+def test_a_failing_on_line_callback_does_not_stop_the_child():
+    def broken(line: str) -> None:
+        raise RuntimeError("display gone")
+
+    output = process.run(["sh", "-c", "seq 1 20000"], on_line=broken, timeout=30)
+    assert output.splitlines()[-1] == "20000"
+
+
 def test_failure_names_the_tool_and_its_last_line():
     with pytest.raises(ProcessFailed, match="sh failed with exit code 3: boom"):
         process.run(["sh", "-c", "echo boom >&2; exit 3"])
