@@ -22,22 +22,11 @@ from typing import Annotated, Any, Optional
 
 import typer
 
+import tasks  # noqa: F401 (importing it sets Prefect's environment defaults, before anything imports Prefect)
+
 from . import local_server, progress
 from .errors import ConfigError, OpsError
 from .redact import redact
-
-def environment_defaults() -> None:
-    """Set before Prefect reads its settings (at import here; in a warm runner's child, again for the command's
-    own environment)."""
-    # Prefect must not call home: the server's analytics, and the SDK's telemetry with its "collects anonymous usage
-    # data" notice (Prefect 3.9 honours only DO_NOT_TRACK for those).
-    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-    os.environ.setdefault("DO_NOT_TRACK", "1")
-    # Its 20 s default start-up timeout is too short on a busy 2-core host (seen: a backup failing before it began).
-    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
-
-
-environment_defaults()
 
 app = typer.Typer(
     name="directus-ops",

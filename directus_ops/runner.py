@@ -391,18 +391,33 @@ def _child(connection: socket.socket, request: dict[str, Any], fds: list[int]) -
     run()  # raises SystemExit with the command's code: the interpreter exits as a command's would
 
 
+def _prefect_files() -> bool:
+    """Whether the working directory holds settings Prefect reads: prefect.toml, a [tool.prefect] table in
+    pyproject.toml, PREFECT_ lines in .env (a Directus project's .env has none)."""
+    if os.path.exists("prefect.toml"):
+        return True
+    for name, marker in (("pyproject.toml", b"tool.prefect"), (".env", b"PREFECT_")):
+        try:
+            with open(name, "rb") as handle:
+                if marker in handle.read(1 << 20):
+                    return True
+        except OSError:
+            continue
+    return False
+
+
 def _settle_environment(runner_env: dict[str, str]) -> None:
     """What was read from the environment at import time, read again from the command's environment: Prefect's
     settings and logging (from PREFECT_* variables, and from a .env, prefect.toml or pyproject.toml in the
     working directory) when they can differ from the runner's (rebuilding them costs 0.1 s), our kill points."""
-    from . import faults
-    from .cli import environment_defaults
+    from tasks import prefect_environment_defaults
 
-    environment_defaults()
+    from . import faults
+
+    prefect_environment_defaults()
     faults.reload()
     prefect_env = {k: v for k, v in os.environ.items() if k.startswith("PREFECT_")}
-    if prefect_env == {k: v for k, v in runner_env.items() if k.startswith("PREFECT_")} and not any(
-            os.path.exists(name) for name in (".env", "prefect.toml", "pyproject.toml")):
+    if prefect_env == {k: v for k, v in runner_env.items() if k.startswith("PREFECT_")} and not _prefect_files():
         return
     from prefect.context import refresh_global_settings_context
     from prefect.logging.configuration import setup_logging

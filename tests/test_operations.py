@@ -35,8 +35,12 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
 
 
 @pytest.fixture(scope="module")
-def state_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("state")
+def state_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    state = tmp_path_factory.mktemp("state")
+    yield state
+    from directus_ops import runner
+
+    runner.stop_all(state)  # the warm runner the `directus-ops` commands of this module started
 
 
 @pytest.fixture(scope="module")
