@@ -353,6 +353,10 @@ def demo(
     typer.echo(f"snapshot {snapshot_id}: {summary['posts']} posts and {summary['files']} files; restored copy "
                f"{'serves the same items and byte-identical files' if ok else 'DIFFERS from the original'}")
     typer.echo(f"project: {project.dir}  repository: {repo}  restored copy: {scratch}  (admin {demo_project.ADMIN_EMAIL}, password in {project.dir / '.env'})")
+    recorded = local_server.running() if local_server.enabled() else None
+    if recorded is not None:
+        typer.echo(f"the runs (backup, restore) are in the local Prefect server's UI at {recorded.url}; "
+                   "`directus-ops server stop` stops it")
     if not ok:
         raise typer.Exit(1)
 
