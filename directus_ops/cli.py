@@ -36,7 +36,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 
-_state = {"verbose": False, "prefect_ready": False}
+_state: dict[str, Any] = {"verbose": False, "prefect_ready": False, "local_server_url": None}
 
 RepoOption = Annotated[str, typer.Option("--repo", envvar="DIRECTUS_OPS_REPO",
                                          help="Snapshot repository: a local directory or s3://bucket/prefix.")]
@@ -124,7 +124,9 @@ def _use_prefect() -> None:
     if not api.url:
         if local_server.enabled():
             say = (lambda line: typer.echo(f"directus-ops: {line}", err=True)) if sys.stderr.isatty() else None
-            api = api.model_copy(update={"url": local_server.ensure(say=say).api_url})
+            server = local_server.ensure(say=say)
+            _state["local_server_url"] = server.url
+            api = api.model_copy(update={"url": server.api_url})
         else:
             _watch_prefect_server()
     # Copies, not Prefect's temporary_settings: that re-validates every setting (0.1 s); these two are plain values.
@@ -353,9 +355,8 @@ def demo(
     typer.echo(f"snapshot {snapshot_id}: {summary['posts']} posts and {summary['files']} files; restored copy "
                f"{'serves the same items and byte-identical files' if ok else 'DIFFERS from the original'}")
     typer.echo(f"project: {project.dir}  repository: {repo}  restored copy: {scratch}  (admin {demo_project.ADMIN_EMAIL}, password in {project.dir / '.env'})")
-    recorded = local_server.running() if local_server.enabled() else None
-    if recorded is not None:
-        typer.echo(f"the runs (backup, restore) are in the local Prefect server's UI at {recorded.url}; "
+    if _state.get("local_server_url"):
+        typer.echo(f"the runs (backup, restore) are in the local Prefect server's UI at {_state['local_server_url']}; "
                    "`directus-ops server stop` stops it")
     if not ok:
         raise typer.Exit(1)
