@@ -125,6 +125,11 @@ def _run_in_runner(connection: socket.socket) -> int:
         signal.signal(signum, forward)
     while True:
         reply = _recv_exactly(connection, _REPLY.size)
+        if reply is None and not child:  # the runner exited (idle) before taking the command: nothing ran
+            connection.close()
+            for signum in _FORWARDED_SIGNALS:
+                signal.signal(signum, signal.SIG_DFL)
+            _run_here()
         if reply is None:  # the runner went away without a word: it was killed (no child can report)
             print("directus-ops: error: the warm runner stopped during the command; run it again "
                   "(or set DIRECTUS_OPS_RUNNER=off)", file=sys.stderr)
