@@ -25,6 +25,7 @@ import posixpath
 import re
 import secrets
 import stat
+import time
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -233,6 +234,10 @@ def _write_all(fd: int, parts: list[bytes]) -> None:
             views[0] = views[0][done:]
 
 
+CHECK_REUSE = 60.0  # seconds a process trusts its last write probe of an S3 repository (Repository.open)
+_recently_writable: dict[tuple[str, str | None, str | None], float] = {}
+
+
 class Repository:
     def __init__(self, location: RepositoryLocation, fs: fsspec.AbstractFileSystem, base: str,
                  passphrase: str | None = None) -> None:
@@ -257,20 +262,29 @@ class Repository:
         fs, base = location.filesystem()
         repo = cls(location, fs, base, location.passphrase or keys.passphrase_from_environment())
         config_path = repo._path("config.json")
-        try:
-            exists = fs.exists(config_path)
+        try:  # one request: the config's bytes, or its absence
+            config_bytes: bytes | None = fs.cat_file(config_path)
+        except (FileNotFoundError, NotADirectoryError):
+            config_bytes = None
         except Exception as exc:
             raise RepositoryError(f"cannot reach the repository {location.url}: {repo._reason(exc)}; check the URL, endpoint and credentials") from None
+        exists = config_bytes is not None
         if not exists and not create:
             raise RepositoryError(f"no snapshot repository at {location.url}; check --repo, or run a backup into it first")
         if create:
-            repo._check_writable()
+            writable_key = (location.url, location.endpoint, location.region)
+            # The write probe (two or three requests on S3) once per CHECK_REUSE seconds per process: a backup
+            # opens its repository in each of its tasks. A repository that stops being writable fails its
+            # next write anyway.
+            if not location.is_s3 or _recently_writable.get(writable_key, 0.0) <= time.monotonic() - CHECK_REUSE:
+                repo._check_writable()
+                _recently_writable[writable_key] = time.monotonic()
             if not exists:
                 repo.write_file(config_path, json.dumps({"format": REPOSITORY_FORMAT,
                                                            "created": datetime.now(timezone.utc).isoformat()}).encode())
         if exists:  # checked for backups too: a format-3 manifest must not land in an older repository
             try:
-                config = json.loads(fs.cat_file(config_path))
+                config = json.loads(config_bytes)  # type: ignore[arg-type]
             except Exception as exc:
                 raise RepositoryError(f"cannot read {location.url}/config.json: {repo._reason(exc)}") from None
             found = config.get("format") if isinstance(config, dict) else None
