@@ -234,6 +234,12 @@ def _write_all(fd: int, parts: list[bytes]) -> None:
             views[0] = views[0][done:]
 
 
+def _listing_version(info: dict[str, Any]) -> str:
+    """What changes when a file is replaced, from its listing entry: size and mtime (local) or ETag (S3)."""
+    changed = info.get("ETag") or info.get("mtime") or info.get("LastModified") or ""
+    return f"{info.get('size')}:{changed}"
+
+
 CHECK_REUSE = 60.0  # seconds a process trusts its last write probe of an S3 repository (Repository.open)
 _recently_writable: dict[tuple[str, str | None, str | None], float] = {}
 
@@ -626,8 +632,14 @@ class Repository:
         if encrypt:
             data = codec.encode_bytes(data, True, self.master_key(create=True))
         name = manifest.id + (ENCRYPTED_MANIFEST if encrypt else PLAIN_MANIFEST)
-        self.write_file(self._path("snapshots", name),
-                        seal_manifest(self.manifest_key(create=True), manifest.id, manifest_form(name), data))
+        path = self._path("snapshots", name)
+        self.write_file(path, seal_manifest(self.manifest_key(create=True), manifest.id, manifest_form(name), data))
+        # The next backup looks for its parent among the headers: this one is known without reading it back.
+        with contextlib.suppress(Exception):
+            header = ManifestHeader.model_validate(manifest, from_attributes=True)
+            cache = self._header_cache()
+            cache.put(name, _listing_version(self.fs.info(path)), header.model_dump_json().encode())
+            cache.save()
 
     def manifest_listing(self) -> dict[str, tuple[str, str]]:
         """Snapshot id -> (manifest file name, its version: size and modification time, or S3 ETag)."""
@@ -639,8 +651,7 @@ class Repository:
             name = posixpath.basename(info["name"].rstrip("/"))
             for suffix in (ENCRYPTED_MANIFEST, PLAIN_MANIFEST):
                 if name.endswith(suffix) and not name.startswith("."):
-                    changed = info.get("ETag") or info.get("mtime") or info.get("LastModified") or ""
-                    found[name[: -len(suffix)]] = (name, f"{info.get('size')}:{changed}")
+                    found[name[: -len(suffix)]] = (name, _listing_version(info))
                     break
         return found
 
