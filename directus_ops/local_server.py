@@ -82,16 +82,6 @@ def _answers(server: LocalServer, timeout: float = 2.0) -> bool:
         return False
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def _recorded(home: Path) -> LocalServer | None:
     try:
         data = json.loads((home / STATE_FILE).read_text())
@@ -109,7 +99,7 @@ def serves(api_url: str, home: Path | None = None) -> bool:
 def running(home: Path | None = None) -> LocalServer | None:
     """The recorded server if its process is alive and its API answers."""
     server = _recorded(home or prefect_home())
-    if server is not None and _alive(server.pid) and _answers(server):
+    if server is not None and process.process_runs(server.pid) and _answers(server):
         return server
     return None
 
@@ -180,7 +170,7 @@ def _start(home: Path, version: str, timeout: float) -> LocalServer:
     while time.monotonic() < deadline:
         if _answers(server, timeout=1.0):
             return server
-        if not _alive(pid):
+        if not process.process_runs(pid):
             break
         with contextlib.suppress(ChildProcessError):
             os.waitpid(pid, os.WNOHANG)
@@ -194,7 +184,7 @@ def stop(home: Path | None = None) -> LocalServer | None:
     """Stop the recorded server (if its process is alive) and forget it; returns what was stopped."""
     home = home or prefect_home()
     server = _recorded(home)
-    if server is not None and _alive(server.pid):
+    if server is not None and process.process_runs(server.pid):
         process.stop_service(server.pid)
     with contextlib.suppress(FileNotFoundError):
         (home / STATE_FILE).unlink()
@@ -202,4 +192,4 @@ def stop(home: Path | None = None) -> LocalServer | None:
     with contextlib.suppress(OSError, ValueError):
         if server is not None and int(pid_file.read_text()) == server.pid:
             pid_file.unlink()
-    return server if server is not None and not _alive(server.pid) else None
+    return server if server is not None and not process.process_runs(server.pid) else None

@@ -21,6 +21,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from . import faults
+from .process import process_runs
 from .errors import RepositoryError
 from .repository import Repository
 
@@ -49,25 +50,11 @@ class LockInfo:
         now = time.time() if now is None else now
         if now - self.refreshed > STALE_AFTER:
             return True
-        return self.host == socket.gethostname() and not _process_runs(self.pid)
+        return self.host == socket.gethostname() and not process_runs(self.pid)
 
     def describe(self) -> str:
         age = int(time.time() - self.created)
         return f"{'an exclusive' if self.exclusive else 'a'} {self.kind} lock by pid {self.pid} on {self.host}, {age} s old"
-
-
-def _process_runs(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        with open(f"/proc/{pid}/stat") as handle:
-            return handle.read().rsplit(")", 1)[-1].split()[0] != "Z"  # a zombie has exited
-    except OSError:
-        return True
 
 
 def list_locks(repo: Repository) -> list[LockInfo]:

@@ -110,6 +110,21 @@ def unwatch(pid: int, group: bool = False) -> None:
     _tell_watchdog(f"-{'-' if group else ''}{pid}")
 
 
+def process_runs(pid: int) -> bool:
+    """Whether process ``pid`` exists and has not exited (a zombie has)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            return handle.read().rsplit(")", 1)[-1].split()[0] != "Z"  # a zombie has exited
+    except OSError:
+        return True
+
+
 def _group_alive(pgid: int) -> bool:
     try:
         os.killpg(pgid, 0)
