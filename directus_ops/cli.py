@@ -459,7 +459,9 @@ def forget(
         pruned = result["prune"]
         verb = "would delete" if dry_run else "deleted"
         typer.echo(f"prune: {verb} {pruned['objects_deleted']} objects ({progress.human_bytes(pruned['bytes_freed'])}) "
-                   f"and {pruned['leftovers_deleted']} leftovers; {pruned['objects_kept']} objects still referenced")
+                   f"and {pruned['leftovers_deleted']} leftovers; {pruned['objects_kept']} objects still referenced"
+                   + (f"; {pruned.get('packs_deleted', 0)} pack files removed, {pruned.get('packs_repacked', 0)} of them "
+                      "rewritten" if pruned.get("packs_deleted") else ""))
 
 
 repository_app = typer.Typer(name="repository", help="Maintenance of a snapshot repository.", no_args_is_help=True)

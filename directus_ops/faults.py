@@ -5,7 +5,7 @@ cleanup, no ``finally``) when ``checkpoint(point)`` has been reached ``n`` times
 ``n`` bytes have passed). Unset, a checkpoint costs one dictionary lookup.
 
 Points: ``lock-taken``, ``repo-bytes`` (bytes written to repository files), ``upload-tmp`` (a large object
-uploaded to tmp/, not yet moved), ``object-stored``, ``file-tmp`` (a manifest/lock/key written to its
+uploaded to tmp/, not yet moved), ``object-stored``, ``pack-stored`` (a pack file written, its index not yet), ``pack-indexed`` (its index written too), ``file-tmp`` (a manifest/lock/key written to its
 temporary name, not yet renamed), ``before-manifest``, ``v8-items-batch`` (a batch of v8 items committed),
 ``v8-file-copied`` (a v8 file's bytes copied), ``v8-roles-written`` (Directus 11: roles written, their
 policies not yet), ``dump-bytes`` (bytes of a database dump read from its tool, which runs meanwhile),

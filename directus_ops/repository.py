@@ -2,9 +2,11 @@
 
 Layout (``docs/repository-format.md``)::
 
-    config.json              {"format": 3, "created": ...}
+    config.json              {"format": 3 or 4, "created": ...}
     keys/<id>.json           the master key, sealed under a passphrase
     objects/<aa>/<sha256>    every file's bytes, stored once under the sha256 of its content
+    packs/<aa>/<pack id>     (format 4) many small objects in one file, on S3 (``packs.py``)
+    index/<pack id>.json     (format 4) what each pack holds, authenticated
     snapshots/<id>.json      one manifest per snapshot, written last, authenticated (MAC line + JSON)
     tmp/<random>             uploads in flight (renamed into objects/ when complete)
     repairs/<random>.json    objects verify found missing or damaged, for the next backup to store again
@@ -25,9 +27,10 @@ import posixpath
 import re
 import secrets
 import stat
+import threading
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Container, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -35,7 +38,7 @@ from typing import IO, Any, TypeVar
 
 import fsspec
 
-from . import codec, faults, keys, storage
+from . import codec, faults, keys, packs, storage
 from .errors import IntegrityError, RepositoryError, SnapshotNotFound
 from .header_cache import HeaderCache
 from .manifest import MANIFEST_FORMAT, Manifest, ManifestHeader
@@ -45,7 +48,9 @@ from .storage import buffering, s3_filesystem
 M = TypeVar("M", bound=ManifestHeader)
 log = logging.getLogger("directus_ops.repository")
 
-REPOSITORY_FORMAT = 3
+REPOSITORY_FORMAT = 3  # what a new repository is made as
+PACKED_FORMAT = 4  # a repository that may hold pack files: set when the first backup packs into it
+READABLE_FORMATS = (REPOSITORY_FORMAT, PACKED_FORMAT)
 UPGRADABLE_FORMATS = (2,)  # formats ``repository_upgrade`` brings to REPOSITORY_FORMAT
 CHUNK_SIZE = 1024 * 1024
 SMALL_OBJECT = 8 * 1024 * 1024  # encoded in memory and written in one request
@@ -163,6 +168,18 @@ class RepositoryLocation:
 
 
 @dataclass
+class PackPrune:
+    objects_deleted: int = 0
+    objects_kept: int = 0
+    bytes_freed: int = 0
+    packs_deleted: int = 0
+    packs_repacked: int = 0
+
+
+REPACK_BELOW = 0.5  # share of a pack's bytes still referenced below which prune rewrites it
+
+
+@dataclass
 class PutResult:
     sha256: str
     size: int
@@ -259,6 +276,17 @@ class Repository:
         self._headers: HeaderCache | None = None
         self._made_dirs: set[str] = set()
         self.format = REPOSITORY_FORMAT
+        self._config: dict[str, Any] = {}
+        # Small objects go into pack files on S3, where each request costs; on a local disk a file per
+        # object is as fast (measured against restic) and simpler to inspect and repair.
+        self.packs_small_objects = location.is_s3
+        self._packed: dict[str, packs.PackedObject] | None = None  # name -> its place in a pack
+        self._pack_contents: dict[str, list[tuple[str, packs.PackedObject]]] = {}  # pack id -> index entries
+        self._pack_sizes: dict[str, int] = {}  # pack id -> bytes, as listed
+        self._index_ids: list[str] = []  # every index file listed, used or not
+        self._loose: set[str] | None = None  # names of loose objects, with the listing
+        self._writer: packs.PackWriter | None = None
+        self._index_lock = threading.Lock()
 
     # -- opening ---------------------------------------------------------------------------------------------
     @classmethod
@@ -294,9 +322,10 @@ class Repository:
             except Exception as exc:
                 raise RepositoryError(f"cannot read {location.url}/config.json: {repo._reason(exc)}") from None
             found = config.get("format") if isinstance(config, dict) else None
-            if found != REPOSITORY_FORMAT and not (upgrading and found in UPGRADABLE_FORMATS):
+            if found not in READABLE_FORMATS and not (upgrading and found in UPGRADABLE_FORMATS):
                 raise RepositoryError(format_problem(location.url, found))
             repo.format = found
+            repo._config = config
         return repo
 
     def _check_writable(self) -> None:
@@ -370,39 +399,232 @@ class Repository:
 
     # -- objects ---------------------------------------------------------------------------------------------
     def known_objects(self) -> dict[str, int]:
-        """Every object present, name -> stored size (listed once, then kept up to date by ``put``)."""
+        """Every object present, loose or packed, name -> stored size (listed once, then kept up to date by
+        ``put``). A loose object wins over a packed one of the same name (a repair writes loose)."""
         if self._known is None:
             root = self._path("objects")
-            known: dict[str, int] = {}
+            loose: dict[str, int] = {}
             if self.fs.exists(root):
                 for path, info in storage.find_files(self.fs, root).items():
                     name = path.rpartition("/")[2]
                     if len(name.partition(".")[0]) == 64:
-                        known[name] = int(info.get("size") or 0)
+                        loose[name] = int(info.get("size") or 0)
+            known = {name: place.length for name, place in self.pack_index().items()}
+            known.update(loose)
+            self._loose = set(loose)
             self._known = known
         return self._known
 
     def stored_size(self, name: str) -> int | None:
         """The stored size of an object, or None if absent: from the listing when one was made (many objects
-        to check), else one stat or HEAD (a few objects: a dump, a config file)."""
+        to check), else one stat or HEAD (a few objects: a dump, a config file), then the pack index."""
         if self._known is not None:
             return self._known.get(name)
         try:
             return int(self.fs.size(self.object_path(name)))
         except FileNotFoundError:
-            return None
+            packed = self.pack_index().get(name)
+            return packed.length if packed else None
 
-    def _note(self, name: str, size: int) -> None:
+    def _note(self, name: str, size: int, loose: bool = True) -> None:
         if self._known is not None:
             self._known[name] = size
+            if loose and self._loose is not None:
+                self._loose.add(name)
 
     def listing(self) -> dict[str, int] | None:
         """The object listing if one was made (``known_objects``), else None: nothing is listed for it."""
         return self._known
 
     def forget_listing(self) -> None:
-        """Drop the cached object listing: the next ``known_objects()`` lists the repository afresh."""
+        """Drop the cached object listing and pack index: the next ``known_objects()`` lists afresh."""
         self._known = None
+        self._loose = None
+        self._packed = None
+
+    def loose_objects(self) -> dict[str, int]:
+        """The loose objects (``objects/``), name -> size."""
+        known = self.known_objects()
+        return {name: known[name] for name in self._loose or ()}
+
+    # -- pack files (``packs.py``) ---------------------------------------------------------------------------------
+    def pack_index(self) -> dict[str, packs.PackedObject]:
+        """Every packed object, name -> its place (one listing of ``index/`` and ``packs/``; index files come
+        from this machine's cache when they were fetched before). An index that is not authentic, or whose
+        pack is missing or too short, is left out with a warning: its objects count as missing."""
+        with self._index_lock:
+            if self._packed is None:
+                self._packed = self._load_pack_index()
+            return self._packed
+
+    def _load_pack_index(self) -> dict[str, packs.PackedObject]:
+        self._pack_contents, self._pack_sizes, self._index_ids = {}, {}, []
+        try:
+            listed = self.fs.ls(self._path("index"), detail=False)
+        except FileNotFoundError:
+            listed = []
+        index_ids = self._index_ids = packs.list_index_ids([posixpath.basename(p.rstrip("/")) for p in listed])
+        if not index_ids and not self.fs.exists(self._path("packs")):
+            return {}
+        self._pack_sizes = {posixpath.basename(p): int(info.get("size") or 0)
+                            for p, info in storage.find_files(self.fs, self._path("packs")).items()
+                            if packs.PACK_ID.match(posixpath.basename(p))} if self.fs.exists(self._path("packs")) else {}
+        mac_key = self.manifest_key()
+        cache = packs.IndexCache(mac_key, self.location.url)
+        placed: dict[str, packs.PackedObject] = {}
+        for pack_id in index_ids:
+            index_name = f"index/{pack_id}.json"
+            data = cache.get(pack_id)
+            try:
+                try:
+                    entries = packs.read_index(mac_key, pack_id, data) if data is not None else None
+                except packs.IndexRejected:
+                    entries = None  # a damaged cached copy: fetch it again
+                if entries is None:
+                    data = self.fs.cat_file(self._path("index", f"{pack_id}.json"))
+                    entries = packs.read_index(mac_key, pack_id, data)
+                    cache.put(pack_id, data)
+            except FileNotFoundError:
+                continue  # removed by a prune since it was listed
+            except packs.IndexRejected as exc:
+                log.warning("%s in %s is not used: %s; its objects count as missing (verify reports them, the "
+                            "next backup stores them again)", index_name, self.location.url, exc)
+                continue
+            size = self._pack_sizes.get(pack_id)
+            if size is None or any(place.offset + place.length > size for _, place in entries):
+                log.warning("%s in %s names %s, which is %s; its objects count as missing", index_name,
+                            self.location.url, packs.describe(pack_id), "missing" if size is None else "too short")
+                self._pack_contents[pack_id] = []
+                continue
+            self._pack_contents[pack_id] = entries
+            for name, place in entries:
+                placed.setdefault(name, place)  # a name packed twice (two backups at once): the first pack's
+        cache.keep_only(set(index_ids))
+        return placed
+
+    @contextlib.contextmanager
+    def packing(self) -> Iterator[None]:
+        """Within this block (one backup task's storage step), small objects go into pack files when the
+        repository packs them; leaving it writes the last pack and its index. On an error the pack in
+        memory is dropped: packs written so far stay (their objects are reused by the next backup)."""
+        if not self.packs_small_objects or self._writer is not None:
+            yield
+            return
+        if self.format < PACKED_FORMAT:
+            self._set_format(PACKED_FORMAT)  # an older directus-ops then refuses it instead of missing objects
+        self.pack_index()
+        self._writer = packs.PackWriter(self._store_pack)
+        try:
+            yield
+            self._writer.close()
+        finally:
+            self._writer = None
+
+    def _set_format(self, number: int) -> None:
+        config = dict(self._config) or {"created": datetime.now(timezone.utc).isoformat()}
+        config["format"] = number
+        self.write_file(self._path("config.json"), json.dumps(config).encode())
+        self._config, self.format = config, number
+
+    def _store_pack(self, data: bytes, entries: list[tuple[str, int, int, bool]]) -> None:
+        """Write one pack, then its index (an index never names an incomplete pack); then its objects are known."""
+        pack_id = packs.sha256_hex(data)
+        self.write_file(self._path(*packs.pack_path_parts(pack_id)), data, sync=False)  # synced by flush()
+        faults.checkpoint("repo-bytes", len(data))
+        faults.checkpoint("pack-stored")
+        sealed = packs.seal_index(self.manifest_key(create=True), pack_id, packs.index_body(pack_id, entries))
+        self.write_file(self._path("index", f"{pack_id}.json"), sealed, sync=False)
+        faults.checkpoint("pack-indexed")
+        with contextlib.suppress(Exception):
+            packs.IndexCache(self.manifest_key(), self.location.url).put(pack_id, sealed)
+        placed = [(name, packs.PackedObject(pack_id, offset, length, compressed))
+                  for name, offset, length, compressed in entries]
+        with self._index_lock:
+            self._pack_sizes[pack_id] = len(data)
+            self._pack_contents[pack_id] = placed
+            if self._packed is not None:
+                for name, place in placed:
+                    self._packed.setdefault(name, place)
+        for name, place in placed:
+            self._note(name, place.length, loose=False)
+
+    def prune_packs(self, referenced: Container[str], dry_run: bool = False) -> PackPrune:
+        """Delete the packs none of whose objects a snapshot references, and rewrite those mostly unreferenced
+        (less than REPACK_BELOW of their bytes in use) into new packs; a pack with no index (a backup killed
+        between the two) goes too. Called under the exclusive lock, so no backup writes meanwhile. Order: new
+        packs and their indexes first, then an old index, then its pack, so whatever a crash interrupts, every
+        referenced object is in some indexed pack. A pack whose index is not authentic is left alone (warned):
+        prune cannot know what it holds."""
+        self.forget_listing()
+        loose = set(self.loose_objects())
+        placed = self.pack_index()
+        result = PackPrune()
+        indexed = set(self._index_ids)
+        doomed: list[str] = [p for p in self._pack_sizes if p not in indexed]  # no index: a killed backup's
+        result.bytes_freed += sum(self._pack_sizes[p] for p in doomed)
+        dangling: list[str] = []  # indexes whose pack is gone
+        repack: list[tuple[str, list[tuple[str, packs.PackedObject]]]] = []
+        for pack_id, entries in sorted(self._pack_contents.items()):
+            size = self._pack_sizes.get(pack_id)
+            if size is None:
+                dangling.append(pack_id)
+                continue
+            if not entries:
+                continue  # too short: damaged; verify reports its objects, prune keeps what is left
+            live = [(n, p) for n, p in entries if n in referenced and n not in loose and placed.get(n) == p]
+            if not live:
+                doomed.append(pack_id)
+                result.objects_deleted += len(entries)
+                result.bytes_freed += size
+            elif sum(p.length for _, p in live) < REPACK_BELOW * size:
+                repack.append((pack_id, live))
+                result.objects_deleted += len(entries) - len(live)
+                result.objects_kept += len(live)
+            else:
+                result.objects_kept += len(live)
+        result.packs_deleted = len(doomed) + len(repack)
+        result.packs_repacked = len(repack)
+        if dry_run:
+            result.bytes_freed += sum(self._pack_sizes[p] - sum(o.length for _, o in live) for p, live in repack)
+            return result
+        written = 0
+        if repack:
+            def store(data: bytes, entries: list[tuple[str, int, int, bool]]) -> None:
+                nonlocal written
+                self._store_pack(data, entries)
+                written += len(data)
+
+            writer = packs.PackWriter(store)
+            for pack_id, live in repack:
+                data = self.fs.cat_file(self._path(*packs.pack_path_parts(pack_id)))
+                for name, place in live:
+                    writer.add(name, [data[place.offset : place.offset + place.length]], place.compressed)
+            writer.close()
+            self.flush()
+            result.bytes_freed += sum(self._pack_sizes[p] for p, _ in repack) - written
+        for pack_id in dangling + doomed + [p for p, _ in repack]:
+            with contextlib.suppress(FileNotFoundError):
+                self.fs.rm(self._path("index", f"{pack_id}.json"))
+            if pack_id not in dangling:
+                with contextlib.suppress(FileNotFoundError):
+                    self.fs.rm(self._path(*packs.pack_path_parts(pack_id)))
+        self.forget_listing()
+        return result
+
+    def _is_loose(self, name: str) -> bool:
+        self.known_objects()
+        return name in (self._loose or ())
+
+    def _read_packed(self, place: packs.PackedObject, name: str) -> bytes:
+        path = self._path(*packs.pack_path_parts(place.pack))
+        try:
+            data = self.fs.cat_file(path, start=place.offset, end=place.offset + place.length)
+        except FileNotFoundError:
+            raise IntegrityError(f"object {name[:12]}… is missing: its pack {packs.describe(place.pack)} is gone "
+                                 f"from the repository {self.location.url}") from None
+        if len(data) != place.length:
+            raise IntegrityError(f"object {name[:12]}…: its pack {packs.describe(place.pack)} is cut short")
+        return data
 
     def has_object(self, name: str) -> bool:
         return name in self.known_objects()
@@ -429,6 +651,15 @@ class Repository:
             parts, compressed = codec.encode_small(first, compress, key)
             stored_size = sum(len(p) for p in parts)
             repair = name in self.repairs()
+            writer = self._writer
+            if writer is not None and not repair:  # a repair is written loose: a loose object wins
+                # Checked against one listing (few loose objects where packs are used), not a HEAD each.
+                if name in self.known_objects():
+                    return self._existing(name, digest, hashing.size, encrypt)
+                pending = writer.add(name, parts, compressed)
+                if pending is not None:
+                    return PutResult(digest, hashing.size, 0, pending[0], pending[1], encrypt)
+                return PutResult(digest, hashing.size, stored_size, stored_size, compressed, encrypt)
             if not repair and self.stored_size(name) == stored_size:
                 return self._existing(name, digest, hashing.size, encrypt)
             # Written straight to its name (a rename per file costs more than the file); an object cut short
@@ -565,17 +796,25 @@ class Repository:
             try:
                 status = os.lstat(path)
             except FileNotFoundError:
-                return None
+                return self._packed_fingerprint(name)
             return f"{status.st_size}:{status.st_mtime_ns}:{status.st_ino}"
         try:
             info = self.fs.info(path)
         except FileNotFoundError:
-            return None
+            return self._packed_fingerprint(name)
         return f"{info.get('size')}:{str(info.get('ETag') or info.get('etag') or '').strip(chr(34))}"
+
+    def _packed_fingerprint(self, name: str) -> str | None:
+        """A packed object's place: it changes when the object is stored again (loose, or in another pack)."""
+        place = self.pack_index().get(name)
+        return f"{place.length}:pack:{place.pack}:{place.offset}" if place else None
 
     def _existing(self, name: str, digest: str, size: int, encrypted: bool) -> PutResult:
         """An object of this content is already stored: nothing written; its header says how it is stored."""
         stored = self.stored_size(name) or 0
+        packed = self.pack_index().get(name)
+        if packed is not None and not self._is_loose(name):
+            return PutResult(digest, size, 0, packed.length, packed.compressed, encrypted)
         with self.fs.open(self.object_path(name), "rb", block_size=64 * 1024) as handle:
             _, compressed, _ = codec.read_header(handle, name)
         return PutResult(digest, size, 0, stored, compressed, encrypted)
@@ -586,6 +825,9 @@ class Repository:
 
     def open_object(self, name: str) -> IO[bytes]:
         """The stored bytes of an object (header and all)."""
+        packed = self.pack_index().get(name)
+        if packed is not None and not self._is_loose(name):
+            return io.BytesIO(self._read_packed(packed, name))
         try:
             return self.fs.open(self.object_path(name), "rb", **buffering(self.is_local))
         except FileNotFoundError:
@@ -609,12 +851,6 @@ class Repository:
                 f"{what}: stored bytes do not match the snapshot (object {entry.sha256[:12]}…, expected {entry.size} bytes, "
                 f"read {copied}); the repository is damaged, restore from another snapshot"
             )
-
-    def object_size(self, name: str) -> int | None:
-        try:
-            return int(self.fs.size(self.object_path(name)))
-        except FileNotFoundError:
-            return None
 
     # -- snapshots -------------------------------------------------------------------------------------------
     def flush(self) -> None:
@@ -809,8 +1045,8 @@ def format_problem(url: str, found: object) -> str:
         return (f"repository {url} has format {found}, whose manifests are not authenticated; this directus-ops reads "
                 f"format {REPOSITORY_FORMAT}: run `directus-ops repository upgrade --repo {url}` once (it signs the "
                 "manifests there with the repository's key)")
-    if isinstance(found, int) and found > REPOSITORY_FORMAT:
-        return (f"repository {url} has format {found}, newer than this directus-ops reads ({REPOSITORY_FORMAT}); "
+    if isinstance(found, int) and found > PACKED_FORMAT:
+        return (f"repository {url} has format {found}, newer than this directus-ops reads ({PACKED_FORMAT}); "
                 "use a newer directus-ops")
     return (f"repository {url} has format {found!r} in its config.json, which this directus-ops cannot read (it reads "
             f"format {REPOSITORY_FORMAT}); check --repo, or restore config.json from a copy")

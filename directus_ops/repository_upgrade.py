@@ -24,7 +24,7 @@ from datetime import datetime, timezone
 from . import codec, keys, locks
 from .errors import RepositoryError
 from .manifest import Manifest, ManifestHeader
-from .repository import (ENCRYPTED_MANIFEST, MANIFEST_MAGIC, REPOSITORY_FORMAT, ManifestRejected, Repository,
+from .repository import (ENCRYPTED_MANIFEST, MANIFEST_MAGIC, READABLE_FORMATS, REPOSITORY_FORMAT, ManifestRejected, Repository,
                          RepositoryLocation, manifest_form, seal_manifest)
 
 log = logging.getLogger("directus_ops.repository_upgrade")
@@ -45,8 +45,8 @@ def upgrade_repository(location: RepositoryLocation, wait: float = 0.0) -> Upgra
     """Bring the repository at ``location`` to REPOSITORY_FORMAT (see the module's docstring). Needs the
     passphrase when there are manifests to sign."""
     repo = Repository.open(location, upgrading=True)
-    if repo.format == REPOSITORY_FORMAT:
-        return UpgradeResult(REPOSITORY_FORMAT, already=True)
+    if repo.format in READABLE_FORMATS:  # format 4 differs from 3 only by pack files, which it may hold
+        return UpgradeResult(repo.format, already=True)
     result = UpgradeResult(REPOSITORY_FORMAT)
     with locks.hold(repo, "upgrade", exclusive=True, wait=wait):
         files = repo.manifest_files()

@@ -122,6 +122,8 @@ class PruneResult:
     objects_kept: int = 0
     stale_locks_removed: int = 0
     repair_notes_removed: int = 0
+    packs_deleted: int = 0
+    packs_repacked: int = 0
 
 
 def prune(repo: Repository, dry_run: bool = False, wait: float = 0.0) -> PruneResult:
@@ -148,7 +150,7 @@ def prune(repo: Repository, dry_run: bool = False, wait: float = 0.0) -> PruneRe
                     f"not yours or is lost, remove that file from the repository and prune again") from None
             referenced.update((e.object_name, e.stored_size) for e in manifest.all_entries())
         repo.forget_listing()  # list afresh: what is there now
-        for name, size in sorted(repo.known_objects().items()):
+        for name, size in sorted(repo.loose_objects().items()):
             if name in referenced:
                 result.objects_kept += 1
                 continue
@@ -156,6 +158,11 @@ def prune(repo: Repository, dry_run: bool = False, wait: float = 0.0) -> PruneRe
             result.bytes_freed += size
             if not dry_run:
                 repo.fs.rm(repo.object_path(name))
+        packed = repo.prune_packs(referenced, dry_run)
+        result.objects_deleted += packed.objects_deleted
+        result.objects_kept += packed.objects_kept
+        result.bytes_freed += packed.bytes_freed
+        result.packs_deleted, result.packs_repacked = packed.packs_deleted, packed.packs_repacked
         for path in _healed_notes(repo, referenced):
             result.repair_notes_removed += 1
             if not dry_run:
@@ -194,7 +201,7 @@ def _leftovers(repo: Repository) -> list[str]:
     tmp = posixpath.join(repo.base, "tmp")
     if repo.fs.exists(tmp):
         found += repo.fs.find(tmp)
-    for folder in ("snapshots", "keys", "locks", "repairs"):
+    for folder in ("snapshots", "keys", "locks", "repairs", "index", "packs"):
         root = posixpath.join(repo.base, folder)
         if repo.fs.exists(root):
             found += [p for p in repo.fs.find(root) if posixpath.basename(p).startswith(".") and p.endswith(".tmp")]

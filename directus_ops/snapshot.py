@@ -233,7 +233,8 @@ def backup_location(location: StorageLocation, repo: Repository, staging_dir: Pa
             with lock:
                 written += put.written
 
-        run_parallel(store, to_read, workers)
+        with repo.packing():  # small objects into pack files where the repository packs them
+            run_parallel(store, to_read, workers)
     final = [e for e in entries if e is not None]
     info = LocationInfo(name=location.name, driver=location.driver, root=location.root, bucket=location.bucket,
                         objects=len(final), bytes=sum(e.size for e in final), missing_files=missing_files)

@@ -51,8 +51,11 @@ def test_a_backup_killed_anywhere_leaves_no_snapshot_and_no_damage(point, backen
     from flows.restore import restore
 
     url, location, (endpoint, region) = backend
-    if point == "file-tmp:1" and location.is_s3:
-        point = "before-manifest:1"  # on S3 a manifest is one PUT: there is no temporary name to die at
+    if location.is_s3:
+        # On S3 a manifest is one PUT: there is no temporary name to die at. Small files go into one pack
+        # (S3 stores them packed): the third and sixth stored objects become the pack written, and indexed.
+        point = {"file-tmp:1": "before-manifest:1", "object-stored:3": "pack-stored:1",
+                 "object-stored:6": "pack-indexed:1"}.get(point, point)
     database = databases.create("sqlite3")
     project, settings = small_project(tmp_path, database)
     first = backup(project_dir=str(project), repo=url, repo_endpoint=endpoint or None, repo_region=region or None)
@@ -91,16 +94,16 @@ def test_s3_pausing_mid_upload_is_retried_and_the_backup_completes(tmp_path, dat
         monkeypatch.setenv("DIRECTUS_OPS_REPO_SECRET_ACCESS_KEY", s3.secret)
         database = databases.create("sqlite3")
         project, _ = small_project(tmp_path, database)
-        for index in range(40):
-            (project / "uploads" / f"file-{index:02}.bin").write_bytes(os.urandom(200_000))
+        for index in range(40):  # 40 MB: packs of 16 MiB are uploaded while the backup runs
+            (project / "uploads" / f"file-{index:02}.bin").write_bytes(os.urandom(1_000_000))
         client = s3.client()
         paused = threading.Event()
 
         def pause_when_uploading() -> None:
             deadline = time.monotonic() + 120
             while time.monotonic() < deadline:
-                listed = client.list_objects_v2(Bucket=bucket, Prefix="repo/objects/")
-                if listed.get("KeyCount", 0) >= 3:
+                listed = client.list_objects_v2(Bucket=bucket, Prefix="repo/packs/")
+                if listed.get("KeyCount", 0) >= 1:
                     os.killpg(s3.pid, signal.SIGSTOP)  # the server stops answering, mid-backup
                     paused.set()
                     time.sleep(8)
