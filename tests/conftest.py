@@ -43,12 +43,14 @@ def background_services_stopped() -> Iterator[None]:
 
     from directus_ops import header_cache, local_server, runner
 
-    headers_there = header_cache.cache_dir().exists()
+    caches = [header_cache.cache_dir(), header_cache.cache_dir().parent / "pack-index"]
+    there = [cache.exists() for cache in caches]
     yield
     runner.stop_all()
     local_server.stop(_PREFECT_HOME)
-    if not headers_there:  # the session's repositories are gone: so is what was cached of them
-        shutil.rmtree(header_cache.cache_dir(), ignore_errors=True)
+    for cache, was_there in zip(caches, there):
+        if not was_there:  # the session's repositories are gone: so is what was cached of them
+            shutil.rmtree(cache, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
