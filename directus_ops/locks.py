@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from . import faults
 from .process import process_runs
 from .errors import RepositoryError
-from .repository import Repository
+from .repository import Repository, config_reused
 
 log = logging.getLogger("directus_ops.locks")
 
@@ -110,7 +110,8 @@ def hold(repo: Repository, kind: str, exclusive: bool, wait: float = 0.0) -> Ite
     refresher.start()
     faults.checkpoint("lock-taken")
     try:
-        yield
+        with config_reused(repo):
+            yield
     finally:
         stop.set()
         refresher.join(timeout=5)

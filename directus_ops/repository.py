@@ -257,6 +257,39 @@ def _listing_version(info: dict[str, Any]) -> str:
     return f"{info.get('size')}:{changed}"
 
 
+# Repositories this process holds a lock on (locks.hold), location -> (config.json's bytes, holders): an
+# upgrade, the only writer of config.json but a backup's first packing, takes the exclusive lock, so while a
+# lock is held the tasks of a run open the repository without reading config.json again (on S3: a request
+# each, and a backup opens it in every task).
+_locked_configs: dict[tuple[str, str | None, str | None], tuple[bytes, int]] = {}
+_locked_lock = threading.Lock()
+
+
+def _location_key(location: RepositoryLocation) -> tuple[str, str | None, str | None]:
+    return (location.url, location.endpoint, location.region)
+
+
+@contextlib.contextmanager
+def config_reused(repo: Repository) -> Iterator[None]:
+    """While a lock is held on ``repo``: Repository.open in this process reuses its config.json."""
+    key = _location_key(repo.location)
+    if repo._config_bytes is None:
+        yield
+        return
+    with _locked_lock:
+        data, holders = _locked_configs.get(key, (repo._config_bytes, 0))
+        _locked_configs[key] = (data, holders + 1)
+    try:
+        yield
+    finally:
+        with _locked_lock:
+            data, holders = _locked_configs[key]
+            if holders <= 1:
+                del _locked_configs[key]
+            else:
+                _locked_configs[key] = (data, holders - 1)
+
+
 CHECK_REUSE = 60.0  # seconds a process trusts its last write probe of an S3 repository (Repository.open)
 _recently_writable: dict[tuple[str, str | None, str | None], float] = {}
 
@@ -277,6 +310,7 @@ class Repository:
         self._made_dirs: set[str] = set()
         self.format = REPOSITORY_FORMAT
         self._config: dict[str, Any] = {}
+        self._config_bytes: bytes | None = None
         # Small objects go into pack files on S3, where each request costs; on a local disk a file per
         # object is as fast (measured against restic) and simpler to inspect and repair.
         self.packs_small_objects = location.is_s3
@@ -296,16 +330,21 @@ class Repository:
         fs, base = location.filesystem()
         repo = cls(location, fs, base, location.passphrase or keys.passphrase_from_environment())
         config_path = repo._path("config.json")
-        try:  # one request: the config's bytes, or its absence
-            config_bytes: bytes | None = fs.cat_file(config_path)
-        except (FileNotFoundError, NotADirectoryError):
-            config_bytes = None
-        except Exception as exc:
-            raise RepositoryError(f"cannot reach the repository {location.url}: {repo._reason(exc)}; check the URL, endpoint and credentials") from None
+        held = _locked_configs.get(_location_key(location))
+        config_bytes: bytes | None
+        if held is not None:  # this process holds a lock on it: config.json cannot change meanwhile
+            config_bytes = held[0]
+        else:
+            try:  # one request: the config's bytes, or its absence
+                config_bytes = fs.cat_file(config_path)
+            except (FileNotFoundError, NotADirectoryError):
+                config_bytes = None
+            except Exception as exc:
+                raise RepositoryError(f"cannot reach the repository {location.url}: {repo._reason(exc)}; check the URL, endpoint and credentials") from None
         exists = config_bytes is not None
         if not exists and not create:
             raise RepositoryError(f"no snapshot repository at {location.url}; check --repo, or run a backup into it first")
-        if create:
+        if create and held is None:  # a held lock was written there: it is writable
             writable_key = (location.url, location.endpoint, location.region)
             # The write probe (two or three requests on S3) once per CHECK_REUSE seconds per process: a backup
             # opens its repository in each of its tasks. A repository that stops being writable fails its
@@ -314,8 +353,11 @@ class Repository:
                 repo._check_writable()
                 _recently_writable[writable_key] = time.monotonic()
             if not exists:
-                repo.write_file(config_path, json.dumps({"format": REPOSITORY_FORMAT,
-                                                           "created": datetime.now(timezone.utc).isoformat()}).encode())
+                config_bytes = json.dumps({"format": REPOSITORY_FORMAT,
+                                           "created": datetime.now(timezone.utc).isoformat()}).encode()
+                repo.write_file(config_path, config_bytes)
+                exists = True
+        repo._config_bytes = config_bytes
         if exists:  # checked for backups too: a format-3 manifest must not land in an older repository
             try:
                 config = json.loads(config_bytes)  # type: ignore[arg-type]
@@ -523,8 +565,13 @@ class Repository:
     def _set_format(self, number: int) -> None:
         config = dict(self._config) or {"created": datetime.now(timezone.utc).isoformat()}
         config["format"] = number
-        self.write_file(self._path("config.json"), json.dumps(config).encode())
-        self._config, self.format = config, number
+        data = json.dumps(config).encode()
+        self.write_file(self._path("config.json"), data)
+        self._config, self._config_bytes, self.format = config, data, number
+        with _locked_lock:
+            key = _location_key(self.location)
+            if key in _locked_configs:
+                _locked_configs[key] = (data, _locked_configs[key][1])
 
     def _store_pack(self, data: bytes, entries: list[tuple[str, int, int, bool]]) -> None:
         """Write one pack, then its index (an index never names an incomplete pack); then its objects are known."""
@@ -811,13 +858,19 @@ class Repository:
 
     def _existing(self, name: str, digest: str, size: int, encrypted: bool) -> PutResult:
         """An object of this content is already stored: nothing written; its header says how it is stored."""
-        stored = self.stored_size(name) or 0
+        if self._loose is None or name in self._loose:  # loose first: no pack index needed for it
+            stored = self.stored_size(name) or 0
+            try:
+                with self.fs.open(self.object_path(name), "rb", block_size=64 * 1024) as handle:
+                    _, compressed, _ = codec.read_header(handle, name)
+                return PutResult(digest, size, 0, stored, compressed, encrypted)
+            except FileNotFoundError:
+                pass
         packed = self.pack_index().get(name)
-        if packed is not None and not self._is_loose(name):
-            return PutResult(digest, size, 0, packed.length, packed.compressed, encrypted)
-        with self.fs.open(self.object_path(name), "rb", block_size=64 * 1024) as handle:
-            _, compressed, _ = codec.read_header(handle, name)
-        return PutResult(digest, size, 0, stored, compressed, encrypted)
+        if packed is None:
+            raise IntegrityError(f"object {name[:12]}… vanished from the repository {self.location.url} while it was "
+                                 "in use; is a prune running without the lock?")
+        return PutResult(digest, size, 0, packed.length, packed.compressed, encrypted)
 
     def put_file(self, path: Path, on_bytes: ByteCallback | None = None, *, encrypt: bool = False) -> PutResult:
         with open(path, "rb") as handle:
