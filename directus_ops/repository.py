@@ -635,10 +635,12 @@ class Repository:
         path = self._path("snapshots", name)
         self.write_file(path, seal_manifest(self.manifest_key(create=True), manifest.id, manifest_form(name), data))
         # The next backup looks for its parent among the headers: this one is known without reading it back.
+        # Only the header's fields: validating a Manifest as a ManifestHeader returns the Manifest itself, and
+        # its dump would put every entry into the cache (megabytes read and written by every later run).
         with contextlib.suppress(Exception):
-            header = ManifestHeader.model_validate(manifest, from_attributes=True)
+            header = manifest.model_dump_json(include=set(ManifestHeader.model_fields)).encode()
             cache = self._header_cache()
-            cache.put(name, _listing_version(self.fs.info(path)), header.model_dump_json().encode())
+            cache.put(name, _listing_version(self.fs.info(path)), header)
             cache.save()
 
     def manifest_listing(self) -> dict[str, tuple[str, str]]:
