@@ -10,7 +10,7 @@ from prefect.cache_policies import NO_CACHE
 
 from directus_ops import project_lock
 from directus_ops import database as db
-from directus_ops import locks, snapshot
+from directus_ops import heap, locks, snapshot
 from directus_ops.errors import ConfigError
 from directus_ops.project import Project, load_project
 from directus_ops.repository import Repository, RepositoryLocation
@@ -73,6 +73,7 @@ def backup(
     with ``include_storage``; package files, extensions and migrations only with ``include_extensions``."""
     logger = get_run_logger()
     started_clock = time.monotonic()
+    heap.freeze_long_lived()  # the imports: full collections during the backup skip them
     location = repository_location(repo, repo_endpoint, repo_region, repo_secret_block, passphrase_secret_block)
     project = check_backup_task(project_dir, location, config_path, database_scope)
     snapshot_id, started = snapshot.start_snapshot_id()
