@@ -818,13 +818,20 @@ def format_problem(url: str, found: object) -> str:
             f"format {REPOSITORY_FORMAT}); check --repo, or restore config.json from a copy")
 
 
+_libc: Any = None
+
+
 def _syncfs(path: str) -> None:
     """Flush the filesystem holding ``path`` (Linux ``syncfs``; ``sync`` elsewhere)."""
     import ctypes
-    import ctypes.util
 
+    global _libc
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        if _libc is None:
+            # The process's own symbols, libc's among them: ctypes.util.find_library("c") would run
+            # ``ldconfig -p`` (15 ms) on every flush.
+            _libc = ctypes.CDLL(None, use_errno=True)
+        libc = _libc
         fd = os.open(path, os.O_RDONLY)
         try:
             if libc.syncfs(fd) == 0:
