@@ -43,10 +43,11 @@ from harness import moto_server
 
 def backup_procedure(project_dir: str, repo: str) -> str:
     """The backup flow's steps as plain calls, lock included (no Prefect run, task runs or artifacts)."""
-    from directus_ops import locks, snapshot
+    from directus_ops import heap, locks, snapshot
     from directus_ops.repository import Repository, RepositoryLocation
     from flows.backup import check_backup
 
+    heap.freeze_long_lived()  # as the flow does
     location = RepositoryLocation(repo)
     project = check_backup(project_dir, location)
     snapshot_id, started = snapshot.start_snapshot_id()

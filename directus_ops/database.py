@@ -311,7 +311,7 @@ def directus_file_names(conn: Connection, storage: str) -> list[str] | None:
         return None
     rows = conn.execute(sa.text("SELECT filename_disk FROM directus_files WHERE storage = :storage "
                                 "AND filename_disk IS NOT NULL"), {"storage": storage})
-    return [r[0] for r in rows]
+    return list(rows.scalars())  # no Row object per file (10,000 of them in a large project)
 
 
 def migration_history(conn: Connection) -> list[str]:

@@ -924,10 +924,12 @@ class Repository:
         path = self._path("snapshots", name)
         self.write_file(path, seal_manifest(self.manifest_key(create=True), manifest.id, manifest_form(name), data))
         # The next backup looks for its parent among the headers: this one is known without reading it back.
+        # Only the header's fields: validating a Manifest as a ManifestHeader returns the Manifest itself, and
+        # its dump would put every entry into the cache (megabytes read and written by every later run).
         with contextlib.suppress(Exception):
-            header = ManifestHeader.model_validate(manifest, from_attributes=True)
+            header = manifest.model_dump_json(include=set(ManifestHeader.model_fields)).encode()
             cache = self._header_cache()
-            cache.put(name, _listing_version(self.fs.info(path)), header.model_dump_json().encode())
+            cache.put(name, _listing_version(self.fs.info(path)), header)
             cache.save()
 
     def manifest_listing(self) -> dict[str, tuple[str, str]]:
@@ -1105,13 +1107,20 @@ def format_problem(url: str, found: object) -> str:
             f"format {REPOSITORY_FORMAT}); check --repo, or restore config.json from a copy")
 
 
+_libc: Any = None
+
+
 def _syncfs(path: str) -> None:
     """Flush the filesystem holding ``path`` (Linux ``syncfs``; ``sync`` elsewhere)."""
     import ctypes
-    import ctypes.util
 
+    global _libc
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        if _libc is None:
+            # The process's own symbols, libc's among them: ctypes.util.find_library("c") would run
+            # ``ldconfig -p`` (15 ms) on every flush.
+            _libc = ctypes.CDLL(None, use_errno=True)
+        libc = _libc
         fd = os.open(path, os.O_RDONLY)
         try:
             if libc.syncfs(fd) == 0:

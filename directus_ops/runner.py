@@ -24,6 +24,7 @@ idle.
 from __future__ import annotations
 
 import array
+import gc
 import hashlib
 import json
 import os
@@ -228,6 +229,10 @@ def _bind(path: Path) -> socket.socket | None:
 
 def serve(path: Path) -> None:
     _warm()
+    from . import heap
+
+    gc.collect()  # the imports' garbage, once: what is frozen next stays
+    heap.freeze_long_lived()
     listener = _bind(path)
     if listener is None:
         return

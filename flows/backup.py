@@ -5,18 +5,17 @@ from __future__ import annotations
 import shutil
 import time
 
-from prefect import flow, get_run_logger, task
-from prefect.cache_policies import NO_CACHE
+from prefect import flow, get_run_logger
 
 from directus_ops import project_lock
 from directus_ops import database as db
-from directus_ops import locks, snapshot
+from directus_ops import heap, locks, snapshot
 from directus_ops.errors import ConfigError
 from directus_ops.project import Project, load_project
 from directus_ops.repository import Repository, RepositoryLocation
 from tasks.database import dump_database_task
 from tasks.project import backup_project_files_task
-from tasks.repository import parent_snapshot_task, repository_location, write_manifest_task
+from tasks.repository import repository_location, write_manifest_task
 from tasks.storage import backup_location_task
 
 from . import parameters as p
@@ -44,12 +43,6 @@ def check_backup(project_dir: str, repo: RepositoryLocation, config_path: str | 
     return project
 
 
-@task(name="check-backup", cache_policy=NO_CACHE)
-def check_backup_task(project_dir: str, repo: RepositoryLocation, config_path: str | None,
-                      database_scope: str = "entire") -> Project:
-    return check_backup(project_dir, repo, config_path, database_scope)
-
-
 @flow(name="backup", description="Back up a Directus project (database, storage, config, extensions) into a snapshot repository.")
 @project_lock.exclusive("backup")
 def backup(
@@ -73,15 +66,19 @@ def backup(
     with ``include_storage``; package files, extensions and migrations only with ``include_extensions``."""
     logger = get_run_logger()
     started_clock = time.monotonic()
+    heap.freeze_long_lived()  # the imports: full collections during the backup skip them
     location = repository_location(repo, repo_endpoint, repo_region, repo_secret_block, passphrase_secret_block)
-    project = check_backup_task(project_dir, location, config_path, database_scope)
+    # The checks and the parent's lookup are plain calls, not tasks: a few milliseconds of work each, against
+    # 15-30 ms of task-run bookkeeping on the server (an incremental backup's whole budget is 0.3 s); their
+    # errors fail the run with the same one-line message.
+    project = check_backup(project_dir, location, config_path, database_scope)
     snapshot_id, started = snapshot.start_snapshot_id()
     logger.info("snapshot %s of project %s into %s", snapshot_id, project.name, repo)
     staging = snapshot.make_staging_dir()
     # A shared lock: other backups may run, prune may not (it would delete objects not yet in a manifest,
     # or those of the parent snapshot this one reuses).
     with locks.hold(Repository.open(location, create=True), "backup", exclusive=False, wait=lock_wait_seconds):
-        parent = parent_snapshot_task(location, project)
+        parent = snapshot.find_parent(Repository.open(location), project)
         try:
             database_part = (dump_database_task(project, location, str(staging), encrypt, database_scope)
                              if database_scope != "none" else None)

@@ -53,11 +53,6 @@ def open_repository_task(repo: RepositoryLocation, create: bool = False) -> str:
     return Repository.open(repo, create=create).describe()
 
 
-@task(name="find-parent-snapshot", cache_policy=NO_CACHE)
-def parent_snapshot_task(repo: RepositoryLocation, project: Project) -> str | None:
-    return snapshot.find_parent(Repository.open(repo, create=True), project)
-
-
 @task(name="write-manifest", cache_policy=NO_CACHE, retries=len(RETRY_DELAYS), retry_delay_seconds=RETRY_DELAYS,
       retry_condition_fn=is_transient)
 def write_manifest_task(project: Project, repo: RepositoryLocation, snapshot_id: str, started: datetime,

@@ -15,6 +15,7 @@ import pytest
 from harness import small_project
 
 from directus_ops.header_cache import HeaderCache, cache_dir
+from directus_ops.manifest import ManifestHeader
 from directus_ops.repository import Repository, RepositoryLocation
 
 CLI = [sys.executable, "-m", "directus_ops.cli"]
@@ -90,3 +91,14 @@ def test_a_changed_or_forgotten_manifest_is_not_answered_from_the_cache(reposito
     manifest.unlink()
     assert [h.id for h in Repository.open(RepositoryLocation(url=str(repo))).headers()] == ids[1:]
     assert len(json.loads(_cache_files()[0].read_text())) == 1  # the forgotten snapshot's entry is gone
+
+
+def test_a_backup_puts_only_its_header_into_the_cache(repository):
+    """The header of the snapshot just written, not its entry lists: the cache is read by every later run."""
+    repo, ids = repository
+    repository_ = Repository.open(RepositoryLocation(url=str(repo)))
+    name, version = repository_.manifest_listing()[ids[-1]]
+    cached = repository_._header_cache().get(name, version)
+    assert cached is not None
+    assert set(json.loads(cached)) == set(ManifestHeader.model_fields)
+    assert ManifestHeader.model_validate_json(cached) == repository_.load_header(ids[-1])
