@@ -59,10 +59,12 @@ class LockInfo:
 
 def list_locks(repo: Repository) -> list[LockInfo]:
     root = posixpath.join(repo.base, "locks")
-    if not repo.fs.exists(root):
+    try:
+        listed = repo.fs.find(root)
+    except FileNotFoundError:
         return []
     found = []
-    for path in repo.fs.find(root):
+    for path in listed:
         try:
             data = json.loads(repo.fs.cat_file(path))
             found.append(LockInfo(path=path, kind=data["kind"], exclusive=data["exclusive"], host=data["host"],

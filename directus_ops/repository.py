@@ -321,6 +321,7 @@ class Repository:
         self._loose: set[str] | None = None  # names of loose objects, with the listing
         self._writer: packs.PackWriter | None = None
         self._index_lock = threading.Lock()
+        self._listing_lock = threading.RLock()
 
     # -- opening ---------------------------------------------------------------------------------------------
     @classmethod
@@ -418,8 +419,7 @@ class Repository:
             raise keys.PassphraseMissing(
                 f"the repository {self.location.url} needs a passphrase (the config artifact is always encrypted): set "
                 f"{keys.PASSPHRASE_ENV} or {keys.PASSPHRASE_FILE_ENV}, or name a Prefect Secret block with --passphrase-secret-block")
-        root = self._path("keys")
-        files = sorted(self.fs.find(root)) if self.fs.exists(root) else []
+        files = sorted(self._find(self._path("keys")))
         for path in files:
             master = keys.open_key_file(self.passphrase, self.fs.cat_file(path))
             if master is not None:
@@ -443,19 +443,25 @@ class Repository:
     def known_objects(self) -> dict[str, int]:
         """Every object present, loose or packed, name -> stored size (listed once, then kept up to date by
         ``put``). A loose object wins over a packed one of the same name (a repair writes loose)."""
-        if self._known is None:
-            root = self._path("objects")
-            loose: dict[str, int] = {}
-            if self.fs.exists(root):
-                for path, info in storage.find_files(self.fs, root).items():
+        with self._listing_lock:  # the storage step's threads ask at once: listed once
+            if self._known is None:
+                loose: dict[str, int] = {}
+                for path, info in self._find(self._path("objects")).items():
                     name = path.rpartition("/")[2]
                     if len(name.partition(".")[0]) == 64:
                         loose[name] = int(info.get("size") or 0)
-            known = {name: place.length for name, place in self.pack_index().items()}
-            known.update(loose)
-            self._loose = set(loose)
-            self._known = known
-        return self._known
+                known = {name: place.length for name, place in self.pack_index().items()}
+                known.update(loose)
+                self._loose = set(loose)
+                self._known = known
+            return self._known
+
+    def _find(self, root: str) -> dict[str, dict[str, Any]]:
+        """Every file under ``root`` (none if it is absent): one listing, no existence check first."""
+        try:
+            return storage.find_files(self.fs, root)
+        except FileNotFoundError:
+            return {}
 
     def stored_size(self, name: str) -> int | None:
         """The stored size of an object, or None if absent: from the listing when one was made (many objects
@@ -506,11 +512,13 @@ class Repository:
         except FileNotFoundError:
             listed = []
         index_ids = self._index_ids = packs.list_index_ids([posixpath.basename(p.rstrip("/")) for p in listed])
-        if not index_ids and not self.fs.exists(self._path("packs")):
-            return {}
+        if not index_ids and not self.packs_small_objects:
+            return {}  # no index, and packs are neither read nor written here (a local repository)
         self._pack_sizes = {posixpath.basename(p): int(info.get("size") or 0)
-                            for p, info in storage.find_files(self.fs, self._path("packs")).items()
-                            if packs.PACK_ID.match(posixpath.basename(p))} if self.fs.exists(self._path("packs")) else {}
+                            for p, info in self._find(self._path("packs")).items()
+                            if packs.PACK_ID.match(posixpath.basename(p))}
+        if not index_ids:
+            return {}  # packs without an index, if any, are a killed backup's (prune's to delete)
         mac_key = self.manifest_key()
         cache = packs.IndexCache(mac_key, self.location.url)
         placed: dict[str, packs.PackedObject] = {}
@@ -554,7 +562,7 @@ class Repository:
             return
         if self.format < PACKED_FORMAT:
             self._set_format(PACKED_FORMAT)  # an older directus-ops then refuses it instead of missing objects
-        self.pack_index()
+        self.known_objects()  # one listing (loose objects and the pack index) before the threads ask
         self._writer = packs.PackWriter(self._store_pack)
         try:
             yield
@@ -934,11 +942,12 @@ class Repository:
 
     def manifest_listing(self) -> dict[str, tuple[str, str]]:
         """Snapshot id -> (manifest file name, its version: size and modification time, or S3 ETag)."""
-        root = self._path("snapshots")
-        if not self.fs.exists(root):
+        try:
+            listed = self.fs.ls(self._path("snapshots"), detail=True)
+        except FileNotFoundError:
             return {}
         found = {}
-        for info in self.fs.ls(root, detail=True):
+        for info in listed:
             name = posixpath.basename(info["name"].rstrip("/"))
             for suffix in (ENCRYPTED_MANIFEST, PLAIN_MANIFEST):
                 if name.endswith(suffix) and not name.startswith("."):

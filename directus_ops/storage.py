@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import logging
 import os
+import threading
 import posixpath
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -384,6 +385,20 @@ def s3_filesystem(*, endpoint: str | None, region: str | None, key_id: str | Non
                                      "connect_timeout": timeout, "read_timeout": timeout}
     if path_style:
         config_kwargs["s3"] = {"addressing_style": "path"}
-    return s3fs.S3FileSystem(key=key_id or None, secret=secret or None, endpoint_url=endpoint or None,
-                             profile=profile, client_kwargs=client_kwargs, config_kwargs=config_kwargs,
-                             use_listings_cache=False, skip_instance_cache=True)
+    # One filesystem per settings and process: a run's tasks each open the repository, and a new s3fs
+    # instance is a new client and new connections (0.05-0.1 s each). Not shared across a fork.
+    cache_key = (endpoint, region, key_id, secret, path_style, profile, timeout, os.getpid())
+    with _s3_lock:
+        fs = _s3_filesystems.get(cache_key)
+        if fs is None:
+            # max_concurrency=1: s3fs otherwise sends a HEAD before every whole-file read, to split it into
+            # concurrent ranges; what is read whole here is small (manifests, indexes, keys, locks).
+            fs = _s3_filesystems[cache_key] = s3fs.S3FileSystem(
+                key=key_id or None, secret=secret or None, endpoint_url=endpoint or None, profile=profile,
+                client_kwargs=client_kwargs, config_kwargs=config_kwargs, use_listings_cache=False,
+                skip_instance_cache=True, max_concurrency=1)
+    return fs
+
+
+_s3_filesystems: dict[tuple[Any, ...], fsspec.AbstractFileSystem] = {}
+_s3_lock = threading.Lock()
