@@ -25,6 +25,9 @@ alternate which side goes first. At the end the bench stops a background Prefect
 (``directus-ops server stop`` when the CLI has it; else any process still running under the bench's
 PREFECT_HOME, which it names).
 
+``--keep DIR`` keeps each engine's project and database (``DIR/kept.json`` names them) for the next run with
+the same ``--keep DIR`` and ``--gigabytes``, which skips the minutes of growing it; ``--drop-kept`` drops them.
+
 ``--server-flow`` adds a third, separately labelled side: the backup flow called in this process against a
 Prefect test server (``prefect_test_harness``), the path a scheduled deployment takes; not what an ad-hoc
 user runs.
@@ -116,9 +119,41 @@ def grow_mariadb(database: Database, gigabytes: float) -> int:
                 return size
 
 
+def kept_project(keep: Path, databases: Databases, engine: str, gigabytes: float) -> tuple[Path, Database, int]:
+    """The project a previous run with ``--keep`` left for this engine and size, else a new one, recorded."""
+    record = keep / "kept.json"
+    kept = json.loads(record.read_text()) if record.exists() else {}
+    entry = kept.get(f"{engine}-{gigabytes}")
+    if entry and Path(entry["project"]).is_dir():
+        database = Database(engine, entry["name"], entry["user"], entry["password"])
+        with contextlib.suppress(Exception):
+            if engine == "mysql":
+                pymysql.connect(host="127.0.0.1", port=3306, user=database.user, password=database.password,
+                                database=database.name).close()
+            else:
+                psycopg.connect(database.url).close()
+            return Path(entry["project"]), database, entry["bytes"]
+    project, database, size = make_project(keep, databases, engine, gigabytes)
+    databases.created.remove(database)  # outlives this run
+    kept[f"{engine}-{gigabytes}"] = {"engine": engine, "project": str(project), "name": database.name, "user": database.user,
+                                     "password": database.password, "bytes": size}
+    record.touch(mode=0o600)
+    record.write_text(json.dumps(kept, indent=2))
+    return project, database, size
+
+
+def drop_kept(keep: Path) -> None:
+    record = keep / "kept.json"
+    databases = Databases(keep)
+    for entry in (json.loads(record.read_text()) if record.exists() else {}).values():
+        databases.created.append(Database(entry["engine"], entry["name"], entry["user"], entry["password"]))
+    databases.drop_all()
+    shutil.rmtree(keep, ignore_errors=True)
+
+
 def make_project(work: Path, databases: Databases, engine: str, gigabytes: float) -> tuple[Path, Database, int]:
     database = databases.create(engine)
-    project = work / f"project-{engine}"
+    project = work / f"project-{engine}-{database.name}"
     link_directus(project, directus_install())
     write_env(project / ".env", {**database.env(), "KEY": f"bench-key-{secrets.token_hex(4)}",
                                  "SECRET": f"bench-secret-{secrets.token_hex(8)}", "TELEMETRY": "false"})
@@ -175,8 +210,11 @@ def wait_for_runner(env: dict[str, str]) -> None:
         time.sleep(0.2)
 
 
+CLI_OPTIONS: list[str] = []  # --dump-compression, if given
+
+
 def cli_backup(env: dict[str, str], project: Path, repo: Path) -> None:
-    cli(env, "backup", str(project), "--repo", str(repo))
+    cli(env, "backup", str(project), "--repo", str(repo), *CLI_OPTIONS)
 
 
 def timed(function, *args) -> float:
@@ -325,7 +363,19 @@ def main() -> None:
     parser.add_argument("--server-flow", action="store_true",
                         help="also time the backup flow in this process against a Prefect test server (labelled apart)")
     parser.add_argument("--json", action="store_true", help="also print the figures as JSON")
+    parser.add_argument("--keep", type=Path, help="keep the projects and databases in this directory for the next run "
+                        "with the same --keep and --gigabytes (reused if there)")
+    parser.add_argument("--dump-compression", choices=["auto", "zstd", "none"],
+                        help="pass --dump-compression to the CLI backup (default: the CLI's own, auto)")
+    parser.add_argument("--drop-kept", action="store_true", help="with --keep: drop what it holds, and stop")
     args = parser.parse_args()
+    if args.drop_kept:
+        if not args.keep:
+            parser.error("--drop-kept needs --keep DIR")
+        drop_kept(args.keep)
+        return
+    if args.dump_compression:
+        CLI_OPTIONS[:] = ["--dump-compression", args.dump_compression]
     engines = [e.strip() for e in args.engines.split(",") if e.strip()]
     if not engines or any(e not in ENGINE_NAMES for e in engines) or args.rounds < 1 or args.gigabytes <= 0:
         parser.error("--engines takes pg and/or mysql; --rounds >= 1; --gigabytes > 0")
@@ -339,7 +389,11 @@ def main() -> None:
         projects = {}
         for engine in engines:
             print(f"making the {ENGINE_NAMES[engine]} project ({args.gigabytes} GiB)", file=sys.stderr, flush=True)
-            projects[engine] = make_project(work, databases, engine, args.gigabytes)
+            if args.keep:
+                args.keep.mkdir(parents=True, exist_ok=True)
+                projects[engine] = kept_project(args.keep.resolve(), databases, engine, args.gigabytes)
+            else:
+                projects[engine] = make_project(work, databases, engine, args.gigabytes)
         with contextlib.ExitStack() as stack:
             server_flow = None
             if args.server_flow:
