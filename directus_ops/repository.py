@@ -716,7 +716,8 @@ class Repository:
                     return PutResult(digest, hashing.size, 0, pending[0], pending[1], encrypt)
                 return PutResult(digest, hashing.size, stored_size, stored_size, compressed, encrypt)
             if not repair and self.stored_size(name) == stored_size:
-                return self._existing(name, digest, hashing.size, encrypt)
+                # The same content encoded to the same size: stored as this run would store it (no header read)
+                return PutResult(digest, hashing.size, 0, stored_size, compressed, encrypt)
             # Written straight to its name (a rename per file costs more than the file); an object cut short
             # by a crash has the wrong size and is written again here, and no manifest names it before flush().
             # A damaged object (same size, wrong bytes) is replaced through a temporary file instead: whatever
@@ -985,15 +986,18 @@ class Repository:
         return self._headers
 
     def _read_manifest(self, snapshot_id: str, model: type[M], name: str | None = None) -> M:
-        name = name or self.manifest_files().get(snapshot_id)
-        if name is None:
-            raise SnapshotNotFound(f"no snapshot {snapshot_id} in {self.location.url}; list them with `directus-ops snapshots --repo {self.location.url}`")
         mac_key = self.manifest_key()  # before reading: a missing or wrong passphrase is the repository's error
-        try:
-            data = self.fs.cat_file(self._path("snapshots", name))
-        except FileNotFoundError:  # forgotten since it was listed
-            raise SnapshotNotFound(f"no snapshot {snapshot_id} in {self.location.url} (it was just removed)") from None
-        return self.parse_manifest(snapshot_id, name, data, model, mac_key)
+        # The file is one of two names: tried in turn (a request each) rather than listing every manifest.
+        # An id is a file name in snapshots/, never a path.
+        plausible = bool(snapshot_id) and "/" not in snapshot_id and "\\" not in snapshot_id and not snapshot_id.startswith(".")
+        candidates = [name] if name else [snapshot_id + PLAIN_MANIFEST, snapshot_id + ENCRYPTED_MANIFEST] if plausible else []
+        for candidate in candidates:
+            try:
+                data = self.fs.cat_file(self._path("snapshots", candidate))
+            except FileNotFoundError:
+                continue
+            return self.parse_manifest(snapshot_id, candidate, data, model, mac_key)
+        raise SnapshotNotFound(f"no snapshot {snapshot_id} in {self.location.url}; list them with `directus-ops snapshots --repo {self.location.url}`")
 
     def parse_manifest(self, snapshot_id: str, name: str, data: bytes, model: type[M],
                        mac_key: bytes | None = None) -> M:

@@ -130,7 +130,7 @@ def backup_database(project: Project, repo: Repository, staging_dir: Path, encry
     log.info("dumped %s with %s: %s, %d tables", project.database.describe(), result.tool,
              progress.human_bytes(put.size), len(result.row_counts))
     return PartResult(entries_path, files=1, bytes=put.size, new_objects=int(put.written > 0),
-                      bytes_written=put.written, info_path=info_path)
+                      bytes_written=put.written, info_path=info_path, confirmed=True)  # put stored or found it
 
 
 def scoped_tables(project: Project, scope: str) -> tuple[list[str] | None, list[tuple[str, str]]]:
