@@ -810,15 +810,11 @@ class Repository:
         """Every repair note: path -> {object name: fingerprint of the damaged object as verify saw it, or
         None if it was missing}. The repository is untrusted: a note that is not a small JSON object is
         skipped, and only names of the object-name form are taken."""
-        try:
-            listed = self.fs.ls(self._path(REPAIRS), detail=True)
-        except FileNotFoundError:
-            return {}
+        root = self._path(REPAIRS)
         notes: dict[str, dict[str, str | None]] = {}
-        for info in listed:
-            path = info["name"]
+        for path, info in self._find(root).items():  # one request, also when there is no repairs/ (usual)
             base = posixpath.basename(path)
-            if base.startswith(".") or not base.endswith(".json") or info.get("type") == "directory":
+            if posixpath.dirname(path) != root or base.startswith(".") or not base.endswith(".json"):
                 continue
             try:
                 if int(info.get("size") or 0) > REPAIR_NOTE_MAX:
