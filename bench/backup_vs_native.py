@@ -365,8 +365,8 @@ def main() -> None:
     parser.add_argument("--json", action="store_true", help="also print the figures as JSON")
     parser.add_argument("--keep", type=Path, help="keep the projects and databases in this directory for the next run "
                         "with the same --keep and --gigabytes (reused if there)")
-    parser.add_argument("--dump-compression", choices=["zstd", "none"],
-                        help="pass --dump-compression to the CLI backup (default: the CLI's own, zstd)")
+    parser.add_argument("--dump-compression", choices=["auto", "zstd", "none"],
+                        help="pass --dump-compression to the CLI backup (default: the CLI's own, auto)")
     parser.add_argument("--drop-kept", action="store_true", help="with --keep: drop what it holds, and stop")
     args = parser.parse_args()
     if args.drop_kept:

@@ -211,7 +211,7 @@ def backup(
     passphrase_secret_block: PassphraseBlock = None,
     encrypt: Annotated[bool, typer.Option("--encrypt", help="Encrypt the whole snapshot (the config file is always encrypted).")] = False,
     workers: Workers = 8,
-    dump_compression: Annotated[str, typer.Option("--dump-compression", help="zstd: compress the database dump where it shrinks (SQL text ~3.5x); none: store it as it is (a faster backup where the CPU is short, ~3.5x the space).")] = "zstd",
+    dump_compression: Annotated[str, typer.Option("--dump-compression", help="zstd: compress the database dump (SQL text shrinks ~3.5x); none: store it as it is (faster where CPU is short, ~3.5x the space); auto: none for a MariaDB/MySQL dump into a local repository on a machine of 2 cores or fewer, else zstd.")] = "auto",
 ) -> None:
     """Back up a project: database dump, every storage location, config, extensions. Prints the snapshot id."""
     with user_errors():

@@ -826,21 +826,32 @@ class _DrainedPipe(io.RawIOBase):
         super().close()
 
 
-DUMP_COMPRESSION = ("zstd", "none")
+DUMP_COMPRESSION = ("auto", "zstd", "none")
 
 
-def compress_dump(choice: str) -> bool | None:
-    """Whether a dump is compressed as it is stored: False (``none``: stored as it is), or None (``zstd``, level
-    1, if a trial of its first bytes says it shrinks: pg_dump's custom format does not, SQL text does).
+def compress_dump(choice: str, engine: Engine_, local_repository: bool) -> bool | None:
+    """Whether a dump is compressed as it is stored: False (stored as it is), or None (zstd, level 1, if a
+    trial of its first bytes says it shrinks: pg_dump's custom format does not, SQL text does).
 
-    ``none`` is for a machine where the CPU is short. Measured on 1 GB of MariaDB (bench/backup_vs_native.py,
-    2 cores, other work running): mariadb-dump keeps one core busy and the server half the other; zstd's 2.5
-    CPU-s per GB of SQL on top brought the CLI backup to 1.46-1.54x mariadb-dump's CPU, stored as it is to
-    1.27-1.40x, though the final sync then writes 1122 MiB instead of 321 MiB. The price is space: 3.5x per
-    snapshot of a changed database (each is a new object), which is why zstd is the default."""
+    ``auto`` stores a MariaDB/MySQL dump uncompressed into a local repository on a machine of two cores or
+    fewer. Measured on 1 GB (2 cores, other work running): mariadb-dump keeps one core busy and the server half
+    the other; zstd's 2.5 CPU-s per GB of SQL on top brought the CLI backup to 1.46-1.54x mariadb-dump's CPU
+    (1.09-1.26x its time), stored as it is to 1.27-1.40x (0.97-1.42x, noisy), ~2 CPU-s less, though the final
+    sync then writes 1122 MiB instead of 321 MiB. The price is space: 3.5x per snapshot of a changed database
+    (each is a new object). With a spare core compression costs no time; to S3, bytes cost more than CPU."""
     if choice not in DUMP_COMPRESSION:
         raise ConfigError(f"dump compression {choice!r} is not one of: {', '.join(DUMP_COMPRESSION)}")
-    return False if choice == "none" else None
+    if choice == "none":
+        return False
+    if choice == "auto" and engine == "mysql" and local_repository and _usable_cores() <= 2:
+        return False
+    return None
+
+
+def _usable_cores() -> int:
+    with contextlib.suppress(AttributeError, OSError):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
 
 
 def _consume_in_thread(stream: IO[bytes], consume: Callable[[IO[bytes]], None]) -> Callable[[], None]:

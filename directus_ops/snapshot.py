@@ -103,11 +103,11 @@ def _entry(location: str, key: str, put: PutResult, obj: StoredObject | None = N
 
 
 def backup_database(project: Project, repo: Repository, staging_dir: Path, encrypt: bool = False,
-                    scope: str = "entire", compression: str = "zstd") -> PartResult:
+                    scope: str = "entire", compression: str = "auto") -> PartResult:
     """Dump the database with the engine's native tool straight into the repository: all of it, or only the
     exact ``directus_*`` tables (``scope="system"``), or only the others (``"project"``). ``compression``:
     see ``database.compress_dump`` (the sha256 recorded is the plain dump's either way)."""
-    compress = db.compress_dump(compression)
+    compress = db.compress_dump(compression, project.database.engine, repo.is_local)
     tables, skipped = scoped_tables(project, scope)
     stored: dict[str, Any] = {}
     with progress.track(f"dump {project.database.describe()}") as tracker:

@@ -57,7 +57,7 @@ def backup(
     workers: p.Workers = snapshot.DEFAULT_WORKERS,
     lock_wait_seconds: p.LockWaitSeconds = 600.0,
     database_scope: p.DatabaseScope = "entire",
-    dump_compression: p.DumpCompression = "zstd",
+    dump_compression: p.DumpCompression = "auto",
     include_storage: p.IncludeStorage = True,
     include_extensions: p.IncludeExtensions = True,
 ) -> str:
@@ -65,7 +65,7 @@ def backup(
     everything (database dump, files, manifest). A partial snapshot (what ``delete`` keeps): the database
     ``entire``, only its ``system`` (``directus_*``) or ``project`` tables, or ``none``; storage objects only
     with ``include_storage``; package files, extensions and migrations only with ``include_extensions``.
-    ``dump_compression`` (zstd, none): see directus_ops.database.compress_dump."""
+    ``dump_compression`` (auto, zstd, none): see directus_ops.database.compress_dump."""
     logger = get_run_logger()
     started_clock = time.monotonic()
     heap.freeze_long_lived()  # the imports: full collections during the backup skip them
