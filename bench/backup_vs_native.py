@@ -210,11 +210,8 @@ def wait_for_runner(env: dict[str, str]) -> None:
         time.sleep(0.2)
 
 
-CLI_OPTIONS: list[str] = []  # --dump-compression, if given
-
-
 def cli_backup(env: dict[str, str], project: Path, repo: Path) -> None:
-    cli(env, "backup", str(project), "--repo", str(repo), *CLI_OPTIONS)
+    cli(env, "backup", str(project), "--repo", str(repo))
 
 
 def timed(function, *args) -> float:
@@ -365,8 +362,6 @@ def main() -> None:
     parser.add_argument("--json", action="store_true", help="also print the figures as JSON")
     parser.add_argument("--keep", type=Path, help="keep the projects and databases in this directory for the next run "
                         "with the same --keep and --gigabytes (reused if there)")
-    parser.add_argument("--dump-compression", choices=["auto", "zstd", "none"],
-                        help="pass --dump-compression to the CLI backup (default: the CLI's own, auto)")
     parser.add_argument("--drop-kept", action="store_true", help="with --keep: drop what it holds, and stop")
     args = parser.parse_args()
     if args.drop_kept:
@@ -374,8 +369,6 @@ def main() -> None:
             parser.error("--drop-kept needs --keep DIR")
         drop_kept(args.keep)
         return
-    if args.dump_compression:
-        CLI_OPTIONS[:] = ["--dump-compression", args.dump_compression]
     engines = [e.strip() for e in args.engines.split(",") if e.strip()]
     if not engines or any(e not in ENGINE_NAMES for e in engines) or args.rounds < 1 or args.gigabytes <= 0:
         parser.error("--engines takes pg and/or mysql; --rounds >= 1; --gigabytes > 0")
