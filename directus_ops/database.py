@@ -834,11 +834,10 @@ def compress_dump(choice: str, engine: Engine_, local_repository: bool) -> bool 
     trial of its first bytes says it shrinks: pg_dump's custom format does not, SQL text does).
 
     ``auto`` stores a MariaDB/MySQL dump uncompressed into a local repository on a machine of two cores or
-    fewer. Measured on 1 GB (2 cores, other work running): mariadb-dump keeps one core busy and the server half
-    the other; zstd's 2.5 CPU-s per GB of SQL on top brought the CLI backup to 1.46-1.54x mariadb-dump's CPU
-    (1.09-1.26x its time), stored as it is to 1.27-1.40x (0.97-1.42x, noisy), ~2 CPU-s less, though the final
-    sync then writes 1122 MiB instead of 321 MiB. The price is space: 3.5x per snapshot of a changed database
-    (each is a new object). With a spare core compression costs no time; to S3, bytes cost more than CPU."""
+    fewer. Measured (bench/backup_vs_native.py, 1 GB, 2 cores): mariadb-dump keeps one core busy and the server
+    most of the other; zstd's 2.5 CPU-s per GB of SQL on top made the backup ~1.28x mariadb-dump's time, stored
+    as it is ~1.11x; the price is space: 1122 MiB per snapshot instead of 321 MiB (a changed database is a new
+    object each backup). With a spare core compression costs no time; to S3, bytes cost more than CPU."""
     if choice not in DUMP_COMPRESSION:
         raise ConfigError(f"dump compression {choice!r} is not one of: {', '.join(DUMP_COMPRESSION)}")
     if choice == "none":
