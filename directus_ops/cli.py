@@ -211,7 +211,6 @@ def backup(
     passphrase_secret_block: PassphraseBlock = None,
     encrypt: Annotated[bool, typer.Option("--encrypt", help="Encrypt the whole snapshot (the config file is always encrypted).")] = False,
     workers: Workers = 8,
-    dump_compression: Annotated[str, typer.Option("--dump-compression", help="zstd: compress the database dump (SQL text shrinks ~3.5x); none: store it as it is (faster where CPU is short, ~3.5x the space); auto: none for a MariaDB/MySQL dump into a local repository on a machine of 2 cores or fewer, else zstd.")] = "auto",
 ) -> None:
     """Back up a project: database dump, every storage location, config, extensions. Prints the snapshot id."""
     with user_errors():
@@ -225,7 +224,7 @@ def backup(
         snapshot_id = _run_flow(backup_flow, project_dir=str(project_dir), repo=repo, config_path=config_path,
                                 repo_endpoint=repo_endpoint, repo_region=repo_region,
                                 repo_secret_block=repo_secret_block, passphrase_secret_block=passphrase_secret_block,
-                                encrypt=encrypt, workers=workers, dump_compression=dump_compression)
+                                encrypt=encrypt, workers=workers)
     typer.echo(snapshot_id)
 
 

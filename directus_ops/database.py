@@ -826,33 +826,6 @@ class _DrainedPipe(io.RawIOBase):
         super().close()
 
 
-DUMP_COMPRESSION = ("auto", "zstd", "none")
-
-
-def compress_dump(choice: str, engine: Engine_, local_repository: bool) -> bool | None:
-    """Whether a dump is compressed as it is stored: False (stored as it is), or None (zstd, level 1, if a
-    trial of its first bytes says it shrinks: pg_dump's custom format does not, SQL text does).
-
-    ``auto`` stores a MariaDB/MySQL dump uncompressed into a local repository on a machine of two cores or
-    fewer. Measured (bench/backup_vs_native.py, 1 GB, 2 cores): mariadb-dump keeps one core busy and the server
-    most of the other; zstd's 2.5 CPU-s per GB of SQL on top made the backup ~1.28x mariadb-dump's time, stored
-    as it is ~1.11x; the price is space: 1122 MiB per snapshot instead of 321 MiB (a changed database is a new
-    object each backup). With a spare core compression costs no time; to S3, bytes cost more than CPU."""
-    if choice not in DUMP_COMPRESSION:
-        raise ConfigError(f"dump compression {choice!r} is not one of: {', '.join(DUMP_COMPRESSION)}")
-    if choice == "none":
-        return False
-    if choice == "auto" and engine == "mysql" and local_repository and _usable_cores() <= 2:
-        return False
-    return None
-
-
-def _usable_cores() -> int:
-    with contextlib.suppress(AttributeError, OSError):
-        return len(os.sched_getaffinity(0))
-    return os.cpu_count() or 1
-
-
 def _consume_in_thread(stream: IO[bytes], consume: Callable[[IO[bytes]], None]) -> Callable[[], None]:
     """Run ``consume(stream)`` in a thread so the caller can count rows meanwhile; return a join that re-raises."""
     failure: list[BaseException] = []

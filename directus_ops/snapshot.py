@@ -103,11 +103,9 @@ def _entry(location: str, key: str, put: PutResult, obj: StoredObject | None = N
 
 
 def backup_database(project: Project, repo: Repository, staging_dir: Path, encrypt: bool = False,
-                    scope: str = "entire", compression: str = "auto") -> PartResult:
+                    scope: str = "entire") -> PartResult:
     """Dump the database with the engine's native tool straight into the repository: all of it, or only the
-    exact ``directus_*`` tables (``scope="system"``), or only the others (``"project"``). ``compression``:
-    see ``database.compress_dump`` (the sha256 recorded is the plain dump's either way)."""
-    compress = db.compress_dump(compression, project.database.engine, repo.is_local)
+    exact ``directus_*`` tables (``scope="system"``), or only the others (``"project"``)."""
     tables, skipped = scoped_tables(project, scope)
     stored: dict[str, Any] = {}
     with progress.track(f"dump {project.database.describe()}") as tracker:
@@ -116,7 +114,7 @@ def backup_database(project: Project, repo: Repository, staging_dir: Path, encry
             tracker.advance(amount)
 
         def consume(stream: IO[bytes]) -> None:
-            stored["result"] = repo.put(stream, advance, encrypt=encrypt, compress=compress)
+            stored["result"] = repo.put(stream, advance, encrypt=encrypt)
 
         result = db.dump(project.database, consume, staging_dir, tables)
     put = stored["result"]

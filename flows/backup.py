@@ -57,15 +57,13 @@ def backup(
     workers: p.Workers = snapshot.DEFAULT_WORKERS,
     lock_wait_seconds: p.LockWaitSeconds = 600.0,
     database_scope: p.DatabaseScope = "entire",
-    dump_compression: p.DumpCompression = "auto",
     include_storage: p.IncludeStorage = True,
     include_extensions: p.IncludeExtensions = True,
 ) -> str:
     """Returns the new snapshot's id. The config file is always stored encrypted; ``encrypt`` encrypts
     everything (database dump, files, manifest). A partial snapshot (what ``delete`` keeps): the database
     ``entire``, only its ``system`` (``directus_*``) or ``project`` tables, or ``none``; storage objects only
-    with ``include_storage``; package files, extensions and migrations only with ``include_extensions``.
-    ``dump_compression`` (auto, zstd, none): see directus_ops.database.compress_dump."""
+    with ``include_storage``; package files, extensions and migrations only with ``include_extensions``."""
     logger = get_run_logger()
     started_clock = time.monotonic()
     heap.freeze_long_lived()  # the imports: full collections during the backup skip them
@@ -82,8 +80,7 @@ def backup(
     with locks.hold(Repository.open(location, create=True), "backup", exclusive=False, wait=lock_wait_seconds):
         parent = snapshot.find_parent(Repository.open(location), project)
         try:
-            database_part = (dump_database_task(project, location, str(staging), encrypt, database_scope,
-                                                dump_compression)
+            database_part = (dump_database_task(project, location, str(staging), encrypt, database_scope)
                              if database_scope != "none" else None)
             location_parts = [backup_location_task(l, location, str(staging), parent, workers, encrypt,
                                                    project.database)

@@ -104,10 +104,6 @@ ToDatabaseUrl = Annotated[str | None, _field(
     pattern=_DATABASE_URL_PATTERN)]
 DatabaseScope = Annotated[Literal["entire", "system", "project", "none"], _field(
     "Database", "Which tables the dump holds: entire, system (directus_* only), project (the others) or none.")]
-DumpCompression = Annotated[Literal["auto", "zstd", "none"], _field(
-    "Dump compression", "zstd: compress the database dump (SQL text shrinks ~3.5x); none: store it as it is "
-                        "(faster where CPU is short, ~3.5x the space); auto: none for a MariaDB/MySQL dump into a "
-                        "local repository on a machine of 2 cores or fewer, else zstd.")]
 
 # -- retention -----------------------------------------------------------------------------------------------------
 _KEEP_MAX = 100_000
@@ -276,7 +272,6 @@ class BackupParameters(RepositoryOptions, _Exclusive):
     workers: Workers = 8
     lock_wait_seconds: LockWaitSeconds = 600.0
     database_scope: DatabaseScope = "entire"
-    dump_compression: DumpCompression = "auto"
     include_storage: IncludeStorage = True
     include_extensions: IncludeExtensions = True
 

@@ -19,9 +19,8 @@ from .retry import RETRY_DELAYS, is_transient
 @task(name="dump-database", cache_policy=NO_CACHE, retries=len(RETRY_DELAYS), retry_delay_seconds=RETRY_DELAYS,
       retry_condition_fn=is_transient)
 def dump_database_task(project: Project, repo: RepositoryLocation, staging_dir: str,
-                       encrypt: bool = False, scope: str = "entire", compression: str = "auto") -> snapshot.PartResult:
-    return snapshot.backup_database(project, Repository.open(repo, create=True), Path(staging_dir), encrypt, scope,
-                                    compression)
+                       encrypt: bool = False, scope: str = "entire") -> snapshot.PartResult:
+    return snapshot.backup_database(project, Repository.open(repo, create=True), Path(staging_dir), encrypt, scope)
 
 
 @task(name="restore-database", cache_policy=NO_CACHE)
