@@ -372,19 +372,43 @@ def foreign_keys(conn: Connection) -> list[ForeignKey]:
     found = []
     for (_, table), keys in sa.inspect(conn).get_multi_foreign_keys().items():
         names: dict[tuple[tuple[str, ...], str], str] = {}
-        if conn.dialect.name == "sqlite" and any(not k.get("name") for k in keys):
-            sql = conn.execute(sa.text("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = :t"),
-                               {"t": table}).scalar()
-            names = sqlite_constraint_names(sql or "")
+        actions: dict[tuple[tuple[str, ...], str], tuple[str | None, str | None]] = {}
+        if conn.dialect.name == "sqlite":
+            if any(not k.get("name") for k in keys):
+                sql = conn.execute(sa.text("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = :t"),
+                                   {"t": table}).scalar()
+                names = sqlite_constraint_names(sql or "")
+            actions = _sqlite_key_actions(conn, table)
         for key in keys:
             if key.get("referred_schema") not in (None, default):
                 continue
             columns = tuple(key["constrained_columns"])
-            name = key.get("name") or names.get((tuple(c.lower() for c in columns), key["referred_table"].lower()))
+            match = (tuple(c.lower() for c in columns), key["referred_table"].lower())
+            name = key.get("name") or names.get(match)
             options = key.get("options") or {}
+            # SQLAlchemy parses the actions out of SQLite's CREATE TABLE text and misses them on the
+            # backtick-quoted constraints knex writes for Directus; SQLite's own PRAGMA has them.
+            on_delete, on_update = actions.get(match, (options.get("ondelete"), options.get("onupdate")))
             found.append(ForeignKey(named(None, table), name, columns, named(None, key["referred_table"]),
-                                    tuple(key["referred_columns"]), options.get("ondelete"), options.get("onupdate")))
+                                    tuple(key["referred_columns"]), on_delete, on_update))
     return sorted(found, key=lambda k: (k.table, k.name or "", k.columns))
+
+
+def _sqlite_key_actions(conn: Connection, table: str) -> dict[tuple[tuple[str, ...], str], tuple[str | None, str | None]]:
+    """(columns, referred table), lowercased -> (ON DELETE, ON UPDATE) of each foreign key of a SQLite table,
+    from ``PRAGMA foreign_key_list``; NO ACTION (the default) is None, as the other engines' reflection says."""
+    rows = conn.exec_driver_sql(f"PRAGMA foreign_key_list({_sqlite_quote(table)})").fetchall()
+    by_id: dict[int, list[Any]] = {}
+    for key_id, seq, referred, column, _to, on_update, on_delete, _match in rows:
+        by_id.setdefault(key_id, []).append((seq, column, referred, on_delete, on_update))
+    actions = {}
+    for parts in by_id.values():
+        parts.sort()
+        _, _, referred, on_delete, on_update = parts[0]
+        actions[(tuple(str(p[1]).lower() for p in parts), str(referred).lower())] = (
+            None if (on_delete or "NO ACTION").upper() == "NO ACTION" else on_delete,
+            None if (on_update or "NO ACTION").upper() == "NO ACTION" else on_update)
+    return actions
 
 
 def scope_tables(tables: list[str], scope: str, schema: str | None = None) -> list[str]:

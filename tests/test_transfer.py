@@ -425,3 +425,59 @@ def test_text_defaults_with_backslashes_and_quotes(source_engine: str, target_en
         conn.execute(sa.text("INSERT INTO settings (id) VALUES (2)"))
         assert tuple(conn.execute(sa.text("SELECT label, body FROM settings WHERE id = 2")).one()) == tuple(
             TRICKY_DEFAULTS.values())
+
+
+KEY_ACTIONS_DDL = {
+    # As knex writes them for Directus: on SQLite the constraints are backtick-quoted, which SQLAlchemy's
+    # reflection reads without their ON DELETE / ON UPDATE.
+    "sqlite3": ["CREATE TABLE `parents` (`id` integer not null primary key autoincrement, `name` varchar(255))",
+                "CREATE TABLE `children` (`id` integer not null primary key autoincrement, `parent` integer, "
+                "`owner` integer, CONSTRAINT `children_parent_foreign` FOREIGN KEY (`parent`) REFERENCES `parents` "
+                "(`id`) ON DELETE SET NULL ON UPDATE CASCADE, CONSTRAINT `children_owner_foreign` FOREIGN KEY "
+                "(`owner`) REFERENCES `parents` (`id`) ON DELETE CASCADE)"],
+    "pg": ["CREATE TABLE parents (id serial PRIMARY KEY, name varchar(255))",
+           "CREATE TABLE children (id serial PRIMARY KEY, parent integer, owner integer, CONSTRAINT "
+           "children_parent_foreign FOREIGN KEY (parent) REFERENCES parents (id) ON DELETE SET NULL ON UPDATE "
+           "CASCADE, CONSTRAINT children_owner_foreign FOREIGN KEY (owner) REFERENCES parents (id) ON DELETE CASCADE)"],
+    "mysql": ["CREATE TABLE parents (id int unsigned NOT NULL AUTO_INCREMENT PRIMARY KEY, name varchar(255)) ENGINE=InnoDB",
+              "CREATE TABLE children (id int unsigned NOT NULL AUTO_INCREMENT PRIMARY KEY, parent int unsigned, owner "
+              "int unsigned, CONSTRAINT children_parent_foreign FOREIGN KEY (parent) REFERENCES parents (id) ON DELETE "
+              "SET NULL ON UPDATE CASCADE, CONSTRAINT children_owner_foreign FOREIGN KEY (owner) REFERENCES parents "
+              "(id) ON DELETE CASCADE) ENGINE=InnoDB"],
+}
+ALL_PAIRS = [(s, t) for s in ("sqlite3", "pg", "mysql") for t in ("sqlite3", "pg", "mysql") if s != t]
+
+
+@pytest.mark.parametrize(("source_engine", "target_engine"), ALL_PAIRS, ids=[f"{s}-to-{t}" for s, t in ALL_PAIRS])
+def test_foreign_key_actions_survive_every_engine_pair(source_engine: str, target_engine: str,
+                                                       databases: Databases) -> None:
+    """ON DELETE / ON UPDATE of every foreign key arrive as they were, and act so: deleting a parent nulls one
+    reference and deletes the row of the other, as on the source."""
+    from directus_ops.database import foreign_keys
+
+    source = settings_of(databases.create(source_engine))
+    if source.filename:
+        sqlite3.connect(source.filename).close()  # the file a SQLite project has
+    with connect(source) as conn:
+        for statement in KEY_ACTIONS_DDL[source_engine]:
+            conn.execute(sa.text(statement))
+        conn.execute(sa.text("INSERT INTO parents (id, name) VALUES (1, 'one'), (2, 'two')"))
+        conn.execute(sa.text("INSERT INTO children (id, parent, owner) VALUES (10, 1, 2), (11, 2, 1)"))
+        conn.commit()
+    target = settings_of(databases.create(target_engine))
+    transfer.copy_database(source, target)
+
+    def actions(settings: DatabaseSettings) -> dict[tuple[str, ...], tuple[str | None, str | None]]:
+        with connect(settings) as conn:
+            return {k.columns: ((k.on_delete or "").upper() or None, (k.on_update or "").upper() or None)
+                    for k in foreign_keys(conn) if k.table == "children"}
+
+    expected = {("parent",): ("SET NULL", "CASCADE"), ("owner",): ("CASCADE", None)}
+    assert actions(source) == expected  # read right on the source too (SQLite: from its PRAGMA)
+    assert actions(target) == expected
+    with connect(target) as conn:
+        if target_engine == "sqlite3":
+            conn.execute(sa.text("PRAGMA foreign_keys = ON"))  # as Directus runs SQLite
+        conn.execute(sa.text("DELETE FROM parents WHERE id = 1"))
+        conn.commit()
+        assert conn.execute(sa.text("SELECT id, parent, owner FROM children ORDER BY id")).all() == [(10, None, 2)]
