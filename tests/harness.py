@@ -208,6 +208,15 @@ class S3:
                 client.delete_bucket(Bucket=bucket)
 
 
+def s3_repository(s3: S3, monkeypatch: Any) -> Any:
+    """A repository location in a new bucket of ``s3``, its credentials in the environment as a user sets them."""
+    from directus_ops.repository import RepositoryLocation
+
+    monkeypatch.setenv("DIRECTUS_OPS_REPO_ACCESS_KEY_ID", s3.key_id)
+    monkeypatch.setenv("DIRECTUS_OPS_REPO_SECRET_ACCESS_KEY", s3.secret)
+    return RepositoryLocation(url=f"s3://{s3.create_bucket()}/repo", endpoint=s3.endpoint, region=S3_REGION)
+
+
 @contextlib.contextmanager
 def moto_server() -> Iterator[S3]:
     port = free_port()

@@ -13,6 +13,7 @@ import posixpath
 from datetime import datetime, timedelta, timezone
 
 import pytest
+from harness import s3_repository
 
 from directus_ops import packs, retention, verify
 from directus_ops.errors import IntegrityError
@@ -28,11 +29,7 @@ def location(request, tmp_path, monkeypatch) -> RepositoryLocation:
     monkeypatch.setenv("DIRECTUS_OPS_PASSPHRASE", "pack test passphrase")
     if request.param == "local":
         return RepositoryLocation(url=str(tmp_path / "repo"))
-    s3 = request.getfixturevalue("s3")
-    bucket = s3.create_bucket()
-    monkeypatch.setenv("DIRECTUS_OPS_REPO_ACCESS_KEY_ID", s3.key_id)
-    monkeypatch.setenv("DIRECTUS_OPS_REPO_SECRET_ACCESS_KEY", s3.secret)
-    return RepositoryLocation(url=f"s3://{bucket}/repo", endpoint=s3.endpoint, region="eu-west-1")
+    return s3_repository(request.getfixturevalue("s3"), monkeypatch)
 
 
 def open_packing(location: RepositoryLocation) -> Repository:

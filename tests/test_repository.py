@@ -9,6 +9,7 @@ import time
 from datetime import datetime, timedelta, timezone
 
 import pytest
+from harness import s3_repository
 
 from directus_ops.errors import IntegrityError, RepositoryError, SnapshotNotFound
 from directus_ops.manifest import DatabaseInfo, Entry, Manifest, ProjectInfo
@@ -20,11 +21,7 @@ from directus_ops.storage import StorageLocation
 def location(request, tmp_path, monkeypatch) -> RepositoryLocation:
     if request.param == "local":
         return RepositoryLocation(url=str(tmp_path / "repo"))
-    s3 = request.getfixturevalue("s3")
-    bucket = s3.create_bucket()
-    monkeypatch.setenv("DIRECTUS_OPS_REPO_ACCESS_KEY_ID", s3.key_id)
-    monkeypatch.setenv("DIRECTUS_OPS_REPO_SECRET_ACCESS_KEY", s3.secret)
-    return RepositoryLocation(url=f"s3://{bucket}/repo", endpoint=s3.endpoint, region="eu-west-1")
+    return s3_repository(request.getfixturevalue("s3"), monkeypatch)
 
 
 class CountingReader(io.BytesIO):
