@@ -346,7 +346,7 @@ class Repository:
         if not exists and not create:
             raise RepositoryError(f"no snapshot repository at {location.url}; check --repo, or run a backup into it first")
         if create and held is None:  # a held lock was written there: it is writable
-            writable_key = (location.url, location.endpoint, location.region)
+            writable_key = _location_key(location)
             # The write probe (two or three requests on S3) once per CHECK_REUSE seconds per process: a backup
             # opens its repository in each of its tasks. A repository that stops being writable fails its
             # next write anyway.
