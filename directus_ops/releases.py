@@ -89,26 +89,6 @@ def required_node(version: str) -> str | None:
     return None
 
 
-def node_version(node_binary: str) -> str:
-    return process.run([node_binary, "--version"], timeout=30, quiet=True).strip().lstrip("v")
-
-
-def check_node(version: str, node_binary: str) -> None:
-    """Refuse a target whose ``engines.node`` the Node that would run it does not satisfy."""
-    needed = required_node(version)
-    if not needed:
-        return
-    have = node_version(node_binary)
-    try:
-        ok = semver.Version(have) in semver.NpmSpec(needed)
-    except ValueError:
-        return  # a range we cannot read is npm's to judge
-    if not ok:
-        major = re.search(r"\d+", needed)
-        raise VersionError(f"directus@{version} needs Node {needed} (engines.node) but {node_binary} is Node {have}; "
-                           f"install Node {major.group(0) if major else needed} and put it first on PATH")
-
-
 @dataclass(frozen=True)
 class MigrationFile:
     key: str
@@ -201,5 +181,5 @@ def down_warnings(migrations: list[MigrationFile]) -> list[str]:
     return warnings
 
 
-__all__ = ["LOSSY_DOWNS", "MigrationFile", "check_node", "check_published", "down_warnings", "installed_migrations",
+__all__ = ["LOSSY_DOWNS", "MigrationFile", "check_published", "down_warnings", "installed_migrations",
            "migrations_in_folder", "parse_version", "release_migrations", "required_node", "version_in_range"]

@@ -16,7 +16,7 @@ import re
 import shutil
 import socket
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import httpx
@@ -24,10 +24,12 @@ import semantic_version as semver
 
 from . import database as db
 from . import directus_cli, process, releases
+from . import node as node_runtime
 from .config import render_dotenv
 from .database import DatabaseSettings
 from .errors import DatabaseError, NeedsConfirmation, ProcedureFailed, ProjectError, TargetNotEmpty, VersionError
 from .manifest import Manifest
+from .node import SYSTEM_NODE, NodeRuntime
 from .project import PACKAGE_FILES, Project, installed_directus_version, load_project
 from .redact import register_secret
 from .repository import Repository
@@ -52,11 +54,20 @@ class VersionPlan:
     expected_after: list[str]  # the applied set once done: the target's built-in ones + the custom ones
     to_revert: list[str] = field(default_factory=list)  # downgrade: newest first
     warnings: list[str] = field(default_factory=list)
-    node_dir: str | None = None
+    node_dir: str | None = None  # the Node the target runs on (None: the machine's)
+    current_node_dir: str | None = None  # the Node the installed version runs on: the rollback's
 
     @property
-    def runtime(self) -> directus_cli.NodeRuntime:
-        return directus_cli.NodeRuntime(Path(self.node_dir)) if self.node_dir else directus_cli.SYSTEM_NODE
+    def runtime(self) -> NodeRuntime:
+        return NodeRuntime(Path(self.node_dir)) if self.node_dir else SYSTEM_NODE
+
+    @property
+    def current_runtime(self) -> NodeRuntime:
+        return NodeRuntime(Path(self.current_node_dir)) if self.current_node_dir else SYSTEM_NODE
+
+    def as_installed(self) -> VersionPlan:
+        """This plan as the installed version runs: for the rollback's reinstall and health check."""
+        return replace(self, node_dir=self.current_node_dir)
 
     @property
     def nothing_to_do(self) -> bool:
@@ -78,20 +89,10 @@ def installed_version(project: Project) -> str:
     return version
 
 
-def _runtime_for(target: str, install_node: bool) -> directus_cli.NodeRuntime:
-    """The machine's Node if it satisfies the target's engines.node; else Node fetched from the npm registry
-    when allowed; else a clear refusal."""
-    try:
-        releases.check_node(target, directus_cli.SYSTEM_NODE.node)
-        return directus_cli.SYSTEM_NODE
-    except VersionError:
-        if not install_node:
-            raise
-    needed = releases.required_node(target) or ""
-    major = re.search(r"\d+", needed)
-    runtime = directus_cli.install_node(major.group(0) if major else "22")
-    releases.check_node(target, runtime.node)
-    return runtime
+def _runtime_for(target: str, install_node: bool) -> NodeRuntime:
+    """The Node the target needs: the machine's if it satisfies engines.node, else (with ``install_node``)
+    fetched from the npm registry, else a clear refusal."""
+    return node_runtime.for_version(target, fetch=install_node)
 
 
 def _history(project: Project) -> list[str]:
@@ -137,13 +138,14 @@ def plan_upgrade(project_dir: str, to: str | None = None, config_path: str | Non
     if semver.Version(target) < semver.Version(current):
         raise VersionError(f"directus@{target} is older than the installed {current}; to go back use "
                            f"`directus-ops downgrade {project.root} --to {target}`")
-    runtime = _runtime_for(target, install_node) if target != current else directus_cli.SYSTEM_NODE
+    current_runtime = node_runtime.for_project(project.root)
+    runtime = _runtime_for(target, install_node) if target != current else current_runtime
     applied = _history(project)
     custom = custom_migrations(project)
     _check_consistent(project, current, applied, custom)
     expected = sorted({m.key for m in releases.release_migrations(target)} | set(custom))
     return VersionPlan(str(project.root), str(project.config_path), current, target, applied, custom, expected,
-                       node_dir=str(runtime.node_dir) if runtime.node_dir else None)
+                       node_dir=_dir(runtime), current_node_dir=_dir(current_runtime))
 
 
 def plan_downgrade(project_dir: str, to: str, config_path: str | None = None, accept_data_loss: bool = False,
@@ -156,6 +158,7 @@ def plan_downgrade(project_dir: str, to: str, config_path: str | None = None, ac
                            f"`directus-ops upgrade {project.root} --to {target}`")
     if target == current:
         raise VersionError(f"directus {current} is already installed in {project.root}; nothing to downgrade")
+    current_runtime = node_runtime.for_project(project.root)
     runtime = _runtime_for(target, install_node)
     applied = _history(project)
     custom = custom_migrations(project)
@@ -175,8 +178,12 @@ def plan_downgrade(project_dir: str, to: str, config_path: str | None = None, ac
                                 + "; ".join(warnings) + ". Re-run with --yes (a deployment: accept_data_loss) to accept this")
     expected = sorted(target_keys | (set(custom) & set(applied)))
     return VersionPlan(str(project.root), str(project.config_path), current, target, applied, custom, expected,
-                       to_revert=newer, warnings=warnings,
-                       node_dir=str(runtime.node_dir) if runtime.node_dir else None)
+                       to_revert=newer, warnings=warnings, node_dir=_dir(runtime),
+                       current_node_dir=_dir(current_runtime))
+
+
+def _dir(runtime: NodeRuntime) -> str | None:
+    return str(runtime.node_dir) if runtime.node_dir else None
 
 
 # -- package files --------------------------------------------------------------------------------------------------
@@ -191,7 +198,7 @@ def keep_package_files(project_dir: str, run_id: str) -> str:
     return str(kept)
 
 
-def put_back_package_files(project_dir: str, kept: str, runtime: directus_cli.NodeRuntime) -> str | None:
+def put_back_package_files(project_dir: str, kept: str, runtime: NodeRuntime) -> str | None:
     """Restore the kept package files and reinstall node_modules from them; the installed version after."""
     root = Path(project_dir)
     for name in PACKAGE_FILES:
@@ -373,8 +380,6 @@ def scratch_database_for(project: Project, scratch_url: str | None, work_dir: Pa
     settings = project.database
     if settings.engine == "sqlite":
         return DatabaseSettings.from_url(f"sqlite:///{work_dir / 'rehearsal.db'}")
-    from dataclasses import replace
-
     return replace(settings, database=f"{settings.database}_rehearsal_{uuid.uuid4().hex[:8]}")
 
 

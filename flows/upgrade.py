@@ -3,15 +3,13 @@ put everything back (database restored from the snapshot, package files and node
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from collections.abc import Callable
 from typing import Any
 
 from prefect import flow, get_run_logger
 
-from directus_ops import project_lock
-from directus_ops import upgrade
+from directus_ops import project_lock, upgrade
 from directus_ops.errors import ProcedureFailed
 from directus_ops.redact import redact
 from tasks.directus import (app_command_task, check_started_task, keep_package_files_task, migrate_latest_task,
@@ -56,7 +54,7 @@ def roll_back(plan: upgrade.VersionPlan, repo: str, snapshot_id: str, kept: str,
     runs even if an earlier one failed (each failure is reported)."""
     location = repository_location(repo, **repo_options)
     report: list[str] = []
-    old = dataclasses.replace(plan, node_dir=None)  # the old version runs as it did before
+    old = plan.as_installed()  # the old version runs on its own Node, as it did before
     for label, step in (
         ("database restored from the snapshot", lambda: restore_project_database_task(plan, location, snapshot_id)),
         ("package.json and lock file put back, node_modules reinstalled",

@@ -85,5 +85,5 @@ def restore_project_database_task(plan: upgrade.VersionPlan, repo: RepositoryLoc
 
 @task(name="put-back-package-files", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=[10, 30])
 def put_back_package_files_task(plan: upgrade.VersionPlan, kept: str) -> str | None:
-    # The old version runs on the machine's Node (it was running before the upgrade).
-    return upgrade.put_back_package_files(plan.project_dir, kept, directus_cli.SYSTEM_NODE)
+    # Rebuilt for the Node the old version ran on (its native modules are built for that Node's major).
+    return upgrade.put_back_package_files(plan.project_dir, kept, plan.current_runtime)

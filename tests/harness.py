@@ -22,11 +22,11 @@ import psycopg
 import pymysql
 import sqlalchemy as sa
 
-from directus_ops import directus_cli
+from directus_ops import directus_cli, node
 from directus_ops.database import DatabaseSettings, open_engine
 from directus_ops.directus_api import DirectusClient
 
-DIRECTUS_VERSION = os.environ.get("DIRECTUS_OPS_TEST_DIRECTUS", "10.13.4")
+DIRECTUS_VERSION = os.environ.get("DIRECTUS_OPS_TEST_DIRECTUS", "12.4.0")
 DIRECTUS_11 = "11.1.0"  # the 11.x release tests of 11-only behaviour run on (directus_install(DIRECTUS_11))
 CACHE_ROOT = Path(os.environ.get("DIRECTUS_OPS_TEST_CACHE", Path.home() / ".cache" / "directus-ops"))
 PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
@@ -61,8 +61,9 @@ def link_directus(project_dir: Path, install: Path, own_copy: bool = False) -> N
         subprocess.run(["cp", "-a", str(install / "node_modules"), str(link)], check=True)
     elif not link.exists():
         link.symlink_to(install / "node_modules")
-    for name in ("package.json", "package-lock.json"):
-        if not (project_dir / name).exists():
+    for name in ("package.json", "package-lock.json", str(node.RECORD)):
+        if not (project_dir / name).exists() and (install / name).exists():
+            (project_dir / name).parent.mkdir(exist_ok=True)
             shutil.copy(install / name, project_dir / name)
 
 
@@ -353,13 +354,19 @@ def png_bytes(width: int = 16, height: int = 16, seed: int = 1) -> bytes:
 def seed(client: DirectusClient, locations: list[str]) -> dict[str, Any]:
     """Collections with relations to each other, to users and to files; files (image and binary) in every
     storage location; a second user. Returns what was created."""
-    client.post("/collections", {"collection": "authors", "schema": {}, "meta": {"icon": "person"}, "fields": [
+    def collection(payload: dict[str, Any]) -> None:
+        # Every field gets a meta: 11.17+ adds a cast flag (json, boolean, ...) to a field without one as a meta
+        # lacking its collection and field, which its validation then refuses.
+        payload["fields"] = [{"meta": {}, **f} for f in payload["fields"]]
+        client.post("/collections", payload)
+
+    collection({"collection": "authors", "schema": {}, "meta": {"icon": "person"}, "fields": [
         {"field": "id", "type": "integer", "schema": {"is_primary_key": True, "has_auto_increment": True}},
         {"field": "name", "type": "string", "schema": {}},
         {"field": "user_created", "type": "uuid", "schema": {}, "meta": {"special": ["user-created"], "interface": "select-dropdown-m2o"}},
     ]})
     client.post("/relations", {"collection": "authors", "field": "user_created", "related_collection": "directus_users"})
-    client.post("/collections", {"collection": "articles", "schema": {}, "meta": {}, "fields": [
+    collection({"collection": "articles", "schema": {}, "meta": {}, "fields": [
         {"field": "id", "type": "integer", "schema": {"is_primary_key": True, "has_auto_increment": True}},
         {"field": "title", "type": "string", "schema": {}},
         {"field": "body", "type": "text", "schema": {}},

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from harness import S3_REGION, TestProject, api_state, link_directus, make_project, seed
+from harness import DIRECTUS_VERSION, S3_REGION, TestProject, api_state, link_directus, make_project, seed
 
 pytestmark = pytest.mark.directus
 CLI = [sys.executable, "-m", "directus_ops.cli"]
@@ -85,7 +85,7 @@ def test_round_trip_postgresql_with_local_and_s3_storage(tmp_path, directus, dat
     manifest_bytes = s3.objects(repo_bucket, f"snapshots/snapshots/{snapshot_id}.json")[f"snapshots/snapshots/{snapshot_id}.json"]
     repository = Repository.open(RepositoryLocation(repo, endpoint=s3.endpoint, region=S3_REGION))
     manifest = repository.load_manifest(snapshot_id)  # authenticated and parsed by the repository
-    assert manifest.project.directus_version == "10.13.4"
+    assert manifest.project.directus_version == DIRECTUS_VERSION
     assert manifest.project.migrations[-1] == "20990101A"  # the project's own migration
     assert manifest.database.engine == "postgresql" and manifest.database.dump_format == "pg_dump-custom"
     assert manifest.database.row_counts["articles"] == 12 and manifest.database.row_counts["authors"] == 2

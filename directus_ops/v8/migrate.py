@@ -224,12 +224,13 @@ def reset_sequences(work_dir: Path) -> int:
 
 def hash_password(project_dir: str, password: str) -> str:
     """An argon2 hash of ``password``, made by the target's own ``argon2`` package (what Directus verifies with)."""
-    from .. import directus_cli, process
+    from .. import node as node_runtime
+    from .. import process
     from ..redact import register_secret
 
     register_secret(password)
     script = "require('argon2').hash(process.env.DIRECTUS_OPS_TEMP_PASSWORD).then(h => process.stdout.write(h))"
-    output = process.run([directus_cli.node(), "-e", script], cwd=project_dir,
+    output = process.run([node_runtime.for_project(project_dir).node, "-e", script], cwd=project_dir,
                          env={"DIRECTUS_OPS_TEMP_PASSWORD": password}, timeout=60, quiet=True)
     hashed = output.strip().splitlines()[-1] if output.strip() else ""
     if not hashed.startswith("$argon2"):
