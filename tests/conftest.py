@@ -70,7 +70,7 @@ def directus() -> Path:
 
 @pytest.fixture(scope="session")
 def directus_11() -> Path:
-    """The cached real Directus 11.1.0 install, for tests of an 11.x target whatever the suite's version."""
+    """The cached real Directus 11.x install (harness.DIRECTUS_11), for tests of an 11.x target whatever the suite's version."""
     return directus_install(DIRECTUS_11)
 
 

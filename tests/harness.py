@@ -26,8 +26,27 @@ from directus_ops import directus_cli, node
 from directus_ops.database import DatabaseSettings, open_engine
 from directus_ops.directus_api import DirectusClient
 
+# The suite's Directus: every test runs on it. CI runs the whole suite on the default and the tests marked
+# ``matrix`` (one per procedure) on the other supported lines.
 DIRECTUS_VERSION = os.environ.get("DIRECTUS_OPS_TEST_DIRECTUS", "12.4.0")
-DIRECTUS_11 = "11.1.0"  # the 11.x release tests of 11-only behaviour run on (directus_install(DIRECTUS_11))
+# The release the suite tests of each supported major line, oldest first (12.4.1 cannot be installed from this
+# machine's registry mirror: @directus/app@18.0.1 is missing; 12.4.0 has the same 109 migrations).
+RELEASES = ("10.13.4", "11.17.4", "12.4.0")
+DIRECTUS_11 = "11.17.4"  # the 11.x release tests of 11-only behaviour run on (directus_install(DIRECTUS_11))
+
+
+def _major(version: str) -> int:
+    return int(version.split(".", 1)[0])
+
+
+def upgrade_pair(version: str = DIRECTUS_VERSION) -> tuple[str, str]:
+    """(from, to) for the upgrade and downgrade tests on the suite's version: from the previous major line up
+    to ``version`` when it is of the newest line; else from ``version`` up to the next line's release."""
+    newer = [r for r in RELEASES if _major(r) > _major(version)]
+    if newer:
+        return version, newer[0]
+    older = [r for r in RELEASES if _major(r) < _major(version)]
+    return older[-1], version
 CACHE_ROOT = Path(os.environ.get("DIRECTUS_OPS_TEST_CACHE", Path.home() / ".cache" / "directus-ops"))
 PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
 ADMIN_EMAIL = "admin@example.com"
@@ -43,7 +62,8 @@ def free_port() -> int:
 
 def directus_install(version: str = DIRECTUS_VERSION) -> Path:
     """The cached ``directus@version`` install (node_modules + package files), installed if absent; by default
-    the suite's version (``DIRECTUS_OPS_TEST_DIRECTUS``, else 10.13.4)."""
+    the suite's version (``DIRECTUS_OPS_TEST_DIRECTUS``, else 12.4.0). Installed with the Node it needs
+    (directus_ops.node), which the install records for the projects linked to it."""
     root = CACHE_ROOT / f"directus-{version}"
     marker = root / "node_modules" / "directus" / "package.json"
     if not marker.exists() or not (root / "node_modules" / "isolated-vm" / "out" / "isolated_vm.node").exists():
