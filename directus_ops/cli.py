@@ -323,7 +323,7 @@ def restore(
 @app.command()
 def demo(
     directory: Annotated[Path, typer.Option("--dir", help="Where the demo project, its repository and the scratch copy live.")] = Path("demo"),
-    directus_version: Annotated[str, typer.Option("--directus-version", help="Directus release installed from npm for a new demo project.")] = "10.13.4",
+    directus_version: Annotated[str, typer.Option("--directus-version", help="Directus release (or major line: its newest installable release) installed from npm for a new demo project.")] = "12",
 ) -> None:
     """The embedded default end to end: a SQLite Directus project with local storage (created if absent) is
     backed up, restored into a scratch copy, and Directus on the copy is checked to serve the same content."""

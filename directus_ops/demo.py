@@ -16,7 +16,7 @@ from . import directus_cli, keys
 from .config import load_config, render_dotenv
 from .directus_api import DirectusClient
 
-DEFAULT_VERSION = "10.13.4"
+DEFAULT_VERSION = "12"  # the newest installable 12.x release
 ADMIN_EMAIL = "admin@example.com"
 
 
@@ -46,11 +46,12 @@ class DemoProject:
 
 
 def ensure_project(project_dir: Path, version: str = DEFAULT_VERSION, say: Callable[[str], None] = print) -> DemoProject:
-    """Create the demo project if it does not exist: install Directus, write .env, bootstrap, add content."""
+    """Create the demo project if it does not exist: install Directus (``version``: a release, or a line such as
+    "12" for its newest installable release), write .env, bootstrap, add content."""
     env_path = project_dir / ".env"
     if not (project_dir / "node_modules" / "directus").exists():
-        say(f"installing directus@{version} from npm into {project_dir} (a few minutes, once)")
-        directus_cli.npm_install_directus(project_dir, version, say=say)
+        # Installed on the Node it needs (Node 22 for 12.x: fetched from the npm registry if the machine's is older).
+        directus_cli.install_newest(project_dir, version, say)
     if not env_path.exists():
         port = _free_port()
         password = secrets.token_urlsafe(12)
@@ -79,10 +80,11 @@ def _describe(project_dir: Path) -> DemoProject:
 
 
 def _seed(client: DirectusClient) -> None:
+    # Every field with a meta: 11.17+ refuses a field created without one when it adds a cast flag to it.
     client.post("/collections", {"collection": "posts", "schema": {}, "meta": {"icon": "article"}, "fields": [
-        {"field": "id", "type": "integer", "schema": {"is_primary_key": True, "has_auto_increment": True}},
-        {"field": "title", "type": "string", "schema": {}},
-        {"field": "body", "type": "text", "schema": {}},
+        {"field": "id", "type": "integer", "schema": {"is_primary_key": True, "has_auto_increment": True}, "meta": {}},
+        {"field": "title", "type": "string", "schema": {}, "meta": {}},
+        {"field": "body", "type": "text", "schema": {}, "meta": {}},
         {"field": "image", "type": "uuid", "schema": {}, "meta": {"interface": "file-image", "special": ["file"]}},
     ]})
     client.post("/relations", {"collection": "posts", "field": "image", "related_collection": "directus_files"})

@@ -35,6 +35,37 @@ def wait_until_up(url: str, timeout: float = 90, alive: Callable[[], bool] | Non
     raise DirectusApiError(f"Directus at {url} did not answer /server/ping within {timeout:.0f} s ({last})")
 
 
+HEALTHY = ("ok", "warn")
+
+
+def check_health(url: str, token: str | None = None, expect_version: str | None = None, timeout: float = 120) -> dict:
+    """Liveness from ``/server/ping``; then ``/server/health``, which must say ok (or warn). Without a token
+    Directus 12 refuses health (403) and ping is all there is; with HEALTHCHECK_ENABLED=false it is 404. Only an
+    admin sees the version (``releaseId``): with one it must be ``expect_version``, else ``version`` is None."""
+    wait_until_up(url, timeout)
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    response = httpx.get(f"{url.rstrip('/')}/server/health", timeout=30, headers=headers)
+    if response.status_code in (401, 403) and token:
+        raise DirectusApiError(f"Directus at {url} refused the token for /server/health (HTTP {response.status_code}); "
+                               "give an admin's static token, or none")
+    if response.status_code == 403:
+        return {"status": "reachable", "version": None}
+    if response.status_code == 404:
+        return {"status": "reachable (health check disabled)", "version": None}
+    try:
+        body = response.json()
+    except ValueError:
+        body = {}
+    status = body.get("status") if isinstance(body, dict) else None
+    if status not in HEALTHY:
+        raise DirectusApiError(f"Directus at {url} reports health {status or response.status_code}")
+    version = body.get("releaseId")
+    if expect_version and version and version != expect_version:
+        raise DirectusApiError(f"Directus at {url} reports version {version}, expected {expect_version}; "
+                               "the app may still run the old code: restart it")
+    return {"status": status, "version": version}
+
+
 class DirectusClient:
     def __init__(self, url: str, token: str | None = None, timeout: float = 60) -> None:
         self.url = url.rstrip("/")

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from . import node as node_runtime
 from . import process
-from .errors import ProjectError
+from .errors import ProcessFailed, ProjectError, VersionError
 from .node import NodeRuntime
 
 log = logging.getLogger("directus_ops.directus_cli")
@@ -125,6 +125,38 @@ def npm_install_directus(project_dir: Path, version: str, runtime: NodeRuntime |
             process.run([*args, "--loglevel", "info"], cwd=project_dir, env=runtime.env(),
                         timeout=NPM_INSTALL_TIMEOUT, on_line=npm_progress.line)
     node_runtime.record(project_dir, runtime)
+
+
+_NOT_PUBLISHED = re.compile(r"No matching version found for (\S+?)\.?$", re.MULTILINE)
+
+
+def missing_dependency(output: str) -> str | None:
+    """``package@version`` npm found no such version of (ETARGET), from its output; None for another failure."""
+    found = _NOT_PUBLISHED.search(output)
+    return found.group(1) if found else None
+
+
+def install_newest(project_dir: Path, line: str, say: Callable[[str], None]) -> str:
+    """Install the newest published ``directus@line`` (e.g. "12") that this machine's npm registry can supply:
+    a mirror may lack a dependency of the newest release (directus@12.4.1 needs @directus/app@18.0.1), and
+    then the next older release is tried, saying why. Returns the installed version."""
+    from .releases import published_versions
+
+    candidates = list(reversed(published_versions(f"directus@{line}")))[:3]
+    if not candidates:
+        raise VersionError(f"no directus@{line} is published on the npm registry; pass another --directus-version")
+    for index, version in enumerate(candidates):
+        say(f"installing directus@{version} from npm into {project_dir} (a few minutes, once)")
+        try:
+            npm_install_directus(project_dir, version, say=say)
+            return version
+        except ProcessFailed as exc:
+            missing = missing_dependency(exc.output_tail)
+            if missing is None or missing.startswith("directus@") or index == len(candidates) - 1:
+                raise
+            say(f"directus@{version} cannot be installed from this npm registry: its dependency {missing} is not "
+                f"there; falling back to directus@{candidates[index + 1]}")
+    raise AssertionError("unreachable")
 
 
 def npm_reinstall(project_dir: Path, runtime: NodeRuntime) -> None:

@@ -19,7 +19,6 @@ import uuid
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-import httpx
 import semantic_version as semver
 
 from . import database as db
@@ -37,7 +36,6 @@ from .repository import Repository
 log = logging.getLogger("directus_ops.upgrade")
 
 CUSTOM_MIGRATION = re.compile(r"^[^.]*-.*\.(c|m)?js$")  # how Directus picks files in MIGRATIONS_PATH
-HEALTHY = ("ok", "warn")
 TOKEN_ENV = "DIRECTUS_OPS_TOKEN"  # an admin token, to read the running version (a secret: never a parameter)
 
 
@@ -285,31 +283,14 @@ def run_command(command: str, cwd: str, purpose: str) -> None:
 
 
 def health(url: str, expect_version: str | None = None, timeout: float = 120) -> dict:
-    """``/server/ping`` answers and ``/server/health`` is ok (or warn). Directus tells its version (releaseId)
-    to admins only: with an admin token in DIRECTUS_OPS_TOKEN it must be the expected one, else ``version``
-    is None and the caller reports the installed package's."""
-    from .directus_api import DirectusApiError, wait_until_up
+    """The app's health and version (see directus_api.check_health), with the admin token in DIRECTUS_OPS_TOKEN
+    when one is set (a secret: never a parameter)."""
+    from .directus_api import check_health
 
-    wait_until_up(url, timeout)
     token = os.environ.get(TOKEN_ENV)
     if token:
         register_secret(token)
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
-    response = httpx.get(f"{url.rstrip('/')}/server/health", timeout=30, headers=headers)
-    try:
-        body = response.json()
-    except ValueError:
-        body = {}
-    status = body.get("status")
-    if response.status_code == 403:  # Directus 12 answers 403 without a token: ping already answered
-        return {"status": "reachable", "version": None}
-    if status not in HEALTHY:
-        raise DirectusApiError(f"Directus at {url} reports health {status or response.status_code}")
-    version = body.get("releaseId")
-    if expect_version and version and version != expect_version:
-        raise DirectusApiError(f"Directus at {url} reports version {version}, expected {expect_version}; "
-                               "the app may still run the old code: restart it")
-    return {"status": status, "version": version}
+    return check_health(url, token, expect_version, timeout)
 
 
 def check_started(plan: VersionPlan, version: str, start_command: str | None, url: str | None) -> dict:
