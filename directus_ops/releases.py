@@ -149,11 +149,34 @@ def release_migrations(version: str) -> list[MigrationFile]:
 
 
 def _down_body(source: str) -> str:
+    """The ``down`` function's text, up to its closing brace (12.x ships bundled files with more after it)."""
     at = source.find("function down(")
-    return source[at:] if at >= 0 else ""
+    if at < 0:
+        return ""
+    opening = source.find("{", source.find(")", at))
+    depth = 0
+    for index in range(opening, len(source)):
+        depth += {"{": 1, "}": -1}.get(source[index], 0)
+        if depth == 0:
+            return source[at:index + 1]
+    return source[at:]
 
 
-# Down-migrations that lose data or do not undo their up (read from the @directus/api sources).
+def _dropped_columns(code: str) -> list[str]:
+    """``table.column`` for each column a down() drops: dropColumn("c") / dropColumns("a", "b") inside an
+    alterTable("t", ...) call."""
+    dropped = []
+    for part in re.split(r"(?=alterTable\()", code):
+        table = re.match(r"alterTable\(['\"]([^'\"]+)", part)
+        if table is None:
+            continue
+        for call in re.findall(r"dropColumns?\(([^)]*)\)", part):
+            dropped += [f"{table.group(1)}.{c}" for c in re.findall(r"['\"]([^'\"]+)['\"]", call)]
+    return dropped
+
+
+# Down-migrations whose loss the generic reading in down_warnings (dropped tables and columns, an empty down)
+# would misstate (read from the @directus/api sources).
 LOSSY_DOWNS: dict[str, str] = {
     "20231010A": "drops directus_extensions: which extensions are enabled is forgotten",
     "20240311A": "deletes the flows that replaced webhooks, with any edits made to them since",
@@ -161,6 +184,8 @@ LOSSY_DOWNS: dict[str, str] = {
     "20240806A": "merges policies back into roles: policies given to users directly, extra policies per role and "
                  "directus_access rows are lost",
     "20240817A": "shortens icon fields to 30 characters: longer icon names make it fail",
+    "20240909A": "moves comments back into directus_activity and drops directus_comments: who edited a comment "
+                 "last, and when, is lost",
 }
 
 
@@ -175,9 +200,17 @@ def down_warnings(migrations: list[MigrationFile]) -> list[str]:
             warnings.append(f"{migration.name}: {LOSSY_DOWNS[migration.key]}")
         elif body and not code:
             warnings.append(f"{migration.name}: its down() does nothing (the change stays in the database)")
-        elif "dropTable(" in code:
-            tables = ", ".join(sorted(set(re.findall(r"dropTable\(['\"]([^'\"]+)", code)))) or "a table"
-            warnings.append(f"{migration.name}: drops {tables} with its rows")
+        else:
+            lost = []
+            if "dropTable(" in code:
+                tables = sorted(set(re.findall(r"dropTable\(['\"]([^'\"]+)", code)))
+                lost.append(f"{', '.join(tables) or 'a table'} with {'their' if len(tables) > 1 else 'its'} rows")
+            columns = _dropped_columns(code)
+            if columns:
+                lost.append(f"column{'s' if len(columns) > 1 else ''} {', '.join(columns)} with "
+                            f"{'their' if len(columns) > 1 else 'its'} values")
+            if lost:
+                warnings.append(f"{migration.name}: drops {'; and '.join(lost)}")
     return warnings
 
 
