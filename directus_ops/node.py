@@ -102,11 +102,14 @@ def needed_major(needed: str | None) -> str:
     return found.group(0) if found else SYSTEM_NODE.major
 
 
-def for_range(needed: str | None, version: str, fetch: bool = True) -> NodeRuntime:
-    """The machine's Node if it satisfies ``needed`` (directus@version's engines.node); else, with ``fetch``,
-    that major from the npm registry; else a clear refusal."""
+def for_range(needed: str | None, version: str, fetch: bool = True, known: NodeRuntime | None = None) -> NodeRuntime:
+    """The machine's Node if it satisfies ``needed`` (directus@version's engines.node); else ``known`` (a Node
+    the project already runs on) if it does; else, with ``fetch``, that major from the npm registry; else a
+    clear refusal."""
     if satisfies(SYSTEM_NODE, needed):
         return SYSTEM_NODE
+    if known is not None and satisfies(known, needed):
+        return known
     major = needed_major(needed)
     if not fetch:
         raise VersionError(f"directus@{version} needs Node {needed} (engines.node) but the machine's {SYSTEM_NODE.node} "
@@ -119,11 +122,11 @@ def for_range(needed: str | None, version: str, fetch: bool = True) -> NodeRunti
     return runtime
 
 
-def for_version(version: str, fetch: bool = True) -> NodeRuntime:
+def for_version(version: str, fetch: bool = True, known: NodeRuntime | None = None) -> NodeRuntime:
     """The Node for directus@version, from its engines.node as published (asks the npm registry)."""
     from .releases import required_node
 
-    return for_range(required_node(version), version, fetch)
+    return for_range(required_node(version), version, fetch, known)
 
 
 def _installed_engines(project_dir: Path) -> tuple[str | None, str | None]:
