@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import shutil
 import time
 
 import pytest
@@ -55,6 +56,78 @@ def test_a_failing_on_line_callback_does_not_stop_the_child():
 def test_failure_names_the_tool_and_its_last_line():
     with pytest.raises(ProcessFailed, match="sh failed with exit code 3: boom"):
         process.run(["sh", "-c", "echo boom >&2; exit 3"])
+
+
+# What npm prints for a version the registry does not have (its trailer last, on stderr); npm 11 prints the
+# advice on one line, older npm wrapped it as here (the real npm test below sees the one-line form).
+NPM_ETARGET = (
+    "npm error code ETARGET\n"
+    "npm error notarget No matching version found for directus@0.0.999-nonexistent.\n"
+    "npm error notarget In most cases you or one of your dependencies are requesting\n"
+    "npm error notarget a package version that doesn't exist.\n"
+    "npm error A complete log of this run can be found in: /root/.npm/_logs/2026-01-01T00_00_00_000Z-debug-0.log\n"
+)
+
+
+def fail_with(stdout: str, stderr: str, code: int = 1) -> ProcessFailed:
+    """Run a real ``sh`` that prints ``stdout`` and ``stderr`` and exits ``code``; return what it raised."""
+    with pytest.raises(ProcessFailed) as caught:
+        process.run(["sh", "-c", 'printf "%s" "$1"; printf "%s" "$2" >&2; exit "$3"', "sh", stdout, stderr, str(code)])
+    return caught.value
+
+
+def test_failure_names_the_cause_not_npms_log_trailer():
+    error = fail_with("added 0 packages\n", NPM_ETARGET)
+    assert str(error) == ("sh failed with exit code 1: npm error code ETARGET | "
+                          "npm error notarget No matching version found for directus@0.0.999-nonexistent.")
+    assert "A complete log of this run" in error.output_tail  # the tail itself keeps everything
+
+
+def test_failure_skips_warnings_and_bare_prefixes():
+    error = fail_with("", "npm warn EBADENGINE Unsupported engine {\nnpm error code ERESOLVE\n"
+                          "npm error ERESOLVE unable to resolve dependency tree\nnpm error\n"
+                          "npm error For a full report see:\nnpm error /root/.npm/_logs/x-eresolve-report.txt\n")
+    assert str(error).endswith(": npm error code ERESOLVE | npm error ERESOLVE unable to resolve dependency tree")
+
+
+@pytest.mark.parametrize("stdout, stderr, cause", [
+    ("", "pg_dump: error: connection to server at \"127.0.0.1\", port 5432 failed: FATAL:  database \"x\" does not exist\n",
+     "pg_dump: error: connection to server at \"127.0.0.1\", port 5432 failed: FATAL:  database \"x\" does not exist"),
+    ("-- dumping\n", "mysqldump: Got error: 1049: \"Unknown database 'x'\" when selecting the database\nbye\n",
+     "mysqldump: Got error: 1049: \"Unknown database 'x'\" when selecting the database"),
+    ("", "/p/cli.js:3\n  throw new Error(\"no config\");\n  ^\n\nError: no config\n    at Object.<anonymous> (/p/cli.js:3:9)\n\n"
+         "Node.js v20.19.0\n", "Error: no config"),
+    ("", "a line\nstill nothing\n", "still nothing"),  # no error line: the last one, as before
+    ("", "", "no output"),
+])
+def test_failure_names_each_tools_error_line(stdout, stderr, cause):
+    assert str(fail_with(stdout, stderr, 2)) == f"sh failed with exit code 2: {cause}"
+
+
+def test_failure_message_stays_one_bounded_line():
+    error = fail_with("", "".join(f"error {i}: {'x' * 1000}\n" for i in range(10)))
+    message = str(error)
+    assert "\n" not in message and len(message) < 700
+    assert message.count(" | ") == 2 and "error 0:" in message and "error 3:" not in message
+
+
+def test_failure_message_is_redacted():
+    register_secret("tops3cret-value")
+    error = fail_with("", "Error: login as admin with password tops3cret-value refused\n")
+    assert "tops3cret-value" not in str(error) and "***" in str(error)
+
+
+def test_a_real_npm_install_of_a_missing_version_names_etarget(tmp_path):
+    npm = shutil.which("npm")
+    if npm is None:
+        pytest.skip("npm is not installed")
+    (tmp_path / "package.json").write_text("{}")
+    with pytest.raises(ProcessFailed) as caught:
+        process.run([npm, "install", "--no-audit", "--no-fund", "directus@0.0.999-nonexistent"], cwd=tmp_path,
+                    env={"npm_config_cache": str(tmp_path / "npm-cache")}, timeout=120)
+    message = str(caught.value)
+    assert "ETARGET" in message and "notarget No matching version found for directus@0.0.999-nonexistent" in message
+    assert "complete log" not in message
 
 
 def test_timeout_kills_the_whole_group(tmp_path):
