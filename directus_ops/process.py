@@ -24,6 +24,7 @@ import signal
 import subprocess
 import threading
 import time
+import weakref
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -81,6 +82,20 @@ def failure_cause(output: str, lines: int = _CAUSE_LINES) -> str:
 
 def _shorten(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+# Each spawned child's last lines and the thread that reads them, for ``recent_output``.
+_outputs: weakref.WeakKeyDictionary[subprocess.Popen[bytes], tuple[deque[str], threading.Thread]] = (
+    weakref.WeakKeyDictionary())
+
+
+def recent_output(proc: subprocess.Popen[bytes], wait: float = 2.0) -> str:
+    """The last lines (redacted) a child started with ``spawn`` printed: why a server that exited did so.
+    Once the child has exited, waits up to ``wait`` seconds for its last lines to be read."""
+    tail, pump = _outputs.get(proc, (deque(), None))
+    if pump is not None and proc.poll() is not None:
+        pump.join(wait)
+    return "\n".join(tail)
 
 
 def find_tool(*names: str, purpose: str, install_hint: str) -> str:
@@ -262,6 +277,7 @@ def spawn(
     pump = threading.Thread(target=contextvars.copy_context().run,
                             args=(_pump_lines, log_stream, name, tail, captured, logger, level, on_line), daemon=True)
     pump.start()
+    _outputs[proc] = (tail, pump)
     timer = threading.Timer(timeout, _kill_group, args=(proc,))
     timer.daemon = True
     timer.start()

@@ -8,7 +8,10 @@ import time
 
 import pytest
 
-from directus_ops import process
+from harness import directus_install, free_port, link_directus, write_env
+
+from directus_ops import directus_cli, process
+from directus_ops.directus_api import DirectusApiError
 from directus_ops.errors import ProcessFailed, ToolMissing
 from directus_ops.redact import register_secret
 
@@ -128,6 +131,32 @@ def test_a_real_npm_install_of_a_missing_version_names_etarget(tmp_path):
     message = str(caught.value)
     assert "ETARGET" in message and "notarget No matching version found for directus@0.0.999-nonexistent" in message
     assert "complete log" not in message
+
+
+def test_recent_output_of_a_server_that_exited_holds_its_last_lines():
+    with process.spawn(["sh", "-c", "echo starting; sleep 0.2; echo 'Error: listen EADDRINUSE :::8055' >&2; exit 1"],
+                       check=False) as proc:
+        proc.wait()
+        output = process.recent_output(proc)  # read after the exit: the last line may still be in the pipe
+    assert output.splitlines() == ["starting", "Error: listen EADDRINUSE :::8055"]
+    assert process.failure_cause(output) == "Error: listen EADDRINUSE :::8055"
+
+
+def test_directus_that_exits_while_starting_says_why(tmp_path, databases):
+    """A real Directus whose database does not exist: the error carries its error line, not "see its log"."""
+    database = databases.create("pg", create_database=False)
+    port = free_port()
+    project = tmp_path / "project"
+    link_directus(project, directus_install())
+    write_env(project / ".env", {**database.env(), "KEY": "k-0123456789", "SECRET": "s-0123456789", "PORT": str(port),
+                                 "TELEMETRY": "false"})
+    with pytest.raises(DirectusApiError) as caught:
+        with directus_cli.running_server(project, f"http://127.0.0.1:{port}", ready_timeout=120):
+            pass
+    message = str(caught.value)
+    assert message.startswith(f"Directus at http://127.0.0.1:{port} exited while starting: exit code 1: "), message
+    assert f'error: database "{database.name}" does not exist' in message, message
+    assert "severity" not in message and database.password not in message  # not the error object's dump
 
 
 def test_timeout_kills_the_whole_group(tmp_path):
