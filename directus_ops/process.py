@@ -42,7 +42,7 @@ _TAIL_LINES = 40
 # line that says "error". The chosen lines keep their order in the output.
 _CAUSE_RULES = (
     re.compile(r"\bcode E[A-Z0-9]{3,}\b|\bE[A-Z]{3,}\b|\bE\d{3}\b|\bnotarget\b"  # npm: code ETARGET, ERESOLVE, E404
-               r"|^\s*(?:\[[^\]]*\]\s*)?[A-Za-z]*(?:Error|error): "  # Node: "Error: ...", "TypeError: ..."
+               r"|^\s*(?:\[[^\]]*\]\s*)?[\w.]*(?:Error|error|Exception): "  # Node's, Python's: "TypeError: ..."
                r"|^[\w.-]+: (?:error|fatal|Got error)\b"  # pg_dump: error: ..., mysqldump: Got error: ...
                r"|\b(?:ERROR|FATAL|PANIC):"),  # PostgreSQL / MariaDB server messages
     re.compile(r"\berror\b|ERR!|\bfatal\b|\bfailed\b", re.IGNORECASE),
