@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import shutil
+import socket
 import time
 
 import pytest
@@ -100,6 +102,9 @@ def test_failure_skips_warnings_and_bare_prefixes():
      "mysqldump: Got error: 1049: \"Unknown database 'x'\" when selecting the database"),
     ("", "/p/cli.js:3\n  throw new Error(\"no config\");\n  ^\n\nError: no config\n    at Object.<anonymous> (/p/cli.js:3:9)\n\n"
          "Node.js v20.19.0\n", "Error: no config"),
+    ("", "Traceback (most recent call last):\n  File \"x.py\", line 1, in <module>\n"
+         "asyncpg.exceptions.InvalidCatalogNameError: database \"x\" does not exist\nServer stopped!\n",
+     "asyncpg.exceptions.InvalidCatalogNameError: database \"x\" does not exist"),
     ("", "a line\nstill nothing\n", "still nothing"),  # no error line: the last one, as before
     ("", "", "no output"),
 ])
@@ -157,6 +162,29 @@ def test_directus_that_exits_while_starting_says_why(tmp_path, databases):
     assert message.startswith(f"Directus at http://127.0.0.1:{port} exited while starting: exit code 1: "), message
     assert f'error: database "{database.name}" does not exist' in message, message
     assert "severity" not in message and database.password not in message  # not the error object's dump
+
+
+def test_a_local_prefect_server_that_exits_while_starting_says_why(tmp_path, monkeypatch):
+    """Its database unreachable (nothing listens on port 1), Prefect's server exits: the error names why."""
+    from directus_ops import local_server
+    from directus_ops.errors import LocalServerFailed
+
+    home = tmp_path / "prefect-home"
+    home.mkdir()
+    (home / local_server.LOG_FILE).write_text("ERROR: an earlier start's line\n")  # appended to, not ours
+    monkeypatch.setenv("PREFECT_API_DATABASE_CONNECTION_URL", "postgresql+asyncpg://nobody@127.0.0.1:1/nothing")
+    with contextlib.ExitStack() as stack:
+        # Hold Prefect's preferred port (if free) so the server gets a random one: another session's server
+        # starting on the preferred port meanwhile would answer there and be taken for this one.
+        preferred = stack.enter_context(socket.socket())
+        with contextlib.suppress(OSError):
+            preferred.bind((local_server.HOST, local_server.PREFERRED_PORT))
+            preferred.listen()
+        with pytest.raises(LocalServerFailed) as caught:
+            local_server.ensure(home, timeout=90)
+    message = str(caught.value)
+    assert message.startswith("the local Prefect server exited while starting: ConnectionRefusedError: "), message
+    assert "earlier start" not in message and f"(see {home / local_server.LOG_FILE})" in message
 
 
 def test_timeout_kills_the_whole_group(tmp_path):
