@@ -100,10 +100,10 @@ def test_failure_skips_warnings_and_bare_prefixes():
      "pg_dump: error: connection to server at \"127.0.0.1\", port 5432 failed: FATAL:  database \"x\" does not exist"),
     ("-- dumping\n", "mysqldump: Got error: 1049: \"Unknown database 'x'\" when selecting the database\nbye\n",
      "mysqldump: Got error: 1049: \"Unknown database 'x'\" when selecting the database"),
-    ("", "/p/cli.js:3\n  throw new Error(\"no config\");\n  ^\n\nError: no config\n    at Object.<anonymous> (/p/cli.js:3:9)\n\n"
-         "Node.js v20.19.0\n", "Error: no config"),
-    ("", "Traceback (most recent call last):\n  File \"x.py\", line 1, in <module>\n"
-         "asyncpg.exceptions.InvalidCatalogNameError: database \"x\" does not exist\nServer stopped!\n",
+    ("", ("/p/cli.js:3\n  throw new Error(\"no config\");\n  ^\n\nError: no config\n"
+          "    at Object.<anonymous> (/p/cli.js:3:9)\n\nNode.js v20.19.0\n"), "Error: no config"),
+    ("", ("Traceback (most recent call last):\n  File \"x.py\", line 1, in <module>\n"
+          "asyncpg.exceptions.InvalidCatalogNameError: database \"x\" does not exist\nServer stopped!\n"),
      "asyncpg.exceptions.InvalidCatalogNameError: database \"x\" does not exist"),
     ("", "a line\nstill nothing\n", "still nothing"),  # no error line: the last one, as before
     ("", "", "no output"),
@@ -155,9 +155,9 @@ def test_directus_that_exits_while_starting_says_why(tmp_path, databases):
     link_directus(project, directus_install())
     write_env(project / ".env", {**database.env(), "KEY": "k-0123456789", "SECRET": "s-0123456789", "PORT": str(port),
                                  "TELEMETRY": "false"})
-    with pytest.raises(DirectusApiError) as caught:
-        with directus_cli.running_server(project, f"http://127.0.0.1:{port}", ready_timeout=120):
-            pass
+    with pytest.raises(DirectusApiError) as caught, \
+            directus_cli.running_server(project, f"http://127.0.0.1:{port}", ready_timeout=120):
+        pass
     message = str(caught.value)
     assert message.startswith(f"Directus at http://127.0.0.1:{port} exited while starting: exit code 1: "), message
     assert f'error: database "{database.name}" does not exist' in message, message
