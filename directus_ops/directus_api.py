@@ -17,13 +17,17 @@ class DirectusApiError(OpsError):
     exit_code = 11
 
 
-def wait_until_up(url: str, timeout: float = 90, alive: Callable[[], bool] | None = None) -> None:
-    """Poll ``/server/ping`` until it answers ``pong``."""
+def wait_until_up(url: str, timeout: float = 90, alive: Callable[[], bool] | None = None,
+                  why_exited: Callable[[], str] | None = None) -> None:
+    """Poll ``/server/ping`` until it answers ``pong``. ``alive`` tells whether the server still runs; if it
+    has exited, the error says what ``why_exited`` returns (its exit code and error lines: without ``-v`` the
+    user sees no log)."""
     deadline = time.monotonic() + timeout
     last = "no answer"
     while time.monotonic() < deadline:
         if alive is not None and not alive():
-            raise DirectusApiError(f"Directus at {url} exited while starting; see its log above")
+            reason = why_exited() if why_exited is not None else ""
+            raise DirectusApiError(f"Directus at {url} exited while starting{f': {reason}' if reason else ''}")
         try:
             response = httpx.get(f"{url}/server/ping", timeout=2)
             if response.status_code == 200 and "pong" in response.text:

@@ -219,8 +219,12 @@ def running_server(project_dir: Path, url: str, config_path: Path | None = None,
 
     with process.spawn([runtime.node, str(cli_path(project_dir)), "start"], cwd=project_dir,
                        env={**runtime.env(), **_env(config_path, env)}, timeout=24 * 3600, check=False) as proc:
+
+        def why_exited() -> str:
+            return f"exit code {proc.returncode}: {process.failure_cause(process.recent_output(proc)) or 'no output'}"
+
         try:
-            wait_until_up(url, ready_timeout, alive=lambda: proc.poll() is None)
+            wait_until_up(url, ready_timeout, alive=lambda: proc.poll() is None, why_exited=why_exited)
             yield url
         finally:
             process.stop(proc)

@@ -33,6 +33,7 @@ from pathlib import Path
 
 from . import process
 from .errors import LocalServerFailed
+from .redact import redact
 
 STATE_FILE = "directus-ops-server.json"
 LOG_FILE = "directus-ops-server.log"
@@ -158,6 +159,7 @@ def ensure(home: Path | None = None, timeout: float = 120.0,
 def _start(home: Path, version: str, timeout: float) -> LocalServer:
     port = _free_port()
     log_path = home / LOG_FILE
+    log_start = log_path.stat().st_size if log_path.exists() else 0  # the log is appended to: earlier starts' lines
     pid = process.start_service([sys.executable, "-m", "prefect", "server", "start", "--host", HOST,
                                  "--port", str(port)], env=_server_env(home), log_path=log_path)
     server = LocalServer(pid=pid, port=port, prefect_version=version)
@@ -167,17 +169,31 @@ def _start(home: Path, version: str, timeout: float) -> LocalServer:
         with open(os.open(home / PREFECT_PID_FILE, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as pid_file:
             pid_file.write(str(pid))
     deadline = time.monotonic() + timeout
+    what = f"did not start within {timeout:.0f} s"
     while time.monotonic() < deadline:
         if _answers(server, timeout=1.0):
             return server
         if not process.process_runs(pid):
+            what = "exited while starting"
             break
         with contextlib.suppress(ChildProcessError):
             os.waitpid(pid, os.WNOHANG)
         time.sleep(0.1)
     stop(home)
-    raise LocalServerFailed(f"the local Prefect server did not start within {timeout:.0f} s (see {log_path}); "
+    cause = _failure_cause(log_path, log_start)
+    raise LocalServerFailed(f"the local Prefect server {what}{f': {cause}' if cause else ''} (see {log_path}); "
                             "set PREFECT_API_URL to a running server, or DIRECTUS_OPS_LOCAL_SERVER=off")
+
+
+def _failure_cause(log_path: Path, start: int) -> str:
+    """The error line(s) this start wrote to the server's log (the user may not look there)."""
+    try:
+        with open(log_path, "rb") as handle:
+            handle.seek(max(start, handle.seek(0, os.SEEK_END) - 64 * 1024))
+            text = handle.read().decode("utf-8", "replace")
+    except OSError:
+        return ""
+    return process.failure_cause(redact("\n".join(text.splitlines()[-40:])))
 
 
 def stop(home: Path | None = None) -> LocalServer | None:

@@ -18,11 +18,13 @@ import contextlib
 import contextvars
 import logging
 import os
+import re
 import shutil
 import signal
 import subprocess
 import threading
 import time
+import weakref
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -35,6 +37,65 @@ log = logging.getLogger("directus_ops.process")
 
 DEFAULT_TIMEOUT = 6 * 3600
 _TAIL_LINES = 40
+
+# Lines that tell why a tool failed, strongest first: an error code or a tool's own error summary, then any
+# line that says "error". The chosen lines keep their order in the output.
+_CAUSE_RULES = (
+    re.compile(r"\bcode E[A-Z0-9]{3,}\b|\bE[A-Z]{3,}\b|\bE\d{3}\b|\bnotarget\b"  # npm: code ETARGET, ERESOLVE, E404
+               r"|^\s*(?:\[[^\]]*\]\s*)?[\w.]*(?:Error|error|Exception): "  # Node's, Python's: "TypeError: ..."
+               r"|^[\w.-]+: (?:error|fatal|Got error)\b"  # pg_dump: error: ..., mysqldump: Got error: ...
+               r"|\b(?:ERROR|FATAL|PANIC):"),  # PostgreSQL / MariaDB server messages
+    re.compile(r"\berror\b|ERR!|\bfatal\b|\bfailed\b", re.IGNORECASE),
+)
+# Lines that may match the rules but are not the cause: npm's pointers to its own log, its advice, bare
+# prefixes, and warnings (npm's "warn EBADENGINE" precedes many an unrelated failure).
+_NOT_A_CAUSE = re.compile(
+    r"A complete log of this run can be found in|For a full report see|_logs/\S+\.(?:log|txt)\s*$"
+    r"|In most cases you or one of your dependencies are requesting|a package version that doesn't exist"
+    r"|^\s*(?:npm (?:error|ERR!)\s*)?$"
+    r"|^npm warn\b|^[\w.-]+: warning:",
+    re.IGNORECASE,
+)
+_CAUSE_LINES = 3
+_CAUSE_LINE_CHARS = 240
+_CAUSE_CHARS = 600
+
+
+def failure_cause(output: str, lines: int = _CAUSE_LINES) -> str:
+    """The line(s) of a tool's output that say why it failed, joined with " | " (one line, bounded length).
+
+    Tools often end with a trailer (npm's "A complete log of this run can be found in ...") after the line that
+    matters (``npm error notarget No matching version found for ...``), so the last line is not the cause.
+    Falls back to the last line that is not boilerplate (else the last line); "" for no output. ``output`` is
+    already redacted.
+    """
+    printed = [line.strip() for line in output.splitlines() if line.strip()]
+    candidates = [line for line in printed if not _NOT_A_CAUSE.search(line)]
+    chosen: list[str] = []
+    for rule in _CAUSE_RULES:  # only the strongest kind present: weaker lines would bury it
+        chosen = [line for line in candidates if rule.search(line)][:lines]
+        if chosen:
+            break
+    chosen = chosen or candidates[-1:] or printed[-1:]
+    return _shorten(" | ".join(_shorten(line, _CAUSE_LINE_CHARS) for line in chosen), _CAUSE_CHARS)
+
+
+def _shorten(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+# Each spawned child's last lines and the thread that reads them, for ``recent_output``.
+_outputs: weakref.WeakKeyDictionary[subprocess.Popen[bytes], tuple[deque[str], threading.Thread]] = (
+    weakref.WeakKeyDictionary())
+
+
+def recent_output(proc: subprocess.Popen[bytes], wait: float = 2.0) -> str:
+    """The last lines (redacted) a child started with ``spawn`` printed: why a server that exited did so.
+    Once the child has exited, waits up to ``wait`` seconds for its last lines to be read."""
+    tail, pump = _outputs.get(proc, (deque(), None))
+    if pump is not None and proc.poll() is not None:
+        pump.join(wait)
+    return "\n".join(tail)
 
 
 def find_tool(*names: str, purpose: str, install_hint: str) -> str:
@@ -216,6 +277,7 @@ def spawn(
     pump = threading.Thread(target=contextvars.copy_context().run,
                             args=(_pump_lines, log_stream, name, tail, captured, logger, level, on_line), daemon=True)
     pump.start()
+    _outputs[proc] = (tail, pump)
     timer = threading.Timer(timeout, _kill_group, args=(proc,))
     timer.daemon = True
     timer.start()
@@ -238,8 +300,9 @@ def spawn(
     if elapsed >= timeout:
         raise ProcessFailed(f"{name} did not finish within {timeout:.0f} s and was stopped", None, "\n".join(tail))
     if proc.returncode != 0:
-        last = tail[-1] if tail else "no output"
-        raise ProcessFailed(f"{name} failed with exit code {proc.returncode}: {last}", proc.returncode, "\n".join(tail))
+        output = "\n".join(tail)
+        cause = failure_cause(output) or "no output"
+        raise ProcessFailed(f"{name} failed with exit code {proc.returncode}: {cause}", proc.returncode, output)
 
 
 def stop(proc: subprocess.Popen[bytes], grace: float = 10.0) -> None:

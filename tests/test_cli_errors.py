@@ -163,3 +163,14 @@ def test_missing_dump_tool_is_named(tmp_path, cli_env_no_server, databases):
     done = run_cli({**cli_env_no_server, "PATH": str(empty_bin)}, "backup", str(project), "--repo", str(repo))
     assert_one_line_error(done, 3, "`pg_dump` is needed", "postgresql-client")
     assert not repo.exists()
+
+
+def test_a_failed_npm_install_names_npms_error_without_verbose(tmp_path, cli_env_no_server):
+    """npm ends with "A complete log of this run can be found in ...": the error line must be the one before."""
+    done = run_cli({**cli_env_no_server, "npm_config_cache": str(tmp_path / "npm-cache")},
+                   "demo", "--dir", str(tmp_path / "demo"), "--directus-version", "0.0.999-nonexistent")
+    assert done.returncode == 10, (done.stdout, done.stderr)
+    error = done.stderr.strip().splitlines()[-1]  # after the demo's "installing directus@... from npm" line
+    assert error.startswith("directus-ops: error: npm failed with exit code 1: npm error code ETARGET | "), error
+    assert "notarget No matching version found for directus@0.0.999-nonexistent" in error
+    assert "complete log" not in error

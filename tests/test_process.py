@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import shutil
+import socket
 import time
 
 import pytest
 
-from directus_ops import process
+from harness import directus_install, free_port, link_directus, write_env
+
+from directus_ops import directus_cli, process
+from directus_ops.directus_api import DirectusApiError
 from directus_ops.errors import ProcessFailed, ToolMissing
 from directus_ops.redact import register_secret
 
@@ -55,6 +61,130 @@ def test_a_failing_on_line_callback_does_not_stop_the_child():
 def test_failure_names_the_tool_and_its_last_line():
     with pytest.raises(ProcessFailed, match="sh failed with exit code 3: boom"):
         process.run(["sh", "-c", "echo boom >&2; exit 3"])
+
+
+# What npm prints for a version the registry does not have (its trailer last, on stderr); npm 11 prints the
+# advice on one line, older npm wrapped it as here (the real npm test below sees the one-line form).
+NPM_ETARGET = (
+    "npm error code ETARGET\n"
+    "npm error notarget No matching version found for directus@0.0.999-nonexistent.\n"
+    "npm error notarget In most cases you or one of your dependencies are requesting\n"
+    "npm error notarget a package version that doesn't exist.\n"
+    "npm error A complete log of this run can be found in: /root/.npm/_logs/2026-01-01T00_00_00_000Z-debug-0.log\n"
+)
+
+
+def fail_with(stdout: str, stderr: str, code: int = 1) -> ProcessFailed:
+    """Run a real ``sh`` that prints ``stdout`` and ``stderr`` and exits ``code``; return what it raised."""
+    with pytest.raises(ProcessFailed) as caught:
+        process.run(["sh", "-c", 'printf "%s" "$1"; printf "%s" "$2" >&2; exit "$3"', "sh", stdout, stderr, str(code)])
+    return caught.value
+
+
+def test_failure_names_the_cause_not_npms_log_trailer():
+    error = fail_with("added 0 packages\n", NPM_ETARGET)
+    assert str(error) == ("sh failed with exit code 1: npm error code ETARGET | "
+                          "npm error notarget No matching version found for directus@0.0.999-nonexistent.")
+    assert "A complete log of this run" in error.output_tail  # the tail itself keeps everything
+
+
+def test_failure_skips_warnings_and_bare_prefixes():
+    error = fail_with("", "npm warn EBADENGINE Unsupported engine {\nnpm error code ERESOLVE\n"
+                          "npm error ERESOLVE unable to resolve dependency tree\nnpm error\n"
+                          "npm error For a full report see:\nnpm error /root/.npm/_logs/x-eresolve-report.txt\n")
+    assert str(error).endswith(": npm error code ERESOLVE | npm error ERESOLVE unable to resolve dependency tree")
+
+
+@pytest.mark.parametrize("stdout, stderr, cause", [
+    ("", "pg_dump: error: connection to server at \"127.0.0.1\", port 5432 failed: FATAL:  database \"x\" does not exist\n",
+     "pg_dump: error: connection to server at \"127.0.0.1\", port 5432 failed: FATAL:  database \"x\" does not exist"),
+    ("-- dumping\n", "mysqldump: Got error: 1049: \"Unknown database 'x'\" when selecting the database\nbye\n",
+     "mysqldump: Got error: 1049: \"Unknown database 'x'\" when selecting the database"),
+    ("", ("/p/cli.js:3\n  throw new Error(\"no config\");\n  ^\n\nError: no config\n"
+          "    at Object.<anonymous> (/p/cli.js:3:9)\n\nNode.js v20.19.0\n"), "Error: no config"),
+    ("", ("Traceback (most recent call last):\n  File \"x.py\", line 1, in <module>\n"
+          "asyncpg.exceptions.InvalidCatalogNameError: database \"x\" does not exist\nServer stopped!\n"),
+     "asyncpg.exceptions.InvalidCatalogNameError: database \"x\" does not exist"),
+    ("", "a line\nstill nothing\n", "still nothing"),  # no error line: the last one, as before
+    ("", "", "no output"),
+])
+def test_failure_names_each_tools_error_line(stdout, stderr, cause):
+    assert str(fail_with(stdout, stderr, 2)) == f"sh failed with exit code 2: {cause}"
+
+
+def test_failure_message_stays_one_bounded_line():
+    error = fail_with("", "".join(f"error {i}: {'x' * 1000}\n" for i in range(10)))
+    message = str(error)
+    assert "\n" not in message and len(message) < 700
+    assert message.count(" | ") == 2 and "error 0:" in message and "error 3:" not in message
+
+
+def test_failure_message_is_redacted():
+    register_secret("tops3cret-value")
+    error = fail_with("", "Error: login as admin with password tops3cret-value refused\n")
+    assert "tops3cret-value" not in str(error) and "***" in str(error)
+
+
+def test_a_real_npm_install_of_a_missing_version_names_etarget(tmp_path):
+    npm = shutil.which("npm")
+    if npm is None:
+        pytest.skip("npm is not installed")
+    (tmp_path / "package.json").write_text("{}")
+    with pytest.raises(ProcessFailed) as caught:
+        process.run([npm, "install", "--no-audit", "--no-fund", "directus@0.0.999-nonexistent"], cwd=tmp_path,
+                    env={"npm_config_cache": str(tmp_path / "npm-cache")}, timeout=120)
+    message = str(caught.value)
+    assert "ETARGET" in message and "notarget No matching version found for directus@0.0.999-nonexistent" in message
+    assert "complete log" not in message
+
+
+def test_recent_output_of_a_server_that_exited_holds_its_last_lines():
+    with process.spawn(["sh", "-c", "echo starting; sleep 0.2; echo 'Error: listen EADDRINUSE :::8055' >&2; exit 1"],
+                       check=False) as proc:
+        proc.wait()
+        output = process.recent_output(proc)  # read after the exit: the last line may still be in the pipe
+    assert output.splitlines() == ["starting", "Error: listen EADDRINUSE :::8055"]
+    assert process.failure_cause(output) == "Error: listen EADDRINUSE :::8055"
+
+
+def test_directus_that_exits_while_starting_says_why(tmp_path, databases):
+    """A real Directus whose database does not exist: the error carries its error line, not "see its log"."""
+    database = databases.create("pg", create_database=False)
+    port = free_port()
+    project = tmp_path / "project"
+    link_directus(project, directus_install())
+    write_env(project / ".env", {**database.env(), "KEY": "k-0123456789", "SECRET": "s-0123456789", "PORT": str(port),
+                                 "TELEMETRY": "false"})
+    with pytest.raises(DirectusApiError) as caught, \
+            directus_cli.running_server(project, f"http://127.0.0.1:{port}", ready_timeout=120):
+        pass
+    message = str(caught.value)
+    assert message.startswith(f"Directus at http://127.0.0.1:{port} exited while starting: exit code 1: "), message
+    assert f'error: database "{database.name}" does not exist' in message, message
+    assert "severity" not in message and database.password not in message  # not the error object's dump
+
+
+def test_a_local_prefect_server_that_exits_while_starting_says_why(tmp_path, monkeypatch):
+    """Its database unreachable (nothing listens on port 1), Prefect's server exits: the error names why."""
+    from directus_ops import local_server
+    from directus_ops.errors import LocalServerFailed
+
+    home = tmp_path / "prefect-home"
+    home.mkdir()
+    (home / local_server.LOG_FILE).write_text("ERROR: an earlier start's line\n")  # appended to, not ours
+    monkeypatch.setenv("PREFECT_API_DATABASE_CONNECTION_URL", "postgresql+asyncpg://nobody@127.0.0.1:1/nothing")
+    with contextlib.ExitStack() as stack:
+        # Hold Prefect's preferred port (if free) so the server gets a random one: another session's server
+        # starting on the preferred port meanwhile would answer there and be taken for this one.
+        preferred = stack.enter_context(socket.socket())
+        with contextlib.suppress(OSError):
+            preferred.bind((local_server.HOST, local_server.PREFERRED_PORT))
+            preferred.listen()
+        with pytest.raises(LocalServerFailed) as caught:
+            local_server.ensure(home, timeout=90)
+    message = str(caught.value)
+    assert message.startswith("the local Prefect server exited while starting: ConnectionRefusedError: "), message
+    assert "earlier start" not in message and f"(see {home / local_server.LOG_FILE})" in message
 
 
 def test_timeout_kills_the_whole_group(tmp_path):
