@@ -115,8 +115,8 @@ def _starter_lock(home: Path):  # type: ignore[no-untyped-def]
         os.close(fd)
 
 
-def _free_port() -> int:
-    for port in (PREFERRED_PORT, 0):
+def _free_port(preferred: bool = True) -> int:
+    for port in (PREFERRED_PORT, 0) if preferred else (0,):
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
             try:
                 probe.bind((HOST, port))
@@ -156,8 +156,27 @@ def ensure(home: Path | None = None, timeout: float = 120.0,
         return _start(home, version, timeout)
 
 
+# What `prefect server start` prints when the port it was given was taken after we found it free (another
+# server starting at the same moment, typically on the preferred port).
+_PORT_TAKEN = ("is already in use", "already running on port")
+
+
 def _start(home: Path, version: str, timeout: float) -> LocalServer:
     port = _free_port()
+    for _attempt in range(3):
+        try:
+            return _start_on(home, version, timeout, port)
+        except _PortTaken:
+            port = _free_port(preferred=False)
+    raise LocalServerFailed("the local Prefect server found its port taken three times; set PREFECT_API_URL to a "
+                            "running server, or DIRECTUS_OPS_LOCAL_SERVER=off")
+
+
+class _PortTaken(Exception):
+    pass
+
+
+def _start_on(home: Path, version: str, timeout: float, port: int) -> LocalServer:
     log_path = home / LOG_FILE
     log_start = log_path.stat().st_size if log_path.exists() else 0  # the log is appended to: earlier starts' lines
     pid = process.start_service([sys.executable, "-m", "prefect", "server", "start", "--host", HOST,
@@ -171,7 +190,11 @@ def _start(home: Path, version: str, timeout: float) -> LocalServer:
     deadline = time.monotonic() + timeout
     what = f"did not start within {timeout:.0f} s"
     while time.monotonic() < deadline:
-        if _answers(server, timeout=1.0):
+        if any(needle in _log_since(log_path, log_start) for needle in _PORT_TAKEN):
+            stop(home)
+            raise _PortTaken()
+        # Another server may have taken the port after we found it free: what answers must be ours.
+        if _answers(server, timeout=1.0) and _listens(pid, port):
             return server
         if not process.process_runs(pid):
             what = "exited while starting"
@@ -185,15 +208,45 @@ def _start(home: Path, version: str, timeout: float) -> LocalServer:
                             "set PREFECT_API_URL to a running server, or DIRECTUS_OPS_LOCAL_SERVER=off")
 
 
-def _failure_cause(log_path: Path, start: int) -> str:
-    """The error line(s) this start wrote to the server's log (the user may not look there)."""
+def _listens(group: int, port: int) -> bool:
+    """Whether a process of process group ``group`` (the server and its uvicorn child) holds the socket listening
+    on ``HOST:port``, read from /proc (Linux)."""
+    wanted = f"{socket.inet_aton(HOST)[::-1].hex().upper()}:{port:04X}"
+    inodes = set()
+    try:
+        with open("/proc/net/tcp") as table:
+            for line in table.readlines()[1:]:
+                fields = line.split()
+                if fields[1] == wanted and fields[3] == "0A":  # 0A: LISTEN
+                    inodes.add(f"socket:[{fields[9]}]")
+    except OSError:
+        return True  # no /proc: trust the answer
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if int((entry / "stat").read_text().rsplit(")", 1)[1].split()[2]) != group:
+                continue
+            if any(os.readlink(fd) in inodes for fd in (entry / "fd").iterdir()):
+                return True
+        except (OSError, ValueError, IndexError):
+            continue
+    return False
+
+
+def _log_since(log_path: Path, start: int) -> str:
+    """What the server wrote to its log from ``start`` on (its last 64 KiB at most)."""
     try:
         with open(log_path, "rb") as handle:
             handle.seek(max(start, handle.seek(0, os.SEEK_END) - 64 * 1024))
-            text = handle.read().decode("utf-8", "replace")
+            return handle.read().decode("utf-8", "replace")
     except OSError:
         return ""
-    return process.failure_cause(redact("\n".join(text.splitlines()[-40:])))
+
+
+def _failure_cause(log_path: Path, start: int) -> str:
+    """The error line(s) this start wrote to the server's log (the user may not look there)."""
+    return process.failure_cause(redact("\n".join(_log_since(log_path, start).splitlines()[-40:])))
 
 
 def stop(home: Path | None = None) -> LocalServer | None:

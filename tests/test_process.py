@@ -218,3 +218,27 @@ def test_a_child_that_ignores_sigterm_is_killed_after_the_grace_period(tmp_path)
         # SIG_IGN is inherited through exec: this sleep can only be stopped by SIGKILL.
         process.run(["sh", "-c", f"(trap '' TERM; exec sleep 60) & echo $! > {pidfile}; wait"], timeout=1)
     assert not pid_alive(int(pidfile.read_text()))
+
+
+def test_a_local_prefect_server_whose_port_is_taken_meanwhile_starts_on_another(tmp_path):
+    """The race two starting servers run into (the preferred port found free, then taken by another before our
+    server binds it): caused here by handing the start a port another server already answers on. Ours must
+    not take that server for itself, and must start on another port."""
+    from directus_ops import local_server
+
+    other_home, home = tmp_path / "other-home", tmp_path / "prefect-home"
+    other_home.mkdir()
+    home.mkdir()
+    other = local_server.ensure(other_home, timeout=90)
+    try:
+        version = local_server._prefect_version()
+        with pytest.raises(local_server._PortTaken):
+            local_server._start_on(home, version, 90, other.port)
+        ours = local_server.ensure(home, timeout=90)
+        try:
+            assert ours.port != other.port and ours.pid != other.pid
+            assert local_server._listens(ours.pid, ours.port) and not local_server._listens(ours.pid, other.port)
+        finally:
+            local_server.stop(home)
+    finally:
+        local_server.stop(other_home)
