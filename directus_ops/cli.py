@@ -557,6 +557,7 @@ def upgrade(
     repo: RepoOption,
     to: Annotated[Optional[str], typer.Option("--to", help="Exact target version (default: what `npm update` would pick within package.json's range).")] = None,
     rehearse: Annotated[bool, typer.Option("--rehearse", help="Rehearse on a scratch copy first; upgrade only if it passes.")] = False,
+    yes: Annotated[bool, typer.Option("--yes", help="Accept Directus 12's licensing when upgrading from before 12 (what the project loses without a license is stated first).")] = False,
     stop_command: StopCommand = None,
     start_command: StartCommand = None,
     url: AppUrl = None,
@@ -578,9 +579,12 @@ def upgrade(
         if plan.nothing_to_do:
             typer.echo(f"Directus {plan.current} is installed: nothing to upgrade")
             return
+        procedures.confirm_license_change(plan, yes)
+        if plan.license_notice:
+            typer.echo(f"directus-ops: note: {plan.license_notice}", err=True)
         _location(repo, repo_endpoint, repo_region, repo_secret_block, passphrase_secret_block)
         result = _version_flow("upgrade", project_dir=plan.project_dir, repo=repo, to=plan.target,
-                               rehearse=rehearse, stop_command=stop_command, start_command=start_command, url=url,
+                               rehearse=rehearse, accept_license_change=yes, stop_command=stop_command, start_command=start_command, url=url,
                                config_path=config_path, scratch_database_url=_hide_password(scratch_database_url)
                                if scratch_database_url else None, install_node=install_node,
                                repo_endpoint=repo_endpoint, repo_region=repo_region,
@@ -609,6 +613,8 @@ def rehearse_command(
         _quiet_prefect()
         config_path = str(config.resolve()) if config else None
         plan = procedures.plan_upgrade(str(project_dir), to, config_path, install_node)
+        if plan.license_notice:
+            typer.echo(f"directus-ops: note: {plan.license_notice}", err=True)
         result = _version_flow("rehearse", project_dir=plan.project_dir, repo=repo, to=plan.target,
                                snapshot_id=snapshot, config_path=config_path,
                                scratch_database_url=_hide_password(scratch_database_url) if scratch_database_url else None,

@@ -22,7 +22,7 @@ from pathlib import Path
 import semantic_version as semver
 
 from . import database as db
-from . import directus_cli, process, releases
+from . import directus_cli, licensing, process, releases
 from . import node as node_runtime
 from .config import render_dotenv
 from .database import DatabaseSettings
@@ -54,6 +54,7 @@ class VersionPlan:
     warnings: list[str] = field(default_factory=list)
     node_dir: str | None = None  # the Node the target runs on (None: the machine's)
     current_node_dir: str | None = None  # the Node the installed version runs on: the rollback's
+    license_notice: str | None = None  # into Directus 12's licensing: what the project gets without a license
 
     @property
     def runtime(self) -> NodeRuntime:
@@ -143,7 +144,15 @@ def plan_upgrade(project_dir: str, to: str | None = None, config_path: str | Non
     _check_consistent(project, current, applied, custom)
     expected = sorted({m.key for m in releases.release_migrations(target)} | set(custom))
     return VersionPlan(str(project.root), str(project.config_path), current, target, applied, custom, expected,
-                       node_dir=_dir(runtime), current_node_dir=_dir(current_runtime))
+                       node_dir=_dir(runtime), current_node_dir=_dir(current_runtime),
+                       license_notice=licensing.notice_for_upgrade(project, current, target))
+
+
+def confirm_license_change(plan: VersionPlan, accepted: bool) -> None:
+    """An upgrade into Directus 12's licensing goes ahead only once its notice is accepted (nothing changed yet)."""
+    if plan.license_notice and not accepted:
+        raise NeedsConfirmation(f"{plan.license_notice}. Re-run with --yes (a deployment: accept_license_change) "
+                                "to accept this")
 
 
 def plan_downgrade(project_dir: str, to: str, config_path: str | None = None, accept_data_loss: bool = False,

@@ -154,6 +154,10 @@ AppUrl = Annotated[str | None, _field(
     pattern=_HTTP_URL_PATTERN)]
 AcceptDataLoss = Annotated[bool, _field(
     "Accept data loss", "Needed when a reverted migration loses data (listed before anything starts).")]
+AcceptLicenseChange = Annotated[bool, _field(
+    "Accept Directus 12's licensing", "Needed to upgrade from before 12 to 12 or later: without a license the "
+                                      "project runs on the Core tier (what it loses and when is stated before "
+                                      "anything starts).")]
 
 # -- backup, restore -----------------------------------------------------------------------------------------------
 Encrypt = Annotated[bool, _field("Encrypt everything",
@@ -321,6 +325,7 @@ class UpgradeParameters(RepositoryOptions, _AppCommands, _Exclusive):
     repo: RepoUrl
     to: UpgradeVersion = None
     rehearse: Rehearse = False
+    accept_license_change: AcceptLicenseChange = False
     config_path: ConfigPath = None
     scratch_database_url: ScratchDatabaseUrl = None
     install_node: InstallNode = False

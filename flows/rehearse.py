@@ -58,6 +58,8 @@ def rehearse_upgrade(
     started = time.monotonic()
     plan = plan_upgrade_task(project_dir, to, config_path, install_node)
     name = Path(plan.project_dir).name
+    if plan.license_notice:  # the rehearsal needs no acceptance (production is not touched); the upgrade will
+        logger.warning("%s", plan.license_notice)
     location = repository_location(repo, repo_endpoint, repo_region, repo_secret_block, passphrase_secret_block)
     work = tempfile.mkdtemp(prefix="rehearsal-", dir=workdir.run_dir())  # the copy holds the config's secrets
     rehearsal = None
@@ -78,7 +80,10 @@ def rehearse_upgrade(
             shutil.rmtree(work, ignore_errors=True)
     publish(artifact_key("rehearsal", name), f"Upgrade rehearsal of {name}: Directus {plan.current} → {plan.target}",
             [("Result", "ok" if error is None else "FAILED"), ("Error", error or "none"),
-             ("Production", "not touched"), ("Duration", f"{time.monotonic() - started:.1f} s")])
+             ("Production", "not touched"),
+             *([("Licensing", plan.license_notice)] if plan.license_notice else []),
+             ("Duration", f"{time.monotonic() - started:.1f} s")])
     if error is not None and raise_on_failure:
         raise ProcedureFailed(f"upgrade rehearsal to {plan.target} failed: {error}; production was not touched")
-    return {"result": "ok" if error is None else "failed", "error": error, "from": plan.current, "to": plan.target}
+    return {"result": "ok" if error is None else "failed", "error": error, "from": plan.current, "to": plan.target,
+            "license_notice": plan.license_notice}

@@ -79,6 +79,7 @@ def upgrade_directus(
     repo: p.RepoUrl,
     to: p.UpgradeVersion = None,
     rehearse: p.Rehearse = False,
+    accept_license_change: p.AcceptLicenseChange = False,
     stop_command: p.StopCommand = None,
     start_command: p.StartCommand = None,
     url: p.AppUrl = None,
@@ -97,6 +98,9 @@ def upgrade_directus(
     if plan.nothing_to_do:
         logger.info("Directus %s is installed and is the newest the range allows; nothing to upgrade", plan.current)
         return {"from": plan.current, "to": plan.target, "upgraded": False}
+    upgrade.confirm_license_change(plan, accept_license_change)  # before the backup: nothing changed if refused
+    if plan.license_notice:
+        logger.warning("accepted (accept_license_change / --yes): %s", plan.license_notice)
     logger.info("upgrading %s from Directus %s to %s (%d migrations expected after)", plan.project_dir, plan.current,
                 plan.target, len(plan.expected_after))
     repo_options = {"endpoint": repo_endpoint, "region": repo_region, "secret_block": repo_secret_block,
@@ -128,5 +132,6 @@ def upgrade_directus(
     publish(artifact_key("upgrade", name), f"Upgrade of {name}: Directus {plan.current} → {plan.target}",
             [("Snapshot before", f"`{snapshot_id}`"), *[("Done", d) for d in done],
              ("Rehearsal", "passed" if rehearse else "not asked"),
+             *([("Licensing accepted", plan.license_notice)] if plan.license_notice else []),
              ("Duration", f"{time.monotonic() - started:.1f} s")])
     return {"from": plan.current, "to": plan.target, "upgraded": True, "snapshot": snapshot_id, "health": health}
