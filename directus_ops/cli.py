@@ -690,6 +690,12 @@ def delete(
                                backup_extensions, keep_root, dry_run)
         if confirm is None:  # a dry run: needs no confirmation here, but the flow's field is required (UI runs)
             confirm = project.name
+        if not dry_run:  # a dry run prints it with the plan
+            from .licensing import activated_license, delete_notice
+
+            notice = delete_notice(activated_license(project))
+            if notice:
+                typer.echo(f"directus-ops: note: {notice}", err=True)
         if repo and not dry_run and backups_requested(backup_database, backup_files, backup_extensions):
             check_backup(str(project_dir), _location(repo, repo_endpoint, repo_region, repo_secret_block,
                                                      passphrase_secret_block), config_path, backup_database)

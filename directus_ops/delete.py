@@ -25,6 +25,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from . import database as db
+from . import licensing
 from .database import DatabaseSettings, ForeignKey
 from .errors import ConfigError, DatabaseError, IntegrityError, NeedsConfirmation, ProjectError
 from .project import Project, load_project
@@ -120,6 +121,7 @@ class DeletePlan:
     untouched: list[str] = field(default_factory=list)
     backups: list[str] = field(default_factory=list)
     schema: str | None = None  # PostgreSQL: the schema of the project's tables (DB_SEARCH_PATH, else public)
+    license_notice: str | None = None  # an activated Directus 12 license: deactivate it first
 
     def is_system(self, table: str) -> bool:
         return db.is_system_table(table, self.schema)
@@ -150,6 +152,8 @@ class DeletePlan:
             out.append(f"keep the project root {self.project_dir} (--keep-root)")
         out += [f"keep {p}" for p in self.keep_paths]
         out += [f"not touched: {p}" for p in self.untouched]
+        if self.license_notice:
+            out.append(f"license: {self.license_notice}")
         return out
 
 
@@ -183,7 +187,8 @@ def plan_delete(project: Project, keep_root: bool = False, backups: list[str] | 
         project_to_system=[k for k in keys if not is_system(k.table) and is_system(k.referred_table)],
         between_system=[k for k in keys if is_system(k.table)],
         between_project=kept_keys, join_counts=joins, delete_root=not keep_root, delete_paths=delete_paths,
-        keep_paths=keep_paths, untouched=untouched, backups=backups or [], schema=schema)
+        keep_paths=keep_paths, untouched=untouched, backups=backups or [], schema=schema,
+        license_notice=licensing.delete_notice(licensing.activated_license(project)))
 
 
 def describe_backups(project: Project, repo: str | None, backup_database: str, backup_files: bool,

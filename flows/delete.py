@@ -48,6 +48,8 @@ def delete_project(
     started = time.monotonic()
     plan = check_delete_task(project_dir, config_path, confirm, repo, backup_database, backup_files,
                              backup_extensions, keep_root, dry_run)
+    if plan.license_notice:
+        logger.warning("%s", plan.license_notice)
     if dry_run:
         publish(artifact_key("delete", plan.project_name, "plan"), f"Delete of {plan.project_name}: plan (dry run)",
                 [("Plan", "<br>".join(plan.lines()))], notes=["Nothing was changed."])
@@ -89,6 +91,7 @@ def delete_project(
             ("Project root", "kept (--keep-root)" if keep_root else f"removed ({len(removed)} paths)"),
             *[("Kept", p) for p in plan.keep_paths],
             *[("Not touched", p) for p in plan.untouched],
+            *([("License", plan.license_notice)] if plan.license_notice else []),
             ("Duration", f"{seconds} s"),
         ],
         notes=["Columns that pointed at users or files keep their ids: the rows they named are gone."],
