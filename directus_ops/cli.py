@@ -859,6 +859,8 @@ def move_command(
         out = str(config_out.expanduser().resolve()) if config_out else None
         plan = procedure.plan_move(str(project_dir), config_path, with_password(flow_url), storage, out, cutover,
                                    stop_command, start_command, url, repo_given=bool(repo))
+        for warning in plan.warnings:
+            typer.echo(f"directus-ops: note: {warning}", err=True)
         if repo:
             check_backup(plan.project_dir, _location(repo, repo_endpoint, repo_region, repo_secret_block,
                                                      passphrase_secret_block), config_path)

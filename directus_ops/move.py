@@ -28,7 +28,7 @@ import httpx
 import sqlalchemy as sa
 
 from . import database as db
-from . import progress
+from . import licensing, progress
 from .config import update_dotenv, write_private_text
 from .database import DatabaseSettings
 from .errors import ConfigError, IntegrityError, ProcedureFailed, StorageError, TargetNotEmpty
@@ -257,11 +257,14 @@ def plan_move(project_dir: str, config_path: str | None = None, to_database: str
     staged = cutover and (not out or out == config_file)
     if staged:
         out = config_file.with_name(config_file.name + ".after-move")  # staged: the switch is one rename
+    # A database copy takes an activated license with it (Directus 12: bound to project id and PUBLIC_URL).
+    license_note = licensing.move_notice(licensing.activated_license(project)) if target else None
     return MovePlan(project_dir=str(project.root), config_path=str(config_file), source=project.database,
                     target=target, method=method, storage=tuple(moves), config_out=str(out) if out else None,
                     cutover=cutover, stop_command=stop_command, start_command=start_command,
                     url=(url.rstrip("/") if url else default_url(project)) if cutover else url,
-                    storage_names=tuple(new_names), config_staged=staged, target_existed=target_existed)
+                    storage_names=tuple(new_names), config_staged=staged, target_existed=target_existed,
+                    warnings=(license_note,) if license_note else ())
 
 
 class AppStillRunning(ProcedureFailed):

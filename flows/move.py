@@ -201,6 +201,8 @@ def move_project(
     plan = plan_move_task(project_dir, config_path, with_password(to_database), to_storage, config_out, cutover,
                           stop_command, start_command, url, bool(repo))
     name = plan.project_dir.rstrip("/").rsplit("/", 1)[-1]
+    for warning in plan.warnings:
+        logger.warning("%s", warning)
     backup_options = None
     if repo:
         backup_options = {"project_dir": plan.project_dir, "repo": repo, "config_path": config_path,
@@ -253,6 +255,7 @@ def _result(plan: move.MovePlan, first: Pass, final: Pass, snapshot_id: str | No
         "cutover": bool(health),
         "health": health,
         "done": done,
+        "warnings": list(plan.warnings),
         "seconds": round(time.monotonic() - started, 1),
     }
 
@@ -273,7 +276,8 @@ def _report(plan: move.MovePlan, name: str, result: dict[str, Any], final: Pass)
     for old, new in plan.renames.items():
         rows.append(("Location renamed", f"'{old}' → '{new}' ({final.renamed_rows.get(old, 0)} directus_files rows)"))
     rows += [("New config", result["config_out"] or "not written (no --config-out)"),
-             *[("Done", d) for d in result["done"]], ("Duration", f"{result['seconds']} s")]
+             *[("Done", d) for d in result["done"]], *[("Note", w) for w in plan.warnings],
+             ("Duration", f"{result['seconds']} s")]
     tables = []
     if final.tables:
         tables.append(("Tables", ["table", "rows (source)", "rows (target)", "checksum equal"],
