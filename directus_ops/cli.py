@@ -313,6 +313,8 @@ def restore(
                            repo_secret_block=repo_secret_block, passphrase_secret_block=passphrase_secret_block,
                            workers=workers)
     objects = sum(c["objects"] for c in result["storage"].values())
+    if result.get("license_notice"):
+        typer.echo(f"directus-ops: note: {result['license_notice']}", err=True)
     if not result.get("database_restored", True):
         typer.echo(f"directus-ops: note: snapshot {result['snapshot']} holds no database (taken with --backup-database "
                    "none); the target's database was not touched", err=True)

@@ -22,10 +22,10 @@ from typing import IO, Any
 
 from pydantic import TypeAdapter
 
-from . import codec, faults, paths, restore_cleanup
+from . import codec, faults, licensing, paths, restore_cleanup
 from . import database as db
 from . import progress, workdir
-from .config import update_dotenv, update_dotenv_text, write_private_text
+from .config import read_config_file, update_dotenv, update_dotenv_text, write_private_text
 from .database import DatabaseSettings
 from .errors import ConfigError, IntegrityError, SnapshotNotFound, StorageError, StorageUnreadable
 from .manifest import (CONFIG, DATABASE, EXTENSIONS, MIGRATIONS, PROJECT_FILES, DatabaseInfo, Entry, LocationInfo,
@@ -758,6 +758,20 @@ def _config_overrides(target: RestoreTarget) -> tuple[dict[str, Any], frozenset[
 def target_project(target: RestoreTarget) -> Project:
     """The target as a Project (its folders, as its config names them), before or after its config is written."""
     return _project_from(target.project_dir, target.config_path, {}, content=target.snapshot_config)
+
+
+def license_notice(repo: Repository, manifest: Manifest, target: RestoreTarget) -> str | None:
+    """What becomes of a Directus 12 license activated in the restored database when the target runs under
+    another PUBLIC_URL than the snapshot's project did (None: no such license, or the same URL)."""
+    if not manifest.has_database or target.write_config:  # the snapshot's own config: its own PUBLIC_URL
+        return None
+    public_url = target_project(target).config.text("PUBLIC_URL")
+    license = licensing.settings_license(target.database, public_url)
+    if license is None:
+        return None
+    name = Path(manifest.project.config_file)  # its kind: the snapshot's config is read from memory
+    source = read_config_file(name, {}, read_config_bytes(repo, manifest)).get("PUBLIC_URL")
+    return licensing.public_url_notice(license, str(source) if source else None, public_url)
 
 
 def elapsed_since(start: float) -> float:

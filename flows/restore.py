@@ -12,7 +12,7 @@ from prefect import flow, get_run_logger
 from directus_ops import faults, project_lock, restore_cleanup
 from directus_ops import snapshot
 from tasks.database import restore_database_task
-from tasks.project import plan_restore_task, restore_project_files_task
+from tasks.project import plan_restore_task, restore_license_notice_task, restore_project_files_task
 from tasks.repository import repository_location, resolve_snapshot_task
 from tasks.storage import restore_location_task
 from tasks.verify import verify_snapshot_content_task
@@ -83,6 +83,9 @@ def restore(
             restore_cleanup.raise_failed(exc, target, resolved, replace, begun, begun[:-1])
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+    license_notice = restore_license_notice_task(location, resolved, target)
+    if license_notice:
+        logger.warning("%s", license_notice)
     result = {
         "snapshot": resolved,
         "project_dir": str(target.project_dir),
@@ -92,6 +95,7 @@ def restore(
         "database_restored": bool(row_counts),  # False: the snapshot holds no database (delete --backup-database none)
         "storage": storage_counts,
         "files": file_counts,
+        "license_notice": license_notice,
         "seconds": round(time.monotonic() - started, 1),
     }
     written = sum(c["bytes_written"] for c in storage_counts.values())
@@ -108,6 +112,7 @@ def restore(
             ("Bytes written to storage", human_bytes(written)),
             ("Config written", "yes" if file_counts["config"] else "kept the existing one"),
             ("Extensions / migrations files", f"{file_counts['extensions']} / {file_counts['migrations']}"),
+            *([("License", license_notice)] if license_notice else []),
             ("Duration", f"{result['seconds']} s"),
         ],
         notes=["Restart Directus on the restored project: it caches the schema."],

@@ -47,6 +47,13 @@ def plan_restore_task(repo: RepositoryLocation, snapshot_id: str, project_dir: s
                                  storage_overrides, Path(staging_dir))
 
 
+@task(name="restore-license-notice", cache_policy=NO_CACHE)
+def restore_license_notice_task(repo: RepositoryLocation, snapshot_id: str,
+                                target: snapshot.RestoreTarget) -> str | None:
+    """An activated Directus 12 license in the restored database, under another PUBLIC_URL: what becomes of it."""
+    return snapshot.license_notice(*_opened(repo, snapshot_id), target)
+
+
 @task(name="check-delete", cache_policy=NO_CACHE)
 def check_delete_task(project_dir: str, config_path: str | None, confirm: str | None, repo: str | None,
                       backup_database: str, backup_files: bool, backup_extensions: bool, keep_root: bool,
