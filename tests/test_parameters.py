@@ -86,6 +86,7 @@ def test_a_bad_parameter_is_refused_with_one_line_naming_it(flow_name: str, give
                  "storage": {"s3": "s3://bucket/files?endpoint=http://127.0.0.1:9000&region=x"}}),
     ("upgrade", {"repo": "/r", "project_dir": "/p", "to": "11.1.0", "rehearse": True, "url": "http://127.0.0.1:8055",
                  "stop_command": "systemctl stop directus"}),
+    ("upgrade", {"repo": "/r", "project_dir": "/p", "to": "12.4.0", "accept_license_change": True}),
     ("rehearse-upgrade", {"repo": "/r", "project_dir": "/p", "to": "11.1.0", "raise_on_failure": True}),
     ("downgrade", {"repo": "/r", "project_dir": "/p", "to": "10.13.4", "accept_data_loss": True}),
     ("move", {"project_dir": "/p", "to_database": "postgresql://directus@db/new", "cutover": True, "app_timeout": 60,
