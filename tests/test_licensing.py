@@ -325,3 +325,82 @@ def test_restore_under_another_public_url_reports_the_license(licensed_source, t
     result = restore(repo=repo, project_dir=str(same), snapshot_id=snapshot_id,
                      database_url=f"sqlite:///{tmp_path / 'same.db'}", storage={"local": str(tmp_path / "same-files")})
     assert result["license_notice"] is None
+
+
+# -- what 12.4.0 itself does without a license ---------------------------------------------------------------------
+def age_migrations(project_dir: Path, all_days: int, v12_days: int) -> None:
+    """Make the project look installed ``all_days`` ago and upgraded to 12 ``v12_days`` ago."""
+    sql(project_dir, "UPDATE directus_migrations SET timestamp = now() - make_interval(days => :d)", d=all_days)
+    sql(project_dir, "UPDATE directus_migrations SET timestamp = now() - make_interval(days => :d) WHERE version = :v",
+        d=v12_days, v=licensing.V12_MIGRATION)
+
+
+def reader_view(made, password: str) -> tuple[int, str]:
+    """(status, body) of the API-only reader's login, or of its read of notes once logged in."""
+    import httpx
+
+    login = httpx.post(f"{made.url}/auth/login", json={"email": "reader@example.com", "password": password}, timeout=30)
+    if login.status_code != 200:
+        return login.status_code, login.text
+    token = login.json()["data"]["access_token"]
+    read = httpx.get(f"{made.url}/items/notes", headers={"Authorization": f"Bearer {token}"}, timeout=30)
+    return read.status_code, read.text
+
+
+@pytest.mark.directus
+def test_core_tier_as_12_4_0_applies_it(tmp_path, databases):
+    """Started without a license and over the Core limits (4 Studio users): in the 30 days after the v12
+    migration it reports grace and serves, after them it is locked (items refused, non-admins cannot log in),
+    and an install younger than 24 hours is locked at once; a permission's custom rule is ignored even in grace."""
+    from directus_ops.directus_api import DirectusApiError
+
+    made = make_project(tmp_path, directus_install(LICENSED), databases.create("pg"), with_extras=False)
+    password = f"pw-{secrets.token_hex(6)}"
+    with made.server() as admin:
+        admin.post("/collections", {"collection": "notes", "schema": {}, "meta": {}, "fields": [
+            {"field": "id", "type": "integer", "meta": {}, "schema": {"is_primary_key": True, "has_auto_increment": True}},
+            {"field": "text", "type": "string", "meta": {}, "schema": {}}]})
+        admin.post("/items/notes", [{"text": "one"}, {"text": "two"}])
+        reader = admin.post("/users", {"email": "reader@example.com", "password": password})["id"]
+    policy = str(uuid.uuid4())  # API-only (no app access): the reader takes no seat
+    sql(made.dir, "INSERT INTO directus_policies (id, name) VALUES (:p, 'readers')", p=policy)
+    sql(made.dir, 'INSERT INTO directus_access (id, "user", policy) VALUES (:id, :u, :p)', id=str(uuid.uuid4()),
+        u=reader, p=policy)
+    sql(made.dir, "INSERT INTO directus_permissions (collection, action, fields, policy) "
+                  "VALUES ('notes', 'read', '*', :p)", p=policy)
+    add_users(made.dir, 3)
+
+    def license_state() -> dict:
+        with made.server() as admin:
+            state = admin.get("/license")
+            try:
+                admin.get("/items/notes")
+                state["items"] = "served"
+            except DirectusApiError as exc:
+                state["items"] = "RESOURCE_RESTRICTED" if "RESOURCE_RESTRICTED" in str(exc) else str(exc)
+            state["reader"] = reader_view(made, password)
+        return state
+
+    # Installed and upgraded just now: a new install, no grace.
+    now = license_state()
+    assert (now["name"], now["status"], now["usage"]["seats"]) == ("Core", "locked", 4), now
+    assert now["items"] == "RESOURCE_RESTRICTED"
+    assert now["reader"][0] == 403 and "RESOURCE_RESTRICTED" in now["reader"][1]  # non-admin login refused
+
+    # Installed 60 days ago, upgraded yesterday: grace until 30 days after the upgrade, everything served.
+    age_migrations(made.dir, 60, 1)
+    grace = license_state()
+    assert grace["status"] == "grace" and grace["grace_period"] == licensing.GRACE_DAYS * 86400, grace
+    assert grace["items"] == "served" and grace["reader"][0] == 200 and len(json.loads(grace["reader"][1])["data"]) == 2
+
+    # The same permission with an item rule is ignored even in grace: the reader has no read permission left.
+    sql(made.dir, "UPDATE directus_permissions SET permissions = :rule WHERE policy = :p",
+        rule=json.dumps({"id": {"_eq": 1}}), p=policy)
+    ruled = license_state()
+    assert ruled["status"] == "grace" and ruled["reader"][0] == 403, ruled
+
+    # Upgraded 40 days ago: the grace is over.
+    age_migrations(made.dir, 80, 40)
+    over = license_state()
+    assert over["status"] == "locked" and over["items"] == "RESOURCE_RESTRICTED"
+    assert over["reader"][0] == 403 and "RESOURCE_RESTRICTED" in over["reader"][1]
