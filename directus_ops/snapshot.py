@@ -13,7 +13,7 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
@@ -760,14 +760,18 @@ def target_project(target: RestoreTarget) -> Project:
     return _project_from(target.project_dir, target.config_path, {}, content=target.snapshot_config)
 
 
-def license_notice(repo: Repository, manifest: Manifest, target: RestoreTarget) -> str | None:
+def license_notice(target: RestoreTarget, opened: Callable[[], tuple[Repository, Manifest]]) -> str | None:
     """What becomes of a Directus 12 license activated in the restored database when the target runs under
-    another PUBLIC_URL than the snapshot's project did (None: no such license, or the same URL)."""
-    if not manifest.has_database or target.write_config:  # the snapshot's own config: its own PUBLIC_URL
+    another PUBLIC_URL than the snapshot's project did (None: no such license, or the same URL). ``opened``
+    gives the repository and manifest, asked for only when there is a key to compare URLs for."""
+    if target.write_config:  # the snapshot's own config: its own PUBLIC_URL
         return None
     public_url = target_project(target).config.text("PUBLIC_URL")
     license = licensing.settings_license(target.database, public_url)
     if license is None:
+        return None
+    repo, manifest = opened()
+    if not manifest.has_database:  # the target's database was left as it was: not this snapshot's license
         return None
     name = Path(manifest.project.config_file)  # its kind: the snapshot's config is read from memory
     source = read_config_file(name, {}, read_config_bytes(repo, manifest)).get("PUBLIC_URL")

@@ -51,7 +51,7 @@ def plan_restore_task(repo: RepositoryLocation, snapshot_id: str, project_dir: s
 def restore_license_notice_task(repo: RepositoryLocation, snapshot_id: str,
                                 target: snapshot.RestoreTarget) -> str | None:
     """An activated Directus 12 license in the restored database, under another PUBLIC_URL: what becomes of it."""
-    return snapshot.license_notice(*_opened(repo, snapshot_id), target)
+    return snapshot.license_notice(target, lambda: _opened(repo, snapshot_id))
 
 
 @task(name="check-delete", cache_policy=NO_CACHE)
