@@ -1,4 +1,4 @@
-"""Writing a v8 project into a running Directus 10 or 11 through its REST API (api mode), for when only HTTP
+"""Writing a v8 project into a running Directus 10, 11 or 12 through its REST API (api mode), for when only HTTP
 reaches the target.
 
 The mapping is database mode's (``mapping.py``: the same UUIDs, rows, conversions, references and permissions);
@@ -14,7 +14,7 @@ the items written, and then each field and collection gets its own settings (``f
 keeps a given creator and date, so a file is uploaded with its id and ``filename_disk`` and its v8 metadata
 (uploader, dates, tags…) is PATCHed after. What the API still cannot keep is ``NOT_KEPT``.
 
-On 11.x (``/server/info``'s version) admin and app access live on policies, as in database mode: the admin role
+On 11.x and 12.x (``/server/info``'s version) admin and app access live on policies, as in database mode: the admin role
 is the one an admin policy is attached to, v8's Public becomes the target's public policy (the access row with no
 role and no user), each custom role is POSTed to ``/roles``, its policy to ``/policies`` and the access row linking
 them to ``/access`` (ids from the same id map), and permissions carry ``policy`` instead of ``role``.
@@ -44,13 +44,13 @@ import httpx
 from .. import faults
 from ..database import DatabaseSettings, connect
 from ..directus_api import DirectusApiError, DirectusClient
-from ..errors import ConfigError, StorageError, VersionError
+from ..errors import ConfigError, StorageError
 from ..redact import register_secret
 from ..storage import StorageLocation
 from ..upgrade import TOKEN_ENV  # an admin token, never a flow parameter
 from .mapping import CollectionPlan, ColumnPlan, IdMap, RowConverter, SchemaPlan
 from .source import V8Source
-from .target import SUPPORTED_MAJORS, ItemStats, TargetConflict, TargetInfo, TargetNotReady, _stream, referenced_keys
+from .target import ItemStats, TargetConflict, TargetInfo, TargetNotReady, _stream, check_supported, referenced_keys
 
 log = logging.getLogger("directus_ops.v8.api_target")
 
@@ -112,7 +112,7 @@ def client_for(url: str, token: str) -> DirectusClient:
 # -- preflight ---------------------------------------------------------------------------------------------------
 def inspect_api_target(client: DirectusClient, collections: list[str],
                        ids_probe: list[tuple[str, str]] | None = None) -> TargetInfo:
-    """Check the target through its API, writing nothing: it answers, runs 10.x or 11.x, the token is an admin's,
+    """Check the target through its API, writing nothing: it answers, runs 10.x, 11.x or 12.x, the token is an admin's,
     and no collection is named like a v8 one unless an earlier run of this migration made it (``ids_probe``: the
     (system table, uuid) pairs only such a run wrote). On 11.x also its public policy."""
     url = client.url
@@ -132,10 +132,7 @@ def inspect_api_target(client: DirectusClient, collections: list[str],
         raise DirectusApiError(f"GET /users/me at {url} failed: HTTP {me.status_code}")
     user = me.json()["data"]
     version = str(client.server_info().get("version") or "")  # given to any signed-in user
-    if not version.startswith(SUPPORTED_MAJORS):
-        raise VersionError(f"the target runs Directus {version or 'of an unknown version'}; the v8 migration writes "
-                           "into Directus 10.x and 11.x targets: use a project on one of those")
-    policies = version.startswith("11.")
+    policies = check_supported(version, url) >= 11  # 11.x and 12.x: the access model of policies
     if not _is_admin(client, policies):
         who = user.get("email") or user.get("id")  # only the id when the user may not read its own row
         raise ConfigError(f"the token's user ({who}) is not an administrator of {url}; use an admin "
