@@ -43,6 +43,7 @@ from ..redact import redact
 from ..storage import StorageLocation
 from . import sqlitems
 from .mapping import SYSTEM_TARGETS, CollectionPlan, Dangling, IdMap, RowConverter, SchemaPlan
+from .mapping import legacy_comments as mapping_legacy
 from .source import V8Source, _q
 from .writers import BATCH_ROWS, WRITERS, Writer, writer_for
 
@@ -138,6 +139,14 @@ def inspect_target(project: Project, collections: list[str], ids_probe: list[tup
         raise ConfigError(f"{project.config_path} has no STORAGE_LOCATIONS; add one (e.g. local) for the files")
     return TargetInfo(where, version, migrations, str(admin), users, project.storage[0].name, resuming, existing,
                       policies=policies, public_policy=public_policy)
+
+
+def target_license(project: Project) -> Any:
+    """The target's Directus 12 license and usage (``entitlements.License``); None before 12 (no licensing)."""
+    from . import entitlements
+
+    with connect(project.database) as conn:
+        return entitlements.from_database(project, conn)
 
 
 def _check_access_model(version: str, tables: set[str], where: str, root: Any) -> bool:
@@ -476,6 +485,31 @@ def write_permissions(settings: DatabaseSettings, rows: list[dict[str, Any]]) ->
         return _insert_missing(conn, table, missing)
 
 
+def write_comments(settings: DatabaseSettings, rows: list[dict[str, Any]]) -> tuple[int, str]:
+    """``mapping.map_comments``'s rows into the table the target keeps comments in: ``directus_comments`` where
+    it has one (11.1.2+, as Directus's own migration moves them), else ``directus_activity`` rows with action
+    ``comment`` (10.x; no key of their own: one already there with the same collection, item and text counts as
+    written). The missing ones; how many, and where."""
+    with _target(settings) as (conn, writer), conn.begin():
+        if "directus_comments" in set(list_tables(conn)):
+            return writer.insert_missing(conn, _reflect(conn, "directus_comments"), rows), "directus_comments"
+        activity = _reflect(conn, "directus_activity")
+        if "comment" not in activity.c:  # neither form (an 11.x before 11.1.2 keeps no comments)
+            return 0, "none"
+        have = collections.Counter((c, str(i), t) for c, i, t in conn.execute(
+            sa.select(activity.c.collection, activity.c.item, activity.c.comment).where(activity.c.action == "comment")))
+        missing = []
+        for row in mapping_legacy(rows):
+            key = (row["collection"], str(row["item"]), row["comment"])
+            if have[key]:
+                have[key] -= 1
+            else:
+                missing.append(row)
+        if missing:
+            conn.execute(activity.insert(), missing)
+        return len(missing), "directus_activity"
+
+
 # -- files' bytes ------------------------------------------------------------------------------------------------
 @dataclass
 class FileCopy:
@@ -533,5 +567,6 @@ def copy_files(source: V8Source, originals: StorageLocation, target: StorageLoca
 
 
 __all__ = ["FileCopy", "ItemStats", "TargetConflict", "TargetInfo", "TargetNotReady", "add_foreign_keys",
-           "copy_files", "create_schema", "inspect_target", "referenced_keys", "reset_sequences",
-           "write_items", "write_permissions", "write_system_rows"]
+           "check_supported", "copy_files", "create_schema", "inspect_target", "major", "referenced_keys",
+           "reset_sequences", "target_license", "write_comments", "write_items", "write_permissions",
+           "write_system_rows"]
