@@ -10,12 +10,15 @@ accepted; Directus 10 installed over a newer database) fails with one line, chan
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import tarfile
+import time
 from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
@@ -377,6 +380,23 @@ def refused(args: list[str], project: TestProject, env: dict[str, str], *phrases
     return lines[0]
 
 
+def licensed(project: TestProject, install: Path, root: Path, entitlements: dict[str, Any]) -> Path:
+    """Another directory for ``project``'s database whose config sets a LICENSE_TOKEN granting ``entitlements``
+    (over a plan of 10 seats and 25 collections); unsigned: the migration reads what a token grants, Directus
+    verifies it (this one it would refuse)."""
+    def part(value: dict[str, Any]) -> str:
+        return base64.urlsafe_b64encode(json.dumps(value).encode()).decode().rstrip("=")
+
+    granted = {"seats": {"limit": 10}, "collections": {"limit": 25}, "custom_permission_rules_enabled": {"default": False},
+               **entitlements}
+    token = ".".join([part({"alg": "none"}), part({"meta": {"name": "Test plan"}, "entitlements": granted,
+                                                    "exp": int(time.time()) + 3600}), "unsigned"])
+    directory = root / f"licensed-{len(list(root.glob('licensed-*')))}"
+    link_directus(directory, install)
+    write_env(directory / ".env", {**project.env, "LICENSE_TOKEN": token})
+    return directory
+
+
 def test_bad_input_is_refused_with_nothing_changed(clean_target: TestProject, v8_url: str, uploads: Path,
                                                    module_databases: Databases, directus: Path,
                                                    tmp_path: Path, server_env: dict[str, str]) -> None:
@@ -403,6 +423,22 @@ def test_bad_input_is_refused_with_nothing_changed(clean_target: TestProject, v8
                 "the target's Directus license (Core, from CORE_LICENSE of the installed @directus/license",
                 "does not include custom permission rules", "which 18 of the 76 permissions v8 gives Author, Editor, Public need",
                 "pass --accept-license-limits to migrate anyway", code=16)
+    if MAJOR >= 12:  # a license token in the config: its entitlements count (read, not verified: Directus does)
+        for entitlements, phrases in (
+                ({"seats": {"limit": 2}}, (("(Test plan, from LICENSE_TOKEN in the config) allows 2 seats (active "
+                                            "users with app or admin access); it has 1 and the migration adds 2"),
+                                           "Directus would lock the project", "activate a license with more")),
+                ({"collections": {"limit": 5, "overage": 2}},
+                 ("allows 7 active collections; it has 0 and the migration adds 8", "--skip-collections"))):
+            directory = licensed(clean_target, directus, tmp_path, entitlements)
+            refused(migrate_args(v8_url, uploads, directory), TestProject(directory, clean_target.database, 0, {}, {}),
+                    server_env, *phrases, code=2)
+        entitled = licensed(clean_target, directus, tmp_path, {"custom_permission_rules_enabled": {"default": True}})
+        dry = run_cli(*migrate_args(v8_url, uploads, entitled, "--dry-run", accept=False), env=server_env)
+        assert dry.returncode == 0, dry.stderr  # entitled: nothing to accept
+        found = json.loads((entitled / "v8-migration" / "plan.json").read_text())["license"]
+        assert (found["name"], found["seats"], found["custom_rules_entitled"]) == ("Test plan", [1, 2, 10], True)
+        shutil.rmtree(entitled / "v8-migration")
     if MAJOR >= 11:  # Directus 10 installed over this database (policies): refused, the version named
         older = tmp_path / "downgraded"
         link_directus(older, directus_install(RELEASES[0]))

@@ -202,14 +202,13 @@ def check(license: License | None, *, new_collections: list[str], new_seat_users
                           collections=[license.collections, len(new_collections), license.limit(COLLECTIONS)],
                           custom_rules=len(custom), custom_rules_entitled=license.entitled(CUSTOM_RULES))
     tier = f"{where}'s Directus license ({license.name}, from {license.source})"
-    over = []
+    over, fix = [], ""
     for label, (used, added, limit) in (("seats (active users with app or admin access)", result.seats),
                                         ("active collections", result.collections)):
         if limit != -1 and used + added > limit:
             over.append(f"{limit} {label}; it has {used} and the migration adds {added}")
+            fix = "leave collections out with --skip-collections, or " if label == "active collections" else fix
     if over:
-        fix = "leave collections out with --skip-collections, or " if result.collections[0] + result.collections[1] \
-            > result.collections[2] != -1 else ""
         raise ConfigError(f"{tier} allows {' and '.join(over)}: Directus would lock the project (/items, /files and "
                           f"/assets refused, only admins log in); {fix}activate a license with more first (LICENSE_KEY, "
                           "or Settings > License); nothing was changed")
