@@ -19,6 +19,7 @@ import signal
 import subprocess
 import tarfile
 import time
+import uuid
 from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
@@ -50,7 +51,7 @@ from v8_checks import (
 
 from directus_ops.database import DatabaseSettings, restore
 from directus_ops.v8 import mapping
-from directus_ops.v8.source import read_v8
+from directus_ops.v8.source import Comment, read_v8
 
 pytestmark = pytest.mark.directus
 
@@ -316,6 +317,20 @@ def test_ids_are_deterministic_and_dangling_references_become_null(v8_url: str) 
     assert [(u["email"], u["status"], u["role"]) for u in users.rows] == [
         ("sam.writer@example.com", "archived", first.get("directus_roles", 4))]
     assert users.needing_password == ["sam.writer@example.com"]
+    # Comments: on migrated collections' items (and files, users: through the id map), ids a re-run finds again.
+    comments = source.comments + [Comment(id=900, action_by=3, collection="directus_files", item="2", comment="file"),
+                                  Comment(id=901, action_by=3, collection="tags", item="1", comment="left out")]
+    rows, notes = mapping.map_comments(source.model_copy(update={"comments": comments}), first, {"articles"})
+    users = first.ids["directus_users"]
+    assert [(r["id"], r["collection"], r["item"], r["user_created"]) for r in rows] == [
+        (str(uuid.uuid5(first.namespace, "directus_comments:216")), "articles", "1", users[2]),
+        (str(uuid.uuid5(first.namespace, "directus_comments:217")), "articles", "4", users[1]),
+        (str(uuid.uuid5(first.namespace, "directus_comments:900")), "directus_files", first.get("directus_files", 2),
+         users[3])]
+    assert notes == ["1 v8 comment on tags not carried: the collection is not migrated (or the item is gone)"]
+    assert mapping.legacy_comments(rows)[0] == {"action": "comment", "user": users[2], "collection": "articles",
+                                                "item": "1", "comment": "Great photos, ship it!",
+                                                "timestamp": datetime(2026, 11, 26, 6, 25, 40, tzinfo=timezone.utc)}
     berlin = mapping.source_timezone("Europe/Berlin")
     converted = mapping.convert_row(plan, row | {"published_on": datetime(2020, 6, 1, 10, 0)}, first, {}, berlin, [], [])
     assert converted["published_on"] == datetime(2020, 6, 1, 8, 0)  # v8's local time → UTC
