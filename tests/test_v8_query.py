@@ -1,6 +1,6 @@
 """The v8 → v9 query rewriter: a table of v8 URLs and the v9 URLs they become (every v8 operator and
-parameter), the notes that explain each change, Directus's own query parser (the suite's version) reading the rewritten
-filters as meant, and the real ``directus-ops v8 rewrite-query`` command."""
+parameter), the notes that explain each change, Directus's own query parser (the suite's version) reading the
+rewritten filters as meant, and the real ``directus-ops v8 rewrite-query`` command."""
 
 from __future__ import annotations
 
