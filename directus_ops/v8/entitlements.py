@@ -19,7 +19,7 @@ The numbers are the target's own, never a list kept here: api mode reads ``GET /
 usage, admin only); database mode decodes the license token (``LICENSE_TOKEN`` in the config, else
 ``directus_settings.license_token``; Directus verifies its signature, this only reads what it grants), else takes
 ``CORE_LICENSE`` from the target's installed ``@directus/license``, and counts the usage in the database as
-Directus does. A target without licensing (no ``license_token`` column, no ``/license``: before 12) is not checked.
+Directus does (``licensing.core_usage``). A target without licensing (no ``license_token`` column, no ``/license``: before 12) is not checked.
 """
 
 from __future__ import annotations
@@ -35,8 +35,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from ..database import list_tables
 from ..errors import ConfigError, NeedsConfirmation
+from ..licensing import KEY_VARIABLE, TOKEN_VARIABLE, core_usage
 from ..project import Project
 
 log = logging.getLogger("directus_ops.v8.entitlements")
@@ -112,10 +112,11 @@ def from_database(project: Project, conn: Connection) -> License | None:
         return None
     row = conn.execute(sa.select(settings_table.c.license_key, settings_table.c.license_token)).first()
     stored_key, stored_token = (row[0], row[1]) if row else (None, None)
-    token, where = project.config.text("LICENSE_TOKEN"), "LICENSE_TOKEN in the config"
+    token, where = project.config.text(TOKEN_VARIABLE), f"{TOKEN_VARIABLE} in the config"
     if not token and stored_token:
         token, where = str(stored_token), "the license token in directus_settings"
-    usage = _usage(conn)
+    counted = core_usage(project.database)
+    usage = {"seats": counted.seats, "collections": counted.collections}
     if token:
         payload = _jwt_payload(token)
         expires = payload.get("exp") if payload else None
@@ -123,8 +124,8 @@ def from_database(project: Project, conn: Connection) -> License | None:
             name = str((payload.get("meta") or {}).get("name") or "licensed")
             return License(name, where, payload["entitlements"], **usage)
         log.info("v8 migrate: the license token (%s) is unreadable or expired: Directus falls back to Core", where)
-    elif project.config.text("LICENSE_KEY") or stored_key:
-        return License("a license key", "LICENSE_KEY" if project.config.text("LICENSE_KEY") else
+    elif project.config.text(KEY_VARIABLE) or stored_key:
+        return License("a license key", KEY_VARIABLE if project.config.text(KEY_VARIABLE) else
                        "directus_settings.license_key", None, **usage)
     core = core_license(project.root)
     return License(str(core["meta"]["name"]), "CORE_LICENSE of the installed @directus/license (no license)",
@@ -159,31 +160,6 @@ def core_license(project_root: Path | str) -> dict[str, Any]:
     output = process.run([node_runtime.for_project(root).node, "--input-type=module", "-e", script], cwd=root,
                          timeout=60, quiet=True)
     return json.loads(output.strip().splitlines()[-1])
-
-
-def _truthy(value: Any) -> bool:
-    return value in (True, 1, "1", "true")
-
-
-def _usage(conn: Connection) -> dict[str, int]:
-    """Seats and collections as Directus 12 counts them (entitlements/lib/seats.js, collections.js)."""
-    tables = set(list_tables(conn))
-    user = conn.dialect.identifier_preparer.quote("user")
-    granting = {(str(r) if r else None, str(u) if u else None) for r, u, admin, app in conn.execute(sa.text(
-        f"SELECT a.role, a.{user}, p.admin_access, p.app_access FROM directus_access a "
-        "JOIN directus_policies p ON p.id = a.policy")) if _truthy(admin) or _truthy(app)}
-    roles = {r for r, _ in granting if r}
-    direct = {u for _, u in granting if u}
-    parents = {str(c): str(p) for c, p in conn.execute(sa.text(
-        "SELECT id, parent FROM directus_roles WHERE parent IS NOT NULL"))}
-    while added := {c for c, p in parents.items() if p in roles and c not in roles}:  # a role inherits its parent's
-        roles |= added
-    seats = sum(1 for uid, role in conn.execute(sa.text("SELECT id, role FROM directus_users WHERE status = 'active'"))
-                if str(uid) in direct or (role is not None and str(role) in roles))
-    collections = sum(1 for (name,) in conn.execute(sa.text(
-        "SELECT collection FROM directus_collections WHERE status = 'active'"))
-        if name in tables and not str(name).startswith("directus_"))
-    return {"seats": seats, "collections": collections}
 
 
 # -- the check ----------------------------------------------------------------------------------------------------
