@@ -932,7 +932,7 @@ def _leave(code: Any) -> None:
 def v8_migrate_command(
     v8_database: Annotated[str, typer.Option("--v8-database", help="The v8 project's database: mysql://USER:PASSWORD@HOST:PORT/DB.")],
     v8_storage: Annotated[str, typer.Option("--v8-storage", help="The v8 upload folder holding originals/ (e.g. /srv/v8/public/uploads/_), or s3://bucket/prefix.")],
-    project_dir: Annotated[Path, typer.Option("--project-dir", help="The target Directus 10 or 11 project directory (installed and bootstrapped, on PostgreSQL or MySQL/MariaDB); with --mode api, a local directory for the plan, id map and report.")],
+    project_dir: Annotated[Path, typer.Option("--project-dir", help="The target Directus 10, 11 or 12 project directory (installed and bootstrapped, on PostgreSQL or MySQL/MariaDB); with --mode api, a local directory for the plan, id map and report.")],
     mode: Annotated[str, typer.Option("--mode", help="database: write straight into the target's database; api: write through the target's REST API (--url, --token).")] = "database",
     skip_collections: Annotated[Optional[list[str]], typer.Option("--skip-collections", help="A v8 collection to leave out (repeat, or comma-separate).")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Run every check and write the plan and id map; change nothing in the target.")] = False,
@@ -945,9 +945,10 @@ def v8_migrate_command(
     token: Annotated[Optional[str], typer.Option("--token", help="api mode: an admin user's static token (better: set DIRECTUS_OPS_TOKEN; never stored or logged).", show_default=False)] = None,
     token_secret_block: Annotated[Optional[str], typer.Option("--token-secret-block", help="api mode: a Prefect Secret block holding the admin token (instead of --token).")] = None,
     max_payload_size: Annotated[str, typer.Option("--max-payload-size", help="api mode: the target's MAX_PAYLOAD_SIZE; no request is larger.")] = "1mb",
+    accept_license_limits: Annotated[bool, typer.Option("--accept-license-limits", help="A Directus 12 target whose license lacks custom permission rules (Core): migrate anyway; database mode writes the v8 permissions that need them (ignored until a license includes them), api mode leaves them out (listed in the report).")] = False,
 ) -> None:
-    """Migrate a Directus v8 project (database + upload folder) into a Directus 10 or 11 project: roles (and 11's
-    policies), users, folders,
+    """Migrate a Directus v8 project (database + upload folder) into a Directus 10, 11 or 12 project: roles (and
+    11's policies), users, folders,
     files and their bytes, schema and metadata, every item with its references rewritten to the new UUIDs, and
     permissions. Run it again to resume a stopped run: a completed migration is not changed."""
     with user_errors():
@@ -965,7 +966,8 @@ def v8_migrate_command(
                            dry_run=dry_run, temporary_password_env=temporary_password_env, v8_timezone=v8_timezone,
                            work_dir=str(work_dir.expanduser().resolve()) if work_dir else None,
                            v8_storage_endpoint=v8_storage_endpoint, v8_storage_region=v8_storage_region,
-                           url=url, token_secret_block=token_secret_block, max_payload_size=max_payload_size)
+                           url=url, token_secret_block=token_secret_block, max_payload_size=max_payload_size,
+                           accept_license_limits=accept_license_limits)
     if dry_run:
         typer.echo(f"dry run: checks passed; would migrate {', '.join(result['collections'])}; id map {result['id_map']}")
         return

@@ -213,7 +213,7 @@ V8Storage = Annotated[str, _field(
     "v8 upload folder", "The v8 upload folder holding originals/ (e.g. /srv/v8/public/uploads/_), or "
                         "s3://bucket/prefix.", min_length=1, pattern=_REPO_PATTERN)]
 V8TargetDir = Annotated[str, _field(
-    "Target project directory", "The Directus 10 or 11 project directory (installed and bootstrapped, on "
+    "Target project directory", "The Directus 10, 11 or 12 project directory (installed and bootstrapped, on "
                                 "PostgreSQL or MySQL/MariaDB); in api mode a local directory for the plan, id map "
                                 "and report.",
     min_length=1, pattern=_PATH_PATTERN)]
@@ -248,6 +248,11 @@ V8StorageEndpoint = Annotated[str | None, _field(
                       "AWS_SECRET_ACCESS_KEY).", pattern=_HTTP_URL_PATTERN)]
 V8StorageRegion = Annotated[str | None, _field("v8 S3 region", "S3 region of an s3:// upload folder.",
                                                pattern=r"^[a-z0-9-]+$")]
+AcceptLicenseLimits = Annotated[bool, _field(
+    "Accept the license's limits", "A Directus 12 target whose license lacks custom permission rules (Core): migrate "
+                                   "anyway. Database mode writes v8's permissions that need them (Directus ignores "
+                                   "them until a license includes the rules); api mode leaves them out (listed in "
+                                   "the report).")]
 
 
 # -- one model per flow --------------------------------------------------------------------------------------------
@@ -391,6 +396,7 @@ class V8MigrateParameters(_Exclusive):
     url: V8TargetUrl = None
     token_secret_block: TokenSecretBlock = None
     max_payload_size: MaxPayloadSize = "1mb"
+    accept_license_limits: AcceptLicenseLimits = False
 
 
 # Keyed by flow name (as deployments are: backup/backup, rehearse-upgrade/..., v8_migrate/...).

@@ -1,7 +1,7 @@
 """v8_migrate: a Directus v8 project (its MySQL/MariaDB database and upload folder) into a bootstrapped
-Directus 10 or 11 project. Database mode (PostgreSQL or MySQL/MariaDB): check → read → roles (11.x: with
-policies and access rows)/users/folders → files (rows and bytes) → schema → items → permissions (11.x: on
-policies) → sequences → report. Api mode (only HTTP reaches the target): the same steps through its REST API, the
+Directus 10, 11 or 12 project. Database mode (PostgreSQL or MySQL/MariaDB): check (12.x: against its license) →
+read → roles (11.x+: with policies and access rows)/users/folders → files (rows and bytes) → schema → items →
+permissions (11.x+: on policies) → comments → sequences → report. Api mode (only HTTP reaches the target): the same steps through its REST API, the
 report and id map in the local project_dir. Idempotent: run it again to resume or to confirm."""
 
 from __future__ import annotations
@@ -19,9 +19,9 @@ from directus_ops import project_lock
 from directus_ops.errors import ConfigError
 from directus_ops.redact import redact
 from directus_ops.v8 import api_target, migrate
-from tasks.v8 import (api_files_task, api_items_task, api_people_task, api_permissions_task, api_prepare_task,
-                      api_schema_task, files_task, items_task, people_task, permissions_task, prepare_task,
-                      schema_task, sequences_task)
+from tasks.v8 import (api_comments_task, api_files_task, api_items_task, api_people_task, api_permissions_task,
+                      api_prepare_task, api_schema_task, comments_task, files_task, items_task, people_task,
+                      permissions_task, prepare_task, schema_task, sequences_task)
 
 from . import parameters as p
 from .report import artifact_key, human_bytes, publish
@@ -30,7 +30,7 @@ from .restore import with_password
 NOTES_SHOWN = 200  # report lines per list (the JSON report next to the id map has them all)
 
 
-@flow(name="v8_migrate", description="Migrate a Directus v8 project into a Directus 10 or 11 project (database or api mode).")
+@flow(name="v8_migrate", description="Migrate a Directus v8 project into a Directus 10, 11 or 12 project (database or api mode).")
 @project_lock.exclusive("v8-migrate")
 def v8_migrate(
     v8_database_url: p.V8DatabaseUrl,
@@ -47,11 +47,13 @@ def v8_migrate(
     url: p.V8TargetUrl = None,
     token_secret_block: p.TokenSecretBlock = None,
     max_payload_size: p.MaxPayloadSize = api_target.DEFAULT_MAX_PAYLOAD,
+    accept_license_limits: p.AcceptLicenseLimits = False,
 ) -> dict[str, Any]:
     """``url``, ``token_secret_block`` and ``max_payload_size`` are api mode's: the target's address, the name of
     a Prefect Secret block holding an admin token (else DIRECTUS_OPS_TOKEN on the worker; the token is never a
     parameter), and the target's MAX_PAYLOAD_SIZE. In api mode ``project_dir`` is a local directory for the
-    work files, report and id map (created if missing), not the target's project."""
+    work files, report and id map (created if missing), not the target's project. ``accept_license_limits``: on a
+    Directus 12 target whose license lacks custom permission rules, migrate anyway (directus_ops.v8.entitlements)."""
     logger = get_run_logger()
     started = time.monotonic()
     if mode not in ("database", "api"):
@@ -74,12 +76,12 @@ def v8_migrate(
     skip = skip_collections or []
     if mode == "api":
         plan = api_prepare_task(v8_url, v8_storage, project_dir, str(work), str(url), token_secret_block, skip,
-                                v8_timezone, like)
+                                v8_timezone, like, accept_license_limits)
     else:
-        plan = prepare_task(v8_url, v8_storage, project_dir, str(work), skip, v8_timezone, like)
+        plan = prepare_task(v8_url, v8_storage, project_dir, str(work), skip, v8_timezone, like, accept_license_limits)
     report: dict[str, Any] = {"v8_database": plan.v8_database, "target": plan.target_url or plan.project_dir,
                               "mode": mode, "directus": plan.directus_version, "resumed": plan.resuming,
-                              "dry_run": dry_run, "id_map": str(work / "id-map.json")}
+                              "dry_run": dry_run, "id_map": str(work / "id-map.json"), "license": plan.license}
     if dry_run:
         report["collections"] = plan.collections
         logger.info("dry run: checks passed, nothing written; plan in %s", work)
@@ -91,6 +93,7 @@ def v8_migrate(
         report["items"] = api_items_task(str(work), token_secret_block, v8_url, limit)
         report["schema"]["relations"] = report["items"]["relations"]  # made after the rows
         report["permissions"] = api_permissions_task(str(work), token_secret_block, limit)
+        report["comments"] = api_comments_task(str(work), token_secret_block, limit)
         report["not_kept"] = api_target.NOT_KEPT
     else:
         password_hash = migrate.hash_password(plan.project_dir, password) if password else None
@@ -99,6 +102,7 @@ def v8_migrate(
         report["schema"] = schema_task(str(work))
         report["items"] = items_task(str(work), v8_url)
         report["permissions"] = permissions_task(str(work))
+        report["comments"] = comments_task(str(work))
         report["sequences"] = sequences_task(str(work))
     report["seconds"] = round(time.monotonic() - started, 1)
     (work / "report.json").write_text(redact(json.dumps(report, indent=1, default=str)))
@@ -107,19 +111,33 @@ def v8_migrate(
     return report
 
 
+def _license_line(found: dict[str, Any]) -> str:
+    """The target's tier and what the migration uses of it (entitlements.LicenseCheck)."""
+    if not found["checked"]:
+        return f"{found['name']} ({found['source']}): entitlements known once Directus activates it; not checked"
+    def use(counts: list[int]) -> str:
+        return f"{counts[0]} + {counts[1]} of {'no limit' if counts[2] == -1 else counts[2]}"
+    rules = "included" if found["custom_rules_entitled"] else "not included"
+    return (f"{found['name']} ({found['source']}): seats {use(found['seats'])}, collections "
+            f"{use(found['collections'])}, custom permission rules {rules} ({found['custom_rules']} needed)")
+
+
 def _publish(report: dict[str, Any], work: Path) -> None:
     items, people, files, schema = report["items"], report["people"], report["files"], report["schema"]
     rows: list[tuple[str, object]] = [
         ("Source", report["v8_database"]), ("Target", f"{report['target']} (Directus {report['directus']})"),
         ("Resumed an earlier run", "yes" if report["resumed"] else "no"),
         ("Roles / users / folders written", f"{people['roles']} / {people['users']} / {people['folders']}"),
-        *([("Policies / access rows written (Directus 11)", f"{people['policies']} / {people['access']}")]
+        *([("Policies / access rows written (Directus 11+)", f"{people['policies']} / {people['access']}")]
           if "policies" in people else []),
+        *([("License (Directus 12)", _license_line(report["license"]))] if report.get("license") else []),
         ("Files", f"{files['rows']} rows, {files['copied']} copied ({human_bytes(files['bytes'])}), "
                   f"{files['already_there']} already there"),
         ("Schema", f"{schema['tables']} tables, {schema['fields']} fields, {schema['relations']} relations, "
                    f"{items['foreign_keys']} foreign keys"),
         ("Permissions", f"{report['permissions']['written']} written of {report['permissions']['planned']}"),
+        ("Comments", f"{report['comments']['written']} written of {report['comments']['planned']} "
+                     f"(into {report['comments']['into']})"),
         ("Id map", report["id_map"]), ("Full report", str(work / "report.json")),
         ("Duration", f"{report['seconds']} s"),
     ]
@@ -133,9 +151,16 @@ def _publish(report: dict[str, Any], work: Path) -> None:
     notes += [f"v8 users that were already in the target (kept as they are): {', '.join(people['users_merged'])}"] \
         if people["users_merged"] else []
     notes += [f"unmapped: {u}" for u in (schema["unmapped"] + items["unmapped"])[:NOTES_SHOWN]]
-    notes += [f"note: {n}" for n in (schema["notes"] + report["permissions"]["notes"])[:NOTES_SHOWN]]
+    notes += [f"note: {n}" for n in (schema["notes"] + report["permissions"]["notes"]
+                                     + report["comments"]["notes"])[:NOTES_SHOWN]]
     notes += [f"v8 checksum did not match its original (copied as it is): {n}" for n in files["checksum_mismatch"]]
     notes += [f"not kept by api mode: {n}" for n in report.get("not_kept", [])]
+    permissions = report["permissions"]
+    if permissions.get("inactive"):
+        notes.append(f"{permissions['inactive']} permissions need custom permission rules, which the target's license "
+                     "does not include: written, ignored by Directus until a license includes them")
+    notes += [f"left out (the target's license has no custom permission rules): {n}"
+              for n in permissions.get("left_out", [])[:NOTES_SHOWN]]
     key = artifact_key("v8-migrate", Path(report["target"]).name)  # api mode: host and port
     publish(key, f"v8 migration into {report['target']}", rows, notes)
     create_link_artifact(key=artifact_key("v8-id-map", Path(report["target"]).name), link=f"file://{report['id_map']}",

@@ -21,8 +21,10 @@ _IO = {"cache_policy": NO_CACHE, "retries": len(RETRY_DELAYS), "retry_delay_seco
 
 @task(name="v8-check-and-read", cache_policy=NO_CACHE)  # not retried: a failed check names a fix for the user
 def prepare_task(v8_url: str, v8_storage: str, project_dir: str, work_dir: str, skip: list[str],
-                 v8_timezone: str, storage_like: StorageLocation | None = None) -> migrate.Plan:
-    return migrate.prepare(v8_url, v8_storage, project_dir, Path(work_dir), skip, v8_timezone, storage_like)
+                 v8_timezone: str, storage_like: StorageLocation | None = None,
+                 accept_license_limits: bool = False) -> migrate.Plan:
+    return migrate.prepare(v8_url, v8_storage, project_dir, Path(work_dir), skip, v8_timezone, storage_like,
+                           accept_license_limits)
 
 
 @task(name="v8-roles-users-folders", **_IO)
@@ -50,6 +52,11 @@ def permissions_task(work_dir: str) -> dict[str, Any]:
     return migrate.write_permissions(Path(work_dir))
 
 
+@task(name="v8-comments", **_IO)
+def comments_task(work_dir: str) -> dict[str, Any]:
+    return migrate.write_comments(Path(work_dir))
+
+
 @task(name="v8-reset-sequences", **_IO)
 def sequences_task(work_dir: str) -> int:
     return migrate.reset_sequences(Path(work_dir))
@@ -60,9 +67,9 @@ def sequences_task(work_dir: str) -> int:
 @task(name="v8-api-check-and-read", cache_policy=NO_CACHE)
 def api_prepare_task(v8_url: str, v8_storage: str, project_dir: str, work_dir: str, url: str,
                      token_block: str | None, skip: list[str], v8_timezone: str,
-                     storage_like: StorageLocation | None = None) -> migrate.Plan:
+                     storage_like: StorageLocation | None = None, accept_license_limits: bool = False) -> migrate.Plan:
     return api_target.prepare(v8_url, v8_storage, project_dir, Path(work_dir), url, api_target.api_token(token_block),
-                              skip, v8_timezone, storage_like)
+                              skip, v8_timezone, storage_like, accept_license_limits)
 
 
 @task(name="v8-api-roles-users-folders", **_IO)
@@ -90,3 +97,8 @@ def api_items_task(work_dir: str, token_block: str | None, v8_url: str, limit: i
 @task(name="v8-api-permissions", **_IO)
 def api_permissions_task(work_dir: str, token_block: str | None, limit: int) -> dict[str, Any]:
     return api_target.migrate_permissions(Path(work_dir), api_target.api_token(token_block), limit)
+
+
+@task(name="v8-api-comments", **_IO)
+def api_comments_task(work_dir: str, token_block: str | None, limit: int) -> dict[str, Any]:
+    return api_target.migrate_comments(Path(work_dir), api_target.api_token(token_block), limit)

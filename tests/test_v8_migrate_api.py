@@ -1,8 +1,10 @@
 """The v8 migration, api mode: the shared v8.8.1 sample (loaded into a scratch MariaDB as test_v8_migrate does)
-migrated with the real CLI into a fresh, running Directus 10.13.4 on PostgreSQL through its REST API only, with
-an admin's static token. Then the same read-back as database mode (tests/v8_checks.py) through Directus; a second
-run changes nothing; runs killed half way complete, every request within the target's MAX_PAYLOAD_SIZE; the
-token never shows in the report, the artifacts or the output; bad input fails with one line, changing nothing."""
+migrated with the real CLI into a fresh, running Directus of the suite's version on PostgreSQL through its REST API
+only, with an admin's static token. Then the same read-back as database mode (tests/v8_checks.py) through
+Directus (from 11.x the roles' policies and access rows too); a second run changes nothing; runs killed half way
+(from 11.x also between the roles and their policies) complete, every request within the target's
+MAX_PAYLOAD_SIZE; the token never shows in the report, the artifacts or the output; bad input (on 12.x: a license
+without custom permission rules, not accepted) fails with one line, changing nothing."""
 
 from __future__ import annotations
 
@@ -15,12 +17,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from harness import Databases, TestProject, free_port, free_project_slot, make_project
-from test_v8_migrate import latest_artifact, migrate_args, pg_digest, pg_rows, run_cli, storage_listing
+from harness import DIRECTUS_VERSION, Databases, TestProject, free_port, free_project_slot, make_project
+from test_v8_migrate import MAJOR, latest_artifact, migrate_args, pg_digest, pg_rows, run_cli, storage_listing
 from v8_checks import (
     COLLECTIONS,
-    SYSTEM_TABLES,
     TEMP_PASSWORD,
+    check_policies,
     check_report_counts,
     check_through_api,
     extract_v8_uploads,
@@ -37,7 +39,6 @@ from directus_ops.v8.api_target import json_arrays, payload_limit
 pytestmark = pytest.mark.directus
 
 TOKEN = "v8-api-test-token-7f3c9a1e5b2d4f60"
-HISTORY = ["directus_activity", "directus_revisions"]  # a write through the API leaves rows here
 
 
 @contextlib.contextmanager
@@ -67,9 +68,9 @@ def flow_run_parameters() -> str:
     return json.dumps([run.parameters for run in runs], default=str)
 
 
-def api_args(v8_url: str, storage: Path, work: Path, url: str, *extra: str) -> list[str]:
+def api_args(v8_url: str, storage: Path, work: Path, url: str, *extra: str, accept: bool = True) -> list[str]:
     """--project-dir is a local directory for the work files in api mode (created if missing)."""
-    return migrate_args(v8_url, storage, work, "--mode", "api", "--url", url, *extra)
+    return migrate_args(v8_url, storage, work, "--mode", "api", "--url", url, *extra, accept=accept)
 
 
 @pytest.fixture(scope="module")
@@ -124,8 +125,19 @@ def test_api_mode_migrates_what_database_mode_does(migrated: dict[str, Any], api
                                                    v8_url: str, uploads: Path) -> None:
     report = migrated["report"]
     check_report_counts(report, v8_url)
-    assert (report["mode"], report["target"], report["directus"]) == ("api", api_target.url, "10.13.4")
-    assert report["files"]["copied"] == 4 and report["permissions"]["written"] == report["permissions"]["planned"] > 0
+    assert (report["mode"], report["target"], report["directus"]) == ("api", api_target.url, DIRECTUS_VERSION)
+    permissions = report["permissions"]
+    if MAJOR >= 12:  # Core refuses permissions with custom rules: the rest is written, those listed
+        assert report["license"]["source"] == f"GET {api_target.url}/license" and report["license"]["name"] == "Core"
+        assert permissions["written"] + len(permissions["left_out"]) == permissions["planned"] > permissions["written"] > 0
+        assert "Public: articles read" in permissions["left_out"] and "Author: articles create" in permissions["left_out"]
+    else:
+        assert permissions["written"] == permissions["planned"] > 0 and "left_out" not in permissions
+    assert report["files"]["copied"] == 4
+    assert (report["comments"]["written"], report["comments"]["into"]) == \
+        (2, "directus_comments" if MAJOR >= 11 else "directus_activity")
+    if MAJOR >= 11:
+        assert (report["people"]["roles"], report["people"]["policies"], report["people"]["access"]) == (2, 2, 2)
     assert report["items"]["foreign_keys"] == 16  # as database mode: every v8 reference + translations → languages
     assert any(n.startswith("directus_files.modified_by and modified_on") for n in report["not_kept"])
     assert not (api_target.dir / "v8-migration").exists()  # the work files are in --project-dir, not beside the target
@@ -140,9 +152,15 @@ def test_api_mode_migrates_what_database_mode_does(migrated: dict[str, Any], api
     for text in texts + [flow_run_parameters()]:  # neither the token nor the temporary password is kept anywhere
         assert TOKEN not in text and TEMP_PASSWORD not in text
 
-    # Creator and dates are v8's (the fields get their specials after the items), the uploader and upload dates too.
-    check_through_api(api_target, v8_url, uploads, authorship_kept=True)
+    if MAJOR >= 12:
+        assert "left out (the target's license has no custom permission rules): Public: articles read" in markdown
+
+    # Creator and dates are v8's (the fields get their specials after the items), the uploader and upload dates too;
+    # the comments' author is the token's user.
+    check_through_api(api_target, v8_url, uploads, authorship_kept=True, comments_authored=False)
     with serving(api_target) as client:
+        if MAJOR >= 11:
+            check_policies(client, v8_url, id_map)
         files = {f["filename_download"]: f for f in client.get("/files", fields="filename_download,uploaded_on,"
                                                                           "uploaded_by.email,title")}
         fields = {f["field"]: f["meta"]["special"] for f in client.get("/fields/articles")}
@@ -159,17 +177,17 @@ def test_a_second_run_changes_nothing(migrated: dict[str, Any], api_target: Test
     from prefect.blocks.system import Secret
 
     Secret(value=TOKEN).save("v8-api-token", overwrite=True)  # this time the token comes from a Secret block
-    tables = COLLECTIONS + ["languages"] + SYSTEM_TABLES + HISTORY
-    before, files_before = pg_digest(api_target, tables), storage_listing(api_target)
+    before, files_before = pg_digest(api_target), storage_listing(api_target)  # every table, activity too
     with serving(api_target):
         result = run_cli(*api_args(v8_url, uploads, work, api_target.url, "--temporary-password-env",
                                    "V8_TEMP_PASSWORD", "--token-secret-block", "v8-api-token"), env=server_env)
     assert result.returncode == 0, result.stderr
     assert "(52 rows read, 0 written), 0 files copied" in result.stdout
-    assert pg_digest(api_target, tables) == before and storage_listing(api_target) == files_before
+    assert pg_digest(api_target) == before and storage_listing(api_target) == files_before
     report = json.loads((work / "v8-migration" / "report.json").read_text())
     assert report["resumed"] is True and report["files"]["already_there"] == 4
     assert report["schema"]["collections"] == report["items"]["relations"] == report["permissions"]["written"] == 0
+    assert report["comments"]["written"] == 0
     assert TOKEN not in result.stdout + result.stderr
 
 
@@ -184,18 +202,18 @@ def test_bad_input_then_killed_runs_complete_within_a_small_payload_limit(
     args = api_args(v8_url, uploads, work, project.url, "--max-payload-size", "8kb")
     environment = {k: v for k, v in cli_env.items() if k != "DIRECTUS_OPS_TOKEN"}
     with_token = {**environment, "DIRECTUS_OPS_TOKEN": TOKEN}
-    tables = COLLECTIONS + SYSTEM_TABLES + HISTORY
 
-    def refused(arguments: list[str], env: dict[str, str], *phrases: str) -> None:
-        before, files_before = pg_digest(project, tables), storage_listing(project)
+    def refused(arguments: list[str], env: dict[str, str], *phrases: str, code: int | None = None) -> None:
+        before, files_before = pg_digest(project), storage_listing(project)
         result = run_cli(*arguments, env=env)
         lines = result.stderr.strip().splitlines()
         assert result.returncode != 0 and len(lines) == 1, result.stderr
+        assert result.returncode == (code or result.returncode), result.stderr
         assert lines[0].startswith("directus-ops: error: "), result.stderr
         for phrase in phrases:
             assert phrase in lines[0], lines[0]
         assert TOKEN not in result.stderr and "wrong-token" not in result.stderr
-        assert pg_digest(project, tables) == before and storage_listing(project) == files_before
+        assert pg_digest(project) == before and storage_listing(project) == files_before
         assert not (work / "v8-migration").exists()
 
     refused(api_args(v8_url, uploads, work, f"http://127.0.0.1:{free_port()}"), with_token,
@@ -205,9 +223,27 @@ def test_bad_input_then_killed_runs_complete_within_a_small_payload_limit(
         refused(args, environment, "needs an admin token", "DIRECTUS_OPS_TOKEN")
         refused(migrate_args(v8_url, uploads, work, "--mode", "api"), with_token, "needs --url")
         refused(migrate_args(v8_url, uploads, work, "--url", project.url), with_token, "are for --mode api")
-        role = client.post("/roles", {"name": "Reader", "admin_access": False, "app_access": True})
-        client.post("/users", {"email": "reader@example.com", "role": role["id"], "token": "reader-token-0123456789"})
-        refused(args, {**environment, "DIRECTUS_OPS_TOKEN": "reader-token-0123456789"}, "is not an administrator")
+        if MAJOR >= 11:  # an editor: a role whose policy has app access, not admin access (roles have neither)
+            policy = client.post("/policies", {"name": "Editing", "app_access": True, "admin_access": False})
+            role = client.post("/roles", {"name": "Reader"})
+            client.post("/access", {"role": role["id"], "policy": policy["id"]})
+        else:
+            role = client.post("/roles", {"name": "Reader", "admin_access": False, "app_access": True})
+        reader = client.post("/users", {"email": "reader@example.com", "role": role["id"],
+                                        "token": "reader-token-0123456789"})
+        refused(args, {**environment, "DIRECTUS_OPS_TOKEN": "reader-token-0123456789"},
+                "(reader@example.com) is not an administrator")
+        client.request("DELETE", f"/users/{reader['id']}")  # (on 12.x it would hold a seat)
+        if MAJOR >= 11:
+            public = client.get("/access", filter=json.dumps({"role": {"_null": True}, "user": {"_null": True}}))[0]
+            client.request("DELETE", f"/access/{public['id']}")
+            refused(args, with_token, "has no public policy")
+            client.post("/access", {"id": public["id"], "policy": public["policy"], "sort": public["sort"]})
+        if MAJOR >= 12:
+            refused(api_args(v8_url, uploads, work, project.url, "--max-payload-size", "8kb", accept=False),
+                    with_token, f"{project.url}'s Directus license (Core, from GET {project.url}/license)",
+                    "does not include custom permission rules", "left out (Directus refuses them)",
+                    "pass --accept-license-limits", code=16)
         client.post("/collections", {"collection": "tags", "schema": {}, "meta": {}})
         refused(args, with_token, "already has 1 collections named like v8 ones (tags)", "--skip-collections")
         client.request("DELETE", "/collections/tags")
@@ -219,13 +255,19 @@ def test_bad_input_then_killed_runs_complete_within_a_small_payload_limit(
         assert (work / "v8-migration" / "id-map.json").exists() and not client.get("/files")
         assert "tags" not in {c["collection"] for c in client.get("/collections")}
 
-        # Killed after the second upload (before its metadata), then after the third batch of items: the re-runs
-        # complete, with every batch within the 8 kB the target accepts.
-        for point in ("v8-file-copied:2", "v8-items-batch:3"):
+        # Killed (from 11.x first after the roles, before their policies) after the second upload (before its
+        # metadata), then after the third batch of items: the re-runs complete, with every batch within the 8 kB
+        # the target accepts.
+        roles_first = ("v8-roles-written",) if MAJOR >= 11 else ()
+        for point in (*roles_first, "v8-file-copied:2", "v8-items-batch:3"):
             killed = run_cli(*args, env={**with_token, "DIRECTUS_OPS_TEST_KILL_AT": point})
             assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
             free_project_slot(work)
-            if point.startswith("v8-file"):
+            if point == "v8-roles-written":
+                assert [r["name"] for r in client.get("/roles", sort="name")] == ["Administrator", "Author", "Editor",
+                                                                                 "Reader"]
+                assert len(client.get("/policies")) == 3  # the bootstrap's two and Editing: none of the migration's
+            elif point.startswith("v8-file"):
                 assert len(client.get("/files")) == 2
                 assert not pg_rows(project, "SELECT 1 FROM pg_tables WHERE tablename = 'articles'")
             else:

@@ -1,6 +1,6 @@
 """The v8 → v9 query rewriter: a table of v8 URLs and the v9 URLs they become (every v8 operator and
-parameter), the notes that explain each change, Directus 10's own query parser reading the rewritten
-filters as meant, and the real ``directus-ops v8 rewrite-query`` command."""
+parameter), the notes that explain each change, Directus's own query parser (the suite's version) reading the
+rewritten filters as meant, and the real ``directus-ops v8 rewrite-query`` command."""
 
 from __future__ import annotations
 
@@ -168,7 +168,7 @@ TABLE: list[tuple[str, str, list[str]]] = [
     ("?filter[title][like]=alps", "?filter[title][_contains]=alps", []),
 ]
 
-# What Directus 10.13.4 itself reads from some of the rewritten queries (qs.parse + parseFilter).
+# What Directus (the suite's version) itself reads from some of the rewritten queries (qs.parse + parseFilter).
 DIRECTUS_READS = {
     I + "filter[author.name][like]=Alex": {"author": {"name": {"_contains": "Alex"}}},
     I + "filter[id][in]=1,2,3&filter[category][nin]=news,tech":
@@ -223,7 +223,7 @@ def test_every_v8_operator_is_in_the_table() -> None:
 
 
 def test_directus_reads_the_rewritten_filters(directus: Path, tmp_path: Path) -> None:
-    """Directus 10.13.4's own parsers (qs with its depth, then parseFilter) read every rewritten query without
+    """Directus's own parsers (the suite's version: qs with its depth, then parseFilter) read every rewritten query without
     error, and read the filters below as the v8 query meant them."""
     outputs = [rewrite_query(v8).v9 for v8, _, _ in TABLE]
     script = tmp_path / "parse.mjs"

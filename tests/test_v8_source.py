@@ -187,6 +187,10 @@ def test_roles_users_folders_files_permissions(sample: V8Source) -> None:
     assert by_key[(3, "site_settings", None)].update == "full"
     assert sum(p.role == 2 for p in sample.permissions) == 8
     assert sample.settings["project_name"] == "Acme Editorial (v8 sample)"
+    # Comments: directus_activity rows with action comment (a deleted one has comment_deleted_on: none here).
+    assert [(c.id, c.action_by, c.collection, c.item, c.comment, c.action_on) for c in sample.comments] == [
+        (216, 2, "articles", "1", "Great photos, ship it!", datetime(2026, 11, 26, 6, 25, 40)),
+        (217, 1, "articles", "4", "Needs a stronger intro.", datetime(2026, 11, 26, 6, 25, 40))]
 
 
 def test_fresh_install_is_a_v8_database_without_user_collections(v8_databases: Databases) -> None:
@@ -229,7 +233,7 @@ def test_refuses_a_directus_9_database(v8_databases: Databases) -> None:
 
 
 @pytest.mark.directus
-def test_refuses_a_bootstrapped_directus_10_database(directus: Path, databases: Databases, tmp_path: Path) -> None:
+def test_refuses_a_bootstrapped_directus_database(directus: Path, databases: Databases, tmp_path: Path) -> None:
     database = databases.create("mysql")
     make_project(tmp_path, directus, database, with_extras=False)
     with pytest.raises(NotAV8Database, match=r"is a Directus 9\+ database \(directus_fields has the v9 column special"):

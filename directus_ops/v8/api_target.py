@@ -1,4 +1,4 @@
-"""Writing a v8 project into a running Directus 10 or 11 through its REST API (api mode), for when only HTTP
+"""Writing a v8 project into a running Directus 10, 11 or 12 through its REST API (api mode), for when only HTTP
 reaches the target.
 
 The mapping is database mode's (``mapping.py``: the same UUIDs, rows, conversions, references and permissions);
@@ -14,7 +14,7 @@ the items written, and then each field and collection gets its own settings (``f
 keeps a given creator and date, so a file is uploaded with its id and ``filename_disk`` and its v8 metadata
 (uploader, dates, tags…) is PATCHed after. What the API still cannot keep is ``NOT_KEPT``.
 
-On 11.x (``/server/info``'s version) admin and app access live on policies, as in database mode: the admin role
+On 11.x and 12.x (``/server/info``'s version) admin and app access live on policies, as in database mode: the admin role
 is the one an admin policy is attached to, v8's Public becomes the target's public policy (the access row with no
 role and no user), each custom role is POSTed to ``/roles``, its policy to ``/policies`` and the access row linking
 them to ``/access`` (ids from the same id map), and permissions carry ``policy`` instead of ``role``.
@@ -44,13 +44,13 @@ import httpx
 from .. import faults
 from ..database import DatabaseSettings, connect
 from ..directus_api import DirectusApiError, DirectusClient
-from ..errors import ConfigError, StorageError, VersionError
+from ..errors import ConfigError, StorageError
 from ..redact import register_secret
 from ..storage import StorageLocation
 from ..upgrade import TOKEN_ENV  # an admin token, never a flow parameter
 from .mapping import CollectionPlan, ColumnPlan, IdMap, RowConverter, SchemaPlan
 from .source import V8Source
-from .target import SUPPORTED_MAJORS, ItemStats, TargetConflict, TargetInfo, TargetNotReady, _stream, referenced_keys
+from .target import ItemStats, TargetConflict, TargetInfo, TargetNotReady, _stream, check_supported, referenced_keys
 
 log = logging.getLogger("directus_ops.v8.api_target")
 
@@ -62,9 +62,11 @@ SYSTEM_PATHS = {"directus_roles": "/roles", "directus_users": "/users", "directu
 NOT_KEPT = [
     "directus_files.modified_by and modified_on: the migrating user and the time of the migration (the upload "
     "is followed by an update that sets the v8 uploader and dates; Directus stamps that update)",
-    "directus_activity and directus_revisions: the roles (11.x: and policies and access rows), users, folders, "
-    "files, collections, fields, relations and permissions written are recorded as the migrating user's actions "
-    "of today (the items are not: their collections track no activity until the import is done)",
+    "directus_activity and directus_revisions: the roles (11.x+: and policies and access rows), users, folders, "
+    "files, collections, fields, relations, permissions and comments written are recorded as the migrating user's "
+    "actions of today (the items are not: their collections track no activity until the import is done)",
+    "the author and date of v8's comments: Directus makes the migrating user the author and now the date (it "
+    "refuses to change a comment's author)",
 ]
 
 
@@ -112,7 +114,7 @@ def client_for(url: str, token: str) -> DirectusClient:
 # -- preflight ---------------------------------------------------------------------------------------------------
 def inspect_api_target(client: DirectusClient, collections: list[str],
                        ids_probe: list[tuple[str, str]] | None = None) -> TargetInfo:
-    """Check the target through its API, writing nothing: it answers, runs 10.x or 11.x, the token is an admin's,
+    """Check the target through its API, writing nothing: it answers, runs 10.x, 11.x or 12.x, the token is an admin's,
     and no collection is named like a v8 one unless an earlier run of this migration made it (``ids_probe``: the
     (system table, uuid) pairs only such a run wrote). On 11.x also its public policy."""
     url = client.url
@@ -132,10 +134,7 @@ def inspect_api_target(client: DirectusClient, collections: list[str],
         raise DirectusApiError(f"GET /users/me at {url} failed: HTTP {me.status_code}")
     user = me.json()["data"]
     version = str(client.server_info().get("version") or "")  # given to any signed-in user
-    if not version.startswith(SUPPORTED_MAJORS):
-        raise VersionError(f"the target runs Directus {version or 'of an unknown version'}; the v8 migration writes "
-                           "into Directus 10.x and 11.x targets: use a project on one of those")
-    policies = version.startswith("11.")
+    policies = check_supported(version, url) >= 11  # 11.x and 12.x: the access model of policies
     if not _is_admin(client, policies):
         who = user.get("email") or user.get("id")  # only the id when the user may not read its own row
         raise ConfigError(f"the token's user ({who}) is not an administrator of {url}; use an admin "
@@ -579,24 +578,51 @@ def write_permissions(client: DirectusClient, rows: list[dict[str, Any]], limit:
 
 
 
+# -- comments ----------------------------------------------------------------------------------------------------
+def write_comments(client: DirectusClient, rows: list[dict[str, Any]], limit: int) -> tuple[int, str]:
+    """``mapping.map_comments``'s rows the target lacks: ``POST /comments`` with the map's ids where the target
+    has ``directus_comments`` (11.1.2+), else ``POST /activity/comment`` (10.x; one with the same collection, item
+    and text counts as there). Directus makes the token's user the author and now the date (``NOT_KEPT``)."""
+    from .mapping import legacy_comments
+
+    if "directus_comments" in {c["collection"] for c in client.get("/collections")}:
+        have = _ids(client, "/comments")
+        missing = [{k: r[k] for k in ("id", "collection", "item", "comment")} for r in rows if r["id"] not in have]
+        return post_rows(client, "/comments", missing, limit), "directus_comments"
+    there = [(a["collection"], str(a["item"]), a["comment"]) for a in client.pages(
+        "/activity", fields="id,collection,item,comment", sort="id", filter=json.dumps({"action": {"_eq": "comment"}}))]
+    written = 0
+    for row in legacy_comments(rows):
+        key = (row["collection"], str(row["item"]), row["comment"])
+        if key in there:
+            there.remove(key)
+            continue
+        client.post("/activity/comment", {k: row[k] for k in ("collection", "item", "comment")})
+        written += 1
+    return written, "directus_activity"
+
+
 # -- the steps, over the work directory (as migrate.py's for database mode) --------------------------------------
 def prepare(v8_url: str, v8_storage: str, project_dir: str, work_dir: Path, url: str, token: str,
             skip: list[str] | None = None, v8_timezone: str = "UTC",
-            storage_like: StorageLocation | None = None) -> Any:
-    """Check the v8 side as database mode does and the target through its API; write nothing to the target.
-    ``project_dir`` only holds the work directory here (the target's files may be on another machine)."""
-    from . import migrate
+            storage_like: StorageLocation | None = None, accept_license_limits: bool = False) -> Any:
+    """Check the v8 side as database mode does and the target through its API (on 12.x its license too:
+    ``GET /license``); write nothing to the target. ``project_dir`` only holds the work directory here (the
+    target's files may be on another machine)."""
+    from . import entitlements, migrate
 
     checked = migrate.check_source(v8_url, v8_storage, skip, v8_timezone, storage_like)
     with client_for(url, token) as client:
         info = inspect_api_target(client, checked.collections, checked.probes)
+        license = entitlements.from_api(client)
     plan = migrate.Plan(v8_database=checked.settings.describe(), v8_storage=v8_storage,
                         project_dir=str(Path(project_dir).expanduser().resolve()),
                         directus_version=info.directus_version, storage="", admin_role=info.admin_role,
                         users_by_email=info.users_by_email, skip=checked.skip, timezone=v8_timezone,
                         resuming=info.resuming, ids={}, collections=checked.collections, policies=info.policies,
                         target_url=client.url)
-    return migrate.write_plan(work_dir, checked, plan, info.public_policy)
+    return migrate.write_plan(work_dir, checked, plan, info.public_policy, license, info.existing,
+                              accept_license_limits)
 
 
 def migrate_people(work_dir: Path, token: str, temporary_password: str | None, limit: int) -> dict[str, Any]:
@@ -664,22 +690,40 @@ def migrate_items(work_dir: Path, token: str, v8_url: str, limit: int) -> dict[s
             "settings_restored": settings, "unmapped": unmapped}
 
 
-def migrate_permissions(work_dir: Path, token: str, limit: int) -> dict[str, Any]:
+def migrate_comments(work_dir: Path, token: str, limit: int) -> dict[str, Any]:
     from . import mapping, migrate
 
     source, plan = migrate.load_source(work_dir), migrate.load_plan(work_dir)
-    schema = mapping.plan_schema(source, set(plan.skip))
-    ids = plan.id_map()
-    rows, notes = mapping.map_permissions(source, ids, schema)
-    if plan.policies:
-        rows = mapping.permissions_on_policies(rows, source, ids)
+    rows, notes = mapping.map_comments(source, plan.id_map(), set(plan.collections))
+    with client_for(plan.target_url, token) as client:
+        written, table = write_comments(client, rows, limit)
+    return {"written": written, "planned": len(rows), "into": table, "notes": notes}
+
+
+def migrate_permissions(work_dir: Path, token: str, limit: int) -> dict[str, Any]:
+    """Every permission row the target lacks; on a 12.x target whose license lacks custom permission rules
+    (accepted in ``prepare``) only those without one: Directus refuses the others (listed as ``left_out``)."""
+    from . import entitlements, migrate
+
+    source, plan = migrate.load_source(work_dir), migrate.load_plan(work_dir)
+    rows, notes = migrate.planned_permissions(source, plan.id_map(), plan)
+    left_out: list[dict[str, Any]] = []
+    if plan.license and not plan.license["custom_rules_entitled"]:
+        left_out = [r for r in rows if entitlements.has_custom_rule(r)]
+        rows = [r for r in rows if not entitlements.has_custom_rule(r)]
     with client_for(plan.target_url, token) as client:
         written = write_permissions(client, rows, limit, "policy" if plan.policies else "role")
-    return {"written": written, "planned": len(rows), "notes": notes}
+    result: dict[str, Any] = {"written": written, "planned": len(rows) + len(left_out), "notes": notes}
+    if left_out:
+        names = {r.id: r.name for r in source.roles}
+        owner = {plan.id_map().get("directus_policies", i): n for i, n in names.items()}
+        result["left_out"] = [f"{owner.get(r.get('policy'), 'Public')}: {r['collection']} {r['action']}"
+                              for r in left_out]
+    return result
 
 
 __all__ = ["DEFAULT_MAX_PAYLOAD", "NOT_KEPT", "TOKEN_ENV", "FileUploads", "TargetUnreachable", "api_token",
            "client_for", "create_relations", "create_schema", "encode", "field_payloads", "finish_schema",
-           "inspect_api_target", "json_arrays", "migrate_files", "migrate_items", "migrate_people",
+           "inspect_api_target", "json_arrays", "migrate_comments", "migrate_files", "migrate_items", "migrate_people",
            "migrate_permissions", "migrate_schema", "payload_limit", "post_rows", "prepare", "send", "set_avatars",
-           "write_files", "write_items", "write_people", "write_permissions"]
+           "write_comments", "write_files", "write_items", "write_people", "write_permissions"]

@@ -838,6 +838,44 @@ def _utc(value: datetime | None, tz: ZoneInfo | timezone) -> datetime | None:
     return value.replace(tzinfo=tz).astimezone(timezone.utc)
 
 
+# -- comments ----------------------------------------------------------------------------------------------------
+COMMENT_ITEMS = {"directus_files": "directus_files", "directus_users": "directus_users"}  # system items via the id map
+
+
+def map_comments(source: V8Source, ids: IdMap, collections: set[str]) -> tuple[list[dict[str, Any]], list[str]]:
+    """v8's comments (on items of ``collections`` and on files and users) as ``directus_comments`` rows, the form
+    of 11.1.2+ (ids uuid5 of the activity row, so a re-run finds them; the author through the id map; v8's dates,
+    UTC); ``legacy_comments`` turns them into 10.x's. Notes name what is left out."""
+    rows, notes = [], []
+    left: dict[str, int] = {}
+    for comment in source.comments:
+        item: str | None = comment.item
+        if comment.collection in COMMENT_ITEMS:
+            item = ids.get(COMMENT_ITEMS[comment.collection], comment.item) if comment.item.isdigit() else None
+        elif comment.collection not in collections:
+            item = None
+        if item is None:
+            left[comment.collection] = left.get(comment.collection, 0) + 1
+            continue
+        author = ids.get("directus_users", comment.action_by) if comment.action_by else None
+        created = _utc(comment.action_on, timezone.utc)
+        rows.append({"id": str(uuid.uuid5(ids.namespace, f"directus_comments:{comment.id}")),
+                     "collection": comment.collection, "item": item, "comment": comment.comment,
+                     "date_created": created, "date_updated": _utc(comment.edited_on, timezone.utc) or created,
+                     "user_created": author, "user_updated": author if comment.edited_on else None})
+    for collection, count in sorted(left.items()):
+        notes.append(f"{count} v8 comment{'s' if count != 1 else ''} on {collection} not carried: the collection "
+                     "is not migrated (or the item is gone)")
+    return rows, notes
+
+
+def legacy_comments(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``map_comments``'s rows as Directus 10's: ``directus_activity`` rows with action ``comment``."""
+    return [{"action": "comment", "user": r["user_created"], "collection": r["collection"], "item": r["item"],
+             "comment": r["comment"], **({"timestamp": r["date_created"]} if r["date_created"] else {})}
+            for r in rows]
+
+
 # -- permissions -------------------------------------------------------------------------------------------------
 ACTIONS = ("create", "read", "update", "delete")
 # System collections whose v8 permissions carry over: their "owner" (what mine/role compare) and status field.
@@ -973,6 +1011,7 @@ def _level_filter(level: str, target: _Target, where: str, notes: list[str]) -> 
 
 
 __all__ = ["CollectionPlan", "ColumnPlan", "Dangling", "ForeignKey", "IdMap", "SchemaPlan", "UserRows",
-           "assign_policies", "build_id_map", "convert_row", "filename_disk", "map_files", "map_folders",
+           "assign_policies", "build_id_map", "convert_row", "filename_disk", "legacy_comments", "map_comments",
+           "map_files", "map_folders",
            "map_permissions", "map_roles", "map_roles_v11", "map_users", "permissions_on_policies", "plan_schema",
            "project_namespace", "source_timezone"]

@@ -22,7 +22,7 @@ from ..database import DatabaseSettings, DatabaseUnreachable
 from ..errors import ConfigError
 from ..project import Project, load_project
 from ..storage import StorageLocation
-from . import mapping, target
+from . import entitlements, mapping, target
 from .source import V8Source, check_storage, read_v8, v8_settings
 
 log = logging.getLogger("directus_ops.v8.migrate")
@@ -45,8 +45,9 @@ class Plan:
     resuming: bool
     ids: dict[str, Any]
     collections: list[str] = field(default_factory=list)
-    policies: bool = False  # a Directus 11 target: roles get policies, permissions go on policies
+    policies: bool = False  # a Directus 11+ target: roles get policies, permissions go on policies
     target_url: str = ""  # api mode: the target Directus (project_dir then only holds the work files)
+    license: dict[str, Any] | None = None  # 12.x: entitlements.LicenseCheck (None: a target without licensing)
 
     def id_map(self) -> mapping.IdMap:
         ids = mapping.IdMap(uuid.UUID(self.ids["namespace"]))
@@ -80,10 +81,12 @@ def originals_location(v8_storage: str, like: StorageLocation | None = None) -> 
 
 
 def prepare(v8_url: str, v8_storage: str, project_dir: str, work_dir: Path, skip: list[str] | None = None,
-            v8_timezone: str = "UTC", storage_like: StorageLocation | None = None) -> Plan:
+            v8_timezone: str = "UTC", storage_like: StorageLocation | None = None,
+            accept_license_limits: bool = False) -> Plan:
     """Check everything, write nothing to the target: the v8 database (reachable, v8-shaped), its upload folder
-    (``originals/`` with every file), the target (bootstrapped Directus 10 or 11 on PostgreSQL or MySQL/MariaDB,
-    no conflicting tables). Then write source.json, plan.json and id-map.json into ``work_dir``."""
+    (``originals/`` with every file), the target (bootstrapped Directus 10, 11 or 12 on PostgreSQL or
+    MySQL/MariaDB, no conflicting tables; on 12.x within its license, see ``entitlements``). Then write
+    source.json, plan.json and id-map.json into ``work_dir``."""
     project = load_project(project_dir)
     checked = check_source(v8_url, v8_storage, skip, v8_timezone, storage_like)
     info = target.inspect_target(project, checked.collections, checked.probes)
@@ -91,7 +94,8 @@ def prepare(v8_url: str, v8_storage: str, project_dir: str, work_dir: Path, skip
                 directus_version=info.directus_version, storage=info.storage, admin_role=info.admin_role,
                 users_by_email=info.users_by_email, skip=checked.skip, timezone=v8_timezone, resuming=info.resuming,
                 ids={}, collections=checked.collections, policies=info.policies)
-    return write_plan(work_dir, checked, plan, info.public_policy)
+    license = target.target_license(project)
+    return write_plan(work_dir, checked, plan, info.public_policy, license, info.existing, accept_license_limits)
 
 
 @dataclass
@@ -132,13 +136,19 @@ def check_source(v8_url: str, v8_storage: str, skip: list[str] | None = None, v8
     return CheckedSource(settings, source, skip, collections, namespace, probes)
 
 
-def write_plan(work_dir: Path, checked: CheckedSource, plan: Plan, public_policy: str | None = None) -> Plan:
-    """The id map (the admin role and existing users from ``plan``; on 11.x the policies, ``public_policy`` the
-    target's own) into ``plan``; then source.json, plan.json and id-map.json into ``work_dir``."""
+def write_plan(work_dir: Path, checked: CheckedSource, plan: Plan, public_policy: str | None = None,
+               license: entitlements.License | None = None, existing: list[str] | None = None,
+               accept_license_limits: bool = False) -> Plan:
+    """The id map (the admin role and existing users from ``plan``; on 11.x+ the policies, ``public_policy`` the
+    target's own) into ``plan``; the migration checked against the target's ``license`` (12.x; ``existing``: the
+    plan's collections the target has already); then source.json, plan.json and id-map.json into ``work_dir``."""
     ids = mapping.build_id_map(checked.source, plan.admin_role, plan.users_by_email, checked.namespace)
     if plan.policies:
         assert public_policy is not None  # inspect_target found it
         mapping.assign_policies(ids, checked.source, public_policy)
+    if license is not None:
+        found = check_license(license, checked, plan, ids, existing or [], accept_license_limits)
+        plan.license = found.to_json() if found else None
     plan.ids = ids.to_json()
     work_dir.mkdir(parents=True, exist_ok=True)
     source_json = checked.source.model_dump_json(exclude=SECRET_FIELDS)  # type: ignore[arg-type]
@@ -146,6 +156,30 @@ def write_plan(work_dir: Path, checked: CheckedSource, plan: Plan, public_policy
     (work_dir / "plan.json").write_text(json.dumps(asdict(plan), indent=1))
     (work_dir / "id-map.json").write_text(json.dumps(ids.to_json(), indent=1))
     return plan
+
+
+def planned_permissions(source: V8Source, ids: mapping.IdMap, plan: Plan) -> tuple[list[dict[str, Any]], list[str]]:
+    """The permission rows the target gets (on 11.x+ on policies) and the mapping's notes."""
+    rows, notes = mapping.map_permissions(source, ids, mapping.plan_schema(source, set(plan.skip)))
+    return (mapping.permissions_on_policies(rows, source, ids) if plan.policies else rows), notes
+
+
+def check_license(license: entitlements.License, checked: CheckedSource, plan: Plan, ids: mapping.IdMap,
+                  existing: list[str], accept: bool) -> entitlements.LicenseCheck | None:
+    """What the migration adds that Directus 12's license counts (collections, seats of the users it creates,
+    permissions with custom rules), checked against ``license`` (see ``entitlements``)."""
+    source = checked.source
+    users = mapping.map_users(source, ids, plan.users_by_email).rows
+    roles, policies, access = mapping.map_roles_v11(source, ids)
+    granting = {p["id"] for p in policies if p["app_access"] or p["admin_access"]}
+    seat_roles = {plan.admin_role} | {a["role"] for a in access if a["policy"] in granting}
+    names: dict[str | None, str] = {r["id"]: r["name"] for r in roles} | {p["id"]: p["name"] for p in policies}
+    permissions, _ = planned_permissions(source, ids, plan)
+    return entitlements.check(
+        license, new_collections=[c for c in checked.collections if c not in existing],
+        new_seat_users=[u["email"] for u in users if u["status"] == "active" and u["role"] in seat_roles],
+        permissions=permissions, role_names=names, mode="api" if plan.target_url else "database", accept=accept,
+        where=plan.target_url or "the target")
 
 
 def _project(plan: Plan) -> Project:
@@ -208,13 +242,23 @@ def write_items(work_dir: Path, v8_url: str) -> dict[str, Any]:
 
 
 def write_permissions(work_dir: Path) -> dict[str, Any]:
+    """Every permission row; on a 12.x target whose license lacks custom permission rules (accepted in
+    ``prepare``) those rows are written too: Directus ignores them until a license includes the rules."""
     source, plan = load_source(work_dir), load_plan(work_dir)
-    schema = mapping.plan_schema(source, set(plan.skip))
-    ids = plan.id_map()
-    rows, notes = mapping.map_permissions(source, ids, schema)
-    if plan.policies:
-        rows = mapping.permissions_on_policies(rows, source, ids)
-    return {"written": target.write_permissions(_project(plan).database, rows), "planned": len(rows), "notes": notes}
+    rows, notes = planned_permissions(source, plan.id_map(), plan)
+    result: dict[str, Any] = {"written": target.write_permissions(_project(plan).database, rows),
+                              "planned": len(rows), "notes": notes}
+    if plan.license and not plan.license["custom_rules_entitled"]:
+        result["inactive"] = sum(1 for r in rows if entitlements.has_custom_rule(r))
+    return result
+
+
+def write_comments(work_dir: Path) -> dict[str, Any]:
+    """v8's comments on the migrated items (after them), where the target keeps comments."""
+    source, plan = load_source(work_dir), load_plan(work_dir)
+    rows, notes = mapping.map_comments(source, plan.id_map(), set(plan.collections))
+    written, table = target.write_comments(_project(plan).database, rows)
+    return {"written": written, "planned": len(rows), "into": table, "notes": notes}
 
 
 def reset_sequences(work_dir: Path) -> int:
@@ -239,5 +283,5 @@ def hash_password(project_dir: str, password: str) -> str:
     return hashed
 
 
-__all__ = ["CheckedSource", "Plan", "check_source", "hash_password", "load_plan", "load_source", "originals_location", "prepare", "reset_sequences",
-           "s3_source", "write_files", "write_plan", "write_items", "write_people", "write_permissions", "write_schema"]
+__all__ = ["CheckedSource", "Plan", "check_license", "check_source", "hash_password", "planned_permissions", "load_plan", "load_source", "originals_location", "prepare", "reset_sequences",
+           "s3_source", "write_comments", "write_files", "write_plan", "write_items", "write_people", "write_permissions", "write_schema"]

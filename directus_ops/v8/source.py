@@ -299,6 +299,19 @@ class Permission(_Model):
     status_blacklist: list[str] = PydanticField(default_factory=list)
 
 
+class Comment(_Model):
+    """A comment on an item: a ``directus_activity`` row with action ``comment`` (not deleted: v8 marks a
+    deleted one with ``comment_deleted_on``)."""
+
+    id: int  # the activity row's
+    action_by: int | None = None  # the v8 user (0: none)
+    action_on: datetime | None = None  # UTC (v8's system tables)
+    edited_on: datetime | None = None
+    collection: str
+    item: str
+    comment: str
+
+
 class V8Source(_Model):
     """Everything read from a v8 database."""
 
@@ -314,6 +327,7 @@ class V8Source(_Model):
     folders: list[Folder] = PydanticField(default_factory=list)  # parents before children
     files: list[File] = PydanticField(default_factory=list)
     permissions: list[Permission] = PydanticField(default_factory=list)
+    comments: list[Comment] = PydanticField(default_factory=list)
     settings: dict[str, str | None] = PydanticField(default_factory=dict)
     warnings: list[str] = PydanticField(default_factory=list)  # oddities the migration should report
 
@@ -454,7 +468,8 @@ class _Reader:
             database=self.where, server_version=version, collections=collections,
             system_collections=system_collections, relations=relations, skipped_relations=skipped,
             junctions=junctions, roles=self.roles(), users=self.users(), folders=self.folders(),
-            files=self.files(), permissions=self.permissions(), settings=self.settings(), warnings=self.warnings)
+            files=self.files(), permissions=self.permissions(), comments=self.comments(), settings=self.settings(),
+            warnings=self.warnings)
 
     def warn(self, text: str) -> None:
         self.warnings.append(text)
@@ -655,6 +670,23 @@ class _Reader:
             permissions.append(Permission(**r))
         return permissions
 
+    def comments(self) -> list[Comment]:
+        present = self.columns.get("directus_activity", set())
+        if not {"id", "action", "collection", "item", "comment"} <= present:
+            return []
+        wanted = [c for c in ("id", "action_by", "action_on", "edited_on", "collection", "item", "comment")
+                  if c in present]
+        deleted = " AND comment_deleted_on IS NULL" if "comment_deleted_on" in present else ""
+        comments = []
+        for row in self.conn.execute(sa.text(f"SELECT {', '.join(_q(c) for c in wanted)} FROM directus_activity "
+                                             f"WHERE action = 'comment' AND comment IS NOT NULL{deleted} ORDER BY id")):
+            values = dict(row._mapping)
+            for name in ("action_on", "edited_on"):  # a zero date comes as text: no date
+                if not isinstance(values.get(name), datetime):
+                    values[name] = None
+            comments.append(Comment(**{**values, "item": str(values["item"])}))
+        return comments
+
     def settings(self) -> dict[str, str | None]:
         return {r["key"]: r["value"] for r in self.rows("directus_settings", ("key", "value"), order="key")}
 
@@ -746,6 +778,6 @@ def check_storage(source: V8Source, root: str, like: StorageLocation | None = No
     return StorageCheck(root=where, found=found, missing=missing, size_mismatch=changed, extra=extra)
 
 
-__all__ = ["Collection", "Column", "Field", "File", "Folder", "Junction", "JunctionSide", "NotAV8Database",
+__all__ = ["Collection", "Column", "Comment", "Field", "File", "Folder", "Junction", "JunctionSide", "NotAV8Database",
            "Permission", "Reference", "Relation", "Role", "SkippedRelation", "StorageCheck", "User", "V8Source",
            "V8StorageError", "check_storage", "detect_v8", "read_v8", "v8_settings"]

@@ -1,7 +1,7 @@
-"""Writing a v8 project into a Directus 10 or 11 database (database mode), through ``database.connect``.
+"""Writing a v8 project into a Directus 10, 11 or 12 database (database mode), through ``database.connect``.
 
-``inspect_target`` checks the target before anything is written: a bootstrapped Directus 10.x or 11.x on
-PostgreSQL or MySQL/MariaDB (``directus_migrations`` applied, the installed package's version; 11.x has
+``inspect_target`` checks the target before anything is written: a bootstrapped Directus 10.x, 11.x or 12.x on
+PostgreSQL or MySQL/MariaDB (``directus_migrations`` applied, the installed package's version; 11.x and later have
 ``directus_policies`` and ``directus_access``, where admin/app access and the public access live), and no table
 named like a v8 collection unless an earlier run of this migration created it (recognised by the UUIDs the id map
 gives: then the run resumes). Every writer after it is idempotent: rows whose key is there already are skipped
@@ -43,18 +43,35 @@ from ..redact import redact
 from ..storage import StorageLocation
 from . import sqlitems
 from .mapping import SYSTEM_TARGETS, CollectionPlan, Dangling, IdMap, RowConverter, SchemaPlan
+from .mapping import legacy_comments as mapping_legacy
 from .source import V8Source, _q
 from .writers import BATCH_ROWS, WRITERS, Writer, writer_for
 
 log = logging.getLogger("directus_ops.v8.target")
 
 T = TypeVar("T")
-SUPPORTED_MAJORS = ("10.", "11.")
-POLICY_TABLES = {"directus_policies", "directus_access"}  # Directus 11's access model
+SUPPORTED_MAJORS = (10, 11, 12)  # the lines the v8 migration is tested into (tests/harness.py RELEASES)
+POLICY_TABLES = {"directus_policies", "directus_access"}  # Directus 11's access model, 12's too
+
+
+def major(version: str) -> int | None:
+    """The major line of a Directus version ("12.4.0" -> 12); None when it is not a version."""
+    head = version.split(".", 1)[0]
+    return int(head) if head.isdigit() else None
+
+
+def check_supported(version: str, where: str) -> int:
+    """The target's major line, when the v8 migration writes into it; else a VersionError naming the lines."""
+    line = major(version)
+    if line not in SUPPORTED_MAJORS:
+        lines = ", ".join(f"{m}.x" for m in SUPPORTED_MAJORS)
+        raise VersionError(f"{where} runs Directus {version or 'of an unknown version'}; the v8 migration writes "
+                           f"into Directus {lines} targets: use a project on one of those")
+    return line
 
 
 class TargetNotReady(DatabaseError):
-    """The target is not a bootstrapped Directus 10/11 database (nothing was written)."""
+    """The target is not a bootstrapped Directus 10/11/12 database (nothing was written)."""
 
 
 class TargetConflict(DatabaseError):
@@ -73,8 +90,8 @@ class TargetInfo:
     storage: str  # the first storage location's name
     resuming: bool = False
     existing: list[str] = field(default_factory=list)  # v8 collection names already in the target
-    policies: bool = False  # Directus 11: roles get policies, permissions are attached to policies
-    public_policy: str | None = None  # 11.x: the policy the public access row (no role, no user) links to
+    policies: bool = False  # Directus 11+: roles get policies, permissions are attached to policies
+    public_policy: str | None = None  # 11.x+: the policy the public access row (no role, no user) links to
 
 
 def inspect_target(project: Project, collections: list[str], ids_probe: list[tuple[str, str]] | None = None) -> TargetInfo:
@@ -87,10 +104,8 @@ def inspect_target(project: Project, collections: list[str], ids_probe: list[tup
     version = project.directus_version
     if version is None:
         raise TargetNotReady(f"no Directus is installed in {project.root} (node_modules/directus is missing); "
-                             "install Directus 10.13 or 11 there and run `npx directus bootstrap` first")
-    if not version.startswith(SUPPORTED_MAJORS):
-        raise VersionError(f"the target runs Directus {version}; the v8 migration writes into Directus 10.x and "
-                           "11.x targets: use a project on one of those")
+                             "install Directus (10.x, 11.x or 12.x) there and run `npx directus bootstrap` first")
+    check_supported(version, "the target")
     with connect(settings) as conn:
         tables = set(list_tables(conn))
         needed = {"directus_migrations", "directus_users", "directus_roles", "directus_collections",
@@ -126,14 +141,23 @@ def inspect_target(project: Project, collections: list[str], ids_probe: list[tup
                       policies=policies, public_policy=public_policy)
 
 
+def target_license(project: Project) -> Any:
+    """The target's Directus 12 license and usage (``entitlements.License``); None before 12 (no licensing)."""
+    from . import entitlements
+
+    with connect(project.database) as conn:
+        return entitlements.from_database(project, conn)
+
+
 def _check_access_model(version: str, tables: set[str], where: str, root: Any) -> bool:
     """Whether the target database has Directus 11's policies; its schema must match the installed package."""
     policies = POLICY_TABLES <= tables
-    if version.startswith("11.") and not policies:
+    line = major(version) or 0
+    if line >= 11 and not policies:
         raise TargetNotReady(f"{where} has no directus_policies/directus_access although Directus {version} is "
                              f"installed: its migrations are not applied; run `npx directus database migrate:latest` "
                              f"in {root} first")
-    if version.startswith("10.") and policies:
+    if line < 11 and policies:
         raise VersionError(f"{where} has Directus 11's directus_policies but Directus {version} is installed in "
                            f"{root}; install the Directus version the database was migrated to")
     return policies
@@ -461,6 +485,31 @@ def write_permissions(settings: DatabaseSettings, rows: list[dict[str, Any]]) ->
         return _insert_missing(conn, table, missing)
 
 
+def write_comments(settings: DatabaseSettings, rows: list[dict[str, Any]]) -> tuple[int, str]:
+    """``mapping.map_comments``'s rows into the table the target keeps comments in: ``directus_comments`` where
+    it has one (11.1.2+, as Directus's own migration moves them), else ``directus_activity`` rows with action
+    ``comment`` (10.x; no key of their own: one already there with the same collection, item and text counts as
+    written). The missing ones; how many, and where."""
+    with _target(settings) as (conn, writer), conn.begin():
+        if "directus_comments" in set(list_tables(conn)):
+            return writer.insert_missing(conn, _reflect(conn, "directus_comments"), rows), "directus_comments"
+        activity = _reflect(conn, "directus_activity")
+        if "comment" not in activity.c:  # neither form (an 11.x before 11.1.2 keeps no comments)
+            return 0, "none"
+        have = collections.Counter((c, str(i), t) for c, i, t in conn.execute(
+            sa.select(activity.c.collection, activity.c.item, activity.c.comment).where(activity.c.action == "comment")))
+        missing = []
+        for row in mapping_legacy(rows):
+            key = (row["collection"], str(row["item"]), row["comment"])
+            if have[key]:
+                have[key] -= 1
+            else:
+                missing.append(row)
+        if missing:
+            conn.execute(activity.insert(), missing)
+        return len(missing), "directus_activity"
+
+
 # -- files' bytes ------------------------------------------------------------------------------------------------
 @dataclass
 class FileCopy:
@@ -518,5 +567,6 @@ def copy_files(source: V8Source, originals: StorageLocation, target: StorageLoca
 
 
 __all__ = ["FileCopy", "ItemStats", "TargetConflict", "TargetInfo", "TargetNotReady", "add_foreign_keys",
-           "copy_files", "create_schema", "inspect_target", "referenced_keys", "reset_sequences",
-           "write_items", "write_permissions", "write_system_rows"]
+           "check_supported", "copy_files", "create_schema", "inspect_target", "major", "referenced_keys",
+           "reset_sequences", "target_license", "write_comments", "write_items", "write_permissions",
+           "write_system_rows"]
