@@ -932,7 +932,7 @@ def _leave(code: Any) -> None:
 def v8_migrate_command(
     v8_database: Annotated[str, typer.Option("--v8-database", help="The v8 project's database: mysql://USER:PASSWORD@HOST:PORT/DB.")],
     v8_storage: Annotated[str, typer.Option("--v8-storage", help="The v8 upload folder holding originals/ (e.g. /srv/v8/public/uploads/_), or s3://bucket/prefix.")],
-    project_dir: Annotated[Path, typer.Option("--project-dir", help="The target Directus 10, 11 or 12 project directory (installed and bootstrapped, on PostgreSQL or MySQL/MariaDB); with --mode api, a local directory for the plan, id map and report.")],
+    project_dir: Annotated[Path, typer.Option("--project-dir", help="The target Directus 10, 11 or 12 project directory (installed and bootstrapped, on PostgreSQL, MySQL/MariaDB or SQLite); with --mode api, a local directory for the plan, id map and report.")],
     mode: Annotated[str, typer.Option("--mode", help="database: write straight into the target's database; api: write through the target's REST API (--url, --token).")] = "database",
     skip_collections: Annotated[Optional[list[str]], typer.Option("--skip-collections", help="A v8 collection to leave out (repeat, or comma-separate).")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Run every check and write the plan and id map; change nothing in the target.")] = False,

@@ -214,8 +214,8 @@ V8Storage = Annotated[str, _field(
                         "s3://bucket/prefix.", min_length=1, pattern=_REPO_PATTERN)]
 V8TargetDir = Annotated[str, _field(
     "Target project directory", "The Directus 10, 11 or 12 project directory (installed and bootstrapped, on "
-                                "PostgreSQL or MySQL/MariaDB); in api mode a local directory for the plan, id map "
-                                "and report.",
+                                "PostgreSQL, MySQL/MariaDB or SQLite); in api mode a local directory for the plan, "
+                                "id map and report.",
     min_length=1, pattern=_PATH_PATTERN)]
 V8Mode = Annotated[str, _field(
     "Mode", "How the target is written: database (straight into the target's database) or api (through the "

@@ -1,5 +1,5 @@
 """v8_migrate: a Directus v8 project (its MySQL/MariaDB database and upload folder) into a bootstrapped
-Directus 10, 11 or 12 project. Database mode (PostgreSQL or MySQL/MariaDB): check (12.x: against its license) →
+Directus 10, 11 or 12 project. Database mode (PostgreSQL, MySQL/MariaDB or SQLite): check (12.x: against its license) →
 read → roles (11.x+: with policies and access rows)/users/folders → files (rows and bytes) → schema → items →
 permissions (11.x+: on policies) → comments → sequences → report. Api mode (only HTTP reaches the target): the same steps through its REST API, the
 report and id map in the local project_dir. Idempotent: run it again to resume or to confirm."""
@@ -134,7 +134,7 @@ def _publish(report: dict[str, Any], work: Path) -> None:
         ("Files", f"{files['rows']} rows, {files['copied']} copied ({human_bytes(files['bytes'])}), "
                   f"{files['already_there']} already there"),
         ("Schema", f"{schema['tables']} tables, {schema['fields']} fields, {schema['relations']} relations, "
-                   f"{items['foreign_keys']} foreign keys"),
+                   f"{schema.get('foreign_keys', 0) + items['foreign_keys']} foreign keys"),  # SQLite: with the tables
         ("Permissions", f"{report['permissions']['written']} written of {report['permissions']['planned']}"),
         ("Comments", f"{report['comments']['written']} written of {report['comments']['planned']} "
                      f"(into {report['comments']['into']})"),

@@ -84,8 +84,8 @@ def prepare(v8_url: str, v8_storage: str, project_dir: str, work_dir: Path, skip
             v8_timezone: str = "UTC", storage_like: StorageLocation | None = None,
             accept_license_limits: bool = False) -> Plan:
     """Check everything, write nothing to the target: the v8 database (reachable, v8-shaped), its upload folder
-    (``originals/`` with every file), the target (bootstrapped Directus 10, 11 or 12 on PostgreSQL or
-    MySQL/MariaDB, no conflicting tables; on 12.x within its license, see ``entitlements``). Then write
+    (``originals/`` with every file), the target (bootstrapped Directus 10, 11 or 12 on PostgreSQL,
+    MySQL/MariaDB or SQLite, no conflicting tables; on 12.x within its license, see ``entitlements``). Then write
     source.json, plan.json and id-map.json into ``work_dir``."""
     project = load_project(project_dir)
     checked = check_source(v8_url, v8_storage, skip, v8_timezone, storage_like)
@@ -228,7 +228,8 @@ def write_schema(work_dir: Path) -> dict[str, Any]:
 
 
 def write_items(work_dir: Path, v8_url: str) -> dict[str, Any]:
-    """Every row of every collection; then the foreign keys (after the rows: a cycle is only an order)."""
+    """Every row of every collection; then the foreign keys (after the rows: a cycle is only an order; SQLite's
+    came with the tables)."""
     source, plan = load_source(work_dir), load_plan(work_dir)
     schema = mapping.plan_schema(source, set(plan.skip))
     unmapped: list[str] = []

@@ -1,16 +1,17 @@
 """Writing a v8 project into a Directus 10, 11 or 12 database (database mode), through ``database.connect``.
 
 ``inspect_target`` checks the target before anything is written: a bootstrapped Directus 10.x, 11.x or 12.x on
-PostgreSQL or MySQL/MariaDB (``directus_migrations`` applied, the installed package's version; 11.x and later have
-``directus_policies`` and ``directus_access``, where admin/app access and the public access live), and no table
+PostgreSQL, MySQL/MariaDB or SQLite (``directus_migrations`` applied, the installed package's version; 11.x and
+later have ``directus_policies`` and ``directus_access``, where admin/app access and the public access live), and no table
 named like a v8 collection unless an earlier run of this migration created it (recognised by the UUIDs the id map
 gives: then the run resumes). Every writer after it is idempotent: rows whose key is there already are skipped
 (the ids are deterministic), metadata rows only written where missing, tables and foreign keys only if absent. So
 a second run changes nothing and a run stopped half way completes when run again.
 
 Items are streamed from the v8 database (unbuffered cursor), converted by a per-collection RowConverter and
-written in batches; counters are reset after. What differs per engine (DDL, how a batch is written and how an
-existing key is skipped, counters, session settings) is in ``writers.py``.
+written in batches; counters are reset after. What differs per engine (DDL, when the foreign keys are made, how
+a batch is written and how an existing key is skipped, how values are stored, counters, session settings) is in
+``writers.py``.
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ from . import sqlitems
 from .mapping import SYSTEM_TARGETS, CollectionPlan, Dangling, IdMap, RowConverter, SchemaPlan
 from .mapping import legacy_comments as mapping_legacy
 from .source import V8Source, _q
-from .writers import BATCH_ROWS, WRITERS, Writer, writer_for
+from .writers import BATCH_ROWS, ENGINES_TEXT, WRITERS, Writer, knex_foreign_keys, writer_for
 
 log = logging.getLogger("directus_ops.v8.target")
 
@@ -99,8 +100,8 @@ def inspect_target(project: Project, collections: list[str], ids_probe: list[tup
     settings = project.database
     where = settings.describe()
     if settings.engine not in WRITERS:
-        raise ConfigError(f"{where}: the v8 migration writes into PostgreSQL or MySQL/MariaDB targets only; use a "
-                          "Directus project on one of those (DB_CLIENT=pg or mysql)")
+        raise ConfigError(f"{where}: the v8 migration writes into {ENGINES_TEXT} targets only; use a Directus "
+                          "project on one of those (DB_CLIENT=pg, mysql or sqlite3)")
     version = project.directus_version
     if version is None:
         raise TargetNotReady(f"no Directus is installed in {project.root} (node_modules/directus is missing); "
@@ -214,19 +215,21 @@ def write_system_rows(settings: DatabaseSettings, table: str, rows: list[dict[st
 
 # -- schema ------------------------------------------------------------------------------------------------------
 def create_schema(settings: DatabaseSettings, schema: SchemaPlan) -> dict[str, int]:
-    """Tables (without foreign keys: those come after the rows), then the Directus metadata rows that are missing."""
-    counts = {"tables": 0, "collections": 0, "fields": 0, "relations": 0}
+    """Tables (without foreign keys: those come after the rows; SQLite's come with their tables), then the Directus
+    metadata rows that are missing."""
+    counts = {"tables": 0, "collections": 0, "fields": 0, "relations": 0, "foreign_keys": 0}
     with _target(settings) as (conn, writer), conn.begin():
         present = set(list_tables(conn))
         for plan in schema.collections:
             if plan.name not in present:
                 writer.create_table(conn, plan, schema)
                 counts["tables"] += 1
+                counts["foreign_keys"] += len(plan.foreign_keys) if writer.keys_with_tables else 0
         counts["collections"] = _insert_missing(conn, _reflect(conn, "directus_collections"),
                                                 [p.collection_row for p in schema.collections])
         fields = _reflect(conn, "directus_fields")
         have = {(c, f) for c, f in conn.execute(sa.select(fields.c.collection, fields.c.field))}
-        missing = [r for p in schema.collections for r in p.field_rows if (r["collection"], r["field"]) not in have]
+        missing = [r for p in schema.collections for r in writer.field_rows(p) if (r["collection"], r["field"]) not in have]
         counts["fields"] = _insert_missing(conn, fields, missing)
         relations = _reflect(conn, "directus_relations")
         have = {(c, f) for c, f in conn.execute(sa.select(relations.c.many_collection, relations.c.many_field))}
@@ -236,16 +239,17 @@ def create_schema(settings: DatabaseSettings, schema: SchemaPlan) -> dict[str, i
 
 
 def add_foreign_keys(settings: DatabaseSettings, schema: SchemaPlan) -> int:
-    """Real foreign keys (ON DELETE SET NULL, as Directus's nullify; named as knex does), after the rows are in."""
+    """Real foreign keys (ON DELETE SET NULL, as Directus's nullify; named as knex does), after the rows are in.
+    None on SQLite, which cannot add one to a table: there they came with the tables (``create_schema``)."""
     added = 0
-    with _target(settings) as (conn, _), conn.begin():
+    with _target(settings) as (conn, writer), conn.begin():
+        if writer.keys_with_tables:
+            return 0
         inspector = sa.inspect(conn)
         quote = conn.dialect.identifier_preparer.quote
         for plan in schema.collections:
             have = {tuple(fk["constrained_columns"]) for fk in inspector.get_foreign_keys(plan.name)}
-            keys = [transfer.ForeignKey(f"{plan.name}_{fk.column}_foreign"[:63], [fk.column], fk.table,
-                                        [fk.target_column], on_delete="SET NULL")
-                    for fk in plan.foreign_keys if (fk.column,) not in have]
+            keys = [key for key in knex_foreign_keys(plan, 63) if (key.columns[0],) not in have]
             clauses = [transfer._fk_clause(key, quote) for key in keys]
             if clauses:  # one ALTER per table: MySQL rebuilds the table for each one (to check the rows)
                 conn.exec_driver_sql(f"ALTER TABLE {quote(plan.name)} {', '.join(f'ADD {c}' for c in clauses)}")
@@ -505,9 +509,7 @@ def write_comments(settings: DatabaseSettings, rows: list[dict[str, Any]]) -> tu
                 have[key] -= 1
             else:
                 missing.append(row)
-        if missing:
-            conn.execute(activity.insert(), missing)
-        return len(missing), "directus_activity"
+        return writer.insert_missing(conn, activity, missing), "directus_activity"
 
 
 # -- files' bytes ------------------------------------------------------------------------------------------------

@@ -1,5 +1,6 @@
-"""What the database-mode v8 migration writes differently per target engine: the one place that knows PostgreSQL
-from MySQL/MariaDB. ``target.py``'s steps are the same for both and ask ``writer_for(engine)`` for the rest.
+"""What the database-mode v8 migration writes differently per target engine: the one place that knows PostgreSQL,
+MySQL/MariaDB and SQLite apart. ``target.py``'s steps are the same for all and ask ``writer_for(engine)`` for the
+rest.
 
 - **PostgreSQL**: tables through SQLAlchemy's DDL; system rows with ``INSERT … ON CONFLICT DO NOTHING``; items
   with COPY into a session staging table, then ``INSERT … SELECT … ON CONFLICT DO NOTHING``; sequences set to
@@ -10,17 +11,33 @@ from MySQL/MariaDB. ``target.py``'s steps are the same for both and ask ``writer
   INSERTs after one SELECT of the batch's keys already there (skips those and nothing else: unlike INSERT
   IGNORE, a bad value still fails); the session in UTC (``timestamp`` columns convert from the session time
   zone); each AUTO_INCREMENT set after the highest id.
+- **SQLite**: tables as Directus (knex) creates them on SQLite, through ``transfer.py``'s DDL (char(36) uuids,
+  ``boolean``, ``float`` for decimals too, ``datetime`` for timestamps, ``json``, ``integer PRIMARY KEY
+  AUTOINCREMENT``), unique columns as knex's ``CREATE UNIQUE INDEX``, and the foreign keys inside the CREATE TABLE
+  (SQLite cannot add one to a table later; Directus's relations service rebuilds the table for it, which gives
+  the same table). Dates as Directus stores them there: timestamp, dateTime and date as epoch milliseconds (a
+  dateTime and a date as their UTC wall time: Directus reads them in its process's time zone, UTC by default),
+  times as ``HH:MM:SS`` text; timestamp fields get Directus's ``cast-timestamp`` flag (and json ones
+  ``cast-json``), without which Directus reads a SQLite ``datetime`` as a dateTime. Rows with ``INSERT … ON
+  CONFLICT DO NOTHING`` (batched: one executemany per batch); the connection runs with ``foreign_keys`` off
+  (rows in any order: every reference was checked against the v8 rows already) and begins each transaction
+  itself (``BEGIN IMMEDIATE``), so a table's DDL commits or rolls back with the rest of its step;
+  ``sqlite_sequence`` raised to the highest id where it is not past it.
 
-Both skip a row whose key is there already, so a re-run writes nothing and a stopped run completes.
+All skip a row whose key is there already, so a re-run writes nothing and a stopped run completes.
 """
 
 from __future__ import annotations
 
 import json
+from datetime import date, datetime, time, timedelta, timezone
+from decimal import Decimal
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy import event
 from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
 
 from .. import transfer
@@ -40,6 +57,8 @@ class Writer:
     """The engine-specific half of each step; every method runs inside the caller's transaction."""
 
     engine = ""
+    # The foreign keys are made with their tables (create_table), not added after the rows (target.add_foreign_keys).
+    keys_with_tables = False
 
     def session(self, conn: Connection) -> None:
         """Session settings, once per connection (outside any transaction)."""
@@ -54,6 +73,10 @@ class Writer:
 
     def create_table(self, conn: Connection, plan: CollectionPlan, schema: SchemaPlan) -> None:
         raise NotImplementedError
+
+    def field_rows(self, plan: CollectionPlan) -> list[dict[str, Any]]:
+        """The collection's directus_fields rows as this engine's Directus would have them."""
+        return plan.field_rows
 
     def start_items(self, conn: Connection, plan: CollectionPlan) -> None:
         """Before a collection's batches."""
@@ -274,16 +297,157 @@ class MysqlWriter(Writer):
         return True
 
 
-WRITERS: dict[str, Writer] = {"postgresql": PostgresWriter(), "mysql": MysqlWriter()}
+# -- SQLite ---------------------------------------------------------------------------------------------------------
+EPOCH = datetime(1970, 1, 1)
+EPOCH_UTC = EPOCH.replace(tzinfo=timezone.utc)
+MILLISECOND = timedelta(milliseconds=1)
+SQLITE_FLAGS = {"timestamp": "cast-timestamp", "json": "cast-json"}  # Directus's DateHelperSQLite.fieldFlagForField
+
+
+def sqlite_value(value: Any) -> Any:
+    """A value as Directus stores it on SQLite: datetimes and dates as epoch milliseconds (a naive datetime and a
+    date are UTC wall time), times as ``HH:MM:SS`` text, decimals as the REAL their ``float`` column holds."""
+    if isinstance(value, datetime):
+        return (value - (EPOCH_UTC if value.tzinfo else EPOCH)) // MILLISECOND
+    if isinstance(value, date):
+        return (value - EPOCH.date()).days * 86_400_000
+    if isinstance(value, time):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return float(value)
+    return value
+
+
+class SqliteValue(sa.types.TypeDecorator[Any]):
+    """A reflected date, datetime or time column written as ``sqlite_value`` (SQLAlchemy's own SQLite types
+    write ISO text, which Directus does not)."""
+
+    impl = sa.types.NullType
+    cache_ok = True
+
+    def process_bind_param(self, value: Any, dialect: sa.Dialect) -> Any:
+        return sqlite_value(value)
+
+
+def sqlite_columns(plan: CollectionPlan) -> list[transfer.Column]:
+    """The collection's columns as transfer.py's Directus-type columns, for its SQLite DDL."""
+    return [transfer.Column(name=c.name, type=c.type, length=c.length, precision=c.precision, scale=c.scale,
+                            double=True, nullable=c.nullable and not c.primary, default=_default(c),
+                            autoincrement=c.primary and c.auto_increment)
+            for c in plan.columns]
+
+
+def knex_foreign_keys(plan: CollectionPlan, limit: int | None = None) -> list[transfer.ForeignKey]:
+    """The collection's foreign keys named as knex names them (``<table>_<column>_foreign``, cut to the engine's
+    identifier ``limit``), ON DELETE SET NULL as Directus's nullify."""
+    return [transfer.ForeignKey(f"{plan.name}_{fk.column}_foreign"[:limit], [fk.column], fk.table, [fk.target_column],
+                                on_delete="SET NULL") for fk in plan.foreign_keys]
+
+
+def _sqlite_quote(name: str) -> str:
+    return "`" + name.replace("`", "``") + "`"  # as knex quotes on SQLite
+
+
+class SqliteWriter(Writer):
+    engine = "sqlite"
+    keys_with_tables = True
+
+    def session(self, conn: Connection) -> None:
+        # pysqlite begins a transaction only before DML and runs DDL outside one; here each transaction begins
+        # explicitly (IMMEDIATE: the write lock at once), so a CREATE TABLE and its index commit or roll back with
+        # their step. Foreign keys unchecked: rows go in any order (a cycle between collections).
+        dbapi = conn.connection.dbapi_connection
+        dbapi.isolation_level = None  # type: ignore[union-attr]
+        dbapi.execute("PRAGMA foreign_keys = OFF")  # type: ignore[union-attr]
+        event.listen(conn, "begin", lambda c: c.exec_driver_sql("BEGIN IMMEDIATE"))
+        conn.rollback()  # the autobegun transaction of the access above (nothing in it) ends before the first step
+
+    def insert_missing(self, conn: Connection, table: sa.Table, rows: list[dict[str, Any]]) -> int:
+        rows = [MysqlWriter._json_as_text(table, row) for row in only_columns(table, rows)]
+        target = self._directus_dates(table)
+        written = 0
+        for start in range(0, len(rows), BATCH_ROWS):
+            batch = rows[start:start + BATCH_ROWS]
+            if batch:
+                # Any unique constraint; RETURNING counts what was new.
+                insert: Any = sqlite_insert(target).on_conflict_do_nothing().returning(sa.literal_column("1"))
+                written += len(conn.execute(insert, batch).all())
+        return written
+
+    @staticmethod
+    def _directus_dates(table: sa.Table) -> sa.Table:
+        """``table`` with its date, datetime and time columns written as Directus stores them."""
+        columns = [sa.Column(c.name, SqliteValue() if isinstance(c.type, (sa.Date, sa.DateTime, sa.Time)) else c.type,
+                             primary_key=c.primary_key) for c in table.c]
+        return sa.Table(table.name, sa.MetaData(), *columns)
+
+    def create_table(self, conn: Connection, plan: CollectionPlan, schema: SchemaPlan) -> None:
+        key = [c.name for c in plan.columns if c.primary]
+        table = transfer.Table(plan.name, sqlite_columns(plan), key, knex_foreign_keys(plan))
+        conn.exec_driver_sql(transfer.create_table_sql(table, "sqlite", _sqlite_quote, same_engine=False))
+        for column in plan.columns:
+            if column.unique and not column.primary:
+                conn.exec_driver_sql(f"CREATE UNIQUE INDEX {_sqlite_quote(f'{plan.name}_{column.name}_unique')} "
+                                     f"ON {_sqlite_quote(plan.name)} ({_sqlite_quote(column.name)})")
+
+    def field_rows(self, plan: CollectionPlan) -> list[dict[str, Any]]:
+        types = {c.name: c.type for c in plan.columns}
+        rows = []
+        for row in plan.field_rows:
+            flag = SQLITE_FLAGS.get(types.get(row["field"], ""))
+            special = row["special"].split(",") if row["special"] else []
+            if flag and flag not in special:
+                row = {**row, "special": ",".join([*special, flag])}
+            rows.append(row)
+        return rows
+
+    def write_items(self, conn: Connection, plan: CollectionPlan, rows: list[tuple[Any, ...]]) -> int:
+        if not rows:
+            return 0
+        converted = {i for i, c in enumerate(plan.columns) if c.type in ("timestamp", "dateTime", "date", "time", "decimal")}
+        if converted:
+            rows = [tuple(sqlite_value(v) if i in converted else v for i, v in enumerate(row)) for row in rows]
+        names = ", ".join(_sqlite_quote(c.name) for c in plan.columns)
+        cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        try:
+            # Any unique constraint: a row already there is skipped (the re-run no-op), a bad value still fails.
+            cursor.executemany(f"INSERT INTO {_sqlite_quote(plan.name)} ({names}) VALUES "
+                               f"({', '.join(['?'] * len(plan.columns))}) ON CONFLICT DO NOTHING", rows)
+            return max(cursor.rowcount, 0)  # the rows inserted, summed over the batch
+        finally:
+            cursor.close()
+
+    def reset_counter(self, conn: Connection, plan: CollectionPlan, key: str) -> bool:
+        """SQLite advances an AUTOINCREMENT table's ``sqlite_sequence`` past explicit ids by itself: raise it only
+        where it is not past the highest id (never lowered: ids of items deleted since are not given out again)."""
+        sql = conn.execute(sa.text("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = :t"),
+                           {"t": plan.name}).scalar()
+        if not sql or "autoincrement" not in sql.lower():
+            return False
+        highest = conn.exec_driver_sql(f"SELECT max({_sqlite_quote(key)}) FROM {_sqlite_quote(plan.name)}").scalar()
+        if highest is None:
+            return True
+        values = {"t": plan.name, "h": int(highest)}
+        counter = conn.execute(sa.text("SELECT seq FROM sqlite_sequence WHERE name = :t"), values).first()
+        if counter is None:
+            conn.execute(sa.text("INSERT INTO sqlite_sequence (name, seq) VALUES (:t, :h)"), values)
+        elif int(counter[0] or 0) < int(highest):
+            conn.execute(sa.text("UPDATE sqlite_sequence SET seq = :h WHERE name = :t"), values)
+        return True
+
+
+WRITERS: dict[str, Writer] = {"postgresql": PostgresWriter(), "mysql": MysqlWriter(), "sqlite": SqliteWriter()}
+ENGINES_TEXT = "PostgreSQL, MySQL/MariaDB or SQLite"
 
 
 def writer_for(engine: str) -> Writer:
     """The writer of a target engine (``DatabaseSettings.engine`` or a dialect name)."""
     if engine not in WRITERS:
-        raise ConfigError(f"the v8 migration writes into PostgreSQL or MySQL/MariaDB targets, not {engine}; use a "
-                          "Directus project on one of those (DB_CLIENT=pg or mysql)")
+        raise ConfigError(f"the v8 migration writes into {ENGINES_TEXT} targets, not {engine}; use a Directus "
+                          "project on one of those (DB_CLIENT=pg, mysql or sqlite3)")
     return WRITERS[engine]
 
 
-__all__ = ["BATCH_ROWS", "MysqlWriter", "PostgresWriter", "WRITERS", "Writer", "mysql_columns", "only_columns",
-           "table_of", "writer_for"]
+__all__ = ["BATCH_ROWS", "ENGINES_TEXT", "WRITERS", "MysqlWriter", "PostgresWriter", "SqliteWriter", "Writer",
+           "knex_foreign_keys", "mysql_columns", "only_columns", "sqlite_columns", "sqlite_value", "table_of",
+           "writer_for"]
