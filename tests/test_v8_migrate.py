@@ -476,16 +476,6 @@ def test_bad_input_is_refused_with_nothing_changed(clean_target: TestProject, v8
     refused(migrate_args(v8_url, uploads, clean_target.dir), clean_target, server_env, "already has 1 collections named like v8 ones (tags)",
             "--skip-collections")
 
-    # MariaDB targets are migrated into (test_v8_migrate_mariadb); SQLite ones are refused before anything.
-    sqlite_dir = tmp_path / "sqlite-target"
-    link_directus(sqlite_dir, directus)
-    sqlite = module_databases.create("sqlite3")
-    write_env(sqlite_dir / ".env", {**sqlite.env(), "KEY": "k-1234567890", "SECRET": "s-1234567890"})
-    result = run_cli(*migrate_args(v8_url, uploads, sqlite_dir), env=server_env)
-    assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr
-    assert "PostgreSQL or MySQL/MariaDB targets only" in result.stderr and "DB_CLIENT=pg or mysql" in result.stderr
-    assert not (sqlite_dir / "v8-migration").exists() and not sqlite.filename.exists()
-
     # Leaving the conflicting collection out: the rest migrates, the target's own `tags` is untouched and the
     # junction to it becomes a plain one-to-many.
     theirs = pg_digest(clean_target, ["tags"])["tags"]
