@@ -7,7 +7,8 @@ cleanup, no ``finally``) when ``checkpoint(point)`` has been reached ``n`` times
 Points: ``lock-taken``, ``repo-bytes`` (bytes written to repository files), ``upload-tmp`` (a large object
 uploaded to tmp/, not yet moved), ``object-stored``, ``pack-stored`` (a pack file written, its index not yet), ``pack-indexed`` (its index written too), ``file-tmp`` (a manifest/lock/key written to its
 temporary name, not yet renamed), ``before-manifest``, ``v8-items-batch`` (a batch of v8 items committed),
-``v8-file-copied`` (a v8 file's bytes copied), ``v8-roles-written`` (Directus 11: roles written, their
+``v8-file-copied`` (a v8 file's bytes copied), ``v8-table-created`` (a v8 collection's table created, its
+schema step not committed), ``v8-roles-written`` (Directus 11: roles written, their
 policies not yet), ``dump-bytes`` (bytes of a database dump read from its tool, which runs meanwhile),
 ``restore-planned`` (the restore flow's checks passed), ``database-fetched`` (the dump decoded into the work
 directory), ``database-loading`` (the database client loading the dump is running), ``object-restored`` (a

@@ -252,12 +252,13 @@ def test_engines_without_a_writer_are_refused() -> None:
 
 def test_a_killed_run_completes_when_run_again(fresh: TestProject, v8_url: str, uploads: Path,  # noqa: F811
                                                cli_env: dict[str, str]) -> None:
-    """Killed after the roles (11.x+: before their policies), after the second file, then in the items; each
-    step's tables, indexes and foreign keys commit with it (SQLite's DDL is transactional), and the last run
-    completes all of it."""
+    """Killed after the roles (11.x+: before their policies), after the second file, after the schema step's
+    third table (SQLite's DDL is transactional: no table is left, and none without its index or foreign keys),
+    then in the items; the last run completes all of it."""
     args = migrate_args(v8_url, uploads, fresh.dir)
     points = [("v8-roles-written", "roles")] if MAJOR >= 11 else []
-    for point, partial in (*points, ("v8-file-copied:2", "files"), ("v8-items-batch:3", "items")):
+    for point, partial in (*points, ("v8-file-copied:2", "files"), ("v8-table-created:3", "schema"),
+                           ("v8-items-batch:3", "items")):
         killed = run_cli(*args, env={**cli_env, "DIRECTUS_OPS_TEST_KILL_AT": point})
         assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
         free_project_slot(fresh.dir)
@@ -267,6 +268,9 @@ def test_a_killed_run_completes_when_run_again(fresh: TestProject, v8_url: str, 
             assert target_query(fresh, "SELECT count(*) FROM directus_policies")[0][0] == 2  # the bootstrap's only
         elif partial == "files":
             assert len(storage_listing(fresh)) == 2 and "articles" not in tables
+        elif partial == "schema":  # the files all copied, the step that had made three tables rolled back
+            assert len(storage_listing(fresh)) == 4 and not tables & {*COLLECTIONS, "languages"}
+            assert target_query(fresh, "SELECT count(*) FROM directus_collections WHERE collection = 'articles'") == [(0,)]
         else:
             counts = [target_query(fresh, f"SELECT count(*) FROM `{c}`")[0][0] for c in COLLECTIONS]
             assert 0 < sum(counts) < 49  # some collections written, the rest not yet

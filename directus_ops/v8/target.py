@@ -225,6 +225,7 @@ def create_schema(settings: DatabaseSettings, schema: SchemaPlan) -> dict[str, i
                 writer.create_table(conn, plan, schema)
                 counts["tables"] += 1
                 counts["foreign_keys"] += len(plan.foreign_keys) if writer.keys_with_tables else 0
+                faults.checkpoint("v8-table-created")
         counts["collections"] = _insert_missing(conn, _reflect(conn, "directus_collections"),
                                                 [p.collection_row for p in schema.collections])
         fields = _reflect(conn, "directus_fields")
