@@ -101,13 +101,14 @@ def test_values_are_what_directus_stores_on_sqlite(migrated: dict[str, Any], tar
     assert [(i, r, from_ms(p), from_ms(c), f, g, t) for i, r, p, c, f, g, t in rows] == \
         [(i, None if r is None else float(r), p, c, f, g, t) for i, r, p, c, f, g, t in v8]
     assert {type(r[3]) for r in rows} == {int}  # stored as Directus stores them: integers, not ISO text
-    birthdays = target_query(target, "SELECT id, birthday, bio FROM authors ORDER BY id")
-    assert [(i, None if b is None else from_ms(b).date(), bio) for i, b, bio in birthdays] == \
-        [(i, b if isinstance(b, date) else None, bio) for i, b, bio in v8_query(v8_url, "SELECT id, birthday, bio FROM authors ORDER BY id")]
+    authors = "SELECT id, birthday, bio FROM authors ORDER BY id"
+    assert [(i, None if b is None else from_ms(b).date(), bio) for i, b, bio in target_query(target, authors)] == \
+        [(i, b if isinstance(b, date) else None, bio) for i, b, bio in v8_query(v8_url, authors)]
     ids = json.loads(Path(migrated["report"]["id_map"]).read_text())
-    covers = target_query(target, "SELECT id, cover, created_by FROM articles ORDER BY id")
-    assert covers == [(i, ids["directus_files"].get(str(c)) if c else None, ids["directus_users"].get(str(u)) if u else None)
-                      for i, c, u in v8_query(v8_url, "SELECT id, cover, created_by FROM articles ORDER BY id")]
+    covers = "SELECT id, cover, created_by FROM articles ORDER BY id"
+    assert target_query(target, covers) == [
+        (i, ids["directus_files"].get(str(c)) if c else None, ids["directus_users"].get(str(u)) if u else None)
+        for i, c, u in v8_query(v8_url, covers)]
     keywords = dict(target_query(target, "SELECT id, keywords FROM articles WHERE keywords IS NOT NULL"))
     for ident, csv in v8_query(v8_url, "SELECT id, keywords FROM articles WHERE keywords IS NOT NULL"):
         assert json.loads(keywords[ident]) == [k.strip() for k in csv.split(",") if k.strip()]  # CSV → JSON list
@@ -167,7 +168,8 @@ def test_tables_are_what_directus_creates_on_sqlite(migrated: dict[str, Any], ta
         "published_on": "dateTime", "seo": "json", "keywords": "json", "title": "string", "author": "integer"}
     assert "cast-timestamp" in fields["created_on"][1] and "cast-json" in fields["seo"][1]
     keys = {(table, column): (referenced, on_delete) for table in COLLECTIONS
-            for _, _, referenced, column, _, _, on_delete, _ in target_query(target, f"PRAGMA foreign_key_list(`{table}`)")}
+            for _, _, referenced, column, _, _, on_delete, _ in
+            target_query(target, f"PRAGMA foreign_key_list(`{table}`)")}
     assert len(keys) == 16 and keys[("articles", "author")] == ("authors", "SET NULL")
     assert keys[("article_translations", "language")] == ("languages", "SET NULL")
     assert keys[("articles_files", "directus_files_id")] == ("directus_files", "SET NULL")
@@ -270,7 +272,8 @@ def test_a_killed_run_completes_when_run_again(fresh: TestProject, v8_url: str, 
             assert len(storage_listing(fresh)) == 2 and "articles" not in tables
         elif partial == "schema":  # the files all copied, the step that had made three tables rolled back
             assert len(storage_listing(fresh)) == 4 and not tables & {*COLLECTIONS, "languages"}
-            assert target_query(fresh, "SELECT count(*) FROM directus_collections WHERE collection = 'articles'") == [(0,)]
+            assert target_query(fresh, "SELECT count(*) FROM directus_collections "
+                                       "WHERE collection = 'articles'") == [(0,)]
         else:
             counts = [target_query(fresh, f"SELECT count(*) FROM `{c}`")[0][0] for c in COLLECTIONS]
             assert 0 < sum(counts) < 49  # some collections written, the rest not yet

@@ -2,8 +2,8 @@
 
 ``inspect_target`` checks the target before anything is written: a bootstrapped Directus 10.x, 11.x or 12.x on
 PostgreSQL, MySQL/MariaDB or SQLite (``directus_migrations`` applied, the installed package's version; 11.x and
-later have ``directus_policies`` and ``directus_access``, where admin/app access and the public access live), and no table
-named like a v8 collection unless an earlier run of this migration created it (recognised by the UUIDs the id map
+later have ``directus_policies`` and ``directus_access``, where admin/app access and the public access live), and no
+table named like a v8 collection unless an earlier run of this migration created it (recognised by the UUIDs the id map
 gives: then the run resumes). Every writer after it is idempotent: rows whose key is there already are skipped
 (the ids are deterministic), metadata rows only written where missing, tables and foreign keys only if absent. So
 a second run changes nothing and a run stopped half way completes when run again.
@@ -230,7 +230,8 @@ def create_schema(settings: DatabaseSettings, schema: SchemaPlan) -> dict[str, i
                                                 [p.collection_row for p in schema.collections])
         fields = _reflect(conn, "directus_fields")
         have = {(c, f) for c, f in conn.execute(sa.select(fields.c.collection, fields.c.field))}
-        missing = [r for p in schema.collections for r in writer.field_rows(p) if (r["collection"], r["field"]) not in have]
+        missing = [r for p in schema.collections for r in writer.field_rows(p)
+                   if (r["collection"], r["field"]) not in have]
         counts["fields"] = _insert_missing(conn, fields, missing)
         relations = _reflect(conn, "directus_relations")
         have = {(c, f) for c, f in conn.execute(sa.select(relations.c.many_collection, relations.c.many_field))}

@@ -53,6 +53,13 @@ def only_columns(table: sa.Table, rows: list[dict[str, Any]]) -> list[dict[str, 
     return [{k: v for k, v in row.items() if k in names} for row in rows]
 
 
+def json_as_text(table: sa.Table, row: dict[str, Any]) -> dict[str, Any]:
+    """A dict or list for a column not reflected as JSON (MariaDB's json is longtext; SQLite's text columns) goes as
+    its JSON text."""
+    return {k: json.dumps(v) if isinstance(v, (dict, list)) and not isinstance(table.c[k].type, sa.JSON) else v
+            for k, v in row.items()}
+
+
 class Writer:
     """The engine-specific half of each step; every method runs inside the caller's transaction."""
 
@@ -221,7 +228,7 @@ class MysqlWriter(Writer):
         conn.commit()
 
     def insert_missing(self, conn: Connection, table: sa.Table, rows: list[dict[str, Any]]) -> int:
-        rows = [self._json_as_text(table, row) for row in only_columns(table, rows)]
+        rows = [json_as_text(table, row) for row in only_columns(table, rows)]
         key = [c.name for c in table.primary_key.columns]
         written = 0
         for start in range(0, len(rows), BATCH_ROWS):
@@ -233,12 +240,6 @@ class MysqlWriter(Writer):
                 conn.execute(sa.insert(table), batch)
                 written += len(batch)
         return written
-
-    @staticmethod
-    def _json_as_text(table: sa.Table, row: dict[str, Any]) -> dict[str, Any]:
-        """MariaDB's json is longtext (reflected as text): a dict or list goes as its JSON text."""
-        return {k: json.dumps(v) if isinstance(v, (dict, list)) and not isinstance(table.c[k].type, sa.JSON) else v
-                for k, v in row.items()}
 
     @staticmethod
     def _present(conn: Connection, table: sa.Table, key: list[str],
@@ -360,10 +361,9 @@ class SqliteWriter(Writer):
         dbapi.isolation_level = None  # type: ignore[union-attr]
         dbapi.execute("PRAGMA foreign_keys = OFF")  # type: ignore[union-attr]
         event.listen(conn, "begin", lambda c: c.exec_driver_sql("BEGIN IMMEDIATE"))
-        conn.rollback()  # the autobegun transaction of the access above (nothing in it) ends before the first step
 
     def insert_missing(self, conn: Connection, table: sa.Table, rows: list[dict[str, Any]]) -> int:
-        rows = [MysqlWriter._json_as_text(table, row) for row in only_columns(table, rows)]
+        rows = [json_as_text(table, row) for row in only_columns(table, rows)]
         target = self._directus_dates(table)
         written = 0
         for start in range(0, len(rows), BATCH_ROWS):
@@ -404,7 +404,8 @@ class SqliteWriter(Writer):
     def write_items(self, conn: Connection, plan: CollectionPlan, rows: list[tuple[Any, ...]]) -> int:
         if not rows:
             return 0
-        converted = {i for i, c in enumerate(plan.columns) if c.type in ("timestamp", "dateTime", "date", "time", "decimal")}
+        converted = {i for i, c in enumerate(plan.columns)
+                     if c.type in ("timestamp", "dateTime", "date", "time", "decimal")}
         if converted:
             rows = [tuple(sqlite_value(v) if i in converted else v for i, v in enumerate(row)) for row in rows]
         names = ", ".join(_sqlite_quote(c.name) for c in plan.columns)
@@ -449,5 +450,5 @@ def writer_for(engine: str) -> Writer:
 
 
 __all__ = ["BATCH_ROWS", "ENGINES_TEXT", "WRITERS", "MysqlWriter", "PostgresWriter", "SqliteWriter", "Writer",
-           "knex_foreign_keys", "mysql_columns", "only_columns", "sqlite_columns", "sqlite_value", "table_of",
-           "writer_for"]
+           "json_as_text", "knex_foreign_keys", "mysql_columns", "only_columns", "sqlite_columns", "sqlite_value",
+           "table_of", "writer_for"]
