@@ -23,7 +23,7 @@ import sqlalchemy as sa
 from harness import (ADMIN_EMAIL, ADMIN_PASSWORD, S3_REGION, TestProject, api_state, make_project, rows, seed,
                      small_project)
 
-from directus_ops import database, directus_cli, move, transfer
+from directus_ops import database, directus_cli, move, node, transfer
 from directus_ops.database import DatabaseSettings, open_engine
 from directus_ops.directus_api import DirectusClient
 from directus_ops.errors import ConfigError, IntegrityError, TargetNotEmpty
@@ -370,14 +370,16 @@ def test_sqlite_to_postgresql(tmp_path, directus, databases, prefect_server):
 # -- cutover ---------------------------------------------------------------------------------------------------
 def app_scripts(project: TestProject, fail_when: str | None = None) -> tuple[str, str]:
     """A start and a stop command around ``node node_modules/directus/cli.js start`` with a pid file; the
-    start command fails (as an app refusing its config would) while the config contains ``fail_when``."""
+    start command fails (as an app refusing its config would) while the config contains ``fail_when``. The node
+    is the one the project's Directus runs on (12.x needs Node 22, which need not be the machine's)."""
     directory = project.dir
+    node_binary = node.for_project(directory).node
     start = directory / "start-app.sh"
     guard = f'grep -q "{fail_when}" .env && {{ echo "app refuses this config" >&2; exit 3; }}\n' if fail_when else ""
     start.write_text(f"""#!/bin/sh
 cd "{directory}"
 {guard}if [ -f app.pid ] && kill -0 "$(cat app.pid)" 2>/dev/null; then exit 0; fi
-PRESSURE_LIMITER_ENABLED=false setsid node node_modules/directus/cli.js start >app.log 2>&1 </dev/null &
+PRESSURE_LIMITER_ENABLED=false setsid "{node_binary}" node_modules/directus/cli.js start >app.log 2>&1 </dev/null &
 echo $! > app.pid
 for i in $(seq 1 200); do curl -sf {project.url}/server/ping >/dev/null && exit 0; sleep 0.3; done
 echo "Directus did not start" >&2; exit 1
