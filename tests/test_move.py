@@ -117,6 +117,17 @@ def can_write(client: DirectusClient) -> None:
     assert client.get(f"/items/articles/{created['id']}")["title"] == "written after the move"
 
 
+def row_counts(settings: DatabaseSettings) -> dict[str, int]:
+    """Every table of the database with its number of rows, as a user would count them with SQL."""
+    engine = open_engine(settings)
+    with engine.connect() as conn:
+        quote = conn.dialect.identifier_preparer.quote
+        found = {t: conn.execute(sa.text(f"SELECT count(*) FROM {quote(t)}")).scalar()
+                 for t in sa.inspect(conn).get_table_names()}
+    engine.dispose()
+    return found
+
+
 def storage_rows(settings: DatabaseSettings) -> list[str]:
     engine = open_engine(settings)
     with engine.connect() as conn:
@@ -301,7 +312,8 @@ def test_postgresql_move_with_storage_to_s3_renamed_and_back(tmp_path, directus,
 
 
 @pytest.mark.directus
-def test_mariadb_same_engine_through_the_cli_then_to_postgresql(tmp_path, directus, databases, cli_env):
+def test_mariadb_same_engine_through_the_cli_then_to_postgresql(tmp_path, directus, databases, cli_env,
+                                                                directus_tables):
     source_db = databases.create("mysql")
     project = make_project(tmp_path / "source", directus, source_db)
     with project.server() as client:
@@ -330,6 +342,9 @@ def test_mariadb_same_engine_through_the_cli_then_to_postgresql(tmp_path, direct
     with pg_db.flow_url() as pg_url:
         result = move_project(project_dir=str(project.dir), to_database=pg_url, config_out=str(pg_out))
     assert result["method"] == "transfer" and result["tables_equal"]
+    source_counts = row_counts(DatabaseSettings.from_url(source_db.url))
+    assert directus_tables <= set(source_counts)
+    assert row_counts(DatabaseSettings.from_url(pg_db.url)) == source_counts
     with served(project, pg_out) as client:
         after = api_state(client)
         assert after["assets"] == before["assets"]
@@ -339,7 +354,8 @@ def test_mariadb_same_engine_through_the_cli_then_to_postgresql(tmp_path, direct
 
 # -- across engines --------------------------------------------------------------------------------------------
 @pytest.mark.directus
-def test_sqlite_to_postgresql(tmp_path, directus, databases, prefect_server):
+@pytest.mark.matrix
+def test_sqlite_to_postgresql(tmp_path, directus, databases, prefect_server, directus_tables):
     from flows.move import move_project
 
     source_db = databases.create("sqlite3")
@@ -347,11 +363,17 @@ def test_sqlite_to_postgresql(tmp_path, directus, databases, prefect_server):
     with project.server() as client:
         seed(client, ["local"])
         before = api_state(client)
+    source_counts = row_counts(DatabaseSettings.from_url(source_db.url))
     target_db = databases.create("pg", create_database=False)
     out = tmp_path / "moved.env"
     with target_db.flow_url() as target_url:
         result = move_project(project_dir=str(project.dir), to_database=target_url, config_out=str(out))
     assert result["method"] == "transfer" and result["tables_equal"] and result["snapshot"] is None
+    # Every table arrives with as many rows: each one a fresh bootstrap of the installed version creates
+    # (directus_comments, directus_deployments, directus_oauth_* on 12.x) and the project's own.
+    target_counts = row_counts(DatabaseSettings.from_url(target_db.url))
+    assert directus_tables <= set(source_counts) and {"articles", "authors", "ops_marker"} <= set(source_counts)
+    assert target_counts == source_counts
     assert "DB_FILENAME" not in out.read_text() and "DB_CLIENT=pg" in out.read_text()
     with served(project, out) as client:
         after = api_state(client)
