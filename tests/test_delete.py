@@ -220,6 +220,15 @@ def assert_delete_result(copy: Copy, before_tables: set[str], directus_tables: s
     """Exactly the tables Directus's own bootstrap of the installed version created are gone (whatever tables
     that version has: directus_comments, directus_deployments, directus_oauth_* on 12.x), the project's tables
     hold exactly the rows they held and join as before."""
+    # The derived set is the installed version's, with the system tables added since 11.1 when it has them (the
+    # lower bounds: the releases these are known in).
+    version = tuple(int(part) for part in DIRECTUS_VERSION.split(".")[:2])
+    if version >= (11, 1):  # comments apart from activity
+        assert "directus_comments" in directus_tables
+    if version >= (11, 17):  # deployments
+        assert {"directus_deployments", "directus_deployment_projects", "directus_deployment_runs"} <= directus_tables
+    if version >= (12, 4):  # OAuth for MCP clients
+        assert {"directus_oauth_clients", "directus_oauth_codes", "directus_oauth_tokens"} <= directus_tables
     assert before_tables == SEEDED_TABLES | directus_tables
     assert before_tables - table_names(copy.settings) == directus_tables
     assert system_tables(copy.settings) == set()
@@ -255,15 +264,6 @@ def test_delete_postgresql_with_project_files_and_extensions_backup(sources, tmp
 
     assert_delete_result(copy, before_tables, directus_tables, before_rows, before_join)
     assert set(result["dropped_tables"]) == directus_tables
-    # The derived set is the installed version's, with the system tables added since 11.1 when it has them (the
-    # lower bounds: the releases these are known in).
-    version = tuple(int(part) for part in DIRECTUS_VERSION.split(".")[:2])
-    if version >= (11, 1):  # comments apart from activity
-        assert "directus_comments" in directus_tables
-    if version >= (11, 17):  # deployments
-        assert {"directus_deployments", "directus_deployment_projects", "directus_deployment_runs"} <= directus_tables
-    if version >= (12, 4):  # OAuth for MCP clients
-        assert {"directus_oauth_clients", "directus_oauth_codes", "directus_oauth_tokens"} <= directus_tables
     assert any(k.startswith("articles.articles_cover_foreign ") for k in result["dropped_foreign_keys"])
     assert any(k.startswith("authors.authors_user_created_foreign ") for k in result["dropped_foreign_keys"])
     assert not copy.dir.exists()
@@ -319,6 +319,7 @@ def test_delete_mariadb_through_the_cli_keeping_the_root(sources, tmp_path, data
     assert full_rows(target, SEEDED_TABLES) == before_rows
 
 
+@pytest.mark.matrix
 def test_delete_sqlite_keeps_the_database_file_and_a_system_only_backup(sources, tmp_path, databases, prefect_server,
                                                                        directus_tables):
     from flows.delete import delete_project
