@@ -75,6 +75,16 @@ def directus_11() -> Path:
 
 
 @pytest.fixture(scope="session")
+def directus_tables(directus: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[set[str]]:
+    """The tables a fresh bootstrap of the suite's Directus creates (harness.bootstrapped_tables, on SQLite)."""
+    from harness import bootstrapped_tables
+
+    scratch = Databases(tmp_path_factory.mktemp("bootstrapped"))
+    yield bootstrapped_tables(tmp_path_factory.mktemp("bootstrapped-project"), directus, scratch)
+    scratch.drop_all()
+
+
+@pytest.fixture(scope="session")
 def s3() -> Iterator:
     with moto_server() as server:
         yield server

@@ -358,6 +358,15 @@ def make_project(root: Path, install: Path, database: Database, storage: dict[st
     return TestProject(project_dir, database, port, storage, env)
 
 
+def bootstrapped_tables(root: Path, install: Path, databases: Databases, engine: str = "sqlite3") -> set[str]:
+    """The tables Directus's own bootstrap creates, listed from a new database bootstrapped by ``install`` (no
+    project extensions or migrations): what a procedure must know as Directus's, taken from the installed
+    version, so it follows new system tables (directus_comments, directus_deployments, ...) as they come."""
+    database = databases.create(engine)
+    make_project(root, install, database, with_extras=False)
+    return set(database.tables())
+
+
 def png_bytes(width: int = 16, height: int = 16, seed: int = 1) -> bytes:
     """A valid RGB PNG, built by hand so the test needs no imaging library."""
     def chunk(kind: bytes, data: bytes) -> bytes:

@@ -128,6 +128,7 @@ def test_round_trip_postgresql_with_local_and_s3_storage(tmp_path, directus, dat
     assert source_db.tables() == target_db.tables()
 
 
+@pytest.mark.matrix
 def test_round_trip_mariadb(tmp_path, directus, databases, prefect_server):
     from flows.backup import backup
     from flows.restore import restore
@@ -142,6 +143,7 @@ def test_round_trip_mariadb(tmp_path, directus, databases, prefect_server):
     repo = tmp_path / "repo"
     snapshot_id = backup(project_dir=str(project.dir), repo=str(repo))
     manifest = Repository.open(RepositoryLocation(str(repo))).load_manifest(snapshot_id)
+    assert manifest.project.directus_version == DIRECTUS_VERSION
     assert manifest.database.dump_format == "mysql-sql"
     assert "MariaDB" in manifest.database.server_version
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from directus_ops import node
 from directus_ops.config import cast, load_config, update_dotenv
 from directus_ops.errors import ConfigError
 from directus_ops.project import load_project
@@ -37,11 +38,12 @@ EXTENSIONS_PATH=./ext
 
 
 def directus_env(project_dir: Path, config_path: Path, env: dict[str, str] | None = None) -> dict:
-    """The config as Directus itself reads it (``useEnv()`` of the installed @directus/env)."""
+    """The config as Directus itself reads it (``useEnv()`` of the installed @directus/env, on the Node the
+    project's Directus runs on)."""
     script = ("import('@directus/env').then(m => { const e = m.useEnv(); const out = {};"
               " for (const [k, v] of Object.entries(e)) out[k] = v instanceof RegExp ? {regex: v.source} : v;"
               " process.stdout.write(JSON.stringify(out)); })")
-    done = subprocess.run(["node", "-e", script], cwd=project_dir, capture_output=True, text=True, timeout=60,
+    done = subprocess.run([node.for_project(project_dir).node, "-e", script], cwd=project_dir, capture_output=True, text=True, timeout=60,
                           env={"PATH": "/usr/bin:/bin:/usr/local/bin", "CONFIG_PATH": str(config_path), **(env or {})})
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout)

@@ -23,7 +23,7 @@ import sqlalchemy as sa
 from harness import (ADMIN_EMAIL, ADMIN_PASSWORD, S3_REGION, TestProject, api_state, make_project, rows, seed,
                      small_project)
 
-from directus_ops import database, directus_cli, move, transfer
+from directus_ops import database, directus_cli, move, node, transfer
 from directus_ops.database import DatabaseSettings, open_engine
 from directus_ops.directus_api import DirectusClient
 from directus_ops.errors import ConfigError, IntegrityError, TargetNotEmpty
@@ -115,6 +115,17 @@ def can_write(client: DirectusClient) -> None:
     created = client.post("/items/articles", {"title": "written after the move", "published": True})
     assert created["id"] == existing + 1
     assert client.get(f"/items/articles/{created['id']}")["title"] == "written after the move"
+
+
+def row_counts(settings: DatabaseSettings) -> dict[str, int]:
+    """Every table of the database with its number of rows, as a user would count them with SQL."""
+    engine = open_engine(settings)
+    with engine.connect() as conn:
+        quote = conn.dialect.identifier_preparer.quote
+        found = {t: conn.execute(sa.text(f"SELECT count(*) FROM {quote(t)}")).scalar()
+                 for t in sa.inspect(conn).get_table_names()}
+    engine.dispose()
+    return found
 
 
 def storage_rows(settings: DatabaseSettings) -> list[str]:
@@ -301,7 +312,8 @@ def test_postgresql_move_with_storage_to_s3_renamed_and_back(tmp_path, directus,
 
 
 @pytest.mark.directus
-def test_mariadb_same_engine_through_the_cli_then_to_postgresql(tmp_path, directus, databases, cli_env):
+def test_mariadb_same_engine_through_the_cli_then_to_postgresql(tmp_path, directus, databases, cli_env,
+                                                                directus_tables):
     source_db = databases.create("mysql")
     project = make_project(tmp_path / "source", directus, source_db)
     with project.server() as client:
@@ -330,6 +342,9 @@ def test_mariadb_same_engine_through_the_cli_then_to_postgresql(tmp_path, direct
     with pg_db.flow_url() as pg_url:
         result = move_project(project_dir=str(project.dir), to_database=pg_url, config_out=str(pg_out))
     assert result["method"] == "transfer" and result["tables_equal"]
+    source_counts = row_counts(DatabaseSettings.from_url(source_db.url))
+    assert directus_tables <= set(source_counts)
+    assert row_counts(DatabaseSettings.from_url(pg_db.url)) == source_counts
     with served(project, pg_out) as client:
         after = api_state(client)
         assert after["assets"] == before["assets"]
@@ -339,7 +354,8 @@ def test_mariadb_same_engine_through_the_cli_then_to_postgresql(tmp_path, direct
 
 # -- across engines --------------------------------------------------------------------------------------------
 @pytest.mark.directus
-def test_sqlite_to_postgresql(tmp_path, directus, databases, prefect_server):
+@pytest.mark.matrix
+def test_sqlite_to_postgresql(tmp_path, directus, databases, prefect_server, directus_tables):
     from flows.move import move_project
 
     source_db = databases.create("sqlite3")
@@ -347,11 +363,17 @@ def test_sqlite_to_postgresql(tmp_path, directus, databases, prefect_server):
     with project.server() as client:
         seed(client, ["local"])
         before = api_state(client)
+    source_counts = row_counts(DatabaseSettings.from_url(source_db.url))
     target_db = databases.create("pg", create_database=False)
     out = tmp_path / "moved.env"
     with target_db.flow_url() as target_url:
         result = move_project(project_dir=str(project.dir), to_database=target_url, config_out=str(out))
     assert result["method"] == "transfer" and result["tables_equal"] and result["snapshot"] is None
+    # Every table arrives with as many rows: each one a fresh bootstrap of the installed version creates
+    # (directus_comments, directus_deployments, directus_oauth_* on 12.x) and the project's own.
+    target_counts = row_counts(DatabaseSettings.from_url(target_db.url))
+    assert directus_tables <= set(source_counts) and {"articles", "authors", "ops_marker"} <= set(source_counts)
+    assert target_counts == source_counts
     assert "DB_FILENAME" not in out.read_text() and "DB_CLIENT=pg" in out.read_text()
     with served(project, out) as client:
         after = api_state(client)
@@ -370,14 +392,16 @@ def test_sqlite_to_postgresql(tmp_path, directus, databases, prefect_server):
 # -- cutover ---------------------------------------------------------------------------------------------------
 def app_scripts(project: TestProject, fail_when: str | None = None) -> tuple[str, str]:
     """A start and a stop command around ``node node_modules/directus/cli.js start`` with a pid file; the
-    start command fails (as an app refusing its config would) while the config contains ``fail_when``."""
+    start command fails (as an app refusing its config would) while the config contains ``fail_when``. The node
+    is the one the project's Directus runs on (12.x needs Node 22, which need not be the machine's)."""
     directory = project.dir
+    node_binary = node.for_project(directory).node
     start = directory / "start-app.sh"
     guard = f'grep -q "{fail_when}" .env && {{ echo "app refuses this config" >&2; exit 3; }}\n' if fail_when else ""
     start.write_text(f"""#!/bin/sh
 cd "{directory}"
 {guard}if [ -f app.pid ] && kill -0 "$(cat app.pid)" 2>/dev/null; then exit 0; fi
-PRESSURE_LIMITER_ENABLED=false setsid node node_modules/directus/cli.js start >app.log 2>&1 </dev/null &
+PRESSURE_LIMITER_ENABLED=false setsid "{node_binary}" node_modules/directus/cli.js start >app.log 2>&1 </dev/null &
 echo $! > app.pid
 for i in $(seq 1 200); do curl -sf {project.url}/server/ping >/dev/null && exit 0; sleep 0.3; done
 echo "Directus did not start" >&2; exit 1
