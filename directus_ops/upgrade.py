@@ -253,8 +253,8 @@ def revert_one(plan: VersionPlan, key: str) -> None:
     before = _history(project)
     if not before or before[-1] != key:
         raise ProcedureFailed(f"expected {key} to be the last applied migration, found {before[-1] if before else 'none'}")
-    try:
-        directus_cli.migrate(project.root, "migrate:down", project.config_path, plan.runtime)
+    try:  # on the installed (newer) package's Node: its native modules are built for that one
+        directus_cli.migrate(project.root, "migrate:down", project.config_path, plan.current_runtime)
     except process.ProcessFailed as exc:
         raise ProcedureFailed(f"migrate:down of {key} failed: {_error_line(exc.output_tail) or exc}") from None
     after = _history(project)
