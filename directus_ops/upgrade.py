@@ -89,10 +89,15 @@ def installed_version(project: Project) -> str:
     return version
 
 
-def _runtime_for(target: str, install_node: bool) -> NodeRuntime:
-    """The Node the target needs: the machine's if it satisfies engines.node, else (with ``install_node``)
-    fetched from the npm registry, else a clear refusal."""
-    return node_runtime.for_version(target, fetch=install_node)
+def _runtime_for(target: str, install_node: bool, current: NodeRuntime) -> NodeRuntime:
+    """The Node the target needs: the machine's if it satisfies engines.node; else the Node the project runs on
+    now if that does (already fetched: an 11.17 project on Node 22 going to 12.x needs nothing new); else (with
+    ``install_node``) fetched from the npm registry; else a clear refusal."""
+    needed = releases.required_node(target)
+    if (not node_runtime.satisfies(SYSTEM_NODE, needed) and current.node_dir is not None
+            and node_runtime.satisfies(current, needed)):
+        return current
+    return node_runtime.for_range(needed, target, fetch=install_node)
 
 
 def _history(project: Project) -> list[str]:
@@ -139,7 +144,7 @@ def plan_upgrade(project_dir: str, to: str | None = None, config_path: str | Non
         raise VersionError(f"directus@{target} is older than the installed {current}; to go back use "
                            f"`directus-ops downgrade {project.root} --to {target}`")
     current_runtime = node_runtime.for_project(project.root)
-    runtime = _runtime_for(target, install_node) if target != current else current_runtime
+    runtime = _runtime_for(target, install_node, current_runtime) if target != current else current_runtime
     applied = _history(project)
     custom = custom_migrations(project)
     _check_consistent(project, current, applied, custom)
@@ -159,7 +164,7 @@ def plan_downgrade(project_dir: str, to: str, config_path: str | None = None, ac
     if target == current:
         raise VersionError(f"directus {current} is already installed in {project.root}; nothing to downgrade")
     current_runtime = node_runtime.for_project(project.root)
-    runtime = _runtime_for(target, install_node)
+    runtime = _runtime_for(target, install_node, current_runtime)
     applied = _history(project)
     custom = custom_migrations(project)
     _check_consistent(project, current, applied, custom)
