@@ -176,6 +176,7 @@ def plan_downgrade(project_dir: str, to: str, config_path: str | None = None, ac
         blocking = next(k for k in last if k not in newer)
         raise ProjectError(f"migration {blocking} was applied after Directus {current}'s own newer migrations; "
                            f"reverting down to {target} would revert it too; revert it yourself first")
+    _check_revertible(project.root, current, target, newer)
     files = {m.key: m for m in releases.installed_migrations(project.root)}
     warnings = releases.down_warnings([files[k] for k in newer if k in files])
     if warnings and not accept_data_loss:
@@ -185,6 +186,22 @@ def plan_downgrade(project_dir: str, to: str, config_path: str | None = None, ac
     return VersionPlan(str(project.root), str(project.config_path), current, target, applied, custom, expected,
                        to_revert=newer, warnings=warnings, node_dir=_dir(runtime),
                        current_node_dir=_dir(current_runtime))
+
+
+def _check_revertible(root: Path, current: str, target: str, to_revert: list[str]) -> None:
+    """Refuse, before anything changes, a downgrade whose migrate:down chain the installed package cannot finish
+    (releases.blocked_revert); name the release that can, for a downgrade in two steps."""
+    blocked = releases.blocked_revert(root, to_revert)
+    if blocked is None:
+        return
+    key = blocked.migration.split("-", 1)[0]
+    via = releases.oldest_release_with(key, target, current)
+    steps = (f"downgrade in two steps, `--to {via}` first (directus@{via} reverts {key} with its own code), then "
+             f"`--to {target}`, or " if via else "")
+    raise VersionError(f"directus@{current} cannot revert {blocked.migration} on the way to {target}: its down() "
+                       f"reads {blocked.reads}, which reverting {blocked.after} removes before it (a limit of "
+                       f"Directus's own down-migrations); {steps}restore a snapshot taken on {target} "
+                       f"(`directus-ops restore --snapshot ID --replace`, then `npm install directus@{target}`)")
 
 
 def _dir(runtime: NodeRuntime) -> str | None:
