@@ -20,7 +20,7 @@ from harness import ADMIN_EMAIL, RELEASES, directus_install, make_project, upgra
 
 from directus_ops import node, releases
 from directus_ops.database import DatabaseSettings, open_engine
-from directus_ops.errors import ProcedureFailed
+from directus_ops.errors import ProcedureFailed, VersionError
 from directus_ops.project import installed_directus_version, load_project
 from directus_ops.upgrade import HEALTHY, TOKEN_ENV
 
@@ -171,18 +171,31 @@ def test_upgrade_then_downgrade(project, tmp_path, prefect_server, monkeypatch):
     assert recorded_node(project) == node_of(TO)
     assert left_in_ops_dir(project) == ["node.json"]  # kept package files and temporary config cleaned up
 
+    # Back down in one go, or in two steps where the target's own down-migrations cannot do it in one (11.17.4 ->
+    # 10.13.4: its down() of 20240806A reads a column reverting 20251012A removed), refused before anything changes.
+    steps = [FROM]
+    blocked = releases.blocked_revert(project, newer)
+    if blocked is not None:
+        via = releases.oldest_release_with(blocked.migration.split("-", 1)[0], FROM, TO)
+        with pytest.raises(VersionError, match=rf"cannot revert {blocked.migration}.*two steps, `--to {via}`"):
+            downgrade_directus(project_dir=str(project), to=FROM, repo=str(tmp_path / "repo"), accept_data_loss=True)
+        steps = [via, FROM]
     with pytest.raises(Exception, match="--yes"):  # the target's down-migrations lose data: confirmation needed
-        downgrade_directus(project_dir=str(project), to=FROM, repo=str(tmp_path / "repo"))
+        downgrade_directus(project_dir=str(project), to=steps[0], repo=str(tmp_path / "repo"))
     assert installed_directus_version(project) == TO and applied(project) == expected(TO, project)
 
-    result = downgrade_directus(project_dir=str(project), to=FROM, repo=str(tmp_path / "repo"), accept_data_loss=True)
-    assert result["reverted"] == newer
-    assert installed_directus_version(project) == FROM
-    assert applied(project) == expected(FROM, project)
-    assert data(settings) == before
-    assert result["health"] == {"status": health_status(FROM, with_token), "version": FROM}
-    assert recorded_node(project) == node_of(FROM)
-    assert left_in_ops_dir(project) == ["node.json"]
+    reverted = []
+    for step in steps:
+        result = downgrade_directus(project_dir=str(project), to=step, repo=str(tmp_path / "repo"),
+                                    accept_data_loss=True)
+        reverted += result["reverted"]
+        assert installed_directus_version(project) == step
+        assert applied(project) == expected(step, project)
+        assert data(settings) == before
+        assert result["health"] == {"status": health_status(step, with_token), "version": step}
+        assert recorded_node(project) == node_of(step)
+        assert left_in_ops_dir(project) == ["node.json"]
+    assert reverted == newer
 
 
 def run_cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
@@ -304,6 +317,22 @@ def test_the_target_runs_on_the_node_it_needs_fetched_only_when_allowed(tmp_path
                               with_extras=False)
     plan = upgrade.plan_upgrade(str(on_node_22.dir), RELEASES[2])
     assert plan.runtime.major == plan.current_runtime.major == "22" and plan.node_dir == plan.current_node_dir
+
+
+def test_a_downgrade_directus_cannot_finish_is_refused_before_anything_changes(tmp_path, databases):
+    """11.17.4's down() of 20240806A reads directus_fields.searchable, which reverting 20251012A (earlier in the same
+    downgrade to 10.x) drops: refused with the release that can revert it named, nothing changed."""
+    from directus_ops import upgrade
+
+    made = make_project(tmp_path, directus_install(RELEASES[1]), databases.create("sqlite3"), with_extras=False)
+    migrations = applied(made.dir)
+    with pytest.raises(VersionError, match=r"cannot revert 20240806A-permissions-policies\.js on the way to "
+                                           r"10\.13\.4: its down\(\) reads directus_fields\.searchable, which "
+                                           r"reverting 20251012A-add-field-searchable\.js removes.*`--to 11\.0\.1`"):
+        upgrade.plan_downgrade(str(made.dir), RELEASES[0], accept_data_loss=True)
+    assert applied(made.dir) == migrations and installed_directus_version(made.dir) == RELEASES[1]
+    first_step = upgrade.plan_downgrade(str(made.dir), "11.0.1", accept_data_loss=True)  # allowed: stops above 20240806A
+    assert "20240806A" not in first_step.to_revert and "20251012A" in first_step.to_revert
 
 
 def test_a_database_left_mid_upgrade_is_refused_and_the_way_back_named(tmp_path, from_install, databases):
