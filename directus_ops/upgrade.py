@@ -291,12 +291,27 @@ def _error_line(output: str) -> str | None:
     for line in lines:
         match = re.match(r"^\s*(?:\[[^\]]*\]\s*)?([A-Za-z]*Error): (.+)$", line)
         if match:
-            return f"{match.group(1)}: {match.group(2).strip()}"[:300]
+            return _shortened(f"{match.group(1)}: {match.group(2).strip()}")
     for line in reversed(lines):
-        match = re.search(r'"message":\s*"(.+)"', line)
+        match = re.search(r'"message":\s*"((?:[^"\\]|\\.)+)"', line)  # one JSON string
         if match:
-            return match.group(1)[:300]
+            try:
+                message = json.loads(f'"{match.group(1)}"')  # a JSON log line: its escapes undone
+            except ValueError:
+                message = match.group(1)
+            return _shortened(message)
     return None
+
+
+def _shortened(message: str, limit: int = 300) -> str:
+    """At most ``limit`` characters. A database error as knex words it, "<statement> - <reason>", keeps its
+    reason (relation "x" already exists, column "y" does not exist): the statement is what gets cut."""
+    if len(message) <= limit:
+        return message
+    statement, separator, reason = message.rpartition(" - ")
+    if separator and len(reason) < limit // 2:
+        return f"{statement[:limit - len(reason) - 6]}… - {reason}"
+    return message[:limit]
 
 
 # -- app control and health ------------------------------------------------------------------------------------------
