@@ -2,7 +2,11 @@
 ``directus database migrate:latest`` it wraps, in the same run. The difference is the preflight, the backup
 snapshot, the health check on a started Directus, and Prefect's bookkeeping.
 
-    .venv/bin/python bench/upgrade_overhead.py [--from 10.13.4] [--to 11.1.0] [--engine pg] [--rows 20000]
+    .venv/bin/python bench/upgrade_overhead.py [--from 11.17.4] [--to 12.4.0] [--engine pg] [--rows 20000]
+
+The default pair is the test suite's (harness.upgrade_pair(): DIRECTUS_OPS_TEST_DIRECTUS, else 12.4.0, from the
+previous major line's release). A pair that changes Node (10.13.4 -> 11.17.4: 20 -> 22) gets the target's Node
+from the npm registry on both paths.
 
 Each measurement gets its own identical project (own node_modules copy, own database seeded with
 ``--rows`` rows), so every run upgrades from the same state; the bare path runs before and after the flow
@@ -28,14 +32,14 @@ os.environ.setdefault("DIRECTUS_OPS_PASSPHRASE", "benchmark passphrase")
 
 import sqlalchemy as sa  # noqa: E402
 
-from harness import Databases, directus_install, make_project  # noqa: E402
+from harness import Databases, directus_install, make_project, upgrade_pair  # noqa: E402
 
 
-def project(work: Path, databases: Databases, engine: str, rows: int) -> Path:
+def project(work: Path, databases: Databases, version: str, engine: str, rows: int) -> Path:
     from directus_ops.database import open_engine
     from directus_ops.project import load_project
 
-    made = make_project(work, directus_install(), databases.create(engine), own_node_modules=True)
+    made = make_project(work, directus_install(version), databases.create(engine), own_node_modules=True)
     db = open_engine(load_project(made.dir).database)
     with db.begin() as conn:
         conn.execute(sa.text("CREATE TABLE articles (id INTEGER PRIMARY KEY, title VARCHAR(200), body TEXT)"))
@@ -56,7 +60,9 @@ def bare(project_dir: Path, version: str) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--to", default="11.1.0")
+    default_from, default_to = upgrade_pair()
+    parser.add_argument("--from", dest="from_version", default=default_from)
+    parser.add_argument("--to", default=default_to)
     parser.add_argument("--engine", default="pg", choices=["pg", "mysql", "sqlite3"])
     parser.add_argument("--rows", type=int, default=20_000)
     args = parser.parse_args()
@@ -65,17 +71,19 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="bench-upgrade-"))
     databases = Databases(work)
     try:
-        projects = [project(work / name, databases, args.engine, args.rows) for name in ("bare1", "flow", "bare2")]
+        projects = [project(work / name, databases, args.from_version, args.engine, args.rows)
+                    for name in ("bare1", "flow", "bare2")]
         bare_times = [bare(projects[0], args.to)]
         with prefect_test_harness(server_startup_timeout=120):
             from flows.upgrade import upgrade_directus
 
             started = time.perf_counter()
-            upgrade_directus(project_dir=str(projects[1]), repo=str(work / "repo"), to=args.to)
+            # install_node: the bare path fetches the target's Node when it needs one too (npm_install_directus).
+            upgrade_directus(project_dir=str(projects[1]), repo=str(work / "repo"), to=args.to, install_node=True)
             flow_seconds = time.perf_counter() - started
         bare_times.append(bare(projects[2], args.to))
         best = min(bare_times)
-        print(json.dumps({"engine": args.engine, "rows": args.rows, "to": args.to,
+        print(json.dumps({"engine": args.engine, "rows": args.rows, "from": args.from_version, "to": args.to,
                           "bare_seconds": [round(t, 1) for t in bare_times], "flow_seconds": round(flow_seconds, 1),
                           "overhead_seconds": round(flow_seconds - best, 1),
                           "ratio": round(flow_seconds / best, 2)}, indent=2))

@@ -106,13 +106,18 @@ def migrations_in_folder(folder: Path) -> list[MigrationFile]:
     return sorted(found, key=lambda m: m.key)
 
 
+def _api_dist(project_dir: Path) -> Path:
+    """The installed Directus API's dist folder (``@directus/api``; inside ``directus`` itself up to 9.24)."""
+    for dist in (project_dir / "node_modules" / "@directus" / "api" / "dist",
+                 project_dir / "node_modules" / "directus" / "dist"):
+        if (dist / "database" / "migrations").is_dir():
+            return dist
+    raise ProjectError(f"Directus is not installed in {project_dir} (no node_modules/directus); run `npm install` there")
+
+
 def installed_migrations(project_dir: Path) -> list[MigrationFile]:
     """The built-in migrations of the Directus installed in ``project_dir``."""
-    for folder in (project_dir / "node_modules" / "@directus" / "api" / "dist" / "database" / "migrations",
-                   project_dir / "node_modules" / "directus" / "dist" / "database" / "migrations"):
-        if folder.is_dir():
-            return migrations_in_folder(folder)
-    raise ProjectError(f"Directus is not installed in {project_dir} (no node_modules/directus); run `npm install` there")
+    return migrations_in_folder(_api_dist(project_dir) / "database" / "migrations")
 
 
 def release_migrations(version: str) -> list[MigrationFile]:
@@ -214,5 +219,75 @@ def down_warnings(migrations: list[MigrationFile]) -> list[str]:
     return warnings
 
 
-__all__ = ["LOSSY_DOWNS", "MigrationFile", "check_published", "down_warnings", "installed_migrations",
-           "migrations_in_folder", "parse_version", "release_migrations", "required_node", "version_in_range"]
+# -- reverts the installed package cannot do ----------------------------------------------------------------------
+# A down() that reads the schema (getSchema, or a service, which reads it too) selects the system tables' columns
+# this package knows; a revert earlier in the same downgrade may have dropped one. Directus 11.13+'s getSchema
+# selects directus_fields.searchable, which reverting 20251012A drops, so 11.17.4 cannot revert 20240806A once it
+# reverted 20251012A: "column searchable does not exist", half-way through a downgrade to 10.x.
+_READS_SCHEMA = re.compile(r"\bgetSchema\(|\w+Service\(")
+_SELECT_FROM = re.compile(r"\.select\(((?:\s*['\"][^'\"]+['\"]\s*,?)+)\)\s*\.from\(['\"]([^'\"]+)['\"]\)")
+_ALTER = re.compile(r"alterTable\(['\"]([^'\"]+)['\"](.*?)(?=alterTable\(|$)", re.S)
+
+
+def _code(body: str) -> str:
+    return re.sub(r"//[^\n]*|/\*.*?\*/", "", body, flags=re.S)
+
+
+def schema_read_columns(project_dir: Path) -> dict[str, set[str]]:
+    """The system tables' columns the installed package's getSchema() selects by name (``select("*")``: none)."""
+    source = _api_dist(project_dir) / "utils" / "get-schema.js"
+    if not source.is_file():
+        return {}
+    read: dict[str, set[str]] = {}
+    for columns, table in _SELECT_FROM.findall(source.read_text(errors="replace")):
+        read.setdefault(table, set()).update(c for c in re.findall(r"['\"]([^'\"]+)['\"]", columns) if c != "*")
+    return read
+
+
+def dropped_by_down(migration: MigrationFile) -> set[tuple[str, str | None]]:
+    """(table, column) pairs the migration's down() drops; (table, None) for a dropped table."""
+    code = _code(migration.down_source)
+    dropped: set[tuple[str, str | None]] = {(t, None) for t in re.findall(r"dropTable(?:IfExists)?\(['\"]([^'\"]+)", code)}
+    for table, block in _ALTER.findall(code):
+        for call in re.findall(r"dropColumns?\(([^)]*)\)", block):
+            dropped |= {(table, column) for column in re.findall(r"['\"]([^'\"]+)['\"]", call)}
+    return dropped
+
+
+@dataclass(frozen=True)
+class BlockedRevert:
+    migration: str  # the file whose down() cannot run
+    after: str  # the earlier revert that removes what it reads
+    reads: str  # "table.column" (or "table")
+
+
+def blocked_revert(project_dir: Path, to_revert: list[str]) -> BlockedRevert | None:
+    """The first of ``to_revert`` (newest first, as migrate:down takes them) whose down() the installed package
+    cannot run because a revert before it dropped a column or table this package's schema read selects."""
+    files = {m.key: m for m in installed_migrations(project_dir)}
+    read = schema_read_columns(project_dir)
+    gone: list[tuple[str, str | None, str]] = []
+    for key in to_revert:
+        migration = files.get(key)
+        if migration is None:
+            continue
+        if _READS_SCHEMA.search(_code(migration.down_source)):
+            for table, column, by in gone:
+                if table in read and (column is None or column in read[table]):
+                    return BlockedRevert(migration.name, by, f"{table}.{column}" if column else table)
+        gone += [(table, column, migration.name) for table, column in sorted(dropped_by_down(migration), key=str)]
+    return None
+
+
+def oldest_release_with(key: str, newer_than: str, older_than: str) -> str | None:
+    """The oldest published directus release between the two versions whose migrations include ``key``: the
+    release whose own code reverts it (its schema read knows no column added after it)."""
+    for version in published_versions(f"directus@>{newer_than} <{older_than}"):
+        if any(m.key == key for m in release_migrations(version)):
+            return version
+    return None
+
+
+__all__ = ["BlockedRevert", "LOSSY_DOWNS", "MigrationFile", "check_published", "down_warnings", "installed_migrations",
+           "migrations_in_folder", "oldest_release_with", "blocked_revert", "dropped_by_down", "schema_read_columns",
+           "parse_version", "release_migrations", "required_node", "version_in_range"]

@@ -178,6 +178,7 @@ def plan_downgrade(project_dir: str, to: str, config_path: str | None = None, ac
         blocking = next(k for k in last if k not in newer)
         raise ProjectError(f"migration {blocking} was applied after Directus {current}'s own newer migrations; "
                            f"reverting down to {target} would revert it too; revert it yourself first")
+    _check_revertible(project.root, current, target, newer)
     files = {m.key: m for m in releases.installed_migrations(project.root)}
     warnings = releases.down_warnings([files[k] for k in newer if k in files])
     if warnings and not accept_data_loss:
@@ -187,6 +188,22 @@ def plan_downgrade(project_dir: str, to: str, config_path: str | None = None, ac
     return VersionPlan(str(project.root), str(project.config_path), current, target, applied, custom, expected,
                        to_revert=newer, warnings=warnings, node_dir=_dir(runtime),
                        current_node_dir=_dir(current_runtime))
+
+
+def _check_revertible(root: Path, current: str, target: str, to_revert: list[str]) -> None:
+    """Refuse, before anything changes, a downgrade whose migrate:down chain the installed package cannot finish
+    (releases.blocked_revert); name the release that can, for a downgrade in two steps."""
+    blocked = releases.blocked_revert(root, to_revert)
+    if blocked is None:
+        return
+    key = blocked.migration.split("-", 1)[0]
+    via = releases.oldest_release_with(key, target, current)
+    steps = (f"downgrade in two steps, `--to {via}` first (directus@{via} reverts {key} with its own code), then "
+             f"`--to {target}`, or " if via else "")
+    raise VersionError(f"directus@{current} cannot revert {blocked.migration} on the way to {target}: its down() "
+                       f"reads {blocked.reads}, which reverting {blocked.after} removes before it (a limit of "
+                       f"Directus's own down-migrations); {steps}restore a snapshot taken on {target} "
+                       f"(`directus-ops restore --snapshot ID --replace`, then `npm install directus@{target}`)")
 
 
 def _dir(runtime: NodeRuntime) -> str | None:
@@ -260,8 +277,8 @@ def revert_one(plan: VersionPlan, key: str) -> None:
     before = _history(project)
     if not before or before[-1] != key:
         raise ProcedureFailed(f"expected {key} to be the last applied migration, found {before[-1] if before else 'none'}")
-    try:
-        directus_cli.migrate(project.root, "migrate:down", project.config_path, plan.runtime)
+    try:  # on the installed (newer) package's Node: its native modules are built for that one
+        directus_cli.migrate(project.root, "migrate:down", project.config_path, plan.current_runtime)
     except process.ProcessFailed as exc:
         raise ProcedureFailed(f"migrate:down of {key} failed: {_error_line(exc.output_tail) or exc}") from None
     after = _history(project)
@@ -276,12 +293,27 @@ def _error_line(output: str) -> str | None:
     for line in lines:
         match = re.match(r"^\s*(?:\[[^\]]*\]\s*)?([A-Za-z]*Error): (.+)$", line)
         if match:
-            return f"{match.group(1)}: {match.group(2).strip()}"[:300]
+            return _shortened(f"{match.group(1)}: {match.group(2).strip()}")
     for line in reversed(lines):
-        match = re.search(r'"message":\s*"(.+)"', line)
+        match = re.search(r'"message":\s*"((?:[^"\\]|\\.)+)"', line)  # one JSON string
         if match:
-            return match.group(1)[:300]
+            try:
+                message = json.loads(f'"{match.group(1)}"')  # a JSON log line: its escapes undone
+            except ValueError:
+                message = match.group(1)
+            return _shortened(message)
     return None
+
+
+def _shortened(message: str, limit: int = 300) -> str:
+    """At most ``limit`` characters. A database error as knex words it, "<statement> - <reason>", keeps its
+    reason (relation "x" already exists, column "y" does not exist): the statement is what gets cut."""
+    if len(message) <= limit:
+        return message
+    statement, separator, reason = message.rpartition(" - ")
+    if separator and len(reason) < limit // 2:
+        return f"{statement[:limit - len(reason) - 6]}… - {reason}"
+    return message[:limit]
 
 
 # -- app control and health ------------------------------------------------------------------------------------------
