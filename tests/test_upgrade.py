@@ -162,7 +162,8 @@ def test_upgrade_then_downgrade(project, tmp_path, prefect_server, monkeypatch):
     # Only a Node change needs consent to fetch Node (10.13.4 -> 11.17.4: 20 -> 22); 11.17.4 already runs on 22.
     install_node = node_of(FROM) != node_of(TO)
 
-    result = upgrade_directus(project_dir=str(project), repo=str(tmp_path / "repo"), to=TO, install_node=install_node)
+    result = upgrade_directus(project_dir=str(project), repo=str(tmp_path / "repo"), to=TO, install_node=install_node,
+                              accept_license_change=True)  # into 12.x: the license notice accepted (test_licensing)
     assert installed_directus_version(project) == TO
     assert json.loads((project / "package.json").read_text())["dependencies"]["directus"] == TO  # exact
     assert applied(project) == expected(TO, project)
@@ -221,7 +222,8 @@ def test_a_failing_migration_of_the_target_rolls_everything_back_on_the_old_vers
     machine_node = Path(shutil.which("node")).parent  # what `node` is without directus-ops choosing one
     env = {**cli_env, "PATH": f"{machine_node}:{cli_env['PATH']}"}
 
-    result = run_cli("upgrade", str(project), "--repo", str(tmp_path / "repo"), "--to", TO, "--install-node", env=env)
+    result = run_cli("upgrade", str(project), "--repo", str(tmp_path / "repo"), "--to", TO, "--install-node", "--yes",
+                     env=env)
     assert result.returncode == ProcedureFailed.exit_code, result.stderr
     assert f"migration {key}" in result.stderr and "already exists" in result.stderr, result.stderr
     assert "database restored" in result.stderr and "FAILED" not in result.stderr, result.stderr
@@ -256,7 +258,7 @@ def test_rehearsal_reports_the_failing_migration_and_leaves_production_alone(pro
 
     with pytest.raises(ProcedureFailed, match=r"rehearsal.*20991231A.*boom.*production was not touched"):
         upgrade_directus(project_dir=str(project), repo=repo, to=TO, rehearse=True, scratch_database_url=scratch,
-                         install_node=install_node)
+                         install_node=install_node, accept_license_change=True)
     report = latest_artifact("rehearsal-project")
     assert "FAILED" in report and "20991231A" in report and "not touched" in report
 
