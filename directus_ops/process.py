@@ -56,6 +56,7 @@ _NOT_A_CAUSE = re.compile(
     r"|^npm warn\b|^[\w.-]+: warning:",
     re.IGNORECASE,
 )
+_NPM_CODE = re.compile(r"^npm (?:error|ERR!) code E[A-Z0-9]{3,}\s*$")
 _CAUSE_LINES = 3
 _CAUSE_LINE_CHARS = 240
 _CAUSE_CHARS = 600
@@ -73,7 +74,9 @@ def failure_cause(output: str, lines: int = _CAUSE_LINES) -> str:
     candidates = [line for line in printed if not _NOT_A_CAUSE.search(line)]
     chosen: list[str] = []
     for rule in _CAUSE_RULES:  # only the strongest kind present: weaker lines would bury it
-        chosen = [line for line in candidates if rule.search(line)][:lines]
+        chosen = [line for index, line in enumerate(candidates) if rule.search(line)
+                  # npm's summary is the line after its "code EXXX" line ("JSON.parse Invalid package.json: ...")
+                  or (index and _NPM_CODE.search(candidates[index - 1]))][:lines]
         if chosen:
             break
     chosen = chosen or candidates[-1:] or printed[-1:]

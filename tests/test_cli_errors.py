@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from harness import free_port, write_env
+from harness import DIRECTUS_VERSION, free_port, write_env
 
 CLI = [sys.executable, "-m", "directus_ops.cli"]
 
@@ -166,11 +166,19 @@ def test_missing_dump_tool_is_named(tmp_path, cli_env_no_server, databases):
 
 
 def test_a_failed_npm_install_names_npms_error_without_verbose(tmp_path, cli_env_no_server):
-    """npm ends with "A complete log of this run can be found in ...": the error line must be the one before."""
-    done = run_cli({**cli_env_no_server, "npm_config_cache": str(tmp_path / "npm-cache")},
-                   "demo", "--dir", str(tmp_path / "demo"), "--directus-version", "0.0.999-nonexistent")
+    """npm ends with "A complete log of this run can be found in ...": the error line must be the one before.
+    A version nobody published is refused before npm runs; a real npm failure (the demo project's own
+    package.json broken) is reported by its error code and reason."""
+    env = {**cli_env_no_server, "npm_config_cache": str(tmp_path / "npm-cache")}
+    done = run_cli(env, "demo", "--dir", str(tmp_path / "demo"), "--directus-version", "0.0.999-nonexistent")
+    assert done.returncode == 14, (done.stdout, done.stderr)
+    assert done.stderr.strip().splitlines()[-1] == ("directus-ops: error: no directus@0.0.999-nonexistent is "
+                                                    "published on the npm registry; pass another --directus-version")
+    project = tmp_path / "demo" / "project"
+    project.mkdir(parents=True)
+    (project / "package.json").write_text("{not json\n")
+    done = run_cli(env, "demo", "--dir", str(tmp_path / "demo"), "--directus-version", DIRECTUS_VERSION)
     assert done.returncode == 10, (done.stdout, done.stderr)
     error = done.stderr.strip().splitlines()[-1]  # after the demo's "installing directus@... from npm" line
-    assert error.startswith("directus-ops: error: npm failed with exit code 1: npm error code ETARGET | "), error
-    assert "notarget No matching version found for directus@0.0.999-nonexistent" in error
-    assert "complete log" not in error
+    assert error.startswith("directus-ops: error: npm failed with exit code 1: npm error code EJSONPARSE | "), error
+    assert "Invalid package.json" in error and "complete log" not in error
