@@ -1,7 +1,8 @@
 """Upgrade, downgrade and rehearsal on real Directus projects, on the suite's version axis: the pair is
 harness.upgrade_pair() (11.17.4 <-> 12.4.0 by default; 10.13.4 <-> 11.17.4, a Node change 20 -> 22, with
 DIRECTUS_OPS_TEST_DIRECTUS=10.13.4), on PostgreSQL and MariaDB: migration sets equal each release's, data intact,
-Directus healthy on the Node its version needs; a failing migration of the target rolls everything back; a
+Directus healthy on the Node its version needs; back down in two steps where Directus's own down-migrations
+cannot go in one (11.17.4 -> 11.0.1 -> 10.13.4); a failing migration of the target rolls everything back; a
 rehearsal leaves production untouched; bad input is refused with nothing changed."""
 
 from __future__ import annotations
