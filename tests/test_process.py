@@ -95,16 +95,17 @@ def test_failure_skips_warnings_and_bare_prefixes():
     assert str(error).endswith(": npm error code ERESOLVE | npm error ERESOLVE unable to resolve dependency tree")
 
 
+# (No one-letter names in these outputs: another test registers the secret "x", redacted where it stands as a value.)
 @pytest.mark.parametrize("stdout, stderr, cause", [
-    ("", "pg_dump: error: connection to server at \"127.0.0.1\", port 5432 failed: FATAL:  database \"x\" does not exist\n",
-     "pg_dump: error: connection to server at \"127.0.0.1\", port 5432 failed: FATAL:  database \"x\" does not exist"),
-    ("-- dumping\n", "mysqldump: Got error: 1049: \"Unknown database 'x'\" when selecting the database\nbye\n",
-     "mysqldump: Got error: 1049: \"Unknown database 'x'\" when selecting the database"),
+    ("", "pg_dump: error: connection to server at \"127.0.0.1\", port 5432 failed: FATAL:  database \"nosuchdb\" does not exist\n",
+     "pg_dump: error: connection to server at \"127.0.0.1\", port 5432 failed: FATAL:  database \"nosuchdb\" does not exist"),
+    ("-- dumping\n", "mysqldump: Got error: 1049: \"Unknown database 'nosuchdb'\" when selecting the database\nbye\n",
+     "mysqldump: Got error: 1049: \"Unknown database 'nosuchdb'\" when selecting the database"),
     ("", ("/p/cli.js:3\n  throw new Error(\"no config\");\n  ^\n\nError: no config\n"
           "    at Object.<anonymous> (/p/cli.js:3:9)\n\nNode.js v20.19.0\n"), "Error: no config"),
     ("", ("Traceback (most recent call last):\n  File \"x.py\", line 1, in <module>\n"
-          "asyncpg.exceptions.InvalidCatalogNameError: database \"x\" does not exist\nServer stopped!\n"),
-     "asyncpg.exceptions.InvalidCatalogNameError: database \"x\" does not exist"),
+          "asyncpg.exceptions.InvalidCatalogNameError: database \"nosuchdb\" does not exist\nServer stopped!\n"),
+     "asyncpg.exceptions.InvalidCatalogNameError: database \"nosuchdb\" does not exist"),
     ("", "a line\nstill nothing\n", "still nothing"),  # no error line: the last one, as before
     ("", "", "no output"),
 ])
