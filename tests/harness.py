@@ -28,7 +28,8 @@ from directus_ops.directus_api import DirectusClient
 
 # The suite's Directus: every test runs on it. CI runs the whole suite on the default and the tests marked
 # ``matrix`` (one per procedure) on the other supported lines.
-DIRECTUS_VERSION = os.environ.get("DIRECTUS_OPS_TEST_DIRECTUS", "12.4.0")
+DEFAULT_DIRECTUS = "12.4.0"
+DIRECTUS_VERSION = os.environ.get("DIRECTUS_OPS_TEST_DIRECTUS", DEFAULT_DIRECTUS)
 # The release the suite tests of each supported major line, oldest first (12.4.1 cannot be installed from this
 # machine's registry mirror: @directus/app@18.0.1 is missing; 12.4.0 has the same 109 migrations).
 RELEASES = ("10.13.4", "11.17.4", "12.4.0")
