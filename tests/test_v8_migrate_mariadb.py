@@ -25,7 +25,8 @@ from test_v8_migrate import (  # noqa: F401 (fixtures shared with the PostgreSQL
     uploads,
     v8_url,
 )
-from v8_checks import COLLECTIONS, TEMP_PASSWORD, check_report_counts, check_through_api, v8_query
+from v8_checks import (COLLECTIONS, PROBE_FIELDS, TEMP_PASSWORD, check_report_counts, check_through_api, create_probe,
+                       v8_query)
 
 from directus_ops.database import DatabaseSettings
 from directus_ops.transfer import table_digests
@@ -96,26 +97,9 @@ def test_tables_are_what_directus_creates_on_mysql(migrated: dict[str, Any], tar
     """Directus itself creates a collection with the same field types through its API; each migrated column has
     the column type Directus gave its counterpart (uuid char(36), boolean tinyint(1), decimal(p,s), timestamp,
     datetime, varchar(n), text, json, unsigned int keys and the m2o columns referencing them)."""
-    probe = {  # probe field: (type, schema) and the migrated column that must match it
-        "id": (("integer", {"is_primary_key": True, "has_auto_increment": True}), ("articles", "id")),
-        "file": (("uuid", {}), ("articles", "cover")),
-        "flag": (("boolean", {"default_value": False}), ("articles", "featured")),
-        "amount": (("decimal", {"numeric_precision": 3, "numeric_scale": 1}), ("articles", "rating")),
-        "stamp": (("timestamp", {}), ("articles", "created_on")),
-        "moment": (("dateTime", {}), ("articles", "published_on")),
-        "label": (("string", {"max_length": 200, "is_nullable": False}), ("authors", "name")),
-        "body": (("text", {}), ("articles", "summary")),
-        "data": (("json", {}), ("articles", "seo")),
-        "day": (("date", {}), ("authors", "birthday")),
-        "article": (("integer", {}), ("site_settings", "featured_article")),
-        "code": (("string", {"max_length": 5}), ("article_translations", "language")),
-    }
+    probe = PROBE_FIELDS
     with target.server() as client:
-        client.post("/collections", {"collection": "v8_probe", "schema": {}, "meta": {}, "fields": [
-            # A meta each: 11.17+ gives a boolean or json field without one a cast flag it then refuses.
-            {"field": name, "type": kind, "schema": schema, "meta": {}} for name, ((kind, schema), _) in probe.items()]})
-        client.post("/relations", {"collection": "v8_probe", "field": "file", "related_collection": "directus_files"})
-        client.post("/relations", {"collection": "v8_probe", "field": "article", "related_collection": "articles"})
+        create_probe(client)
         by_directus = column_types(target, "v8_probe")
         fields = {f["field"]: f["type"] for f in client.get("/fields/articles")}
         client.request("DELETE", "/collections/v8_probe")

@@ -29,7 +29,8 @@ from test_v8_migrate import (  # noqa: F401 (fixtures shared with the PostgreSQL
     uploads,
     v8_url,
 )
-from v8_checks import COLLECTIONS, TEMP_PASSWORD, check_report_counts, check_through_api, v8_query
+from v8_checks import (COLLECTIONS, PROBE_FIELDS, TEMP_PASSWORD, check_report_counts, check_through_api, create_probe,
+                       v8_query)
 
 from directus_ops.errors import ConfigError
 from directus_ops.v8.writers import writer_for
@@ -130,25 +131,9 @@ def test_tables_are_what_directus_creates_on_sqlite(migrated: dict[str, Any], ta
     datetime, varchar(n), text, json, date), the auto-increment key AUTOINCREMENT (Directus's schema reader looks for
     the word), the foreign keys ON DELETE SET NULL inside the table, unique columns knex's named index; and
     Directus reads each migrated field as the type its own would have (timestamps need cast-timestamp here)."""
-    probe = {  # probe field: (type, schema) and the migrated column that must match it
-        "id": (("integer", {"is_primary_key": True, "has_auto_increment": True}), ("articles", "id")),
-        "file": (("uuid", {}), ("articles", "cover")),
-        "flag": (("boolean", {"default_value": False}), ("articles", "featured")),
-        "amount": (("decimal", {"numeric_precision": 3, "numeric_scale": 1}), ("articles", "rating")),
-        "stamp": (("timestamp", {}), ("articles", "created_on")),
-        "moment": (("dateTime", {}), ("articles", "published_on")),
-        "label": (("string", {"max_length": 200, "is_nullable": False}), ("authors", "name")),
-        "body": (("text", {}), ("articles", "summary")),
-        "data": (("json", {}), ("articles", "seo")),
-        "day": (("date", {}), ("authors", "birthday")),
-        "article": (("integer", {}), ("site_settings", "featured_article")),
-        "code": (("string", {"max_length": 5}), ("article_translations", "language")),
-    }
+    probe = PROBE_FIELDS
     with target.server() as client:
-        client.post("/collections", {"collection": "v8_probe", "schema": {}, "meta": {}, "fields": [
-            {"field": name, "type": kind, "schema": schema, "meta": {}} for name, ((kind, schema), _) in probe.items()]})
-        client.post("/relations", {"collection": "v8_probe", "field": "file", "related_collection": "directus_files"})
-        client.post("/relations", {"collection": "v8_probe", "field": "article", "related_collection": "articles"})
+        create_probe(client)
         by_directus = column_types(target, "v8_probe")
         probe_types = {f["field"]: f["type"] for f in client.get("/fields/v8_probe")}
         fields = {f["field"]: (f["type"], f["meta"]["special"]) for f in client.get("/fields/articles")}

@@ -297,3 +297,31 @@ def check_policies(client: DirectusClient, v8_url: str, id_map: dict[str, Any]) 
         v8_public -= {("articles", "read")}
     assert granted == v8_public | {("languages", "read")}  # + the languages of the readable translations
     assert {(p["policy"] or {}).get("name") for p in permissions} == {"Author", "Editor", public[0]["policy"]["name"]}
+
+
+# A collection Directus itself creates with the field types of migrated columns: probe field -> ((type, schema),
+# (table, column) of the migrated column that must match it).
+PROBE_FIELDS: dict[str, Any] = {
+    "id": (("integer", {"is_primary_key": True, "has_auto_increment": True}), ("articles", "id")),
+    "file": (("uuid", {}), ("articles", "cover")),
+    "flag": (("boolean", {"default_value": False}), ("articles", "featured")),
+    "amount": (("decimal", {"numeric_precision": 3, "numeric_scale": 1}), ("articles", "rating")),
+    "stamp": (("timestamp", {}), ("articles", "created_on")),
+    "moment": (("dateTime", {}), ("articles", "published_on")),
+    "label": (("string", {"max_length": 200, "is_nullable": False}), ("authors", "name")),
+    "body": (("text", {}), ("articles", "summary")),
+    "data": (("json", {}), ("articles", "seo")),
+    "day": (("date", {}), ("authors", "birthday")),
+    "article": (("integer", {}), ("site_settings", "featured_article")),
+    "code": (("string", {"max_length": 5}), ("article_translations", "language")),
+}
+
+
+def create_probe(client: Any) -> None:
+    """The probe collection ``v8_probe``, with its file and article relations, through Directus's own API."""
+    # A meta each: 11.17+ gives a boolean or json field without one a cast flag it then refuses.
+    client.post("/collections", {"collection": "v8_probe", "schema": {}, "meta": {}, "fields": [
+        {"field": name, "type": kind, "schema": schema, "meta": {}}
+        for name, ((kind, schema), _) in PROBE_FIELDS.items()]})
+    client.post("/relations", {"collection": "v8_probe", "field": "file", "related_collection": "directus_files"})
+    client.post("/relations", {"collection": "v8_probe", "field": "article", "related_collection": "articles"})
