@@ -36,7 +36,8 @@ import pymysql  # noqa: E402
 
 from harness import Databases, directus_install, make_project  # noqa: E402
 
-from directus_ops.database import DatabaseSettings, restore  # noqa: E402
+from directus_ops.database import DatabaseSettings  # noqa: E402
+from directus_ops.dumps import restore  # noqa: E402
 from directus_ops import directus_cli  # noqa: E402
 from directus_ops.v8 import api_target, migrate  # noqa: E402
 

@@ -30,6 +30,7 @@ from .database import DatabaseSettings, ForeignKey
 from .errors import ConfigError, DatabaseError, IntegrityError, NeedsConfirmation, ProjectError
 from .project import Project, load_project
 from .redact import redact
+from .sqlite_foreign_keys import sqlite_drop_tables
 
 log = logging.getLogger("directus_ops.delete")
 
@@ -393,7 +394,7 @@ def _drop_sqlite(settings: DatabaseSettings, plan: DeletePlan, expected: _Expect
                 t: int(locked.execute(f'SELECT count(*) FROM "{t.replace(chr(34), chr(34) * 2)}"').fetchone()[0])
                 for t in names})
 
-        rebuilt = db.sqlite_drop_tables(raw, plan.system_tables, before=check)  # type: ignore[arg-type]
+        rebuilt = sqlite_drop_tables(raw, plan.system_tables, before=check)  # type: ignore[arg-type]
         raw.execute("VACUUM")  # the dropped tables' pages (password hashes, tokens) are erased from the file
     return rebuilt
 

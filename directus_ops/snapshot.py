@@ -24,7 +24,7 @@ from pydantic import TypeAdapter
 
 from . import codec, faults, licensing, paths, restore_cleanup
 from . import database as db
-from . import progress, workdir
+from . import dumps, progress, workdir
 from .config import read_config_file, update_dotenv, update_dotenv_text, write_private_text
 from .database import DatabaseSettings
 from .errors import ConfigError, IntegrityError, SnapshotNotFound, StorageError, StorageUnreadable
@@ -116,7 +116,7 @@ def backup_database(project: Project, repo: Repository, staging_dir: Path, encry
         def consume(stream: IO[bytes]) -> None:
             stored["result"] = repo.put(stream, advance, encrypt=encrypt)
 
-        result = db.dump(project.database, consume, staging_dir, tables)
+        result = dumps.dump(project.database, consume, staging_dir, tables)
     put = stored["result"]
     entry = _entry(DATABASE, f"database.{_dump_extension(result.format)}", put)
     info = DatabaseInfo(engine=project.database.engine, client=project.config.text("DB_CLIENT") or "",
@@ -658,7 +658,7 @@ def load_database(repo: Repository, manifest: Manifest, database: DatabaseSettin
         db.clear_database(database)
     db.ensure_database(database, info.charset, info.collation)
     log.info("restoring %s into %s", manifest.database_dump.key, database.describe())
-    db.restore(database, dump_file, info.dump_format, info.skipped_foreign_keys)
+    dumps.restore(database, dump_file, info.dump_format, info.skipped_foreign_keys)
     dump_file.unlink(missing_ok=True)
     with db.connect(database) as conn:
         counts = db.count_rows(conn)

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import database as db
-from . import paths, progress
+from . import dumps, paths, progress
 from .database import DatabaseSettings
 from .errors import IntegrityError, OpsError, RepositoryError, SnapshotNotFound, TargetNotEmpty
 from .manifest import Manifest
@@ -182,7 +182,7 @@ def restore_drill(repo: Repository, manifest: Manifest, scratch: DatabaseSetting
     dump_file = fetch_verified(repo, manifest.database_dump, staging_dir / manifest.database_dump.key)
     try:
         db.ensure_database(scratch, info.charset, info.collation)
-        db.restore(scratch, dump_file, info.dump_format, info.skipped_foreign_keys)
+        dumps.restore(scratch, dump_file, info.dump_format, info.skipped_foreign_keys)
         with db.connect(scratch) as conn:
             counts = db.count_rows(conn)
     finally:

@@ -524,9 +524,9 @@ def test_a_failing_backup_stops_the_delete(sources, tmp_path, prefect_server):
 
 
 def test_root_refusals_and_sqlite_reference_removal():
-    from directus_ops.database import sqlite_constraint_names, sqlite_table_without_references
     from directus_ops.delete import check_root
     from directus_ops.errors import ProjectError
+    from directus_ops.sqlite_foreign_keys import sqlite_constraint_names, sqlite_table_without_references
 
     for path in (Path("/"), Path.home()):
         with pytest.raises(ProjectError, match="refusing to delete"):

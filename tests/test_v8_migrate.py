@@ -49,7 +49,8 @@ from v8_checks import (
     v8_query,
 )
 
-from directus_ops.database import DatabaseSettings, restore
+from directus_ops.database import DatabaseSettings
+from directus_ops.dumps import restore
 from directus_ops.v8 import mapping
 from directus_ops.v8.source import Comment, read_v8
 
