@@ -28,7 +28,7 @@ import pymysql  # noqa: E402
 
 from harness import ADMIN_EMAIL, ADMIN_PASSWORD, PG_ADMIN, directus_install, link_directus, write_env  # noqa: E402
 
-from directus_ops import directus_cli, process, transfer  # noqa: E402
+from directus_ops import content_digest, directus_cli, process, transfer  # noqa: E402
 from directus_ops.database import DatabaseSettings, count_rows, connect  # noqa: E402
 
 # Collections as Directus creates them on MariaDB (knex's DDL), rows generated on the server.
@@ -148,7 +148,7 @@ def main() -> None:
             report = transfer.copy_database(source, target, directus_dir=project)
             copy_times.append(time.perf_counter() - started)
             if digests_equal is None:
-                problems = transfer.compare_digests(transfer.table_digests(source), transfer.table_digests(target))
+                problems = content_digest.compare_digests(content_digest.table_digests(source), content_digest.table_digests(target))
                 digests_equal = not problems
         figures = {
             "rows": sum(counts.values()),

@@ -8,6 +8,7 @@ Engines: PostgreSQL (``DB_CLIENT=pg``), MySQL and MariaDB (``mysql``), SQLite (`
 from __future__ import annotations
 
 import contextlib
+import secrets
 import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
@@ -244,6 +245,24 @@ def connect(settings: DatabaseSettings, database: str | None = None, **kwargs: A
             yield connection
     finally:
         engine.dispose()
+
+
+def streaming_cursor(raw: Any, engine: str, batch_rows: int) -> Any:
+    """A cursor on a driver connection (``Engine.raw_connection()``) that streams, its session in UTC: a
+    server-side cursor on PostgreSQL, an unbuffered one on MySQL."""
+    if engine == "postgresql":
+        cursor = raw.cursor(name=f"transfer_{secrets.token_hex(4)}")
+        cursor.itersize = batch_rows
+        with raw.cursor() as setup:
+            setup.execute("SET TIME ZONE 'UTC'")
+        return cursor
+    if engine == "mysql":
+        import pymysql.cursors
+
+        with raw.cursor() as setup:
+            setup.execute("SET time_zone = '+00:00'")
+        return raw.cursor(pymysql.cursors.SSCursor)
+    return raw.cursor()
 
 
 def server_version(settings: DatabaseSettings) -> str:

@@ -35,7 +35,7 @@ from .errors import ConfigError, IntegrityError, ProcedureFailed, StorageError, 
 from .project import Project, load_project
 from .redact import redact, register_secret
 from .repository import CHUNK_SIZE
-from . import snapshot, transfer
+from . import content_digest, snapshot, transfer
 from .repository import Repository
 from .snapshot import DEFAULT_WORKERS, run_parallel
 from .storage import StorageLocation
@@ -384,8 +384,8 @@ def _digest_fields(digest: Any) -> tuple[int, str]:
 def compare_databases(source: DatabaseSettings, target: DatabaseSettings) -> list[TableCheck]:
     """Every table's row count and content checksum on both sides (engine-independent checksums)."""
     with progress.track("checksums of every table, both sides"):
-        left = transfer.table_digests(source)
-        right = transfer.table_digests(target)
+        left = content_digest.table_digests(source)
+        right = content_digest.table_digests(target)
     checks = []
     for table in sorted(set(left) | set(right)):
         a = _digest_fields(left[table]) if table in left else (None, None)

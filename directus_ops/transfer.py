@@ -1,5 +1,4 @@
-"""Copy a Directus database to another engine (PostgreSQL, MySQL/MariaDB, SQLite), and compare two databases by
-content.
+"""Copy a Directus database to another engine (PostgreSQL, MySQL/MariaDB, SQLite).
 
 How the target's schema is made:
 
@@ -8,11 +7,9 @@ How the target's schema is made:
   empty folder), then emptied of what those commands seeded. Their DDL is then exactly what a fresh Directus of
   that version has on that engine: knex's per-engine choices (timestamptz vs timestamp, char(36) uuids,
   MariaDB's longtext json, unsigned ints, index and constraint names) are not re-derived here. Without a
-  Directus install (``directus_dir=None``) they go through the mapping below, like user tables.
-- User tables go through a **Directus-type mapping**: each source column is read as the Directus type Directus
-  would give it (``get-local-type``: the column type, refined by ``directus_fields.special`` where the engine
-  is ambiguous — SQLite's ``datetime``, MySQL's ``char(36)`` and ``longtext``), a foreign key column takes its
-  referenced column's type, and the target column is what knex emits for that type on the target engine.
+  Directus install (``directus_dir=None``) they go through the mapping, like user tables.
+- User tables go through the **Directus-type mapping** of ``schema_ddl``: each source column read as the
+  Directus type Directus would give it, and created as what knex emits for that type on the target engine.
 
 Rows are streamed in batches from a server-side cursor (never a whole table in memory) and converted by the
 *source* server where a conversion is needed (each engine has SQL for it), so Python only passes values along:
@@ -28,17 +25,12 @@ Values kept exactly: decimals, timestamps (stored by Directus on SQLite as epoch
 same way; on MySQL/MariaDB ``timestamp`` columns hold whole seconds, so a copy *to* MySQL keeps seconds),
 booleans, JSON text, uuids, binary, unicode (utf8mb4).
 
-``table_digests`` reduces every table to its row count and an order-independent checksum of its values in a
-canonical, engine-independent form (timestamps as whole UTC epoch seconds, booleans 0/1, JSON re-serialised with
-sorted keys, decimals normalised, 8-byte floats as their shortest decimal, 4-byte floats to 6 significant
-digits, uuids lower case), so a PostgreSQL copy of a
-MariaDB database compares equal, and any changed value does not.
+Whether two databases hold the same content: ``content_digest``.
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import logging
 import os
@@ -51,18 +43,22 @@ import time
 from collections.abc import Callable
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass, field
-from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
-import orjson
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from . import database, workdir
-from .database import DatabaseSettings, DatabaseUnreachable, connect, open_engine  # noqa: F401 (raised by connect)
+from . import database, schema_ddl, workdir
+from .database import DatabaseSettings, connect, open_engine, streaming_cursor
 from .errors import ConfigError, DatabaseError, TargetNotEmpty, VersionError
 from .redact import redact
+from .schema_ddl import Column, Table, create_table_sql, fk_clause, index_sql, reflect
+
+# directus_ops/v8 (another branch's to change) reaches the schema through ``transfer``: Column, Table and
+# create_table_sql (imported above for the copy) and these two. Remove these two once it imports schema_ddl.
+ForeignKey = schema_ddl.ForeignKey
+_fk_clause = schema_ddl.fk_clause
 
 log = logging.getLogger("directus_ops.transfer")
 
@@ -96,354 +92,6 @@ class TransferReport:
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "rows": self.rows}
-
-
-@dataclass(frozen=True)
-class TableDigest:
-    rows: int
-    checksum: str  # hex; equal on two engines when every value is equal
-    columns: tuple[str, ...] = ()
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"rows": self.rows, "checksum": self.checksum, "columns": list(self.columns)}
-
-
-# -- the schema, in Directus's terms ----------------------------------------------------------------------------
-@dataclass
-class Column:
-    name: str
-    type: str  # Directus type: string text uuid json boolean integer bigInteger float decimal date time dateTime timestamp binary
-    length: int | None = None  # string
-    precision: int | None = None  # decimal
-    scale: int | None = None
-    double: bool = False  # float of 8 bytes (SQLite REAL, DOUBLE); PostgreSQL real / MySQL float otherwise
-    nullable: bool = True
-    default: tuple[str, Any] | None = None  # ("value", x) | ("now", None)
-    autoincrement: bool = False
-    unsigned: bool = False  # MySQL: a column referencing an unsigned id must be unsigned too
-    native: str = ""  # the source's own type name, for types kept as they are on the same engine (mediumtext, ...)
-    comment: str | None = None  # MySQL: written as the column's COMMENT (reflect leaves it out)
-
-
-@dataclass
-class ForeignKey:
-    name: str
-    columns: list[str]
-    table: str
-    ref_columns: list[str]
-    on_delete: str | None = None
-    on_update: str | None = None
-
-
-@dataclass
-class Index:
-    name: str
-    columns: list[str]
-    unique: bool
-    constraint: bool = False  # a UNIQUE constraint (knex .unique()) rather than a plain index
-
-
-@dataclass
-class Table:
-    name: str
-    columns: list[Column]
-    primary_key: list[str]
-    foreign_keys: list[ForeignKey] = field(default_factory=list)
-    indexes: list[Index] = field(default_factory=list)
-
-    def column(self, name: str) -> Column:
-        return next(c for c in self.columns if c.name == name)
-
-
-# -- reflection ----------------------------------------------------------------------------------------------------
-def _q(conn: Connection, name: str) -> str:
-    return conn.dialect.identifier_preparer.quote(name)
-
-
-def _specials(conn: Connection, tables: list[str]) -> dict[tuple[str, str], list[str]]:
-    """``directus_fields.special`` per (collection, field): what Directus itself uses to tell uuid, json and
-    timestamp columns from plain text and datetime on engines that store them alike."""
-    if "directus_fields" not in tables:
-        return {}
-    found: dict[tuple[str, str], list[str]] = {}
-    for collection, name, special in conn.execute(sa.text(
-            f"SELECT collection, {_q(conn, 'field')}, special FROM directus_fields WHERE special IS NOT NULL")):
-        found[(collection, name)] = [s.strip() for s in str(special).strip("{}").split(",") if s.strip()]
-    return found
-
-
-def _mysql_json_columns(conn: Connection) -> set[tuple[str, str]]:
-    """MariaDB's JSON is longtext with a ``json_valid`` check: the check is what says it is JSON."""
-    found = set()
-    with contextlib.suppress(sa.exc.DBAPIError):  # MySQL < 8.0.16 has no CHECK_CONSTRAINTS table
-        for table, clause in conn.execute(sa.text(
-                "SELECT table_name, check_clause FROM information_schema.check_constraints "
-                "WHERE constraint_schema = DATABASE() AND check_clause LIKE 'json\\_valid(%'")):
-            match = re.match(r"json_valid\(`?([^`)]+)`?\)", clause)
-            if match:
-                found.add((table, match.group(1)))
-    return found
-
-
-def _sqlite_autoincrement(conn: Connection, table: str) -> bool:
-    sql = conn.execute(sa.text("SELECT sql FROM sqlite_master WHERE type='table' AND name=:t"), {"t": table}).scalar()
-    return bool(sql and "autoincrement" in sql.lower())
-
-
-_MYSQL_ESCAPES = {"0": "\0", "b": "\b", "n": "\n", "r": "\r", "t": "\t", "Z": "\x1a", "%": "\\%", "_": "\\_"}
-_MYSQL_ESCAPE = re.compile(r"\\(.)|''", re.DOTALL)
-
-
-def _mysql_unescape(text: str) -> str:
-    """The value of a MySQL string literal's inside (SHOW CREATE TABLE writes \\\\ for a backslash)."""
-    return _MYSQL_ESCAPE.sub(lambda m: "'" if m.group(1) is None else _MYSQL_ESCAPES.get(m.group(1), m.group(1)), text)
-
-
-def _default(raw: str | None, engine: str = "") -> tuple[str, Any] | None:
-    """A reflected default as ("now", None) or ("value", text) — None for no default or NULL."""
-    if raw is None:
-        return None
-    text = raw.strip()
-    text = re.sub(r"::[a-z ]+(\(\d+(,\d+)?\))?(\[\])?$", "", text)  # PostgreSQL's 'x'::character varying
-    lowered = text.lower()
-    if lowered in ("null", "") or lowered.startswith("nextval("):
-        return None
-    if lowered in ("current_timestamp", "current_timestamp()", "now()") or lowered.startswith("current_timestamp("):
-        return ("now", None)
-    if len(text) >= 2 and text[0] == text[-1] == "'":
-        return ("value", _mysql_unescape(text[1:-1]) if engine == "mysql" else text[1:-1].replace("''", "'"))
-    if text.startswith("(") and text.endswith(")"):
-        return _default(text[1:-1], engine)
-    return ("value", text)
-
-
-def _local_type(engine: str, column: dict[str, Any], special: list[str], json_columns: bool) -> Column:
-    """The Directus type of a reflected column (after api/src/utils/get-local-type.ts)."""
-    sqltype = column["type"]
-    kind = type(sqltype).__name__.upper()
-    col = Column(name=column["name"], type="unknown", nullable=bool(column.get("nullable", True)),
-                 default=_default(column.get("default"), engine), native=str(sqltype).lower())
-    length = getattr(sqltype, "length", None)
-    if kind in ("VARCHAR", "NVARCHAR", "STRING"):
-        col.type, col.length = "string", length
-    elif kind in ("CHAR", "NCHAR"):
-        col.type, col.length = ("uuid", None) if length == 36 else ("string", length)
-    elif kind in ("TEXT", "TINYTEXT", "MEDIUMTEXT", "LONGTEXT", "CLOB", "CITEXT"):
-        col.type = "json" if json_columns else "text"
-    elif kind == "UUID":
-        col.type = "uuid"
-    elif kind in ("JSON", "JSONB"):
-        col.type = "json"
-    elif kind in ("BOOLEAN", "BOOL"):
-        col.type = "boolean"
-    elif kind == "TINYINT" and getattr(sqltype, "display_width", None) == 1:
-        col.type = "boolean"  # MySQL's boolean
-    elif kind in ("INTEGER", "SMALLINT", "TINYINT", "MEDIUMINT", "INT"):
-        col.type = "integer"
-    elif kind == "BIGINT":
-        col.type = "bigInteger"
-    elif kind in ("NUMERIC", "DECIMAL"):
-        col.type, col.precision, col.scale = "decimal", sqltype.precision, sqltype.scale
-        if engine == "sqlite":  # SQLite has no exact decimal: it stores REAL
-            col.type, col.double = "float", True
-    elif kind in ("FLOAT", "REAL", "DOUBLE", "DOUBLE_PRECISION"):
-        col.type = "float"
-        col.double = engine == "sqlite" or kind in ("DOUBLE", "DOUBLE_PRECISION") or (
-            kind == "FLOAT" and (getattr(sqltype, "precision", None) or 0) > 24)
-    elif kind == "DATE":
-        col.type = "date"
-    elif kind == "TIME":
-        col.type = "time"
-    elif kind == "TIMESTAMP":
-        col.type = "timestamp" if (engine != "postgresql" or getattr(sqltype, "timezone", False)) else "dateTime"
-    elif kind == "DATETIME":
-        col.type = "dateTime"
-    elif kind in ("BLOB", "TINYBLOB", "MEDIUMBLOB", "LONGBLOB", "BYTEA", "BINARY", "VARBINARY", "LARGEBINARY"):
-        col.type = "binary"
-    else:
-        col.type = "text"  # an engine type Directus has no name for: kept as text, which every engine can hold
-    if "cast-json" in special:
-        col.type = "json"
-    elif "uuid" in special or "file" in special:
-        col.type = "uuid"
-    elif "cast-timestamp" in special and col.type in ("dateTime", "timestamp"):
-        col.type = "timestamp"
-    elif "hash" in special:
-        col.type, col.length = "string", 255
-    if column.get("autoincrement") is True and col.type in ("integer", "bigInteger"):
-        col.autoincrement = True
-    if engine == "mysql" and getattr(sqltype, "unsigned", False):
-        col.unsigned = True
-    return col
-
-
-def reflect(conn: Connection, tables: list[str] | None = None, exclude: tuple[str, ...] = ()) -> list[Table]:
-    """Every table (or those named, less ``exclude``: DB_EXCLUDE_TABLES) in Directus's terms."""
-    engine = conn.dialect.name
-    inspector = sa.inspect(conn)
-    all_tables = sorted(inspector.get_table_names())  # base tables of the current schema (DB_SEARCH_PATH)
-    names = [t for t in all_tables if (tables is None or t in tables) and t not in exclude]
-    specials = _specials(conn, all_tables)
-    json_columns = _mysql_json_columns(conn) if engine == "mysql" else set()
-    keys: dict[str, list[database.ForeignKey]] = {}
-    for key in database.foreign_keys(conn):
-        keys.setdefault(key.table, []).append(key)
-    result = []
-    for name in names:
-        pk = inspector.get_pk_constraint(name).get("constrained_columns") or []
-        columns = []
-        for reflected in inspector.get_columns(name):
-            col = _local_type(engine, reflected, specials.get((name, reflected["name"]), []),
-                              (name, reflected["name"]) in json_columns)
-            if engine == "sqlite" and pk == [col.name] and col.type in ("integer", "bigInteger"):
-                col.autoincrement = _sqlite_autoincrement(conn, name)
-            if engine == "postgresql" and str(reflected.get("default") or "").startswith("nextval("):
-                col.autoincrement = True
-            if engine == "postgresql" and reflected.get("identity"):
-                col.autoincrement = True
-            columns.append(col)
-        fks = [ForeignKey(name=key.name or f"{name}_{'_'.join(key.columns)}_foreign",  # knex's name
-                          columns=list(key.columns), table=key.referred_table, ref_columns=list(key.referred_columns),
-                          on_delete=key.on_delete, on_update=key.on_update) for key in keys.get(name, [])]
-        fk_names = {fk.name for fk in fks}
-        indexes = []
-        uniques = inspector.get_unique_constraints(name)
-        unique_names = {u["name"] for u in uniques if u.get("name")}
-        for unique in uniques:
-            indexes.append(Index(unique.get("name") or f"{name}_{'_'.join(unique['column_names'])}_unique",
-                                 list(unique["column_names"]), unique=True, constraint=True))
-        for index in inspector.get_indexes(name):
-            if index["name"] in fk_names or index["name"] in unique_names or index.get("duplicates_constraint"):
-                continue  # MySQL's index behind a foreign key, or the index behind a UNIQUE constraint
-            if any(c is None for c in index["column_names"]):
-                continue  # an expression index: not something Directus creates
-            indexes.append(Index(index["name"], list(index["column_names"]), unique=bool(index["unique"])))
-        result.append(Table(name, columns, list(pk), fks, indexes))
-    # A foreign key column must have its referenced column's type (char(36) -> uuid, int -> unsigned int).
-    by_name = {t.name: t for t in result}
-    for table in result:
-        for fk in table.foreign_keys:
-            referenced = by_name.get(fk.table)
-            if referenced is None:
-                continue
-            for col_name, ref_name in zip(fk.columns, fk.ref_columns):
-                col, ref = table.column(col_name), referenced.column(ref_name)
-                if ref.type in ("uuid", "string", "integer", "bigInteger") and col.type != ref.type:
-                    col.type, col.length = ref.type, ref.length
-                col.unsigned = ref.unsigned or ref.autoincrement  # knex: increments() is unsigned on MySQL
-    return result
-
-
-# -- DDL as knex emits it on each engine ------------------------------------------------------------------------
-def _column_type(col: Column, engine: str, same_engine: bool) -> str:
-    t = col.type
-    if engine == "postgresql":
-        if col.autoincrement:
-            return "bigserial" if t == "bigInteger" else "serial"
-        return {"string": f"varchar({col.length or 255})", "text": "text", "uuid": "uuid", "json": "json",
-                "boolean": "boolean", "integer": "integer", "bigInteger": "bigint",
-                "float": "double precision" if col.double else "real",
-                "decimal": f"numeric({col.precision or 10}, {col.scale if col.scale is not None else 5})",
-                "date": "date", "time": "time", "dateTime": "timestamp", "timestamp": "timestamptz",
-                "binary": "bytea"}[t]
-    if engine == "mysql":
-        unsigned = " unsigned" if col.unsigned else ""
-        if col.autoincrement:
-            return f"{'bigint' if t == 'bigInteger' else 'int'} unsigned NOT NULL AUTO_INCREMENT"
-        if t == "text" and same_engine and col.native.split("(")[0] in ("mediumtext", "longtext", "tinytext"):
-            return col.native.split(" ")[0]
-        if t == "binary" and same_engine and col.native.split("(")[0] in ("mediumblob", "longblob", "tinyblob"):
-            return col.native.split(" ")[0]
-        return {"string": f"varchar({col.length or 255})", "text": "text", "uuid": "char(36)", "json": "json",
-                "boolean": "boolean", "integer": f"int{unsigned}", "bigInteger": f"bigint{unsigned}",
-                "float": "double" if col.double else "float",
-                "decimal": f"decimal({col.precision or 10}, {col.scale if col.scale is not None else 5})",
-                "date": "date", "time": "time", "dateTime": "datetime",
-                "timestamp": "timestamp NULL" if col.nullable else "timestamp", "binary": "blob"}[t]
-    if col.autoincrement:
-        return "integer"
-    return {"string": f"varchar({col.length or 255})", "text": "text", "uuid": "char(36)", "json": "json",
-            "boolean": "boolean", "integer": "integer", "bigInteger": "bigint", "float": "float",
-            "decimal": "float",  # knex's decimal on SQLite
-            "date": "date", "time": "time", "dateTime": "datetime", "timestamp": "datetime", "binary": "blob"}[t]
-
-
-_DIALECTS: dict[str, sa.engine.Dialect] = {}
-
-
-def _literal(value: str, engine: str) -> str:
-    """A string literal as the target engine reads it (MySQL: backslashes escaped too)."""
-    if engine not in _DIALECTS:
-        from sqlalchemy.dialects.mysql import pymysql
-        from sqlalchemy.dialects.postgresql import psycopg
-        from sqlalchemy.dialects.sqlite import pysqlite
-
-        # The drivers' own dialects: _run's exec_driver_sql passes the DDL through their paramstyle, so a %
-        # must be doubled for psycopg and pymysql and not for sqlite3.
-        _DIALECTS[engine] = {"postgresql": psycopg.dialect, "mysql": pymysql.dialect,
-                             "sqlite": pysqlite.dialect}[engine]()
-    literal = sa.literal(value, sa.String()).compile(dialect=_DIALECTS[engine], compile_kwargs={"literal_binds": True})
-    return str(literal)
-
-
-def _default_sql(col: Column, engine: str) -> str:
-    if col.default is None or col.autoincrement:
-        return ""
-    kind, value = col.default
-    if kind == "now":
-        return " DEFAULT CURRENT_TIMESTAMP" if col.type in ("timestamp", "dateTime", "date") else ""
-    if col.type == "boolean":
-        truth = str(value).strip("'").lower() in ("1", "true", "t")
-        return f" DEFAULT {'true' if truth else 'false'}" if engine == "postgresql" else f" DEFAULT '{int(truth)}'"
-    if col.type in ("integer", "bigInteger", "float", "decimal"):
-        try:
-            Decimal(str(value))
-        except InvalidOperation:
-            return ""
-        return f" DEFAULT {value}" if engine != "sqlite" else f" DEFAULT '{value}'"
-    if col.type in ("json", "text") and engine == "mysql":
-        return f" DEFAULT ({_literal(str(value), engine)})"  # MariaDB takes BLOB/TEXT defaults only as expressions
-    return f" DEFAULT {_literal(str(value), engine)}"
-
-
-def create_table_sql(table: Table, engine: str, quote: Callable[[str], str], same_engine: bool) -> str:
-    parts = []
-    for col in table.columns:
-        sql = f"{quote(col.name)} {_column_type(col, engine, same_engine)}"
-        if col.autoincrement:
-            sql += {"postgresql": " PRIMARY KEY", "mysql": " PRIMARY KEY", "sqlite": " PRIMARY KEY AUTOINCREMENT NOT NULL"}[engine]
-        else:
-            if not col.nullable:
-                sql += " NOT NULL"
-            sql += _default_sql(col, engine)
-        if col.comment and engine == "mysql":
-            sql += f" COMMENT {_literal(col.comment, engine)}"
-        parts.append(sql)
-    if table.primary_key and not any(c.autoincrement for c in table.columns):
-        parts.append(f"PRIMARY KEY ({', '.join(quote(c) for c in table.primary_key)})")
-    if engine == "sqlite":  # SQLite cannot add a foreign key later; rows load with foreign_keys off
-        parts += [_fk_clause(fk, quote) for fk in table.foreign_keys]
-    return f"CREATE TABLE {quote(table.name)} ({', '.join(parts)})"
-
-
-def _fk_clause(fk: ForeignKey, quote: Callable[[str], str]) -> str:
-    sql = (f"CONSTRAINT {quote(fk.name)} FOREIGN KEY ({', '.join(quote(c) for c in fk.columns)}) "
-           f"REFERENCES {quote(fk.table)} ({', '.join(quote(c) for c in fk.ref_columns)})")
-    if fk.on_delete:
-        sql += f" ON DELETE {fk.on_delete.upper()}"
-    if fk.on_update:
-        sql += f" ON UPDATE {fk.on_update.upper()}"
-    return sql
-
-
-def index_sql(table: Table, index: Index, engine: str, quote: Callable[[str], str]) -> str:
-    columns = ", ".join(quote(c) for c in index.columns)
-    if index.constraint and engine == "postgresql":
-        return f"ALTER TABLE {quote(table.name)} ADD CONSTRAINT {quote(index.name)} UNIQUE ({columns})"
-    if index.constraint and engine == "mysql":
-        return f"ALTER TABLE {quote(table.name)} ADD UNIQUE {quote(index.name)} ({columns})"
-    unique = "UNIQUE " if index.unique else ""
-    return f"CREATE {unique}INDEX {quote(index.name)} ON {quote(table.name)} ({columns})"
 
 
 # -- reading values the way the target takes them ----------------------------------------------------------------
@@ -588,7 +236,7 @@ def copy_database(source: DatabaseSettings, target: DatabaseSettings, *, batch_r
             statements += [index_sql(table, index, target.engine, quote) for index in table.indexes]
             report.indexes += len(table.indexes)
             if target.engine != "sqlite":
-                statements += [f"ALTER TABLE {quote(table.name)} ADD {_fk_clause(fk, quote)}" for fk in table.foreign_keys]
+                statements += [f"ALTER TABLE {quote(table.name)} ADD {fk_clause(fk, quote)}" for fk in table.foreign_keys]
             report.foreign_keys += len(table.foreign_keys)
         statements += system_fks
         report.foreign_keys += len(system_fks)
@@ -847,7 +495,7 @@ def _copy_table(source_engine: sa.Engine, target_engine: sa.Engine, source: str,
         copied = 0
         if source == "mysql" and target == "postgresql":
             select = _mysql_copy_lines(table, sq)
-        with contextlib.closing(_source_cursor(src, source, batch_rows)) as cursor:
+        with contextlib.closing(streaming_cursor(src, source, batch_rows)) as cursor:
             cursor.execute(select)
             if source == "mysql" and target == "postgresql":
                 with dst.cursor() as out:
@@ -911,25 +559,6 @@ def _mysql_copy_lines(table: Table, quote: Callable[[str], str]) -> str:
             value = f"CAST({_select_expr('mysql', 'postgresql', col, q)} AS CHAR)"
         fields.append(f"IFNULL({value}, '')")
     return f"SELECT CAST(CONCAT_WS(',', {', '.join(fields)}) AS BINARY) FROM {quote(table.name)}"
-
-
-def _source_cursor(raw: Any, engine: str, batch_rows: int) -> Any:
-    """A cursor that streams: a server-side cursor on PostgreSQL, an unbuffered one on MySQL."""
-    if engine == "postgresql":
-        cursor = raw.cursor(name=f"transfer_{secrets.token_hex(4)}")
-        cursor.itersize = batch_rows
-        with raw.cursor() as setup:
-            setup.execute("SET TIME ZONE 'UTC'")
-        return cursor
-    if engine == "mysql":
-        import pymysql.cursors
-
-        with raw.cursor() as setup:
-            setup.execute("SET time_zone = '+00:00'")
-        return raw.cursor(pymysql.cursors.SSCursor)
-    return raw.cursor()
-
-
 def _reset_sequences(settings: DatabaseSettings, tables: list[Table]) -> list[str]:
     """PostgreSQL: each serial's sequence continues after the highest id copied (else Directus's next insert
     collides with a copied row). MySQL and SQLite advance their counters on explicit ids by themselves."""
@@ -952,175 +581,3 @@ def _reset_sequences(settings: DatabaseSettings, tables: list[Table]) -> list[st
                 reset.append(f"{table.name}.{col.name}")
         conn.commit()
     return reset
-
-
-# -- content digests -------------------------------------------------------------------------------------------
-def _digest_expr(engine: str, col: Column, q: str) -> str:
-    """SQL giving the canonical form where the server can make it (times to UTC epoch seconds, uuids lower)."""
-    t = col.type
-    if t in ("timestamp", "dateTime", "date"):
-        if engine == "postgresql":
-            return f"floor(extract(epoch from {q}))::bigint"
-        if engine == "mysql":
-            return f"IF(YEAR({q}) = 0, NULL, TIMESTAMPDIFF(SECOND, '1970-01-01', {q}))"
-        return (f"CASE WHEN typeof({q}) IN ('integer', 'real') THEN CAST({q} / 1000 AS INTEGER) "
-                f"ELSE CAST(strftime('%s', {q}) AS INTEGER) END")
-    if t == "uuid":
-        return f"lower({q}::text)" if engine == "postgresql" else f"lower({q})"
-    if t == "time":
-        if engine == "postgresql":
-            return f"to_char({q}, 'HH24:MI:SS')"
-        if engine == "mysql":
-            return f"TIME_FORMAT({q}, '%H:%i:%s')"
-        return f"substr({q}, 1, 8)"
-    if t in ("json", "decimal") and engine == "postgresql":
-        return f"{q}::text"
-    if t == "decimal" and engine == "mysql":
-        return f"CAST({q} AS CHAR)"
-    if t == "boolean" and engine == "postgresql":
-        return f"{q}::int"
-    return q
-
-
-# Kinds whose canonical text the server itself makes (see _digest_expr): they travel as one string per row,
-# which the drivers parse much faster than one value per column. The others need Python (JSON, floats, decimals).
-_SERVER_KINDS = frozenset({"integer", "bigInteger", "boolean", "timestamp", "dateTime", "date", "uuid", "time",
-                           "string", "text", "csv", "unknown"})
-
-
-def _digest_select(engine: str, table: Table, quote: Callable[[str], str]) -> tuple[str, list[Callable[[Any], str]]]:
-    """The digest's SELECT: first the server-made columns joined into one text (\\x1f between values, \\x01
-    for NULL), then each other column; and the canonical text functions for what it returns."""
-    columns = sorted(table.columns, key=lambda c: c.name)
-    on_server = [c for c in columns if c.type in _SERVER_KINDS]
-    in_python = [c for c in columns if c.type not in _SERVER_KINDS]
-    fields, canon = [], []
-    if on_server:
-        if engine == "postgresql":
-            parts = [f"coalesce(({_digest_expr(engine, c, quote(c.name))})::text, chr(1))" for c in on_server]
-            fields.append(" || chr(31) || ".join(parts))
-        elif engine == "mysql":
-            parts = [f"IFNULL(CAST({_digest_expr(engine, c, quote(c.name))} AS CHAR), CHAR(1 USING utf8mb4))"
-                     for c in on_server]
-            fields.append(f"CONCAT_WS(CHAR(31 USING utf8mb4), {', '.join(parts)})")
-        else:
-            cast = {"integer", "bigInteger", "boolean"}
-            parts = [f"ifnull(CAST({_digest_expr(engine, c, quote(c.name))} AS {'INTEGER' if c.type in cast else 'TEXT'}), char(1))"
-                     for c in on_server]
-            fields.append(" || char(31) || ".join(parts))
-        canon.append(_server_text)
-    for col in in_python:
-        fields.append(_digest_expr(engine, col, quote(col.name)))
-        canon.append(_canonical(col.type, col.double))
-    return f"SELECT {', '.join(fields)} FROM {quote(table.name)}", canon
-
-
-def _server_text(v: Any) -> str:
-    return v if isinstance(v, str) else bytes(v).decode("utf-8", "surrogateescape")
-
-
-def _json_text(v: Any) -> str:
-    try:
-        return orjson.dumps(orjson.loads(v), option=orjson.OPT_SORT_KEYS).decode()
-    except (orjson.JSONDecodeError, TypeError):  # integers beyond 64 bits, or not JSON at all
-        try:
-            return json.dumps(json.loads(v), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-        except (TypeError, ValueError):
-            return str(v)
-
-
-def _decimal_text(v: Any) -> str:
-    text = v if isinstance(v, str) else str(v)
-    if "e" not in text and "E" not in text and "N" not in text and "n" not in text:  # plain digits: trim zeros
-        if "." in text:
-            text = text.rstrip("0").rstrip(".")
-        return text if text not in ("", "-", "-0") else "0"
-    try:
-        number = Decimal(str(v))
-    except InvalidOperation:
-        return str(v)
-    text = format(number.normalize(), "f") if number == number else "NaN"
-    return text if text != "-0" else "0"
-
-
-def _binary_text(v: Any) -> str:
-    return bytes(v).hex() if isinstance(v, (bytes, bytearray, memoryview)) else str(v).encode().hex()
-
-
-def _integer_text(v: Any) -> str:
-    return str(int(v))
-
-
-def _canonical(kind: str, double: bool = False) -> Callable[[Any], str]:
-    """The engine-independent text of a value the digest SELECT returned (not NULL)."""
-    if kind == "json":
-        return _json_text
-    if kind == "decimal":
-        return _decimal_text
-    if kind == "float" and double:  # shortest repr, as a decimal: equal to an exact decimal it came from
-        return lambda v: _decimal_text(repr(float(v)))
-    if kind == "float":  # 4-byte floats: PostgreSQL's real and MySQL's float print the same value differently
-        return lambda v: format(float(v), ".6g")
-    if kind in ("integer", "bigInteger", "boolean", "timestamp", "dateTime", "date"):
-        return _integer_text
-    if kind == "binary":
-        return _binary_text
-    return str  # text, uuids (lower-cased by the server), times (formatted by the server)
-
-
-def _row_hashes(rows: list[Any], canon: list[Callable[[Any], str]]) -> int:
-    """Sum of the rows' 128-bit hashes: equal for equal multisets of rows, in any order."""
-    total = 0
-    blake2b, from_bytes = hashlib.blake2b, int.from_bytes
-    for row in rows:
-        # \x1f between values and \x00 for NULL: unambiguous for any text a Directus field holds in practice
-        text = "\x1f".join(["\x00" if v is None else c(v) for v, c in zip(row, canon)])
-        total += from_bytes(blake2b(text.encode("utf-8", "surrogatepass"), digest_size=16).digest(), "big")
-    return total
-
-
-def table_digests(settings: DatabaseSettings, tables: list[str] | None = None) -> dict[str, TableDigest]:
-    """Per table: row count and an engine-independent, row-order-independent checksum of every value."""
-    digests: dict[str, TableDigest] = {}
-    engine = open_engine(settings)
-    try:
-        with connect(settings) as conn:
-            reflected = reflect(conn, tables, exclude=settings.exclude_tables)
-        for table in reflected:
-            columns = sorted(table.columns, key=lambda c: c.name)
-            raw = engine.raw_connection()
-            try:
-                select, canon = _digest_select(settings.engine, table, engine.dialect.identifier_preparer.quote)
-                total, rows = 0, 0
-                with contextlib.closing(_source_cursor(raw, settings.engine, 10_000)) as cursor:
-                    cursor.execute(select)
-                    while batch := cursor.fetchmany(10_000):
-                        total += _row_hashes(batch, canon)
-                        rows += len(batch)
-                header = hashlib.blake2b(digest_size=8)
-                header.update("\x1f".join(c.name for c in columns).encode())
-                checksum = f"{header.hexdigest()}-{total % (1 << 128):032x}"
-                digests[table.name] = TableDigest(rows=rows, checksum=checksum, columns=tuple(c.name for c in columns))
-            finally:
-                with contextlib.suppress(Exception):
-                    raw.rollback()
-                raw.close()
-    except sa.exc.DBAPIError as exc:
-        raise DatabaseError(f"cannot read {settings.describe()} for its digest: {database._reason(exc)}") from None
-    finally:
-        engine.dispose()
-    return digests
-
-
-def compare_digests(source: dict[str, TableDigest], target: dict[str, TableDigest]) -> list[str]:
-    """Tables whose digests differ (or that one side lacks), with what differs; empty when equal."""
-    problems = []
-    for name in sorted(set(source) | set(target)):
-        a, b = source.get(name), target.get(name)
-        if a is None or b is None:
-            problems.append(f"{name}: only in the {'target' if a is None else 'source'}")
-        elif a.rows != b.rows:
-            problems.append(f"{name}: {a.rows} rows in the source, {b.rows} in the target")
-        elif a.checksum != b.checksum:
-            problems.append(f"{name}: same row count ({a.rows}) but different content")
-    return problems

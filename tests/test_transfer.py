@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 import sqlalchemy as sa
 
-from directus_ops import directus_cli, transfer
+from directus_ops import content_digest, directus_cli, transfer
 from directus_ops.database import DatabaseSettings, DatabaseUnreachable, connect, open_engine
 from directus_ops.directus_api import DirectusClient
 from directus_ops.errors import ConfigError, DatabaseError, TargetNotEmpty, VersionError
@@ -132,8 +132,8 @@ def key_actions(settings: DatabaseSettings) -> dict[tuple[str, tuple[str, ...], 
 def assert_same_copy(source: DatabaseSettings, target: DatabaseSettings, target_types) -> None:
     """Every table with equal content digests, typed as a fresh Directus types them on the target engine, and
     the project's foreign keys with their ON DELETE / ON UPDATE as on the source."""
-    source_digests, target_digests = transfer.table_digests(source), transfer.table_digests(target)
-    assert transfer.compare_digests(source_digests, target_digests) == []
+    source_digests, target_digests = content_digest.table_digests(source), content_digest.table_digests(target)
+    assert content_digest.compare_digests(source_digests, target_digests) == []
     assert set(source_digests) == set(target_digests) and "ops_marker" in target_digests
     # The system tables are typed exactly as a Directus freshly bootstrapped on the target engine types them.
     assert column_types(target) == target_types
@@ -205,30 +205,30 @@ def test_digests_see_one_changed_value(sources, databases: Databases) -> None:
     target_db = databases.create("pg")
     target = settings_of(target_db)
     transfer.copy_database(settings_of(project.database), target, directus_dir=project.dir)
-    before = transfer.table_digests(target)
-    assert transfer.compare_digests(transfer.table_digests(settings_of(project.database)), before) == []
+    before = content_digest.table_digests(target)
+    assert content_digest.compare_digests(content_digest.table_digests(settings_of(project.database)), before) == []
     with connect(target) as conn:
         conn.execute(sa.text("UPDATE articles SET rating = rating + 0.01 WHERE id = 7"))
         conn.commit()
-    after = transfer.table_digests(target)
-    assert transfer.compare_digests(before, after) == ["articles: same row count (12) but different content"]
+    after = content_digest.table_digests(target)
+    assert content_digest.compare_digests(before, after) == ["articles: same row count (12) but different content"]
     with connect(target) as conn:  # JSON compares by value: the same object with other key order is equal
         conn.execute(sa.text("UPDATE articles SET rating = rating - 0.01, "
                              "data = CAST(:d AS json) WHERE id = 7"), {"d": '{"tags": ["a", "b"], "n": 6}'})
         conn.commit()
-    assert transfer.compare_digests(before, transfer.table_digests(target)) == []
+    assert content_digest.compare_digests(before, content_digest.table_digests(target)) == []
     with connect(target) as conn:  # a text value, and a NULL where the copy has an empty string
         conn.execute(sa.text("UPDATE authors SET name = 'Adb' WHERE name = 'Ada'"))
         conn.execute(sa.text("UPDATE directus_users SET last_name = '' WHERE last_name IS NULL"))
         conn.commit()
-    assert transfer.compare_digests(before, transfer.table_digests(target)) == [
+    assert content_digest.compare_digests(before, content_digest.table_digests(target)) == [
         "authors: same row count (2) but different content", "directus_users: same row count (2) but different content"]
 
 
 def test_refusals_change_nothing(sources, databases: Databases, tmp_path: Path) -> None:
     project, _ = sources["pg"]
     source = settings_of(project.database)
-    source_digests = transfer.table_digests(source)
+    source_digests = content_digest.table_digests(source)
 
     with pytest.raises(ConfigError, match="not supported.*PostgreSQL, MySQL/MariaDB, SQLite"):
         transfer.copy_database(source, DatabaseSettings(engine="mssql", database="x", host="db"))  # type: ignore[arg-type]
@@ -262,7 +262,7 @@ def test_refusals_change_nothing(sources, databases: Databases, tmp_path: Path) 
 
     with pytest.raises(ConfigError, match="same database"):
         transfer.check_transfer(source, source)
-    assert transfer.table_digests(source) == source_digests
+    assert content_digest.table_digests(source) == source_digests
 
 
 # -- values that must survive exactly, on plain databases (no Directus: every table through the mapping) --------
@@ -317,7 +317,7 @@ def test_values_survive_exactly(source_engine: str, target_engine: str, database
     target = settings_of(databases.create(target_engine))
     report = transfer.copy_database(source, target)
     assert report.system_tables_created_by == "mapping" and report.rows == (3 if source_engine == "mysql" else 2)
-    assert transfer.compare_digests(transfer.table_digests(source), transfer.table_digests(target)) == []
+    assert content_digest.compare_digests(content_digest.table_digests(source), content_digest.table_digests(target)) == []
     with connect(target) as conn:
         note, big_value, raw, count, doc, status = conn.execute(sa.text(
             "SELECT note, big, raw, count, doc, status FROM samples WHERE code = 'a-1'")).one()
@@ -357,7 +357,7 @@ def test_sqlite_target_has_one_writer(databases: Databases) -> None:
     report = transfer.copy_database(source, target, batch_rows=1000, workers=2, on_progress=progress)
 
     assert {t.table: t.rows for t in report.tables} == {"first": 20000, "second": 20000}
-    assert transfer.compare_digests(transfer.table_digests(source), transfer.table_digests(target)) == []
+    assert content_digest.compare_digests(content_digest.table_digests(source), content_digest.table_digests(target)) == []
 
 
 def test_a_refused_row_stops_the_copy_with_a_clear_error(databases: Databases) -> None:
@@ -410,7 +410,7 @@ def test_fractional_seconds_are_truncated_for_mysql(databases: Databases) -> Non
                                     "FROM events ORDER BY id")).all()
     assert [tuple(r) for r in rows] == [("2026-03-04 05:06:07", "2026-03-04 05:06:07", "05:06:07"),
                                         ("2026-12-31 23:59:59", "2026-12-31 23:59:59", "23:59:59")]
-    assert transfer.compare_digests(transfer.table_digests(source), transfer.table_digests(target)) == []
+    assert content_digest.compare_digests(content_digest.table_digests(source), content_digest.table_digests(target)) == []
 
 
 def test_sub_millisecond_fractions_are_truncated_for_sqlite(databases: Databases) -> None:
@@ -431,7 +431,7 @@ def test_sub_millisecond_fractions_are_truncated_for_sqlite(databases: Databases
     with connect(target) as conn:
         rows = conn.execute(sa.text("SELECT at, local FROM events ORDER BY id")).all()
     assert [tuple(r) for r in rows] == [(noon + 999, noon + 999), (noon, noon)]
-    assert transfer.compare_digests(transfer.table_digests(source), transfer.table_digests(target)) == []
+    assert content_digest.compare_digests(content_digest.table_digests(source), content_digest.table_digests(target)) == []
 
 
 # MariaDB's SHOW CREATE TABLE (what SQLAlchemy reflects) writes a text default holding a quote as \' , which

@@ -28,8 +28,8 @@ from test_v8_migrate import (  # noqa: F401 (fixtures shared with the PostgreSQL
 from v8_checks import (COLLECTIONS, PROBE_FIELDS, TEMP_PASSWORD, check_report_counts, check_through_api, create_probe,
                        v8_query)
 
+from directus_ops.content_digest import table_digests
 from directus_ops.database import DatabaseSettings
-from directus_ops.transfer import table_digests
 
 pytestmark = pytest.mark.directus
 
