@@ -89,7 +89,7 @@ def verify_work(repo: str) -> int:
 
 def restore_work(repo: str, target: Path) -> int:
     """The restore flow's tasks as plain calls: each opens the repository and loads the manifest, as they do."""
-    from directus_ops import project_lock, snapshot
+    from directus_ops import project_lock, snapshot, snapshot_restore
     from directus_ops.repository import Repository, RepositoryLocation
     from tasks.repository import opened_snapshot
 
@@ -98,12 +98,12 @@ def restore_work(repo: str, target: Path) -> int:
         snapshot_id = Repository.open(location).resolve("latest").id
         staging = snapshot.make_staging_dir()
         try:
-            plan = snapshot.plan_restore(*opened_snapshot(location, snapshot_id), target, staging_dir=staging)
-            rows = snapshot.restore_database(*opened_snapshot(location, snapshot_id), plan, False, staging)
+            plan = snapshot_restore.plan_restore(*opened_snapshot(location, snapshot_id), target, staging_dir=staging)
+            rows = snapshot_restore.restore_database(*opened_snapshot(location, snapshot_id), plan, False, staging)
             for name, storage in plan.locations.items():
-                snapshot.restore_location(*opened_snapshot(location, snapshot_id), name, storage)
-            restored = snapshot.target_project(plan)
-            snapshot.restore_project_files(*opened_snapshot(location, snapshot_id), plan,
+                snapshot_restore.restore_location(*opened_snapshot(location, snapshot_id), name, storage)
+            restored = snapshot_restore.target_project(plan)
+            snapshot_restore.restore_project_files(*opened_snapshot(location, snapshot_id), plan,
                                            restored.extensions_path, restored.migrations_path)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
@@ -112,7 +112,7 @@ def restore_work(repo: str, target: Path) -> int:
 
 def listing_work(repo: str) -> int:
     from directus_ops.repository import Repository, RepositoryLocation
-    from directus_ops.snapshot import SnapshotSummary
+    from directus_ops.snapshot_backup import SnapshotSummary
 
     as_a_new_process()
     return len([SnapshotSummary.of(m) for m in Repository.open(RepositoryLocation(repo)).headers()])

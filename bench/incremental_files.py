@@ -43,24 +43,24 @@ from harness import moto_server
 
 def backup_procedure(project_dir: str, repo: str) -> str:
     """The backup flow's steps as plain calls, lock included (no Prefect run, task runs or artifacts)."""
-    from directus_ops import heap, locks, snapshot
+    from directus_ops import heap, locks, snapshot, snapshot_backup
     from directus_ops.repository import Repository, RepositoryLocation
     from flows.backup import check_backup
 
     heap.freeze_long_lived()  # as the flow does
     location = RepositoryLocation(repo)
     project = check_backup(project_dir, location)
-    snapshot_id, started = snapshot.start_snapshot_id()
+    snapshot_id, started = snapshot_backup.start_snapshot_id()
     staging = snapshot.make_staging_dir()
     try:
         with locks.hold(Repository.open(location, create=True), "backup", exclusive=False, wait=0):
-            parent_id = snapshot.find_parent(Repository.open(location), project)
+            parent_id = snapshot_backup.find_parent(Repository.open(location), project)
             parent = Repository.open(location).load_manifest(parent_id) if parent_id else None
-            database_part = snapshot.backup_database(project, Repository.open(location), staging)
-            location_parts = [snapshot.backup_location(l, Repository.open(location), staging, parent)
+            database_part = snapshot_backup.backup_database(project, Repository.open(location), staging)
+            location_parts = [snapshot_backup.backup_location(l, Repository.open(location), staging, parent)
                               for l in project.storage]
-            files_part = snapshot.backup_project_files(project, Repository.open(location), staging)
-            return snapshot.save_snapshot(project, Repository.open(location), snapshot_id, started, database_part,
+            files_part = snapshot_backup.backup_project_files(project, Repository.open(location), staging)
+            return snapshot_backup.save_snapshot(project, Repository.open(location), snapshot_id, started, database_part,
                                           location_parts, files_part).id
     finally:
         shutil.rmtree(staging, ignore_errors=True)

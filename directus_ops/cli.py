@@ -240,7 +240,7 @@ def snapshots(
     """List the snapshots in a repository, oldest first (manifests are authenticated: this needs the passphrase).
     A manifest that cannot be read or trusted is left out with a warning on stderr."""
     from .repository import Repository
-    from .snapshot import SnapshotSummary
+    from .snapshot_backup import SnapshotSummary
 
     def left_out(snapshot_id: str, exc: OpsError) -> None:
         typer.echo(f"directus-ops: warning: {redact(str(exc)).splitlines()[0]}", err=True)
@@ -293,7 +293,8 @@ def restore(
 
         _quiet_prefect()
         from .repository import Repository
-        from .snapshot import make_staging_dir, plan_restore
+        from .snapshot import make_staging_dir
+        from .snapshot_restore import plan_restore
         import shutil
 
         overrides = _parse_storage(storage)

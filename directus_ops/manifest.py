@@ -1,5 +1,6 @@
-"""The snapshot manifest: the one record of what a snapshot holds. A snapshot exists only once its
-manifest is in the repository (it is written last). Format documented in ``docs/repository-format.md``.
+"""The snapshot manifest: the one record of what a snapshot holds (what that is: ``snapshot``). A snapshot
+exists only once its manifest is in the repository (it is written last). Its files and bytes are specified in
+``docs/repository-format.md``.
 """
 
 from __future__ import annotations

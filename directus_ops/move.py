@@ -35,7 +35,7 @@ from .errors import ConfigError, IntegrityError, ProcedureFailed, StorageError, 
 from .project import Project, load_project
 from .redact import redact, register_secret
 from .repository import CHUNK_SIZE
-from . import content_digest, snapshot, transfer
+from . import content_digest, snapshot_restore, transfer
 from .repository import Repository
 from .snapshot import DEFAULT_WORKERS, run_parallel
 from .storage import StorageLocation
@@ -326,7 +326,7 @@ def copy_native(plan: MovePlan, repo: Repository, snapshot_id: str, staging_dir:
     ``final`` copy, which replaces this move's own first one). Row counts are checked against the snapshot's."""
     assert plan.target is not None
     prepare_target(plan, final)
-    return snapshot.load_database(repo, repo.load_manifest(snapshot_id), plan.target, replace=False,
+    return snapshot_restore.load_database(repo, repo.load_manifest(snapshot_id), plan.target, replace=False,
                                   staging_dir=staging_dir)
 
 

@@ -444,7 +444,7 @@ def prepare_rehearsal(plan: VersionPlan, repo: Repository, manifest: Manifest, s
     if db.database_exists(scratch) and db.table_count(scratch):
         raise TargetNotEmpty(f"scratch database {scratch.describe()} is not empty; name one that does not exist "
                                 "(the rehearsal creates it and drops it afterwards)")
-    from .snapshot import require_database
+    from .snapshot_restore import require_database
 
     info = require_database(manifest)  # a snapshot taken without its database cannot be rehearsed on
     created = not db.database_exists(scratch)
@@ -467,7 +467,7 @@ def prepare_rehearsal(plan: VersionPlan, repo: Repository, manifest: Manifest, s
 
 def _fill_rehearsal(plan: VersionPlan, project: Project, rehearsal: Rehearsal, repo: Repository,
                     manifest: Manifest) -> None:
-    from .snapshot import load_database
+    from .snapshot_restore import load_database
 
     work_dir = Path(rehearsal.work_dir)
     scratch = rehearsal.database

@@ -18,7 +18,8 @@ from .database import DatabaseSettings
 from .errors import IntegrityError, OpsError, RepositoryError, SnapshotNotFound, TargetNotEmpty
 from .manifest import Manifest
 from .repository import ManifestRejected, Repository
-from .snapshot import DEFAULT_WORKERS, fetch_verified, require_database, run_parallel
+from .snapshot import DEFAULT_WORKERS, run_parallel
+from .snapshot_restore import fetch_verified, require_database
 
 log = logging.getLogger("directus_ops.verify")
 

@@ -9,7 +9,7 @@ from prefect import flow, get_run_logger
 
 from directus_ops import project_lock
 from directus_ops import database as db
-from directus_ops import heap, locks, snapshot
+from directus_ops import heap, locks, snapshot, snapshot_backup
 from directus_ops.errors import ConfigError
 from directus_ops.project import Project, load_project
 from directus_ops.repository import Repository, RepositoryLocation
@@ -72,13 +72,13 @@ def backup(
     # 15-30 ms of task-run bookkeeping on the server (an incremental backup's whole budget is 0.3 s); their
     # errors fail the run with the same one-line message.
     project = check_backup(project_dir, location, config_path, database_scope)
-    snapshot_id, started = snapshot.start_snapshot_id()
+    snapshot_id, started = snapshot_backup.start_snapshot_id()
     logger.info("snapshot %s of project %s into %s", snapshot_id, project.name, repo)
     staging = snapshot.make_staging_dir()
     # A shared lock: other backups may run, prune may not (it would delete objects not yet in a manifest,
     # or those of the parent snapshot this one reuses).
     with locks.hold(Repository.open(location, create=True), "backup", exclusive=False, wait=lock_wait_seconds):
-        parent = snapshot.find_parent(Repository.open(location), project)
+        parent = snapshot_backup.find_parent(Repository.open(location), project)
         try:
             database_part = (dump_database_task(project, location, str(staging), encrypt, database_scope)
                              if database_scope != "none" else None)
@@ -112,7 +112,7 @@ def _first_line(exc: BaseException) -> str:
     return (str(exc).splitlines() or [type(exc).__name__])[0]
 
 
-def _publish_report(project: Project, repo: str, summary: snapshot.SnapshotSummary, parent: str | None,
+def _publish_report(project: Project, repo: str, summary: snapshot_backup.SnapshotSummary, parent: str | None,
                     encrypt: bool, started_clock: float, warnings: list[str]) -> None:
     publish(
         artifact_key("backup", project.name),

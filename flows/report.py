@@ -52,7 +52,7 @@ def publish_snapshot_table(location: object) -> list[str]:
     trusted gets a row saying so (it must not fail the run that reports on it); returns those problems."""
     from directus_ops.errors import RepositoryError
     from directus_ops.repository import ManifestRejected, Repository
-    from directus_ops.snapshot import SnapshotSummary
+    from directus_ops.snapshot_backup import SnapshotSummary
 
     repository = Repository.open(location)  # type: ignore[arg-type]
     ids = repository.snapshot_ids()

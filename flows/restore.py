@@ -10,7 +10,7 @@ from typing import Any
 from prefect import flow, get_run_logger
 
 from directus_ops import faults, project_lock, restore_cleanup
-from directus_ops import snapshot
+from directus_ops import snapshot, snapshot_restore
 from tasks.database import restore_database_task
 from tasks.project import plan_restore_task, restore_license_notice_task, restore_project_files_task
 from tasks.repository import repository_location, resolve_snapshot_task
@@ -75,7 +75,7 @@ def restore(
                 begun.append(f"storage:{name}")
                 storage_counts[name] = restore_location_task(location, resolved, name, loc, workers)
             # The project's folders as the target config names them (relative to the target directory).
-            project = snapshot.target_project(target)
+            project = snapshot_restore.target_project(target)
             begun.append("files")
             file_counts = restore_project_files_task(location, resolved, target, str(project.extensions_path),
                                                      str(project.migrations_path))

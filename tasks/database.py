@@ -7,7 +7,7 @@ from pathlib import Path
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from directus_ops import delete, snapshot
+from directus_ops import delete, snapshot_backup, snapshot_restore
 from directus_ops.project import Project, load_project
 from directus_ops.repository import Repository, RepositoryLocation
 
@@ -19,15 +19,15 @@ from .retry import RETRY_DELAYS, is_transient
 @task(name="dump-database", cache_policy=NO_CACHE, retries=len(RETRY_DELAYS), retry_delay_seconds=RETRY_DELAYS,
       retry_condition_fn=is_transient)
 def dump_database_task(project: Project, repo: RepositoryLocation, staging_dir: str,
-                       encrypt: bool = False, scope: str = "entire") -> snapshot.PartResult:
-    return snapshot.backup_database(project, Repository.open(repo, create=True), Path(staging_dir), encrypt, scope)
+                       encrypt: bool = False, scope: str = "entire") -> snapshot_backup.PartResult:
+    return snapshot_backup.backup_database(project, Repository.open(repo, create=True), Path(staging_dir), encrypt, scope)
 
 
 @task(name="restore-database", cache_policy=NO_CACHE)
-def restore_database_task(repo: RepositoryLocation, snapshot_id: str, target: snapshot.RestoreTarget,
+def restore_database_task(repo: RepositoryLocation, snapshot_id: str, target: snapshot_restore.RestoreTarget,
                           replace: bool, staging_dir: str) -> dict[str, int]:
     # Not retried: a half-applied restore is cleaned by the next run's --replace, not by blind repetition.
-    return snapshot.restore_database(*_opened(repo, snapshot_id), target, replace, Path(staging_dir))
+    return snapshot_restore.restore_database(*_opened(repo, snapshot_id), target, replace, Path(staging_dir))
 
 
 @task(name="backed-up-row-counts", cache_policy=NO_CACHE, retries=len(RETRY_DELAYS), retry_delay_seconds=RETRY_DELAYS,

@@ -10,7 +10,7 @@ from pathlib import Path
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from directus_ops import directus_cli, snapshot, upgrade
+from directus_ops import directus_cli, snapshot, snapshot_restore, upgrade
 from directus_ops.project import load_project
 from directus_ops.repository import Repository, RepositoryLocation
 
@@ -76,7 +76,7 @@ def restore_project_database_task(plan: upgrade.VersionPlan, repo: RepositoryLoc
     repository = Repository.open(repo)
     staging = snapshot.make_staging_dir()
     try:
-        counts = snapshot.load_database(repository, repository.load_manifest(snapshot_id), project.database,
+        counts = snapshot_restore.load_database(repository, repository.load_manifest(snapshot_id), project.database,
                                         replace=True, staging_dir=staging)
     finally:
         shutil.rmtree(staging, ignore_errors=True)

@@ -7,7 +7,7 @@ from pathlib import Path
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from directus_ops import delete, snapshot
+from directus_ops import delete, snapshot_backup, snapshot_restore
 from directus_ops.project import Project, load_project
 from directus_ops.repository import Repository, RepositoryLocation
 
@@ -24,34 +24,34 @@ def load_project_task(project_dir: str, config_path: str | None = None) -> Proje
 @task(name="backup-project-files", cache_policy=NO_CACHE, retries=len(RETRY_DELAYS),
       retry_delay_seconds=RETRY_DELAYS, retry_condition_fn=is_transient)
 def backup_project_files_task(project: Project, repo: RepositoryLocation, staging_dir: str,
-                              encrypt: bool = False, extensions: bool = True) -> snapshot.PartResult:
-    return snapshot.backup_project_files(project, Repository.open(repo, create=True), Path(staging_dir), encrypt,
+                              encrypt: bool = False, extensions: bool = True) -> snapshot_backup.PartResult:
+    return snapshot_backup.backup_project_files(project, Repository.open(repo, create=True), Path(staging_dir), encrypt,
                                          extensions)
 
 
 @task(name="restore-project-files", cache_policy=NO_CACHE, retries=len(RETRY_DELAYS),
       retry_delay_seconds=RETRY_DELAYS, retry_condition_fn=is_transient)
-def restore_project_files_task(repo: RepositoryLocation, snapshot_id: str, target: snapshot.RestoreTarget,
+def restore_project_files_task(repo: RepositoryLocation, snapshot_id: str, target: snapshot_restore.RestoreTarget,
                                extensions_path: str, migrations_path: str) -> dict[str, int]:
-    return snapshot.restore_project_files(*_opened(repo, snapshot_id), target, Path(extensions_path),
+    return snapshot_restore.restore_project_files(*_opened(repo, snapshot_id), target, Path(extensions_path),
                                           Path(migrations_path))
 
 
 @task(name="plan-restore", cache_policy=NO_CACHE)
 def plan_restore_task(repo: RepositoryLocation, snapshot_id: str, project_dir: str, config_path: str | None,
                       database_url: str | None, replace: bool, storage_overrides: dict[str, str] | None,
-                      staging_dir: str) -> snapshot.RestoreTarget:
+                      staging_dir: str) -> snapshot_restore.RestoreTarget:
     """Every check a restore needs, before anything is changed."""
     repository, manifest = _opened(repo, snapshot_id)
-    return snapshot.plan_restore(repository, manifest, project_dir, config_path, database_url, replace,
+    return snapshot_restore.plan_restore(repository, manifest, project_dir, config_path, database_url, replace,
                                  storage_overrides, Path(staging_dir))
 
 
 @task(name="restore-license-notice", cache_policy=NO_CACHE)
 def restore_license_notice_task(repo: RepositoryLocation, snapshot_id: str,
-                                target: snapshot.RestoreTarget) -> str | None:
+                                target: snapshot_restore.RestoreTarget) -> str | None:
     """An activated Directus 12 license in the restored database, under another PUBLIC_URL: what becomes of it."""
-    return snapshot.license_notice(target, lambda: _opened(repo, snapshot_id))
+    return snapshot_restore.license_notice(target, lambda: _opened(repo, snapshot_id))
 
 
 @task(name="check-delete", cache_policy=NO_CACHE)

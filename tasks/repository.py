@@ -9,7 +9,7 @@ from datetime import datetime
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from directus_ops import snapshot
+from directus_ops import snapshot_backup
 from directus_ops.errors import ConfigError
 from directus_ops.manifest import Manifest
 from directus_ops.project import Project
@@ -56,9 +56,9 @@ def open_repository_task(repo: RepositoryLocation, create: bool = False) -> str:
 @task(name="write-manifest", cache_policy=NO_CACHE, retries=len(RETRY_DELAYS), retry_delay_seconds=RETRY_DELAYS,
       retry_condition_fn=is_transient)
 def write_manifest_task(project: Project, repo: RepositoryLocation, snapshot_id: str, started: datetime,
-                        database_part: snapshot.PartResult | None, location_parts: list[snapshot.PartResult],
-                        files_part: snapshot.PartResult, encrypt: bool = False) -> snapshot.SnapshotSummary:
-    return snapshot.save_snapshot(project, Repository.open(repo, create=True), snapshot_id, started, database_part,
+                        database_part: snapshot_backup.PartResult | None, location_parts: list[snapshot_backup.PartResult],
+                        files_part: snapshot_backup.PartResult, encrypt: bool = False) -> snapshot_backup.SnapshotSummary:
+    return snapshot_backup.save_snapshot(project, Repository.open(repo, create=True), snapshot_id, started, database_part,
                                   location_parts, files_part, encrypt)
 
 

@@ -412,7 +412,7 @@ def test_files_and_extensions_backup_without_database(sources, tmp_path, prefect
     from directus_ops.errors import SnapshotNotFound
     from directus_ops.manifest import Manifest
     from directus_ops.repository import Repository, RepositoryLocation
-    from directus_ops.snapshot import load_database
+    from directus_ops.snapshot_restore import load_database
 
     project = sources.get("sqlite3")
     repo = tmp_path / "repo"

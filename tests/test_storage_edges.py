@@ -308,7 +308,7 @@ def test_an_unreachable_s3_endpoint_fails_the_listing(tmp_path):
     every transient one, before it exits 6 like the other listing errors below)."""
     from directus_ops.errors import StorageError
     from directus_ops.repository import Repository, RepositoryLocation
-    from directus_ops.snapshot import backup_location
+    from directus_ops.snapshot_backup import backup_location
     from directus_ops.storage import StorageLocation
 
     with socket.socket() as sock:  # a port nothing listens on

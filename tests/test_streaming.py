@@ -11,7 +11,7 @@ SCRIPT = textwrap.dedent("""
     import resource, sys
     from pathlib import Path
     from directus_ops.repository import Repository, RepositoryLocation
-    from directus_ops.snapshot import backup_location, read_entries
+    from directus_ops.snapshot_backup import backup_location, read_entries
     from directus_ops.storage import StorageLocation
 
     root = Path(sys.argv[1])
