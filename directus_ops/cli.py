@@ -381,7 +381,9 @@ def verify(
     """Check a repository: every manifest, every object present with its size; with --read-data the bytes
     themselves. Prints each problem by snapshot, location and key; exits 9 if there is any."""
     try:
-        from flows.verify import VerificationFailed, verify as verify_flow
+        from flows.verify import verify as verify_flow
+
+        from .errors import VerificationFailed
 
         from .repository import Repository
         from .verify import select_snapshots

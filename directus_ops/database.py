@@ -20,7 +20,7 @@ from sqlalchemy.engine import URL, Connection, Engine
 
 from . import process
 from .config import DirectusConfig
-from .errors import ConfigError, DatabaseError, TargetNotEmpty
+from .errors import ConfigError, DatabaseError, DatabaseUnreachable, TargetNotEmpty
 from .redact import redact, register_secret
 from .sqlite_foreign_keys import sqlite_constraint_names, sqlite_key_actions
 
@@ -31,12 +31,6 @@ CLIENTS: dict[str, Engine_] = {"pg": "postgresql", "postgres": "postgresql", "my
 SUPPORTED_CLIENTS_TEXT = "pg, mysql (MySQL and MariaDB), sqlite3"
 _PG_SYSTEM_SCHEMAS = ("pg_catalog", "information_schema")
 CONNECT_TIMEOUT_SECONDS = 10
-
-
-class DatabaseUnreachable(DatabaseError):
-    """The server did not accept a connection (may be transient: flows retry it)."""
-
-    transient = True
 
 
 @dataclass(frozen=True)

@@ -10,11 +10,7 @@ from typing import IO, Any
 
 import httpx
 
-from .errors import OpsError
-
-
-class DirectusApiError(OpsError):
-    exit_code = 11
+from .errors import DirectusApiError
 
 
 def wait_until_up(url: str, timeout: float = 90, alive: Callable[[], bool] | None = None,

@@ -1,32 +1,48 @@
-"""User-facing errors: one class per kind, each with a message that names the fix and an exit code.
+"""Every error of directus-ops: one class per kind, each with a message that names the fix and an exit code.
 
 Tree::
 
     OpsError (exit 1)
-    ├── ConfigError (2)         the project's config cannot be read or is not supported
-    ├── ProjectError (2)        the project directory is missing or not a Directus project
-    ├── ToolMissing (3)         a native tool (pg_dump, mariadb-dump, ...) is not installed
-    ├── DatabaseError (4)       the database cannot be reached or refused an operation
-    │   └── TargetNotEmpty (5)  a restore target holds data and --replace was not given
-    ├── StorageError (6)        a storage location cannot be listed, read or written
-    │   └── UnsafeTarget (6)    a restore would write through a symlink (or over a folder) in its target
-    ├── RepositoryError (7)     the snapshot repository cannot be opened, read or written
-    │   └── SnapshotNotFound (8)
-    ├── IntegrityError (9)      bytes do not match their recorded checksum or size
-    │   └── UnsafeSnapshot (9)  a manifest names a path that would leave its target (tampered or damaged)
-    ├── ProcessFailed (10)      a subprocess exited non-zero
-    ├── VersionError (14)       a Directus version cannot be the target (unknown, wrong direction, Node too old)
-    ├── ProcedureFailed (15)    an upgrade/downgrade failed after its backup, and was rolled back
-    ├── NeedsConfirmation (16)  a step that loses data needs --yes / --confirm
-    ├── ProjectBusy (17)        another mutating procedure holds the project (project_lock)
-    └── LocalServerFailed (1)   the local Prefect server for ad-hoc runs did not start (local_server)
+    ├── ConfigError (2)            the project's config cannot be read or is not supported
+    │   └── PassphraseMissing (12) the repository is encrypted and no passphrase was given
+    ├── ProjectError (2)           the project directory is missing or not a Directus project
+    ├── ToolMissing (3)            a native tool (pg_dump, mariadb-dump, ...) is not installed
+    ├── DatabaseError (4)          the database cannot be reached or refused an operation
+    │   ├── DatabaseUnreachable (4) the server did not accept a connection (transient: retried)
+    │   └── TargetNotEmpty (5)     a restore target holds data and --replace was not given
+    ├── StorageError (6)           a storage location cannot be listed, read or written (transient)
+    │   ├── StorageUnreadable (6)  an object the backup may not read (permissions)
+    │   ├── StorageRootMissing (6) a local location's root does not exist (whether that fails: the caller's call)
+    │   ├── StorageUnlistable (6)  a location that answers but cannot be listed
+    │   └── UnsafeTarget (6)       a restore would write through a symlink (or over a folder) in its target
+    ├── RepositoryError (7)        the snapshot repository cannot be opened, read or written
+    │   ├── ManifestRejected (7)   a manifest that cannot be trusted (no MAC, a wrong one, or not parseable)
+    │   ├── SnapshotNotFound (8)
+    │   ├── WrongPassphrase (12)
+    │   └── RepositoryLocked (13)  a backup or prune holds the repository's lock
+    ├── IntegrityError (9)         bytes do not match their recorded checksum or size
+    │   ├── UnsafeSnapshot (9)     a manifest names a path that would leave its target (tampered or damaged)
+    │   └── VerificationFailed (9) verify found problems (its report and drill attached)
+    ├── ProcessFailed (10)         a subprocess exited non-zero
+    ├── DirectusApiError (11)      the Directus API refused a request, or Directus did not come up
+    ├── VersionError (14)          a Directus version cannot be the target (unknown, wrong direction, Node too old)
+    ├── ProcedureFailed (15)       an upgrade/downgrade failed after its backup, and was rolled back
+    │   └── AppStillRunning (15)   a move's stop command returned but the app still answers
+    ├── NeedsConfirmation (16)     a step that loses data needs --yes / --confirm
+    ├── ProjectBusy (17)           another mutating procedure holds the project (project_lock)
+    └── LocalServerFailed (1)      the local Prefect server for ad-hoc runs did not start (local_server)
 
-(11: Directus API, 12: passphrase, 13: repository locked, are defined next to their code.)
+    IndexRejected (a ValueError)   a pack index that fails its check: never shown, its objects count as missing
 
 Only the CLI decides how errors are shown; everything below it raises these.
 """
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # only for VerificationFailed's attributes: verify imports this module
+    from .verify import DrillResult, VerifyReport
 
 
 class OpsError(Exception):
@@ -45,6 +61,10 @@ class ConfigError(OpsError):
     exit_code = 2
 
 
+class PassphraseMissing(ConfigError):
+    exit_code = 12
+
+
 class ProjectError(OpsError):
     exit_code = 2
 
@@ -55,6 +75,12 @@ class ToolMissing(OpsError):
 
 class DatabaseError(OpsError):
     exit_code = 4
+
+
+class DatabaseUnreachable(DatabaseError):
+    """The server did not accept a connection (may be transient: flows retry it)."""
+
+    transient = True
 
 
 class TargetNotEmpty(DatabaseError):
@@ -72,6 +98,19 @@ class StorageUnreadable(StorageError):
     transient = False
 
 
+class StorageRootMissing(StorageError):
+    """A local location's root directory does not exist (whether that is an error depends on the caller)."""
+
+    transient = False
+
+
+class StorageUnlistable(StorageError):
+    """A location that answers but cannot be listed (no such bucket, access denied, a root that is a file):
+    a retry cannot cure it."""
+
+    transient = False
+
+
 class UnsafeTarget(StorageError):
     """The target holds a symlink (or a file or folder) where a restore would have to write through it."""
 
@@ -82,8 +121,27 @@ class RepositoryError(OpsError):
     exit_code = 7
 
 
+class ManifestRejected(RepositoryError):
+    """A manifest that cannot be trusted: no MAC, a MAC that does not match, or authenticated bytes that do
+    not parse or name another snapshot. The message names the file and what to do; ``reason`` is what is
+    wrong and ``file`` the manifest's path in the repository, for callers that give their own advice."""
+
+    def __init__(self, message: str, reason: str = "", file: str = "") -> None:
+        super().__init__(message)
+        self.reason, self.file = reason or message, file
+
+
 class SnapshotNotFound(RepositoryError):
     exit_code = 8
+
+
+class WrongPassphrase(RepositoryError):
+    exit_code = 12
+
+
+class RepositoryLocked(RepositoryError):
+    exit_code = 13
+    transient = False  # waiting is the caller's choice (``wait``), not a blind retry
 
 
 class IntegrityError(OpsError):
@@ -92,6 +150,14 @@ class IntegrityError(OpsError):
 
 class UnsafeSnapshot(IntegrityError):
     """A key of a manifest climbs out of its target (``..``, absolute, NUL, ...): refused before anything is written."""
+
+
+class VerificationFailed(IntegrityError):
+    """Problems were found; ``report`` and ``drill`` hold them all."""
+
+    def __init__(self, message: str, report: VerifyReport, drill: DrillResult | None) -> None:
+        super().__init__(message)
+        self.report, self.drill = report, drill
 
 
 class ProcessFailed(OpsError):
@@ -105,6 +171,10 @@ class ProcessFailed(OpsError):
         self.output_tail = output_tail
 
 
+class DirectusApiError(OpsError):
+    exit_code = 11
+
+
 class VersionError(OpsError):
     exit_code = 14
 
@@ -113,6 +183,10 @@ class ProcedureFailed(OpsError):
     """A procedure failed after its safety net existed; what was done to undo it is in the message."""
 
     exit_code = 15
+
+
+class AppStillRunning(ProcedureFailed):
+    """The stop command returned, but the app still answers: nothing may be copied or switched."""
 
 
 class NeedsConfirmation(OpsError):
@@ -129,3 +203,7 @@ class ProjectBusy(OpsError):
 
 class LocalServerFailed(OpsError):
     """The local Prefect server that records ad-hoc runs could not be started (its log says why)."""
+
+
+class IndexRejected(ValueError):
+    """An index file that is not authentic or not well-formed (the reason only)."""

@@ -21,7 +21,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
-from .errors import ConfigError, RepositoryError
+from .errors import ConfigError
 from .redact import register_secret
 
 PASSPHRASE_ENV = "DIRECTUS_OPS_PASSPHRASE"
@@ -30,14 +30,6 @@ SCRYPT_N, SCRYPT_R, SCRYPT_P = 2**15, 8, 1
 _KEY_AAD = b"directus-ops master key"
 _MANIFEST_MAC_INFO = b"directus-ops manifest mac v1"
 _MANIFEST_MAC_DOMAIN = b"directus-ops manifest v3"
-
-
-class WrongPassphrase(RepositoryError):
-    exit_code = 12
-
-
-class PassphraseMissing(ConfigError):
-    exit_code = 12
 
 
 def passphrase_from_environment() -> str | None:

@@ -34,6 +34,7 @@ import sqlalchemy as sa
 
 from . import database as db
 from .database import DatabaseSettings
+from .errors import DatabaseUnreachable
 from .project import Project
 
 log = logging.getLogger("directus_ops.licensing")
@@ -187,7 +188,7 @@ def settings_license(settings: DatabaseSettings, public_url: str | None) -> Acti
     try:
         with db.connect(settings) as conn:
             row = _settings_row(conn) if "directus_settings" in _own_tables(conn, settings) else {}
-    except (db.DatabaseUnreachable, sa.exc.SQLAlchemyError) as exc:
+    except (DatabaseUnreachable, sa.exc.SQLAlchemyError) as exc:
         log.warning("could not read directus_settings of %s for a license key: %s", settings.describe(), exc)
         return None
     if not row.get("license_key"):
@@ -219,7 +220,7 @@ def notice_for_upgrade(project: Project, current: str, target: str) -> str | Non
         return None
     try:
         usage: CoreUsage | None = core_usage(project.database)
-    except (sa.exc.SQLAlchemyError, db.DatabaseUnreachable):
+    except (sa.exc.SQLAlchemyError, DatabaseUnreachable):
         usage = None  # an unexpected schema: the notice states the limits instead of this project's standing
     return upgrade_notice(current, target, usage, configured_license(project), project.config.text("PUBLIC_URL"))
 

@@ -22,18 +22,13 @@ from dataclasses import dataclass
 
 from . import faults
 from .process import process_runs
-from .errors import RepositoryError
+from .errors import RepositoryLocked
 from .repository import Repository, config_reused
 
 log = logging.getLogger("directus_ops.locks")
 
 REFRESH_EVERY = 60.0
 STALE_AFTER = 30 * 60.0
-
-
-class RepositoryLocked(RepositoryError):
-    exit_code = 13
-    transient = False  # waiting is the caller's choice (``wait``), not a blind retry
 
 
 @dataclass(frozen=True)

@@ -31,7 +31,7 @@ from . import database as db
 from . import licensing, progress
 from .config import update_dotenv, write_private_text
 from .database import DatabaseSettings
-from .errors import ConfigError, IntegrityError, ProcedureFailed, StorageError, TargetNotEmpty
+from .errors import AppStillRunning, ConfigError, IntegrityError, StorageError, TargetNotEmpty
 from .project import Project, load_project
 from .redact import redact, register_secret
 from .repository import CHUNK_SIZE
@@ -265,10 +265,6 @@ def plan_move(project_dir: str, config_path: str | None = None, to_database: str
                     url=(url.rstrip("/") if url else default_url(project)) if cutover else url,
                     storage_names=tuple(new_names), config_staged=staged, target_existed=target_existed,
                     warnings=(license_note,) if license_note else ())
-
-
-class AppStillRunning(ProcedureFailed):
-    """The stop command returned, but the app still answers: nothing may be copied or switched."""
 
 
 def wait_until_stopped(url: str, timeout: float = APP_TIMEOUT) -> None:

@@ -33,6 +33,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from . import keys
+from .errors import IndexRejected
 from .workdir import cache_root
 
 PACK_TARGET = 16 * 1024 * 1024  # bytes per pack: few requests, bounded memory per backup
@@ -42,10 +43,6 @@ INDEX_MAX = 64 * 1024 * 1024  # bytes: an index of ours is far smaller; a larger
 MAC_HEX = 64
 PACK_ID = re.compile(r"[0-9a-f]{64}\Z")
 OBJECT_NAME = re.compile(r"[0-9a-f]{64}(\.enc)?\Z")
-
-
-class IndexRejected(ValueError):
-    """An index file that is not authentic or not well-formed (the reason only)."""
 
 
 @dataclass(frozen=True)

@@ -39,7 +39,15 @@ from typing import IO, Any, TypeVar
 import fsspec
 
 from . import codec, faults, keys, packs, storage
-from .errors import IntegrityError, RepositoryError, SnapshotNotFound
+from .errors import (
+    IndexRejected,
+    IntegrityError,
+    ManifestRejected,
+    PassphraseMissing,
+    RepositoryError,
+    SnapshotNotFound,
+    WrongPassphrase,
+)
 from .header_cache import HeaderCache
 from .manifest import MANIFEST_FORMAT, Manifest, ManifestHeader
 from .redact import redact, register_secret
@@ -69,16 +77,6 @@ OBJECT_NAME = re.compile(r"[0-9a-f]{64}(\.enc)?\Z")  # the only names a repair n
 REPAIR_NOTE_MAX = 4 * 1024 * 1024  # bytes: a note is a short list; a larger file is not one of ours
 
 ByteCallback = Callable[[int], None]
-
-
-class ManifestRejected(RepositoryError):
-    """A manifest that cannot be trusted: no MAC, a MAC that does not match, or authenticated bytes that do
-    not parse or name another snapshot. The message names the file and what to do; ``reason`` is what is
-    wrong and ``file`` the manifest's path in the repository, for callers that give their own advice."""
-
-    def __init__(self, message: str, reason: str = "", file: str = "") -> None:
-        super().__init__(message)
-        self.reason, self.file = reason or message, file
 
 
 def manifest_form(name: str) -> str:
@@ -416,7 +414,7 @@ class Repository:
             self._master = _opened_keys[cache_key]
             return self._master
         if not self.passphrase:
-            raise keys.PassphraseMissing(
+            raise PassphraseMissing(
                 f"the repository {self.location.url} needs a passphrase (the config artifact is always encrypted): set "
                 f"{keys.PASSPHRASE_ENV} or {keys.PASSPHRASE_FILE_ENV}, or name a Prefect Secret block with --passphrase-secret-block")
         files = sorted(self._find(self._path("keys")))
@@ -426,7 +424,7 @@ class Repository:
                 self._master = _opened_keys[cache_key] = master
                 return master
         if files:
-            raise keys.WrongPassphrase(f"wrong passphrase for the repository {self.location.url}: none of its {len(files)} "
+            raise WrongPassphrase(f"wrong passphrase for the repository {self.location.url}: none of its {len(files)} "
                                        f"keys opens with it; check {keys.PASSPHRASE_ENV}")
         if not create and purpose == "manifests":
             raise RepositoryError(f"the repository {self.location.url} has no key (keys/ is empty), so none of its "
@@ -528,7 +526,7 @@ class Repository:
             try:
                 try:
                     entries = packs.read_index(mac_key, pack_id, data) if data is not None else None
-                except packs.IndexRejected:
+                except IndexRejected:
                     entries = None  # a damaged cached copy: fetch it again
                 if entries is None:
                     data = self.fs.cat_file(self._path("index", f"{pack_id}.json"))
@@ -536,7 +534,7 @@ class Repository:
                     cache.put(pack_id, data)
             except FileNotFoundError:
                 continue  # removed by a prune since it was listed
-            except packs.IndexRejected as exc:
+            except IndexRejected as exc:
                 log.warning("%s in %s is not used: %s; its objects count as missing (verify reports them, the "
                             "next backup stores them again)", index_name, self.location.url, exc)
                 continue

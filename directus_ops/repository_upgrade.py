@@ -22,9 +22,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 from . import codec, keys, locks
-from .errors import RepositoryError
+from .errors import ManifestRejected, RepositoryError
 from .manifest import Manifest, ManifestHeader
-from .repository import (ENCRYPTED_MANIFEST, MANIFEST_MAGIC, READABLE_FORMATS, REPOSITORY_FORMAT, ManifestRejected, Repository,
+from .repository import (ENCRYPTED_MANIFEST, MANIFEST_MAGIC, READABLE_FORMATS, REPOSITORY_FORMAT, Repository,
                          RepositoryLocation, manifest_form, seal_manifest)
 
 log = logging.getLogger("directus_ops.repository_upgrade")

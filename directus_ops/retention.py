@@ -16,10 +16,17 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from . import keys, locks
-from .errors import ConfigError, RepositoryError, SnapshotNotFound
+from . import locks
+from .errors import (
+    ConfigError,
+    ManifestRejected,
+    PassphraseMissing,
+    RepositoryError,
+    SnapshotNotFound,
+    WrongPassphrase,
+)
 from .manifest import ManifestHeader
-from .repository import ManifestRejected, Repository
+from .repository import Repository
 
 log = logging.getLogger("directus_ops.retention")
 
@@ -139,7 +146,7 @@ def prune(repo: Repository, dry_run: bool = False, wait: float = 0.0) -> PruneRe
                 manifest = repo.load_manifest(snapshot_id)
             except SnapshotNotFound:
                 continue  # forgotten since it was listed
-            except (keys.PassphraseMissing, keys.WrongPassphrase):
+            except (PassphraseMissing, WrongPassphrase):
                 raise
             except RepositoryError as exc:
                 # A manifest prune cannot trust may still name objects someone needs: it deletes nothing.

@@ -21,7 +21,14 @@ from pydantic import TypeAdapter
 from . import codec, dumps, faults, progress
 from . import database as db
 from .database import DatabaseSettings
-from .errors import ConfigError, IntegrityError, StorageError, StorageUnreadable
+from .errors import (
+    ConfigError,
+    IntegrityError,
+    StorageError,
+    StorageRootMissing,
+    StorageUnlistable,
+    StorageUnreadable,
+)
 from .manifest import (
     CONFIG,
     DATABASE,
@@ -42,7 +49,7 @@ from .project import Project
 from .redact import redact
 from .repository import PutResult, Repository
 from .snapshot import DEFAULT_WORKERS, run_parallel
-from .storage import StorageLocation, StorageRootMissing, StorageUnlistable, StoredObject
+from .storage import StorageLocation, StoredObject
 
 log = logging.getLogger("directus_ops.snapshot_backup")
 

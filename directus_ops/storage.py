@@ -19,7 +19,7 @@ from typing import IO, Any, NamedTuple
 import fsspec
 
 from .config import DirectusConfig
-from .errors import ConfigError, StorageError
+from .errors import ConfigError, StorageError, StorageRootMissing, StorageUnlistable
 from .paths import LocalUncommitted, is_temporary_name, key_from_name, name_from_key, temporary_name
 from .redact import redact, register_secret
 
@@ -31,19 +31,6 @@ SUPPORTED_DRIVERS = ("local", "s3")
 IO_BLOCK_SIZE = 8 * 1024 * 1024
 PROBE_NAME = ".directus-ops-probe"
 S3_TIMEOUT_ENV = "DIRECTUS_OPS_S3_TIMEOUT"  # seconds to wait for an S3 answer before botocore retries
-
-
-class StorageRootMissing(StorageError):
-    """A local location's root directory does not exist (whether that is an error depends on the caller)."""
-
-    transient = False
-
-
-class StorageUnlistable(StorageError):
-    """A location that answers but cannot be listed (no such bucket, access denied, a root that is a file):
-    a retry cannot cure it."""
-
-    transient = False
 
 
 class StoredObject(NamedTuple):  # a tuple: made 10,000 times per listing, and cheap to make

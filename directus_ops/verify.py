@@ -15,9 +15,9 @@ from pathlib import Path
 from . import database as db
 from . import dumps, paths, progress
 from .database import DatabaseSettings
-from .errors import IntegrityError, OpsError, RepositoryError, SnapshotNotFound, TargetNotEmpty
+from .errors import IntegrityError, ManifestRejected, OpsError, RepositoryError, SnapshotNotFound, TargetNotEmpty
 from .manifest import Manifest
-from .repository import ManifestRejected, Repository
+from .repository import Repository
 from .snapshot import DEFAULT_WORKERS, run_parallel
 from .snapshot_restore import fetch_verified, require_database
 

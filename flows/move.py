@@ -14,7 +14,7 @@ from prefect import flow, get_run_logger
 
 from directus_ops import move, snapshot
 from directus_ops import project_lock
-from directus_ops.errors import IntegrityError, OpsError, ProcedureFailed, TargetNotEmpty
+from directus_ops.errors import AppStillRunning, IntegrityError, OpsError, ProcedureFailed, TargetNotEmpty
 from directus_ops.redact import redact
 from tasks.directus import app_command_task
 from tasks.move import (check_location_task, compare_databases_task, copy_across_task, copy_location_task,
@@ -135,7 +135,7 @@ def cutover_steps(plan: move.MovePlan, backup_options: dict[str, Any] | None, re
         done.append(f"app started, health {health['status']} at {plan.url}")
         move.drop_staged_config(plan)
         return final, health
-    except move.AppStillRunning as exc:  # nothing copied or switched: the app runs on, on the old config
+    except AppStillRunning as exc:  # nothing copied or switched: the app runs on, on the old config
         move.drop_staged_config(plan)
         raise ProcedureFailed(str(exc)) from None
     except BaseException as exc:

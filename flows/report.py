@@ -50,8 +50,8 @@ TABLE_DETAILS = 20  # the newest snapshots shown in full in the table artifact
 def publish_snapshot_table(location: object) -> list[str]:
     """A table artifact of the repository's snapshots, as they are now. A manifest that cannot be read or
     trusted gets a row saying so (it must not fail the run that reports on it); returns those problems."""
-    from directus_ops.errors import RepositoryError
-    from directus_ops.repository import ManifestRejected, Repository
+    from directus_ops.errors import ManifestRejected, RepositoryError
+    from directus_ops.repository import Repository
     from directus_ops.snapshot_backup import SnapshotSummary
 
     repository = Repository.open(location)  # type: ignore[arg-type]

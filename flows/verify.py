@@ -10,22 +10,14 @@ from typing import Any
 from prefect import flow, get_run_logger
 
 from directus_ops import snapshot as snapshots
-from directus_ops.errors import ConfigError, IntegrityError
-from directus_ops.verify import DrillResult, VerifyReport, problems_text
+from directus_ops.errors import ConfigError, VerificationFailed
+from directus_ops.verify import problems_text
 from tasks.repository import repository_location
 from tasks.verify import check_repository_task, restore_drill_task
 
 from . import parameters as p
 from .report import artifact_key, human_bytes, publish
 from .restore import with_password
-
-
-class VerificationFailed(IntegrityError):
-    """Problems were found; ``report`` and ``drill`` hold them all."""
-
-    def __init__(self, message: str, report: VerifyReport, drill: DrillResult | None) -> None:
-        super().__init__(message)
-        self.report, self.drill = report, drill
 
 
 @flow(name="verify", description="Check a snapshot repository (optionally re-reading the data) and run a restore drill.")

@@ -8,7 +8,8 @@ import httpx
 import pytest
 
 from directus_ops import directus_cli
-from directus_ops.directus_api import DirectusApiError, DirectusClient, check_health
+from directus_ops.directus_api import DirectusClient, check_health
+from directus_ops.errors import DirectusApiError
 from harness import ADMIN_EMAIL, ADMIN_PASSWORD, DIRECTUS_VERSION, make_project, write_env
 
 pytestmark = pytest.mark.directus

@@ -352,7 +352,7 @@ def test_core_tier_as_12_4_0_applies_it(tmp_path, databases):
     """Started without a license and over the Core limits (4 Studio users): in the 30 days after the v12
     migration it reports grace and serves, after them it is locked (items refused, non-admins cannot log in),
     and an install younger than 24 hours is locked at once; a permission's custom rule is ignored even in grace."""
-    from directus_ops.directus_api import DirectusApiError
+    from directus_ops.errors import DirectusApiError
 
     made = make_project(tmp_path, directus_install(LICENSED), databases.create("pg"), with_extras=False)
     password = f"pw-{secrets.token_hex(6)}"

@@ -30,9 +30,9 @@ from harness import S3_REGION, Databases, free_project_slot, rows, small_project
 
 from directus_ops import codec, keys, verify
 from directus_ops.database import DatabaseSettings
-from directus_ops.errors import RepositoryError
+from directus_ops.errors import ManifestRejected, RepositoryError, RepositoryLocked
 from directus_ops.manifest import DatabaseInfo, Entry, Manifest, ManifestHeader, ProjectInfo
-from directus_ops.repository import MANIFEST_MAGIC, ManifestRejected, Repository, RepositoryLocation
+from directus_ops.repository import MANIFEST_MAGIC, Repository, RepositoryLocation
 from directus_ops.repository_upgrade import upgrade_repository
 
 CLI = [sys.executable, "-m", "directus_ops.cli"]
@@ -576,7 +576,7 @@ def test_the_upgrade_waits_for_no_backup_and_resumes_after_a_kill(tmp_path, cli_
     location, ids = synthetic_format_2(tmp_path / "repo")
     before = tree(tmp_path / "repo")
     with locks.hold(Repository.open(location, upgrading=True), "backup", exclusive=False):  # a backup is running
-        with pytest.raises(locks.RepositoryLocked, match="is locked"):
+        with pytest.raises(RepositoryLocked, match="is locked"):
             upgrade_repository(location)
     assert tree(tmp_path / "repo") == before
 

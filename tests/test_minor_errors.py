@@ -8,7 +8,8 @@ import sys
 
 import pytest
 
-from directus_ops.database import DatabaseSettings, DatabaseUnreachable, server_version
+from directus_ops.database import DatabaseSettings, server_version
+from directus_ops.errors import DatabaseUnreachable
 from directus_ops.redact import redact, register_secret
 from directus_ops.repository import Repository, RepositoryLocation
 
@@ -28,7 +29,7 @@ def test_an_s3_repository_url_without_a_bucket_names_the_missing_bucket(url, cli
 
 def test_a_short_passphrase_does_not_redact_its_own_error_message(tmp_path, monkeypatch, capsys):
     from directus_ops.cli import fail
-    from directus_ops.keys import WrongPassphrase
+    from directus_ops.errors import WrongPassphrase
 
     monkeypatch.setenv("DIRECTUS_OPS_PASSPHRASE", "the right passphrase 42")
     Repository.open(RepositoryLocation(str(tmp_path / "repo")), create=True).master_key(create=True)

@@ -13,7 +13,7 @@ import pytest
 from harness import directus_install, free_port, link_directus, write_env
 
 from directus_ops import directus_cli, process
-from directus_ops.directus_api import DirectusApiError
+from directus_ops.errors import DirectusApiError
 from directus_ops.errors import ProcessFailed, ToolMissing
 from directus_ops.redact import register_secret
 

@@ -137,7 +137,7 @@ def test_encrypted_and_compressed_objects_round_trip(location, compressible):
 def test_a_wrong_passphrase_fails_clearly(location):
     from dataclasses import replace
 
-    from directus_ops.keys import PassphraseMissing, WrongPassphrase
+    from directus_ops.errors import PassphraseMissing, WrongPassphrase
 
     repo = Repository.open(location, create=True)
     put = repo.put(io.BytesIO(b"secret config"), encrypt=True)

@@ -13,7 +13,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from directus_ops import locks, retention
-from directus_ops.errors import ConfigError
+from directus_ops.errors import ConfigError, RepositoryLocked
 from directus_ops.manifest import DatabaseInfo, Entry, Manifest, ProjectInfo
 from directus_ops.repository import Repository, RepositoryLocation
 
@@ -116,7 +116,7 @@ def test_prune_waits_for_no_backup_and_ignores_stale_locks(tmp_path, cli_env):
     repo = Repository.open(location, create=True)
     save(repo, START, [put(repo, b"x" * 1000, "x")])
     with locks.hold(repo, "backup", exclusive=False):
-        with pytest.raises(locks.RepositoryLocked, match="locked: a backup lock by pid"):
+        with pytest.raises(RepositoryLocked, match="locked: a backup lock by pid"):
             retention.prune(repo)
         done = subprocess.run([*CLI, "forget", "--repo", str(tmp_path / "repo"), "--keep-last", "1", "--prune"],
                               env=cli_env, capture_output=True, text=True, timeout=300)

@@ -21,9 +21,9 @@ import pytest
 import sqlalchemy as sa
 
 from directus_ops import content_digest, directus_cli, transfer
-from directus_ops.database import DatabaseSettings, DatabaseUnreachable, connect, open_engine
+from directus_ops.database import DatabaseSettings, connect, open_engine
 from directus_ops.directus_api import DirectusClient
-from directus_ops.errors import ConfigError, DatabaseError, TargetNotEmpty, VersionError
+from directus_ops.errors import ConfigError, DatabaseError, DatabaseUnreachable, TargetNotEmpty, VersionError
 from harness import (ADMIN_EMAIL, ADMIN_PASSWORD, Database, Databases, TestProject, api_state, free_port,
                      make_project, seed, write_env)
 

@@ -32,8 +32,8 @@ from v8_checks import (
 )
 
 from directus_ops import directus_cli
-from directus_ops.directus_api import DirectusApiError, DirectusClient
-from directus_ops.errors import ConfigError
+from directus_ops.directus_api import DirectusClient
+from directus_ops.errors import ConfigError, DirectusApiError
 from directus_ops.v8.api_target import json_arrays, payload_limit
 
 pytestmark = pytest.mark.directus

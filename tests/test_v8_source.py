@@ -15,8 +15,9 @@ import pymysql
 import pytest
 
 from conftest import SHARED
-from directus_ops.database import DatabaseSettings, DatabaseUnreachable
+from directus_ops.database import DatabaseSettings
 from directus_ops.dumps import restore
+from directus_ops.errors import DatabaseUnreachable
 from directus_ops.errors import ConfigError
 from directus_ops.storage import StorageLocation
 from directus_ops.v8.source import NotAV8Database, V8Source, V8StorageError, check_storage, read_v8

@@ -17,8 +17,9 @@ from conftest import SHARED
 from harness import Databases, TestProject
 
 from directus_ops.database import DatabaseSettings
-from directus_ops.directus_api import DirectusApiError, DirectusClient
+from directus_ops.directus_api import DirectusClient
 from directus_ops.dumps import restore
+from directus_ops.errors import DirectusApiError
 
 FIXTURES = SHARED / "fixtures" / "v8"
 COLLECTIONS = ["articles", "articles_tags", "articles_files", "article_translations", "authors", "tags", "site_settings"]
