@@ -72,9 +72,9 @@ def as_a_new_process() -> None:
 
 
 def backup_work(project: Path, repo: str) -> str:
-    from directus_ops import project_lock
+    from flows.exclusive import hold
 
-    with project_lock.hold(str(project), "backup", wait=0):
+    with hold(str(project), "backup", wait=0):
         return backup_procedure(str(project), repo)
 
 
@@ -89,12 +89,13 @@ def verify_work(repo: str) -> int:
 
 def restore_work(repo: str, target: Path) -> int:
     """The restore flow's tasks as plain calls: each opens the repository and loads the manifest, as they do."""
-    from directus_ops import project_lock, snapshot, snapshot_restore
+    from directus_ops import snapshot, snapshot_restore
     from directus_ops.repository import Repository, RepositoryLocation
+    from flows.exclusive import hold
     from tasks.repository import opened_snapshot
 
     location = RepositoryLocation(repo)
-    with project_lock.hold(str(target), "restore", wait=0):
+    with hold(str(target), "restore", wait=0):
         snapshot_id = Repository.open(location).resolve("latest").id
         staging = snapshot.make_staging_dir()
         try:

@@ -7,7 +7,6 @@ import time
 
 from prefect import flow, get_run_logger
 
-from directus_ops import project_lock
 from directus_ops import database as db
 from directus_ops import heap, locks, snapshot, snapshot_backup
 from directus_ops.errors import ConfigError
@@ -19,6 +18,7 @@ from tasks.repository import repository_location, write_manifest_task
 from tasks.storage import backup_location_task
 
 from . import parameters as p
+from .exclusive import exclusive
 from .report import artifact_key, human_bytes, publish, publish_snapshot_table
 
 
@@ -44,7 +44,7 @@ def check_backup(project_dir: str, repo: RepositoryLocation, config_path: str | 
 
 
 @flow(name="backup", description="Back up a Directus project (database, storage, config, extensions) into a snapshot repository.")
-@project_lock.exclusive("backup")
+@exclusive("backup")
 def backup(
     project_dir: p.ProjectDir,
     repo: p.RepoUrl,

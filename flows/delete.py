@@ -10,7 +10,6 @@ from typing import Any
 from prefect import flow, get_run_logger
 
 from directus_ops import snapshot
-from directus_ops import project_lock
 from directus_ops.delete import backups_requested
 from tasks.database import backed_up_row_counts_task, drop_system_tables_task, verify_deleted_task
 from tasks.project import check_delete_task, delete_root_task, plan_delete_task
@@ -19,11 +18,12 @@ from tasks.verify import verify_snapshot_content_task
 
 from . import parameters as p
 from .backup import backup
+from .exclusive import exclusive
 from .report import artifact_key, publish
 
 
 @flow(name="delete", description="Delete a Directus project: optional verified backups, every directus_* table dropped (project tables kept and checked), the project root removed.")
-@project_lock.exclusive("delete")
+@exclusive("delete")
 def delete_project(
     project_dir: p.ProjectDir,
     confirm: p.DeleteConfirmation,

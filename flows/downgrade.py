@@ -9,18 +9,18 @@ from typing import Any
 
 from prefect import flow, get_run_logger
 
-from directus_ops import project_lock
 from tasks.directus import (app_command_task, check_migrations_task, check_started_task, npm_install_task,
                             plan_downgrade_task, revert_migration_task)
 
 from . import parameters as p
 from .backup import backup
+from .exclusive import exclusive
 from .report import artifact_key, publish
 from .upgrade import guarded
 
 
 @flow(name="downgrade", description="Downgrade a Directus project to an older version: backup, migrate:down per newer migration, older package, checks, rollback on failure.")
-@project_lock.exclusive("downgrade")
+@exclusive("downgrade")
 def downgrade_directus(
     project_dir: p.ProjectDir,
     to: p.DowngradeVersion,

@@ -13,7 +13,6 @@ from typing import Any
 from prefect import flow, get_run_logger
 
 from directus_ops import move, snapshot
-from directus_ops import project_lock
 from directus_ops.errors import AppStillRunning, IntegrityError, OpsError, ProcedureFailed, TargetNotEmpty
 from directus_ops.redact import redact
 from tasks.directus import app_command_task
@@ -25,6 +24,7 @@ from tasks.repository import repository_location
 
 from . import parameters as p
 from .backup import backup
+from .exclusive import exclusive
 from .report import artifact_key, human_bytes, publish_with_tables
 from .restore import with_password
 
@@ -173,7 +173,7 @@ def cutover_steps(plan: move.MovePlan, backup_options: dict[str, Any] | None, re
 
 
 @flow(name="move", description="Move a Directus project to a new database (same or another engine) and/or new storage, verified; optional cutover.")
-@project_lock.exclusive("move")
+@exclusive("move")
 def move_project(
     project_dir: p.ProjectDir,
     to_database: p.ToDatabaseUrl = None,

@@ -9,7 +9,7 @@ from typing import Any
 
 from prefect import flow, get_run_logger
 
-from directus_ops import faults, project_lock, restore_cleanup
+from directus_ops import faults, restore_cleanup
 from directus_ops import snapshot, snapshot_restore
 from tasks.database import restore_database_task
 from tasks.project import plan_restore_task, restore_license_notice_task, restore_project_files_task
@@ -18,6 +18,7 @@ from tasks.storage import restore_location_task
 from tasks.verify import verify_snapshot_content_task
 
 from . import parameters as p
+from .exclusive import exclusive
 from .report import artifact_key, human_bytes, publish
 
 # A password for --database-url travels in this variable, never as a flow parameter (those are stored).
@@ -38,7 +39,7 @@ def with_password(database_url: str | None) -> str | None:
 
 
 @flow(name="restore", description="Restore a snapshot into the same Directus project or a new target, verifying every checksum.")
-@project_lock.exclusive("restore")
+@exclusive("restore")
 def restore(
     repo: p.RepoUrl,
     project_dir: p.ProjectDir,

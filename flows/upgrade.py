@@ -9,7 +9,7 @@ from typing import Any
 
 from prefect import flow, get_run_logger
 
-from directus_ops import project_lock, upgrade
+from directus_ops import upgrade
 from directus_ops.errors import ProcedureFailed
 from directus_ops.redact import redact
 from tasks.directus import (app_command_task, check_started_task, keep_package_files_task, migrate_latest_task,
@@ -19,6 +19,7 @@ from tasks.repository import repository_location
 
 from . import parameters as p
 from .backup import backup
+from .exclusive import exclusive
 from .rehearse import rehearse_upgrade
 from .report import artifact_key, publish
 
@@ -73,7 +74,7 @@ def roll_back(plan: upgrade.VersionPlan, repo: str, snapshot_id: str, kept: str,
 
 
 @flow(name="upgrade", description="Upgrade a Directus project's package and database, with a backup first and automatic rollback.")
-@project_lock.exclusive("upgrade")
+@exclusive("upgrade")
 def upgrade_directus(
     project_dir: p.ProjectDir,
     repo: p.RepoUrl,

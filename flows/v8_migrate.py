@@ -15,7 +15,6 @@ from typing import Any
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_link_artifact
 
-from directus_ops import project_lock
 from directus_ops.errors import ConfigError
 from directus_ops.redact import redact
 from directus_ops.v8 import api_target, migrate
@@ -24,6 +23,7 @@ from tasks.v8 import (api_comments_task, api_files_task, api_items_task, api_peo
                       permissions_task, prepare_task, schema_task, sequences_task)
 
 from . import parameters as p
+from .exclusive import exclusive
 from .report import artifact_key, human_bytes, publish
 from .restore import with_password
 
@@ -31,7 +31,7 @@ NOTES_SHOWN = 200  # report lines per list (the JSON report next to the id map h
 
 
 @flow(name="v8_migrate", description="Migrate a Directus v8 project into a Directus 10, 11 or 12 project (database or api mode).")
-@project_lock.exclusive("v8-migrate")
+@exclusive("v8-migrate")
 def v8_migrate(
     v8_database_url: p.V8DatabaseUrl,
     v8_storage: p.V8Storage,

@@ -236,8 +236,8 @@ def test_an_interval_schedule_fires_on_its_own_and_completes(api: Server, worker
 # -- 4. one mutating procedure per project, with a server ------------------------------------------------------
 HOLDER = """
 import sys, time
-from directus_ops import project_lock
-with project_lock.hold(sys.argv[1], "upgrade", wait=0):
+from flows.exclusive import hold
+with hold(sys.argv[1], "upgrade", wait=0):
     print("held", flush=True)
     time.sleep(float(sys.argv[2]))
     released = time.time()

@@ -111,6 +111,7 @@ def test_a_procedure_calling_another_on_its_project_does_not_wait_for_itself(tmp
 def test_the_decorator_adds_the_wait_parameter_to_the_flows() -> None:
     from flows.backup import backup
     from flows.downgrade import downgrade_directus
+    from flows.exclusive import exclusive
     from flows.restore import restore
     from flows.upgrade import upgrade_directus
 
@@ -121,7 +122,7 @@ def test_the_decorator_adds_the_wait_parameter_to_the_flows() -> None:
             given["to"] = "10.13.4"
         assert flow.validate_parameters(given)[project_lock.WAIT_PARAMETER] == 0.0
     with pytest.raises(TypeError, match="no parameter target_dir"):
-        project_lock.exclusive("move", "target_dir")(lambda project_dir: None)
+        exclusive("move", "target_dir")(lambda project_dir: None)
 
 
 def test_the_cli_exits_17_with_one_line_when_the_project_is_busy(tmp_path: Path, databases,
