@@ -12,7 +12,7 @@ from typing import Any
 
 from prefect import flow, get_run_logger
 
-from directus_ops import move, snapshot
+from directus_ops import move, snapshot, storage_copy
 from directus_ops import project_lock
 from directus_ops.errors import IntegrityError, OpsError, ProcedureFailed, TargetNotEmpty
 from directus_ops.redact import redact
@@ -36,8 +36,8 @@ class Pass:
     snapshot_id: str | None = None
     database: dict[str, Any] = field(default_factory=dict)
     tables: list[move.TableCheck] = field(default_factory=list)
-    copies: dict[str, move.LocationCopy] = field(default_factory=dict)
-    checks: dict[str, move.LocationCheck] = field(default_factory=dict)
+    copies: dict[str, storage_copy.LocationCopy] = field(default_factory=dict)
+    checks: dict[str, storage_copy.LocationCheck] = field(default_factory=dict)
     renamed_rows: dict[str, int] = field(default_factory=dict)
 
 
