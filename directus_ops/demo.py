@@ -6,13 +6,13 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
-import socket
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from . import directus_cli, keys
+from .app import free_port
 from .config import load_config, render_dotenv
 from .directus_api import DirectusClient
 
@@ -32,12 +32,6 @@ def ensure_passphrase(directory: Path) -> None:
     os.environ[keys.PASSPHRASE_FILE_ENV] = str(path)
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @dataclass
 class DemoProject:
     dir: Path
@@ -53,7 +47,7 @@ def ensure_project(project_dir: Path, version: str = DEFAULT_VERSION, say: Calla
         # Installed on the Node it needs (Node 22 for 12.x: fetched from the npm registry if the machine's is older).
         directus_cli.install_newest(project_dir, version, say)
     if not env_path.exists():
-        port = _free_port()
+        port = free_port()
         password = secrets.token_urlsafe(12)
         env_path.write_text(render_dotenv({
             "DB_CLIENT": "sqlite3", "DB_FILENAME": "./data/data.db",

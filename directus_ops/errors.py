@@ -17,6 +17,7 @@ Tree::
     ├── ProcessFailed (10)      a subprocess exited non-zero
     ├── VersionError (14)       a Directus version cannot be the target (unknown, wrong direction, Node too old)
     ├── ProcedureFailed (15)    an upgrade/downgrade failed after its backup, and was rolled back
+    │   └── AppStillRunning (15) the stop command returned but the app still answers (app.wait_until_stopped)
     ├── NeedsConfirmation (16)  a step that loses data needs --yes / --confirm
     ├── ProjectBusy (17)        another mutating procedure holds the project (project_lock)
     └── LocalServerFailed (1)   the local Prefect server for ad-hoc runs did not start (local_server)
@@ -113,6 +114,10 @@ class ProcedureFailed(OpsError):
     """A procedure failed after its safety net existed; what was done to undo it is in the message."""
 
     exit_code = 15
+
+
+class AppStillRunning(ProcedureFailed):
+    """The stop command returned, but the app still answers: nothing may be copied or switched."""
 
 
 class NeedsConfirmation(OpsError):

@@ -13,21 +13,19 @@ from __future__ import annotations
 import logging
 import os
 import re
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import parse_qs
 
-import httpx
 import sqlalchemy as sa
 
 from . import database as db
 from . import licensing, progress
 from .config import update_dotenv, write_private_text
 from .database import DatabaseSettings
-from .errors import ConfigError, IntegrityError, ProcedureFailed, TargetNotEmpty
+from .errors import ConfigError, IntegrityError, TargetNotEmpty
 from .project import Project, load_project
 from .redact import redact, register_secret
 from . import snapshot, transfer
@@ -41,7 +39,6 @@ log = logging.getLogger("directus_ops.move")
 STORAGE_KEY_ENV = "DIRECTUS_OPS_STORAGE_ACCESS_KEY_ID"
 STORAGE_SECRET_ENV = "DIRECTUS_OPS_STORAGE_SECRET_ACCESS_KEY"
 BEFORE_MOVE_SUFFIX = ".before-move"
-APP_TIMEOUT = 120.0  # seconds the app gets to stop answering after --stop-command, and to answer after --start-command
 LOCATION_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")  # STORAGE_<NAME>_* must be a variable name
 NOT_DOTENV_SUFFIXES = (".js", ".mjs", ".cjs", ".json", ".yaml", ".yml")  # the config kinds update_dotenv cannot edit
 
@@ -250,28 +247,6 @@ def plan_move(project_dir: str, config_path: str | None = None, to_database: str
                     url=(url.rstrip("/") if url else default_url(project)) if cutover else url,
                     storage_names=tuple(new_names), config_staged=staged, target_existed=target_existed,
                     warnings=(license_note,) if license_note else ())
-
-
-class AppStillRunning(ProcedureFailed):
-    """The stop command returned, but the app still answers: nothing may be copied or switched."""
-
-
-def wait_until_stopped(url: str, timeout: float = APP_TIMEOUT) -> None:
-    """Poll ``/server/ping`` until the app no longer answers ``pong`` (a stop command may return before the
-    app is down, or not stop it at all: the final copy must not race a live app)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            response = httpx.get(f"{url.rstrip('/')}/server/ping", timeout=2)
-            answering = response.status_code == 200 and "pong" in response.text
-        except httpx.HTTPError:
-            answering = False
-        if not answering:
-            return
-        if time.monotonic() >= deadline:
-            raise AppStillRunning(f"the app still answers at {url} {timeout:.0f} s after --stop-command; nothing was "
-                                  "switched: make the stop command stop it (or check --url)")
-        time.sleep(0.5)
 
 
 # -- database ----------------------------------------------------------------------------------------------------

@@ -1,5 +1,5 @@
 """Tasks of the move procedure: plan, copy the database (native or across engines), copy storage locations,
-verify both sides, write and switch the config, check the app."""
+verify both sides, write and switch the config (the app's stop, start and health: tasks.app)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from directus_ops import move, snapshot, storage_copy, upgrade
+from directus_ops import move, snapshot, storage_copy
 from directus_ops.database import DatabaseSettings
 from directus_ops.repository import Repository, RepositoryLocation
 
@@ -91,13 +91,3 @@ def switch_config_task(plan: move.MovePlan) -> str:
 @task(name="put-back-config", cache_policy=NO_CACHE)
 def put_back_config_task(plan: move.MovePlan, before: str) -> None:
     move.put_back_config(plan, before)
-
-
-@task(name="check-health", cache_policy=NO_CACHE, retries=1, retry_delay_seconds=10)
-def health_task(url: str, timeout: float = move.APP_TIMEOUT) -> dict:
-    return upgrade.health(url, timeout=timeout)
-
-
-@task(name="wait-until-app-stopped", cache_policy=NO_CACHE)
-def wait_until_stopped_task(url: str, timeout: float = move.APP_TIMEOUT) -> None:
-    move.wait_until_stopped(url, timeout)
