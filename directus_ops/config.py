@@ -348,14 +348,10 @@ def write_private_text(path: Path, text: str | bytes) -> None:
     secrets are never readable by others, not even for a moment, and never anywhere but beside ``path``; a
     symlink at either name is replaced, never written through (``paths.LocalUncommitted``)."""
     from .paths import LocalUncommitted, key_from_name
+    from .verified_copy import committed
 
     data = text.encode("utf-8") if isinstance(text, str) else text
-    out = LocalUncommitted(str(path.parent), key_from_name(path.name), mode=0o600)
-    try:
+    with committed(LocalUncommitted(str(path.parent), key_from_name(path.name), mode=0o600)) as out:
         out.write(data)
         out.handle.flush()
         os.fsync(out.handle.fileno())
-        out.commit()
-    except BaseException:
-        out.discard()
-        raise

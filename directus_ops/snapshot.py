@@ -5,7 +5,6 @@ its part of the manifest to a small JSON file in a staging directory, so flows p
 
 from __future__ import annotations
 
-import contextlib
 import contextvars
 import io
 import logging
@@ -24,7 +23,7 @@ from pydantic import TypeAdapter
 
 from . import codec, faults, licensing, paths, restore_cleanup
 from . import database as db
-from . import progress, workdir
+from . import progress, verified_copy, workdir
 from .config import read_config_file, update_dotenv, update_dotenv_text, write_private_text
 from .database import DatabaseSettings
 from .errors import ConfigError, IntegrityError, SnapshotNotFound, StorageError, StorageUnreadable
@@ -618,14 +617,8 @@ def write_entry(repo: Repository, entry: Entry, root: str, key: str, mode: int =
         repo.copy_object_to(entry, link, on_bytes)  # type: ignore[arg-type]
         paths.write_symlink(root, key, link.getvalue())
         return
-    out = paths.LocalUncommitted(root, key, mode)
-    try:
+    with verified_copy.committed(paths.LocalUncommitted(root, key, mode)) as out:
         repo.copy_object_to(entry, out, on_bytes)  # type: ignore[arg-type]
-        out.commit()
-    except BaseException:
-        with contextlib.suppress(Exception):
-            out.discard()
-        raise
 
 
 def restore_database(repo: Repository, manifest: Manifest, target: RestoreTarget, replace: bool,
@@ -695,15 +688,9 @@ def restore_location(repo: Repository, manifest: Manifest, name: str, location: 
             else:
                 if entry.symlink or entry.key.startswith(paths.RAW_PREFIX):  # plan_restore refuses these first
                     raise ConfigError(f"{location.describe()} cannot hold {paths.display_key(entry.key)!r}")
-                out = location.open_uncommitted(entry.key, fs)
-                try:
+                with verified_copy.committed(location.open_uncommitted(entry.key, fs)) as out:
                     repo.copy_object_to(entry, out, tracker.advance)  # type: ignore[arg-type]
-                    out.commit()
-                    faults.checkpoint("object-restored")
-                except BaseException:
-                    with contextlib.suppress(Exception):
-                        out.discard()
-                    raise
+                faults.checkpoint("object-restored")
             with lock:
                 counts["written"] += 1
                 counts["bytes_written"] += entry.size

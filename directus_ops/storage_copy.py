@@ -6,8 +6,6 @@ what changed since the first, and the check counts only objects that were read b
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
 import json
 import logging
 import threading
@@ -16,10 +14,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import progress
+from . import progress, verified_copy
 from .errors import IntegrityError, StorageError
 from .redact import redact
-from .repository import CHUNK_SIZE
 from .snapshot import DEFAULT_WORKERS, run_parallel
 from .storage import StorageLocation
 
@@ -115,41 +112,24 @@ def copy_location(move: StorageMove, staging_dir: Path, previous_records: str | 
 
 def _copy_one(source: StorageLocation, target: StorageLocation, key: str, source_fs: Any, target_fs: Any,
               advance: Callable[[int], None]) -> str:
-    hasher = hashlib.sha256()
-    size = 0
     try:
         with source.open(key, "rb", source_fs) as reader:
-            out = target.open_uncommitted(key, target_fs)
-            try:
-                while chunk := reader.read(CHUNK_SIZE):
-                    hasher.update(chunk)
-                    out.write(chunk)
-                    size += len(chunk)
-                    advance(len(chunk))
-                out.commit()
-            except BaseException:
-                with contextlib.suppress(Exception):
-                    out.discard()
-                raise
+            expected, _ = verified_copy.write_committed(reader, target.open_uncommitted(key, target_fs), advance)
     except FileNotFoundError:
         raise StorageError(f"{key} vanished from {source.describe()} during the move; run the move again") from None
     except OSError as exc:
         raise StorageError(f"cannot copy {key} from {source.describe()} to {target.describe()}: "
                            f"{redact(str(exc)) or type(exc).__name__}") from None
-    expected = hasher.hexdigest()
-    written = _sha256(target, key, target_fs)
-    if written != expected:
-        raise IntegrityError(f"{key} in {target.describe()} reads back with sha256 {written[:12]}…, the source's is "
-                             f"{expected[:12]}…; check the target storage and run the move again")
+    verified_copy.check_read_back(
+        lambda: target.open(key, "rb", target_fs), expected,
+        lambda written: IntegrityError(f"{key} in {target.describe()} reads back with sha256 {written[:12]}…, the "
+                                       f"source's is {expected[:12]}…; check the target storage and run the move again"))
     return expected
 
 
 def _sha256(location: StorageLocation, key: str, fs: Any) -> str:
-    hasher = hashlib.sha256()
     with location.open(key, "rb", fs) as reader:
-        while chunk := reader.read(CHUNK_SIZE):
-            hasher.update(chunk)
-    return hasher.hexdigest()
+        return verified_copy.digest(reader)
 
 
 @dataclass
