@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from . import directus_api, directus_cli, process
-from .config import render_dotenv
+from .config import render_dotenv, write_private_text
 from .errors import AppStillRunning
 from .node import NodeRuntime
 from .project import Project
@@ -88,9 +88,7 @@ class temporary_config:
         directory = self.directory or self.project.root / ".directus-ops"
         directory.mkdir(parents=True, exist_ok=True)
         self.path = directory / f"config-{uuid.uuid4().hex[:8]}.env"
-        fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)  # it holds the project's secrets
-        with os.fdopen(fd, "w") as handle:
-            handle.write(render_dotenv(values))
+        write_private_text(self.path, render_dotenv(values))  # it holds the project's secrets
         return TemporaryConfig(self.path, int(values.get("PORT") or 8055))
 
     def __exit__(self, *exc: object) -> None:

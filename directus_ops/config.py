@@ -194,9 +194,7 @@ def _read_javascript(path: Path, environ: Mapping[str, str], content: bytes | No
         private = workdir.make_dir("config-")
         try:
             copy = private / path.name
-            fd = os.open(copy, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(content)
+            write_private_text(copy, content)
             return _read_javascript(copy, environ)
         finally:
             shutil.rmtree(private, ignore_errors=True)

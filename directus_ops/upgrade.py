@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import re
 import shutil
 import uuid
@@ -24,7 +23,7 @@ from . import app, directus_cli, licensing, process, releases
 from . import database as db
 from . import node as node_runtime
 from .app import TOKEN_ENV
-from .config import render_dotenv
+from .config import render_dotenv, write_private_text
 from .database import DatabaseSettings
 from .errors import DatabaseError, NeedsConfirmation, ProcedureFailed, ProjectError, TargetNotEmpty, VersionError
 from .manifest import Manifest
@@ -424,9 +423,7 @@ def _fill_rehearsal(plan: VersionPlan, project: Project, rehearsal: Rehearsal, r
     copy = load_project(rehearsal.project_dir, source)
     values = {k: v for k, v in copy.config.values.items() if k in copy.config.file_keys and k not in db.DB_CONFIG_KEYS}
     values.update(scratch.config_values())
-    fd = os.open(config, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)  # it holds the project's secrets
-    with os.fdopen(fd, "w") as handle:
-        handle.write(render_dotenv(values))
+    write_private_text(config, render_dotenv(values))  # it holds the project's secrets
     rehearsal.config_path = str(config)
     if load_project(rehearsal.project_dir, config).database.describe() != scratch.describe():
         raise ProjectError("the rehearsal config does not point at the scratch database; refusing to migrate")
