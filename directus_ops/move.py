@@ -1,8 +1,8 @@
 """Moving a project to a new database (same engine or another), new storage, or both: the plain steps the
 move flow composes. A plan is checked before anything changes; copies are verified (per-table row counts and
-content checksums, every file's sha256 read back); the new config is written beside the old one; a cutover
-stops the app, copies what changed, switches the config atomically and starts the app, putting the old
-config back on any failure.
+content checksums here, every file's sha256 read back in ``storage_copy``); the new config is written beside
+the old one; a cutover stops the app, copies what changed, switches the config atomically and starts the app
+(``app``), putting the old config back on any failure.
 
 The source is never written, except ``directus_files.storage`` when a location is renamed in the database the
 project keeps (only during a cutover, with the app stopped, and put back on failure).
