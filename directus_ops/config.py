@@ -194,9 +194,7 @@ def _read_javascript(path: Path, environ: Mapping[str, str], content: bytes | No
         private = workdir.make_dir("config-")
         try:
             copy = private / path.name
-            fd = os.open(copy, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(content)
+            write_private_text(copy, content)
             return _read_javascript(copy, environ)
         finally:
             shutil.rmtree(private, ignore_errors=True)
@@ -348,14 +346,10 @@ def write_private_text(path: Path, text: str | bytes) -> None:
     secrets are never readable by others, not even for a moment, and never anywhere but beside ``path``; a
     symlink at either name is replaced, never written through (``paths.LocalUncommitted``)."""
     from .paths import LocalUncommitted, key_from_name
+    from .verified_copy import committed
 
     data = text.encode("utf-8") if isinstance(text, str) else text
-    out = LocalUncommitted(str(path.parent), key_from_name(path.name), mode=0o600)
-    try:
+    with committed(LocalUncommitted(str(path.parent), key_from_name(path.name), mode=0o600)) as out:
         out.write(data)
         out.handle.flush()
         os.fsync(out.handle.fileno())
-        out.commit()
-    except BaseException:
-        out.discard()
-        raise

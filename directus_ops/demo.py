@@ -6,14 +6,14 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
-import socket
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from . import directus_cli, keys
-from .config import load_config, render_dotenv
+from .app import free_port
+from .config import load_config, render_dotenv, write_private_text
 from .directus_api import DirectusClient
 
 DEFAULT_VERSION = "12"  # the newest installable 12.x release
@@ -27,15 +27,8 @@ def ensure_passphrase(directory: Path) -> None:
     path = directory / "passphrase"
     if not path.exists():
         directory.mkdir(parents=True, exist_ok=True)
-        path.write_text(secrets.token_urlsafe(24) + "\n")
-        path.chmod(0o600)
+        write_private_text(path, secrets.token_urlsafe(24) + "\n")
     os.environ[keys.PASSPHRASE_FILE_ENV] = str(path)
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass
@@ -53,16 +46,15 @@ def ensure_project(project_dir: Path, version: str = DEFAULT_VERSION, say: Calla
         # Installed on the Node it needs (Node 22 for 12.x: fetched from the npm registry if the machine's is older).
         directus_cli.install_newest(project_dir, version, say)
     if not env_path.exists():
-        port = _free_port()
+        port = free_port()
         password = secrets.token_urlsafe(12)
-        env_path.write_text(render_dotenv({
+        write_private_text(env_path, render_dotenv({
             "DB_CLIENT": "sqlite3", "DB_FILENAME": "./data/data.db",
             "STORAGE_LOCATIONS": "local", "STORAGE_LOCAL_DRIVER": "local", "STORAGE_LOCAL_ROOT": "./uploads",
             "KEY": secrets.token_hex(16), "SECRET": secrets.token_hex(32),
             "PORT": port, "PUBLIC_URL": f"http://127.0.0.1:{port}", "TELEMETRY": False, "LOG_LEVEL": "warn",
             "ADMIN_EMAIL": ADMIN_EMAIL, "ADMIN_PASSWORD": password,
         }))
-        env_path.chmod(0o600)
         (project_dir / "data").mkdir(exist_ok=True)
         say("bootstrapping a SQLite Directus project")
         directus_cli.bootstrap(project_dir, ADMIN_EMAIL, password)

@@ -24,15 +24,23 @@ def wait_until_up(url: str, timeout: float = 90, alive: Callable[[], bool] | Non
         if alive is not None and not alive():
             reason = why_exited() if why_exited is not None else ""
             raise DirectusApiError(f"Directus at {url} exited while starting{f': {reason}' if reason else ''}")
-        try:
-            response = httpx.get(f"{url}/server/ping", timeout=2)
-            if response.status_code == 200 and "pong" in response.text:
-                return
-            last = f"HTTP {response.status_code}"
-        except httpx.HTTPError as exc:
-            last = type(exc).__name__
+        answering, last = ping(url)
+        if answering:
+            return
         time.sleep(0.3)
     raise DirectusApiError(f"Directus at {url} did not answer /server/ping within {timeout:.0f} s ({last})")
+
+
+def ping(url: str) -> tuple[bool, str]:
+    """Whether Directus at ``url`` answers ``/server/ping`` with ``pong``, and what came back otherwise (an HTTP
+    status, or the connection error's name)."""
+    try:
+        response = httpx.get(f"{url.rstrip('/')}/server/ping", timeout=2)
+    except httpx.HTTPError as exc:
+        return False, type(exc).__name__
+    if response.status_code == 200 and "pong" in response.text:
+        return True, "pong"
+    return False, f"HTTP {response.status_code}"
 
 
 HEALTHY = ("ok", "warn")

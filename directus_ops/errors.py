@@ -27,7 +27,7 @@ Tree::
     ├── DirectusApiError (11)      the Directus API refused a request, or Directus did not come up
     ├── VersionError (14)          a Directus version cannot be the target (unknown, wrong direction, Node too old)
     ├── ProcedureFailed (15)       an upgrade/downgrade failed after its backup, and was rolled back
-    │   └── AppStillRunning (15)   a move's stop command returned but the app still answers
+    │   └── AppStillRunning (15)   the stop command returned but the app still answers (app.wait_until_stopped)
     ├── NeedsConfirmation (16)     a step that loses data needs --yes / --confirm
     ├── ProjectBusy (17)           another mutating procedure holds the project (project_lock)
     └── LocalServerFailed (1)      the local Prefect server for ad-hoc runs did not start (local_server)

@@ -1,8 +1,8 @@
 """Moving a project to a new database (same engine or another), new storage, or both: the plain steps the
 move flow composes. A plan is checked before anything changes; copies are verified (per-table row counts and
-content checksums, every file's sha256 read back); the new config is written beside the old one; a cutover
-stops the app, copies what changed, switches the config atomically and starts the app, putting the old
-config back on any failure.
+content checksums here, every file's sha256 read back in ``storage_copy``); the new config is written beside
+the old one; a cutover stops the app, copies what changed, switches the config atomically and starts the app
+(``app``), putting the old config back on any failure.
 
 The source is never written, except ``directus_files.storage`` when a location is renamed in the database the
 project keeps (only during a cutover, with the app stopped, and put back on failure).
@@ -10,35 +10,28 @@ project keeps (only during a cutover, with the app stopped, and put back on fail
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
-import json
 import logging
 import os
 import re
-import threading
-import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import parse_qs
 
-import httpx
 import sqlalchemy as sa
 
 from . import database as db
 from . import licensing, progress
 from .config import update_dotenv, write_private_text
 from .database import DatabaseSettings
-from .errors import AppStillRunning, ConfigError, IntegrityError, StorageError, TargetNotEmpty
+from .errors import ConfigError, IntegrityError, TargetNotEmpty
 from .project import Project, load_project
 from .redact import redact, register_secret
-from .repository import CHUNK_SIZE
 from . import content_digest, snapshot_restore, transfer
 from .repository import Repository
-from .snapshot import DEFAULT_WORKERS, run_parallel
 from .storage import StorageLocation
+from .storage_copy import StorageMove
 
 log = logging.getLogger("directus_ops.move")
 
@@ -46,7 +39,6 @@ log = logging.getLogger("directus_ops.move")
 STORAGE_KEY_ENV = "DIRECTUS_OPS_STORAGE_ACCESS_KEY_ID"
 STORAGE_SECRET_ENV = "DIRECTUS_OPS_STORAGE_SECRET_ACCESS_KEY"
 BEFORE_MOVE_SUFFIX = ".before-move"
-APP_TIMEOUT = 120.0  # seconds the app gets to stop answering after --stop-command, and to answer after --start-command
 LOCATION_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")  # STORAGE_<NAME>_* must be a variable name
 NOT_DOTENV_SUFFIXES = (".js", ".mjs", ".cjs", ".json", ".yaml", ".yml")  # the config kinds update_dotenv cannot edit
 
@@ -83,16 +75,6 @@ def split_target(spec: str) -> tuple[str | None, str]:
 
 
 # -- plan --------------------------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class StorageMove:
-    source: StorageLocation
-    target: StorageLocation  # its name is the location's name after the move
-
-    @property
-    def renamed(self) -> bool:
-        return self.source.name != self.target.name
-
-
 @dataclass(frozen=True)
 class MovePlan:
     """What a move will do, decided (and every input checked) before anything changes."""
@@ -267,24 +249,6 @@ def plan_move(project_dir: str, config_path: str | None = None, to_database: str
                     warnings=(license_note,) if license_note else ())
 
 
-def wait_until_stopped(url: str, timeout: float = APP_TIMEOUT) -> None:
-    """Poll ``/server/ping`` until the app no longer answers ``pong`` (a stop command may return before the
-    app is down, or not stop it at all: the final copy must not race a live app)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            response = httpx.get(f"{url.rstrip('/')}/server/ping", timeout=2)
-            answering = response.status_code == 200 and "pong" in response.text
-        except httpx.HTTPError:
-            answering = False
-        if not answering:
-            return
-        if time.monotonic() >= deadline:
-            raise AppStillRunning(f"the app still answers at {url} {timeout:.0f} s after --stop-command; nothing was "
-                                  "switched: make the stop command stop it (or check --url)")
-        time.sleep(0.5)
-
-
 # -- database ----------------------------------------------------------------------------------------------------
 def prepare_target(plan: MovePlan, final: bool) -> None:
     """Before a copy: the first pass checks again that the target is empty (the plan checked it, but anything
@@ -413,159 +377,6 @@ def files_per_location(settings: DatabaseSettings) -> dict[str, int]:
             return {}
         return {str(k): int(n) for k, n in conn.execute(sa.text(
             "SELECT storage, count(*) FROM directus_files GROUP BY storage"))}
-
-
-# -- storage -----------------------------------------------------------------------------------------------------
-@dataclass
-class LocationCopy:
-    """One pass over a storage location; every object's record (size, fingerprint, sha256) is in a JSON file."""
-
-    source: str
-    target: str
-    records_path: str
-    objects: int = 0
-    bytes: int = 0
-    copied: int = 0
-    bytes_copied: int = 0
-    unchanged: int = 0  # not read again: equal to the previous pass's record, or already identical in the target
-
-
-def _read_records(path: str | None) -> dict[str, dict[str, Any]]:
-    if not path or not Path(path).exists():
-        return {}
-    return json.loads(Path(path).read_text())
-
-
-def copy_location(move: StorageMove, staging_dir: Path, previous_records: str | None = None,
-                  workers: int = DEFAULT_WORKERS) -> LocationCopy:
-    """Copy every object of ``move.source`` to ``move.target`` (streamed, in parallel). Each copy is checked:
-    sha256 of the bytes read from the source == sha256 of what the target returns when read back. With
-    ``previous_records`` (a cutover's final pass) only objects new or changed since that pass are copied."""
-    source, target = move.source, move.target
-    source_fs, target_fs = source.filesystem(), target.filesystem()
-    previous = _read_records(previous_records)
-    objects = list(source.list_objects(source_fs))
-    existing = {o.key: o for o in target.list_objects(target_fs)} if not previous else {}
-    records: dict[str, dict[str, Any]] = {}
-    to_copy = []
-    for obj in objects:
-        old = previous.get(obj.key)
-        if old and old["size"] == obj.size and old["fingerprint"] == obj.fingerprint:
-            records[obj.key] = old
-        else:
-            to_copy.append(obj)
-    lock = threading.Lock()
-    result = LocationCopy(source=source.describe(), target=target.describe(), records_path="")
-    with progress.track(f"copy storage '{source.name}' to {target.describe()}: {len(to_copy)} files",
-                        sum(o.size for o in to_copy)) as tracker:
-        def copy(obj: Any) -> None:
-            if obj.symlink:  # never followed (it may point outside the root); a bucket cannot hold a link
-                raise StorageError(f"{obj.key} in {source.describe()} is a symbolic link; move copies files only: "
-                                   "replace the link with the file it points at (or remove it) and run the move again")
-            there = existing.get(obj.key)
-            if there is not None and there.size == obj.size:
-                digest = _sha256(target, obj.key, target_fs)
-                if digest == _sha256(source, obj.key, source_fs):  # the same bytes are there already (a move back)
-                    tracker.advance(obj.size)
-                    with lock:
-                        records[obj.key] = {"size": obj.size, "fingerprint": obj.fingerprint, "sha256": digest,
-                                            "verified": True}
-                        result.unchanged += 1
-                    return
-            digest = _copy_one(source, target, obj.key, source_fs, target_fs, tracker.advance)
-            with lock:  # _copy_one returns only once the target's read-back sha256 equalled the source's
-                records[obj.key] = {"size": obj.size, "fingerprint": obj.fingerprint, "sha256": digest,
-                                    "verified": True}
-                result.copied += 1
-                result.bytes_copied += obj.size
-
-        run_parallel(copy, to_copy, workers)
-    result.unchanged += len(objects) - len(to_copy)
-    result.objects = len(records)
-    result.bytes = sum(r["size"] for r in records.values())
-    path = staging_dir / f"storage-{source.name}-{'final' if previous else 'first'}.json"
-    path.write_text(json.dumps(records))
-    result.records_path = str(path)
-    log.info("%s -> %s: %d objects, %d copied (%s), %d unchanged", source.describe(), target.describe(),
-             result.objects, result.copied, progress.human_bytes(result.bytes_copied), result.unchanged)
-    return result
-
-
-def _copy_one(source: StorageLocation, target: StorageLocation, key: str, source_fs: Any, target_fs: Any,
-              advance: Callable[[int], None]) -> str:
-    hasher = hashlib.sha256()
-    size = 0
-    try:
-        with source.open(key, "rb", source_fs) as reader:
-            out = target.open_uncommitted(key, target_fs)
-            try:
-                while chunk := reader.read(CHUNK_SIZE):
-                    hasher.update(chunk)
-                    out.write(chunk)
-                    size += len(chunk)
-                    advance(len(chunk))
-                out.commit()
-            except BaseException:
-                with contextlib.suppress(Exception):
-                    out.discard()
-                raise
-    except FileNotFoundError:
-        raise StorageError(f"{key} vanished from {source.describe()} during the move; run the move again") from None
-    except OSError as exc:
-        raise StorageError(f"cannot copy {key} from {source.describe()} to {target.describe()}: "
-                           f"{redact(str(exc)) or type(exc).__name__}") from None
-    expected = hasher.hexdigest()
-    written = _sha256(target, key, target_fs)
-    if written != expected:
-        raise IntegrityError(f"{key} in {target.describe()} reads back with sha256 {written[:12]}…, the source's is "
-                             f"{expected[:12]}…; check the target storage and run the move again")
-    return expected
-
-
-def _sha256(location: StorageLocation, key: str, fs: Any) -> str:
-    hasher = hashlib.sha256()
-    with location.open(key, "rb", fs) as reader:
-        while chunk := reader.read(CHUNK_SIZE):
-            hasher.update(chunk)
-    return hasher.hexdigest()
-
-
-@dataclass
-class LocationCheck:
-    name: str
-    target: str
-    objects: int
-    bytes: int
-    target_objects: int
-    target_bytes: int
-    checksums_equal: int
-    problems: list[str] = field(default_factory=list)
-
-    @property
-    def ok(self) -> bool:
-        return not self.problems
-
-
-def check_location(move: StorageMove, copy: LocationCopy) -> LocationCheck:
-    """The target holds every source object with its size, and each one's read-back sha256 equalled the
-    source's (``verified``, recorded by the copy when it compared them). Objects in the target that the source
-    lacks are not counted."""
-    records = _read_records(copy.records_path)
-    present = {o.key: o.size for o in move.target.list_objects()}
-    problems = []
-    for key, record in records.items():
-        if key not in present:
-            problems.append(f"{key} is missing")
-        elif present[key] != record["size"]:
-            problems.append(f"{key} has {present[key]} bytes, the source {record['size']}")
-        elif not record.get("verified"):
-            problems.append(f"{key} was not read back and compared with the source")
-    return LocationCheck(name=move.source.name, target=move.target.describe(), objects=len(records),
-                         bytes=sum(r["size"] for r in records.values()),
-                         target_objects=sum(1 for k in records if k in present),
-                         target_bytes=sum(present[k] for k in records if k in present),
-                         checksums_equal=sum(1 for k, r in records.items() if r.get("verified") and
-                                             present.get(k) == r["size"]), problems=problems)
 
 
 # -- config ------------------------------------------------------------------------------------------------------

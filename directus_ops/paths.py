@@ -20,6 +20,7 @@ import stat
 from collections.abc import Iterable, Iterator
 from typing import Any
 
+from . import verified_copy
 from .errors import UnsafeSnapshot, UnsafeTarget
 
 RAW_PREFIX = "\0b64:"
@@ -355,10 +356,7 @@ def local_matches(root: str, key: str, size: int, sha256: str, symlink: bool = F
             status = os.fstat(fd)
             if not stat.S_ISREG(status.st_mode) or status.st_size != size:
                 return False
-            hasher = hashlib.sha256()
-            while chunk := handle.read(1 << 20):
-                hasher.update(chunk)
-            return hasher.hexdigest() == sha256
+            return verified_copy.digest(handle) == sha256
     finally:
         os.close(dir_fd)
 

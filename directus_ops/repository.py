@@ -38,7 +38,7 @@ from typing import IO, Any, TypeVar
 
 import fsspec
 
-from . import codec, faults, keys, packs, storage
+from . import codec, faults, keys, packs, storage, verified_copy
 from .errors import (
     IndexRejected,
     IntegrityError,
@@ -60,7 +60,7 @@ REPOSITORY_FORMAT = 3  # what a new repository is made as
 PACKED_FORMAT = 4  # a repository that may hold pack files: set when the first backup packs into it
 READABLE_FORMATS = (REPOSITORY_FORMAT, PACKED_FORMAT)
 UPGRADABLE_FORMATS = (2,)  # formats ``repository_upgrade`` brings to REPOSITORY_FORMAT
-CHUNK_SIZE = 1024 * 1024
+CHUNK_SIZE = verified_copy.CHUNK_SIZE
 SMALL_OBJECT = 8 * 1024 * 1024  # encoded in memory and written in one request
 FEW_OBJECTS = 64  # checked one by one rather than by listing the repository
 PLAIN_MANIFEST = ".json"
@@ -892,17 +892,9 @@ class Repository:
     def copy_object_to(self, entry: Any, out: IO[bytes], on_bytes: ByteCallback | None = None, what: str = "") -> None:
         """Stream an entry's content into ``out``, checking its size and sha256; IntegrityError if they differ."""
         what = what or f"{entry.location}/{entry.key}"
-        hasher = hashlib.sha256()
-        copied = 0
         with self.open_object(entry.object_name) as stored:
-            plain = codec.decode(stored, self.master_key, what)
-            while chunk := plain.read(CHUNK_SIZE):
-                hasher.update(chunk)
-                out.write(chunk)
-                copied += len(chunk)
-                if on_bytes:
-                    on_bytes(len(chunk))
-        if copied != entry.size or hasher.hexdigest() != entry.sha256:
+            digest, copied = verified_copy.stream(codec.decode(stored, self.master_key, what), out, on_bytes)
+        if copied != entry.size or digest != entry.sha256:
             raise IntegrityError(
                 f"{what}: stored bytes do not match the snapshot (object {entry.sha256[:12]}…, expected {entry.size} bytes, "
                 f"read {copied}); the repository is damaged, restore from another snapshot"

@@ -5,7 +5,6 @@ before it takes its place; the plain functions that the restore tasks wrap.
 
 from __future__ import annotations
 
-import contextlib
 import io
 import logging
 import os
@@ -16,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from . import database as db
-from . import dumps, faults, licensing, paths, progress, restore_cleanup
+from . import dumps, faults, licensing, paths, progress, restore_cleanup, verified_copy
 from .config import read_config_file, update_dotenv, update_dotenv_text, write_private_text
 from .database import DatabaseSettings
 from .errors import ConfigError, IntegrityError, SnapshotNotFound
@@ -168,14 +167,8 @@ def write_entry(repo: Repository, entry: Entry, root: str, key: str, mode: int =
         repo.copy_object_to(entry, link, on_bytes)  # type: ignore[arg-type]
         paths.write_symlink(root, key, link.getvalue())
         return
-    out = paths.LocalUncommitted(root, key, mode)
-    try:
+    with verified_copy.committed(paths.LocalUncommitted(root, key, mode)) as out:
         repo.copy_object_to(entry, out, on_bytes)  # type: ignore[arg-type]
-        out.commit()
-    except BaseException:
-        with contextlib.suppress(Exception):
-            out.discard()
-        raise
 
 
 def restore_database(repo: Repository, manifest: Manifest, target: RestoreTarget, replace: bool,
@@ -245,15 +238,9 @@ def restore_location(repo: Repository, manifest: Manifest, name: str, location: 
             else:
                 if entry.symlink or entry.key.startswith(paths.RAW_PREFIX):  # plan_restore refuses these first
                     raise ConfigError(f"{location.describe()} cannot hold {paths.display_key(entry.key)!r}")
-                out = location.open_uncommitted(entry.key, fs)
-                try:
+                with verified_copy.committed(location.open_uncommitted(entry.key, fs)) as out:
                     repo.copy_object_to(entry, out, tracker.advance)  # type: ignore[arg-type]
-                    out.commit()
-                    faults.checkpoint("object-restored")
-                except BaseException:
-                    with contextlib.suppress(Exception):
-                        out.discard()
-                    raise
+                faults.checkpoint("object-restored")
             with lock:
                 counts["written"] += 1
                 counts["bytes_written"] += entry.size

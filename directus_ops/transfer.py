@@ -50,6 +50,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from . import database, schema_ddl, workdir
+from .config import write_private_text
 from .database import DatabaseSettings, connect, open_engine, streaming_cursor
 from .errors import ConfigError, DatabaseError, TargetNotEmpty, VersionError
 from .redact import redact
@@ -309,9 +310,7 @@ def _install_system_tables(target: DatabaseSettings, directus_dir: Path, tables:
                   "TELEMETRY": "false", "LOG_LEVEL": "warn", "CACHE_ENABLED": "false"}
         if target.engine == "mysql":
             values.setdefault("DB_PASSWORD", "")  # Directus's mysql client insists on the variable
-        fd = os.open(config, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)  # it holds the target's password
-        with os.fdopen(fd, "w") as handle:
-            json.dump(values, handle)
+        write_private_text(config, json.dumps(values))  # it holds the target's password
         directus_cli.directus(directus_dir, "database", "install", config_path=config)
         directus_cli.migrate(directus_dir, "migrate:latest", config_path=config)
     with connect(target) as conn:  # the user tables are being loaded meanwhile: leave them be

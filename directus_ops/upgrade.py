@@ -1,6 +1,6 @@
 """Upgrade and downgrade of a project's Directus, as plain steps the flows compose: preflight plans (checked
-before anything changes), package files kept and put back, migrations run and checked, health checked, and
-the scratch copy a rehearsal runs in.
+before anything changes), package files kept and put back, migrations run and checked, the app started and
+health-checked afterwards (through ``app``), and the scratch copy a rehearsal runs in.
 
 Why the order matters (``docs``/the Directus sources): migrations are not transactional, so only a restore of
 the database from a snapshot taken just before is a clean way back; ``migrate:down`` loads the reverted
@@ -11,32 +11,29 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import re
 import shutil
-import socket
 import uuid
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import semantic_version as semver
 
+from . import app, directus_cli, licensing, process, releases
 from . import database as db
-from . import directus_cli, licensing, process, releases
 from . import node as node_runtime
-from .config import render_dotenv
+from .app import TOKEN_ENV
+from .config import render_dotenv, write_private_text
 from .database import DatabaseSettings
 from .errors import DatabaseError, NeedsConfirmation, ProcedureFailed, ProjectError, TargetNotEmpty, VersionError
 from .manifest import Manifest
 from .node import SYSTEM_NODE, NodeRuntime
 from .project import PACKAGE_FILES, Project, installed_directus_version, load_project
-from .redact import register_secret
 from .repository import Repository
 
 log = logging.getLogger("directus_ops.upgrade")
 
 CUSTOM_MIGRATION = re.compile(r"^[^.]*-.*\.(c|m)?js$")  # how Directus picks files in MIGRATIONS_PATH
-TOKEN_ENV = "DIRECTUS_OPS_TOKEN"  # an admin token, to read the running version (a secret: never a parameter)
 
 
 @dataclass
@@ -316,24 +313,7 @@ def _shortened(message: str, limit: int = 300) -> str:
     return message[:limit]
 
 
-# -- app control and health ------------------------------------------------------------------------------------------
-def run_command(command: str, cwd: str, purpose: str) -> None:
-    """An operator's stop/start command (a shell line), through the one subprocess helper."""
-    log.info("%s: %s", purpose, command)
-    process.run(["/bin/sh", "-c", command], cwd=cwd, timeout=600)
-
-
-def health(url: str, expect_version: str | None = None, timeout: float = 120) -> dict:
-    """The app's health and version (see directus_api.check_health), with the admin token in DIRECTUS_OPS_TOKEN
-    when one is set (a secret: never a parameter)."""
-    from .directus_api import check_health
-
-    token = os.environ.get(TOKEN_ENV)
-    if token:
-        register_secret(token)
-    return check_health(url, token, expect_version, timeout)
-
-
+# -- the app after the change ----------------------------------------------------------------------------------------
 def check_started(plan: VersionPlan, version: str, start_command: str | None, url: str | None) -> dict:
     """Start the app with the operator's command and check it at ``url``; without a command, start Directus
     on a free port with the project's config and check that (the project itself is left stopped)."""
@@ -341,57 +321,18 @@ def check_started(plan: VersionPlan, version: str, start_command: str | None, ur
     if installed != version:
         raise ProcedureFailed(f"node_modules holds directus {installed}, expected {version}")
     if start_command:
-        run_command(start_command, plan.project_dir, "starting the app")
+        app.run_command(start_command, plan.project_dir, "starting the app")
         if not url:
             return {"status": "started (no --url to check)", "version": installed}
-        result = health(url, version)
+        result = app.health(url, version)
     else:
-        project = load_project(plan.project_dir, plan.config_path)
-        with temporary_config(project, {"PORT": _free_port(), "HOST": "127.0.0.1"}) as config:
-            base = f"http://127.0.0.1:{config.port}"
-            with directus_cli.running_server(project.root, base, config.path, runtime=plan.runtime):
-                result = health(base, version)
+        with app.check_server(load_project(plan.project_dir, plan.config_path), plan.runtime) as base:
+            result = app.health(base, version)
     if result["version"] is None:
         log.info("Directus answers health %s; version %s (from the installed package: set %s to an admin token "
                  "to have the server report its own)", result["status"], installed, TOKEN_ENV)
         result["version"] = installed
     return result
-
-
-@dataclass
-class TemporaryConfig:
-    path: Path
-    port: int
-
-
-class temporary_config:
-    """The project's config file values with ``updates``, as a private dotenv used through ``CONFIG_PATH``."""
-
-    def __init__(self, project: Project, updates: dict, directory: Path | None = None) -> None:
-        self.project, self.updates, self.directory = project, updates, directory
-
-    def __enter__(self) -> TemporaryConfig:
-        values = {k: v for k, v in self.project.config.values.items() if k in self.project.config.file_keys}
-        values.update(self.updates)
-        directory = self.directory or self.project.root / ".directus-ops"
-        directory.mkdir(parents=True, exist_ok=True)
-        self.path = directory / f"config-{uuid.uuid4().hex[:8]}.env"
-        fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)  # it holds the project's secrets
-        with os.fdopen(fd, "w") as handle:
-            handle.write(render_dotenv(values))
-        return TemporaryConfig(self.path, int(values.get("PORT") or 8055))
-
-    def __exit__(self, *exc: object) -> None:
-        self.path.unlink(missing_ok=True)
-        parent = self.path.parent
-        if parent.name == ".directus-ops" and parent.exists() and not any(parent.iterdir()):
-            parent.rmdir()
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 # -- rehearsal -------------------------------------------------------------------------------------------------------
@@ -482,9 +423,7 @@ def _fill_rehearsal(plan: VersionPlan, project: Project, rehearsal: Rehearsal, r
     copy = load_project(rehearsal.project_dir, source)
     values = {k: v for k, v in copy.config.values.items() if k in copy.config.file_keys and k not in db.DB_CONFIG_KEYS}
     values.update(scratch.config_values())
-    fd = os.open(config, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)  # it holds the project's secrets
-    with os.fdopen(fd, "w") as handle:
-        handle.write(render_dotenv(values))
+    write_private_text(config, render_dotenv(values))  # it holds the project's secrets
     rehearsal.config_path = str(config)
     if load_project(rehearsal.project_dir, config).database.describe() != scratch.describe():
         raise ProjectError("the rehearsal config does not point at the scratch database; refusing to migrate")

@@ -12,14 +12,14 @@ from typing import Any
 
 from prefect import flow, get_run_logger
 
-from directus_ops import move, snapshot
+from directus_ops import app, move, snapshot, storage_copy
 from directus_ops.errors import AppStillRunning, IntegrityError, OpsError, ProcedureFailed, TargetNotEmpty
 from directus_ops.redact import redact
-from tasks.directus import app_command_task
+from tasks.app import app_command_task, health_task, wait_until_stopped_task
 from tasks.move import (check_location_task, compare_databases_task, copy_across_task, copy_location_task,
-                        copy_native_task, files_per_location_task, health_task, plan_move_task, put_back_config_task,
+                        copy_native_task, files_per_location_task, plan_move_task, put_back_config_task,
                         remove_partial_copy_task,
-                        rename_location_task, switch_config_task, wait_until_stopped_task, write_config_task)
+                        rename_location_task, switch_config_task, write_config_task)
 from tasks.repository import repository_location
 
 from . import parameters as p
@@ -36,8 +36,8 @@ class Pass:
     snapshot_id: str | None = None
     database: dict[str, Any] = field(default_factory=dict)
     tables: list[move.TableCheck] = field(default_factory=list)
-    copies: dict[str, move.LocationCopy] = field(default_factory=dict)
-    checks: dict[str, move.LocationCheck] = field(default_factory=dict)
+    copies: dict[str, storage_copy.LocationCopy] = field(default_factory=dict)
+    checks: dict[str, storage_copy.LocationCheck] = field(default_factory=dict)
     renamed_rows: dict[str, int] = field(default_factory=dict)
 
 
@@ -107,7 +107,7 @@ def rename_renames(plan: move.MovePlan, settings: Any) -> dict[str, int]:
 
 
 def cutover_steps(plan: move.MovePlan, backup_options: dict[str, Any] | None, repo_location: Any, staging: str,
-                  workers: int, first: Pass, done: list[str], app_timeout: float = move.APP_TIMEOUT) -> tuple[Pass, dict]:
+                  workers: int, first: Pass, done: list[str], app_timeout: float = app.APP_TIMEOUT) -> tuple[Pass, dict]:
     """Stop (and check the app no longer answers), final copy, switch, start, check. On any failure: the app
     stopped again if it was started on the new config (Directus reads its config only when it starts, and a
     start command is typically a no-op while the app runs), config put back, in-place renames undone, app
@@ -190,7 +190,7 @@ def move_project(
     repo_secret_block: p.RepoSecretBlock = None,
     passphrase_secret_block: p.PassphraseSecretBlock = None,
     workers: p.Workers = snapshot.DEFAULT_WORKERS,
-    app_timeout: p.AppTimeout = move.APP_TIMEOUT,
+    app_timeout: p.AppTimeout = app.APP_TIMEOUT,
 ) -> dict[str, Any]:
     """``to_storage``: {LOCATION: "[NEW_NAME:]PATH_OR_S3_URL"}. The target's password comes from
     DIRECTUS_OPS_DATABASE_PASSWORD, new S3 keys from DIRECTUS_OPS_STORAGE_ACCESS_KEY_ID/_SECRET_ACCESS_KEY.

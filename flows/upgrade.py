@@ -12,7 +12,8 @@ from prefect import flow, get_run_logger
 from directus_ops import upgrade
 from directus_ops.errors import ProcedureFailed
 from directus_ops.redact import redact
-from tasks.directus import (app_command_task, check_started_task, keep_package_files_task, migrate_latest_task,
+from tasks.app import app_command_task
+from tasks.directus import (check_started_task, keep_package_files_task, migrate_latest_task,
                             npm_install_task, plan_upgrade_task, put_back_package_files_task,
                             restore_project_database_task)
 from tasks.repository import repository_location

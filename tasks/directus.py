@@ -1,6 +1,7 @@
-"""Tasks on a project's Directus installation: plans, npm installs, migrations, app stop/start and health,
-and the rollback that puts a failed upgrade or downgrade back. Migrations are never retried (they are not
-transactional: a second attempt fails on the half-made change); npm and health checks are."""
+"""Tasks on a project's Directus installation: plans, npm installs, migrations, the app started and checked
+after the change (the operator's commands alone: tasks.app), and the rollback that puts a failed upgrade or
+downgrade back. Migrations are never retried (they are not transactional: a second attempt fails on the
+half-made change); npm and health checks are."""
 
 from __future__ import annotations
 
@@ -27,11 +28,6 @@ def plan_upgrade_task(project_dir: str, to: str | None, config_path: str | None,
 def plan_downgrade_task(project_dir: str, to: str, config_path: str | None, accept_data_loss: bool,
                         install_node: bool) -> upgrade.VersionPlan:
     return upgrade.plan_downgrade(project_dir, to, config_path, accept_data_loss, install_node)
-
-
-@task(name="app-command", cache_policy=NO_CACHE, task_run_name="{purpose}")
-def app_command_task(command: str, project_dir: str, purpose: str) -> None:
-    upgrade.run_command(command, project_dir, purpose)
 
 
 @task(name="keep-package-files", cache_policy=NO_CACHE)

@@ -1,5 +1,5 @@
 """Tasks of the move procedure: plan, copy the database (native or across engines), copy storage locations,
-verify both sides, write and switch the config, check the app."""
+verify both sides, write and switch the config (the app's stop, start and health: tasks.app)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from directus_ops import move, snapshot, upgrade
+from directus_ops import move, snapshot, storage_copy
 from directus_ops.database import DatabaseSettings
 from directus_ops.repository import Repository, RepositoryLocation
 
@@ -48,9 +48,9 @@ def remove_partial_copy_task(plan: move.MovePlan) -> str:
 
 @task(name="copy-storage-location", cache_policy=NO_CACHE, retries=len(RETRY_DELAYS), retry_delay_seconds=RETRY_DELAYS,
       retry_condition_fn=is_transient, task_run_name="copy-storage-{storage_move.source.name}")
-def copy_location_task(storage_move: move.StorageMove, staging_dir: str, previous_records: str | None,
-                       workers: int) -> move.LocationCopy:
-    return move.copy_location(storage_move, Path(staging_dir), previous_records, workers)
+def copy_location_task(storage_move: storage_copy.StorageMove, staging_dir: str, previous_records: str | None,
+                       workers: int) -> storage_copy.LocationCopy:
+    return storage_copy.copy_location(storage_move, Path(staging_dir), previous_records, workers)
 
 
 @task(name="compare-databases", cache_policy=NO_CACHE, retries=len(RETRY_DELAYS), retry_delay_seconds=RETRY_DELAYS,
@@ -62,8 +62,9 @@ def compare_databases_task(source: DatabaseSettings, target: DatabaseSettings) -
 @task(name="check-storage-location", cache_policy=NO_CACHE, retries=len(RETRY_DELAYS),
       retry_delay_seconds=RETRY_DELAYS, retry_condition_fn=is_transient,
       task_run_name="check-storage-{storage_move.source.name}")
-def check_location_task(storage_move: move.StorageMove, copy: move.LocationCopy) -> move.LocationCheck:
-    return move.check_location(storage_move, copy)
+def check_location_task(storage_move: storage_copy.StorageMove,
+                        copy: storage_copy.LocationCopy) -> storage_copy.LocationCheck:
+    return storage_copy.check_location(storage_move, copy)
 
 
 @task(name="rename-storage-location", cache_policy=NO_CACHE, task_run_name="rename-storage-{old}-to-{new}")
@@ -90,13 +91,3 @@ def switch_config_task(plan: move.MovePlan) -> str:
 @task(name="put-back-config", cache_policy=NO_CACHE)
 def put_back_config_task(plan: move.MovePlan, before: str) -> None:
     move.put_back_config(plan, before)
-
-
-@task(name="check-health", cache_policy=NO_CACHE, retries=1, retry_delay_seconds=10)
-def health_task(url: str, timeout: float = move.APP_TIMEOUT) -> dict:
-    return upgrade.health(url, timeout=timeout)
-
-
-@task(name="wait-until-app-stopped", cache_policy=NO_CACHE)
-def wait_until_stopped_task(url: str, timeout: float = move.APP_TIMEOUT) -> None:
-    move.wait_until_stopped(url, timeout)

@@ -23,7 +23,7 @@ import sqlalchemy as sa
 from harness import (ADMIN_EMAIL, ADMIN_PASSWORD, S3_REGION, TestProject, api_state, make_project, rows, seed,
                      small_project)
 
-from directus_ops import database, directus_cli, move, node, transfer
+from directus_ops import database, directus_cli, move, node, storage_copy, transfer
 from directus_ops.database import DatabaseSettings, open_engine
 from directus_ops.directus_api import DirectusClient
 from directus_ops.errors import ConfigError, IntegrityError, TargetNotEmpty
@@ -158,24 +158,24 @@ def test_final_pass_copies_only_new_or_changed_objects(tmp_path):
     for index in range(20):
         (source_root / f"file-{index}.bin").write_bytes(os.urandom(10_000 + index))
     (source_root / "nested" / "deep.txt").write_text("deep")
-    storage_move = move.StorageMove(StorageLocation.from_url("local", str(source_root)),
-                                    StorageLocation.from_url("local", str(tmp_path / "moved")))
+    storage_move = storage_copy.StorageMove(StorageLocation.from_url("local", str(source_root)),
+                                            StorageLocation.from_url("local", str(tmp_path / "moved")))
     staging = tmp_path / "staging"
     staging.mkdir()
-    first = move.copy_location(storage_move, staging)
+    first = storage_copy.copy_location(storage_move, staging)
     assert (first.objects, first.copied, first.unchanged) == (21, 21, 0)
     (source_root / "file-3.bin").write_bytes(b"changed while the app ran")
     (source_root / "new.bin").write_bytes(b"uploaded while the app ran")
-    final = move.copy_location(storage_move, staging, first.records_path)
+    final = storage_copy.copy_location(storage_move, staging, first.records_path)
     assert (final.objects, final.copied, final.unchanged) == (22, 2, 20)
-    check = move.check_location(storage_move, final)
+    check = storage_copy.check_location(storage_move, final)
     assert check.ok and check.objects == check.target_objects == 22 and check.bytes == check.target_bytes
     assert check.checksums_equal == 22  # each one read back from the target and compared
     # A record the copy did not read back (a pass cut short) is not counted as equal: it is a problem.
-    records = move._read_records(final.records_path)
+    records = storage_copy._read_records(final.records_path)
     del records["new.bin"]["verified"]
     Path(final.records_path).write_text(__import__("json").dumps(records))
-    unverified = move.check_location(storage_move, final)
+    unverified = storage_copy.check_location(storage_move, final)
     assert unverified.checksums_equal == 21 and unverified.problems == ["new.bin was not read back and compared with the source"]
     copied = {p.relative_to(tmp_path / "moved"): p.read_bytes() for p in (tmp_path / "moved").rglob("*") if p.is_file()}
     assert copied == {p.relative_to(source_root): p.read_bytes() for p in source_root.rglob("*") if p.is_file()}
@@ -246,8 +246,8 @@ def test_bucket_to_bucket_takes_the_source_credentials(s3, tmp_path):
     assert (target.endpoint, target.key_id, target.secret, target.name) == (s3.endpoint, s3.key_id, s3.secret, "s3")
     staging = tmp_path / "staging"
     staging.mkdir()
-    copied = move.copy_location(move.StorageMove(source, target), staging, workers=4)
-    assert copied.copied == 12 and move.check_location(move.StorageMove(source, target), copied).ok
+    copied = storage_copy.copy_location(storage_copy.StorageMove(source, target), staging, workers=4)
+    assert copied.copied == 12 and storage_copy.check_location(storage_copy.StorageMove(source, target), copied).ok
     assert {k.replace("moved/", "files/", 1): v for k, v in s3.objects(target_bucket, "moved/").items()} == blobs
 
 

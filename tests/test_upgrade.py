@@ -25,7 +25,7 @@ from directus_ops.database import DatabaseSettings, open_engine
 from directus_ops.errors import ProcedureFailed, VersionError
 from directus_ops.project import installed_directus_version, load_project
 from directus_ops.directus_api import HEALTHY
-from directus_ops.upgrade import TOKEN_ENV
+from directus_ops.app import TOKEN_ENV
 
 FROM, TO = upgrade_pair()  # the projects of the upgrade and downgrade tests are made on FROM
 # A change one of the target's own new migrations makes, made by hand beforehand (schema drift, the way a real

@@ -36,7 +36,7 @@ from pymysql.constants import FIELD_TYPE
 from pymysql.converters import convert_datetime
 from sqlalchemy.engine import Connection
 
-from .. import faults, transfer
+from .. import faults, transfer, verified_copy
 from ..database import DatabaseSettings, connect, list_tables
 from ..errors import ConfigError, DatabaseError, StorageError, VersionError
 from ..project import Project
@@ -547,15 +547,8 @@ def copy_files(source: V8Source, originals: StorageLocation, target: StorageLoca
             if dst_fs.exists(target.path_of(v9_name)) and _md5(target, v9_name, dst_fs) == (want, size):
                 result.skipped += 1
                 continue
-            pending = target.open_uncommitted(v9_name, fs=dst_fs)
-            try:
-                with originals.open(v8_name, fs=src_fs) as handle:
-                    while chunk := handle.read(1024 * 1024):
-                        pending.write(chunk)
-                pending.commit()
-            except BaseException:
-                pending.discard()
-                raise
+            with originals.open(v8_name, fs=src_fs) as handle:
+                verified_copy.write_committed(handle, target.open_uncommitted(v9_name, fs=dst_fs), algorithm="md5")
             if _md5(target, v9_name, dst_fs) != (want, size):
                 raise StorageError(f"the copy of {v8_name} in {target.describe()} does not match the original; "
                                    "check the storage and run the migration again")
