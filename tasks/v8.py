@@ -18,6 +18,7 @@ from directus_ops.v8 import api_target, migrate
 from directus_ops.v8.target import DatabaseTarget
 from directus_ops.v8.target_writer import TargetWriter
 
+from .repository import _secret  # the tasks' one reader of Prefect Secret blocks
 from .retry import RETRY_DELAYS, is_transient
 
 _IO = {"cache_policy": NO_CACHE, "retries": len(RETRY_DELAYS), "retry_delay_seconds": RETRY_DELAYS,
@@ -35,10 +36,16 @@ class TargetAccess:
     limit: int = 0  # api mode: the target's MAX_PAYLOAD_SIZE in bytes
 
 
+def api_token(secret_block: str | None) -> str:
+    """The admin token: from a Prefect Secret block if named, else from ``DIRECTUS_OPS_TOKEN``."""
+    value = str(_secret(secret_block, "--token-secret-block")) if secret_block else None
+    return api_target.admin_token(value)
+
+
 def _writer(work_dir: str, access: TargetAccess) -> TargetWriter:
     """The writer of the target the work directory's plan was made for."""
     plan = migrate.load_plan(Path(work_dir))
-    token = api_target.api_token(access.token_block) if access.mode == "api" else None
+    token = api_token(access.token_block) if access.mode == "api" else None
     return migrate.open_target(plan, token, access.limit or None)
 
 
@@ -48,7 +55,7 @@ def prepare_task(v8_url: str, v8_storage: str, project_dir: str, work_dir: str, 
                  accept_license_limits: bool = False) -> migrate.Plan:
     if access.mode == "api":
         assert access.url
-        target: TargetWriter = api_target.ApiTarget(access.url, api_target.api_token(access.token_block), access.limit)
+        target: TargetWriter = api_target.ApiTarget(access.url, api_token(access.token_block), access.limit)
     else:
         target = DatabaseTarget(load_project(project_dir))
     with target:

@@ -75,19 +75,10 @@ class TargetUnreachable(DirectusApiError):
 
 
 # -- token and limits --------------------------------------------------------------------------------------------
-def api_token(secret_block: str | None = None) -> str:
-    """The admin token: from a Prefect Secret block if named, else from ``DIRECTUS_OPS_TOKEN``."""
-    if secret_block:
-        from prefect.blocks.system import Secret
-
-        try:
-            token = str(Secret.load(secret_block).get())
-        except ValueError:
-            raise ConfigError(f"no Prefect Secret block named {secret_block!r}; create it or fix "
-                              "--token-secret-block") from None
-    else:
-        token = os.environ.get(TOKEN_ENV, "")
-    token = token.strip()
+def admin_token(value: str | None = None) -> str:
+    """The admin token: ``value`` if given (e.g. a Prefect Secret block's, read by the task), else
+    ``DIRECTUS_OPS_TOKEN``'s; registered as a secret."""
+    token = (os.environ.get(TOKEN_ENV, "") if value is None else value).strip()
     if not token:
         raise ConfigError("--mode api needs an admin token of the target: pass --token, set DIRECTUS_OPS_TOKEN, or "
                           "name a Prefect Secret block holding it with --token-secret-block")
@@ -670,6 +661,6 @@ class ApiTarget(TargetWriter):
 
 
 __all__ = ["DEFAULT_MAX_PAYLOAD", "NOT_KEPT", "TOKEN_ENV", "ApiTarget", "FileUploads", "TargetUnreachable",
-           "api_token", "client_for", "create_relations", "create_schema", "encode", "field_payloads",
+           "admin_token", "client_for", "create_relations", "create_schema", "encode", "field_payloads",
            "finish_schema", "inspect_api_target", "json_arrays", "payload_limit", "post_rows", "send", "set_avatars",
            "write_comments", "write_files", "write_items", "write_permissions", "write_rows"]

@@ -25,7 +25,7 @@ from ..errors import ConfigError
 from ..project import load_project
 from ..storage import StorageLocation
 from . import entitlements, mapping
-from .api_target import DEFAULT_MAX_PAYLOAD, ApiTarget, api_token, payload_limit
+from .api_target import DEFAULT_MAX_PAYLOAD, ApiTarget, admin_token, payload_limit
 from .source import V8Source, check_storage, read_v8, v8_settings
 from .target import DatabaseTarget
 from .target_writer import TargetWriter
@@ -192,7 +192,7 @@ def open_target(plan: Plan, token: str | None = None, limit: int | None = None) 
     """The writer of the target ``plan`` was made for: its REST API when it has an address (``token``: an admin's,
     else DIRECTUS_OPS_TOKEN's; ``limit``: its MAX_PAYLOAD_SIZE in bytes), else its project's database and storage."""
     if plan.target_url:
-        return ApiTarget(plan.target_url, token or api_token(), limit or payload_limit(DEFAULT_MAX_PAYLOAD))
+        return ApiTarget(plan.target_url, admin_token(token), limit or payload_limit(DEFAULT_MAX_PAYLOAD))
     return DatabaseTarget(load_project(plan.project_dir))
 
 
