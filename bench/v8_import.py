@@ -39,7 +39,10 @@ from harness import Databases, directus_install, make_project  # noqa: E402
 from directus_ops.database import DatabaseSettings  # noqa: E402
 from directus_ops.dumps import restore  # noqa: E402
 from directus_ops import directus_cli  # noqa: E402
+from directus_ops.project import load_project  # noqa: E402
 from directus_ops.v8 import api_target, migrate  # noqa: E402
+from directus_ops.v8.target import DatabaseTarget  # noqa: E402
+from directus_ops.v8.target_writer import TargetWriter  # noqa: E402
 
 FIXTURES = Path("/work/shared/fixtures/v8") if Path("/work/shared/fixtures/v8").exists() \
     else ROOT.parent / "shared" / "fixtures" / "v8"
@@ -167,24 +170,23 @@ def main() -> None:
 
         steps: dict[str, float] = {}
         token, limit = "bench-v8-api-token-0123456789", api_target.payload_limit("1mb")
+        writer: TargetWriter
         if args.mode == "api":
             with project.server() as admin:
                 admin.patch(f"/users/{admin.get('/users/me')['id']}", {"token": token})
             server.enter_context(directus_cli.running_server(project.dir, project.url))
-            plan = [("prepare", lambda: api_target.prepare(v8.url, v8_storage, str(scratch), work, project.url, token)),
-                    ("people", lambda: api_target.migrate_people(work, token, None, limit)),
-                    ("files", lambda: api_target.migrate_files(work, token)),
-                    ("schema", lambda: api_target.migrate_schema(work, token, limit)),
-                    ("items", lambda: api_target.migrate_items(work, token, v8.url, limit)),
-                    ("permissions", lambda: api_target.migrate_permissions(work, token, limit))]
+            writer = server.enter_context(api_target.ApiTarget(project.url, token, limit))  # closed before the server
+            work_home = str(scratch)
         else:
-            plan = [("prepare", lambda: migrate.prepare(v8.url, v8_storage, str(project.dir), work)),
-                    ("people", lambda: migrate.write_people(work)),
-                    ("files", lambda: migrate.write_files(work)),
-                    ("schema", lambda: migrate.write_schema(work)),
-                    ("items", lambda: migrate.write_items(work, v8.url)),
-                    ("permissions", lambda: migrate.write_permissions(work)),
-                    ("sequences", lambda: migrate.reset_sequences(work))]
+            writer, work_home = DatabaseTarget(load_project(project.dir)), str(project.dir)
+        plan = [("prepare", lambda: migrate.prepare(v8.url, v8_storage, work_home, work, writer)),
+                ("people", lambda: migrate.write_people(work, writer)),
+                ("files", lambda: migrate.write_files(work, writer)),
+                ("schema", lambda: migrate.write_schema(work, writer)),
+                ("items", lambda: migrate.write_items(work, writer, v8.url)),
+                ("permissions", lambda: migrate.write_permissions(work, writer))]
+        if args.mode != "api":
+            plan.append(("sequences", lambda: migrate.finish(work, writer)))
         started = time.perf_counter()
         for name, step in plan:
             began = time.perf_counter()
@@ -195,8 +197,7 @@ def main() -> None:
         whole = time.perf_counter() - started
         # A second run of the items step writes nothing (the idempotence the speed must not cost).
         began = time.perf_counter()
-        again = api_target.migrate_items(work, token, v8.url, limit) if args.mode == "api" else \
-            migrate.write_items(work, v8.url)
+        again = migrate.write_items(work, writer, v8.url)
         rerun = time.perf_counter() - began
         server.close()
 

@@ -1,8 +1,10 @@
 """v8_migrate: a Directus v8 project (its MySQL/MariaDB database and upload folder) into a bootstrapped
-Directus 10, 11 or 12 project. Database mode (PostgreSQL, MySQL/MariaDB or SQLite): check (12.x: against its license) →
-read → roles (11.x+: with policies and access rows)/users/folders → files (rows and bytes) → schema → items →
-permissions (11.x+: on policies) → comments → sequences → report. Api mode (only HTTP reaches the target): the same steps through its REST API, the
-report and id map in the local project_dir. Idempotent: run it again to resume or to confirm."""
+Directus 10, 11 or 12 project: check (12.x: against its license) → read → roles (11.x+: with policies and access
+rows)/users/folders → files (rows and bytes) → schema → items (then foreign keys) → permissions (11.x+: on
+policies) → comments → finish (database mode: sequences) → report. One list of steps for both modes, each writing
+through the target's writer: database mode into its database (PostgreSQL, MySQL/MariaDB or SQLite), api mode
+(only HTTP reaches the target) through its REST API, the report and id map in the local project_dir.
+Idempotent: run it again to resume or to confirm."""
 
 from __future__ import annotations
 
@@ -18,9 +20,8 @@ from prefect.artifacts import create_link_artifact
 from directus_ops.errors import ConfigError
 from directus_ops.redact import redact
 from directus_ops.v8 import api_target, migrate
-from tasks.v8 import (api_comments_task, api_files_task, api_items_task, api_people_task, api_permissions_task,
-                      api_prepare_task, api_schema_task, comments_task, files_task, items_task, people_task,
-                      permissions_task, prepare_task, schema_task, sequences_task)
+from tasks.v8 import (TargetAccess, comments_task, files_task, finish_task, items_task, people_task, permissions_task,
+                      prepare_task, schema_task)
 
 from . import parameters as p
 from .exclusive import exclusive
@@ -63,22 +64,16 @@ def v8_migrate(
         raise ConfigError("--url and --token-secret-block are for --mode api; add --mode api or leave them out")
     if mode == "api" and not url:
         raise ConfigError("--mode api needs --url, the target Directus's address (e.g. https://cms.example.com)")
-    password = None
-    if temporary_password_env:
-        password = os.environ.get(temporary_password_env)
-        if not password:
-            raise ConfigError(f"--temporary-password-env {temporary_password_env}: that environment variable is not "
-                              "set or empty; export it with the temporary password")
+    if temporary_password_env and not os.environ.get(temporary_password_env):  # read again by the people step
+        raise ConfigError(f"--temporary-password-env {temporary_password_env}: that environment variable is not "
+                          "set or empty; export it with the temporary password")
     limit = api_target.payload_limit(max_payload_size)
     v8_url = with_password(v8_database_url) or v8_database_url
     work = Path(work_dir or Path(project_dir) / "v8-migration")
     like = migrate.s3_source(v8_storage, v8_storage_endpoint, v8_storage_region)
-    skip = skip_collections or []
-    if mode == "api":
-        plan = api_prepare_task(v8_url, v8_storage, project_dir, str(work), str(url), token_secret_block, skip,
-                                v8_timezone, like, accept_license_limits)
-    else:
-        plan = prepare_task(v8_url, v8_storage, project_dir, str(work), skip, v8_timezone, like, accept_license_limits)
+    access = TargetAccess(mode, url, token_secret_block, limit)
+    plan = prepare_task(v8_url, v8_storage, project_dir, str(work), access, skip_collections or [], v8_timezone, like,
+                        accept_license_limits)
     report: dict[str, Any] = {"v8_database": plan.v8_database, "target": plan.target_url or plan.project_dir,
                               "mode": mode, "directus": plan.directus_version, "resumed": plan.resuming,
                               "dry_run": dry_run, "id_map": str(work / "id-map.json"), "license": plan.license}
@@ -86,24 +81,15 @@ def v8_migrate(
         report["collections"] = plan.collections
         logger.info("dry run: checks passed, nothing written; plan in %s", work)
         return report
-    if mode == "api":
-        report["people"] = api_people_task(str(work), token_secret_block, temporary_password_env, limit)
-        report["files"] = api_files_task(str(work), token_secret_block, like)
-        report["schema"] = api_schema_task(str(work), token_secret_block, limit)
-        report["items"] = api_items_task(str(work), token_secret_block, v8_url, limit)
-        report["schema"]["relations"] = report["items"]["relations"]  # made after the rows
-        report["permissions"] = api_permissions_task(str(work), token_secret_block, limit)
-        report["comments"] = api_comments_task(str(work), token_secret_block, limit)
-        report["not_kept"] = api_target.NOT_KEPT
-    else:
-        password_hash = migrate.hash_password(plan.project_dir, password) if password else None
-        report["people"] = people_task(str(work), password_hash)
-        report["files"] = files_task(str(work), like)
-        report["schema"] = schema_task(str(work))
-        report["items"] = items_task(str(work), v8_url)
-        report["permissions"] = permissions_task(str(work))
-        report["comments"] = comments_task(str(work))
-        report["sequences"] = sequences_task(str(work))
+    report["people"] = people_task(str(work), access, temporary_password_env)
+    report["files"] = files_task(str(work), access, like)
+    report["schema"] = schema_task(str(work), access)
+    report["items"] = items_task(str(work), access, v8_url)
+    if "relations" in report["items"]:  # api mode makes the relations after the rows
+        report["schema"]["relations"] = report["items"]["relations"]
+    report["permissions"] = permissions_task(str(work), access)
+    report["comments"] = comments_task(str(work), access)
+    report.update(finish_task(str(work), access))  # database mode: "sequences"; api mode: "not_kept"
     report["seconds"] = round(time.monotonic() - started, 1)
     (work / "report.json").write_text(redact(json.dumps(report, indent=1, default=str)))
     _publish(report, work)

@@ -31,10 +31,9 @@ import logging
 import os
 import re
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import date, datetime, time, timezone
 from decimal import Decimal
-from pathlib import Path
 from typing import IO, Any
 from uuid import UUID, uuid5
 from zoneinfo import ZoneInfo
@@ -50,15 +49,16 @@ from ..storage import StorageLocation
 from ..upgrade import TOKEN_ENV  # an admin token, never a flow parameter
 from .mapping import CollectionPlan, ColumnPlan, IdMap, RowConverter, SchemaPlan
 from .source import V8Source
-from .target import ItemStats, TargetConflict, TargetInfo, TargetNotReady, _stream, check_supported, referenced_keys
+from .target import TargetConflict, TargetNotReady, _stream, check_supported, referenced_keys
+from .target_writer import ItemStats, TargetInfo, TargetWriter
 
 log = logging.getLogger("directus_ops.v8.api_target")
 
 DEFAULT_MAX_PAYLOAD = "1mb"  # Directus's MAX_PAYLOAD_SIZE default
 BATCH_ROWS = 5000  # at most this many rows a request, whatever their size
 DEFERRED_SPECIALS = ("user-created", "date-created", "hash")  # applied on create: set after the items
-SYSTEM_PATHS = {"directus_roles": "/roles", "directus_users": "/users", "directus_folders": "/folders",
-                "directus_files": "/files"}
+SYSTEM_PATHS = {"directus_roles": "/roles", "directus_policies": "/policies", "directus_access": "/access",
+                "directus_users": "/users", "directus_folders": "/folders", "directus_files": "/files"}
 NOT_KEPT = [
     "directus_files.modified_by and modified_on: the migrating user and the time of the migration (the upload "
     "is followed by an update that sets the v8 uploader and dates; Directus stamps that update)",
@@ -75,19 +75,10 @@ class TargetUnreachable(DirectusApiError):
 
 
 # -- token and limits --------------------------------------------------------------------------------------------
-def api_token(secret_block: str | None = None) -> str:
-    """The admin token: from a Prefect Secret block if named, else from ``DIRECTUS_OPS_TOKEN``."""
-    if secret_block:
-        from prefect.blocks.system import Secret
-
-        try:
-            token = str(Secret.load(secret_block).get())
-        except ValueError:
-            raise ConfigError(f"no Prefect Secret block named {secret_block!r}; create it or fix "
-                              "--token-secret-block") from None
-    else:
-        token = os.environ.get(TOKEN_ENV, "")
-    token = token.strip()
+def admin_token(value: str | None = None) -> str:
+    """The admin token: ``value`` if given (e.g. a Prefect Secret block's, read by the task), else
+    ``DIRECTUS_OPS_TOKEN``'s; registered as a secret."""
+    token = (os.environ.get(TOKEN_ENV, "") if value is None else value).strip()
     if not token:
         raise ConfigError("--mode api needs an admin token of the target: pass --token, set DIRECTUS_OPS_TOKEN, or "
                           "name a Prefect Secret block holding it with --token-secret-block")
@@ -258,24 +249,16 @@ def _only(rows: list[dict[str, Any]], names: set[str]) -> list[dict[str, Any]]:
 
 
 # -- roles, users, folders ---------------------------------------------------------------------------------------
-def write_people(client: DirectusClient, roles: list[dict[str, Any]], users: list[dict[str, Any]],
-                 folders: list[dict[str, Any]], limit: int,
-                 access: tuple[list[dict[str, Any]], list[dict[str, Any]]] | None = None) -> dict[str, int]:
-    """Roles, on 11.x ``access``'s policies and access rows (which reference both), users (their avatars come
-    with the files: ``set_avatars``) and folders, parents first (one POST creates its rows in order)."""
-    steps = [("roles", "/roles", roles)]
-    if access is not None:
-        steps += [("policies", "/policies", access[0]), ("access", "/access", access[1])]
-    counts = {}
-    for name, path, rows in [*steps, ("users", "/users", users), ("folders", "/folders", folders)]:
-        have = _ids(client, path)
-        missing = [_ip_list(r) for r in rows if str(r["id"]) not in have]
-        if name == "users":
-            missing = [{**r, "avatar": None} for r in _only(missing, _field_names(client, "directus_users"))]
-        counts[name] = post_rows(client, path, missing, limit)
-        if name == "roles" and access is not None:
-            faults.checkpoint("v8-roles-written")  # roles without their policies yet: what a re-run completes
-    return counts
+def write_rows(client: DirectusClient, table: str, rows: list[dict[str, Any]], limit: int) -> int:
+    """Roles, policies, access rows, users or folders (parents first: one POST creates its rows in order) whose
+    id the target lacks; users without their avatars (a user row cannot name a file that is not there yet: they
+    come with the files, ``set_avatars``)."""
+    path = SYSTEM_PATHS[table]
+    have = _ids(client, path)
+    missing = [_ip_list(r) for r in rows if str(r["id"]) not in have]
+    if table == "directus_users":
+        missing = [{**r, "avatar": None} for r in _only(missing, _field_names(client, "directus_users"))]
+    return post_rows(client, path, missing, limit)
 
 
 def _ip_list(row: dict[str, Any]) -> dict[str, Any]:
@@ -602,128 +585,82 @@ def write_comments(client: DirectusClient, rows: list[dict[str, Any]], limit: in
     return written, "directus_activity"
 
 
-# -- the steps, over the work directory (as migrate.py's for database mode) --------------------------------------
-def prepare(v8_url: str, v8_storage: str, project_dir: str, work_dir: Path, url: str, token: str,
-            skip: list[str] | None = None, v8_timezone: str = "UTC",
-            storage_like: StorageLocation | None = None, accept_license_limits: bool = False) -> Any:
-    """Check the v8 side as database mode does and the target through its API (on 12.x its license too:
-    ``GET /license``); write nothing to the target. ``project_dir`` only holds the work directory here (the
-    target's files may be on another machine)."""
-    from . import entitlements, migrate
+# -- the target writer of api mode ------------------------------------------------------------------------------
+class ApiTarget(TargetWriter):
+    """The running target's REST API (api mode), through the functions above; ``limit``: its MAX_PAYLOAD_SIZE in
+    bytes (``payload_limit``)."""
 
-    checked = migrate.check_source(v8_url, v8_storage, skip, v8_timezone, storage_like)
-    with client_for(url, token) as client:
-        info = inspect_api_target(client, checked.collections, checked.probes)
-        license = entitlements.from_api(client)
-    plan = migrate.Plan(v8_database=checked.settings.describe(), v8_storage=v8_storage,
-                        project_dir=str(Path(project_dir).expanduser().resolve()),
-                        directus_version=info.directus_version, storage="", admin_role=info.admin_role,
-                        users_by_email=info.users_by_email, skip=checked.skip, timezone=v8_timezone,
-                        resuming=info.resuming, ids={}, collections=checked.collections, policies=info.policies,
-                        target_url=client.url)
-    return migrate.write_plan(work_dir, checked, plan, info.public_policy, license, info.existing,
-                              accept_license_limits)
+    writes_unlicensed_rules = False  # Directus refuses to create them
 
+    def __init__(self, url: str, token: str, limit: int) -> None:
+        self.url, self.token, self.limit = url.rstrip("/"), token, limit
+        self._client: DirectusClient | None = None
 
-def migrate_people(work_dir: Path, token: str, temporary_password: str | None, limit: int) -> dict[str, Any]:
-    from . import mapping, migrate
+    @property
+    def client(self) -> DirectusClient:
+        if self._client is None:  # opened at the first request
+            self._client = client_for(self.url, self.token)
+        return self._client
 
-    register_secret(temporary_password)
-    source, plan = migrate.load_source(work_dir), migrate.load_plan(work_dir)
-    ids = plan.id_map()
-    users = mapping.map_users(source, ids, plan.users_by_email, temporary_password)  # Directus hashes it
-    folders = mapping.map_folders(source, ids)
-    with client_for(plan.target_url, token) as client:
-        if plan.policies:  # 11.x: roles, their policies and the access rows linking them, as database mode's
-            roles, policies, access = mapping.map_roles_v11(source, ids)
-            counts = write_people(client, roles, users.rows, folders, limit, (policies, access))
-        else:
-            counts = write_people(client, mapping.map_roles(source, ids), users.rows, folders, limit)
-    return {**counts, "users_merged": users.merged, "users_needing_password": users.needing_password}
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+            self._client = None
 
+    def inspect(self, collections: list[str], ids_probe: list[tuple[str, str]]) -> TargetInfo:
+        return inspect_api_target(self.client, collections, ids_probe)
 
-def migrate_files(work_dir: Path, token: str, storage_like: StorageLocation | None = None) -> dict[str, Any]:
-    from . import mapping, migrate
+    def license(self) -> Any:
+        from . import entitlements
 
-    source, plan = migrate.load_source(work_dir), migrate.load_plan(work_dir)
-    ids = plan.id_map()
-    rows = mapping.map_files(source, ids, "")
-    # Avatars of the users this migration created (not of target users a v8 one was merged into).
-    avatars = [{"id": ids.get("directus_users", u.id), "avatar": ids.get("directus_files", u.avatar)}
-               for u in source.users
-               if u.avatar and ids.get("directus_users", u.id) == str(uuid5(ids.namespace, f"directus_users:{u.id}"))]
-    with client_for(plan.target_url, token) as client:
-        uploads = write_files(client, source, rows, migrate.originals_location(plan.v8_storage, storage_like))
-        avatars_set = set_avatars(client, avatars)
-    return {"rows": uploads.uploaded, "copied": uploads.uploaded, "already_there": uploads.skipped,
-            "bytes": uploads.bytes, "checksum_mismatch": uploads.checksum_mismatch or [],
-            "metadata_set": uploads.metadata_set, "avatars_set": avatars_set}
+        return entitlements.from_api(self.client)  # GET /license
 
+    def user_password(self, password: str | None) -> str | None:
+        register_secret(password)
+        return password  # Directus hashes it, with its password policy
 
-def migrate_schema(work_dir: Path, token: str, limit: int) -> dict[str, Any]:
-    from . import mapping, migrate
+    def write_rows(self, table: str, rows: list[dict[str, Any]]) -> int:
+        return write_rows(self.client, table, rows, self.limit)
 
-    source, plan = migrate.load_source(work_dir), migrate.load_plan(work_dir)
-    schema = mapping.plan_schema(source, set(plan.skip))
-    with client_for(plan.target_url, token) as client:
-        counts = create_schema(client, schema, limit)
-    return {**counts, "unmapped": schema.unmapped, "notes": schema.notes}
+    def write_files(self, source: V8Source, ids: IdMap, rows: list[dict[str, Any]], originals: StorageLocation,
+                    storage: str) -> dict[str, Any]:
+        """Each upload and its v8 metadata; then the avatars of the users this migration created (not of target
+        users a v8 one was merged into)."""
+        avatars = [{"id": ids.get("directus_users", u.id), "avatar": ids.get("directus_files", u.avatar)}
+                   for u in source.users
+                   if u.avatar and ids.get("directus_users", u.id) == str(uuid5(ids.namespace, f"directus_users:{u.id}"))]
+        uploads = write_files(self.client, source, rows, originals)
+        avatars_set = set_avatars(self.client, avatars)
+        return {"rows": uploads.uploaded, "copied": uploads.uploaded, "already_there": uploads.skipped,
+                "bytes": uploads.bytes, "checksum_mismatch": uploads.checksum_mismatch or [],
+                "metadata_set": uploads.metadata_set, "avatars_set": avatars_set}
 
+    def create_schema(self, schema: SchemaPlan) -> dict[str, int]:
+        return create_schema(self.client, schema, self.limit)
 
-def migrate_items(work_dir: Path, token: str, v8_url: str, limit: int) -> dict[str, Any]:
-    """Every row; then the relations (foreign keys after the rows, as database mode) and the fields' and
-    collections' own settings."""
-    from . import mapping, migrate
-    from .source import v8_settings
+    def write_items(self, v8: DatabaseSettings, schema: SchemaPlan, ids: IdMap, tz: ZoneInfo | timezone,
+                    unmapped: list[str]) -> dict[str, ItemStats]:
+        return write_items(self.client, v8, schema, ids, tz, unmapped, self.limit)
 
-    source, plan = migrate.load_source(work_dir), migrate.load_plan(work_dir)
-    schema = mapping.plan_schema(source, set(plan.skip))
-    unmapped: list[str] = []
-    with client_for(plan.target_url, token) as client:
-        stats = write_items(client, v8_settings(v8_url), schema, plan.id_map(), plan.tz(), unmapped, limit)
-        relations = create_relations(client, schema)
-        settings = finish_schema(client, schema)
-    return {"collections": {name: {"read": s.read, "written": s.written, "references": s.references,
-                                   "dangling": len(s.dangling)} for name, s in stats.items()},
-            "dangling": [asdict(d) for s in stats.values() for d in s.dangling],
-            "foreign_keys": relations["foreign_keys"], "relations": relations["relations"],
-            "settings_restored": settings, "unmapped": unmapped}
+    def after_items(self, schema: SchemaPlan) -> dict[str, int]:
+        """The relations (foreign keys after the rows, as database mode) and the fields' and collections' own
+        settings."""
+        relations = create_relations(self.client, schema)
+        settings = finish_schema(self.client, schema)
+        return {"foreign_keys": relations["foreign_keys"], "relations": relations["relations"],
+                "settings_restored": settings}
+
+    def write_permissions(self, rows: list[dict[str, Any]], owner: str) -> int:
+        return write_permissions(self.client, rows, self.limit, owner)
+
+    def write_comments(self, rows: list[dict[str, Any]]) -> tuple[int, str]:
+        return write_comments(self.client, rows, self.limit)
+
+    def finish(self, schema: SchemaPlan) -> dict[str, Any]:
+        return {"not_kept": NOT_KEPT}
 
 
-def migrate_comments(work_dir: Path, token: str, limit: int) -> dict[str, Any]:
-    from . import mapping, migrate
-
-    source, plan = migrate.load_source(work_dir), migrate.load_plan(work_dir)
-    rows, notes = mapping.map_comments(source, plan.id_map(), set(plan.collections))
-    with client_for(plan.target_url, token) as client:
-        written, table = write_comments(client, rows, limit)
-    return {"written": written, "planned": len(rows), "into": table, "notes": notes}
-
-
-def migrate_permissions(work_dir: Path, token: str, limit: int) -> dict[str, Any]:
-    """Every permission row the target lacks; on a 12.x target whose license lacks custom permission rules
-    (accepted in ``prepare``) only those without one: Directus refuses the others (listed as ``left_out``)."""
-    from . import entitlements, migrate
-
-    source, plan = migrate.load_source(work_dir), migrate.load_plan(work_dir)
-    rows, notes = migrate.planned_permissions(source, plan.id_map(), plan)
-    left_out: list[dict[str, Any]] = []
-    if plan.license and not plan.license["custom_rules_entitled"]:
-        left_out = [r for r in rows if entitlements.has_custom_rule(r)]
-        rows = [r for r in rows if not entitlements.has_custom_rule(r)]
-    with client_for(plan.target_url, token) as client:
-        written = write_permissions(client, rows, limit, "policy" if plan.policies else "role")
-    result: dict[str, Any] = {"written": written, "planned": len(rows) + len(left_out), "notes": notes}
-    if left_out:
-        names = {r.id: r.name for r in source.roles}
-        owner = {plan.id_map().get("directus_policies", i): n for i, n in names.items()}
-        result["left_out"] = [f"{owner.get(r.get('policy'), 'Public')}: {r['collection']} {r['action']}"
-                              for r in left_out]
-    return result
-
-
-__all__ = ["DEFAULT_MAX_PAYLOAD", "NOT_KEPT", "TOKEN_ENV", "FileUploads", "TargetUnreachable", "api_token",
-           "client_for", "create_relations", "create_schema", "encode", "field_payloads", "finish_schema",
-           "inspect_api_target", "json_arrays", "migrate_comments", "migrate_files", "migrate_items", "migrate_people",
-           "migrate_permissions", "migrate_schema", "payload_limit", "post_rows", "prepare", "send", "set_avatars",
-           "write_comments", "write_files", "write_items", "write_people", "write_permissions"]
+__all__ = ["DEFAULT_MAX_PAYLOAD", "NOT_KEPT", "TOKEN_ENV", "ApiTarget", "FileUploads", "TargetUnreachable",
+           "admin_token", "client_for", "create_relations", "create_schema", "encode", "field_payloads",
+           "finish_schema", "inspect_api_target", "json_arrays", "payload_limit", "post_rows", "send", "set_avatars",
+           "write_comments", "write_files", "write_items", "write_permissions", "write_rows"]

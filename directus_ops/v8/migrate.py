@@ -1,9 +1,11 @@
-"""The steps of the database-mode v8 migration, as plain functions over a work directory.
+"""The steps of the v8 migration, as plain functions over a work directory, each writing through a
+``TargetWriter`` (``target_writer.py``): ``target.DatabaseTarget`` (database mode) or ``api_target.ApiTarget``
+(api mode). The steps map, the writer writes: one list of steps for both modes.
 
 Steps hand each other paths, not values: ``source.json`` (the v8 model, without secrets), ``plan.json``
 (target facts, options and the id map) in the work directory; the id map is also written as ``id-map.json``
-next to the report. Every step after ``prepare`` is idempotent (see ``target.py``), so a stopped run is simply
-run again.
+next to the report. Every step after ``prepare`` is idempotent (the writers write only what the target lacks),
+so a stopped run is simply run again.
 """
 
 from __future__ import annotations
@@ -20,10 +22,13 @@ from zoneinfo import ZoneInfo
 from .. import faults
 from ..database import DatabaseSettings, DatabaseUnreachable
 from ..errors import ConfigError
-from ..project import Project, load_project
+from ..project import load_project
 from ..storage import StorageLocation
-from . import entitlements, mapping, target
+from . import entitlements, mapping
+from .api_target import DEFAULT_MAX_PAYLOAD, ApiTarget, admin_token, payload_limit
 from .source import V8Source, check_storage, read_v8, v8_settings
+from .target import DatabaseTarget
+from .target_writer import TargetWriter
 
 log = logging.getLogger("directus_ops.v8.migrate")
 SECRET_FIELDS = {"users": {"__all__": {"token", "tfa_secret"}}}  # never written to the work directory
@@ -80,21 +85,22 @@ def originals_location(v8_storage: str, like: StorageLocation | None = None) -> 
     return StorageLocation.from_url("v8-originals", f"{v8_storage.rstrip('/')}/originals", like=like)
 
 
-def prepare(v8_url: str, v8_storage: str, project_dir: str, work_dir: Path, skip: list[str] | None = None,
-            v8_timezone: str = "UTC", storage_like: StorageLocation | None = None,
+def prepare(v8_url: str, v8_storage: str, project_dir: str, work_dir: Path, target: TargetWriter,
+            skip: list[str] | None = None, v8_timezone: str = "UTC", storage_like: StorageLocation | None = None,
             accept_license_limits: bool = False) -> Plan:
     """Check everything, write nothing to the target: the v8 database (reachable, v8-shaped), its upload folder
-    (``originals/`` with every file), the target (bootstrapped Directus 10, 11 or 12 on PostgreSQL,
-    MySQL/MariaDB or SQLite, no conflicting tables; on 12.x within its license, see ``entitlements``). Then write
-    source.json, plan.json and id-map.json into ``work_dir``."""
-    project = load_project(project_dir)
+    (``originals/`` with every file), the target (bootstrapped Directus 10, 11 or 12: database mode on PostgreSQL,
+    MySQL/MariaDB or SQLite; no conflicting collections; on 12.x within its license, see ``entitlements``). Then
+    write source.json, plan.json and id-map.json into ``work_dir``. ``project_dir``: the target's project
+    (database mode), or in api mode only where the work files go (the target's files may be on another machine)."""
     checked = check_source(v8_url, v8_storage, skip, v8_timezone, storage_like)
-    info = target.inspect_target(project, checked.collections, checked.probes)
-    plan = Plan(v8_database=checked.settings.describe(), v8_storage=v8_storage, project_dir=str(project.root),
-                directus_version=info.directus_version, storage=info.storage, admin_role=info.admin_role,
-                users_by_email=info.users_by_email, skip=checked.skip, timezone=v8_timezone, resuming=info.resuming,
-                ids={}, collections=checked.collections, policies=info.policies)
-    license = target.target_license(project)
+    info = target.inspect(checked.collections, checked.probes)
+    license = target.license()
+    plan = Plan(v8_database=checked.settings.describe(), v8_storage=v8_storage,
+                project_dir=str(Path(project_dir).expanduser().resolve()), directus_version=info.directus_version,
+                storage=info.storage, admin_role=info.admin_role, users_by_email=info.users_by_email,
+                skip=checked.skip, timezone=v8_timezone, resuming=info.resuming, ids={},
+                collections=checked.collections, policies=info.policies, target_url=target.url)
     return write_plan(work_dir, checked, plan, info.public_policy, license, info.existing, accept_license_limits)
 
 
@@ -182,107 +188,104 @@ def check_license(license: entitlements.License, checked: CheckedSource, plan: P
         where=plan.target_url or "the target")
 
 
-def _project(plan: Plan) -> Project:
-    return load_project(plan.project_dir)
+def open_target(plan: Plan, token: str | None = None, limit: int | None = None) -> TargetWriter:
+    """The writer of the target ``plan`` was made for: its REST API when it has an address (``token``: an admin's,
+    else DIRECTUS_OPS_TOKEN's; ``limit``: its MAX_PAYLOAD_SIZE in bytes), else its project's database and storage."""
+    if plan.target_url:
+        return ApiTarget(plan.target_url, admin_token(token), limit or payload_limit(DEFAULT_MAX_PAYLOAD))
+    return DatabaseTarget(load_project(plan.project_dir))
 
 
-def write_people(work_dir: Path, password_hash: str | None = None) -> dict[str, Any]:
-    """Roles (on 11.x with their policies and access rows), users and folders (parents first)."""
+def write_people(work_dir: Path, target: TargetWriter, temporary_password: str | None = None) -> dict[str, Any]:
+    """Roles (on 11.x+ with their policies and access rows), users and folders (parents first)."""
     source, plan = load_source(work_dir), load_plan(work_dir)
-    ids, settings = plan.id_map(), _project(plan).database
-    users = mapping.map_users(source, ids, plan.users_by_email, password_hash)
+    ids = plan.id_map()
+    users = mapping.map_users(source, ids, plan.users_by_email, target.user_password(temporary_password))
     roles: dict[str, Any] = {}
     if plan.policies:
         role_rows, policy_rows, access_rows = mapping.map_roles_v11(source, ids)
-        roles["roles"] = target.write_system_rows(settings, "directus_roles", role_rows)
+        roles["roles"] = target.write_rows("directus_roles", role_rows)
         faults.checkpoint("v8-roles-written")  # roles without their policies yet: what a re-run must complete
-        roles["policies"] = target.write_system_rows(settings, "directus_policies", policy_rows)
-        roles["access"] = target.write_system_rows(settings, "directus_access", access_rows)
+        roles["policies"] = target.write_rows("directus_policies", policy_rows)
+        roles["access"] = target.write_rows("directus_access", access_rows)
     else:
-        roles["roles"] = target.write_system_rows(settings, "directus_roles", mapping.map_roles(source, ids))
+        roles["roles"] = target.write_rows("directus_roles", mapping.map_roles(source, ids))
     return {
         **roles,
-        "users": target.write_system_rows(settings, "directus_users", users.rows),
-        "folders": target.write_system_rows(settings, "directus_folders", mapping.map_folders(source, ids)),
+        "users": target.write_rows("directus_users", users.rows),
+        "folders": target.write_rows("directus_folders", mapping.map_folders(source, ids)),
         "users_merged": users.merged, "users_needing_password": users.needing_password,
     }
 
 
-def write_files(work_dir: Path, storage_like: StorageLocation | None = None) -> dict[str, Any]:
-    """Every file row, then its bytes into the target's first storage location."""
+def write_files(work_dir: Path, target: TargetWriter, storage_like: StorageLocation | None = None) -> dict[str, Any]:
+    """Every file row and its bytes (database mode: into the target's first storage location)."""
     source, plan = load_source(work_dir), load_plan(work_dir)
-    project = _project(plan)
-    rows = mapping.map_files(source, plan.id_map(), plan.storage)
-    written = target.write_system_rows(project.database, "directus_files", rows)
-    pairs = [(f.filename_disk, row["filename_disk"]) for f, row in zip(source.files, rows)]
-    copy = target.copy_files(source, originals_location(plan.v8_storage, storage_like), project.location(plan.storage), pairs)
-    return {"rows": written, "copied": copy.copied, "already_there": copy.skipped, "bytes": copy.bytes,
-            "checksum_mismatch": copy.checksum_mismatch}
+    ids = plan.id_map()
+    rows = mapping.map_files(source, ids, plan.storage)
+    return target.write_files(source, ids, rows, originals_location(plan.v8_storage, storage_like), plan.storage)
 
 
-def write_schema(work_dir: Path) -> dict[str, Any]:
+def write_schema(work_dir: Path, target: TargetWriter) -> dict[str, Any]:
     source, plan = load_source(work_dir), load_plan(work_dir)
     schema = mapping.plan_schema(source, set(plan.skip))
-    counts = target.create_schema(_project(plan).database, schema)
+    counts = target.create_schema(schema)
     return {**counts, "unmapped": schema.unmapped, "notes": schema.notes}
 
 
-def write_items(work_dir: Path, v8_url: str) -> dict[str, Any]:
-    """Every row of every collection; then the foreign keys (after the rows: a cycle is only an order; SQLite's
-    came with the tables)."""
+def write_items(work_dir: Path, target: TargetWriter, v8_url: str) -> dict[str, Any]:
+    """Every row of every collection; then what waits for the rows (``TargetWriter.after_items``: the foreign
+    keys, after the rows: a cycle is only an order)."""
     source, plan = load_source(work_dir), load_plan(work_dir)
     schema = mapping.plan_schema(source, set(plan.skip))
     unmapped: list[str] = []
-    settings = _project(plan).database
-    stats = target.write_items(v8_settings(v8_url), settings, schema, plan.id_map(), plan.tz(), unmapped)
-    foreign_keys = target.add_foreign_keys(settings, schema)
+    stats = target.write_items(v8_settings(v8_url), schema, plan.id_map(), plan.tz(), unmapped)
+    after = target.after_items(schema)
     return {"collections": {name: {"read": s.read, "written": s.written, "references": s.references,
                                    "dangling": len(s.dangling)} for name, s in stats.items()},
             "dangling": [asdict(d) for s in stats.values() for d in s.dangling],
-            "foreign_keys": foreign_keys, "unmapped": unmapped}
+            **after, "unmapped": unmapped}
 
 
-def write_permissions(work_dir: Path) -> dict[str, Any]:
-    """Every permission row; on a 12.x target whose license lacks custom permission rules (accepted in
-    ``prepare``) those rows are written too: Directus ignores them until a license includes the rules."""
+def write_permissions(work_dir: Path, target: TargetWriter) -> dict[str, Any]:
+    """Every permission row. On a 12.x target whose license lacks custom permission rules (accepted in
+    ``prepare``) those needing one are written where the target takes them (database mode: Directus ignores
+    them until a license includes the rules; counted as ``inactive``), else left out (api mode: Directus
+    refuses them; listed as ``left_out``)."""
     source, plan = load_source(work_dir), load_plan(work_dir)
     rows, notes = planned_permissions(source, plan.id_map(), plan)
-    result: dict[str, Any] = {"written": target.write_permissions(_project(plan).database, rows),
-                              "planned": len(rows), "notes": notes}
-    if plan.license and not plan.license["custom_rules_entitled"]:
+    unlicensed = bool(plan.license and not plan.license["custom_rules_entitled"])
+    left_out: list[dict[str, Any]] = []
+    if unlicensed and not target.writes_unlicensed_rules:
+        left_out = [r for r in rows if entitlements.has_custom_rule(r)]
+        rows = [r for r in rows if not entitlements.has_custom_rule(r)]
+    written = target.write_permissions(rows, "policy" if plan.policies else "role")
+    result: dict[str, Any] = {"written": written, "planned": len(rows) + len(left_out), "notes": notes}
+    if unlicensed and target.writes_unlicensed_rules:
         result["inactive"] = sum(1 for r in rows if entitlements.has_custom_rule(r))
+    if left_out:
+        names = {r.id: r.name for r in source.roles}
+        owner = {plan.id_map().get("directus_policies", i): n for i, n in names.items()}
+        result["left_out"] = [f"{owner.get(r.get('policy'), 'Public')}: {r['collection']} {r['action']}"
+                              for r in left_out]
     return result
 
 
-def write_comments(work_dir: Path) -> dict[str, Any]:
+def write_comments(work_dir: Path, target: TargetWriter) -> dict[str, Any]:
     """v8's comments on the migrated items (after them), where the target keeps comments."""
     source, plan = load_source(work_dir), load_plan(work_dir)
     rows, notes = mapping.map_comments(source, plan.id_map(), set(plan.collections))
-    written, table = target.write_comments(_project(plan).database, rows)
+    written, table = target.write_comments(rows)
     return {"written": written, "planned": len(rows), "into": table, "notes": notes}
 
 
-def reset_sequences(work_dir: Path) -> int:
+def finish(work_dir: Path, target: TargetWriter) -> dict[str, Any]:
+    """The last step's report entries: database mode resets each auto-increment counter past the ids written
+    (``sequences``); api mode writes nothing and lists what it cannot keep (``not_kept``)."""
     source, plan = load_source(work_dir), load_plan(work_dir)
-    return target.reset_sequences(_project(plan).database, mapping.plan_schema(source, set(plan.skip)))
+    return target.finish(mapping.plan_schema(source, set(plan.skip)))
 
 
-def hash_password(project_dir: str, password: str) -> str:
-    """An argon2 hash of ``password``, made by the target's own ``argon2`` package (what Directus verifies with)."""
-    from .. import node as node_runtime
-    from .. import process
-    from ..redact import register_secret
-
-    register_secret(password)
-    script = "require('argon2').hash(process.env.DIRECTUS_OPS_TEMP_PASSWORD).then(h => process.stdout.write(h))"
-    output = process.run([node_runtime.for_project(project_dir).node, "-e", script], cwd=project_dir,
-                         env={"DIRECTUS_OPS_TEMP_PASSWORD": password}, timeout=60, quiet=True)
-    hashed = output.strip().splitlines()[-1] if output.strip() else ""
-    if not hashed.startswith("$argon2"):
-        raise ConfigError(f"cannot hash the temporary password with {project_dir}/node_modules/argon2; check that "
-                          "Directus is installed there")
-    return hashed
-
-
-__all__ = ["CheckedSource", "Plan", "check_license", "check_source", "hash_password", "planned_permissions", "load_plan", "load_source", "originals_location", "prepare", "reset_sequences",
-           "s3_source", "write_comments", "write_files", "write_plan", "write_items", "write_people", "write_permissions", "write_schema"]
+__all__ = ["CheckedSource", "Plan", "check_license", "check_source", "finish", "load_plan", "load_source",
+           "open_target", "originals_location", "planned_permissions", "prepare", "s3_source", "write_comments",
+           "write_files", "write_items", "write_people", "write_permissions", "write_plan", "write_schema"]

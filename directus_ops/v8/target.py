@@ -43,9 +43,10 @@ from ..project import Project
 from ..redact import redact
 from ..storage import StorageLocation
 from . import sqlitems
-from .mapping import SYSTEM_TARGETS, CollectionPlan, Dangling, IdMap, RowConverter, SchemaPlan
+from .mapping import SYSTEM_TARGETS, CollectionPlan, IdMap, RowConverter, SchemaPlan
 from .mapping import legacy_comments as mapping_legacy
 from .source import V8Source, _q
+from .target_writer import ItemStats, TargetInfo, TargetWriter
 from .writers import BATCH_ROWS, ENGINES_TEXT, WRITERS, Writer, knex_foreign_keys, writer_for
 
 log = logging.getLogger("directus_ops.v8.target")
@@ -79,20 +80,6 @@ class TargetConflict(DatabaseError):
     """The target already has tables named like the v8 collections, not from this migration."""
 
     exit_code = 5
-
-
-@dataclass
-class TargetInfo:
-    database: str  # describe(): no secrets
-    directus_version: str
-    migrations: int
-    admin_role: str
-    users_by_email: dict[str, str]  # lowercase email -> id
-    storage: str  # the first storage location's name
-    resuming: bool = False
-    existing: list[str] = field(default_factory=list)  # v8 collection names already in the target
-    policies: bool = False  # Directus 11+: roles get policies, permissions are attached to policies
-    public_policy: str | None = None  # 11.x+: the policy the public access row (no role, no user) links to
 
 
 def inspect_target(project: Project, collections: list[str], ids_probe: list[tuple[str, str]] | None = None) -> TargetInfo:
@@ -260,15 +247,6 @@ def add_foreign_keys(settings: DatabaseSettings, schema: SchemaPlan) -> int:
 
 
 # -- items -------------------------------------------------------------------------------------------------------
-@dataclass
-class ItemStats:
-    read: int = 0
-    written: int = 0
-    references: int = 0  # reference values rewritten (or kept: item keys) to a row that exists
-    dangling: list[Dangling] = field(default_factory=list)
-    path: str = "python"  # "sql": converted by the database servers (sqlitems.py)
-
-
 def _stream(conn: Connection, table: str, columns: list[str], key: str | None) -> Iterator[list[tuple[Any, ...]]]:
     """Batches of rows as tuples in ``columns`` order, from an unbuffered (server-side) pymysql cursor."""
     sql = f"SELECT {', '.join(_q(c) for c in columns)} FROM {_q(table)}" + (f" ORDER BY {_q(key)}" if key else "")
@@ -563,7 +541,75 @@ def copy_files(source: V8Source, originals: StorageLocation, target: StorageLoca
     return result
 
 
-__all__ = ["FileCopy", "ItemStats", "TargetConflict", "TargetInfo", "TargetNotReady", "add_foreign_keys",
-           "check_supported", "copy_files", "create_schema", "inspect_target", "major", "referenced_keys",
+# -- the target writer of database mode ---------------------------------------------------------------------------
+def hash_password(project_dir: str, password: str) -> str:
+    """An argon2 hash of ``password``, made by the target's own ``argon2`` package (what Directus verifies with)."""
+    from .. import node as node_runtime
+    from .. import process
+    from ..redact import register_secret
+
+    register_secret(password)
+    script = "require('argon2').hash(process.env.DIRECTUS_OPS_TEMP_PASSWORD).then(h => process.stdout.write(h))"
+    output = process.run([node_runtime.for_project(project_dir).node, "-e", script], cwd=project_dir,
+                         env={"DIRECTUS_OPS_TEMP_PASSWORD": password}, timeout=60, quiet=True)
+    hashed = output.strip().splitlines()[-1] if output.strip() else ""
+    if not hashed.startswith("$argon2"):
+        raise ConfigError(f"cannot hash the temporary password with {project_dir}/node_modules/argon2; check that "
+                          "Directus is installed there")
+    return hashed
+
+
+class DatabaseTarget(TargetWriter):
+    """The target's database and first storage location (database mode), through the functions above."""
+
+    def __init__(self, project: Project) -> None:
+        self.project = project
+        self.settings = project.database
+
+    def inspect(self, collections: list[str], ids_probe: list[tuple[str, str]]) -> TargetInfo:
+        return inspect_target(self.project, collections, ids_probe)
+
+    def license(self) -> Any:
+        return target_license(self.project)
+
+    def user_password(self, password: str | None) -> str | None:
+        return hash_password(str(self.project.root), password) if password else None
+
+    def write_rows(self, table: str, rows: list[dict[str, Any]]) -> int:
+        return write_system_rows(self.settings, table, rows)
+
+    def write_files(self, source: V8Source, ids: IdMap, rows: list[dict[str, Any]], originals: StorageLocation,
+                    storage: str) -> dict[str, Any]:
+        """The rows, then each file's bytes copied under its new ``filename_disk``."""
+        written = write_system_rows(self.settings, "directus_files", rows)
+        pairs = [(f.filename_disk, row["filename_disk"]) for f, row in zip(source.files, rows)]
+        copy = copy_files(source, originals, self.project.location(storage), pairs)
+        return {"rows": written, "copied": copy.copied, "already_there": copy.skipped, "bytes": copy.bytes,
+                "checksum_mismatch": copy.checksum_mismatch}
+
+    def create_schema(self, schema: SchemaPlan) -> dict[str, int]:
+        return create_schema(self.settings, schema)
+
+    def write_items(self, v8: DatabaseSettings, schema: SchemaPlan, ids: IdMap, tz: ZoneInfo | timezone,
+                    unmapped: list[str]) -> dict[str, ItemStats]:
+        return write_items(v8, self.settings, schema, ids, tz, unmapped)
+
+    def after_items(self, schema: SchemaPlan) -> dict[str, int]:
+        # After the rows: a cycle between collections is then only an order (SQLite's came with the tables).
+        return {"foreign_keys": add_foreign_keys(self.settings, schema)}
+
+    def write_permissions(self, rows: list[dict[str, Any]], owner: str) -> int:
+        return write_permissions(self.settings, rows)  # the owner column as the target's table has it
+
+    def write_comments(self, rows: list[dict[str, Any]]) -> tuple[int, str]:
+        return write_comments(self.settings, rows)
+
+    def finish(self, schema: SchemaPlan) -> dict[str, Any]:
+        return {"sequences": reset_sequences(self.settings, schema)}
+
+
+__all__ = ["DatabaseTarget", "FileCopy", "ItemStats", "TargetConflict", "TargetInfo", "TargetNotReady",
+           "add_foreign_keys", "check_supported", "copy_files", "create_schema", "hash_password", "inspect_target",
+           "major", "referenced_keys",
            "reset_sequences", "target_license", "write_comments", "write_items", "write_permissions",
            "write_system_rows"]
