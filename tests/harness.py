@@ -4,6 +4,7 @@ dropped on the machine's PostgreSQL and MariaDB, S3 on a moto_server, seeded thr
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
 import secrets
@@ -55,6 +56,18 @@ ADMIN_PASSWORD = "admin-password-1"
 S3_REGION = "eu-west-1"  # moto refuses bucket creation with us-east-1's location constraint
 
 
+# The test running now if it is marked ``fast`` (set by conftest.py): it must start no service.
+FAST_TEST: str | None = None
+
+
+def refuse_in_fast_test(what: str) -> None:
+    """Fail a ``fast`` test that would start ``what``: its markers come from its fixtures (conftest.SERVICES), so
+    it must reach ``what`` through the fixture that gives it."""
+    if FAST_TEST is not None:
+        raise AssertionError(f"{FAST_TEST} is marked fast but starts {what}: use the fixture that gives it "
+                             "(tests/conftest.py), which marks the test")
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -65,11 +78,17 @@ def directus_install(version: str = DIRECTUS_VERSION) -> Path:
     """The cached ``directus@version`` install (node_modules + package files), installed if absent; by default
     the suite's version (``DIRECTUS_OPS_TEST_DIRECTUS``, else 12.4.0). Installed with the Node it needs
     (directus_ops.node), which the install records for the projects linked to it."""
+    refuse_in_fast_test(f"Directus {version}")
     root = CACHE_ROOT / f"directus-{version}"
     marker = root / "node_modules" / "directus" / "package.json"
-    if not marker.exists() or not (root / "node_modules" / "isolated-vm" / "out" / "isolated_vm.node").exists():
-        shutil.rmtree(root, ignore_errors=True)
-        directus_cli.npm_install_directus(root, version)
+    CACHE_ROOT.mkdir(parents=True, exist_ok=True)
+    # Test runs in parallel (other checkouts) share the cache: one installs, the others wait and then find it
+    # complete, instead of removing each other's half-made install.
+    with open(CACHE_ROOT / f"directus-{version}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not marker.exists() or not (root / "node_modules" / "isolated-vm" / "out" / "isolated_vm.node").exists():
+            shutil.rmtree(root, ignore_errors=True)
+            directus_cli.npm_install_directus(root, version)
     return root
 
 
@@ -153,6 +172,8 @@ class Databases:
         self.created: list[Database] = []
 
     def create(self, engine: str, create_database: bool = True) -> Database:
+        if engine in ("pg", "mysql"):
+            refuse_in_fast_test(f"a database on the machine's {engine}")
         name = f"dops_{secrets.token_hex(4)}"
         password = f"pw-{secrets.token_hex(8)}"
         if engine == "pg":
@@ -241,6 +262,7 @@ def s3_repository(s3: S3, monkeypatch: Any) -> Any:
 
 @contextlib.contextmanager
 def moto_server() -> Iterator[S3]:
+    refuse_in_fast_test("a moto S3 server")
     port = free_port()
     executable = shutil.which("moto_server")
     assert executable, "moto_server is not installed: pip install 'moto[server]'"

@@ -16,7 +16,6 @@ import pytest
 
 from harness import DIRECTUS_VERSION, S3_REGION, TestProject, api_state, link_directus, make_project, seed
 
-pytestmark = pytest.mark.directus
 CLI = [sys.executable, "-m", "directus_ops.cli"]
 
 

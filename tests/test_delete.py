@@ -33,7 +33,6 @@ from harness import (DIRECTUS_VERSION, PG_ADMIN, S3_REGION, Database, Databases,
 from directus_ops.database import DatabaseSettings, open_engine
 from directus_ops.repository import Repository, RepositoryLocation
 
-pytestmark = pytest.mark.directus
 CLI = [sys.executable, "-m", "directus_ops.cli"]
 SEEDED_TABLES = {"articles", "authors", "ops_marker"}  # ops_marker: made by the project's own migration
 
@@ -54,12 +53,12 @@ class Copy:
 class Sources:
     """One seeded Directus project per engine (made on first use), and the copies made of them."""
 
-    def __init__(self, root: Path, directus: Path, s3) -> None:
+    def __init__(self, root: Path, directus: Path, s3, databases: Databases) -> None:
         self.root = root
         self.directus = directus
         self.s3 = s3
         self.buckets: dict[str, str] = {}
-        self.databases = Databases(root / "sqlite")
+        self.databases = databases
         self.projects: dict[str, TestProject] = {}
         self.copies: list[Database] = []
 
@@ -110,7 +109,7 @@ class Sources:
         return Copy(project_dir, database)
 
     def close(self) -> None:
-        for database in self.copies:  # before their sources' roles and users go
+        for database in self.copies:  # before their sources' roles and users go (module_databases, after this)
             if database.engine == "pg":
                 with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
                     conn.execute(f'DROP DATABASE IF EXISTS "{database.name}" WITH (FORCE)')
@@ -118,12 +117,11 @@ class Sources:
                 conn = pymysql.connect(host="127.0.0.1", user="root", autocommit=True)
                 with conn, conn.cursor() as cur:
                     cur.execute(f"DROP DATABASE IF EXISTS `{database.name}`")
-        self.databases.drop_all()
 
 
 @pytest.fixture(scope="module")
-def sources(tmp_path_factory, directus, s3) -> Iterator[Sources]:
-    shared = Sources(tmp_path_factory.mktemp("delete-sources"), directus, s3)
+def sources(tmp_path_factory, directus, s3, module_databases) -> Iterator[Sources]:
+    shared = Sources(tmp_path_factory.mktemp("delete-sources"), directus, s3, module_databases)
     yield shared
     shared.close()
 

@@ -11,7 +11,6 @@ from directus_ops import directus_cli
 from directus_ops.directus_api import DirectusApiError, DirectusClient, check_health
 from harness import ADMIN_EMAIL, ADMIN_PASSWORD, DIRECTUS_VERSION, make_project, write_env
 
-pytestmark = pytest.mark.directus
 MAJOR = int(DIRECTUS_VERSION.split(".")[0])
 
 

@@ -252,7 +252,6 @@ def test_bucket_to_bucket_takes_the_source_credentials(s3, tmp_path):
 
 
 # -- same engine ---------------------------------------------------------------------------------------------
-@pytest.mark.directus
 def test_postgresql_move_with_storage_to_s3_renamed_and_back(tmp_path, directus, databases, s3, prefect_server,
                                                              monkeypatch):
     from flows.move import move_project
@@ -311,7 +310,6 @@ def test_postgresql_move_with_storage_to_s3_renamed_and_back(tmp_path, directus,
     assert [f["storage"] for f in state["files"]] == ["local"] * len(before["files"])
 
 
-@pytest.mark.directus
 def test_mariadb_same_engine_through_the_cli_then_to_postgresql(tmp_path, directus, databases, cli_env,
                                                                 directus_tables):
     source_db = databases.create("mysql")
@@ -353,7 +351,6 @@ def test_mariadb_same_engine_through_the_cli_then_to_postgresql(tmp_path, direct
 
 
 # -- across engines --------------------------------------------------------------------------------------------
-@pytest.mark.directus
 @pytest.mark.matrix
 def test_sqlite_to_postgresql(tmp_path, directus, databases, prefect_server, directus_tables):
     from flows.move import move_project
@@ -427,7 +424,6 @@ def titles(settings: DatabaseSettings) -> set[str]:
     return found
 
 
-@pytest.mark.directus
 def test_cutover_fails_and_puts_the_old_config_back_then_succeeds(tmp_path, directus, databases, cli_env):
     source_db = databases.create("sqlite3")
     project = make_project(tmp_path / "source", directus, source_db)

@@ -22,16 +22,15 @@ from pathlib import Path
 import pytest
 
 from harness import small_project
-from prefect_server import PREFECT, ROOT, Server, background, prefect_server
+from prefect_server import PREFECT, ROOT, Server, background
 
 CLI = [str(Path(sys.executable).with_name("directus-ops"))]
 POOL = "directus-ops"
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    with prefect_server(tmp_path_factory.mktemp("prefect-home")) as running:
-        yield running
+def server(prefect_server_process: Server) -> Server:
+    return prefect_server_process
 
 
 @pytest.fixture(scope="module")

@@ -17,13 +17,13 @@ import socket
 import subprocess
 import sys
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 
-from harness import S3_REGION, make_project, moto_server, small_project, write_env
+from harness import S3_REGION, make_project, small_project, write_env
 
 CLI = [sys.executable, "-m", "directus_ops.cli"]
 
@@ -338,7 +338,7 @@ def test_a_bucket_that_does_not_exist_fails_the_backup(tmp_path, s3, cli_env):
 
 
 @contextlib.contextmanager
-def s3_with_iam() -> Iterator[tuple]:
+def s3_with_iam(moto_server: Callable) -> Iterator[tuple]:
     """A moto server of its own that enforces IAM policies (moto checks identity policies on every request
     once authentication is on; its bucket policies cover object requests only, not s3:ListBucket): a bucket
     with one file, and the keys of a user whose policy allows everything on S3 but listing that bucket."""
@@ -363,8 +363,8 @@ def s3_with_iam() -> Iterator[tuple]:
             requests.post(f"{server.endpoint}/moto-api/reset-auth", data=b"inf", timeout=10)
 
 
-def test_a_bucket_that_may_not_be_listed_fails_the_backup(tmp_path, cli_env):
-    with s3_with_iam() as (server, bucket, key_id, secret):
+def test_a_bucket_that_may_not_be_listed_fails_the_backup(tmp_path, cli_env, own_moto_server):
+    with s3_with_iam(own_moto_server) as (server, bucket, key_id, secret):
         project = sqlite_project(tmp_path, s3_settings(server.endpoint, bucket, key_id, secret))
         repo = tmp_path / "repo"
         done = cli(cli_env, "backup", str(project), "--repo", str(repo))
@@ -404,7 +404,6 @@ def test_directus_files_cross_check_in_the_manifest_and_report(tmp_path, cli_env
     assert snapshots_in(repo) == before
 
 
-@pytest.mark.directus
 def test_directus_files_cross_check_on_a_real_directus_project(tmp_path, directus, databases, prefect_server):
     """A bootstrapped Directus (PostgreSQL): its own directus_files table, rows as Directus writes them."""
     from flows.backup import backup

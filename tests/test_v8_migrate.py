@@ -20,7 +20,6 @@ import subprocess
 import tarfile
 import time
 import uuid
-from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -34,7 +33,6 @@ from harness import (
     S3_REGION,
     Databases,
     TestProject,
-    directus_install,
     free_project_slot,
     link_directus,
     make_project,
@@ -53,20 +51,11 @@ from directus_ops.database import DatabaseSettings, restore
 from directus_ops.v8 import mapping
 from directus_ops.v8.source import Comment, read_v8
 
-pytestmark = pytest.mark.directus
-
 CLI = Path(__file__).parent.parent / ".venv" / "bin" / "directus-ops"
 MAJOR = int(DIRECTUS_VERSION.split(".")[0])  # 11+: roles get policies; 12+: a license, Core in these tests
 
 
 # -- fixtures ----------------------------------------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def module_databases(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Databases]:
-    databases = Databases(tmp_path_factory.mktemp("v8migrate-db"))
-    yield databases
-    databases.drop_all()
-
-
 @pytest.fixture(scope="module")
 def v8_url(module_databases: Databases) -> str:
     database = module_databases.create("mysql")
@@ -413,7 +402,7 @@ def licensed(project: TestProject, install: Path, root: Path, entitlements: dict
 
 
 def test_bad_input_is_refused_with_nothing_changed(clean_target: TestProject, v8_url: str, uploads: Path,
-                                                   module_databases: Databases, directus: Path,
+                                                   module_databases: Databases, directus: Path, directus_release,
                                                    tmp_path: Path, server_env: dict[str, str]) -> None:
     refused(migrate_args("mysql://root@127.0.0.1:1/nowhere", uploads, clean_target.dir), clean_target, server_env,
             "cannot connect to", "check --v8-database")
@@ -456,7 +445,7 @@ def test_bad_input_is_refused_with_nothing_changed(clean_target: TestProject, v8
         shutil.rmtree(entitled / "v8-migration")
     if MAJOR >= 11:  # Directus 10 installed over this database (policies): refused, the version named
         older = tmp_path / "downgraded"
-        link_directus(older, directus_install(RELEASES[0]))
+        link_directus(older, directus_release(RELEASES[0]))
         write_env(older / ".env", {**clean_target.database.env(), "KEY": "k-1234567890", "SECRET": "s-1234567890",
                                    "STORAGE_LOCATIONS": "local", "STORAGE_LOCAL_DRIVER": "local",
                                    "STORAGE_LOCAL_ROOT": "./uploads"})

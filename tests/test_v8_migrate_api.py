@@ -36,8 +36,6 @@ from directus_ops.directus_api import DirectusApiError, DirectusClient
 from directus_ops.errors import ConfigError
 from directus_ops.v8.api_target import json_arrays, payload_limit
 
-pytestmark = pytest.mark.directus
-
 TOKEN = "v8-api-test-token-7f3c9a1e5b2d4f60"
 
 
@@ -71,13 +69,6 @@ def flow_run_parameters() -> str:
 def api_args(v8_url: str, storage: Path, work: Path, url: str, *extra: str, accept: bool = True) -> list[str]:
     """--project-dir is a local directory for the work files in api mode (created if missing)."""
     return migrate_args(v8_url, storage, work, "--mode", "api", "--url", url, *extra, accept=accept)
-
-
-@pytest.fixture(scope="module")
-def module_databases(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Databases]:
-    databases = Databases(tmp_path_factory.mktemp("v8api-db"))
-    yield databases
-    databases.drop_all()
 
 
 @pytest.fixture(scope="module")

@@ -18,7 +18,6 @@ import pytest
 from harness import Databases, TestProject, free_project_slot, make_project
 from test_v8_migrate import (  # noqa: F401 (fixtures shared with the PostgreSQL target's tests)
     migrate_args,
-    module_databases,
     run_cli,
     server_env,
     storage_listing,
@@ -31,11 +30,9 @@ from v8_checks import (COLLECTIONS, PROBE_FIELDS, TEMP_PASSWORD, check_report_co
 from directus_ops.database import DatabaseSettings
 from directus_ops.transfer import table_digests
 
-pytestmark = pytest.mark.directus
-
 
 @pytest.fixture(scope="module")
-def target(tmp_path_factory: pytest.TempPathFactory, directus: Path, module_databases) -> TestProject:  # noqa: F811
+def target(tmp_path_factory: pytest.TempPathFactory, directus: Path, module_databases) -> TestProject:
     return make_project(tmp_path_factory.mktemp("v8maria"), directus, module_databases.create("mysql"),
                         with_extras=False)
 

@@ -22,7 +22,6 @@ from harness import DIRECTUS_VERSION, Databases, TestProject, free_project_slot,
 from test_v8_migrate import (  # noqa: F401 (fixtures shared with the PostgreSQL target's tests)
     MAJOR,
     migrate_args,
-    module_databases,
     run_cli,
     server_env,
     storage_listing,
@@ -35,13 +34,11 @@ from v8_checks import (COLLECTIONS, PROBE_FIELDS, TEMP_PASSWORD, check_report_co
 from directus_ops.errors import ConfigError
 from directus_ops.v8.writers import writer_for
 
-pytestmark = pytest.mark.directus
-
 EPOCH = datetime(1970, 1, 1)
 
 
 @pytest.fixture(scope="module")
-def target(tmp_path_factory: pytest.TempPathFactory, directus: Path, module_databases: Databases) -> TestProject:  # noqa: F811
+def target(tmp_path_factory: pytest.TempPathFactory, directus: Path, module_databases: Databases) -> TestProject:
     return make_project(tmp_path_factory.mktemp("v8sqlite"), directus, module_databases.create("sqlite3"),
                         with_extras=False)
 
@@ -182,7 +179,7 @@ def test_a_second_run_changes_nothing(migrated: dict[str, Any], target: TestProj
 
 # -- a dry run, bad input, a killed run: on a second, fresh project -------------------------------------------------
 @pytest.fixture(scope="module")
-def fresh(tmp_path_factory: pytest.TempPathFactory, directus: Path, module_databases: Databases) -> TestProject:  # noqa: F811
+def fresh(tmp_path_factory: pytest.TempPathFactory, directus: Path, module_databases: Databases) -> TestProject:
     return make_project(tmp_path_factory.mktemp("v8sqlite-fresh"), directus, module_databases.create("sqlite3"),
                         with_extras=False)
 
