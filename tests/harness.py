@@ -12,10 +12,12 @@ import shutil
 import socket
 import struct
 import subprocess
+import sys
 import time
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +28,8 @@ import sqlalchemy as sa
 from directus_ops import directus_cli, node
 from directus_ops.database import DatabaseSettings, open_engine
 from directus_ops.directus_api import DirectusClient
+from directus_ops.manifest import DatabaseInfo, Entry, Manifest, ProjectInfo
+from directus_ops.repository import Repository
 
 # The suite's Directus: every test runs on it. CI runs the whole suite on the default and the tests marked
 # ``matrix`` (one per procedure) on the other supported lines.
@@ -293,6 +297,57 @@ def free_project_slot(project_dir: Path) -> None:
 
     with get_client(sync_client=True) as client, contextlib.suppress(Exception):  # no limit yet: nothing held
         client.delete_global_concurrency_limit_by_name(limit_name(project_key(project_dir)))
+
+
+# -- the directus-ops command, Prefect artifacts, repositories ------------------------------------------------------
+CLI = [sys.executable, "-m", "directus_ops.cli"]
+
+
+def run_cli(env: dict[str, str], *args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+    """The real ``directus-ops`` command with ``env``, its output captured as text."""
+    return subprocess.run([*CLI, *args], env=env, capture_output=True, text=True, timeout=timeout, check=False)
+
+
+def assert_one_line_error(done: subprocess.CompletedProcess[str], code: int, *fragments: str) -> None:
+    assert done.returncode == code, (done.returncode, done.stdout, done.stderr)
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    assert lines[0].startswith("directus-ops: error: ")
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+
+
+def latest_artifact(key: str) -> str:
+    """The data of the newest Prefect artifact with ``key`` ("" when there is none)."""
+    import asyncio
+
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+    async def read() -> str:
+        async with get_client() as client:
+            found = await client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[key])))
+        return max(found, key=lambda a: a.created).data if found else ""
+
+    return asyncio.run(read())
+
+
+def object_file(repo: Path, entry: Entry) -> Path:
+    """Where a local repository keeps the object of a manifest entry."""
+    return repo / "objects" / entry.object_name[:2] / entry.object_name
+
+
+def save_snapshot(repo: Repository, when: datetime, entries: list[Entry], project: str = "site") -> str:
+    """A snapshot of ``project`` taken at ``when`` holding just ``entries`` (a manifest, no dump): its id."""
+    snapshot_id = f"{when.strftime('%Y%m%dT%H%M%SZ')}-{os.urandom(3).hex()}"
+    repo.save_manifest(Manifest(
+        id=snapshot_id, time=when,
+        project=ProjectInfo(name=project, dir=f"/srv/{project}", host="h", config_file=".env",
+                            directus_version="10.13.4", migrations=[]),
+        database=DatabaseInfo(engine="sqlite", client="sqlite3", name="d", server_version="3", dump_tool="t",
+                              dump_format="sqlite-file", row_counts={}),
+        storage=[], artifacts=[], objects=entries))
+    return snapshot_id
 
 
 # -- projects ------------------------------------------------------------------------------------------------------

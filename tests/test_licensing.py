@@ -10,20 +10,17 @@ import datetime as dt
 import json
 import re
 import secrets
-import subprocess
-import sys
 import uuid
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from harness import ADMIN_EMAIL, make_project, write_env
+from harness import ADMIN_EMAIL, make_project, run_cli, write_env
 
 from directus_ops import licensing
 from directus_ops.database import open_engine
 from directus_ops.project import load_project
 
-CLI = [sys.executable, "-m", "directus_ops.cli"]
 LICENSED = "12.4.0"
 A_KEY = "DABCD-EFGHJ-KMNPQ-RSTVW-XYZ0C"  # the key format; never sent anywhere here
 
@@ -167,10 +164,6 @@ def test_public_url_move_and_delete_notices():
 
 
 # -- real projects ---------------------------------------------------------------------------------------------------
-def run_cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*CLI, *args], env=env, capture_output=True, text=True, timeout=600)
-
-
 def sql(project_dir: Path, statement: str, **values: object) -> None:
     engine = open_engine(load_project(project_dir).database)
     with engine.begin() as conn:

@@ -11,7 +11,6 @@ import copy
 import os
 import stat
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,16 +19,14 @@ import pymysql
 import pytest
 import sqlalchemy as sa
 
-from harness import (ADMIN_EMAIL, ADMIN_PASSWORD, S3_REGION, TestProject, api_state, make_project, rows, seed,
-                     small_project)
+from harness import (ADMIN_EMAIL, ADMIN_PASSWORD, CLI, S3_REGION, TestProject, api_state, latest_artifact, make_project,
+                     rows, seed, small_project)
 
 from directus_ops import database, directus_cli, move, node, transfer
 from directus_ops.database import DatabaseSettings, open_engine
 from directus_ops.directus_api import DirectusClient
 from directus_ops.errors import ConfigError, IntegrityError, TargetNotEmpty
 from directus_ops.storage import StorageLocation
-
-CLI = [sys.executable, "-m", "directus_ops.cli"]
 
 
 @contextlib.contextmanager
@@ -76,20 +73,6 @@ def engine_neutral(value):
         except InvalidOperation:
             return value
     return value
-
-
-def latest_artifact(key: str) -> str:
-    import asyncio
-
-    from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
-
-    async def read() -> str:
-        async with get_client() as client:
-            found = await client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[key])))
-        return max(found, key=lambda a: a.created).data if found else ""
-
-    return asyncio.run(read())
 
 
 def first_difference(a, b, path="") -> str | None:

@@ -11,20 +11,17 @@ import base64
 import io
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from harness import S3_REGION, rows, small_project
+from harness import CLI, S3_REGION, rows, small_project
 
 from directus_ops import paths, verify
 from directus_ops.database import DatabaseSettings
 from directus_ops.errors import IntegrityError, UnsafeSnapshot, UnsafeTarget
 from directus_ops.manifest import DATABASE, EXTENSIONS, MIGRATIONS, PROJECT_FILES, Entry, Manifest, new_snapshot_id
 from directus_ops.repository import Repository, RepositoryLocation
-
-CLI = [sys.executable, "-m", "directus_ops.cli"]
 
 
 @pytest.fixture(params=["local", "s3"])

@@ -17,7 +17,8 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from harness import (ADMIN_EMAIL, DEFAULT_DIRECTUS, DIRECTUS_VERSION, RELEASES, make_project, upgrade_pair)
+from harness import (ADMIN_EMAIL, DEFAULT_DIRECTUS, DIRECTUS_VERSION, RELEASES, latest_artifact, make_project,
+                     upgrade_pair)
 
 from directus_ops import node, releases
 from directus_ops.database import DatabaseSettings, open_engine
@@ -79,20 +80,6 @@ def pg_dump_text(settings: DatabaseSettings) -> str:
                            settings.database], capture_output=True, text=True, check=True,
                           env={"PGPASSWORD": settings.password or "", "PATH": "/usr/bin:/bin"}).stdout
     return "\n".join(l for l in text.splitlines() if not l.startswith(("\\restrict", "\\unrestrict")))
-
-
-def latest_artifact(key: str) -> str:
-    import asyncio
-
-    from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
-
-    async def read() -> str:
-        async with get_client() as client:
-            found = await client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[key])))
-        return max(found, key=lambda a: a.created).data if found else ""
-
-    return asyncio.run(read())
 
 
 def package_files(project_dir: Path) -> dict[str, bytes]:

@@ -17,7 +17,6 @@ import os
 import shutil
 import signal
 import subprocess
-import tarfile
 import time
 import uuid
 from datetime import datetime, timezone
@@ -34,6 +33,7 @@ from harness import (
     Databases,
     TestProject,
     free_project_slot,
+    latest_artifact,
     link_directus,
     make_project,
     write_env,
@@ -44,6 +44,7 @@ from v8_checks import (
     TEMP_PASSWORD,
     check_report_counts,
     check_through_api,
+    extract_v8_uploads,
     v8_query,
 )
 
@@ -65,10 +66,7 @@ def v8_url(module_databases: Databases) -> str:
 
 @pytest.fixture(scope="module")
 def uploads(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("v8uploads")
-    with tarfile.open(FIXTURES / "v8_uploads.tar.gz") as archive:
-        archive.extractall(root, filter="data")
-    return root / "uploads" / "_"
+    return extract_v8_uploads(tmp_path_factory.mktemp("v8uploads"))
 
 
 @pytest.fixture(scope="module")
@@ -128,15 +126,6 @@ def pg_digest(project: TestProject, tables: list[str] | None = None) -> dict[str
 def storage_listing(project: TestProject) -> list[tuple[str, int]]:
     root = project.dir / "uploads"
     return sorted((p.name, p.stat().st_size) for p in root.iterdir()) if root.exists() else []
-
-
-def latest_artifact(key: str) -> str:
-    from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
-
-    with get_client(sync_client=True) as client:
-        artifacts = client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[key])))
-    return str(max(artifacts, key=lambda a: a.created).data)
 
 
 # -- the migrated project, through Directus --------------------------------------------------------------------
