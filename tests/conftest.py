@@ -1,13 +1,18 @@
 """Fixtures: real PostgreSQL/MariaDB databases, a moto S3 server, a cached Directus install, Prefect.
 
 Everything a test creates (databases, roles/users, buckets, directories) is removed afterwards.
+
+Each test's markers follow from the fixtures it uses, directly or through other fixtures (SERVICES): a test that
+uses none of them is marked ``fast`` (``./scripts/test --fast``). So a test reaches a service through its fixture,
+never by calling the harness itself: harness.refuse_in_fast_test stops a fast test that would start one.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -32,7 +37,40 @@ ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared"
 sys.path.insert(0, str(Path(__file__).parent))
 
-from harness import DIRECTUS_11, Databases, directus_install, moto_server  # noqa: E402
+import harness
+from harness import DIRECTUS_11, Databases, directus_install, moto_server
+from prefect_server import Server
+from prefect_server import prefect_server as start_prefect_server
+
+# marker -> the fixtures that imply it: what the test needs running besides itself.
+SERVICES = {
+    "directus": {"directus", "directus_11", "directus_release", "directus_tables"},  # a Directus install (npm)
+    "database": {"databases", "module_databases"},  # the machine's PostgreSQL and MariaDB
+    "s3": {"s3", "own_moto_server"},  # a moto S3 server
+    # A Prefect server: the session's test server, a real one of the module's own, or the local one the
+    # `directus-ops` command starts for its flow runs when no server is configured (cli_env_no_server).
+    "prefect": {"prefect_server", "prefect_server_process", "prefect_home", "cli_env", "cli_env_no_server"},
+}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark each test by the services its fixtures need; ``fast`` when it needs none. ``item.fixturenames`` is
+    the closure: the fixtures of its fixtures count too. A fixture parametrized over backends that requests the
+    backend's fixture at run time (``request.getfixturevalue(request.param)``-style, e.g. params local/s3) counts
+    for the tests of that parameter."""
+    for item in items:
+        used = set(getattr(item, "fixturenames", ()))
+        callspec = getattr(item, "callspec", None)
+        if callspec is not None:
+            used |= {value for value in callspec.params.values() if isinstance(value, str)}
+        needs = [marker for marker, fixtures in SERVICES.items() if used & fixtures]
+        for marker in needs or ["fast"]:
+            item.add_marker(marker)
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    harness.FAST_TEST = item.nodeid if item.get_closest_marker("fast") else None
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -58,6 +96,7 @@ def prefect_server() -> Iterator[None]:
     """One temporary Prefect server for every in-process flow call of the session."""
     from prefect.testing.utilities import prefect_test_harness
 
+    harness.refuse_in_fast_test("a Prefect server")
     with prefect_test_harness(server_startup_timeout=120):
         yield
 
@@ -72,6 +111,12 @@ def directus() -> Path:
 def directus_11() -> Path:
     """The cached real Directus 11.x install (harness.DIRECTUS_11), for tests of an 11.x target whatever the suite's version."""
     return directus_install(DIRECTUS_11)
+
+
+@pytest.fixture(scope="session")
+def directus_release() -> Callable[[str], Path]:
+    """harness.directus_install: the cached install of any release (harness.RELEASES, ...), installed on first use."""
+    return directus_install
 
 
 @pytest.fixture(scope="session")
@@ -91,10 +136,41 @@ def s3() -> Iterator:
 
 
 @pytest.fixture
+def own_moto_server() -> Callable[[], contextlib.AbstractContextManager[harness.S3]]:
+    """harness.moto_server, for a test that needs an S3 server of its own (one it pauses, or whose auth it
+    changes): ``with own_moto_server() as s3``."""
+    return moto_server
+
+
+@pytest.fixture
 def databases(tmp_path: Path) -> Iterator[Databases]:
     dbs = Databases(tmp_path / "sqlite")
     yield dbs
     dbs.drop_all()
+
+
+@pytest.fixture(scope="module")
+def module_databases(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Databases]:
+    """Databases shared by a module's tests (its module-scoped projects), dropped after its last test."""
+    dbs = Databases(tmp_path_factory.mktemp("module-databases"))
+    yield dbs
+    dbs.drop_all()
+
+
+@pytest.fixture(scope="module")
+def prefect_server_process(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """A real `prefect server start` of the module's own (tests/prefect_server.py): deployments, workers, the API."""
+    harness.refuse_in_fast_test("a Prefect server")
+    with start_prefect_server(tmp_path_factory.mktemp("prefect-home")) as running:
+        yield running
+
+
+@pytest.fixture
+def prefect_home(tmp_path: Path) -> Path:
+    """An empty PREFECT_HOME of the test's own, for the local Prefect server it starts (directus_ops.local_server)."""
+    home = tmp_path / "prefect-home"
+    home.mkdir()
+    return home
 
 
 @pytest.fixture

@@ -4,6 +4,7 @@ dropped on the machine's PostgreSQL and MariaDB, S3 on a moto_server, seeded thr
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
 import secrets
@@ -11,10 +12,12 @@ import shutil
 import socket
 import struct
 import subprocess
+import sys
 import time
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +28,8 @@ import sqlalchemy as sa
 from directus_ops import directus_cli, node
 from directus_ops.database import DatabaseSettings, open_engine
 from directus_ops.directus_api import DirectusClient
+from directus_ops.manifest import DatabaseInfo, Entry, Manifest, ProjectInfo
+from directus_ops.repository import Repository
 
 # The suite's Directus: every test runs on it. CI runs the whole suite on the default and the tests marked
 # ``matrix`` (one per procedure) on the other supported lines.
@@ -55,6 +60,18 @@ ADMIN_PASSWORD = "admin-password-1"
 S3_REGION = "eu-west-1"  # moto refuses bucket creation with us-east-1's location constraint
 
 
+# The test running now if it is marked ``fast`` (set by conftest.py): it must start no service.
+FAST_TEST: str | None = None
+
+
+def refuse_in_fast_test(what: str) -> None:
+    """Fail a ``fast`` test that would start ``what``: its markers come from its fixtures (conftest.SERVICES), so
+    it must reach ``what`` through the fixture that gives it."""
+    if FAST_TEST is not None:
+        raise AssertionError(f"{FAST_TEST} is marked fast but starts {what}: use the fixture that gives it "
+                             "(tests/conftest.py), which marks the test")
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -65,11 +82,17 @@ def directus_install(version: str = DIRECTUS_VERSION) -> Path:
     """The cached ``directus@version`` install (node_modules + package files), installed if absent; by default
     the suite's version (``DIRECTUS_OPS_TEST_DIRECTUS``, else 12.4.0). Installed with the Node it needs
     (directus_ops.node), which the install records for the projects linked to it."""
+    refuse_in_fast_test(f"Directus {version}")
     root = CACHE_ROOT / f"directus-{version}"
     marker = root / "node_modules" / "directus" / "package.json"
-    if not marker.exists() or not (root / "node_modules" / "isolated-vm" / "out" / "isolated_vm.node").exists():
-        shutil.rmtree(root, ignore_errors=True)
-        directus_cli.npm_install_directus(root, version)
+    CACHE_ROOT.mkdir(parents=True, exist_ok=True)
+    # Test runs in parallel (other checkouts) share the cache: one installs, the others wait and then find it
+    # complete, instead of removing each other's half-made install.
+    with open(CACHE_ROOT / f"directus-{version}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not marker.exists() or not (root / "node_modules" / "isolated-vm" / "out" / "isolated_vm.node").exists():
+            shutil.rmtree(root, ignore_errors=True)
+            directus_cli.npm_install_directus(root, version)
     return root
 
 
@@ -153,6 +176,8 @@ class Databases:
         self.created: list[Database] = []
 
     def create(self, engine: str, create_database: bool = True) -> Database:
+        if engine in ("pg", "mysql"):
+            refuse_in_fast_test(f"a database on the machine's {engine}")
         name = f"dops_{secrets.token_hex(4)}"
         password = f"pw-{secrets.token_hex(8)}"
         if engine == "pg":
@@ -241,6 +266,7 @@ def s3_repository(s3: S3, monkeypatch: Any) -> Any:
 
 @contextlib.contextmanager
 def moto_server() -> Iterator[S3]:
+    refuse_in_fast_test("a moto S3 server")
     port = free_port()
     executable = shutil.which("moto_server")
     assert executable, "moto_server is not installed: pip install 'moto[server]'"
@@ -271,6 +297,57 @@ def free_project_slot(project_dir: Path) -> None:
 
     with get_client(sync_client=True) as client, contextlib.suppress(Exception):  # no limit yet: nothing held
         client.delete_global_concurrency_limit_by_name(limit_name(project_key(project_dir)))
+
+
+# -- the directus-ops command, Prefect artifacts, repositories ------------------------------------------------------
+CLI = [sys.executable, "-m", "directus_ops.cli"]
+
+
+def run_cli(env: dict[str, str], *args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+    """The real ``directus-ops`` command with ``env``, its output captured as text."""
+    return subprocess.run([*CLI, *args], env=env, capture_output=True, text=True, timeout=timeout, check=False)
+
+
+def assert_one_line_error(done: subprocess.CompletedProcess[str], code: int, *fragments: str) -> None:
+    assert done.returncode == code, (done.returncode, done.stdout, done.stderr)
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    assert lines[0].startswith("directus-ops: error: ")
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+
+
+def latest_artifact(key: str) -> str:
+    """The data of the newest Prefect artifact with ``key`` ("" when there is none)."""
+    import asyncio
+
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+    async def read() -> str:
+        async with get_client() as client:
+            found = await client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[key])))
+        return max(found, key=lambda a: a.created).data if found else ""
+
+    return asyncio.run(read())
+
+
+def object_file(repo: Path, entry: Entry) -> Path:
+    """Where a local repository keeps the object of a manifest entry."""
+    return repo / "objects" / entry.object_name[:2] / entry.object_name
+
+
+def save_snapshot(repo: Repository, when: datetime, entries: list[Entry], project: str = "site") -> str:
+    """A snapshot of ``project`` taken at ``when`` holding just ``entries`` (a manifest, no dump): its id."""
+    snapshot_id = f"{when.strftime('%Y%m%dT%H%M%SZ')}-{os.urandom(3).hex()}"
+    repo.save_manifest(Manifest(
+        id=snapshot_id, time=when,
+        project=ProjectInfo(name=project, dir=f"/srv/{project}", host="h", config_file=".env",
+                            directus_version="10.13.4", migrations=[]),
+        database=DatabaseInfo(engine="sqlite", client="sqlite3", name="d", server_version="3", dump_tool="t",
+                              dump_format="sqlite-file", row_counts={}),
+        storage=[], artifacts=[], objects=entries))
+    return snapshot_id
 
 
 # -- projects ------------------------------------------------------------------------------------------------------

@@ -8,16 +8,12 @@ import contextlib
 import json
 import logging
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from harness import DIRECTUS_VERSION, S3_REGION, TestProject, api_state, link_directus, make_project, seed
-
-pytestmark = pytest.mark.directus
-CLI = [sys.executable, "-m", "directus_ops.cli"]
+from harness import CLI, DIRECTUS_VERSION, S3_REGION, TestProject, api_state, link_directus, make_project, seed
 
 
 @contextlib.contextmanager

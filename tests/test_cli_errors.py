@@ -5,28 +5,11 @@ from __future__ import annotations
 
 import hashlib
 import sqlite3
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from harness import DIRECTUS_VERSION, free_port, write_env
-
-CLI = [sys.executable, "-m", "directus_ops.cli"]
-
-
-def run_cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*CLI, *args], env=env, capture_output=True, text=True, timeout=300)
-
-
-def assert_one_line_error(done: subprocess.CompletedProcess[str], code: int, *fragments: str) -> None:
-    assert done.returncode == code, (done.returncode, done.stdout, done.stderr)
-    lines = done.stderr.strip().splitlines()
-    assert len(lines) == 1, done.stderr
-    assert lines[0].startswith("directus-ops: error: ")
-    for fragment in fragments:
-        assert fragment in lines[0], lines[0]
+from harness import DIRECTUS_VERSION, assert_one_line_error, free_port, run_cli, write_env
 
 
 def sqlite_project(root: Path, **extra: str) -> Path:

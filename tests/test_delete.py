@@ -17,7 +17,6 @@ import secrets
 import shutil
 import sqlite3
 import subprocess
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,14 +26,12 @@ import pymysql
 import pytest
 import sqlalchemy as sa
 
-from harness import (DIRECTUS_VERSION, PG_ADMIN, S3_REGION, Database, Databases, TestProject, make_project, seed,
-                     write_env)
+from harness import (CLI, DIRECTUS_VERSION, PG_ADMIN, S3_REGION, Database, Databases, TestProject,
+                     assert_one_line_error, make_project, run_cli, seed, write_env)
 
 from directus_ops.database import DatabaseSettings, open_engine
 from directus_ops.repository import Repository, RepositoryLocation
 
-pytestmark = pytest.mark.directus
-CLI = [sys.executable, "-m", "directus_ops.cli"]
 SEEDED_TABLES = {"articles", "authors", "ops_marker"}  # ops_marker: made by the project's own migration
 
 
@@ -54,12 +51,12 @@ class Copy:
 class Sources:
     """One seeded Directus project per engine (made on first use), and the copies made of them."""
 
-    def __init__(self, root: Path, directus: Path, s3) -> None:
+    def __init__(self, root: Path, directus: Path, s3, databases: Databases) -> None:
         self.root = root
         self.directus = directus
         self.s3 = s3
         self.buckets: dict[str, str] = {}
-        self.databases = Databases(root / "sqlite")
+        self.databases = databases
         self.projects: dict[str, TestProject] = {}
         self.copies: list[Database] = []
 
@@ -110,7 +107,7 @@ class Sources:
         return Copy(project_dir, database)
 
     def close(self) -> None:
-        for database in self.copies:  # before their sources' roles and users go
+        for database in self.copies:  # before their sources' roles and users go (module_databases, after this)
             if database.engine == "pg":
                 with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
                     conn.execute(f'DROP DATABASE IF EXISTS "{database.name}" WITH (FORCE)')
@@ -118,12 +115,11 @@ class Sources:
                 conn = pymysql.connect(host="127.0.0.1", user="root", autocommit=True)
                 with conn, conn.cursor() as cur:
                     cur.execute(f"DROP DATABASE IF EXISTS `{database.name}`")
-        self.databases.drop_all()
 
 
 @pytest.fixture(scope="module")
-def sources(tmp_path_factory, directus, s3) -> Iterator[Sources]:
-    shared = Sources(tmp_path_factory.mktemp("delete-sources"), directus, s3)
+def sources(tmp_path_factory, directus, s3, module_databases) -> Iterator[Sources]:
+    shared = Sources(tmp_path_factory.mktemp("delete-sources"), directus, s3, module_databases)
     yield shared
     shared.close()
 
@@ -464,19 +460,6 @@ def test_dry_run_prints_the_plan_and_changes_nothing(sources, tmp_path, cli_env)
     assert out.strip().endswith("dry run: nothing was changed")
     assert state(copy) == before
     assert not repo.exists()
-
-
-def run_cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*CLI, *args], env=env, capture_output=True, text=True, timeout=300)
-
-
-def assert_one_line_error(done: subprocess.CompletedProcess[str], code: int, *fragments: str) -> None:
-    assert done.returncode == code, (done.returncode, done.stdout, done.stderr)
-    lines = done.stderr.strip().splitlines()
-    assert len(lines) == 1, done.stderr
-    assert lines[0].startswith("directus-ops: error: ")
-    for fragment in fragments:
-        assert fragment in lines[0], lines[0]
 
 
 def test_refusals_change_nothing(sources, tmp_path, cli_env_no_server):

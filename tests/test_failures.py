@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from harness import S3_REGION, free_project_slot, moto_server, rows, small_project
+from harness import S3_REGION, free_project_slot, rows, small_project
 
 from directus_ops import verify
 from directus_ops.database import DatabaseSettings
@@ -84,11 +84,12 @@ def test_a_backup_killed_anywhere_leaves_no_snapshot_and_no_damage(point, backen
         assert (tmp_path / "restored" / "uploads" / path.name).read_bytes() == path.read_bytes()
 
 
-def test_s3_pausing_mid_upload_is_retried_and_the_backup_completes(tmp_path, databases, prefect_server, monkeypatch):
+def test_s3_pausing_mid_upload_is_retried_and_the_backup_completes(tmp_path, databases, prefect_server, monkeypatch,
+                                                                   own_moto_server):
     from flows.backup import backup
 
     monkeypatch.setenv("DIRECTUS_OPS_S3_TIMEOUT", "2")  # so a paused server is noticed quickly
-    with moto_server() as s3:
+    with own_moto_server() as s3:
         bucket = s3.create_bucket()
         monkeypatch.setenv("DIRECTUS_OPS_REPO_ACCESS_KEY_ID", s3.key_id)
         monkeypatch.setenv("DIRECTUS_OPS_REPO_SECRET_ACCESS_KEY", s3.secret)

@@ -7,18 +7,15 @@ import json
 import os
 import stat
 import subprocess
-import sys
 from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
-from harness import small_project
+from harness import CLI, small_project
 
 from directus_ops.header_cache import HeaderCache, cache_dir
 from directus_ops.manifest import ManifestHeader
 from directus_ops.repository import Repository, RepositoryLocation
-
-CLI = [sys.executable, "-m", "directus_ops.cli"]
 
 
 @pytest.fixture

@@ -12,7 +12,6 @@ from directus_ops.directus_api import DirectusClient, check_health
 from directus_ops.errors import DirectusApiError
 from harness import ADMIN_EMAIL, ADMIN_PASSWORD, DIRECTUS_VERSION, make_project, write_env
 
-pytestmark = pytest.mark.directus
 MAJOR = int(DIRECTUS_VERSION.split(".")[0])
 
 

@@ -10,28 +10,25 @@ import datetime as dt
 import json
 import re
 import secrets
-import subprocess
-import sys
 import uuid
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from harness import ADMIN_EMAIL, DIRECTUS_11, directus_install, make_project, write_env
+from harness import ADMIN_EMAIL, make_project, run_cli, write_env
 
 from directus_ops import licensing
 from directus_ops.database import open_engine
 from directus_ops.project import load_project
 
-CLI = [sys.executable, "-m", "directus_ops.cli"]
 LICENSED = "12.4.0"
 A_KEY = "DABCD-EFGHJ-KMNPQ-RSTVW-XYZ0C"  # the key format; never sent anywhere here
 
 
 # -- the facts, read from the package --------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
-def package() -> Path:
-    return directus_install(LICENSED) / "node_modules"
+def package(directus_release) -> Path:
+    return directus_release(LICENSED) / "node_modules"
 
 
 def text(package: Path, relative: str) -> str:
@@ -167,10 +164,6 @@ def test_public_url_move_and_delete_notices():
 
 
 # -- real projects ---------------------------------------------------------------------------------------------------
-def run_cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*CLI, *args], env=env, capture_output=True, text=True, timeout=600)
-
-
 def sql(project_dir: Path, statement: str, **values: object) -> None:
     engine = open_engine(load_project(project_dir).database)
     with engine.begin() as conn:
@@ -196,9 +189,8 @@ def state(project_dir: Path) -> dict:
             "migrations": load_project(project_dir).applied_migrations()}
 
 
-@pytest.mark.directus
-def test_upgrade_into_12_needs_yes_and_states_the_core_tier(tmp_path, databases, cli_env_no_server):
-    made = make_project(tmp_path, directus_install(DIRECTUS_11), databases.create("pg"), with_extras=False)
+def test_upgrade_into_12_needs_yes_and_states_the_core_tier(tmp_path, directus_11, databases, cli_env_no_server):
+    made = make_project(tmp_path, directus_11, databases.create("pg"), with_extras=False)
     project, repo = made.dir, tmp_path / "repo"
     before = state(project)
 
@@ -232,13 +224,12 @@ def test_upgrade_into_12_needs_yes_and_states_the_core_tier(tmp_path, databases,
     assert "it runs as now for 30 days after the upgrade (until about" in plan.license_notice
 
 
-@pytest.mark.directus
 @pytest.mark.parametrize("engine", ["sqlite3", "mysql"])
-def test_the_upgrade_flow_refuses_before_its_backup(engine, tmp_path, databases, prefect_server):
+def test_the_upgrade_flow_refuses_before_its_backup(engine, tmp_path, directus_11, databases, prefect_server):
     from directus_ops.errors import NeedsConfirmation
     from flows.upgrade import upgrade_directus
 
-    made = make_project(tmp_path, directus_install(DIRECTUS_11), databases.create(engine), with_extras=False)
+    made = make_project(tmp_path, directus_11, databases.create(engine), with_extras=False)
     before = state(made.dir)
     usage = licensing.core_usage(load_project(made.dir).database)  # each engine's timestamps read right
     assert (usage.seats, usage.sso_users) == (1, 0) and 0 <= usage.installed_hours < 1, usage
@@ -249,20 +240,15 @@ def test_the_upgrade_flow_refuses_before_its_backup(engine, tmp_path, databases,
 
 
 @pytest.fixture(scope="module")
-def licensed_source(tmp_path_factory):
+def licensed_source(tmp_path_factory, directus_release, module_databases):
     """A Directus 12.4.0 project (SQLite) whose settings hold an activated key, as the Studio leaves it."""
-    from harness import Databases
-
     root = tmp_path_factory.mktemp("licensed")
-    databases = Databases(root / "sqlite")
-    made = make_project(root, directus_install(LICENSED), databases.create("sqlite3"), with_extras=False)
+    made = make_project(root, directus_release(LICENSED), module_databases.create("sqlite3"), with_extras=False)
     sql(made.dir, "UPDATE directus_settings SET license_key = :key, license_token = 'header.payload.signature'",
         key=A_KEY)
-    yield made
-    databases.drop_all()
+    return made
 
 
-@pytest.mark.directus
 def test_delete_plan_says_deactivate_first(licensed_source, tmp_path, cli_env):
     import shutil
 
@@ -292,7 +278,6 @@ def licensing_url(made) -> str:
     return made.env["PUBLIC_URL"]
 
 
-@pytest.mark.directus
 def test_move_names_the_license_the_copy_takes(licensed_source, tmp_path):
     from directus_ops import move
 
@@ -304,7 +289,6 @@ def test_move_names_the_license_the_copy_takes(licensed_source, tmp_path):
     assert storage_only.warnings == ()
 
 
-@pytest.mark.directus
 def test_restore_under_another_public_url_reports_the_license(licensed_source, tmp_path, prefect_server):
     from flows.backup import backup
     from flows.restore import restore
@@ -347,14 +331,13 @@ def reader_view(made, password: str) -> tuple[int, str]:
     return read.status_code, read.text
 
 
-@pytest.mark.directus
-def test_core_tier_as_12_4_0_applies_it(tmp_path, databases):
+def test_core_tier_as_12_4_0_applies_it(tmp_path, directus_release, databases):
     """Started without a license and over the Core limits (4 Studio users): in the 30 days after the v12
     migration it reports grace and serves, after them it is locked (items refused, non-admins cannot log in),
     and an install younger than 24 hours is locked at once; a permission's custom rule is ignored even in grace."""
     from directus_ops.errors import DirectusApiError
 
-    made = make_project(tmp_path, directus_install(LICENSED), databases.create("pg"), with_extras=False)
+    made = make_project(tmp_path, directus_release(LICENSED), databases.create("pg"), with_extras=False)
     password = f"pw-{secrets.token_hex(6)}"
     with made.server() as admin:
         admin.post("/collections", {"collection": "notes", "schema": {}, "meta": {}, "fields": [

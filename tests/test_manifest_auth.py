@@ -16,7 +16,6 @@ import io
 import json
 import os
 import subprocess
-import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -26,7 +25,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from harness import S3_REGION, Databases, free_project_slot, rows, small_project
+from harness import CLI, S3_REGION, Databases, free_project_slot, rows, small_project
 
 from directus_ops import codec, keys, verify
 from directus_ops.database import DatabaseSettings
@@ -35,7 +34,6 @@ from directus_ops.manifest import DatabaseInfo, Entry, Manifest, ManifestHeader,
 from directus_ops.repository import MANIFEST_MAGIC, Repository, RepositoryLocation
 from directus_ops.repository_upgrade import upgrade_repository
 
-CLI = [sys.executable, "-m", "directus_ops.cli"]
 OTHER_ID = "20991231T235959Z-0f0f0f"  # an id no backup made
 
 

@@ -11,7 +11,6 @@ import copy
 import os
 import stat
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,16 +19,14 @@ import pymysql
 import pytest
 import sqlalchemy as sa
 
-from harness import (ADMIN_EMAIL, ADMIN_PASSWORD, S3_REGION, TestProject, api_state, make_project, rows, seed,
-                     small_project)
+from harness import (ADMIN_EMAIL, ADMIN_PASSWORD, CLI, S3_REGION, TestProject, api_state, latest_artifact, make_project,
+                     rows, seed, small_project)
 
 from directus_ops import database, directus_cli, move, node, storage_copy, transfer
 from directus_ops.database import DatabaseSettings, open_engine
 from directus_ops.directus_api import DirectusClient
 from directus_ops.errors import ConfigError, IntegrityError, TargetNotEmpty
 from directus_ops.storage import StorageLocation
-
-CLI = [sys.executable, "-m", "directus_ops.cli"]
 
 
 @contextlib.contextmanager
@@ -76,20 +73,6 @@ def engine_neutral(value):
         except InvalidOperation:
             return value
     return value
-
-
-def latest_artifact(key: str) -> str:
-    import asyncio
-
-    from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
-
-    async def read() -> str:
-        async with get_client() as client:
-            found = await client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[key])))
-        return max(found, key=lambda a: a.created).data if found else ""
-
-    return asyncio.run(read())
 
 
 def first_difference(a, b, path="") -> str | None:
@@ -252,7 +235,6 @@ def test_bucket_to_bucket_takes_the_source_credentials(s3, tmp_path):
 
 
 # -- same engine ---------------------------------------------------------------------------------------------
-@pytest.mark.directus
 def test_postgresql_move_with_storage_to_s3_renamed_and_back(tmp_path, directus, databases, s3, prefect_server,
                                                              monkeypatch):
     from flows.move import move_project
@@ -311,7 +293,6 @@ def test_postgresql_move_with_storage_to_s3_renamed_and_back(tmp_path, directus,
     assert [f["storage"] for f in state["files"]] == ["local"] * len(before["files"])
 
 
-@pytest.mark.directus
 def test_mariadb_same_engine_through_the_cli_then_to_postgresql(tmp_path, directus, databases, cli_env,
                                                                 directus_tables):
     source_db = databases.create("mysql")
@@ -353,7 +334,6 @@ def test_mariadb_same_engine_through_the_cli_then_to_postgresql(tmp_path, direct
 
 
 # -- across engines --------------------------------------------------------------------------------------------
-@pytest.mark.directus
 @pytest.mark.matrix
 def test_sqlite_to_postgresql(tmp_path, directus, databases, prefect_server, directus_tables):
     from flows.move import move_project
@@ -427,7 +407,6 @@ def titles(settings: DatabaseSettings) -> set[str]:
     return found
 
 
-@pytest.mark.directus
 def test_cutover_fails_and_puts_the_old_config_back_then_succeeds(tmp_path, directus, databases, cli_env):
     source_db = databases.create("sqlite3")
     project = make_project(tmp_path / "source", directus, source_db)

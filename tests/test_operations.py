@@ -22,16 +22,15 @@ from pathlib import Path
 import pytest
 
 from harness import small_project
-from prefect_server import PREFECT, ROOT, Server, background, prefect_server
+from prefect_server import PREFECT, ROOT, Server, background
 
 CLI = [str(Path(sys.executable).with_name("directus-ops"))]
 POOL = "directus-ops"
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    with prefect_server(tmp_path_factory.mktemp("prefect-home")) as running:
-        yield running
+def server(prefect_server_process: Server) -> Server:
+    return prefect_server_process
 
 
 @pytest.fixture(scope="module")
@@ -234,23 +233,32 @@ def test_an_interval_schedule_fires_on_its_own_and_completes(api: Server, worker
 
 
 # -- 4. one mutating procedure per project, with a server ------------------------------------------------------
+# Holds the project until the test lets go (a line or the end of its stdin, or SIGINT): never for a set time,
+# which a slow worker start could outlast. The time is taken before letting go: no waiter can start before it.
 HOLDER = """
 import sys, time
 from flows.exclusive import hold
 with hold(sys.argv[1], "upgrade", wait=0):
     print("held", flush=True)
-    time.sleep(float(sys.argv[2]))
+    sys.stdin.readline()
     released = time.time()
 print("released", released, flush=True)
 """
 
 
-def hold_project(project: Path, env: dict[str, str], seconds: float) -> subprocess.Popen:
-    proc = subprocess.Popen([sys.executable, "-c", HOLDER, str(project), str(seconds)], env=env, cwd=ROOT,
+def hold_project(project: Path, env: dict[str, str]) -> subprocess.Popen:
+    proc = subprocess.Popen([sys.executable, "-c", HOLDER, str(project)], env=env, cwd=ROOT, stdin=subprocess.PIPE,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
     line = proc.stdout.readline()  # type: ignore[union-attr]
     assert line.startswith("held"), proc.stderr.read()  # type: ignore[union-attr]
     return proc
+
+
+def wait_until_running(server: Server, run_id: str, timeout: float = 180) -> None:
+    deadline = time.monotonic() + timeout
+    while (state := server.get(f"/flow_runs/{run_id}")["state"]["type"]) != "RUNNING":  # type: ignore[index]
+        assert state in ("SCHEDULED", "PENDING") and time.monotonic() < deadline, f"flow run {run_id} is {state}"
+        time.sleep(0.5)
 
 
 def test_overlapping_runs_on_one_project_wait_or_fail_clearly(server: Server, worker: dict[str, str], project: Path,
@@ -265,15 +273,16 @@ def test_overlapping_runs_on_one_project_wait_or_fail_clearly(server: Server, wo
                            {"parameters": {"project_dir": str(project), "repo": str(repo),
                                            "project_wait_seconds": wait}})["id"]  # type: ignore[index]
 
-    # Another procedure (an upgrade, say) holds the project for 12 s: a backup waits for it, then runs.
-    holder = hold_project(project, worker, 20)
+    # Another procedure (an upgrade, say) holds the project: a backup waits for it, then runs.
+    holder = hold_project(project, worker)
     waiting = run(tmp_path / "waited", 120)
     refused = run(tmp_path / "refused", 0)
     failed = server.wait_for_run(refused)
     assert failed["state"]["type"] == "FAILED"
     assert f"ProjectBusy: project {project.resolve()} is busy: upgrade (pid {holder.pid}" in failed["state"]["message"]
     assert not (tmp_path / "refused").exists() or not snapshot_ids(tmp_path / "refused")
-    out, _ = holder.communicate(timeout=60)
+    wait_until_running(server, waiting)  # started: it waits for the holder (the lock is its flow's first step)
+    out, _ = holder.communicate(input="let go\n", timeout=60)
     released = float(out.split()[-1])
     done = server.wait_for_run(waiting)
     assert done["state"]["type"] == "COMPLETED", done["state"]
@@ -283,7 +292,7 @@ def test_overlapping_runs_on_one_project_wait_or_fail_clearly(server: Server, wo
     # A holder on another host (its own state directory: no shared file lock) still excludes: the server's
     # global concurrency limit does.
     other_host = {**worker, "DIRECTUS_OPS_STATE_DIR": str(tmp_path / "other-host-state")}
-    holder = hold_project(project, other_host, 30)
+    holder = hold_project(project, other_host)
     try:
         refused = server.wait_for_run(run(tmp_path / "refused-2", 0))
         assert refused["state"]["type"] == "FAILED"

@@ -13,11 +13,11 @@ import posixpath
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from harness import s3_repository
+from harness import s3_repository, save_snapshot
 
 from directus_ops import packs, retention, verify
 from directus_ops.errors import IntegrityError
-from directus_ops.manifest import DatabaseInfo, Entry, Manifest, ProjectInfo
+from directus_ops.manifest import Entry
 from directus_ops.repository import PACKED_FORMAT, SMALL_OBJECT, Repository, RepositoryLocation
 
 START = datetime(2026, 3, 1, 1, 0, tzinfo=timezone.utc)
@@ -60,18 +60,6 @@ def store(repo: Repository, blobs: list[bytes], encrypt: bool = False) -> list[E
                                  stored_size=put.stored_size, compressed=put.compressed, encrypted=put.encrypted))
     repo.flush()
     return entries
-
-
-def save(repo: Repository, when: datetime, entries: list[Entry]) -> str:
-    snapshot_id = f"{when.strftime('%Y%m%dT%H%M%SZ')}-{os.urandom(3).hex()}"
-    repo.save_manifest(Manifest(
-        id=snapshot_id, time=when,
-        project=ProjectInfo(name="site", dir="/srv/site", host="h", config_file=".env", directus_version="10.13.4",
-                            migrations=[]),
-        database=DatabaseInfo(engine="sqlite", client="sqlite3", name="d", server_version="3", dump_tool="t",
-                              dump_format="sqlite-file", row_counts={}),
-        storage=[], artifacts=[], objects=entries))
-    return snapshot_id
 
 
 def read_back(repo: Repository, entry: Entry) -> bytes:
@@ -127,7 +115,7 @@ def test_a_forged_index_is_not_trusted_and_its_objects_are_stored_again(location
     repo = open_packing(location)
     blobs = contents(50, seed=9)
     entries = store(repo, blobs)
-    snapshot = save(repo, START, entries)
+    snapshot = save_snapshot(repo, START, entries)
     [index_path] = files_under(repo, "index")
     sealed = repo.fs.cat_file(index_path)
     body = json.loads(sealed.split(b"\n", 1)[1])
@@ -157,7 +145,7 @@ def test_a_damaged_pack_is_found_by_verify_and_healed_by_the_next_backup(locatio
     repo = open_packing(location)
     blobs = contents(20, seed=3)
     entries = store(repo, blobs)
-    snapshot = save(repo, START, entries)
+    snapshot = save_snapshot(repo, START, entries)
     [pack_path] = files_under(repo, "packs")
     data = bytearray(repo.fs.cat_file(pack_path))
     victim = entries[7]
@@ -190,8 +178,8 @@ def test_prune_deletes_unreferenced_packs_and_rewrites_mostly_unreferenced_ones(
     mixed_blobs = contents(10, seed=4)
     mixed_entries = store(repo, mixed_blobs)  # pack C: 10 objects
     assert len(files_under(repo, "packs")) == 3
-    old = save(repo, START, old_entries + mixed_entries[:2])  # 2 of C's 10 still used after the forget
-    new = save(repo, START + timedelta(days=1), new_entries + mixed_entries[:2])
+    old = save_snapshot(repo, START, old_entries + mixed_entries[:2])  # 2 of C's 10 still used after the forget
+    new = save_snapshot(repo, START + timedelta(days=1), new_entries + mixed_entries[:2])
     orphan = repo._path("packs", "ab", "ab" * 32)  # what a backup killed between a pack and its index leaves
     repo.fs.pipe_file(orphan, b"a pack nobody indexed")
 
@@ -218,7 +206,7 @@ def test_prune_deletes_unreferenced_packs_and_rewrites_mostly_unreferenced_ones(
 def test_a_pack_cut_short_or_missing_counts_its_objects_missing(location, caplog):
     repo = open_packing(location)
     entries = store(repo, contents(8, seed=6))
-    snapshot = save(repo, START, entries)
+    snapshot = save_snapshot(repo, START, entries)
     [pack_path] = files_under(repo, "packs")
     repo.fs.pipe_file(pack_path, repo.fs.cat_file(pack_path)[:100])
     caplog.set_level(logging.WARNING)

@@ -5,13 +5,11 @@ when a run of a deployment is created, as the UI and `prefect deployment run` do
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
 from directus_ops.errors import ConfigError
 from flows import parameters as p
-from prefect_server import Server, prefect_server
+from prefect_server import Server
 
 PASSWORD_REFUSED = ("the URL has a password in it (parameters are stored with the run): give it without the "
                     "password and set DIRECTUS_OPS_DATABASE_PASSWORD on the worker")
@@ -162,9 +160,8 @@ def test_the_flows_refuse_a_bad_value_before_any_task_runs() -> None:
 
 # -- a real Prefect server: the schema is enforced when a run is created -------------------------------------------
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    with prefect_server(tmp_path_factory.mktemp("prefect-home")) as running:
-        yield running
+def server(prefect_server_process: Server) -> Server:
+    return prefect_server_process
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from harness import directus_install, free_port, link_directus, write_env
+from harness import free_port, link_directus, write_env
 
 from directus_ops import directus_cli, process
 from directus_ops.errors import DirectusApiError
@@ -148,12 +148,12 @@ def test_recent_output_of_a_server_that_exited_holds_its_last_lines():
     assert process.failure_cause(output) == "Error: listen EADDRINUSE :::8055"
 
 
-def test_directus_that_exits_while_starting_says_why(tmp_path, databases):
+def test_directus_that_exits_while_starting_says_why(tmp_path, directus, databases):
     """A real Directus whose database does not exist: the error carries its error line, not "see its log"."""
     database = databases.create("pg", create_database=False)
     port = free_port()
     project = tmp_path / "project"
-    link_directus(project, directus_install())
+    link_directus(project, directus)
     write_env(project / ".env", {**database.env(), "KEY": "k-0123456789", "SECRET": "s-0123456789", "PORT": str(port),
                                  "TELEMETRY": "false"})
     with pytest.raises(DirectusApiError) as caught, \
@@ -165,13 +165,12 @@ def test_directus_that_exits_while_starting_says_why(tmp_path, databases):
     assert "severity" not in message and database.password not in message  # not the error object's dump
 
 
-def test_a_local_prefect_server_that_exits_while_starting_says_why(tmp_path, monkeypatch):
+def test_a_local_prefect_server_that_exits_while_starting_says_why(prefect_home, monkeypatch):
     """Its database unreachable (nothing listens on port 1), Prefect's server exits: the error names why."""
     from directus_ops import local_server
     from directus_ops.errors import LocalServerFailed
 
-    home = tmp_path / "prefect-home"
-    home.mkdir()
+    home = prefect_home
     (home / local_server.LOG_FILE).write_text("ERROR: an earlier start's line\n")  # appended to, not ours
     monkeypatch.setenv("PREFECT_API_DATABASE_CONNECTION_URL", "postgresql+asyncpg://nobody@127.0.0.1:1/nothing")
     with contextlib.ExitStack() as stack:
@@ -221,15 +220,14 @@ def test_a_child_that_ignores_sigterm_is_killed_after_the_grace_period(tmp_path)
     assert not pid_alive(int(pidfile.read_text()))
 
 
-def test_a_local_prefect_server_whose_port_is_taken_meanwhile_starts_on_another(tmp_path):
+def test_a_local_prefect_server_whose_port_is_taken_meanwhile_starts_on_another(tmp_path, prefect_home):
     """The race two starting servers run into (the preferred port found free, then taken by another before our
     server binds it): caused here by handing the start a port another server already answers on. Ours must
     not take that server for itself, and must start on another port."""
     from directus_ops import local_server
 
-    other_home, home = tmp_path / "other-home", tmp_path / "prefect-home"
+    other_home, home = tmp_path / "other-home", prefect_home
     other_home.mkdir()
-    home.mkdir()
     other = local_server.ensure(other_home, timeout=90)
     try:
         version = local_server._prefect_version()

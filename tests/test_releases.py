@@ -4,12 +4,12 @@ reverting the migrations of the newer supported lines loses, read from the real 
 from __future__ import annotations
 
 from directus_ops import releases
-from harness import RELEASES, directus_install
+from harness import RELEASES
 
 
-def test_down_warnings_name_every_dropped_table_and_column_of_the_newer_releases():
-    newest = releases.installed_migrations(directus_install(RELEASES[-1]))
-    oldest = {m.key for m in releases.installed_migrations(directus_install(RELEASES[0]))}
+def test_down_warnings_name_every_dropped_table_and_column_of_the_newer_releases(directus_release):
+    newest = releases.installed_migrations(directus_release(RELEASES[-1]))
+    oldest = {m.key for m in releases.installed_migrations(directus_release(RELEASES[0]))}
     reverted = [m for m in newest if m.key not in oldest]
     lines = releases.down_warnings(reverted)
     warnings = "\n".join(lines)

@@ -11,12 +11,12 @@ import base64
 import io
 import os
 import subprocess
-import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from harness import S3_REGION, rows, small_project
+from harness import CLI, S3_REGION, rows, small_project
 
 from directus_ops import paths, verify
 from directus_ops.database import DatabaseSettings
@@ -24,27 +24,40 @@ from directus_ops.errors import IntegrityError, UnsafeSnapshot, UnsafeTarget
 from directus_ops.manifest import DATABASE, EXTENSIONS, MIGRATIONS, PROJECT_FILES, Entry, Manifest, new_snapshot_id
 from directus_ops.repository import Repository, RepositoryLocation
 
-CLI = [sys.executable, "-m", "directus_ops.cli"]
 
-
-@pytest.fixture(params=["local", "s3"])
-def backend(request, tmp_path, monkeypatch):
-    """(repo URL, RepositoryLocation, flow keyword arguments for the repository)."""
-    if request.param == "local":
-        return str(tmp_path / "repo"), RepositoryLocation(str(tmp_path / "repo")), {}
+def repository_of(kind: str, root: Path, request: pytest.FixtureRequest, patch: pytest.MonkeyPatch) -> tuple:
+    """(repo URL, RepositoryLocation, flow keyword arguments for the repository): local under ``root``, or a new
+    bucket on the session's S3 server, its credentials set through ``patch``."""
+    if kind == "local":
+        return str(root / "repo"), RepositoryLocation(str(root / "repo")), {}
     s3 = request.getfixturevalue("s3")
     bucket = s3.create_bucket()
-    monkeypatch.setenv("DIRECTUS_OPS_REPO_ACCESS_KEY_ID", s3.key_id)
-    monkeypatch.setenv("DIRECTUS_OPS_REPO_SECRET_ACCESS_KEY", s3.secret)
+    patch.setenv("DIRECTUS_OPS_REPO_ACCESS_KEY_ID", s3.key_id)
+    patch.setenv("DIRECTUS_OPS_REPO_SECRET_ACCESS_KEY", s3.secret)
     url = f"s3://{bucket}/repo"
     return url, RepositoryLocation(url, endpoint=s3.endpoint, region=S3_REGION), \
         {"repo_endpoint": s3.endpoint, "repo_region": S3_REGION}
 
 
+@pytest.fixture(params=["local", "s3"])
+def backend(request, tmp_path, monkeypatch):
+    return repository_of(request.param, tmp_path, request, monkeypatch)
+
+
 @pytest.fixture
 def backed_up(backend, tmp_path, databases, prefect_server):
-    """A small SQLite project (uploads/photo.jpg, uploads/sub/deep.bin, an extension file) and its snapshot."""
+    """A small SQLite project (uploads/photo.jpg, uploads/sub/deep.bin, an extension file) and its snapshot, the
+    test's own: it may change them."""
     return make_backup(backend, tmp_path, databases, "sqlite3")
+
+
+@pytest.fixture(scope="module", params=["local", "s3"])
+def shared_backup(request, tmp_path_factory, module_databases, prefect_server) -> Iterator[dict]:
+    """backed_up, made once per backend for the tests that leave the project and its snapshot as they are (the
+    snapshots they forge are new ones)."""
+    root = tmp_path_factory.mktemp(f"shared-{request.param}")
+    with pytest.MonkeyPatch.context() as patch:  # S3 credentials set for as long as the backup is used
+        yield make_backup(repository_of(request.param, root, request, patch), root, module_databases, "sqlite3")
 
 
 def make_backup(backend, tmp_path: Path, databases, engine: str) -> dict:
@@ -140,10 +153,10 @@ def _add_project_file(manifest: Manifest) -> Manifest:
 
 
 @pytest.mark.parametrize("case_name", sorted(FORGED_KEYS))
-def test_a_forged_key_refuses_the_snapshot_before_anything_is_written(case_name, backed_up, tmp_path, databases):
+def test_a_forged_key_refuses_the_snapshot_before_anything_is_written(case_name, shared_backup, tmp_path, databases):
     from flows.restore import restore
 
-    case = backed_up
+    case = shared_backup
     location, key = FORGED_KEYS[case_name]
     canary = tmp_path / "canary"
     canary.mkdir()
@@ -178,10 +191,10 @@ def test_a_forged_key_refuses_the_snapshot_before_anything_is_written(case_name,
                for p in report.problems), report.problems
 
 
-def test_forged_config_file_and_duplicate_keys_are_refused_and_reported(backed_up, tmp_path, databases):
+def test_forged_config_file_and_duplicate_keys_are_refused_and_reported(shared_backup, tmp_path, databases):
     from flows.restore import restore
 
-    case = backed_up
+    case = shared_backup
     repo = Repository.open(case["location"])
     manifest = repo.load_manifest(case["snapshot"])
     config_escape = forge(case, manifest, project=manifest.project.model_copy(update={"config_file": "../x.env"}))
@@ -199,8 +212,8 @@ def test_forged_config_file_and_duplicate_keys_are_refused_and_reported(backed_u
         assert not verify.check(Repository.open(case["location"]), forged).ok
 
 
-def test_the_cli_refuses_a_forged_snapshot_in_one_line(backed_up, tmp_path, cli_env):
-    case = backed_up
+def test_the_cli_refuses_a_forged_snapshot_in_one_line(shared_backup, tmp_path, cli_env):
+    case = shared_backup
     if case["location"].is_s3:
         pytest.skip("the library and flow refusals run on S3 above; one CLI run shows the line")
     repo = Repository.open(case["location"])

@@ -6,18 +6,17 @@ import io
 import json
 import os
 import subprocess
-import sys
 import time
 from datetime import datetime, timedelta, timezone
 
 import pytest
+from harness import CLI, save_snapshot
 
 from directus_ops import locks, retention
 from directus_ops.errors import ConfigError, RepositoryLocked
-from directus_ops.manifest import DatabaseInfo, Entry, Manifest, ProjectInfo
+from directus_ops.manifest import Entry
 from directus_ops.repository import Repository, RepositoryLocation
 
-CLI = [sys.executable, "-m", "directus_ops.cli"]
 START = datetime(2026, 3, 1, 1, 0, tzinfo=timezone.utc)
 
 
@@ -25,17 +24,6 @@ def put(repo: Repository, data: bytes, key: str) -> Entry:
     result = repo.put(io.BytesIO(data))
     return Entry(location="local", key=key, size=result.size, sha256=result.sha256, stored_size=result.stored_size,
                  compressed=result.compressed)
-
-
-def save(repo: Repository, when: datetime, entries: list[Entry], project: str = "site") -> str:
-    snapshot_id = f"{when.strftime('%Y%m%dT%H%M%SZ')}-{os.urandom(3).hex()}"
-    repo.save_manifest(Manifest(
-        id=snapshot_id, time=when,
-        project=ProjectInfo(name=project, dir=f"/srv/{project}", host="h", config_file=".env", directus_version="10.13.4", migrations=[]),
-        database=DatabaseInfo(engine="sqlite", client="sqlite3", name="d", server_version="3", dump_tool="t",
-                              dump_format="sqlite-file", row_counts={}),
-        storage=[], artifacts=[], objects=entries))
-    return snapshot_id
 
 
 def oracle(times: dict[str, datetime], policy: retention.Policy) -> set[str]:
@@ -58,7 +46,7 @@ def test_a_calendar_of_snapshots_keeps_exactly_what_the_policy_says(tmp_path):
     times = {}
     when = START
     while when < START + timedelta(days=120):  # every 7 hours for four months: crosses days, weeks, months
-        times[save(repo, when, [shared])] = when
+        times[save_snapshot(repo, when, [shared])] = when
         when += timedelta(hours=7)
     policy = retention.Policy(keep_last=3, keep_daily=7, keep_weekly=5, keep_monthly=4)
     decision = retention.decide(repo.manifests(), policy)
@@ -79,8 +67,8 @@ def test_a_calendar_of_snapshots_keeps_exactly_what_the_policy_says(tmp_path):
 
 def test_forget_never_removes_the_newest_and_keeps_projects_apart(tmp_path):
     repo = Repository.open(RepositoryLocation(str(tmp_path / "repo")), create=True)
-    a = [save(repo, START + timedelta(days=d), [], project="a") for d in range(5)]
-    b = [save(repo, START + timedelta(days=d, hours=1), [], project="b") for d in range(3)]
+    a = [save_snapshot(repo, START + timedelta(days=d), [], project="a") for d in range(5)]
+    b = [save_snapshot(repo, START + timedelta(days=d, hours=1), [], project="b") for d in range(3)]
     decision = retention.decide(repo.manifests(), retention.Policy(keep_last=1))
     assert set(decision.keep) == {a[-1], b[-1]}
     with pytest.raises(ConfigError, match="no retention rule given"):
@@ -94,8 +82,8 @@ def test_prune_frees_forgotten_unique_data_and_keeps_shared(tmp_path):
     shared = put(repo, os.urandom(50_000), "shared.bin")
     old_unique = put(repo, os.urandom(300_000), "old.bin")
     new_unique = put(repo, os.urandom(70_000), "new.bin")
-    old = save(repo, START, [shared, old_unique])
-    new = save(repo, START + timedelta(days=1), [shared, new_unique])
+    old = save_snapshot(repo, START, [shared, old_unique])
+    new = save_snapshot(repo, START + timedelta(days=1), [shared, new_unique])
     leftover = tmp_path / "repo" / "tmp" / "interrupted-upload"
     leftover.parent.mkdir(exist_ok=True)
     leftover.write_bytes(b"half an object")
@@ -114,7 +102,7 @@ def test_prune_frees_forgotten_unique_data_and_keeps_shared(tmp_path):
 def test_prune_waits_for_no_backup_and_ignores_stale_locks(tmp_path, cli_env):
     location = RepositoryLocation(str(tmp_path / "repo"))
     repo = Repository.open(location, create=True)
-    save(repo, START, [put(repo, b"x" * 1000, "x")])
+    save_snapshot(repo, START, [put(repo, b"x" * 1000, "x")])
     with locks.hold(repo, "backup", exclusive=False):
         with pytest.raises(RepositoryLocked, match="locked: a backup lock by pid"):
             retention.prune(repo)
@@ -139,7 +127,7 @@ def test_prune_waits_for_no_backup_and_ignores_stale_locks(tmp_path, cli_env):
 
 def test_forget_cli_dry_run_changes_nothing(tmp_path, cli_env):
     repo = Repository.open(RepositoryLocation(str(tmp_path / "repo")), create=True)
-    ids = [save(repo, START + timedelta(days=d), [put(repo, os.urandom(100), f"{d}")]) for d in range(4)]
+    ids = [save_snapshot(repo, START + timedelta(days=d), [put(repo, os.urandom(100), f"{d}")]) for d in range(4)]
     args = [*CLI, "forget", "--repo", str(tmp_path / "repo"), "--keep-last", "2", "--prune"]
     done = subprocess.run([*args, "--dry-run"], env=cli_env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr

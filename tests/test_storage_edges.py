@@ -15,17 +15,15 @@ import json
 import os
 import socket
 import subprocess
-import sys
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 
-from harness import S3_REGION, make_project, moto_server, small_project, write_env
+from harness import S3_REGION, make_project, object_file, run_cli, small_project, write_env
 
-CLI = [sys.executable, "-m", "directus_ops.cli"]
 
 # Every kind of name item 6 names: not UTF-8, 255 bytes (Linux's limit), a newline, a backslash, leading
 # dashes (an option to any tool a name were passed to), and a folder whose own name is not UTF-8.
@@ -38,10 +36,6 @@ ODD_NAMES = [
     b"--help",
     b"dir\xff\xfe/inner \xc3(.txt",
 ]
-
-
-def cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*CLI, *args], env=env, capture_output=True, text=True, timeout=600)
 
 
 def one_line_error(done: subprocess.CompletedProcess[str], code: int, *fragments: str) -> str:
@@ -68,10 +62,6 @@ def content_of(repo, entry) -> bytes:
     out = io.BytesIO()
     repo.copy_object_to(entry, out)
     return out.getvalue()
-
-
-def object_file(repo: Path, entry) -> Path:
-    return repo / "objects" / entry.object_name[:2] / entry.object_name
 
 
 # -- item 6: any file name ---------------------------------------------------------------------------------------
@@ -119,11 +109,11 @@ def test_any_file_name_round_trips_through_restore(tmp_path, databases, cli_env)
         with open(path, "wb") as handle:
             handle.write(name * 3)
     repo = tmp_path / "repo"
-    done = cli(cli_env, "backup", str(project), "--repo", str(repo))
+    done = run_cli(cli_env, "backup", str(project), "--repo", str(repo))
     assert done.returncode == 0, done.stderr
     target = tmp_path / "restored"
-    done = cli(cli_env, "restore", "--repo", str(repo), "--snapshot", "latest", "--project-dir", str(target),
-               "--database-url", databases.create("sqlite3").url)
+    done = run_cli(cli_env, "restore", "--repo", str(repo), "--snapshot", "latest", "--project-dir", str(target),
+                   "--database-url", databases.create("sqlite3").url)
     assert done.returncode == 0, done.stderr
     for name in [*ODD_NAMES, b"photo.jpg"]:
         with open(os.path.join(os.fsencode(target / "uploads"), name), "rb") as restored, \
@@ -226,7 +216,7 @@ def test_a_missing_local_root_is_a_warning_without_files_and_an_error_with_them(
                                         "STORAGE_LOCAL_ROOT": "./uploadz"})
     repo = tmp_path / "repo"
     # No file recorded for the location: the backup succeeds, and its report says the root is missing.
-    done = cli(cli_env, "backup", str(project), "--repo", str(repo))
+    done = run_cli(cli_env, "backup", str(project), "--repo", str(repo))
     assert done.returncode == 0, done.stderr
     snapshot_id = done.stdout.strip().splitlines()[-1]
     from test_move import latest_artifact
@@ -236,7 +226,7 @@ def test_a_missing_local_root_is_a_warning_without_files_and_an_error_with_them(
     # The database records files there (a mistyped STORAGE_LOCAL_ROOT): the backup fails, saving nothing.
     add_directus_files(project, [("local", "a.jpg"), ("local", "b.jpg")])
     before = snapshots_in(repo)
-    done = cli(cli_env, "backup", str(project), "--repo", str(repo))
+    done = run_cli(cli_env, "backup", str(project), "--repo", str(repo))
     one_line_error(done, 6, "storage location 'local'", "does not exist", "directus_files records 2 files",
                    "check STORAGE_LOCAL_ROOT")
     assert snapshots_in(repo) == before
@@ -253,7 +243,7 @@ def test_a_local_root_that_cannot_be_read_fails_the_backup(fault, tmp_path, cli_
     else:
         (project / "uploads").symlink_to(tmp_path / "unmounted-disk")
     repo = tmp_path / "repo"
-    done = cli(cli_env, "backup", str(project), "--repo", str(repo))
+    done = run_cli(cli_env, "backup", str(project), "--repo", str(repo))
     one_line_error(done, 6, "cannot list storage location 'local'", "check STORAGE_LOCAL_ROOT")
     assert snapshots_in(repo) == []
 
@@ -331,14 +321,14 @@ def test_an_unreachable_s3_endpoint_fails_the_listing(tmp_path):
 def test_a_bucket_that_does_not_exist_fails_the_backup(tmp_path, s3, cli_env):
     project = sqlite_project(tmp_path, s3_settings(s3.endpoint, "no-such-bucket-4711", s3.key_id, s3.secret))
     repo = tmp_path / "repo"
-    done = cli(cli_env, "backup", str(project), "--repo", str(repo))
+    done = run_cli(cli_env, "backup", str(project), "--repo", str(repo))
     one_line_error(done, 6, "cannot list storage location 's3'", "'no-such-bucket-4711' does not exist",
                    "check STORAGE_S3_BUCKET")
     assert snapshots_in(repo) == [] and s3.secret not in done.stderr
 
 
 @contextlib.contextmanager
-def s3_with_iam() -> Iterator[tuple]:
+def s3_with_iam(moto_server: Callable) -> Iterator[tuple]:
     """A moto server of its own that enforces IAM policies (moto checks identity policies on every request
     once authentication is on; its bucket policies cover object requests only, not s3:ListBucket): a bucket
     with one file, and the keys of a user whose policy allows everything on S3 but listing that bucket."""
@@ -363,11 +353,11 @@ def s3_with_iam() -> Iterator[tuple]:
             requests.post(f"{server.endpoint}/moto-api/reset-auth", data=b"inf", timeout=10)
 
 
-def test_a_bucket_that_may_not_be_listed_fails_the_backup(tmp_path, cli_env):
-    with s3_with_iam() as (server, bucket, key_id, secret):
+def test_a_bucket_that_may_not_be_listed_fails_the_backup(tmp_path, cli_env, own_moto_server):
+    with s3_with_iam(own_moto_server) as (server, bucket, key_id, secret):
         project = sqlite_project(tmp_path, s3_settings(server.endpoint, bucket, key_id, secret))
         repo = tmp_path / "repo"
-        done = cli(cli_env, "backup", str(project), "--repo", str(repo))
+        done = run_cli(cli_env, "backup", str(project), "--repo", str(repo))
         one_line_error(done, 6, "cannot list storage location 's3'", "access denied", "s3:ListBucket",
                        "check STORAGE_S3_KEY/STORAGE_S3_SECRET")
         assert snapshots_in(repo) == [] and secret not in done.stderr
@@ -383,7 +373,7 @@ def test_directus_files_cross_check_in_the_manifest_and_report(tmp_path, cli_env
                                  ("local", "gone-1.jpg"), ("local", "gone-2.jpg"), ("s3", "elsewhere.jpg")])
     # (The s3 row belongs to another location: it does not count for this one.)
     repo = tmp_path / "repo"
-    done = cli(cli_env, "backup", str(project), "--repo", str(repo))
+    done = run_cli(cli_env, "backup", str(project), "--repo", str(repo))
     assert done.returncode == 0, done.stderr
     snapshot_id = done.stdout.strip().splitlines()[-1]
     manifest = open_repo(repo).load_manifest(snapshot_id)
@@ -398,13 +388,12 @@ def test_directus_files_cross_check_in_the_manifest_and_report(tmp_path, cli_env
     for path in (project / "uploads").iterdir():
         path.unlink()
     before = snapshots_in(repo)
-    done = cli(cli_env, "backup", str(project), "--repo", str(repo))
+    done = run_cli(cli_env, "backup", str(project), "--repo", str(repo))
     one_line_error(done, 6, "storage location 'local'", "holds no file, but directus_files records 5 files",
                    "check STORAGE_LOCAL_ROOT")
     assert snapshots_in(repo) == before
 
 
-@pytest.mark.directus
 def test_directus_files_cross_check_on_a_real_directus_project(tmp_path, directus, databases, prefect_server):
     """A bootstrapped Directus (PostgreSQL): its own directus_files table, rows as Directus writes them."""
     from flows.backup import backup
@@ -431,7 +420,7 @@ def test_an_object_lost_from_the_repository_is_stored_again_by_the_next_backup(t
     project, _ = small_project(tmp_path, databases.create("sqlite3"))
     (project / "uploads" / "notes.txt").write_bytes(os.urandom(30_000))
     repo_dir = tmp_path / "repo"
-    done = cli(cli_env, "backup", str(project), "--repo", str(repo_dir))
+    done = run_cli(cli_env, "backup", str(project), "--repo", str(repo_dir))
     assert done.returncode == 0, done.stderr
     first = done.stdout.strip().splitlines()[-1]
     entries = {e.key: e for e in open_repo(repo_dir).load_manifest(first).objects}
@@ -441,7 +430,7 @@ def test_an_object_lost_from_the_repository_is_stored_again_by_the_next_backup(t
     data[len(data) // 2] ^= 0xFF  # same size: only reading the data tells
     object_file(repo_dir, damaged).write_bytes(bytes(data))
 
-    done = cli(cli_env, "verify", "--repo", str(repo_dir), "--read-data")
+    done = run_cli(cli_env, "verify", "--repo", str(repo_dir), "--read-data")
     assert done.returncode == 9
     assert "local/photo.jpg" in done.stdout and "local/notes.txt" in done.stdout
     assert "2 missing or damaged objects are noted for the next backup" in done.stderr
@@ -449,14 +438,14 @@ def test_an_object_lost_from_the_repository_is_stored_again_by_the_next_backup(t
     assert len(notes) == 1 and set(json.loads(notes[0].read_text())["objects"]) == {lost.object_name,
                                                                                     damaged.object_name}
 
-    done = cli(cli_env, "backup", str(project), "--repo", str(repo_dir))
+    done = run_cli(cli_env, "backup", str(project), "--repo", str(repo_dir))
     assert done.returncode == 0, done.stderr
     healed = open_repo(repo_dir).load_manifest(done.stdout.strip().splitlines()[-1])
     assert healed.stats.storage_objects_read == 2  # exactly the two lost ones were read from the project again
-    done = cli(cli_env, "verify", "--repo", str(repo_dir), "--read-data")
+    done = run_cli(cli_env, "verify", "--repo", str(repo_dir), "--read-data")
     assert done.returncode == 0, done.stdout + done.stderr  # the older snapshot is whole again too
     # Prune drops the note once its objects are sound again.
-    done = cli(cli_env, "forget", "--repo", str(repo_dir), "--keep-last", "5", "--prune")
+    done = run_cli(cli_env, "forget", "--repo", str(repo_dir), "--keep-last", "5", "--prune")
     assert done.returncode == 0, done.stderr
     assert list((repo_dir / "repairs").iterdir()) == []
 

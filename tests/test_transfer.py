@@ -11,7 +11,6 @@ import re
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
 from datetime import datetime, timezone
 from decimal import Decimal
 from pathlib import Path
@@ -27,20 +26,11 @@ from directus_ops.errors import ConfigError, DatabaseError, DatabaseUnreachable,
 from harness import (ADMIN_EMAIL, ADMIN_PASSWORD, Database, Databases, TestProject, api_state, free_port,
                      make_project, seed, write_env)
 
-pytestmark = pytest.mark.directus
-
 PAIRS = [("sqlite3", "pg"), ("mysql", "pg"), ("pg", "mysql"), ("pg", "sqlite3")]
 
 
 def settings_of(database: Database) -> DatabaseSettings:
     return DatabaseSettings.from_url(database.url)
-
-
-@pytest.fixture(scope="module")
-def module_databases(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Databases]:
-    dbs = Databases(tmp_path_factory.mktemp("transfer-sqlite"))
-    yield dbs
-    dbs.drop_all()
 
 
 @pytest.fixture(scope="module")

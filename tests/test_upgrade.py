@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from harness import (ADMIN_EMAIL, DEFAULT_DIRECTUS, DIRECTUS_VERSION, RELEASES, directus_install, make_project,
+from harness import (ADMIN_EMAIL, DEFAULT_DIRECTUS, DIRECTUS_VERSION, RELEASES, latest_artifact, make_project,
                      upgrade_pair)
 
 from directus_ops import node, releases
@@ -82,20 +82,6 @@ def pg_dump_text(settings: DatabaseSettings) -> str:
     return "\n".join(l for l in text.splitlines() if not l.startswith(("\\restrict", "\\unrestrict")))
 
 
-def latest_artifact(key: str) -> str:
-    import asyncio
-
-    from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
-
-    async def read() -> str:
-        async with get_client() as client:
-            found = await client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[key])))
-        return max(found, key=lambda a: a.created).data if found else ""
-
-    return asyncio.run(read())
-
-
 def package_files(project_dir: Path) -> dict[str, bytes]:
     return {n: (project_dir / n).read_bytes() for n in ("package.json", "package-lock.json")}
 
@@ -134,8 +120,8 @@ def give_admin_a_token(project_dir: Path, monkeypatch) -> None:
 
 
 @pytest.fixture(scope="module")
-def from_install() -> Path:
-    return directus_install(FROM)
+def from_install(directus_release) -> Path:
+    return directus_release(FROM)
 
 
 @pytest.fixture
@@ -287,11 +273,11 @@ def test_rehearsal_reports_the_failing_migration_and_leaves_production_alone(pro
     assert package_files(project) == packages_before
 
 
-def test_bad_version_input_is_refused_with_nothing_changed(tmp_path, databases, cli_env_no_server):
+def test_bad_version_input_is_refused_with_nothing_changed(tmp_path, directus_release, databases, cli_env_no_server):
     """On the oldest line (the same refusals on every line; it runs on the machine's Node 20, so the refusal of a
     target needing Node 22 without --install-node shows too)."""
     oldest, next_line = RELEASES[0], RELEASES[1]
-    made = make_project(tmp_path, directus_install(oldest), databases.create("pg"), with_extras=False)
+    made = make_project(tmp_path, directus_release(oldest), databases.create("pg"), with_extras=False)
     project, repo = made.dir, tmp_path / "repo"
     packages, migrations = package_files(project), applied(project)
     cases = [
@@ -312,12 +298,12 @@ def test_bad_version_input_is_refused_with_nothing_changed(tmp_path, databases, 
     assert not repo.exists()  # no backup was even started
 
 
-def test_the_target_runs_on_the_node_it_needs_fetched_only_when_allowed(tmp_path, databases):
+def test_the_target_runs_on_the_node_it_needs_fetched_only_when_allowed(tmp_path, directus_release, databases):
     """From Node 20 (10.13.4) to a target needing 22: refused without install_node, fetched with it. From a
     project already running on Node 22 (11.17.4) to 12.x: that Node, without install_node."""
     from directus_ops import upgrade
 
-    on_node_20 = make_project(tmp_path / "a", directus_install(RELEASES[0]), databases.create("sqlite3"),
+    on_node_20 = make_project(tmp_path / "a", directus_release(RELEASES[0]), databases.create("sqlite3"),
                               with_extras=False)
     with pytest.raises(Exception, match="needs Node >=22"):
         upgrade.plan_upgrade(str(on_node_20.dir), RELEASES[1])
@@ -325,18 +311,18 @@ def test_the_target_runs_on_the_node_it_needs_fetched_only_when_allowed(tmp_path
     assert plan.runtime.version.startswith("22.") and plan.current_runtime.major == node.SYSTEM_NODE.major
     assert plan.runtime.env()["PATH"].startswith(str(Path(plan.node_dir) / "bin"))
 
-    on_node_22 = make_project(tmp_path / "b", directus_install(RELEASES[1]), databases.create("sqlite3"),
+    on_node_22 = make_project(tmp_path / "b", directus_release(RELEASES[1]), databases.create("sqlite3"),
                               with_extras=False)
     plan = upgrade.plan_upgrade(str(on_node_22.dir), RELEASES[2])
     assert plan.runtime.major == plan.current_runtime.major == "22" and plan.node_dir == plan.current_node_dir
 
 
-def test_a_downgrade_directus_cannot_finish_is_refused_before_anything_changes(tmp_path, databases):
+def test_a_downgrade_directus_cannot_finish_is_refused_before_anything_changes(tmp_path, directus_release, databases):
     """11.17.4's down() of 20240806A reads directus_fields.searchable, which reverting 20251012A (earlier in the same
     downgrade to 10.x) drops: refused with the release that can revert it named, nothing changed."""
     from directus_ops import upgrade
 
-    made = make_project(tmp_path, directus_install(RELEASES[1]), databases.create("sqlite3"), with_extras=False)
+    made = make_project(tmp_path, directus_release(RELEASES[1]), databases.create("sqlite3"), with_extras=False)
     migrations = applied(made.dir)
     with pytest.raises(VersionError, match=r"cannot revert 20240806A-permissions-policies\.js on the way to "
                                            r"10\.13\.4: its down\(\) reads directus_fields\.searchable, which "

@@ -9,7 +9,6 @@ their types (JSON as its parsed value); the dangling lists, counts and notes too
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from datetime import timezone
 from decimal import Decimal
 from typing import Any
@@ -111,15 +110,8 @@ def build_edges(url: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def databases(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Databases]:
-    databases = Databases(tmp_path_factory.mktemp("v8sql"))
-    yield databases
-    databases.drop_all()
-
-
-@pytest.fixture(scope="module")
-def v8_url(databases: Databases) -> str:
-    url = load_v8_sample(databases)
+def v8_url(module_databases: Databases) -> str:
+    url = load_v8_sample(module_databases)
     build_edges(url)
     return url
 
@@ -133,7 +125,7 @@ def table_rows(settings: DatabaseSettings, table: str, key: str | None) -> list[
 
 
 @pytest.mark.parametrize("zone", ["UTC", "Europe/Berlin"])
-def test_sql_path_writes_what_the_python_path_writes(databases: Databases, v8_url: str, zone: str) -> None:
+def test_sql_path_writes_what_the_python_path_writes(module_databases: Databases, v8_url: str, zone: str) -> None:
     v8 = DatabaseSettings.from_url(v8_url)
     source = read_v8(v8_url)
     schema = plan_schema(source)
@@ -141,7 +133,7 @@ def test_sql_path_writes_what_the_python_path_writes(databases: Databases, v8_ur
     tz = timezone.utc if zone == "UTC" else ZoneInfo(zone)
     results = {}
     for in_sql in (True, False):
-        settings = DatabaseSettings.from_url(databases.create("pg").url)
+        settings = DatabaseSettings.from_url(module_databases.create("pg").url)
         with connect(settings) as conn, conn.begin():
             for plan in schema.collections:
                 PostgresWriter().create_table(conn, plan, schema)

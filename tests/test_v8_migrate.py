@@ -17,10 +17,8 @@ import os
 import shutil
 import signal
 import subprocess
-import tarfile
 import time
 import uuid
-from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -34,8 +32,8 @@ from harness import (
     S3_REGION,
     Databases,
     TestProject,
-    directus_install,
     free_project_slot,
+    latest_artifact,
     link_directus,
     make_project,
     write_env,
@@ -46,6 +44,7 @@ from v8_checks import (
     TEMP_PASSWORD,
     check_report_counts,
     check_through_api,
+    extract_v8_uploads,
     v8_query,
 )
 
@@ -54,20 +53,11 @@ from directus_ops.dumps import restore
 from directus_ops.v8 import mapping
 from directus_ops.v8.source import Comment, read_v8
 
-pytestmark = pytest.mark.directus
-
 CLI = Path(__file__).parent.parent / ".venv" / "bin" / "directus-ops"
 MAJOR = int(DIRECTUS_VERSION.split(".")[0])  # 11+: roles get policies; 12+: a license, Core in these tests
 
 
 # -- fixtures ----------------------------------------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def module_databases(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Databases]:
-    databases = Databases(tmp_path_factory.mktemp("v8migrate-db"))
-    yield databases
-    databases.drop_all()
-
-
 @pytest.fixture(scope="module")
 def v8_url(module_databases: Databases) -> str:
     database = module_databases.create("mysql")
@@ -77,10 +67,7 @@ def v8_url(module_databases: Databases) -> str:
 
 @pytest.fixture(scope="module")
 def uploads(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("v8uploads")
-    with tarfile.open(FIXTURES / "v8_uploads.tar.gz") as archive:
-        archive.extractall(root, filter="data")
-    return root / "uploads" / "_"
+    return extract_v8_uploads(tmp_path_factory.mktemp("v8uploads"))
 
 
 @pytest.fixture(scope="module")
@@ -140,15 +127,6 @@ def pg_digest(project: TestProject, tables: list[str] | None = None) -> dict[str
 def storage_listing(project: TestProject) -> list[tuple[str, int]]:
     root = project.dir / "uploads"
     return sorted((p.name, p.stat().st_size) for p in root.iterdir()) if root.exists() else []
-
-
-def latest_artifact(key: str) -> str:
-    from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
-
-    with get_client(sync_client=True) as client:
-        artifacts = client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[key])))
-    return str(max(artifacts, key=lambda a: a.created).data)
 
 
 # -- the migrated project, through Directus --------------------------------------------------------------------
@@ -414,7 +392,7 @@ def licensed(project: TestProject, install: Path, root: Path, entitlements: dict
 
 
 def test_bad_input_is_refused_with_nothing_changed(clean_target: TestProject, v8_url: str, uploads: Path,
-                                                   module_databases: Databases, directus: Path,
+                                                   module_databases: Databases, directus: Path, directus_release,
                                                    tmp_path: Path, server_env: dict[str, str]) -> None:
     refused(migrate_args("mysql://root@127.0.0.1:1/nowhere", uploads, clean_target.dir), clean_target, server_env,
             "cannot connect to", "check --v8-database")
@@ -457,7 +435,7 @@ def test_bad_input_is_refused_with_nothing_changed(clean_target: TestProject, v8
         shutil.rmtree(entitled / "v8-migration")
     if MAJOR >= 11:  # Directus 10 installed over this database (policies): refused, the version named
         older = tmp_path / "downgraded"
-        link_directus(older, directus_install(RELEASES[0]))
+        link_directus(older, directus_release(RELEASES[0]))
         write_env(older / ".env", {**clean_target.database.env(), "KEY": "k-1234567890", "SECRET": "s-1234567890",
                                    "STORAGE_LOCATIONS": "local", "STORAGE_LOCAL_DRIVER": "local",
                                    "STORAGE_LOCAL_ROOT": "./uploads"})

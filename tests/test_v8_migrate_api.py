@@ -18,7 +18,16 @@ from typing import Any
 
 import pytest
 from harness import DIRECTUS_VERSION, Databases, TestProject, free_port, free_project_slot, make_project
-from test_v8_migrate import MAJOR, latest_artifact, migrate_args, pg_digest, pg_rows, run_cli, storage_listing
+from test_v8_migrate import (  # noqa: F401 (server_env: a fixture shared with the database mode's tests)
+    MAJOR,
+    latest_artifact,
+    migrate_args,
+    pg_digest,
+    pg_rows,
+    run_cli,
+    server_env,
+    storage_listing,
+)
 from v8_checks import (
     COLLECTIONS,
     TEMP_PASSWORD,
@@ -35,8 +44,6 @@ from directus_ops import directus_cli
 from directus_ops.directus_api import DirectusClient
 from directus_ops.errors import ConfigError, DirectusApiError
 from directus_ops.v8.api_target import json_arrays, payload_limit
-
-pytestmark = pytest.mark.directus
 
 TOKEN = "v8-api-test-token-7f3c9a1e5b2d4f60"
 
@@ -74,13 +81,6 @@ def api_args(v8_url: str, storage: Path, work: Path, url: str, *extra: str, acce
 
 
 @pytest.fixture(scope="module")
-def module_databases(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Databases]:
-    databases = Databases(tmp_path_factory.mktemp("v8api-db"))
-    yield databases
-    databases.drop_all()
-
-
-@pytest.fixture(scope="module")
 def v8_url(module_databases: Databases) -> str:
     return load_v8_sample(module_databases)
 
@@ -88,14 +88,6 @@ def v8_url(module_databases: Databases) -> str:
 @pytest.fixture(scope="module")
 def uploads(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return extract_v8_uploads(tmp_path_factory.mktemp("v8api-uploads"))
-
-
-@pytest.fixture(scope="module")
-def server_env(prefect_server: None) -> dict[str, str]:
-    """The commands report to the session's Prefect server (an ephemeral one costs ~20 s a command)."""
-    from prefect.settings import PREFECT_API_URL
-
-    return {"PREFECT_API_URL": str(PREFECT_API_URL.value())}
 
 
 @pytest.fixture(scope="module")
@@ -112,7 +104,7 @@ def work(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def migrated(api_target: TestProject, work: Path, v8_url: str, uploads: Path,
-             server_env: dict[str, str]) -> dict[str, Any]:
+             server_env: dict[str, str]) -> dict[str, Any]:  # noqa: F811
     with serving(api_target):
         result = run_cli(*api_args(v8_url, uploads, work, api_target.url, "--token", TOKEN,
                                    "--temporary-password-env", "V8_TEMP_PASSWORD"), env=server_env)
@@ -173,7 +165,7 @@ def test_api_mode_migrates_what_database_mode_does(migrated: dict[str, Any], api
 
 
 def test_a_second_run_changes_nothing(migrated: dict[str, Any], api_target: TestProject, work: Path, v8_url: str,
-                                      uploads: Path, server_env: dict[str, str]) -> None:
+                                      uploads: Path, server_env: dict[str, str]) -> None:  # noqa: F811
     from prefect.blocks.system import Secret
 
     Secret(value=TOKEN).save("v8-api-token", overwrite=True)  # this time the token comes from a Secret block

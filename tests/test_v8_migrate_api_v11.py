@@ -19,12 +19,9 @@ from harness import DIRECTUS_11, Databases, TestProject, make_project
 from test_v8_migrate import run_cli
 from v8_checks import check_policies, check_report_counts, check_through_api
 
-pytestmark = pytest.mark.directus
-
 # test_v8_migrate_api's module fixtures (the v8 sample in a scratch MariaDB, its uploads, the Prefect server's URL,
 # a local work directory) and its helpers.
-module_databases, v8_url, uploads, server_env, work = (base.module_databases, base.v8_url, base.uploads,
-                                                       base.server_env, base.work)
+v8_url, uploads, server_env, work = base.v8_url, base.uploads, base.server_env, base.work
 TOKEN, api_args, serving, give_admin_a_token = base.TOKEN, base.api_args, base.serving, base.give_admin_a_token
 
 

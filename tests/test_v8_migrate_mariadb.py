@@ -18,7 +18,7 @@ import pytest
 from harness import Databases, TestProject, free_project_slot, make_project
 from test_v8_migrate import (  # noqa: F401 (fixtures shared with the PostgreSQL target's tests)
     migrate_args,
-    module_databases,
+    migrated,
     run_cli,
     server_env,
     storage_listing,
@@ -31,21 +31,11 @@ from v8_checks import (COLLECTIONS, PROBE_FIELDS, TEMP_PASSWORD, check_report_co
 from directus_ops.content_digest import table_digests
 from directus_ops.database import DatabaseSettings
 
-pytestmark = pytest.mark.directus
-
 
 @pytest.fixture(scope="module")
-def target(tmp_path_factory: pytest.TempPathFactory, directus: Path, module_databases) -> TestProject:  # noqa: F811
+def target(tmp_path_factory: pytest.TempPathFactory, directus: Path, module_databases) -> TestProject:
     return make_project(tmp_path_factory.mktemp("v8maria"), directus, module_databases.create("mysql"),
                         with_extras=False)
-
-
-@pytest.fixture(scope="module")
-def migrated(target: TestProject, v8_url: str, uploads: Path, server_env: dict[str, str]) -> dict[str, Any]:  # noqa: F811
-    result = run_cli(*migrate_args(v8_url, uploads, target.dir, "--temporary-password-env", "V8_TEMP_PASSWORD"),
-                     env=server_env)
-    assert result.returncode == 0, result.stderr
-    return {"stdout": result.stdout, "report": json.loads((target.dir / "v8-migration" / "report.json").read_text())}
 
 
 def target_query(project: TestProject, sql: str) -> list[tuple]:
@@ -93,7 +83,7 @@ def column_types(project: TestProject, table: str) -> dict[str, tuple[str, str, 
         WHERE table_schema = DATABASE() AND table_name = '{table}'""")}
 
 
-def test_tables_are_what_directus_creates_on_mysql(migrated: dict[str, Any], target: TestProject) -> None:
+def test_tables_are_what_directus_creates_on_mysql(migrated: dict[str, Any], target: TestProject) -> None:  # noqa: F811
     """Directus itself creates a collection with the same field types through its API; each migrated column has
     the column type Directus gave its counterpart (uuid char(36), boolean tinyint(1), decimal(p,s), timestamp,
     datetime, varchar(n), text, json, unsigned int keys and the m2o columns referencing them)."""

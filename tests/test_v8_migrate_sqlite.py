@@ -22,7 +22,7 @@ from harness import DIRECTUS_VERSION, Databases, TestProject, free_project_slot,
 from test_v8_migrate import (  # noqa: F401 (fixtures shared with the PostgreSQL target's tests)
     MAJOR,
     migrate_args,
-    module_databases,
+    migrated,
     run_cli,
     server_env,
     storage_listing,
@@ -35,23 +35,13 @@ from v8_checks import (COLLECTIONS, PROBE_FIELDS, TEMP_PASSWORD, check_report_co
 from directus_ops.errors import ConfigError
 from directus_ops.v8.writers import writer_for
 
-pytestmark = pytest.mark.directus
-
 EPOCH = datetime(1970, 1, 1)
 
 
 @pytest.fixture(scope="module")
-def target(tmp_path_factory: pytest.TempPathFactory, directus: Path, module_databases: Databases) -> TestProject:  # noqa: F811
+def target(tmp_path_factory: pytest.TempPathFactory, directus: Path, module_databases: Databases) -> TestProject:
     return make_project(tmp_path_factory.mktemp("v8sqlite"), directus, module_databases.create("sqlite3"),
                         with_extras=False)
-
-
-@pytest.fixture(scope="module")
-def migrated(target: TestProject, v8_url: str, uploads: Path, server_env: dict[str, str]) -> dict[str, Any]:  # noqa: F811
-    result = run_cli(*migrate_args(v8_url, uploads, target.dir, "--temporary-password-env", "V8_TEMP_PASSWORD"),
-                     env=server_env)
-    assert result.returncode == 0, result.stderr
-    return {"stdout": result.stdout, "report": json.loads((target.dir / "v8-migration" / "report.json").read_text())}
 
 
 def target_query(project: TestProject, sql: str) -> list[tuple]:
@@ -125,7 +115,7 @@ def column_types(project: TestProject, table: str) -> dict[str, tuple[str, int, 
             target_query(project, f"PRAGMA table_info(`{table}`)")}
 
 
-def test_tables_are_what_directus_creates_on_sqlite(migrated: dict[str, Any], target: TestProject) -> None:
+def test_tables_are_what_directus_creates_on_sqlite(migrated: dict[str, Any], target: TestProject) -> None:  # noqa: F811
     """Directus itself creates a collection with the same field types through its API; each migrated column has
     the declared type Directus gave its counterpart (uuid char(36), boolean, decimal float, timestamp and dateTime
     datetime, varchar(n), text, json, date), the auto-increment key AUTOINCREMENT (Directus's schema reader looks for
@@ -182,7 +172,7 @@ def test_a_second_run_changes_nothing(migrated: dict[str, Any], target: TestProj
 
 # -- a dry run, bad input, a killed run: on a second, fresh project -------------------------------------------------
 @pytest.fixture(scope="module")
-def fresh(tmp_path_factory: pytest.TempPathFactory, directus: Path, module_databases: Databases) -> TestProject:  # noqa: F811
+def fresh(tmp_path_factory: pytest.TempPathFactory, directus: Path, module_databases: Databases) -> TestProject:
     return make_project(tmp_path_factory.mktemp("v8sqlite-fresh"), directus, module_databases.create("sqlite3"),
                         with_extras=False)
 

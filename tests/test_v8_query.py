@@ -6,14 +6,13 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from harness import CLI
 
 from directus_ops.v8.query import NotAV8Query, rewrite_query
 
-CLI = [sys.executable, "-m", "directus_ops.cli"]
 I = "/_/items/articles?"  # most cases read the sample's articles
 
 # (v8 input, v9 output, fragments that must appear in the notes (warnings are marked "!"))

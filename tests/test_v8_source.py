@@ -7,7 +7,6 @@ clearly on a folder without originals/ or with a file missing."""
 from __future__ import annotations
 
 import tarfile
-from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 
@@ -37,15 +36,8 @@ def load(databases: Databases, dump: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def v8_databases(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Databases]:
-    databases = Databases(tmp_path_factory.mktemp("v8db"))
-    yield databases
-    databases.drop_all()
-
-
-@pytest.fixture(scope="module")
-def sample_url(v8_databases: Databases) -> str:
-    return load(v8_databases, "v8_sample.sql")
+def sample_url(module_databases: Databases) -> str:
+    return load(module_databases, "v8_sample.sql")
 
 
 @pytest.fixture(scope="module")
@@ -195,8 +187,8 @@ def test_roles_users_folders_files_permissions(sample: V8Source) -> None:
         (217, 1, "articles", "4", "Needs a stronger intro.", datetime(2026, 11, 26, 6, 25, 40))]
 
 
-def test_fresh_install_is_a_v8_database_without_user_collections(v8_databases: Databases) -> None:
-    fresh = read_v8(load(v8_databases, "v8_fresh_install.sql"))
+def test_fresh_install_is_a_v8_database_without_user_collections(module_databases: Databases) -> None:
+    fresh = read_v8(load(module_databases, "v8_fresh_install.sql"))
     assert fresh.collections == [] and fresh.files == [] and fresh.folders == [] and fresh.permissions == []
     assert [r.name for r in fresh.roles] == ["Administrator", "Public"]
     assert [u.email for u in fresh.users] == ["admin@example.com"]
@@ -225,8 +217,8 @@ V9_TABLES = (
 )
 
 
-def test_refuses_a_directus_9_database(v8_databases: Databases) -> None:
-    url = _database(v8_databases, *V9_TABLES)
+def test_refuses_a_directus_9_database(module_databases: Databases) -> None:
+    url = _database(module_databases, *V9_TABLES)
     with pytest.raises(NotAV8Database) as raised:
         read_v8(url)
     message = str(raised.value)
@@ -234,7 +226,6 @@ def test_refuses_a_directus_9_database(v8_databases: Databases) -> None:
     assert "\n" not in message and "pw-" not in message  # one line, no password
 
 
-@pytest.mark.directus
 def test_refuses_a_bootstrapped_directus_database(directus: Path, databases: Databases, tmp_path: Path) -> None:
     database = databases.create("mysql")
     make_project(tmp_path, directus, database, with_extras=False)
@@ -242,8 +233,8 @@ def test_refuses_a_bootstrapped_directus_database(directus: Path, databases: Dat
         read_v8(database.url)
 
 
-def test_refuses_a_random_database(v8_databases: Databases) -> None:
-    url = _database(v8_databases, "CREATE TABLE customers (id int PRIMARY KEY, name varchar(50))")
+def test_refuses_a_random_database(module_databases: Databases) -> None:
+    url = _database(module_databases, "CREATE TABLE customers (id int PRIMARY KEY, name varchar(50))")
     with pytest.raises(NotAV8Database) as raised:
         read_v8(url)
     message = str(raised.value)
@@ -251,11 +242,11 @@ def test_refuses_a_random_database(v8_databases: Databases) -> None:
     assert "directus_collections, directus_fields, directus_relations" in message
 
     with pytest.raises(NotAV8Database, match="has no directus_fields table"):
-        read_v8(_database(v8_databases))  # empty
+        read_v8(_database(module_databases))  # empty
 
 
-def test_refuses_a_partial_v8_database(v8_databases: Databases) -> None:
-    url = _database(v8_databases, "CREATE TABLE directus_fields (id int PRIMARY KEY, collection varchar(64), "
+def test_refuses_a_partial_v8_database(module_databases: Databases) -> None:
+    url = _database(module_databases, "CREATE TABLE directus_fields (id int PRIMARY KEY, collection varchar(64), "
                                   "field varchar(64), type varchar(64), interface varchar(64), options text, "
                                   "locked tinyint, hidden_detail tinyint, hidden_browse tinyint)")
     with pytest.raises(NotAV8Database) as raised:

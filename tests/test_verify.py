@@ -3,19 +3,10 @@
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
-from harness import rows, small_project
-
-CLI = [sys.executable, "-m", "directus_ops.cli"]
-
-
-def cli(env, *args):
-    return subprocess.run([*CLI, *args], env=env, capture_output=True, text=True, timeout=300)
+from harness import object_file, rows, run_cli, small_project
 
 
 @pytest.fixture
@@ -33,11 +24,6 @@ def snapshot_repo(tmp_path, databases, prefect_server):
     return project, settings, repo, first, second
 
 
-def object_file(repo: Path, manifest_entry) -> Path:
-    name = manifest_entry.object_name
-    return repo / "objects" / name[:2] / name
-
-
 def test_verify_passes_on_a_sound_repository(snapshot_repo, cli_env):
     from directus_ops.repository import Repository, RepositoryLocation
 
@@ -47,10 +33,10 @@ def test_verify_passes_on_a_sound_repository(snapshot_repo, cli_env):
     # Compression is recorded per entry: text and the SQLite file shrink, a JPEG is kept as it is.
     assert compressed["notes.txt"] and compressed["database.sqlite"] and not compressed["photo.jpg"]
     assert all(e.encrypted == (e.location == "@config") for e in manifest.all_entries())
-    done = cli(cli_env, "verify", "--repo", str(repo), "--read-data")
+    done = run_cli(cli_env, "verify", "--repo", str(repo), "--read-data")
     assert done.returncode == 0, done.stderr
     assert done.stdout.startswith("ok: 2 snapshots") and "objects re-read" in done.stdout
-    done = cli(cli_env, "verify", "--repo", str(repo), "--snapshot", first, "--read-data", "50")
+    done = run_cli(cli_env, "verify", "--repo", str(repo), "--snapshot", first, "--read-data", "50")
     assert done.returncode == 0 and "ok: 1 snapshots" in done.stdout, done.stderr
 
 
@@ -66,8 +52,8 @@ def test_a_flipped_byte_is_named_by_verify_and_refused_by_restore(snapshot_repo,
     path.write_bytes(bytes(data))
 
     # Without --read-data the sizes still match: nothing to see. With it, the damaged file is named in both snapshots.
-    assert cli(cli_env, "verify", "--repo", str(repo)).returncode == 0
-    done = cli(cli_env, "verify", "--repo", str(repo), "--read-data")
+    assert run_cli(cli_env, "verify", "--repo", str(repo)).returncode == 0
+    done = run_cli(cli_env, "verify", "--repo", str(repo), "--read-data")
     assert done.returncode == 9
     named = [line for line in done.stdout.splitlines() if "local/photo.jpg" in line]
     assert {line.split(":")[0] for line in named} == {f"snapshot {first}", f"snapshot {second}"}
@@ -76,14 +62,15 @@ def test_a_flipped_byte_is_named_by_verify_and_refused_by_restore(snapshot_repo,
 
     # A restore into a fresh target fails naming it and leaves no unverified file behind.
     target = databases.create("sqlite3")
-    done = cli(cli_env, "restore", "--repo", str(repo), "--snapshot", first, "--project-dir", str(tmp_path / "t"),
-               "--database-url", target.url)
+    done = run_cli(cli_env, "restore", "--repo", str(repo), "--snapshot", first, "--project-dir", str(tmp_path / "t"),
+                   "--database-url", target.url)
     assert done.returncode == 9 and "local/photo.jpg" in done.stderr, done.stderr
     assert not (tmp_path / "t" / "uploads" / "photo.jpg").exists()
     # A restore that would replace the project refuses before changing anything.
     before = rows(settings)
     (project / "uploads" / "photo.jpg").write_bytes(b"current photo")
-    done = cli(cli_env, "restore", "--repo", str(repo), "--snapshot", first, "--project-dir", str(project), "--replace")
+    done = run_cli(cli_env, "restore", "--repo", str(repo), "--snapshot", first, "--project-dir", str(project),
+                   "--replace")
     assert done.returncode == 9 and "local/photo.jpg" in done.stderr, done.stderr
     assert rows(settings) == before and (project / "uploads" / "photo.jpg").read_bytes() == b"current photo"
 
@@ -95,7 +82,7 @@ def test_a_missing_object_is_named_without_reading_data(snapshot_repo, cli_env):
     manifest = Repository.open(RepositoryLocation(str(repo))).load_manifest(second)
     later = next(e for e in manifest.objects if e.key == "later.bin")
     object_file(repo, later).unlink()
-    done = cli(cli_env, "verify", "--repo", str(repo))
+    done = run_cli(cli_env, "verify", "--repo", str(repo))
     assert done.returncode == 9
     assert done.stdout.strip() == f"snapshot {second}: local/later.bin: object {later.sha256[:12]}… is missing"
 
@@ -113,16 +100,16 @@ def test_restore_drill_restores_compares_and_drops(engine, tmp_path, databases, 
         scratch_url = f"mysql://root@127.0.0.1:3306/{scratch.name}"
     else:
         scratch_url = scratch.url
-    done = cli(cli_env, "verify", "--repo", str(repo), "--snapshot", "latest", "--restore-drill",
-               "--scratch-database", scratch_url)
+    done = run_cli(cli_env, "verify", "--repo", str(repo), "--snapshot", "latest", "--restore-drill",
+                   "--scratch-database", scratch_url)
     assert done.returncode == 0, done.stderr
     assert "restore drill" in done.stdout and "2 tables, 5 rows match" in done.stdout
     assert not _exists(engine, scratch)  # dropped afterwards
     if scratch.password:
         assert scratch.password not in done.stdout + done.stderr
     # A scratch database that holds data is refused, and left alone.
-    done = cli(cli_env, "verify", "--repo", str(repo), "--restore-drill", "--scratch-database",
-               database.url if engine != "mysql" else f"mysql://root@127.0.0.1:3306/{database.name}")
+    done = run_cli(cli_env, "verify", "--repo", str(repo), "--restore-drill", "--scratch-database",
+                   database.url if engine != "mysql" else f"mysql://root@127.0.0.1:3306/{database.name}")
     assert done.returncode == 5 and "is not empty" in done.stderr
     assert rows(settings)["books"]
 
@@ -153,11 +140,11 @@ def test_config_is_encrypted_at_rest_and_a_wrong_passphrase_fails_clearly(tmp_pa
                 assert secret.encode() not in data, f"{secret} in {path}"
 
     wrong = {**cli_env, "DIRECTUS_OPS_PASSPHRASE": "not the passphrase"}
-    done = cli(wrong, "restore", "--repo", str(repo), "--project-dir", str(tmp_path / "copy"))
+    done = run_cli(wrong, "restore", "--repo", str(repo), "--project-dir", str(tmp_path / "copy"))
     assert done.returncode == 12 and done.stderr.strip().count("\n") == 0
     assert "wrong passphrase for the repository" in done.stderr and not (tmp_path / "copy").exists()
     none = {k: v for k, v in cli_env.items() if not k.startswith("DIRECTUS_OPS_PASSPHRASE")}
-    done = cli(none, "backup", str(project), "--repo", str(tmp_path / "other"))
+    done = run_cli(none, "backup", str(project), "--repo", str(tmp_path / "other"))
     assert done.returncode == 12 and "needs a passphrase" in done.stderr
 
 
@@ -179,5 +166,5 @@ def test_encrypt_flag_encrypts_the_whole_snapshot(tmp_path, databases, cli_env, 
     target = databases.create("sqlite3")
     restore(repo=str(repo), project_dir=str(tmp_path / "copy"), snapshot_id=snapshot_id, database_url=target.url)
     assert (tmp_path / "copy" / "uploads" / "marker.txt").read_bytes() == marker
-    listed = cli(cli_env, "snapshots", "--repo", str(repo))
+    listed = run_cli(cli_env, "snapshots", "--repo", str(repo))
     assert snapshot_id in listed.stdout
