@@ -4,19 +4,30 @@ directus_ops.v8.api_target (api mode), each a batch step over the work directory
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 from prefect import task
-from prefect.cache_policies import NO_CACHE
+from prefect.cache_policies import NO_CACHE, CachePolicy
 
 from directus_ops.storage import StorageLocation
 from directus_ops.v8 import api_target, migrate
 
 from .retry import RETRY_DELAYS, is_transient
 
-_IO = {"cache_policy": NO_CACHE, "retries": len(RETRY_DELAYS), "retry_delay_seconds": RETRY_DELAYS,
-       "retry_condition_fn": is_transient}
+
+class _TaskOptions(TypedDict):
+    """The options every I/O step shares, typed so that ``@task(**_IO)`` is checked against task()'s own."""
+
+    cache_policy: CachePolicy
+    retries: int
+    retry_delay_seconds: list[float]
+    retry_condition_fn: Callable[[Any, Any, Any], bool]
+
+
+_IO: _TaskOptions = {"cache_policy": NO_CACHE, "retries": len(RETRY_DELAYS), "retry_delay_seconds": RETRY_DELAYS,
+                      "retry_condition_fn": is_transient}
 
 
 @task(name="v8-check-and-read", cache_policy=NO_CACHE)  # not retried: a failed check names a fix for the user

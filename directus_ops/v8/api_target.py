@@ -81,7 +81,9 @@ def api_token(secret_block: str | None = None) -> str:
         from prefect.blocks.system import Secret
 
         try:
-            token = str(Secret.load(secret_block).get())
+            block = Secret.load(secret_block)
+            assert isinstance(block, Secret)  # load() returns a coroutine only when called from async code
+            token = str(block.get())
         except ValueError:
             raise ConfigError(f"no Prefect Secret block named {secret_block!r}; create it or fix "
                               "--token-secret-block") from None
