@@ -30,7 +30,7 @@ import json
 import logging
 import os
 import re
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from datetime import date, datetime, time, timezone
 from decimal import Decimal
@@ -519,7 +519,7 @@ def _existing_keys(client: DirectusClient, plan: CollectionPlan, singleton: bool
     return _ids(client, f"/items/{plan.name}", key)
 
 
-def _rows_to_send(batches: Iterable[list[tuple[Any, ...]]], plan: CollectionPlan, converter: RowConverter,
+def _rows_to_send(batches: Iterable[Sequence[tuple[Any, ...]]], plan: CollectionPlan, converter: RowConverter,
                   stat: ItemStats, have: set[str]) -> Iterator[dict[str, Any]]:
     """The converted rows whose key the target lacks, as dicts of JSON-ready values; counts what was read."""
     names = [c.name for c in plan.columns]
