@@ -53,16 +53,20 @@ from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass, field
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import orjson
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
+from sqlalchemy.engine.interfaces import ReflectedColumn
 
 from . import database, workdir
 from .database import DatabaseSettings, DatabaseUnreachable, connect, open_engine  # noqa: F401 (raised by connect)
 from .errors import ConfigError, DatabaseError, TargetNotEmpty, VersionError
 from .redact import redact
+
+if TYPE_CHECKING:
+    import psycopg
 
 log = logging.getLogger("directus_ops.transfer")
 
@@ -217,7 +221,7 @@ def _default(raw: str | None, engine: str = "") -> tuple[str, Any] | None:
     return ("value", text)
 
 
-def _local_type(engine: str, column: dict[str, Any], special: list[str], json_columns: bool) -> Column:
+def _local_type(engine: str, column: ReflectedColumn, special: list[str], json_columns: bool) -> Column:
     """The Directus type of a reflected column (after api/src/utils/get-local-type.ts)."""
     sqltype = column["type"]
     kind = type(sqltype).__name__.upper()
@@ -243,7 +247,8 @@ def _local_type(engine: str, column: dict[str, Any], special: list[str], json_co
     elif kind == "BIGINT":
         col.type = "bigInteger"
     elif kind in ("NUMERIC", "DECIMAL"):
-        col.type, col.precision, col.scale = "decimal", sqltype.precision, sqltype.scale
+        col.type = "decimal"
+        col.precision, col.scale = getattr(sqltype, "precision", None), getattr(sqltype, "scale", None)
         if engine == "sqlite":  # SQLite has no exact decimal: it stores REAL
             col.type, col.double = "float", True
     elif kind in ("FLOAT", "REAL", "DOUBLE", "DOUBLE_PRECISION"):
@@ -315,9 +320,11 @@ def reflect(conn: Connection, tables: list[str] | None = None, exclude: tuple[st
         for index in inspector.get_indexes(name):
             if index["name"] in fk_names or index["name"] in unique_names or index.get("duplicates_constraint"):
                 continue  # MySQL's index behind a foreign key, or the index behind a UNIQUE constraint
-            if any(c is None for c in index["column_names"]):
+            column_names = [c for c in index["column_names"] if c is not None]
+            if len(column_names) < len(index["column_names"]):
                 continue  # an expression index: not something Directus creates
-            indexes.append(Index(index["name"], list(index["column_names"]), unique=bool(index["unique"])))
+            assert index["name"] is not None  # typed optional; the three dialects name every index they reflect
+            indexes.append(Index(index["name"], column_names, unique=bool(index["unique"])))
         result.append(Table(name, columns, list(pk), fks, indexes))
     # A foreign key column must have its referenced column's type (char(36) -> uuid, int -> unsigned int).
     by_name = {t.name: t for t in result}
@@ -850,7 +857,8 @@ def _copy_table(source_engine: sa.Engine, target_engine: sa.Engine, source: str,
         with contextlib.closing(_source_cursor(src, source, batch_rows)) as cursor:
             cursor.execute(select)
             if source == "mysql" and target == "postgresql":
-                with dst.cursor() as out:
+                # SQLAlchemy types a generic DBAPI cursor; this is psycopg's own (COPY, a context manager).
+                with cast("psycopg.Cursor[Any]", dst.cursor()) as out:
                     out.execute("SET TIME ZONE 'UTC'")
                     # No WAL flush wait per table: the synchronous commit of the indexes and foreign keys after
                     # the rows flushes the WAL up to there, so every row is durable when copy_database returns.
@@ -862,7 +870,7 @@ def _copy_table(source_engine: sa.Engine, target_engine: sa.Engine, source: str,
                             if on_progress:
                                 on_progress(table.name, copied)
             elif target == "postgresql":
-                with dst.cursor() as out:
+                with cast("psycopg.Cursor[Any]", dst.cursor()) as out:
                     out.execute("SET TIME ZONE 'UTC'")
                     # No WAL flush wait per table: the synchronous commit of the indexes and foreign keys after
                     # the rows flushes the WAL up to there, so every row is durable when copy_database returns.
@@ -877,16 +885,16 @@ def _copy_table(source_engine: sa.Engine, target_engine: sa.Engine, source: str,
             else:
                 placeholders = ", ".join(["%s" if target == "mysql" else "?"] * len(table.columns))
                 insert = f"INSERT INTO {tq(table.name)} ({columns}) VALUES ({placeholders})"
-                out = dst.cursor()
+                target_cursor = dst.cursor()
                 if target == "mysql":
-                    out.execute("SET FOREIGN_KEY_CHECKS = 0")
-                    out.execute("SET time_zone = '+00:00'")
+                    target_cursor.execute("SET FOREIGN_KEY_CHECKS = 0")
+                    target_cursor.execute("SET time_zone = '+00:00'")
                 while rows := cursor.fetchmany(batch_rows):
-                    out.executemany(insert, rows)
+                    target_cursor.executemany(insert, rows)
                     copied += len(rows)
                     if on_progress:
                         on_progress(table.name, copied)
-                out.close()
+                target_cursor.close()
         dst.commit()
         return copied
     finally:
@@ -994,7 +1002,8 @@ def _digest_select(engine: str, table: Table, quote: Callable[[str], str]) -> tu
     columns = sorted(table.columns, key=lambda c: c.name)
     on_server = [c for c in columns if c.type in _SERVER_KINDS]
     in_python = [c for c in columns if c.type not in _SERVER_KINDS]
-    fields, canon = [], []
+    fields: list[str] = []
+    canon: list[Callable[[Any], str]] = []
     if on_server:
         if engine == "postgresql":
             parts = [f"coalesce(({_digest_expr(engine, c, quote(c.name))})::text, chr(1))" for c in on_server]

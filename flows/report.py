@@ -59,7 +59,8 @@ def publish_snapshot_table(location: object) -> list[str]:
     repository = Repository.open(location)  # type: ignore[arg-type]
     ids = repository.snapshot_ids()
     empty = {"time": "", "project": "", "directus": "", "database": "", "files": "", "size": "", "encrypted": ""}
-    rows: list[dict[str, object]] = [{"id": snapshot_id, **empty} for snapshot_id in ids[:-TABLE_DETAILS]]  # older ones by id only
+    rows: list[dict[str, object]] = [{"id": snapshot_id, **empty}
+                                     for snapshot_id in ids[:-TABLE_DETAILS]]  # older ones by id only
     problems: list[str] = []
     rejected: dict[str, dict] = {}
 
