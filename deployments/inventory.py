@@ -18,6 +18,7 @@ from typing import Any
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic_core import ErrorDetails
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
@@ -118,7 +119,7 @@ class Inventory(BaseModel):
         return self
 
 
-def _location(error: dict[str, Any], raw: Any) -> str:
+def _location(error: ErrorDetails, raw: Any) -> str:
     path = list(error.get("loc", ()))
     where = ""
     if len(path) >= 2 and path[0] == "projects" and isinstance(path[1], int):

@@ -18,7 +18,7 @@ import os
 import sys
 from pathlib import Path
 from collections.abc import Iterator
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any, NoReturn, Optional
 
 import typer
 
@@ -116,7 +116,7 @@ def _use_prefect() -> None:
     if _state.get("prefect_ready"):
         return
     _state["prefect_ready"] = True
-    from prefect.context import SettingsContext
+    from prefect.context import SettingsContext, get_settings_context
     from prefect.settings import get_current_settings
 
     current = get_current_settings()
@@ -132,7 +132,7 @@ def _use_prefect() -> None:
     # Copies, not Prefect's temporary_settings: that re-validates every setting (0.1 s); these two are plain values.
     settings = current.model_copy(update={
         "api": api, "flows": current.flows.model_copy(update={"heartbeat_frequency": None})})
-    _prefect_settings.enter_context(SettingsContext(profile=SettingsContext.get().profile, settings=settings))
+    _prefect_settings.enter_context(SettingsContext(profile=get_settings_context().profile, settings=settings))
 
 
 def _quiet_prefect() -> None:
@@ -897,7 +897,7 @@ def command() -> Any:
     return typer.main.get_command(app)
 
 
-def run() -> None:
+def run() -> NoReturn:
     """Run the command, then leave without tearing the interpreter down: freeing Prefect's module graph at
     exit takes about 0.5 s. What exit must do still happens: other threads finish, atexit handlers (Prefect's
     log and event flushes, the work directory's removal) run, output is flushed."""
@@ -909,7 +909,7 @@ def run() -> None:
     _leave(code)
 
 
-def _leave(code: Any) -> None:
+def _leave(code: Any) -> NoReturn:
     import atexit
     import threading
 

@@ -19,7 +19,7 @@ import os
 import struct
 import threading
 from collections.abc import Callable
-from typing import IO
+from typing import IO, Protocol
 
 import zstandard
 from cryptography.exceptions import InvalidTag
@@ -38,6 +38,13 @@ ZSTD_LEVEL = 1  # fast: most of the gain at a fraction of the CPU (backups run i
 MIN_SAVING = 0.10
 COMPRESSION_SAMPLE = 64 * 1024  # the bytes a compression trial looks at
 _FRAME_HEAD = struct.Struct(">BI")
+
+
+class ByteStream(Protocol):
+    """What a stream stage pulls from: a file, another stage (an io.RawIOBase, which typeshed keeps apart from
+    IO[bytes]) or a zstd reader; only ``read`` is used."""
+
+    def read(self, size: int = -1, /) -> bytes: ...
 
 
 def header(compressed: bool, encrypted: bool) -> bytes:
@@ -73,7 +80,7 @@ def _compressor() -> zstandard.ZstdCompressor:
     return compressor
 
 
-def worth_compressing(sample: bytes) -> bool:
+def worth_compressing(sample: bytes | memoryview) -> bool:
     if len(sample) < 512:
         return False
     return len(_compressor().compress(sample)) < (1 - MIN_SAVING) * len(sample)
@@ -129,7 +136,7 @@ class _Reader(io.RawIOBase):
 
 
 class _Encrypter(_Reader):
-    def __init__(self, source: IO[bytes], key: bytes, head: bytes) -> None:
+    def __init__(self, source: ByteStream, key: bytes, head: bytes) -> None:
         super().__init__()
         self.source, self.aead, self.head = source, AESGCM(key), head
         self.prefix = head[6 : 6 + NONCE_PREFIX]
@@ -151,7 +158,7 @@ class _Encrypter(_Reader):
 
 
 class _Decrypter(_Reader):
-    def __init__(self, source: IO[bytes], key: bytes, head: bytes, what: str) -> None:
+    def __init__(self, source: ByteStream, key: bytes, head: bytes, what: str) -> None:
         super().__init__()
         self.source, self.aead, self.head, self.what = source, AESGCM(key), head, what
         self.prefix = head[6 : 6 + NONCE_PREFIX]
@@ -181,7 +188,7 @@ class _Decrypter(_Reader):
 class Prefixed(_Reader):
     """A stream with some bytes already read put back in front."""
 
-    def __init__(self, first: bytes, rest: IO[bytes]) -> None:
+    def __init__(self, first: bytes, rest: ByteStream) -> None:
         super().__init__()
         self.first, self.rest = first, rest
 
@@ -192,7 +199,7 @@ class Prefixed(_Reader):
         return self.rest.read(FRAME_PLAINTEXT)
 
 
-def read_full(stream: IO[bytes], size: int) -> bytes:
+def read_full(stream: ByteStream, size: int) -> bytes:
     parts = []
     remaining = size
     while remaining:
@@ -204,12 +211,14 @@ def read_full(stream: IO[bytes], size: int) -> bytes:
     return b"".join(parts)
 
 
-def encode(plain: IO[bytes], compress: bool, key: bytes | None) -> IO[bytes]:
+def encode(plain: ByteStream, compress: bool, key: bytes | None) -> IO[bytes]:
     """A stream of the stored form of ``plain`` (header included), produced as it is read."""
     head = header(compress, key is not None)
-    body: IO[bytes] = plain
+    body: ByteStream = plain
     if compress:
-        body = zstandard.ZstdCompressor(level=ZSTD_LEVEL).stream_reader(plain, read_size=FRAME_PLAINTEXT)  # type: ignore[assignment]
+        # zstandard's stubs ask for IO[bytes] where its reader only calls read().
+        body = zstandard.ZstdCompressor(level=ZSTD_LEVEL).stream_reader(
+            plain, read_size=FRAME_PLAINTEXT)  # type: ignore[arg-type]
     if key is not None:
         body = io.BufferedReader(_Encrypter(body, key, head), buffer_size=FRAME_PLAINTEXT)
     return io.BufferedReader(Prefixed(head, body), buffer_size=FRAME_PLAINTEXT)
@@ -227,7 +236,7 @@ def read_header(stored: IO[bytes], what: str) -> tuple[bytes, bool, bool]:
     return head, compressed, encrypted
 
 
-def decode(stored: IO[bytes], key_for: Callable[[], bytes], what: str = "object") -> IO[bytes]:
+def decode(stored: IO[bytes], key_for: Callable[[], bytes], what: str = "object") -> ByteStream:
     """The plaintext of a stored object, produced as it is read. ``key_for`` is asked only if it is encrypted."""
     head, compressed, encrypted = read_header(stored, what)
     body: IO[bytes] = stored
@@ -235,7 +244,7 @@ def decode(stored: IO[bytes], key_for: Callable[[], bytes], what: str = "object"
         body = io.BufferedReader(_Decrypter(stored, key_for(), head, what), buffer_size=FRAME_PLAINTEXT)
     if compressed:
         try:
-            body = zstandard.ZstdDecompressor().stream_reader(body, read_size=FRAME_PLAINTEXT)  # type: ignore[assignment]
+            body = zstandard.ZstdDecompressor().stream_reader(body, read_size=FRAME_PLAINTEXT)
         except zstandard.ZstdError as exc:
             raise IntegrityError(f"{what}: cannot decompress ({exc}); the object is damaged") from None
     return _ZstdErrors(body, what) if compressed else body

@@ -76,7 +76,8 @@ def _digest_select(engine: str, table: Table, quote: Callable[[str], str]) -> tu
     columns = sorted(table.columns, key=lambda c: c.name)
     on_server = [c for c in columns if c.type in _SERVER_KINDS]
     in_python = [c for c in columns if c.type not in _SERVER_KINDS]
-    fields, canon = [], []
+    fields: list[str] = []
+    canon: list[Callable[[Any], str]] = []
     if on_server:
         if engine == "postgresql":
             parts = [f"coalesce(({_digest_expr(engine, c, quote(c.name))})::text, chr(1))" for c in on_server]

@@ -203,9 +203,14 @@ def _libpq_to_url(conninfo: str) -> str:
         parts = conninfo_to_dict(conninfo)
     except Exception:
         raise ConfigError("cannot parse DB_CONNECTION_STRING; use postgresql://USER:PASSWORD@HOST:PORT/DB") from None
-    url = URL.create("postgresql", username=parts.get("user"), password=parts.get("password"),
-                     host=parts.get("host"), port=int(parts["port"]) if parts.get("port") else None,
-                     database=parts.get("dbname"))
+
+    def part(key: str) -> str | None:  # typed str | int | None; parsed from a string, a value is a str
+        value = parts.get(key)
+        return None if value is None else str(value)
+
+    port = part("port")
+    url = URL.create("postgresql", username=part("user"), password=part("password"), host=part("host"),
+                     port=int(port) if port else None, database=part("dbname"))
     return url.render_as_string(hide_password=False)
 
 

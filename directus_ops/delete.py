@@ -325,9 +325,9 @@ class _Expected:
             self._compare(count(backed_up), self.backup_counts, "since the backup", "the snapshot has")
         planned = [t for t in self.plan.project_tables if t in present]
         if len(planned) < len(self.plan.project_tables):
-            gone = next(t for t in self.plan.project_tables if t not in present)
-            self._refuse("since the delete was planned", f"table {gone}: gone, the plan counted "
-                                                         f"{self.plan.row_counts.get(gone)} rows")
+            gone_table = next(t for t in self.plan.project_tables if t not in present)
+            self._refuse("since the delete was planned", f"table {gone_table}: gone, the plan counted "
+                                                         f"{self.plan.row_counts.get(gone_table)} rows")
         self._compare(count(planned), self.plan.row_counts, "since the delete was planned", "the plan counted")
 
     def _compare(self, now: dict[str, int], then: dict[str, int], since: str, source: str) -> None:
@@ -386,6 +386,7 @@ def _drop_sqlite(settings: DatabaseSettings, plan: DeletePlan, expected: _Expect
     with db.connect(settings, isolation_level="AUTOCOMMIT") as conn:
         _check_unchanged(conn, plan)
         raw = conn.connection.driver_connection
+        assert isinstance(raw, sqlite3.Connection)  # the pysqlite driver's own
 
         def check(locked: sqlite3.Connection) -> None:  # inside the drop's write transaction: nobody writes meanwhile
             tables = [r[0] for r in locked.execute(
@@ -394,7 +395,7 @@ def _drop_sqlite(settings: DatabaseSettings, plan: DeletePlan, expected: _Expect
                 t: int(locked.execute(f'SELECT count(*) FROM "{t.replace(chr(34), chr(34) * 2)}"').fetchone()[0])
                 for t in names})
 
-        rebuilt = sqlite_drop_tables(raw, plan.system_tables, before=check)  # type: ignore[arg-type]
+        rebuilt = sqlite_drop_tables(raw, plan.system_tables, before=check)
         raw.execute("VACUUM")  # the dropped tables' pages (password hashes, tokens) are erased from the file
     return rebuilt
 

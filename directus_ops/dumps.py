@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, cast
 
 import sqlalchemy as sa
 
@@ -139,9 +139,9 @@ class _DrainedPipe(io.RawIOBase):
     def __init__(self, pipe: IO[bytes]) -> None:
         self.pipe, self.fd = pipe, pipe.fileno()
         with contextlib.suppress(OSError, AttributeError, ValueError):
-            fcntl.fcntl(self.fd, fcntl.F_SETPIPE_SZ, _PIPE_SIZE)  # type: ignore[attr-defined]
+            fcntl.fcntl(self.fd, fcntl.F_SETPIPE_SZ, _PIPE_SIZE)
         with contextlib.suppress(OSError, AttributeError, ValueError):
-            self.capacity = fcntl.fcntl(self.fd, fcntl.F_GETPIPE_SZ)  # type: ignore[attr-defined]
+            self.capacity = fcntl.fcntl(self.fd, fcntl.F_GETPIPE_SZ)
         self.capacity = getattr(self, "capacity", 65536)
         # Waiting for the pipe to fill is only safe when it holds more than the dump writes meanwhile.
         self.pause = 0.002 if self.capacity >= _PIPE_SIZE // 2 else 0.0
@@ -191,7 +191,8 @@ class _DrainedPipe(io.RawIOBase):
             self.current = memoryview(item)
         if len(self.current) <= size:  # usually: the whole chunk, not copied
             chunk, self.current = self.current, memoryview(b"")
-            return chunk.obj if len(chunk) == len(chunk.obj) else bytes(chunk)  # type: ignore[return-value]
+            whole = chunk.obj  # the queued bytes themselves
+            return whole if isinstance(whole, bytes) and len(chunk) == len(whole) else bytes(chunk)
         chunk, self.current = self.current[:size], self.current[size:]
         return bytes(chunk)
 
@@ -271,7 +272,8 @@ def _dump_mysql(settings: DatabaseSettings, consume: Callable[[IO[bytes]], None]
             conn.execute(sa.text("START TRANSACTION WITH CONSISTENT SNAPSHOT"))
             with process.spawn(args, stdout_pipe=True, pass_fds=[defaults_fd]) as proc:
                 assert proc.stdout is not None
-                join = _consume_in_thread(_DrainedPipe(proc.stdout), consume)
+                # A RawIOBase reads as IO[bytes] does; typeshed keeps the two types apart.
+                join = _consume_in_thread(cast(IO[bytes], _DrainedPipe(proc.stdout)), consume)
                 counts = count_rows(conn, tables)  # started with the dump; equal unless rows change during the dump's start
                 join()
             conn.execute(sa.text("COMMIT"))

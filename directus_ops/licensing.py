@@ -109,7 +109,7 @@ def _own_tables(conn: sa.engine.Connection, settings: DatabaseSettings) -> set[s
     return names
 
 
-def _settings_row(conn: sa.engine.Connection) -> Mapping[str, Any]:
+def _settings_row(conn: sa.engine.Connection) -> Mapping[Any, Any]:  # RowMapping: str or Column keys
     row = conn.execute(sa.text("SELECT * FROM directus_settings")).mappings().first()
     return row or {}
 

@@ -26,7 +26,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from importlib import metadata
 from pathlib import Path
@@ -106,7 +106,7 @@ def running(home: Path | None = None) -> LocalServer | None:
 
 
 @contextlib.contextmanager
-def _starter_lock(home: Path):  # type: ignore[no-untyped-def]
+def _starter_lock(home: Path) -> Iterator[None]:
     fd = os.open(home / LOCK_FILE, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)

@@ -7,7 +7,9 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -64,7 +66,7 @@ def undo(target: Any, started: list[str]) -> tuple[list[str], list[str]]:
     removed: list[str] = []
     failed: list[str] = []
 
-    def attempt(label: str, step: Any) -> None:
+    def attempt(label: str, step: Callable[[], object]) -> None:
         try:
             step()
             removed.append(label)
@@ -82,11 +84,12 @@ def undo(target: Any, started: list[str]) -> tuple[list[str], list[str]]:
         folders = new.locations[name]
         if location.driver == "local" and _inside(location.root, target.project_dir) and new.project_dir:
             continue  # removed with the project directory
+        step: Callable[[], object]
         if location.driver == "local":
-            step = (lambda r=location.root: shutil.rmtree(r)) if folders is None else \
-                (lambda r=location.root, f=folders: paths.remove_created(r, f))
+            step = partial(shutil.rmtree, location.root) if folders is None else \
+                partial(paths.remove_created, location.root, folders)
         else:
-            step = lambda l=location: _remove_s3_objects(l)  # noqa: E731
+            step = partial(_remove_s3_objects, location)
         attempt(f"the files written to {location.describe()}", step)
     if new.project_dir:
         def remove_project_dir() -> None:

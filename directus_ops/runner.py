@@ -138,9 +138,9 @@ def _run_in_runner(connection: socket.socket) -> int:
         kind, value = _REPLY.unpack(reply)
         if kind == b"p":
             child.append(value)
-            for signum in pending:
+            for pending_signum in pending:
                 with _suppress_oserror():
-                    os.kill(value, signum)
+                    os.kill(value, pending_signum)
         elif kind == b"x":
             return value
         elif kind == b"s":  # die as the command died, so a caller sees the same status

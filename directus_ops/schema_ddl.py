@@ -19,6 +19,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
+from sqlalchemy.engine.interfaces import ReflectedColumn
 
 from . import database
 
@@ -132,7 +133,7 @@ def _default(raw: str | None, engine: str = "") -> tuple[str, Any] | None:
     return ("value", text)
 
 
-def _local_type(engine: str, column: dict[str, Any], special: list[str], json_columns: bool) -> Column:
+def _local_type(engine: str, column: ReflectedColumn, special: list[str], json_columns: bool) -> Column:
     """The Directus type of a reflected column (after api/src/utils/get-local-type.ts)."""
     sqltype = column["type"]
     kind = type(sqltype).__name__.upper()
@@ -158,7 +159,8 @@ def _local_type(engine: str, column: dict[str, Any], special: list[str], json_co
     elif kind == "BIGINT":
         col.type = "bigInteger"
     elif kind in ("NUMERIC", "DECIMAL"):
-        col.type, col.precision, col.scale = "decimal", sqltype.precision, sqltype.scale
+        col.type = "decimal"
+        col.precision, col.scale = getattr(sqltype, "precision", None), getattr(sqltype, "scale", None)
         if engine == "sqlite":  # SQLite has no exact decimal: it stores REAL
             col.type, col.double = "float", True
     elif kind in ("FLOAT", "REAL", "DOUBLE", "DOUBLE_PRECISION"):
@@ -230,9 +232,11 @@ def reflect(conn: Connection, tables: list[str] | None = None, exclude: tuple[st
         for index in inspector.get_indexes(name):
             if index["name"] in fk_names or index["name"] in unique_names or index.get("duplicates_constraint"):
                 continue  # MySQL's index behind a foreign key, or the index behind a UNIQUE constraint
-            if any(c is None for c in index["column_names"]):
+            column_names = [c for c in index["column_names"] if c is not None]
+            if len(column_names) < len(index["column_names"]):
                 continue  # an expression index: not something Directus creates
-            indexes.append(Index(index["name"], list(index["column_names"]), unique=bool(index["unique"])))
+            assert index["name"] is not None  # typed optional; the three dialects name every index they reflect
+            indexes.append(Index(index["name"], column_names, unique=bool(index["unique"])))
         result.append(Table(name, columns, list(pk), fks, indexes))
     # A foreign key column must have its referenced column's type (char(36) -> uuid, int -> unsigned int).
     by_name = {t.name: t for t in result}

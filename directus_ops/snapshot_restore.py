@@ -164,7 +164,7 @@ def write_entry(repo: Repository, entry: Entry, root: str, key: str, mode: int =
     content verified in a temporary file, then renamed over what is there; a symlink entry made the same link."""
     if entry.symlink:
         link = io.BytesIO()
-        repo.copy_object_to(entry, link, on_bytes)  # type: ignore[arg-type]
+        repo.copy_object_to(entry, link, on_bytes)
         paths.write_symlink(root, key, link.getvalue())
         return
     with verified_copy.committed(paths.LocalUncommitted(root, key, mode)) as out:

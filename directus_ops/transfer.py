@@ -44,7 +44,7 @@ from collections.abc import Callable
 from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -60,6 +60,9 @@ from .schema_ddl import Column, Table, create_table_sql, fk_clause, index_sql, r
 # create_table_sql (imported above for the copy) and these two. Remove these two once it imports schema_ddl.
 ForeignKey = schema_ddl.ForeignKey
 _fk_clause = schema_ddl.fk_clause
+
+if TYPE_CHECKING:
+    import psycopg
 
 log = logging.getLogger("directus_ops.transfer")
 
@@ -497,7 +500,8 @@ def _copy_table(source_engine: sa.Engine, target_engine: sa.Engine, source: str,
         with contextlib.closing(streaming_cursor(src, source, batch_rows)) as cursor:
             cursor.execute(select)
             if source == "mysql" and target == "postgresql":
-                with dst.cursor() as out:
+                # SQLAlchemy types a generic DBAPI cursor; this is psycopg's own (COPY, a context manager).
+                with cast("psycopg.Cursor[Any]", dst.cursor()) as out:
                     out.execute("SET TIME ZONE 'UTC'")
                     # No WAL flush wait per table: the synchronous commit of the indexes and foreign keys after
                     # the rows flushes the WAL up to there, so every row is durable when copy_database returns.
@@ -509,7 +513,7 @@ def _copy_table(source_engine: sa.Engine, target_engine: sa.Engine, source: str,
                             if on_progress:
                                 on_progress(table.name, copied)
             elif target == "postgresql":
-                with dst.cursor() as out:
+                with cast("psycopg.Cursor[Any]", dst.cursor()) as out:
                     out.execute("SET TIME ZONE 'UTC'")
                     # No WAL flush wait per table: the synchronous commit of the indexes and foreign keys after
                     # the rows flushes the WAL up to there, so every row is durable when copy_database returns.
@@ -524,16 +528,16 @@ def _copy_table(source_engine: sa.Engine, target_engine: sa.Engine, source: str,
             else:
                 placeholders = ", ".join(["%s" if target == "mysql" else "?"] * len(table.columns))
                 insert = f"INSERT INTO {tq(table.name)} ({columns}) VALUES ({placeholders})"
-                out = dst.cursor()
+                target_cursor = dst.cursor()
                 if target == "mysql":
-                    out.execute("SET FOREIGN_KEY_CHECKS = 0")
-                    out.execute("SET time_zone = '+00:00'")
+                    target_cursor.execute("SET FOREIGN_KEY_CHECKS = 0")
+                    target_cursor.execute("SET time_zone = '+00:00'")
                 while rows := cursor.fetchmany(batch_rows):
-                    out.executemany(insert, rows)
+                    target_cursor.executemany(insert, rows)
                     copied += len(rows)
                     if on_progress:
                         on_progress(table.name, copied)
-                out.close()
+                target_cursor.close()
         dst.commit()
         return copied
     finally:

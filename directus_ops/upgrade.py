@@ -128,9 +128,10 @@ def plan_upgrade(project_dir: str, to: str | None = None, config_path: str | Non
         wanted = json.loads((project.root / "package.json").read_text()).get("dependencies", {}).get("directus")
         if not wanted:
             raise ProjectError(f"{project.root}/package.json does not depend on directus; pass --to VERSION")
-        target = releases.version_in_range(wanted)
-        if target is None:
+        in_range = releases.version_in_range(wanted)
+        if in_range is None:
             raise VersionError(f"no published directus matches {wanted!r} (package.json); pass --to VERSION")
+        target = in_range
     if semver.Version(target) < semver.Version(current):
         raise VersionError(f"directus@{target} is older than the installed {current}; to go back use "
                            f"`directus-ops downgrade {project.root} --to {target}`")

@@ -14,6 +14,8 @@ import hashlib
 from collections.abc import Callable, Iterator
 from typing import IO, Any, Protocol, TypeVar
 
+from .codec import ByteStream
+
 CHUNK_SIZE = 1024 * 1024  # bytes read and written at a time: memory stays bounded whatever the file's size
 
 ByteCallback = Callable[[int], None]
@@ -44,7 +46,7 @@ def committed(out: U) -> Iterator[U]:
         raise
 
 
-def stream(reader: IO[bytes], out: Any, on_bytes: ByteCallback | None = None,
+def stream(reader: ByteStream, out: Any, on_bytes: ByteCallback | None = None,
            algorithm: str = "sha256") -> tuple[str, int]:
     """Every byte of ``reader`` written to ``out``; returns their hex digest and count."""
     hasher = hashlib.new(algorithm)

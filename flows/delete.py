@@ -58,12 +58,12 @@ def delete_project(
     backed_up = None
     if backups_requested(backup_database, backup_files, backup_extensions):
         assert repo is not None  # check_delete refused a backup without a repository
-        repo_options = {"repo_endpoint": repo_endpoint, "repo_region": repo_region,
-                        "repo_secret_block": repo_secret_block, "passphrase_secret_block": passphrase_secret_block}
         # The safety net: no verified snapshot, no delete (a failing backup raises here, nothing changed).
         snapshot_id = backup(project_dir=plan.project_dir, repo=repo, config_path=config_path, workers=workers,
                              database_scope=backup_database, include_storage=backup_files,
-                             include_extensions=backup_extensions, **repo_options)
+                             include_extensions=backup_extensions, repo_endpoint=repo_endpoint,
+                             repo_region=repo_region, repo_secret_block=repo_secret_block,
+                             passphrase_secret_block=passphrase_secret_block)
         location = repository_location(repo, repo_endpoint, repo_region, repo_secret_block, passphrase_secret_block)
         verify_snapshot_content_task(location, snapshot_id, workers)
         logger.info("snapshot %s verified (every object re-read)", snapshot_id)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import shutil
 import time
 from dataclasses import dataclass, field
+from collections.abc import Callable
 from typing import Any
 
 from prefect import flow, get_run_logger
@@ -69,6 +70,7 @@ def copy_pass(plan: move.MovePlan, backup_options: dict[str, Any] | None, repo_l
 def _copy_and_check(plan: move.MovePlan, repo_location: Any, staging: str, workers: int, previous: Pass | None,
                     strict: bool, done: Pass, logger: Any) -> None:
     if plan.method == "native":
+        assert done.snapshot_id is not None  # copy_pass made the native copy's snapshot first
         done.database = copy_native_task(plan, repo_location, done.snapshot_id, final=previous is not None)
     elif plan.method == "transfer":
         done.database = copy_across_task(plan, final=previous is not None)
@@ -113,7 +115,8 @@ def cutover_steps(plan: move.MovePlan, backup_options: dict[str, Any] | None, re
     start command is typically a no-op while the app runs), config put back, in-place renames undone, app
     started on the old config and checked; ProcedureFailed says what failed and what was put back."""
     logger = get_run_logger()
-    assert plan.url
+    assert plan.url and plan.stop_command and plan.start_command  # plan_move requires them for a cutover
+    url, stop_command, start_command = plan.url, plan.stop_command, plan.start_command  # as str, for the lambdas
     before: str | None = None
     renamed_in_place = False
     started = False
@@ -141,20 +144,20 @@ def cutover_steps(plan: move.MovePlan, backup_options: dict[str, Any] | None, re
     except BaseException as exc:
         failure = redact(str(exc)) or type(exc).__name__
         logger.error("move cutover failed: %s; putting the old config back", failure)
-        rollback = []
-        steps = []
+        rollback: list[str] = []
+        steps: list[tuple[str, Callable[[], object]]] = []
         if started:
             steps.append(("app on the new config stopped", lambda: (
-                app_command_task(plan.stop_command, plan.project_dir, "stopping the app on the new config"),
-                wait_until_stopped_task(plan.url, app_timeout))))
+                app_command_task(stop_command, plan.project_dir, "stopping the app on the new config"),
+                wait_until_stopped_task(url, app_timeout))))
         if renamed_in_place:
             steps.append(("directus_files.storage names put back",
                           lambda: [rename_location_task(plan.source, n, o) for o, n in plan.renames.items()]))
         if before:
             steps.append(("old config put back", lambda: put_back_config_task(plan, before)))
         steps.append(("app started on the old config and healthy", lambda: (
-            app_command_task(plan.start_command, plan.project_dir, "starting the app on the old config"),
-            health_task(plan.url, app_timeout))))
+            app_command_task(start_command, plan.project_dir, "starting the app on the old config"),
+            health_task(url, app_timeout))))
         for label, step in steps:
             try:
                 step()
@@ -203,7 +206,7 @@ def move_project(
     name = plan.project_dir.rstrip("/").rsplit("/", 1)[-1]
     for warning in plan.warnings:
         logger.warning("%s", warning)
-    backup_options = None
+    backup_options: dict[str, Any] | None = None
     if repo:
         backup_options = {"project_dir": plan.project_dir, "repo": repo, "config_path": config_path,
                           "repo_endpoint": repo_endpoint, "repo_region": repo_region,

@@ -109,15 +109,19 @@ DatabaseScope = Annotated[Literal["entire", "system", "project", "none"], _field
 _KEEP_MAX = 100_000
 
 
-def _keep(what: str) -> Any:
-    return Annotated[int, _field(f"Keep {what}", f"Keep the newest snapshot of each of the last N {what} "
-                                                 "(0: no such rule).", ge=0, le=_KEEP_MAX)]
+def _keep(what: str) -> FieldInfo:
+    return _field(f"Keep {what}", f"Keep the newest snapshot of each of the last N {what} (0: no such rule).",
+                  ge=0, le=_KEEP_MAX)
 
 
 KeepLast = Annotated[int, _field("Keep last", "Keep the N newest snapshots (the newest is always kept).",
                                  ge=0, le=_KEEP_MAX)]
-KeepHourly, KeepDaily, KeepWeekly, KeepMonthly, KeepYearly = (
-    _keep(w) for w in ("hours", "days", "weeks", "months", "years"))
+# Spelled out: mypy takes only a literal Annotated[...] as a type alias.
+KeepHourly = Annotated[int, _keep("hours")]
+KeepDaily = Annotated[int, _keep("days")]
+KeepWeekly = Annotated[int, _keep("weeks")]
+KeepMonthly = Annotated[int, _keep("months")]
+KeepYearly = Annotated[int, _keep("years")]
 ForgetProject = Annotated[str | None, _field(
     "Project", "Apply the policy to this project's snapshots only (its directory's name; empty: all).",
     min_length=1, pattern=r"^[^/\r\n\x00]+$")]

@@ -8,6 +8,7 @@ import os
 import re
 import threading
 import time
+from collections.abc import Sequence
 from typing import Any
 
 from prefect.artifacts import (create_markdown_artifact, create_progress_artifact, create_table_artifact,
@@ -33,7 +34,8 @@ def publish(key: str, title: str, rows: list[tuple[str, object]], notes: list[st
 
 
 def publish_with_tables(key: str, title: str, rows: list[tuple[str, object]],
-                        tables: list[tuple[str, list[str], list[list[object]]]], notes: list[str] | None = None) -> None:
+                        tables: Sequence[tuple[str, Sequence[str], Sequence[Sequence[object]]]],
+                        notes: list[str] | None = None) -> None:
     """Like ``publish``, followed by titled tables (heading, column names, rows)."""
     lines = [f"# {title}", "", "| | |", "|---|---|", *(f"| {name} | {value} |" for name, value in rows)]
     for heading, columns, table_rows in tables:
@@ -57,7 +59,8 @@ def publish_snapshot_table(location: object) -> list[str]:
     repository = Repository.open(location)  # type: ignore[arg-type]
     ids = repository.snapshot_ids()
     empty = {"time": "", "project": "", "directus": "", "database": "", "files": "", "size": "", "encrypted": ""}
-    rows = [{"id": snapshot_id, **empty} for snapshot_id in ids[:-TABLE_DETAILS]]  # older ones by id only
+    rows: list[dict[str, object]] = [{"id": snapshot_id, **empty}
+                                     for snapshot_id in ids[:-TABLE_DETAILS]]  # older ones by id only
     problems: list[str] = []
     rejected: dict[str, dict] = {}
 

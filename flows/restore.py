@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import time
-from typing import Any
+from typing import Any, overload
 
 from prefect import flow, get_run_logger
 
@@ -23,6 +23,18 @@ from .report import artifact_key, human_bytes, publish
 
 # A password for --database-url travels in this variable, never as a flow parameter (those are stored).
 DATABASE_PASSWORD_ENV = "DIRECTUS_OPS_DATABASE_PASSWORD"
+
+
+@overload
+def with_password(database_url: str) -> str: ...
+
+
+@overload
+def with_password(database_url: None) -> None: ...
+
+
+@overload
+def with_password(database_url: str | None) -> str | None: ...
 
 
 def with_password(database_url: str | None) -> str | None:

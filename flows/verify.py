@@ -41,6 +41,7 @@ def verify(
     report = check_repository_task(location, snapshot, read_data_percent, workers)
     drill = None
     if restore_drill:
+        assert scratch_database_url  # checked above
         staging = snapshots.make_staging_dir()
         try:
             drill = restore_drill_task(location, snapshot, with_password(scratch_database_url), str(staging))

@@ -31,7 +31,9 @@ def repository_location(url: str, endpoint: str | None = None, region: str | Non
             try:
                 value = json.loads(value)
             except ValueError:
-                raise ConfigError(f"Secret block {secret_block!r} must hold a JSON object of S3 credentials") from None
+                value = None
+        if not isinstance(value, dict):
+            raise ConfigError(f"Secret block {secret_block!r} must hold a JSON object of S3 credentials")
         location = location.with_credentials(value)
     if passphrase_block:
         location = location.with_passphrase(str(_secret(passphrase_block, "--passphrase-secret-block")))
@@ -42,7 +44,9 @@ def _secret(name: str, option: str) -> object:
     from prefect.blocks.system import Secret
 
     try:
-        return Secret.load(name).get()
+        block = Secret.load(name)
+        assert isinstance(block, Secret)  # load() returns a coroutine only when called from async code
+        return block.get()
     except ValueError:
         raise ConfigError(f"no Prefect Secret block named {name!r}; create it or fix {option}") from None
 

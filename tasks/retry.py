@@ -7,7 +7,7 @@ from typing import Any
 from directus_ops.errors import OpsError
 
 # Retry schedule for transient I/O: quick first, then give a restarting server time.
-RETRY_DELAYS = [2, 10, 30]
+RETRY_DELAYS: list[float] = [2, 10, 30]  # float: Prefect's retry_delay_seconds takes list[float]
 _TRANSIENT_MODULES = ("botocore", "aiobotocore", "aiohttp", "s3fs", "urllib3", "psycopg", "pymysql")
 
 

@@ -7,10 +7,10 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 from prefect import task
-from prefect.cache_policies import NO_CACHE
+from prefect.cache_policies import NO_CACHE, CachePolicy
 
 from directus_ops.project import load_project
 from directus_ops.storage import StorageLocation
@@ -21,8 +21,18 @@ from directus_ops.v8.target_writer import TargetWriter
 from .repository import _secret  # the tasks' one reader of Prefect Secret blocks
 from .retry import RETRY_DELAYS, is_transient
 
-_IO = {"cache_policy": NO_CACHE, "retries": len(RETRY_DELAYS), "retry_delay_seconds": RETRY_DELAYS,
-       "retry_condition_fn": is_transient}
+
+class _TaskOptions(TypedDict):
+    """The options every I/O step shares, typed so that ``@task(**_IO)`` is checked against task()'s own."""
+
+    cache_policy: CachePolicy
+    retries: int
+    retry_delay_seconds: list[float]
+    retry_condition_fn: Callable[[Any, Any, Any], bool]
+
+
+_IO: _TaskOptions = {"cache_policy": NO_CACHE, "retries": len(RETRY_DELAYS), "retry_delay_seconds": RETRY_DELAYS,
+                      "retry_condition_fn": is_transient}
 
 
 @dataclass(frozen=True)

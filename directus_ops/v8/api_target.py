@@ -30,7 +30,7 @@ import json
 import logging
 import os
 import re
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timezone
 from decimal import Decimal
@@ -433,7 +433,8 @@ def create_schema(client: DirectusClient, schema: SchemaPlan, limit: int) -> dic
     for plan in schema.collections:
         fields = field_payloads(plan)
         if plan.name not in present:
-            body = {"collection": plan.name, "meta": _import_meta(plan.collection_row), "schema": {}, "fields": fields}
+            body: dict[str, Any] = {"collection": plan.name, "meta": _import_meta(plan.collection_row), "schema": {},
+                                    "fields": fields}
             if len(encode(body)) > limit:
                 body["fields"] = [f for f in fields if (f["schema"] or {}).get("is_primary_key")]
             send(client, "POST", "/collections", encode(body), fields="collection")
@@ -480,10 +481,10 @@ def finish_schema(client: DirectusClient, schema: SchemaPlan) -> int:
             if have != wanted:
                 client.patch(f"/fields/{plan.name}/{row['field']}", {"meta": wanted})
                 changed += 1
-    metas = {c["collection"]: c.get("meta") or {} for c in client.get("/collections")}
+    collection_metas = {c["collection"]: c.get("meta") or {} for c in client.get("/collections")}
     for plan in schema.collections:
         wanted = {k: plan.collection_row.get(k) for k in ("singleton", "accountability")}
-        meta = metas.get(plan.name, {})
+        meta = collection_metas.get(plan.name, {})
         if any(meta.get(k) != v for k, v in wanted.items()):
             client.patch(f"/collections/{plan.name}", {"meta": wanted})
             changed += 1
@@ -499,7 +500,7 @@ def _existing_keys(client: DirectusClient, plan: CollectionPlan, singleton: bool
     return _ids(client, f"/items/{plan.name}", key)
 
 
-def _rows_to_send(batches: Iterable[list[tuple[Any, ...]]], plan: CollectionPlan, converter: RowConverter,
+def _rows_to_send(batches: Iterable[Sequence[tuple[Any, ...]]], plan: CollectionPlan, converter: RowConverter,
                   stat: ItemStats, have: set[str]) -> Iterator[dict[str, Any]]:
     """The converted rows whose key the target lacks, as dicts of JSON-ready values; counts what was read."""
     names = [c.name for c in plan.columns]
@@ -551,7 +552,7 @@ def write_permissions(client: DirectusClient, rows: list[dict[str, Any]], limit:
     """The rows whose (``owner``, collection, action) the target lacks; ``owner``: ``role`` (10.x, None =
     public) or ``policy`` (11.x)."""
     # 11.x appends the app's built-in permissions (no id, no policy) to every read of /permissions: left out.
-    params = {"filter": json.dumps({"policy": {"_nnull": True}})} if owner == "policy" else {}
+    params: dict[str, Any] = {"filter": json.dumps({"policy": {"_nnull": True}})} if owner == "policy" else {}
     have = {(str(p[owner]) if p.get(owner) else None, p["collection"], p["action"])
             for p in client.pages("/permissions", fields=f"id,{owner},collection,action", sort="id", **params)}
     missing = [{**r, "fields": r["fields"].split(",") if isinstance(r["fields"], str) else r["fields"]}

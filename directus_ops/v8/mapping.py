@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import posixpath
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
@@ -611,8 +612,10 @@ def _relation_rows(source: V8Source, names: set[str]) -> list[dict[str, Any]]:
     for junction in source.junctions:
         if junction.collection not in names:
             continue
-        present = [s.collection in names or s.collection in SYSTEM_TARGETS for s in (junction.left, junction.right)]
-        for side, other, here, there in ((junction.left, junction.right, *present), (junction.right, junction.left, *present[::-1])):
+        left_here, right_here = (s.collection in names or s.collection in SYSTEM_TARGETS
+                                 for s in (junction.left, junction.right))
+        for side, other, here, there in ((junction.left, junction.right, left_here, right_here),
+                                         (junction.right, junction.left, right_here, left_here)):
             if here:
                 # With the other side left out (--skip-collections) the junction is a plain o2m of this side.
                 one_field = side.alias_field if side.collection in names else None
@@ -750,7 +753,7 @@ class RowConverter:
                 if converter is not None:
                     self.values.append((index, converter))
 
-    def rows(self, batch: list[tuple[Any, ...]]) -> tuple[list[tuple[Any, ...]], int]:
+    def rows(self, batch: Sequence[tuple[Any, ...]]) -> tuple[list[tuple[Any, ...]], int]:
         """The converted rows and how many references they carry that point at a row that exists."""
         out, found = [], 0
         for row in batch:
@@ -919,8 +922,8 @@ def map_permissions(source: V8Source, ids: IdMap, schema: SchemaPlan) -> tuple[l
                                                     if r["special"] and r["special"].split(",")[0] in listed]
         targets[plan.name] = _Target(plan.name, owner, status.field if status else None,
                                      _statuses(collection) if status else [], fields, key=plan.primary_key or "id")
-    for name, (owner, status) in SYSTEM_PERMISSIONS.items():
-        targets[name] = _Target(name, owner, status, V8_USER_STATUSES if status else [], None,
+    for name, (system_owner, system_status) in SYSTEM_PERMISSIONS.items():
+        targets[name] = _Target(name, system_owner, system_status, V8_USER_STATUSES if system_status else [], None,
                                 owner_is_user=name == "directus_users")
     groups: dict[tuple[int, str], list[Permission]] = {}
     skipped: set[str] = set()

@@ -10,6 +10,7 @@ so a stopped run is simply run again.
 
 from __future__ import annotations
 
+import datetime
 import json
 import logging
 import uuid
@@ -61,7 +62,7 @@ class Plan:
                 ids.ids[table] = {int(k): v for k, v in values.items()}
         return ids
 
-    def tz(self) -> ZoneInfo | timezone:
+    def tz(self) -> ZoneInfo | datetime.timezone:  # datetime.: the field ``timezone`` shadows the class here
         return timezone.utc if self.timezone.upper() == "UTC" else mapping.source_timezone(self.timezone)
 
 
@@ -157,7 +158,7 @@ def write_plan(work_dir: Path, checked: CheckedSource, plan: Plan, public_policy
         plan.license = found.to_json() if found else None
     plan.ids = ids.to_json()
     work_dir.mkdir(parents=True, exist_ok=True)
-    source_json = checked.source.model_dump_json(exclude=SECRET_FIELDS)  # type: ignore[arg-type]
+    source_json = checked.source.model_dump_json(exclude=SECRET_FIELDS)
     (work_dir / "source.json").write_text(source_json)
     (work_dir / "plan.json").write_text(json.dumps(asdict(plan), indent=1))
     (work_dir / "id-map.json").write_text(json.dumps(ids.to_json(), indent=1))

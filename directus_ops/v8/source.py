@@ -410,9 +410,9 @@ def read_v8(source: str | DatabaseSettings) -> V8Source:
             # One read-only snapshot: row counts agree with the metadata even while v8 is still running.
             conn.execute(sa.text("SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ"))
             conn.execute(sa.text("START TRANSACTION READ ONLY, WITH CONSISTENT SNAPSHOT"))
-            source = _Reader(conn, where).read()
+            found = _Reader(conn, where).read()
             conn.execute(sa.text("COMMIT"))
-            return source
+            return found
         except sa.exc.DBAPIError as exc:
             reason = redact(str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc))
             raise DatabaseError(f"cannot read {where}: {reason}; check the user's SELECT rights") from None

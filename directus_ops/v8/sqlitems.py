@@ -165,8 +165,8 @@ def sql_plan(plan: CollectionPlan, sources: dict[str, str], targets: dict[str, s
             if source not in INT_TYPES | STRING_TYPES - {"json"} or (c.primary):
                 return f"reference {c.name} is {source}"
             if c.references not in SYSTEM_TARGETS:
-                family = families.get(c.references or "")
-                if family is None or family.startswith("int") != (source in INT_TYPES):
+                key_family = families.get(c.references or "")
+                if key_family is None or key_family.startswith("int") != (source in INT_TYPES):
                     return f"reference {c.name} ({source}) to keys of another type"
             elif source not in INT_TYPES and c.references:
                 return f"reference {c.name} is {source}"
@@ -211,8 +211,8 @@ def export_sql(sql: SqlPlan, order: bool = True) -> str:
     parts += [f"IFNULL(JSON_VALID({_q(col.name)}), CONCAT({_BS}, 'N'))" for col in sql.json_columns]
     parts += [f"IFNULL(EXISTS (SELECT 1 FROM {_q(col.references or '')} AS k WHERE k.{_q(col.source_key or '')} = "
               f"t.{_q(col.name)}), CONCAT({_BS}, 'N'))" for col in sql.looked_up]
-    order = f" ORDER BY t.{_q(sql.plan.primary_key)}" if sql.plan.primary_key and order else ""
-    return f"SELECT CAST(CONCAT_WS({_TAB}, {', '.join(parts)}) AS BINARY) FROM {_q(sql.plan.name)} AS t{order}"
+    order_by = f" ORDER BY t.{_q(sql.plan.primary_key)}" if sql.plan.primary_key and order else ""
+    return f"SELECT CAST(CONCAT_WS({_TAB}, {', '.join(parts)}) AS BINARY) FROM {_q(sql.plan.name)} AS t{order_by}"
 
 
 def stream_lines(conn: Connection, sql: SqlPlan, rows: int, order: bool = True) -> Iterator[tuple[bytes, int]]:

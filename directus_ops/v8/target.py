@@ -23,7 +23,7 @@ import hashlib
 import logging
 import queue
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, TypeVar
@@ -247,7 +247,7 @@ def add_foreign_keys(settings: DatabaseSettings, schema: SchemaPlan) -> int:
 
 
 # -- items -------------------------------------------------------------------------------------------------------
-def _stream(conn: Connection, table: str, columns: list[str], key: str | None) -> Iterator[list[tuple[Any, ...]]]:
+def _stream(conn: Connection, table: str, columns: list[str], key: str | None) -> Iterator[Sequence[tuple[Any, ...]]]:
     """Batches of rows as tuples in ``columns`` order, from an unbuffered (server-side) pymysql cursor."""
     sql = f"SELECT {', '.join(_q(c) for c in columns)} FROM {_q(table)}" + (f" ORDER BY {_q(key)}" if key else "")
     dbapi = conn.connection.dbapi_connection

@@ -102,14 +102,15 @@ class Writer:
 
 # -- PostgreSQL ---------------------------------------------------------------------------------------------------
 def _sa_type(column: ColumnPlan) -> sa.types.TypeEngine:
-    return {
+    types: dict[str, sa.types.TypeEngine] = {
         "integer": sa.Integer(), "bigInteger": sa.BigInteger(), "string": sa.String(column.length or 255),
         "text": sa.Text(), "boolean": sa.Boolean(), "float": sa.Float(), "date": sa.Date(), "time": sa.Time(),
         "dateTime": sa.DateTime(timezone=False), "timestamp": sa.DateTime(timezone=True),
         "json": sa.JSON(none_as_null=True),
         "uuid": sa.Uuid(as_uuid=False), "binary": sa.LargeBinary(),
         "decimal": sa.Numeric(column.precision or 10, column.scale or 0, asdecimal=True),
-    }[column.type]
+    }
+    return types[column.type]
 
 
 def _server_default(column: ColumnPlan) -> Any:
@@ -148,7 +149,7 @@ class PostgresWriter(Writer):
             batch = rows[start:start + BATCH_ROWS]
             if batch:
                 # Any unique constraint; RETURNING counts what was new (an executemany's rowcount is not reliable).
-                insert = pg_insert(table).on_conflict_do_nothing().returning(sa.literal_column("1"))
+                insert: sa.Executable = pg_insert(table).on_conflict_do_nothing().returning(sa.literal_column("1"))
                 written += len(conn.execute(insert, batch).all())
         return written
 
@@ -271,7 +272,7 @@ class MysqlWriter(Writer):
         cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
         names = [c.name for c in plan.columns]
         if plan.primary_key in names:
-            index = names.index(plan.primary_key)  # type: ignore[arg-type]
+            index = names.index(plan.primary_key)
             keys = [row[index] for row in rows]
             cursor.execute(f"SELECT {_quote(names[index])} FROM {_quote(plan.name)} WHERE {_quote(names[index])} "
                            f"IN ({', '.join(['%s'] * len(keys))})", keys)
