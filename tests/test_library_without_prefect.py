@@ -21,8 +21,6 @@ ROOT = Path(__file__).resolve().parent.parent
 MODULES = sorted(m.name for m in pkgutil.walk_packages(directus_ops.__path__, "directus_ops."))
 # The command line and its warm runner are the entry point that runs the flows (above flows/, not under it).
 ENTRY_POINTS = {"directus_ops.cli", "directus_ops.runner"}
-# Known, being fixed on the v8 branch (its Secret block lookup moves out): remove this entry when that is merged.
-KNOWN = {"directus_ops.v8.api_target"}
 PREFECT_PACKAGES = ("prefect", "flows", "tasks")  # flows/ and tasks/ import Prefect
 
 IMPORT_ALL = """
@@ -70,9 +68,7 @@ def prefect_imports(module: str) -> list[str]:
     return found
 
 
-@pytest.mark.parametrize("module", [
-    pytest.param(m, marks=pytest.mark.xfail(strict=True, reason="imports Prefect (v8 branch fixes it)")) if m in KNOWN else m
-    for m in MODULES if m not in ENTRY_POINTS])
+@pytest.mark.parametrize("module", [m for m in MODULES if m not in ENTRY_POINTS])
 def test_the_module_needs_no_prefect(module: str, import_failures: dict[str, str]) -> None:
     assert module not in import_failures, import_failures[module]
     assert not prefect_imports(module), f"{module} imports Prefect: {prefect_imports(module)}"
