@@ -26,7 +26,7 @@ from tasks.repository import repository_location
 from . import parameters as p
 from .backup import backup
 from .report import artifact_key, human_bytes, publish_with_tables
-from .restore import with_password
+from directus_ops.database_password import with_password
 
 
 @dataclass

@@ -25,7 +25,7 @@ from tasks.v8 import (api_comments_task, api_files_task, api_items_task, api_peo
 
 from . import parameters as p
 from .report import artifact_key, human_bytes, publish
-from .restore import with_password
+from directus_ops.database_password import with_password
 
 NOTES_SHOWN = 200  # report lines per list (the JSON report next to the id map has them all)
 

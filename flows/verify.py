@@ -17,7 +17,7 @@ from tasks.verify import check_repository_task, restore_drill_task
 
 from . import parameters as p
 from .report import artifact_key, human_bytes, publish
-from .restore import with_password
+from directus_ops.database_password import with_password
 
 
 class VerificationFailed(IntegrityError):
