@@ -47,7 +47,7 @@ def backup(
     # errors fail the run with the same one-line message.
     project = check_backup(project_dir, location, config_path, database_scope)
     snapshot_id, started = snapshot.start_snapshot_id()
-    logger.info("snapshot %s of project %s into %s", snapshot_id, project.name, repo)
+    logger.info("snapshot %s of project %s into %s", snapshot_id, project.name, repo.url)
     staging = snapshot.make_staging_dir()
     # A shared lock: other backups may run, prune may not (it would delete objects not yet in a manifest,
     # or those of the parent snapshot this one reuses).

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import shutil
 import time
-from typing import Any
 
 from prefect import flow, get_run_logger
 
@@ -20,6 +19,7 @@ from tasks.verify import verify_snapshot_content_task
 
 from . import parameters as p
 from .report import artifact_key, human_bytes, publish
+
 
 @flow(name="restore", description="Restore a snapshot into the same Directus project or a new target, verifying every checksum.")
 @project_lock.exclusive("restore")
