@@ -20,17 +20,21 @@ import os
 import sys
 from pathlib import Path
 from collections.abc import Callable, Iterator
-from typing import Annotated, Any, Optional
+from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 
 import tasks  # noqa: F401 (importing it sets Prefect's environment defaults, before anything imports Prefect)
 
 from . import local_server, progress
-from .cli_binding import Binding, cli_parameters, flow_arguments
+from .cli_binding import (REPOSITORY_OPTIONS, Binding, cli_parameters, flow_arguments, repository_options,
+                          required_repository_parameters)
 from .database_password import hide_password
 from .errors import ConfigError, OpsError
 from .redact import redact
+
+if TYPE_CHECKING:
+    from flows.parameters import RepositoryOptions
 
 app = typer.Typer(
     name="directus-ops",
@@ -70,6 +74,8 @@ def user_errors() -> Iterator[None]:
     except KeyboardInterrupt:
         raise typer.Exit(130) from None
     except OpsError as exc:
+        for line in getattr(exc, "report_lines", list)():  # a failure's whole report (verify's problems): stdout
+            typer.echo(line)
         raise fail(exc) from None
 
 
@@ -265,6 +271,51 @@ def print_result(result: Any) -> None:
         typer.echo(line)
 
 
+# -- commands not bound to a flow that take a repository as the flows do ------------------------------------------
+@dataclasses.dataclass(frozen=True)
+class _RepositoryCommand:
+    command: Callable[..., None]  # what typer calls
+    body: Callable[..., None]  # the decorated function: its own parameters, and ``repo``
+
+
+_REPOSITORY_COMMANDS: dict[str, _RepositoryCommand] = {}  # by the command's path, e.g. "repository upgrade"
+
+
+def repository_command(path: str) -> Callable[[Callable[..., None]], Callable[..., None]]:
+    """A command whose ``repo: RepositoryOptions`` parameter is given as the five options a flow's repository
+    parameter has (cli_binding's --repo, --repo-endpoint, --repo-region, --repo-secret-block,
+    --passphrase-secret-block), checked as a flow checks them. Its options are set when the command is built
+    (``command``): deriving them imports flows.parameters, which other commands need not wait for."""
+
+    def decorate(body: Callable[..., None]) -> Callable[..., None]:
+        def command(**given: Any) -> None:
+            options = {cli_name: given.pop(cli_name, None) for cli_name, _, _ in REPOSITORY_OPTIONS.values()}
+            with user_errors():
+                repo = repository_options(options)
+            if repo is not None and (repo.secret_block or repo.passphrase_secret_block):
+                _use_prefect()  # the blocks live on the Prefect server this command reports to
+            body(repo=repo, **given)
+
+        command.__doc__, command.__name__ = body.__doc__, body.__name__
+        _REPOSITORY_COMMANDS[path] = _RepositoryCommand(command, body)
+        return command
+
+    return decorate
+
+
+def _add_repository_options(spec: _RepositoryCommand) -> None:
+    import typing
+
+    from flows.parameters import RepositoryOptions
+
+    hints = typing.get_type_hints(spec.body, localns={"RepositoryOptions": RepositoryOptions}, include_extras=True)
+    own = [parameter.replace(kind=inspect.Parameter.KEYWORD_ONLY, annotation=hints[name])
+           for name, parameter in inspect.signature(spec.body).parameters.items() if name != "repo"]
+    parameters = required_repository_parameters() + own
+    spec.command.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
+        sorted(parameters, key=lambda p: p.default is not inspect.Parameter.empty))
+
+
 @flow_command(app, "backup", "flows.backup:backup", Binding(positional=("project_dir",)))
 def backup(snapshot_id: str) -> None:
     """Back up a project: database dump, every storage location, config, extensions. Prints the snapshot id."""
@@ -272,16 +323,15 @@ def backup(snapshot_id: str) -> None:
 
 
 @app.command()
+@repository_command("snapshots")
 def snapshots(
-    repo: RepoOption,
+    repo: RepositoryOptions,
     as_json: Annotated[bool, typer.Option("--json", help="Print the snapshots as JSON.")] = False,
-    repo_endpoint: RepoEndpoint = None,
-    repo_region: RepoRegion = None,
-    repo_secret_block: RepoSecretBlock = None,
-    passphrase_secret_block: PassphraseBlock = None,
 ) -> None:
     """List the snapshots in a repository, oldest first (manifests are authenticated: this needs the passphrase).
     A manifest that cannot be read or trusted is left out with a warning on stderr."""
+    from tasks.repository import repository_location
+
     from .repository import Repository
     from .snapshot import SnapshotSummary
 
@@ -289,13 +339,13 @@ def snapshots(
         typer.echo(f"directus-ops: warning: {redact(str(exc)).splitlines()[0]}", err=True)
 
     with user_errors():
-        repository = Repository.open(_location(repo, repo_endpoint, repo_region, repo_secret_block, passphrase_secret_block))
+        repository = Repository.open(repository_location(repo))
         summaries = [SnapshotSummary.of(m) for m in repository.headers(on_rejected=left_out)]
     if as_json:
         typer.echo(json.dumps([s.__dict__ for s in summaries], indent=2))
         return
     if not summaries:
-        typer.echo(f"no snapshots in {repo}")
+        typer.echo(f"no snapshots in {repo.url}")
         return
     typer.echo(f"{'ID':<24} {'TIME (UTC)':<20} {'PROJECT':<20} {'DIRECTUS':<9} {'DATABASE':<18} {'FILES':>7} {'SIZE':>10}")
     for s in summaries:
@@ -351,106 +401,19 @@ def demo(
         raise typer.Exit(1)
 
 
-@app.command()
-def verify(
-    repo: RepoOption,
-    snapshot: Annotated[str, typer.Option("--snapshot", help="A snapshot id (or unique part), 'latest', or 'all'.")] = "all",
-    read_data: Annotated[Optional[float], typer.Option("--read-data", help="Also re-read and re-hash the stored bytes: all of them, or a random PERCENT (--read-data 10).", metavar="[PERCENT]")] = None,
-    restore_drill: Annotated[bool, typer.Option("--restore-drill", help="Restore the snapshot's database into --scratch-database, compare every table's row count, drop it.")] = False,
-    scratch_database: Annotated[Optional[str], typer.Option("--scratch-database", help="URL of a database that does not exist yet (postgresql://, mysql://, sqlite:///); created and dropped by the drill.")] = None,
-    repo_endpoint: RepoEndpoint = None,
-    repo_region: RepoRegion = None,
-    repo_secret_block: RepoSecretBlock = None,
-    passphrase_secret_block: PassphraseBlock = None,
-    workers: Workers = 8,
-) -> None:
+@flow_command(app, "verify", "flows.verify:verify")
+def verify(result: Any) -> None:
     """Check a repository: every manifest, every object present with its size; with --read-data the bytes
-    themselves. Prints each problem by snapshot, location and key; exits 9 if there is any."""
-    try:
-        from flows.verify import VerificationFailed, verify as verify_flow
-
-        from .repository import Repository
-        from .verify import select_snapshots
-
-        _quiet_prefect()
-        flow_url = hide_password(scratch_database) if scratch_database else None
-        select_snapshots(Repository.open(_location(repo, repo_endpoint, repo_region, repo_secret_block,
-                                                   passphrase_secret_block)), snapshot)
-        result = _run_flow(verify_flow, repo=repo, snapshot=snapshot, read_data_percent=read_data,
-                           restore_drill=restore_drill, scratch_database_url=flow_url, repo_endpoint=repo_endpoint,
-                           repo_region=repo_region, repo_secret_block=repo_secret_block,
-                           passphrase_secret_block=passphrase_secret_block, workers=workers)
-    except VerificationFailed as exc:
-        from .verify import problems_text
-
-        for line in problems_text(exc.report.problems, limit=1000):
-            typer.echo(line)
-        if exc.drill and not exc.drill.ok:
-            for table, (want, got) in exc.drill.mismatches.items():
-                typer.echo(f"restore drill: table {table} has {got} rows, the manifest recorded {want}")
-        raise fail(exc) from None
-    except KeyboardInterrupt:
-        raise typer.Exit(130) from None
-    except OpsError as exc:
-        raise fail(exc) from None
-    line = f"ok: {len(result['snapshots'])} snapshots, {result['entries']} entries"
-    if read_data is not None:
-        line += f", {result['objects_read']} objects re-read ({progress.human_bytes(result['bytes_read'])})"
-    if result["drill"]:
-        drill = result["drill"]
-        line += f"; restore drill of {drill['snapshot']}: {drill['tables']} tables, {drill['rows']} rows match"
-    typer.echo(line)
+    themselves (--read-data alone: all of them). Prints each problem by snapshot, location and key; exits 9 if
+    there is any."""
+    print_result(result)
 
 
-@app.command()
-def forget(
-    repo: RepoOption,
-    keep_last: Annotated[int, typer.Option("--keep-last", min=0, help="Keep the N newest snapshots.")] = 0,
-    keep_hourly: Annotated[int, typer.Option("--keep-hourly", min=0, help="Keep the newest snapshot of each of the last N hours that have one.")] = 0,
-    keep_daily: Annotated[int, typer.Option("--keep-daily", min=0, help="... of each of the last N days (UTC).")] = 0,
-    keep_weekly: Annotated[int, typer.Option("--keep-weekly", min=0, help="... of each of the last N ISO weeks.")] = 0,
-    keep_monthly: Annotated[int, typer.Option("--keep-monthly", min=0, help="... of each of the last N months.")] = 0,
-    keep_yearly: Annotated[int, typer.Option("--keep-yearly", min=0, help="... of each of the last N years.")] = 0,
-    project: Annotated[Optional[str], typer.Option("--project", help="Only this project's snapshots (default: each project on its own).")] = None,
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="Show what would be forgotten and pruned; change nothing.")] = False,
-    prune: Annotated[bool, typer.Option("--prune", help="Then delete the data no snapshot references, and leftovers of interrupted backups.")] = False,
-    lock_wait: Annotated[float, typer.Option("--lock-wait", min=0, help="Seconds prune waits for running backups to finish.")] = 0,
-    repo_endpoint: RepoEndpoint = None,
-    repo_region: RepoRegion = None,
-    repo_secret_block: RepoSecretBlock = None,
-    passphrase_secret_block: PassphraseBlock = None,
-) -> None:
+@flow_command(app, "forget", "flows.forget:forget")
+def forget(result: Any) -> None:
     """Forget snapshots by a retention policy (grandfather-father-son, like restic); the newest snapshot of each
     project is always kept. With --prune, free the space."""
-    with user_errors():
-        from flows.forget import forget as forget_flow
-
-        from .repository import Repository
-        from .retention import Policy
-
-        _quiet_prefect()
-        Policy(keep_last, keep_hourly, keep_daily, keep_weekly, keep_monthly, keep_yearly)
-        Repository.open(_location(repo, repo_endpoint, repo_region, repo_secret_block, passphrase_secret_block))
-        result = _run_flow(forget_flow, repo=repo, keep_last=keep_last, keep_hourly=keep_hourly, keep_daily=keep_daily,
-                           keep_weekly=keep_weekly, keep_monthly=keep_monthly, keep_yearly=keep_yearly,
-                           project=project, dry_run=dry_run, prune=prune, lock_wait_seconds=lock_wait,
-                           repo_endpoint=repo_endpoint,
-                           repo_region=repo_region, repo_secret_block=repo_secret_block,
-                           passphrase_secret_block=passphrase_secret_block)
-    for snapshot_id, problem in sorted(result.get("left_out", {}).items()):
-        typer.echo(f"directus-ops: warning: left out of the retention decision (neither kept nor forgotten): "
-                   f"{redact(problem).splitlines()[0]}", err=True)
-    for snapshot_id, reasons in sorted(result["keep"].items()):
-        typer.echo(f"keep    {snapshot_id}  ({', '.join(reasons)})")
-    for snapshot_id in sorted(result["forget"]):
-        typer.echo(f"{'would forget' if dry_run else 'forget'}  {snapshot_id}")
-    if result["prune"]:
-        pruned = result["prune"]
-        verb = "would delete" if dry_run else "deleted"
-        typer.echo(f"prune: {verb} {pruned['objects_deleted']} objects ({progress.human_bytes(pruned['bytes_freed'])}) "
-                   f"and {pruned['leftovers_deleted']} leftovers; {pruned['objects_kept']} objects still referenced"
-                   + (f"; {pruned.get('packs_deleted', 0)} pack files removed, {pruned.get('packs_repacked', 0)} of them "
-                      "rewritten" if pruned.get("packs_deleted") else ""))
+    print_result(result)
 
 
 repository_app = typer.Typer(name="repository", help="Maintenance of a snapshot repository.", no_args_is_help=True)
@@ -458,13 +421,10 @@ app.add_typer(repository_app)
 
 
 @repository_app.command("upgrade")
+@repository_command("repository upgrade")
 def repository_upgrade(
-    repo: RepoOption,
+    repo: RepositoryOptions,
     lock_wait: Annotated[float, typer.Option("--lock-wait", min=0, help="Seconds to wait for running backups to finish.")] = 0,
-    repo_endpoint: RepoEndpoint = None,
-    repo_region: RepoRegion = None,
-    repo_secret_block: RepoSecretBlock = None,
-    passphrase_secret_block: PassphraseBlock = None,
 ) -> None:
     """Bring a format-2 repository to format 3: sign each readable manifest with a MAC made from the
     repository's key, then write format 3 to config.json (under an exclusive lock: no backup runs meanwhile).
@@ -472,18 +432,19 @@ def repository_upgrade(
     there, so check the repository first (or upgrade a copy you trust). Manifests that cannot be read are
     reported and left unsigned (every command refuses them afterwards; remove them)."""
     with user_errors():
+        from tasks.repository import repository_location
+
         from .repository_upgrade import upgrade_repository
 
-        location = _location(repo, repo_endpoint, repo_region, repo_secret_block, passphrase_secret_block)
-        result = upgrade_repository(location, wait=lock_wait)
+        result = upgrade_repository(repository_location(repo), wait=lock_wait)
     for snapshot_id, problem in sorted(result.unreadable.items()):
         typer.echo(f"directus-ops: warning: snapshot {snapshot_id} left unsigned: {redact(problem).splitlines()[0]}", err=True)
     if result.already:
-        typer.echo(f"{repo} already has format {result.format}: nothing to do")
+        typer.echo(f"{repo.url} already has format {result.format}: nothing to do")
         return
     for snapshot_id, project_name in sorted(result.signed.items()):
         typer.echo(f"signed  {snapshot_id}  (project {project_name})")
-    typer.echo(f"{repo} upgraded to format {result.format}: {len(result.signed)} manifests signed, "
+    typer.echo(f"{repo.url} upgraded to format {result.format}: {len(result.signed)} manifests signed, "
                f"{len(result.unreadable)} left unsigned" + (" (refused from now on; remove them)" if result.unreadable else ""))
 
 
@@ -731,7 +692,7 @@ def v8_rewrite_query(
 @app.command()
 def serve(
     project_dir: Annotated[Path, typer.Argument(help="The Directus project directory the deployments act on.")],
-    repo: RepoOption,
+    repo: Annotated[str, typer.Option("--repo", envvar="DIRECTUS_OPS_REPO", help="Where the snapshots are: a local directory or s3://bucket/prefix.")],
     scratch_database: Annotated[Optional[str], typer.Option("--scratch-database", envvar="DIRECTUS_OPS_SCRATCH_DATABASE_URL", help="Also serve verify-drill: weekly, the latest snapshot's database restored into this scratch database (created and dropped; a password goes to DIRECTUS_OPS_DATABASE_PASSWORD).")] = None,
 ) -> None:
     """Serve every flow as a deployment from this process (schedules included; no work pool needed). Runs until
@@ -866,6 +827,9 @@ def command(invoked: str | None = None) -> Any:
     for path, spec in _FLOW_COMMANDS.items():
         if invoked is None or path == invoked:
             _add_flow_command(spec)
+    for path, repository_spec in _REPOSITORY_COMMANDS.items():
+        if invoked is None or path == invoked:
+            _add_repository_options(repository_spec)
     return typer.main.get_command(app)
 
 
@@ -873,7 +837,8 @@ _FLOW_GROUPS = frozenset({"v8"})  # groups holding commands bound to flows
 
 
 def _invoked(argv: list[str]) -> str | None:
-    """The command a command line invokes ("backup", "v8 migrate"), if it is a known one; None otherwise."""
+    """The command a command line invokes ("backup", "v8 migrate", "repository upgrade"), if it is a known one;
+    None otherwise."""
     words = [a for a in argv if not a.startswith("-")][:2]
     if not words:
         return None
@@ -881,6 +846,9 @@ def _invoked(argv: list[str]) -> str | None:
         return " ".join(words)
     if words[0] in _FLOW_COMMANDS:
         return words[0]
+    for path in (" ".join(words), words[0]):
+        if path in _REPOSITORY_COMMANDS:
+            return path
     known = {c.name for c in app.registered_commands} | {g.name for g in app.registered_groups}
     return "" if words[0] in known and words[0] not in _FLOW_GROUPS else None
 

@@ -17,11 +17,14 @@ import typing
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 
 from .errors import ConfigError
+
+if TYPE_CHECKING:
+    from flows.parameters import RepositoryOptions
 
 # Parameters holding a path on this host: resolved where the command is typed.
 PATH_PARAMETERS = frozenset({"project_dir", "config_path", "config_out", "work_dir"})
@@ -91,8 +94,6 @@ def cli_parameters(fn: Callable[..., Any], binding: Binding) -> list[inspect.Par
 
 def flow_arguments(fn: Callable[..., Any], binding: Binding, given: dict[str, Any]) -> dict[str, Any]:
     """The flow's keyword arguments from the command's parsed options."""
-    from flows.parameters import RepositoryOptions
-
     from .database_password import hide_password
 
     arguments: dict[str, Any] = {}
@@ -101,8 +102,7 @@ def flow_arguments(fn: Callable[..., Any], binding: Binding, given: dict[str, An
             continue
         value_type, _ = _unwrap(parameter.annotation)
         if _repository_type(value_type):
-            values = {key: given.get(cli_name) for key, (cli_name, _, _) in REPOSITORY_OPTIONS.items()}
-            arguments[name] = RepositoryOptions(**values) if values["url"] else None
+            arguments[name] = repository_options(given)
             continue
         value = given.get(name)
         if value is not None and name in binding.convert:
@@ -115,6 +115,27 @@ def flow_arguments(fn: Callable[..., Any], binding: Binding, given: dict[str, An
             value = parse_pairs(binding.flags.get(name) or "--" + name.replace("_", "-"), value)
         arguments[name] = value
     return arguments
+
+
+def repository_options(given: Mapping[str, Any]) -> RepositoryOptions | None:
+    """The five repository options as one RepositoryOptions (None without --repo), checked as a flow checks it:
+    a bad value is one line naming its option."""
+    from pydantic import ValidationError
+
+    from flows.parameters import RepositoryOptions, first_problem
+
+    from .repository import RepositoryLocation
+
+    values = {key: given.get(cli_name) for key, (cli_name, _, _) in REPOSITORY_OPTIONS.items()}
+    if not values["url"]:
+        return None
+    RepositoryLocation(url=values["url"])  # names what an s3:// URL lacks (its bucket) better than a pattern does
+    try:
+        return RepositoryOptions(**values)
+    except ValidationError as exc:
+        key, problem = first_problem(exc).split(": ", 1)
+        flag = REPOSITORY_OPTIONS[key][1] if key in REPOSITORY_OPTIONS else "--repo"
+        raise ConfigError(f"invalid option: {flag}: {problem}; see --help") from None
 
 
 def parse_pairs(flag: str, values: list[str]) -> dict[str, str] | None:
@@ -187,3 +208,11 @@ def _repository_parameters(description: str | None, required: bool) -> list[insp
         out.append(inspect.Parameter(cli_name, inspect.Parameter.KEYWORD_ONLY, annotation=annotation,
                                      default=inspect.Parameter.empty if url_required else None))
     return out
+
+
+def required_repository_parameters() -> list[inspect.Parameter]:
+    """The five options of a required repository (as a flow's ``repo: p.Repo`` gets them), for a command that
+    runs no flow but takes a repository (snapshots, repository upgrade)."""
+    from flows.parameters import Repo
+
+    return _repository_parameters(_unwrap(Repo)[1], required=True)
