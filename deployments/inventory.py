@@ -161,7 +161,7 @@ def load_inventory(path: str | Path) -> Inventory:
 
 def project_deployments(project: InventoryProject, inventory: Inventory) -> list[Any]:
     """The backup, verify and forget deployments of one project, and its drill if it names a scratch database
-    (not yet applied)."""
+    (not yet applied). Each one's parameters are checked against its flow's own signature, as a run's are."""
     from prefect.deployments.runner import EntrypointType
     from prefect.schedules import Cron
 
@@ -169,23 +169,31 @@ def project_deployments(project: InventoryProject, inventory: Inventory) -> list
     from flows.forget import forget
     from flows.verify import verify
 
+    def checked(flow: Any, parameters: dict[str, Any]) -> dict[str, Any]:
+        try:
+            p.check_parameters(flow, parameters)
+        except ConfigError as exc:
+            raise ConfigError(f"project {project.name}: {exc}") from None
+        return parameters
+
     tags = ["directus", f"project:{project.name}", *project.tags]
     common: dict[str, Any] = {"entrypoint_type": EntrypointType.MODULE_PATH, "enforce_parameter_schema": True,
                               "work_queue_name": inventory.work_queue}
-    verify_parameters: dict[str, Any] = {"repo": project.repo, "snapshot": "all"}
+    repo = {"url": project.repo}  # the flows' repository parameter (the inventory names only its URL)
+    verify_parameters: dict[str, Any] = {"repo": repo, "snapshot": "all"}
     if project.verify_read_data_percent:
         verify_parameters["read_data_percent"] = project.verify_read_data_percent
     result = [
-        backup.to_deployment(name=project.name, parameters={"project_dir": project.dir, "repo": project.repo},
+        backup.to_deployment(name=project.name, parameters=checked(backup, {"project_dir": project.dir, "repo": repo}),
                              schedules=[Cron(project.backup_cron, timezone=project.timezone)], tags=[*tags, "backup"],
                              description=f"Back up {project.name} ({project.dir}) into {project.repo}.", **common),
-        verify.to_deployment(name=project.name, parameters=verify_parameters,
+        verify.to_deployment(name=project.name, parameters=checked(verify, verify_parameters),
                              schedules=[Cron(project.verify_cron, timezone=project.timezone)] if project.verify_cron else [],
                              tags=[*tags, "verify"], description=f"Verify {project.name}'s snapshots in {project.repo}.",
                              **common),
         forget.to_deployment(name=project.name,
-                             parameters={"repo": project.repo, **project.retention.model_dump(),
-                                         "prune": True, "lock_wait_seconds": 3600},
+                             parameters=checked(forget, {"repo": repo, **project.retention.model_dump(),
+                                                         "prune": True, "lock_wait_seconds": 3600}),
                              schedules=[Cron(project.forget_cron, timezone=project.timezone)],
                              tags=[*tags, "retention"],
                              description=f"Apply {project.name}'s retention to {project.repo} and prune.", **common),
@@ -193,8 +201,8 @@ def project_deployments(project: InventoryProject, inventory: Inventory) -> list
     if project.scratch_database_url:
         result.append(verify.to_deployment(
             name=f"{project.name}-drill",
-            parameters={"repo": project.repo, "snapshot": "latest", "restore_drill": True,
-                        "scratch_database_url": project.scratch_database_url},
+            parameters=checked(verify, {"repo": repo, "snapshot": "latest", "restore_drill": True,
+                                        "scratch_database_url": project.scratch_database_url}),
             schedules=[Cron(project.drill_cron, timezone=project.timezone)], tags=[*tags, "verify", "drill"],
             description=f"Restore drill of {project.name}: its latest snapshot's database restored into "
                         f"{project.scratch_database_url}, row counts compared, dropped.", **common))
@@ -202,13 +210,17 @@ def project_deployments(project: InventoryProject, inventory: Inventory) -> list
 
 
 def apply_inventory(path: str | Path) -> list[str]:
-    """Create or update every project's deployments; returns their names (``flow/deployment``)."""
+    """Create or update every project's deployments; returns their names (``flow/deployment``). Every one is
+    built and checked before any is applied: a bad entry deploys nothing."""
     inventory = load_inventory(path)
+    try:
+        deployments = [d for project in inventory.projects for d in project_deployments(project, inventory)]
+    except ConfigError as exc:
+        raise ConfigError(f"inventory {path}: {exc}") from None
     names = []
-    for project in inventory.projects:
-        for deployment in project_deployments(project, inventory):
-            deployment.apply(work_pool_name=inventory.work_pool)
-            names.append(f"{deployment.flow_name}/{deployment.name}")
+    for deployment in deployments:
+        deployment.apply(work_pool_name=inventory.work_pool)
+        names.append(f"{deployment.flow_name}/{deployment.name}")
     return names
 
 

@@ -5,9 +5,9 @@ host that runs Directus.
     (or: directus-ops serve)
 
 Every flow defined in a module of ``flows/`` is served (a new procedure joins by existing), as a deployment
-named like the flow, with ``project_dir`` and ``repo`` filled in where the flow takes them, and the schedule
-and defaults of ``SCHEDULED`` / ``DEFAULTS`` below. With DIRECTUS_OPS_SCRATCH_DATABASE_URL (a database that
-does not exist yet, no password in the URL: DIRECTUS_OPS_DATABASE_PASSWORD), a ``verify-drill`` deployment
+named like the flow, with ``project_dir`` and ``repo`` (its ``url``) filled in where the flow takes them, and the
+schedule and defaults of ``SCHEDULED`` / ``DEFAULTS`` below. With DIRECTUS_OPS_SCRATCH_DATABASE_URL (a database
+that does not exist yet, no password in the URL: DIRECTUS_OPS_DATABASE_PASSWORD), a ``verify-drill`` deployment
 also restores the latest snapshot's database into it weekly (the restore drill). Schedules pause while this
 process is stopped.
 """
@@ -63,8 +63,10 @@ def flows() -> list[Flow]:
 
 
 def deployment_parameters(flow: Flow, project_dir: str, repo: str) -> dict[str, Any]:
+    """The project, the repository (its url: the flows' ``repo`` is a RepositoryOptions object) and the flow's
+    DEFAULTS, each where the flow takes it."""
     accepted = flow.parameters.properties
-    given = {"project_dir": project_dir, "repo": repo, **DEFAULTS.get(flow.name, {})}
+    given = {"project_dir": project_dir, "repo": {"url": repo}, **DEFAULTS.get(flow.name, {})}
     return {k: v for k, v in given.items() if k in accepted}
 
 
@@ -83,7 +85,7 @@ def deployments(project_dir: str, repo: str, scratch_database_url: str | None = 
 
         variable, default = DRILL_CRON
         result.append(verify.to_deployment(
-            name=DRILL_NAME, parameters={"repo": repo, "snapshot": "latest", "restore_drill": True,
+            name=DRILL_NAME, parameters={"repo": {"url": repo}, "snapshot": "latest", "restore_drill": True,
                                          "scratch_database_url": scratch_database_url},
             schedules=[Cron(os.environ.get(variable, default), timezone="UTC")], tags=["directus", "verify", "drill"],
             description="Restore drill: the latest snapshot's database restored into a scratch database, its row "

@@ -11,22 +11,30 @@ Exit codes: 0 ok, 1 other failure, 2 config/project, 3 tool missing, 4 database,
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
+import inspect
 import json
 import logging
 import os
 import sys
 from pathlib import Path
-from collections.abc import Iterator
-from typing import Annotated, Any, NoReturn, Optional
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn, Optional
 
 import typer
 
 import tasks  # noqa: F401 (importing it sets Prefect's environment defaults, before anything imports Prefect)
 
 from . import local_server, progress
+from .cli_binding import (REPOSITORY_OPTIONS, Binding, cli_parameters, flow_arguments, repository_options,
+                          required_repository_parameters)
+from .database_password import hide_password
 from .errors import ConfigError, OpsError
 from .redact import redact
+
+if TYPE_CHECKING:
+    from flows.parameters import RepositoryOptions
 
 app = typer.Typer(
     name="directus-ops",
@@ -66,6 +74,8 @@ def user_errors() -> Iterator[None]:
     except KeyboardInterrupt:
         raise typer.Exit(130) from None
     except OpsError as exc:
+        for line in getattr(exc, "report_lines", list)():  # a failure's whole report (verify's problems): stdout
+            typer.echo(line)
         raise fail(exc) from None
 
 
@@ -200,45 +210,128 @@ def _location(repo: str, endpoint: str | None, region: str | None, secret_block:
     return repository_location(repo, endpoint, region, secret_block, passphrase_block)
 
 
-@app.command()
-def backup(
-    project_dir: Annotated[Path, typer.Argument(help="The Directus project directory (holding its .env).")],
-    repo: RepoOption,
-    config: Annotated[Optional[Path], typer.Option("--config", envvar="CONFIG_PATH", help="The project's config file if not PROJECT_DIR/.env (Directus's CONFIG_PATH).")] = None,
-    repo_endpoint: RepoEndpoint = None,
-    repo_region: RepoRegion = None,
-    repo_secret_block: RepoSecretBlock = None,
-    passphrase_secret_block: PassphraseBlock = None,
-    encrypt: Annotated[bool, typer.Option("--encrypt", help="Encrypt the whole snapshot (the config file is always encrypted).")] = False,
-    workers: Workers = 8,
-) -> None:
-    """Back up a project: database dump, every storage location, config, extensions. Prints the snapshot id."""
-    with user_errors():
-        from flows.backup import backup as backup_flow
-        from flows.backup import check_backup
+# -- commands bound to flows: their options are the flow's parameters (directus_ops/cli_binding.py) ------------
+@dataclasses.dataclass(frozen=True)
+class _FlowCommand:
+    group: typer.Typer
+    name: str
+    flow: str  # module:attribute, imported only when the command is built
+    binding: Binding
+    render: Callable[[Any], None]
+    prepare: Callable[[dict[str, Any]], dict[str, Any] | None] | None
 
-        _quiet_prefect()
-        location = _location(repo, repo_endpoint, repo_region, repo_secret_block, passphrase_secret_block)
-        config_path = str(config.resolve()) if config else None  # relative to where the command is typed
-        check_backup(str(project_dir), location, config_path)
-        snapshot_id = _run_flow(backup_flow, project_dir=str(project_dir), repo=repo, config_path=config_path,
-                                repo_endpoint=repo_endpoint, repo_region=repo_region,
-                                repo_secret_block=repo_secret_block, passphrase_secret_block=passphrase_secret_block,
-                                encrypt=encrypt, workers=workers)
+
+_FLOW_COMMANDS: dict[str, _FlowCommand] = {}  # by the command's path, e.g. "backup", "v8 migrate"
+
+
+def flow_command(group: typer.Typer, name: str, flow: str, binding: Binding = Binding(), *,
+                 prepare: Callable[[dict[str, Any]], dict[str, Any] | None] | None = None,
+                 path: str | None = None) -> Callable[[Callable[[Any], None]], Callable[[Any], None]]:
+    """Declare a command that runs ``flow`` with the options derived from its signature. The decorated function
+    prints the flow's result; its docstring is the command's help. ``prepare`` may check or complete the flow's
+    arguments first (return None to stop: it printed why)."""
+
+    def decorate(render: Callable[[Any], None]) -> Callable[[Any], None]:
+        _FLOW_COMMANDS[path or name] = _FlowCommand(group, name, flow, binding, render, prepare)
+        return render
+
+    return decorate
+
+
+def _add_flow_command(spec: _FlowCommand) -> None:
+    import importlib
+
+    module_name, attribute = spec.flow.split(":")
+    flow = getattr(importlib.import_module(module_name), attribute)
+
+    def command(**given: Any) -> None:
+        with user_errors():
+            _quiet_prefect()
+            arguments: dict[str, Any] | None = flow_arguments(flow.fn, spec.binding, given)
+            if spec.prepare is not None:
+                arguments = spec.prepare(arguments)
+                if arguments is None:
+                    return
+            result = _run_flow(flow, **arguments)
+        spec.render(result)
+
+    command.__signature__ = inspect.Signature(cli_parameters(flow.fn, spec.binding))  # type: ignore[attr-defined]
+    command.__doc__ = spec.render.__doc__
+    command.__name__ = spec.name.replace("-", "_")
+    spec.group.command(spec.name)(command)
+
+
+def print_result(result: Any) -> None:
+    """A flow's typed result as the user sees it: its notes and warnings on stderr, its summary on stdout."""
+    for note in getattr(result, "notes", lambda: [])():
+        typer.echo(f"directus-ops: note: {note}", err=True)
+    for warning in getattr(result, "warnings", lambda: [])():
+        typer.echo(f"directus-ops: warning: {warning}", err=True)
+    for line in result.lines():
+        typer.echo(line)
+
+
+# -- commands not bound to a flow that take a repository as the flows do ------------------------------------------
+@dataclasses.dataclass(frozen=True)
+class _RepositoryCommand:
+    command: Callable[..., None]  # what typer calls
+    body: Callable[..., None]  # the decorated function: its own parameters, and ``repo``
+
+
+_REPOSITORY_COMMANDS: dict[str, _RepositoryCommand] = {}  # by the command's path, e.g. "repository upgrade"
+
+
+def repository_command(path: str) -> Callable[[Callable[..., None]], Callable[..., None]]:
+    """A command whose ``repo: RepositoryOptions`` parameter is given as the five options a flow's repository
+    parameter has (cli_binding's --repo, --repo-endpoint, --repo-region, --repo-secret-block,
+    --passphrase-secret-block), checked as a flow checks them. Its options are set when the command is built
+    (``command``): deriving them imports flows.parameters, which other commands need not wait for."""
+
+    def decorate(body: Callable[..., None]) -> Callable[..., None]:
+        def command(**given: Any) -> None:
+            options = {cli_name: given.pop(cli_name, None) for cli_name, _, _ in REPOSITORY_OPTIONS.values()}
+            with user_errors():
+                repo = repository_options(options)
+            if repo is not None and (repo.secret_block or repo.passphrase_secret_block):
+                _use_prefect()  # the blocks live on the Prefect server this command reports to
+            body(repo=repo, **given)
+
+        command.__doc__, command.__name__ = body.__doc__, body.__name__
+        _REPOSITORY_COMMANDS[path] = _RepositoryCommand(command, body)
+        return command
+
+    return decorate
+
+
+def _add_repository_options(spec: _RepositoryCommand) -> None:
+    import typing
+
+    from flows.parameters import RepositoryOptions
+
+    hints = typing.get_type_hints(spec.body, localns={"RepositoryOptions": RepositoryOptions}, include_extras=True)
+    own = [parameter.replace(kind=inspect.Parameter.KEYWORD_ONLY, annotation=hints[name])
+           for name, parameter in inspect.signature(spec.body).parameters.items() if name != "repo"]
+    parameters = required_repository_parameters() + own
+    spec.command.__signature__ = inspect.Signature(  # type: ignore[attr-defined]
+        sorted(parameters, key=lambda p: p.default is not inspect.Parameter.empty))
+
+
+@flow_command(app, "backup", "flows.backup:backup", Binding(positional=("project_dir",)))
+def backup(snapshot_id: str) -> None:
+    """Back up a project: database dump, every storage location, config, extensions. Prints the snapshot id."""
     typer.echo(snapshot_id)
 
 
 @app.command()
+@repository_command("snapshots")
 def snapshots(
-    repo: RepoOption,
+    repo: RepositoryOptions,
     as_json: Annotated[bool, typer.Option("--json", help="Print the snapshots as JSON.")] = False,
-    repo_endpoint: RepoEndpoint = None,
-    repo_region: RepoRegion = None,
-    repo_secret_block: RepoSecretBlock = None,
-    passphrase_secret_block: PassphraseBlock = None,
 ) -> None:
     """List the snapshots in a repository, oldest first (manifests are authenticated: this needs the passphrase).
     A manifest that cannot be read or trusted is left out with a warning on stderr."""
+    from tasks.repository import repository_location
+
     from .repository import Repository
     from .snapshot_backup import SnapshotSummary
 
@@ -246,13 +339,13 @@ def snapshots(
         typer.echo(f"directus-ops: warning: {redact(str(exc)).splitlines()[0]}", err=True)
 
     with user_errors():
-        repository = Repository.open(_location(repo, repo_endpoint, repo_region, repo_secret_block, passphrase_secret_block))
+        repository = Repository.open(repository_location(repo))
         summaries = [SnapshotSummary.of(m) for m in repository.headers(on_rejected=left_out)]
     if as_json:
         typer.echo(json.dumps([s.__dict__ for s in summaries], indent=2))
         return
     if not summaries:
-        typer.echo(f"no snapshots in {repo}")
+        typer.echo(f"no snapshots in {repo.url}")
         return
     typer.echo(f"{'ID':<24} {'TIME (UTC)':<20} {'PROJECT':<20} {'DIRECTUS':<9} {'DATABASE':<18} {'FILES':>7} {'SIZE':>10}")
     for s in summaries:
@@ -260,67 +353,10 @@ def snapshots(
                    f"{s.database[:18]:<18} {s.files:>7} {progress.human_bytes(s.bytes):>10}")
 
 
-def _parse_storage(values: list[str] | None) -> dict[str, str] | None:
-    if not values:
-        return None
-    parsed = {}
-    for value in values:
-        name, sep, url = value.partition("=")
-        if not sep or not name or not url:
-            raise ConfigError(f"--storage {value!r}: write it as LOCATION=PATH or LOCATION=s3://bucket/prefix")
-        parsed[name] = url
-    return parsed
-
-
-@app.command()
-def restore(
-    repo: RepoOption,
-    project_dir: Annotated[Path, typer.Option("--project-dir", help="Where the project is restored (created if absent).")],
-    snapshot: Annotated[str, typer.Option("--snapshot", help="Snapshot id (or a unique part of it), or 'latest'.")] = "latest",
-    database_url: Annotated[Optional[str], typer.Option("--database-url", help="Restore into this database instead of the one the config names (written into the restored config). Password may come from DIRECTUS_OPS_DATABASE_PASSWORD.")] = None,
-    config: Annotated[Optional[Path], typer.Option("--config", help="The target's config file, if not PROJECT_DIR/.env.")] = None,
-    replace: Annotated[bool, typer.Option("--replace", help="Overwrite a target database that is not empty.")] = False,
-    storage: Annotated[Optional[list[str]], typer.Option("--storage", help="LOCATION=PATH_OR_S3_URL: restore a storage location elsewhere (repeatable).")] = None,
-    repo_endpoint: RepoEndpoint = None,
-    repo_region: RepoRegion = None,
-    repo_secret_block: RepoSecretBlock = None,
-    passphrase_secret_block: PassphraseBlock = None,
-    workers: Workers = 8,
-) -> None:
+@flow_command(app, "restore", "flows.restore:restore", Binding(flags={"storage": "--storage"}))
+def restore(result: Any) -> None:
     """Restore a snapshot into the same project or a new target, verifying every checksum."""
-    with user_errors():
-        from flows.restore import restore as restore_flow, with_password
-
-        _quiet_prefect()
-        from .repository import Repository
-        from .snapshot import make_staging_dir
-        from .snapshot_restore import plan_restore
-        import shutil
-
-        overrides = _parse_storage(storage)
-        flow_url = _hide_password(database_url) if database_url else None
-        location = _location(repo, repo_endpoint, repo_region, repo_secret_block, passphrase_secret_block)
-        repository = Repository.open(location)
-        manifest = repository.resolve(snapshot)
-        staging = make_staging_dir()
-        try:
-            config_path = str(config.resolve()) if config else None  # relative to where the command is typed
-            plan_restore(repository, manifest, project_dir, config_path, with_password(flow_url), replace, overrides, staging)
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
-        result = _run_flow(restore_flow, repo=repo, project_dir=str(project_dir), snapshot_id=manifest.id,
-                           config_path=config_path, database_url=flow_url, replace=replace,
-                           storage=overrides, repo_endpoint=repo_endpoint, repo_region=repo_region,
-                           repo_secret_block=repo_secret_block, passphrase_secret_block=passphrase_secret_block,
-                           workers=workers)
-    objects = sum(c["objects"] for c in result["storage"].values())
-    if result.get("license_notice"):
-        typer.echo(f"directus-ops: note: {result['license_notice']}", err=True)
-    if not result.get("database_restored", True):
-        typer.echo(f"directus-ops: note: snapshot {result['snapshot']} holds no database (taken with --backup-database "
-                   "none); the target's database was not touched", err=True)
-    typer.echo(f"restored snapshot {result['snapshot']} into {result['project_dir']}: {result['tables']} tables, "
-               f"{result['rows']} rows, {objects} storage objects (all checksums verified)")
+    print_result(result)
 
 
 @app.command()
@@ -365,108 +401,19 @@ def demo(
         raise typer.Exit(1)
 
 
-@app.command()
-def verify(
-    repo: RepoOption,
-    snapshot: Annotated[str, typer.Option("--snapshot", help="A snapshot id (or unique part), 'latest', or 'all'.")] = "all",
-    read_data: Annotated[Optional[float], typer.Option("--read-data", help="Also re-read and re-hash the stored bytes: all of them, or a random PERCENT (--read-data 10).", metavar="[PERCENT]")] = None,
-    restore_drill: Annotated[bool, typer.Option("--restore-drill", help="Restore the snapshot's database into --scratch-database, compare every table's row count, drop it.")] = False,
-    scratch_database: Annotated[Optional[str], typer.Option("--scratch-database", help="URL of a database that does not exist yet (postgresql://, mysql://, sqlite:///); created and dropped by the drill.")] = None,
-    repo_endpoint: RepoEndpoint = None,
-    repo_region: RepoRegion = None,
-    repo_secret_block: RepoSecretBlock = None,
-    passphrase_secret_block: PassphraseBlock = None,
-    workers: Workers = 8,
-) -> None:
+@flow_command(app, "verify", "flows.verify:verify")
+def verify(result: Any) -> None:
     """Check a repository: every manifest, every object present with its size; with --read-data the bytes
-    themselves. Prints each problem by snapshot, location and key; exits 9 if there is any."""
-    try:
-        from flows.verify import verify as verify_flow
-
-        from .errors import VerificationFailed
-
-        from .repository import Repository
-        from .verify import select_snapshots
-
-        _quiet_prefect()
-        flow_url = _hide_password(scratch_database) if scratch_database else None
-        select_snapshots(Repository.open(_location(repo, repo_endpoint, repo_region, repo_secret_block,
-                                                   passphrase_secret_block)), snapshot)
-        result = _run_flow(verify_flow, repo=repo, snapshot=snapshot, read_data_percent=read_data,
-                           restore_drill=restore_drill, scratch_database_url=flow_url, repo_endpoint=repo_endpoint,
-                           repo_region=repo_region, repo_secret_block=repo_secret_block,
-                           passphrase_secret_block=passphrase_secret_block, workers=workers)
-    except VerificationFailed as exc:
-        from .verify import problems_text
-
-        for line in problems_text(exc.report.problems, limit=1000):
-            typer.echo(line)
-        if exc.drill and not exc.drill.ok:
-            for table, (want, got) in exc.drill.mismatches.items():
-                typer.echo(f"restore drill: table {table} has {got} rows, the manifest recorded {want}")
-        raise fail(exc) from None
-    except KeyboardInterrupt:
-        raise typer.Exit(130) from None
-    except OpsError as exc:
-        raise fail(exc) from None
-    line = f"ok: {len(result['snapshots'])} snapshots, {result['entries']} entries"
-    if read_data is not None:
-        line += f", {result['objects_read']} objects re-read ({progress.human_bytes(result['bytes_read'])})"
-    if result["drill"]:
-        drill = result["drill"]
-        line += f"; restore drill of {drill['snapshot']}: {drill['tables']} tables, {drill['rows']} rows match"
-    typer.echo(line)
+    themselves (--read-data alone: all of them). Prints each problem by snapshot, location and key; exits 9 if
+    there is any."""
+    print_result(result)
 
 
-@app.command()
-def forget(
-    repo: RepoOption,
-    keep_last: Annotated[int, typer.Option("--keep-last", min=0, help="Keep the N newest snapshots.")] = 0,
-    keep_hourly: Annotated[int, typer.Option("--keep-hourly", min=0, help="Keep the newest snapshot of each of the last N hours that have one.")] = 0,
-    keep_daily: Annotated[int, typer.Option("--keep-daily", min=0, help="... of each of the last N days (UTC).")] = 0,
-    keep_weekly: Annotated[int, typer.Option("--keep-weekly", min=0, help="... of each of the last N ISO weeks.")] = 0,
-    keep_monthly: Annotated[int, typer.Option("--keep-monthly", min=0, help="... of each of the last N months.")] = 0,
-    keep_yearly: Annotated[int, typer.Option("--keep-yearly", min=0, help="... of each of the last N years.")] = 0,
-    project: Annotated[Optional[str], typer.Option("--project", help="Only this project's snapshots (default: each project on its own).")] = None,
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="Show what would be forgotten and pruned; change nothing.")] = False,
-    prune: Annotated[bool, typer.Option("--prune", help="Then delete the data no snapshot references, and leftovers of interrupted backups.")] = False,
-    lock_wait: Annotated[float, typer.Option("--lock-wait", min=0, help="Seconds prune waits for running backups to finish.")] = 0,
-    repo_endpoint: RepoEndpoint = None,
-    repo_region: RepoRegion = None,
-    repo_secret_block: RepoSecretBlock = None,
-    passphrase_secret_block: PassphraseBlock = None,
-) -> None:
+@flow_command(app, "forget", "flows.forget:forget")
+def forget(result: Any) -> None:
     """Forget snapshots by a retention policy (grandfather-father-son, like restic); the newest snapshot of each
     project is always kept. With --prune, free the space."""
-    with user_errors():
-        from flows.forget import forget as forget_flow
-
-        from .repository import Repository
-        from .retention import Policy
-
-        _quiet_prefect()
-        Policy(keep_last, keep_hourly, keep_daily, keep_weekly, keep_monthly, keep_yearly)
-        Repository.open(_location(repo, repo_endpoint, repo_region, repo_secret_block, passphrase_secret_block))
-        result = _run_flow(forget_flow, repo=repo, keep_last=keep_last, keep_hourly=keep_hourly, keep_daily=keep_daily,
-                           keep_weekly=keep_weekly, keep_monthly=keep_monthly, keep_yearly=keep_yearly,
-                           project=project, dry_run=dry_run, prune=prune, lock_wait_seconds=lock_wait,
-                           repo_endpoint=repo_endpoint,
-                           repo_region=repo_region, repo_secret_block=repo_secret_block,
-                           passphrase_secret_block=passphrase_secret_block)
-    for snapshot_id, problem in sorted(result.get("left_out", {}).items()):
-        typer.echo(f"directus-ops: warning: left out of the retention decision (neither kept nor forgotten): "
-                   f"{redact(problem).splitlines()[0]}", err=True)
-    for snapshot_id, reasons in sorted(result["keep"].items()):
-        typer.echo(f"keep    {snapshot_id}  ({', '.join(reasons)})")
-    for snapshot_id in sorted(result["forget"]):
-        typer.echo(f"{'would forget' if dry_run else 'forget'}  {snapshot_id}")
-    if result["prune"]:
-        pruned = result["prune"]
-        verb = "would delete" if dry_run else "deleted"
-        typer.echo(f"prune: {verb} {pruned['objects_deleted']} objects ({progress.human_bytes(pruned['bytes_freed'])}) "
-                   f"and {pruned['leftovers_deleted']} leftovers; {pruned['objects_kept']} objects still referenced"
-                   + (f"; {pruned.get('packs_deleted', 0)} pack files removed, {pruned.get('packs_repacked', 0)} of them "
-                      "rewritten" if pruned.get("packs_deleted") else ""))
+    print_result(result)
 
 
 repository_app = typer.Typer(name="repository", help="Maintenance of a snapshot repository.", no_args_is_help=True)
@@ -474,13 +421,10 @@ app.add_typer(repository_app)
 
 
 @repository_app.command("upgrade")
+@repository_command("repository upgrade")
 def repository_upgrade(
-    repo: RepoOption,
+    repo: RepositoryOptions,
     lock_wait: Annotated[float, typer.Option("--lock-wait", min=0, help="Seconds to wait for running backups to finish.")] = 0,
-    repo_endpoint: RepoEndpoint = None,
-    repo_region: RepoRegion = None,
-    repo_secret_block: RepoSecretBlock = None,
-    passphrase_secret_block: PassphraseBlock = None,
 ) -> None:
     """Bring a format-2 repository to format 3: sign each readable manifest with a MAC made from the
     repository's key, then write format 3 to config.json (under an exclusive lock: no backup runs meanwhile).
@@ -488,18 +432,19 @@ def repository_upgrade(
     there, so check the repository first (or upgrade a copy you trust). Manifests that cannot be read are
     reported and left unsigned (every command refuses them afterwards; remove them)."""
     with user_errors():
+        from tasks.repository import repository_location
+
         from .repository_upgrade import upgrade_repository
 
-        location = _location(repo, repo_endpoint, repo_region, repo_secret_block, passphrase_secret_block)
-        result = upgrade_repository(location, wait=lock_wait)
+        result = upgrade_repository(repository_location(repo), wait=lock_wait)
     for snapshot_id, problem in sorted(result.unreadable.items()):
         typer.echo(f"directus-ops: warning: snapshot {snapshot_id} left unsigned: {redact(problem).splitlines()[0]}", err=True)
     if result.already:
-        typer.echo(f"{repo} already has format {result.format}: nothing to do")
+        typer.echo(f"{repo.url} already has format {result.format}: nothing to do")
         return
     for snapshot_id, project_name in sorted(result.signed.items()):
         typer.echo(f"signed  {snapshot_id}  (project {project_name})")
-    typer.echo(f"{repo} upgraded to format {result.format}: {len(result.signed)} manifests signed, "
+    typer.echo(f"{repo.url} upgraded to format {result.format}: {len(result.signed)} manifests signed, "
                f"{len(result.unreadable)} left unsigned" + (" (refused from now on; remove them)" if result.unreadable else ""))
 
 
@@ -590,7 +535,7 @@ def upgrade(
         _location(repo, repo_endpoint, repo_region, repo_secret_block, passphrase_secret_block)
         result = _version_flow("upgrade", project_dir=plan.project_dir, repo=repo, to=plan.target,
                                rehearse=rehearse, accept_license_change=yes, stop_command=stop_command, start_command=start_command, url=url,
-                               config_path=config_path, scratch_database_url=_hide_password(scratch_database_url)
+                               config_path=config_path, scratch_database_url=hide_password(scratch_database_url)
                                if scratch_database_url else None, install_node=install_node,
                                repo_endpoint=repo_endpoint, repo_region=repo_region,
                                repo_secret_block=repo_secret_block, passphrase_secret_block=passphrase_secret_block)
@@ -622,7 +567,7 @@ def rehearse_command(
             typer.echo(f"directus-ops: note: {plan.license_notice}", err=True)
         result = _version_flow("rehearse", project_dir=plan.project_dir, repo=repo, to=plan.target,
                                snapshot_id=snapshot, config_path=config_path,
-                               scratch_database_url=_hide_password(scratch_database_url) if scratch_database_url else None,
+                               scratch_database_url=hide_password(scratch_database_url) if scratch_database_url else None,
                                install_node=install_node, repo_endpoint=repo_endpoint, repo_region=repo_region,
                                repo_secret_block=repo_secret_block, passphrase_secret_block=passphrase_secret_block,
                                raise_on_failure=True)
@@ -684,7 +629,7 @@ def delete(
     """Delete a project: backups first (verified), every directus_* table dropped so the project's own tables
     stay as a plain SQL database (checked), the project root removed (a SQLite database inside it is kept)."""
     with user_errors():
-        from flows.backup import check_backup
+        from .preflight import check_backup
         from flows.delete import delete_project
 
         from .delete import backups_requested, check_delete
@@ -747,7 +692,7 @@ def v8_rewrite_query(
 @app.command()
 def serve(
     project_dir: Annotated[Path, typer.Argument(help="The Directus project directory the deployments act on.")],
-    repo: RepoOption,
+    repo: Annotated[str, typer.Option("--repo", envvar="DIRECTUS_OPS_REPO", help="Where the snapshots are: a local directory or s3://bucket/prefix.")],
     scratch_database: Annotated[Optional[str], typer.Option("--scratch-database", envvar="DIRECTUS_OPS_SCRATCH_DATABASE_URL", help="Also serve verify-drill: weekly, the latest snapshot's database restored into this scratch database (created and dropped; a password goes to DIRECTUS_OPS_DATABASE_PASSWORD).")] = None,
 ) -> None:
     """Serve every flow as a deployment from this process (schedules included; no work pool needed). Runs until
@@ -756,7 +701,7 @@ def serve(
         os.environ["DIRECTUS_PROJECT_DIR"] = str(project_dir.resolve())
         os.environ["DIRECTUS_OPS_REPO"] = repo
         if scratch_database:  # served runs inherit this environment: the password stays out of the parameters
-            os.environ["DIRECTUS_OPS_SCRATCH_DATABASE_URL"] = _hide_password(scratch_database)
+            os.environ["DIRECTUS_OPS_SCRATCH_DATABASE_URL"] = hide_password(scratch_database)
     from deployments.serve import main as serve_main
 
     serve_main()
@@ -793,24 +738,6 @@ def alerts_apply(
             typer.echo(f"{automation_id}  {name}")
     if not notify_block:
         typer.echo("directus-ops: warning: no --notify-block: the alerts fire but notify nobody", err=True)
-
-
-def _hide_password(database_url: str) -> str:
-    """Move a URL's password into DIRECTUS_OPS_DATABASE_PASSWORD: flow parameters are stored, secrets must not be."""
-    import sqlalchemy as sa
-
-    from flows.restore import DATABASE_PASSWORD_ENV
-
-    from .database import DatabaseSettings
-
-    DatabaseSettings.from_url(database_url)  # registers the password for redaction; clear error if malformed
-    url = sa.make_url(database_url)
-    if not url.password:
-        return database_url
-    os.environ[DATABASE_PASSWORD_ENV] = url.password
-    # URL.set(password=None) keeps the password (None means "unchanged" there): build the URL without it.
-    bare = sa.engine.URL.create(url.drivername, url.username, None, url.host, url.port, url.database, url.query)
-    return bare.render_as_string(hide_password=False)
 
 
 def _optional_values(argv: list[str]) -> list[str]:
@@ -853,13 +780,13 @@ def move_command(
     from . import move as procedure
 
     with user_errors():
-        from flows.backup import check_backup
+        from .preflight import check_backup
         from flows.move import move_project
-        from flows.restore import with_password
+        from .database_password import with_password
 
         _quiet_prefect()
         storage = procedure.parse_storage_moves(to_storage)
-        flow_url = _hide_password(to_database) if to_database else None
+        flow_url = hide_password(to_database) if to_database else None
         config_path = str(config.resolve()) if config else None  # relative to where the command is typed
         out = str(config_out.expanduser().resolve()) if config_out else None
         plan = procedure.plan_move(str(project_dir), config_path, with_password(flow_url), storage, out, cutover,
@@ -892,9 +819,38 @@ def move_command(
 
 
 @functools.cache
-def command() -> Any:
-    """The click command typer builds from ``app`` (80 ms: built once, and ahead of time in the warm runner)."""
+def command(invoked: str | None = None) -> Any:
+    """The click command typer builds from ``app`` (80 ms: built once, and ahead of time in the warm runner).
+    A command bound to a flow needs the flow's signature, so its module (and Prefect: seconds) is imported to
+    build it: only the invoked one's when ``invoked`` names a command, every one's for help or an unknown
+    command (the warm runner has them all imported already)."""
+    for path, spec in _FLOW_COMMANDS.items():
+        if invoked is None or path == invoked:
+            _add_flow_command(spec)
+    for path, repository_spec in _REPOSITORY_COMMANDS.items():
+        if invoked is None or path == invoked:
+            _add_repository_options(repository_spec)
     return typer.main.get_command(app)
+
+
+_FLOW_GROUPS = frozenset({"v8"})  # groups holding commands bound to flows
+
+
+def _invoked(argv: list[str]) -> str | None:
+    """The command a command line invokes ("backup", "v8 migrate", "repository upgrade"), if it is a known one;
+    None otherwise."""
+    words = [a for a in argv if not a.startswith("-")][:2]
+    if not words:
+        return None
+    if words[0] in _FLOW_GROUPS and len(words) > 1 and " ".join(words) in _FLOW_COMMANDS:
+        return " ".join(words)
+    if words[0] in _FLOW_COMMANDS:
+        return words[0]
+    for path in (" ".join(words), words[0]):
+        if path in _REPOSITORY_COMMANDS:
+            return path
+    known = {c.name for c in app.registered_commands} | {g.name for g in app.registered_groups}
+    return "" if words[0] in known and words[0] not in _FLOW_GROUPS else None
 
 
 def run() -> NoReturn:
@@ -902,7 +858,8 @@ def run() -> NoReturn:
     exit takes about 0.5 s. What exit must do still happens: other threads finish, atexit handlers (Prefect's
     log and event flushes, the work directory's removal) run, output is flushed."""
     try:
-        command().main(args=_optional_values(sys.argv[1:]), prog_name="directus-ops")
+        argv = _optional_values(sys.argv[1:])
+        command(_invoked(argv)).main(args=argv, prog_name="directus-ops")
         code: Any = 0
     except SystemExit as exc:
         code = exc.code
@@ -964,7 +921,7 @@ def v8_migrate_command(
             register_secret(token)
             os.environ[TOKEN_ENV] = token
         skip = [name.strip() for value in skip_collections or [] for name in value.split(",") if name.strip()]
-        result = _run_flow(v8_migrate, v8_database_url=_hide_password(v8_database), v8_storage=v8_storage,
+        result = _run_flow(v8_migrate, v8_database_url=hide_password(v8_database), v8_storage=v8_storage,
                            project_dir=str(project_dir.expanduser().resolve()), mode=mode, skip_collections=skip,
                            dry_run=dry_run, temporary_password_env=temporary_password_env, v8_timezone=v8_timezone,
                            work_dir=str(work_dir.expanduser().resolve()) if work_dir else None,

@@ -159,6 +159,16 @@ class VerificationFailed(IntegrityError):
         super().__init__(message)
         self.report, self.drill = report, drill
 
+    def report_lines(self) -> list[str]:
+        """Every problem, by snapshot, location and key (the CLI prints them on stdout before the error)."""
+        from .verify import problems_text  # verify raises this error: imported when a report is shown
+
+        lines = problems_text(self.report.problems, limit=1000)
+        if self.drill and not self.drill.ok:
+            lines += [f"restore drill: table {table} has {got} rows, the manifest recorded {want}"
+                      for table, (want, got) in self.drill.mismatches.items()]
+        return lines
+
 
 class ProcessFailed(OpsError):
     """A subprocess exited non-zero; ``output_tail`` holds the end of what it printed (already redacted)."""

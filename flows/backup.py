@@ -7,11 +7,10 @@ import time
 
 from prefect import flow, get_run_logger
 
-from directus_ops import database as db
 from directus_ops import heap, locks, snapshot, snapshot_backup
-from directus_ops.errors import ConfigError
-from directus_ops.project import Project, load_project
-from directus_ops.repository import Repository, RepositoryLocation
+from directus_ops.preflight import check_backup
+from directus_ops.project import Project
+from directus_ops.repository import Repository
 from tasks.database import dump_database_task
 from tasks.project import backup_project_files_task
 from tasks.repository import repository_location, write_manifest_task
@@ -22,37 +21,12 @@ from .exclusive import exclusive
 from .report import artifact_key, human_bytes, publish, publish_snapshot_table
 
 
-DATABASE_SCOPES = ("entire", "system", "project", "none")
-
-
-def check_backup(project_dir: str, repo: RepositoryLocation, config_path: str | None = None,
-                 database_scope: str = "entire") -> Project:
-    """Everything a backup needs, checked before anything is written: the project, its database, the dump
-    tool, and a writable repository. Raises the first problem as a one-line OpsError."""
-    if database_scope not in DATABASE_SCOPES:
-        raise ConfigError(f"database scope {database_scope!r} is not one of: {', '.join(DATABASE_SCOPES)}")
-    project = load_project(project_dir, config_path)
-    db.server_version(project.database)
-    if database_scope == "none":
-        pass  # no dump, no dump tool needed
-    elif project.database.engine == "postgresql":
-        db.pg_tool("pg_dump")
-    elif project.database.engine == "mysql":
-        db.mysql_tool("dump", db.server_version(project.database))
-    Repository.open(repo, create=True).master_key(create=True)  # the config is always encrypted: passphrase first
-    return project
-
-
 @flow(name="backup", description="Back up a Directus project (database, storage, config, extensions) into a snapshot repository.")
 @exclusive("backup")
 def backup(
     project_dir: p.ProjectDir,
-    repo: p.RepoUrl,
+    repo: p.Repo,
     config_path: p.ConfigPath = None,
-    repo_endpoint: p.Endpoint = None,
-    repo_region: p.Region = None,
-    repo_secret_block: p.RepoSecretBlock = None,
-    passphrase_secret_block: p.PassphraseSecretBlock = None,
     encrypt: p.Encrypt = False,
     workers: p.Workers = snapshot.DEFAULT_WORKERS,
     lock_wait_seconds: p.LockWaitSeconds = 600.0,
@@ -67,13 +41,13 @@ def backup(
     logger = get_run_logger()
     started_clock = time.monotonic()
     heap.freeze_long_lived()  # the imports: full collections during the backup skip them
-    location = repository_location(repo, repo_endpoint, repo_region, repo_secret_block, passphrase_secret_block)
+    location = repository_location(repo)
     # The checks and the parent's lookup are plain calls, not tasks: a few milliseconds of work each, against
     # 15-30 ms of task-run bookkeeping on the server (an incremental backup's whole budget is 0.3 s); their
     # errors fail the run with the same one-line message.
     project = check_backup(project_dir, location, config_path, database_scope)
     snapshot_id, started = snapshot_backup.start_snapshot_id()
-    logger.info("snapshot %s of project %s into %s", snapshot_id, project.name, repo)
+    logger.info("snapshot %s of project %s into %s", snapshot_id, project.name, repo.url)
     staging = snapshot.make_staging_dir()
     # A shared lock: other backups may run, prune may not (it would delete objects not yet in a manifest,
     # or those of the parent snapshot this one reuses).
@@ -102,7 +76,7 @@ def backup(
         logger.warning("%s", warning)
     warnings = [w for part in location_parts for w in part.warnings] + table_warnings  # the parts logged theirs
     try:
-        _publish_report(project, repo, summary, parent, encrypt, started_clock, warnings)
+        _publish_report(project, repo.url, summary, parent, encrypt, started_clock, warnings)
     except Exception as exc:  # noqa: BLE001
         logger.warning("snapshot %s is saved, but its report could not be published: %s", summary.id, _first_line(exc))
     return summary.id

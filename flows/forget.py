@@ -3,10 +3,9 @@ snapshot references any more."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from prefect import flow, get_run_logger
 
+from directus_ops.results import ForgetResult
 from directus_ops.retention import Policy
 from tasks.repository import repository_location
 from tasks.retention import decide_task, forget_task, prune_task
@@ -17,7 +16,7 @@ from .report import artifact_key, human_bytes, publish, publish_snapshot_table
 
 @flow(name="forget", description="Apply a retention policy to a snapshot repository, and prune unreferenced data.")
 def forget(
-    repo: p.RepoUrl,
+    repo: p.Repo,
     keep_last: p.KeepLast = 0,
     keep_hourly: p.KeepHourly = 0,
     keep_daily: p.KeepDaily = 0,
@@ -28,15 +27,11 @@ def forget(
     dry_run: p.ForgetDryRun = False,
     prune: p.Prune = False,
     lock_wait_seconds: p.LockWaitSeconds = 0.0,
-    repo_endpoint: p.Endpoint = None,
-    repo_region: p.Region = None,
-    repo_secret_block: p.RepoSecretBlock = None,
-    passphrase_secret_block: p.PassphraseSecretBlock = None,
-) -> dict[str, Any]:
+) -> ForgetResult:
     logger = get_run_logger()
     policy = Policy(keep_last=keep_last, keep_hourly=keep_hourly, keep_daily=keep_daily, keep_weekly=keep_weekly,
                     keep_monthly=keep_monthly, keep_yearly=keep_yearly)
-    location = repository_location(repo, repo_endpoint, repo_region, repo_secret_block, passphrase_secret_block)
+    location = repository_location(repo)
     decision = decide_task(location, policy, project)
     for snapshot_id, reasons in decision.keep.items():
         logger.info("keep %s (%s)", snapshot_id, ", ".join(reasons))
@@ -48,7 +43,7 @@ def forget(
         forget_task(location, decision.forget)
     pruned = prune_task(location, dry_run, lock_wait_seconds) if prune else None
     rows: list[tuple[str, object]] = [
-        ("Repository", repo),
+        ("Repository", repo.url),
         ("Policy", ", ".join(f"{k.replace('_', '-')} {v}" for k, v in policy.__dict__.items() if v)),
         ("Kept", len(decision.keep)),
         ("Forgotten" if not dry_run else "Would forget", len(decision.forget)),
@@ -57,9 +52,9 @@ def forget(
         rows += [("Objects deleted" if not dry_run else "Objects that would be deleted", pruned.objects_deleted),
                  ("Space freed" if not dry_run else "Space that would be freed", human_bytes(pruned.bytes_freed)),
                  ("Leftovers of interrupted runs", pruned.leftovers_deleted)]
-    publish(artifact_key("forget", repo.rsplit("/", 1)[-1] or "repository"), f"Retention on {repo}", rows,
+    publish(artifact_key("forget", repo.url.rsplit("/", 1)[-1] or "repository"), f"Retention on {repo.url}", rows,
             [f"keep `{i}`: {', '.join(r)}" for i, r in decision.keep.items()] + [f"forget `{i}`" for i in decision.forget]
             + [f"left out `{i}`: {problem}" for i, problem in decision.left_out.items()])
     publish_snapshot_table(location)
-    return {"keep": decision.keep, "forget": decision.forget, "left_out": decision.left_out, "dry_run": dry_run,
-            "prune": pruned.__dict__ if pruned else None}
+    return ForgetResult(keep=decision.keep, forget=decision.forget, left_out=decision.left_out, dry_run=dry_run,
+                        prune=pruned)

@@ -27,7 +27,7 @@ from . import parameters as p
 from .backup import backup
 from .exclusive import exclusive
 from .report import artifact_key, human_bytes, publish_with_tables
-from .restore import with_password
+from directus_ops.database_password import with_password
 
 
 @dataclass

@@ -1,24 +1,25 @@
 """Flow parameters with titles, descriptions and validation: what the Prefect UI renders as each deployment's
 form, and what the server checks (``enforce_parameter_schema``) before a run is created.
 
-Each field type is an ``Annotated`` pydantic type, used two ways:
-- directly in every flow's signature: the flows keep flat parameters, so the CLI, prefect.yaml, serve.py and
-  inventories pass them by name unchanged, and the flow's schema carries the checks (a direct call of a flow
-  is validated against the same types);
-- gathered into one model per flow (``BackupParameters``, ...), for validating a whole parameter set at once
-  (``check_parameters``); tests/test_parameters.py checks each model's schema equals its flow's.
+Each field type is an ``Annotated`` pydantic type used in the flows' signatures, and a flow's signature is the
+one declaration of its parameters: Prefect derives the deployment's schema (the UI form) from it, a direct call
+is validated against it, ``check_parameters`` validates a whole parameter set against it, and the CLI
+(directus_ops/cli_binding.py) derives its options, help texts and defaults from it. A snapshot repository is
+one parameter, ``RepositoryOptions`` (url, endpoint, region, secret blocks).
 
 Secrets are never parameters: S3 keys and the passphrase come from Secret blocks named by
-``repo_secret_block``/``passphrase_secret_block``, database passwords from the environment
+the repository's ``secret_block``/``passphrase_secret_block``, database passwords from the environment
 (DIRECTUS_OPS_DATABASE_PASSWORD); a database URL with a password in it is refused.
 """
 
 from __future__ import annotations
 
+import functools
+import inspect
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, model_validator
 from pydantic.fields import FieldInfo
 
 from directus_ops.errors import ConfigError
@@ -75,6 +76,36 @@ PassphraseSecretBlock = Annotated[str | None, _field(
     "Passphrase block", "Name of a Prefect Secret block holding the repository passphrase (else "
                         "DIRECTUS_OPS_PASSPHRASE on the worker).",
     pattern=_BLOCK_PATTERN)]
+class RepositoryOptions(BaseModel):
+    """A snapshot repository and how to reach it: one parameter of every flow that uses one (a group in the UI
+    form; the CLI's --repo, --repo-endpoint, --repo-region, --repo-secret-block, --passphrase-secret-block).
+    A plain string is its URL."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    url: RepoUrl
+    endpoint: Endpoint = None
+    region: Region = None
+    secret_block: RepoSecretBlock = None
+    passphrase_secret_block: PassphraseSecretBlock = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_url(cls, value: Any) -> Any:
+        return {"url": value} if isinstance(value, str) else value
+
+    def __str__(self) -> str:
+        return self.url
+
+
+Repo = Annotated[RepositoryOptions, _field(
+    "Repository", "Where the snapshots are: url, a directory on the worker's host (/backups/site) or "
+                  "s3://bucket/prefix; for S3 optionally endpoint, region and secret_block; passphrase_secret_block.")]
+OptionalRepo = Annotated[RepositoryOptions | None, _field(
+    "Repository", "Where the snapshot taken first goes (empty: no backup): url, a directory on the worker's host "
+                  "(/backups/site) or s3://bucket/prefix; for S3 optionally endpoint, region and secret_block; "
+                  "passphrase_secret_block.")]
+
 SnapshotRef = Annotated[str, _field(
     "Snapshot", "A snapshot id (or a unique part of one), 'latest', or 'all'.",
     pattern=r"^(all|latest|[0-9A-Za-z-]{4,64})$")]
@@ -259,159 +290,6 @@ AcceptLicenseLimits = Annotated[bool, _field(
                                    "the report).")]
 
 
-# -- one model per flow --------------------------------------------------------------------------------------------
-class _Parameters(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class RepositoryOptions(_Parameters):
-    repo_endpoint: Endpoint = None
-    repo_region: Region = None
-    repo_secret_block: RepoSecretBlock = None
-    passphrase_secret_block: PassphraseSecretBlock = None
-
-
-class _Exclusive(_Parameters):
-    """A mutating flow: it holds its project (project_lock.exclusive adds the parameter)."""
-
-    project_wait_seconds: ProjectWaitSeconds = None
-
-
-class BackupParameters(RepositoryOptions, _Exclusive):
-    project_dir: ProjectDir
-    repo: RepoUrl
-    config_path: ConfigPath = None
-    encrypt: Encrypt = False
-    workers: Workers = 8
-    lock_wait_seconds: LockWaitSeconds = 600.0
-    database_scope: DatabaseScope = "entire"
-    include_storage: IncludeStorage = True
-    include_extensions: IncludeExtensions = True
-
-
-class RestoreParameters(RepositoryOptions, _Exclusive):
-    repo: RepoUrl
-    project_dir: ProjectDir
-    snapshot_id: RestoreSnapshot = "latest"
-    config_path: ConfigPath = None
-    database_url: DatabaseUrl = None
-    replace: Replace = False
-    storage: StorageTargets = None
-    workers: Workers = 8
-
-
-class VerifyParameters(RepositoryOptions):
-    repo: RepoUrl
-    snapshot: SnapshotRef = "all"
-    read_data_percent: ReadDataPercent = None
-    restore_drill: RestoreDrill = False
-    scratch_database_url: ScratchDatabaseUrl = None
-    workers: Workers = 8
-
-
-class ForgetParameters(RepositoryOptions):
-    repo: RepoUrl
-    keep_last: KeepLast = 0
-    keep_hourly: KeepHourly = 0
-    keep_daily: KeepDaily = 0
-    keep_weekly: KeepWeekly = 0
-    keep_monthly: KeepMonthly = 0
-    keep_yearly: KeepYearly = 0
-    project: ForgetProject = None
-    dry_run: ForgetDryRun = False
-    prune: Prune = False
-    lock_wait_seconds: LockWaitSeconds = 0.0
-
-
-class _AppCommands(_Parameters):
-    stop_command: StopCommand = None
-    start_command: StartCommand = None
-    url: AppUrl = None
-
-
-class UpgradeParameters(RepositoryOptions, _AppCommands, _Exclusive):
-    project_dir: ProjectDir
-    repo: RepoUrl
-    to: UpgradeVersion = None
-    rehearse: Rehearse = False
-    accept_license_change: AcceptLicenseChange = False
-    config_path: ConfigPath = None
-    scratch_database_url: ScratchDatabaseUrl = None
-    install_node: InstallNode = False
-
-
-class RehearseParameters(RepositoryOptions):
-    project_dir: ProjectDir
-    repo: RepoUrl
-    to: UpgradeVersion = None
-    snapshot_id: RestoreSnapshot = "latest"
-    config_path: ConfigPath = None
-    scratch_database_url: ScratchDatabaseUrl = None
-    install_node: InstallNode = False
-    raise_on_failure: RaiseOnFailure = False
-
-
-class DowngradeParameters(RepositoryOptions, _AppCommands, _Exclusive):
-    project_dir: ProjectDir
-    to: DowngradeVersion
-    repo: RepoUrl
-    accept_data_loss: AcceptDataLoss = False
-    config_path: ConfigPath = None
-    install_node: InstallNode = False
-
-
-class MoveParameters(RepositoryOptions, _AppCommands, _Exclusive):
-    project_dir: ProjectDir
-    to_database: ToDatabaseUrl = None
-    to_storage: ToStorage = None
-    config_out: ConfigOut = None
-    cutover: Cutover = False
-    repo: OptionalRepoUrl = None
-    config_path: ConfigPath = None
-    workers: Workers = 8
-    app_timeout: AppTimeout = 120.0
-
-
-class DeleteParameters(RepositoryOptions, _Exclusive):
-    project_dir: ProjectDir
-    confirm: DeleteConfirmation
-    repo: OptionalRepoUrl = None
-    backup_database: BackupDatabase = "entire"
-    backup_files: BackupFiles = False
-    backup_extensions: BackupExtensions = False
-    keep_root: KeepRoot = False
-    dry_run: DeleteDryRun = False
-    config_path: ConfigPath = None
-    workers: Workers = 8
-
-
-class V8MigrateParameters(_Exclusive):
-    v8_database_url: V8DatabaseUrl
-    v8_storage: V8Storage
-    project_dir: V8TargetDir
-    mode: V8Mode = "database"
-    skip_collections: SkipCollections = None
-    dry_run: V8DryRun = False
-    temporary_password_env: TemporaryPasswordEnv = None
-    v8_timezone: V8Timezone = "UTC"
-    work_dir: WorkDir = None
-    v8_storage_endpoint: V8StorageEndpoint = None
-    v8_storage_region: V8StorageRegion = None
-    url: V8TargetUrl = None
-    token_secret_block: TokenSecretBlock = None
-    max_payload_size: MaxPayloadSize = "1mb"
-    accept_license_limits: AcceptLicenseLimits = False
-
-
-# Keyed by flow name (as deployments are: backup/backup, rehearse-upgrade/..., v8_migrate/...).
-MODELS: dict[str, type[_Parameters]] = {
-    "backup": BackupParameters, "restore": RestoreParameters, "verify": VerifyParameters,
-    "forget": ForgetParameters, "upgrade": UpgradeParameters, "rehearse-upgrade": RehearseParameters,
-    "downgrade": DowngradeParameters, "move": MoveParameters, "delete": DeleteParameters,
-    "v8_migrate": V8MigrateParameters,
-}
-
-
 _PASSWORD_IN_URL = re.compile(r"^[a-z0-9+]+://[^/@]*:[^/@]*@")
 
 
@@ -431,9 +309,24 @@ def first_problem(exc: ValidationError) -> str:
     return f"{name}: {message}"
 
 
-def check_parameters(flow_name: str, parameters: dict[str, Any]) -> _Parameters:
-    """Validate a whole parameter set of a flow; a problem raises one ConfigError naming the parameter."""
+def check_parameters(flow: Any, parameters: dict[str, Any]) -> dict[str, Any]:
+    """Validate a whole parameter set against the flow's own signature (the one declaration of its parameters;
+    the same types Prefect's schema, the UI form and a direct call check); a problem raises one ConfigError
+    naming the parameter. Returns the values as the flow receives them."""
+    model = _signature_model(flow)
     try:
-        return MODELS[flow_name].model_validate(parameters)
+        validated = model.model_validate(parameters)
     except ValidationError as exc:
-        raise ConfigError(f"{flow_name}: parameter {first_problem(exc)}; see the field's description") from None
+        raise ConfigError(f"{flow.name}: parameter {first_problem(exc)}; see the field's description") from None
+    return {name: getattr(validated, name) for name in validated.model_fields_set}
+
+
+@functools.cache
+def _signature_model(flow: Any) -> type[BaseModel]:
+    """A pydantic model of a flow function's signature (annotations and defaults as they are), refusing
+    parameters the flow does not have."""
+    signature = inspect.signature(flow.fn, eval_str=True)
+    fields: dict[str, Any] = {
+        name: (parameter.annotation, ... if parameter.default is inspect.Parameter.empty else parameter.default)
+        for name, parameter in signature.parameters.items()}
+    return create_model(f"{flow.name}_parameters", __config__=ConfigDict(extra="forbid"), **fields)

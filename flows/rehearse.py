@@ -21,7 +21,7 @@ from tasks.repository import repository_location
 
 from . import parameters as p
 from .report import artifact_key, publish
-from .restore import with_password
+from directus_ops.database_password import with_password
 
 
 @task(name="prepare-rehearsal", cache_policy=NO_CACHE)

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 import time
-from typing import Any, overload
 
 from prefect import flow, get_run_logger
 
 from directus_ops import faults, restore_cleanup
 from directus_ops import snapshot, snapshot_restore
+from directus_ops.database_password import with_password
+from directus_ops.results import RestoreResult
 from tasks.database import restore_database_task
 from tasks.project import plan_restore_task, restore_license_notice_task, restore_project_files_task
 from tasks.repository import repository_location, resolve_snapshot_task
@@ -21,54 +21,22 @@ from . import parameters as p
 from .exclusive import exclusive
 from .report import artifact_key, human_bytes, publish
 
-# A password for --database-url travels in this variable, never as a flow parameter (those are stored).
-DATABASE_PASSWORD_ENV = "DIRECTUS_OPS_DATABASE_PASSWORD"
-
-
-@overload
-def with_password(database_url: str) -> str: ...
-
-
-@overload
-def with_password(database_url: None) -> None: ...
-
-
-@overload
-def with_password(database_url: str | None) -> str | None: ...
-
-
-def with_password(database_url: str | None) -> str | None:
-    """Put the password from DIRECTUS_OPS_DATABASE_PASSWORD into a URL that has none."""
-    password = os.environ.get(DATABASE_PASSWORD_ENV)
-    if not database_url or not password:
-        return database_url
-    import sqlalchemy as sa
-
-    url = sa.make_url(database_url)
-    if url.password:
-        return database_url
-    return url.set(password=password).render_as_string(hide_password=False)
-
 
 @flow(name="restore", description="Restore a snapshot into the same Directus project or a new target, verifying every checksum.")
 @exclusive("restore")
 def restore(
-    repo: p.RepoUrl,
+    repo: p.Repo,
     project_dir: p.ProjectDir,
     snapshot_id: p.RestoreSnapshot = "latest",
     config_path: p.ConfigPath = None,
     database_url: p.DatabaseUrl = None,
     replace: p.Replace = False,
     storage: p.StorageTargets = None,
-    repo_endpoint: p.Endpoint = None,
-    repo_region: p.Region = None,
-    repo_secret_block: p.RepoSecretBlock = None,
-    passphrase_secret_block: p.PassphraseSecretBlock = None,
     workers: p.Workers = snapshot.DEFAULT_WORKERS,
-) -> dict[str, Any]:
+) -> RestoreResult:
     logger = get_run_logger()
     started = time.monotonic()
-    location = repository_location(repo, repo_endpoint, repo_region, repo_secret_block, passphrase_secret_block)
+    location = repository_location(repo)
     resolved = resolve_snapshot_task(location, snapshot_id)
     staging = snapshot.make_staging_dir()
     try:
@@ -99,18 +67,18 @@ def restore(
     license_notice = restore_license_notice_task(location, resolved, target)
     if license_notice:
         logger.warning("%s", license_notice)
-    result = {
-        "snapshot": resolved,
-        "project_dir": str(target.project_dir),
-        "database": target.database.describe(),
-        "tables": len(row_counts),
-        "rows": sum(row_counts.values()),
-        "database_restored": bool(row_counts),  # False: the snapshot holds no database (delete --backup-database none)
-        "storage": storage_counts,
-        "files": file_counts,
-        "license_notice": license_notice,
-        "seconds": round(time.monotonic() - started, 1),
-    }
+    result = RestoreResult(
+        snapshot=resolved,
+        project_dir=str(target.project_dir),
+        database=target.database.describe(),
+        tables=len(row_counts),
+        rows=sum(row_counts.values()),
+        database_restored=bool(row_counts),
+        storage=storage_counts,
+        files=file_counts,
+        license_notice=license_notice,
+        seconds=round(time.monotonic() - started, 1),
+    )
     written = sum(c["bytes_written"] for c in storage_counts.values())
     publish(
         artifact_key("restore", target.project_dir.name),
@@ -118,7 +86,7 @@ def restore(
         [
             ("Snapshot", f"`{resolved}`"),
             ("Project directory", str(target.project_dir)),
-            ("Database", f"{target.database.describe()}: {result['tables']} tables, {result['rows']} rows (row counts match the snapshot)"
+            ("Database", f"{target.database.describe()}: {result.tables} tables, {result.rows} rows (row counts match the snapshot)"
              if row_counts else "not in this snapshot (taken without its database): left as it was"),
             *[(f"Storage '{n}'", f"{c['objects']} objects: {c['written']} written, {c['skipped']} already identical")
               for n, c in storage_counts.items()],
@@ -126,10 +94,10 @@ def restore(
             ("Config written", "yes" if file_counts["config"] else "kept the existing one"),
             ("Extensions / migrations files", f"{file_counts['extensions']} / {file_counts['migrations']}"),
             *([("License", license_notice)] if license_notice else []),
-            ("Duration", f"{result['seconds']} s"),
+            ("Duration", f"{result.seconds} s"),
         ],
         notes=["Restart Directus on the restored project: it caches the schema."],
     )
-    logger.info("restored snapshot %s: %d tables, %d rows, storage %s", resolved, result["tables"], result["rows"],
+    logger.info("restored snapshot %s: %d tables, %d rows, storage %s", resolved, result.tables, result.rows,
                 {n: c["objects"] for n, c in storage_counts.items()})
     return result

@@ -26,7 +26,7 @@ from tasks.v8 import (TargetAccess, comments_task, files_task, finish_task, item
 from . import parameters as p
 from .exclusive import exclusive
 from .report import artifact_key, human_bytes, publish
-from .restore import with_password
+from directus_ops.database_password import with_password
 
 NOTES_SHOWN = 200  # report lines per list (the JSON report next to the id map has them all)
 

@@ -5,39 +5,35 @@ from __future__ import annotations
 
 import shutil
 import time
-from typing import Any
 
 from prefect import flow, get_run_logger
 
 from directus_ops import snapshot as snapshots
+from directus_ops.database_password import with_password
 from directus_ops.errors import ConfigError, VerificationFailed
+from directus_ops.results import VerifyResult
 from directus_ops.verify import problems_text
 from tasks.repository import repository_location
 from tasks.verify import check_repository_task, restore_drill_task
 
 from . import parameters as p
 from .report import artifact_key, human_bytes, publish
-from .restore import with_password
 
 
 @flow(name="verify", description="Check a snapshot repository (optionally re-reading the data) and run a restore drill.")
 def verify(
-    repo: p.RepoUrl,
+    repo: p.Repo,
     snapshot: p.SnapshotRef = "all",
     read_data_percent: p.ReadDataPercent = None,
     restore_drill: p.RestoreDrill = False,
     scratch_database_url: p.ScratchDatabaseUrl = None,
-    repo_endpoint: p.Endpoint = None,
-    repo_region: p.Region = None,
-    repo_secret_block: p.RepoSecretBlock = None,
-    passphrase_secret_block: p.PassphraseSecretBlock = None,
     workers: p.Workers = snapshots.DEFAULT_WORKERS,
-) -> dict[str, Any]:
+) -> VerifyResult:
     logger = get_run_logger()
     started = time.monotonic()
     if restore_drill and not scratch_database_url:
         raise ConfigError("the restore drill needs a scratch database: pass --scratch-database URL (it is created and dropped)")
-    location = repository_location(repo, repo_endpoint, repo_region, repo_secret_block, passphrase_secret_block)
+    location = repository_location(repo)
     report = check_repository_task(location, snapshot, read_data_percent, workers)
     drill = None
     if restore_drill:
@@ -48,7 +44,7 @@ def verify(
         finally:
             shutil.rmtree(staging, ignore_errors=True)
     rows = [
-        ("Repository", repo),
+        ("Repository", repo.url),
         ("Snapshots checked", len(report.snapshots)),
         ("Entries checked", report.entries),
         ("Objects re-read", f"{report.objects_read} ({human_bytes(report.bytes_read)})" if read_data_percent else "no (--read-data not given)"),
@@ -62,15 +58,16 @@ def verify(
     notes = problems_text(report.problems)
     if drill and not drill.ok:
         notes += [f"restore drill: table {t} has {got} rows, the manifest recorded {want}" for t, (want, got) in drill.mismatches.items()]
-    publish(artifact_key("verify", repo.rsplit("/", 1)[-1] or "repository"), f"Verify {repo}", rows, notes)
+    publish(artifact_key("verify", repo.url.rsplit("/", 1)[-1] or "repository"), f"Verify {repo.url}", rows, notes)
     for line in notes:
         logger.error("%s", line)
     if report.problems or (drill and not drill.ok):
         count = len(report.problems) + (len(drill.mismatches) if drill else 0)
         healing = (f"; {report.noted_for_repair} missing or damaged objects are noted for the next backup to store "
                    "again from the project's files") if report.noted_for_repair else ""
-        raise VerificationFailed(f"{count} problems found in {repo}; first: {notes[0]}{healing}", report, drill)
-    logger.info("repository %s verified: %d snapshots, %d entries, %d objects re-read", repo, len(report.snapshots),
+        raise VerificationFailed(f"{count} problems found in {repo.url}; first: {notes[0]}{healing}", report, drill)
+    logger.info("repository %s verified: %d snapshots, %d entries, %d objects re-read", repo.url, len(report.snapshots),
                 report.entries, report.objects_read)
-    return {"snapshots": report.snapshots, "entries": report.entries, "objects_read": report.objects_read,
-            "bytes_read": report.bytes_read, "drill": drill.__dict__ if drill else None}
+    return VerifyResult(repo=repo.url, snapshots=report.snapshots, entries=report.entries,
+                        objects_read=report.objects_read, bytes_read=report.bytes_read,
+                        read_data_percent=read_data_percent, drill=drill)

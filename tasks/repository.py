@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
@@ -17,14 +18,17 @@ from directus_ops.repository import Repository, RepositoryLocation
 
 from .retry import RETRY_DELAYS, is_transient
 
+if TYPE_CHECKING:
+    from flows.parameters import RepositoryOptions
 
-def repository_location(url: str, endpoint: str | None = None, region: str | None = None,
-                        secret_block: str | None = None, passphrase_block: str | None = None) -> RepositoryLocation:
+
+def repository_location(options: RepositoryOptions) -> RepositoryLocation:
     """Where the repository is and how to open it. S3 credentials from the named Prefect Secret block (a JSON
     object with ``aws_access_key_id``, ``aws_secret_access_key`` and optionally ``endpoint_url``,
     ``region_name``), else from the environment; the passphrase from its Secret block, else from
     ``DIRECTUS_OPS_PASSPHRASE``/``_FILE``."""
-    location = RepositoryLocation(url=url, endpoint=endpoint, region=region)
+    location = RepositoryLocation(url=options.url, endpoint=options.endpoint, region=options.region)
+    secret_block, passphrase_block = options.secret_block, options.passphrase_secret_block
     if secret_block:
         value = _secret(secret_block, "--repo-secret-block")
         if isinstance(value, str):

@@ -73,10 +73,11 @@ def test_round_trip_postgresql_with_local_and_s3_storage(tmp_path, directus, dat
     # The repository itself on S3, credentials from the environment.
     repo_bucket = s3.create_bucket()
     repo = f"s3://{repo_bucket}/snapshots"
+    repo_options = {"url": repo, "endpoint": s3.endpoint, "region": S3_REGION}
     monkeypatch.setenv("DIRECTUS_OPS_REPO_ACCESS_KEY_ID", s3.key_id)
     monkeypatch.setenv("DIRECTUS_OPS_REPO_SECRET_ACCESS_KEY", s3.secret)
     with captured_logs() as logs:
-        snapshot_id = backup(project_dir=str(project.dir), repo=repo, repo_endpoint=s3.endpoint, repo_region=S3_REGION)
+        snapshot_id = backup(project_dir=str(project.dir), repo=repo_options)
 
     manifest_bytes = s3.objects(repo_bucket, f"snapshots/snapshots/{snapshot_id}.json")[f"snapshots/snapshots/{snapshot_id}.json"]
     repository = Repository.open(RepositoryLocation(repo, endpoint=s3.endpoint, region=S3_REGION))
@@ -97,7 +98,7 @@ def test_round_trip_postgresql_with_local_and_s3_storage(tmp_path, directus, dat
 
     # A second backup right away reads and copies no storage object again.
     repo_before = s3.objects(repo_bucket, "snapshots/objects/")
-    second_id = backup(project_dir=str(project.dir), repo=repo, repo_endpoint=s3.endpoint, repo_region=S3_REGION)
+    second_id = backup(project_dir=str(project.dir), repo=repo_options)
     repo_after = s3.objects(repo_bucket, "snapshots/objects/")
     second = repository.load_manifest(second_id)
     assert second.stats.storage_objects_read == 0 and second.stats.storage_bytes_written == 0
@@ -111,9 +112,9 @@ def test_round_trip_postgresql_with_local_and_s3_storage(tmp_path, directus, dat
     target_bucket = s3.create_bucket()
     target_dir = tmp_path / "restored"
     with target_db.flow_url() as target_url:
-        result = restore(repo=repo, project_dir=str(target_dir), snapshot_id=snapshot_id, database_url=target_url,
-                         storage={"s3": f"s3://{target_bucket}/files"}, repo_endpoint=s3.endpoint, repo_region=S3_REGION)
-    assert result["rows"] == sum(manifest.database.row_counts.values())
+        result = restore(repo=repo_options, project_dir=str(target_dir), snapshot_id=snapshot_id,
+                         database_url=target_url, storage={"s3": f"s3://{target_bucket}/files"})
+    assert result.rows == sum(manifest.database.row_counts.values())
     assert s3.objects(target_bucket, "files/") == s3.objects(source_bucket, "files/")
     restored_env = (target_dir / ".env").read_text()
     assert f"DB_DATABASE={target_db.name}" in restored_env and target_bucket in restored_env

@@ -31,6 +31,7 @@ from harness import (CLI, DIRECTUS_VERSION, PG_ADMIN, S3_REGION, Database, Datab
 
 from directus_ops.database import DatabaseSettings, open_engine
 from directus_ops.repository import Repository, RepositoryLocation
+from directus_ops.results import RestoreResult
 
 SEEDED_TABLES = {"articles", "authors", "ops_marker"}  # ops_marker: made by the project's own migration
 
@@ -203,7 +204,7 @@ def backup_scoped(project_dir: Path, repo: Path, scope: str, **options) -> str:
 
 
 def restore_into(repo: Path, snapshot_id: str, target_dir: Path, database: Database,
-                 storage: dict[str, str] | None = None) -> dict:
+                 storage: dict[str, str] | None = None) -> RestoreResult:
     from flows.restore import restore
 
     with database.flow_url() as url:
@@ -420,7 +421,7 @@ def test_files_and_extensions_backup_without_database(sources, tmp_path, prefect
     from flows.restore import restore
 
     result = restore(repo=str(repo), project_dir=str(target_dir), snapshot_id=snapshot_id)
-    assert result["database_restored"] is False and not (target_dir / "data.db").exists()
+    assert result.database_restored is False and not (target_dir / "data.db").exists()
     assert files_of(target_dir / "uploads") == files_of(project.dir / "uploads")
     assert files_of(target_dir / "extensions") == files_of(project.dir / "extensions")
     assert files_of(target_dir / "migrations") == files_of(project.dir / "migrations")

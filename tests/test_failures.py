@@ -30,7 +30,8 @@ KILL_POINTS = [
     "file-tmp:1",
     "before-manifest:1",
 ]
-BACKUP = "import sys; from flows.backup import backup; backup(project_dir=sys.argv[1], repo=sys.argv[2], repo_endpoint=sys.argv[3] or None, repo_region=sys.argv[4] or None)"
+BACKUP = ("import sys; from flows.backup import backup; backup(project_dir=sys.argv[1], "
+          "repo={'url': sys.argv[2], 'endpoint': sys.argv[3] or None, 'region': sys.argv[4] or None})")
 
 
 @pytest.fixture(params=["local", "s3"])
@@ -51,6 +52,7 @@ def test_a_backup_killed_anywhere_leaves_no_snapshot_and_no_damage(point, backen
     from flows.restore import restore
 
     url, location, (endpoint, region) = backend
+    repo_options = {"url": url, "endpoint": endpoint or None, "region": region or None}
     if location.is_s3:
         # On S3 a manifest is one PUT: there is no temporary name to die at. Small files go into one pack
         # (S3 stores them packed): the third and sixth stored objects become the pack written, and indexed.
@@ -58,7 +60,7 @@ def test_a_backup_killed_anywhere_leaves_no_snapshot_and_no_damage(point, backen
                  "object-stored:6": "pack-indexed:1"}.get(point, point)
     database = databases.create("sqlite3")
     project, settings = small_project(tmp_path, database)
-    first = backup(project_dir=str(project), repo=url, repo_endpoint=endpoint or None, repo_region=region or None)
+    first = backup(project_dir=str(project), repo=repo_options)
     for index in range(6):
         (project / "uploads" / f"new-{index}.bin").write_bytes(os.urandom(120_000))
     (project / "uploads" / "video.bin").write_bytes(os.urandom(9 * 1024 * 1024))  # a large object: the streaming path
@@ -73,12 +75,11 @@ def test_a_backup_killed_anywhere_leaves_no_snapshot_and_no_damage(point, backen
     report = verify.check(repo, "all", read_data_percent=100)
     assert report.ok, report.problems
 
-    second = backup(project_dir=str(project), repo=url, repo_endpoint=endpoint or None, repo_region=region or None)
+    second = backup(project_dir=str(project), repo=repo_options)
     assert Repository.open(location).snapshot_ids() == [first, second]
     assert verify.check(Repository.open(location), second, read_data_percent=100).ok
     target = databases.create("sqlite3")
-    restore(repo=url, project_dir=str(tmp_path / "restored"), snapshot_id=second, database_url=target.url,
-            repo_endpoint=endpoint or None, repo_region=region or None)
+    restore(repo=repo_options, project_dir=str(tmp_path / "restored"), snapshot_id=second, database_url=target.url)
     assert rows(DatabaseSettings.from_url(target.url)) == rows(settings)
     for path in (project / "uploads").iterdir():
         assert (tmp_path / "restored" / "uploads" / path.name).read_bytes() == path.read_bytes()
@@ -115,7 +116,8 @@ def test_s3_pausing_mid_upload_is_retried_and_the_backup_completes(tmp_path, dat
         watcher = threading.Thread(target=pause_when_uploading, daemon=True)
         watcher.start()
         location = RepositoryLocation(f"s3://{bucket}/repo", endpoint=s3.endpoint, region=S3_REGION)
-        snapshot_id = backup(project_dir=str(project), repo=location.url, repo_endpoint=s3.endpoint, repo_region=S3_REGION)
+        snapshot_id = backup(project_dir=str(project),
+                             repo={"url": location.url, "endpoint": s3.endpoint, "region": S3_REGION})
         watcher.join(timeout=30)
         assert paused.is_set(), "the server was never paused during the upload"
         repo = Repository.open(location)

@@ -75,8 +75,8 @@ class Genuine:
         repo = self.raw()
         return {p: repo.fs.cat_file(p) for p in sorted(repo.fs.find(repo.base)) if "/locks/" not in p}
 
-    def flow_options(self) -> dict[str, str | None]:
-        return {"repo": self.url, "repo_endpoint": self.endpoint, "repo_region": self.region}
+    def flow_options(self) -> dict[str, dict[str, str | None]]:
+        return {"repo": {"url": self.url, "endpoint": self.endpoint, "region": self.region}}
 
     def cli_options(self) -> list[str]:
         extra = ["--repo-endpoint", self.endpoint, "--repo-region", self.region] if self.endpoint else []
@@ -115,8 +115,9 @@ def genuine(request, tmp_path_factory, prefect_server) -> Iterator[Genuine]:
             patch.setenv("DIRECTUS_OPS_REPO_ACCESS_KEY_ID", s3.key_id)
             patch.setenv("DIRECTUS_OPS_REPO_SECRET_ACCESS_KEY", s3.secret)
         project, settings = small_project(root, databases.create("sqlite3"))
-        plain = backup(project_dir=str(project), repo=url, repo_endpoint=endpoint, repo_region=region)
-        encrypted = backup(project_dir=str(project), repo=url, repo_endpoint=endpoint, repo_region=region, encrypt=True)
+        repo = {"url": url, "endpoint": endpoint, "region": region}
+        plain = backup(project_dir=str(project), repo=repo)
+        encrypted = backup(project_dir=str(project), repo=repo, encrypt=True)
         free_project_slot(project)
         yield Genuine(url, RepositoryLocation(url, endpoint=endpoint, region=region), endpoint, region, project, settings,
                       databases, plain, encrypted, s3)
@@ -267,8 +268,8 @@ def test_a_manifest_not_written_with_the_key_is_refused_everywhere(attack: Calla
 
     # forget: left out of the decision, never deleted; prune stops naming the file
     decided = forget(keep_last=10, **g.flow_options())
-    assert bad in decided["left_out"] and bad not in decided["keep"] and bad not in decided["forget"]
-    assert set(good) <= set(decided["keep"])
+    assert bad in decided.left_out and bad not in decided.keep and bad not in decided.forget
+    assert set(good) <= set(decided.keep)
     with pytest.raises(RepositoryError, match=r"prune stopped, nothing deleted: .*snapshots/.*remove that file"):
         forget(keep_last=10, prune=True, **g.flow_options())
     assert g.listing() == before
@@ -372,7 +373,7 @@ def test_a_format_2_repository_is_refused_then_upgraded(genuine, repo_state, cli
     target_db = g.databases.create("sqlite3")
     result = restore(project_dir=str(tmp_path / "restored"), snapshot_id=g.encrypted, database_url=target_db.url,
                      **g.flow_options())
-    assert result["snapshot"] == g.encrypted
+    assert result.snapshot == g.encrypted
     assert rows(DatabaseSettings.from_url(target_db.url)) == rows(g.settings)
     assert (tmp_path / "restored" / "uploads" / "photo.jpg").read_bytes() == (g.project / "uploads" / "photo.jpg").read_bytes()
     again = upgrade_repository(g.location)

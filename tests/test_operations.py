@@ -73,12 +73,11 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def snapshot_ids(repo: Path) -> list[str]:
-    from directus_ops.repository import Repository
-    from tasks.repository import repository_location
+    from directus_ops.repository import Repository, RepositoryLocation
 
     if not repo.exists():
         return []
-    return Repository.open(repository_location(str(repo))).snapshot_ids()
+    return Repository.open(RepositoryLocation(str(repo))).snapshot_ids()
 
 
 def run_id_from(output: str) -> str:
@@ -119,12 +118,12 @@ def test_serve_py_serves_every_flow_and_runs_a_triggered_backup(server: Server, 
             time.sleep(1)
         deployment = server.deployment("backup/backup")
         assert deployment["work_pool_name"] is None and deployment["parameters"] == {"project_dir": str(project),
-                                                                                  "repo": str(repo)}
+                                                                                  "repo": {"url": str(repo)}}
         assert [s["schedule"]["cron"] for s in deployment["schedules"]] == ["17 2 * * *"]
         forget = server.deployment("forget/forget")
         assert forget["parameters"]["keep_daily"] == 14 and forget["parameters"]["prune"] is True
         drill = server.deployment("verify/verify-drill")  # served because a scratch database was given
-        assert drill["parameters"] == {"repo": str(repo), "snapshot": "latest", "restore_drill": True,
+        assert drill["parameters"] == {"repo": {"url": str(repo)}, "snapshot": "latest", "restore_drill": True,
                                        "scratch_database_url": scratch_url}
         assert [s["schedule"]["cron"] for s in drill["schedules"]] == ["30 6 * * 0"]
         run = server.post(f"/deployments/{deployment['id']}/create_flow_run", {})
@@ -162,14 +161,15 @@ def test_deploy_all_and_a_worker_run_backups_from_the_cli_and_the_api(server: Se
 
     cli_repo, api_repo = tmp_path / "cli-repo", tmp_path / "api-repo"
     started = server.cli("deployment", "run", "backup/backup", "--param", f"project_dir={project}",
-                         "--param", f"repo={cli_repo}", env=worker)
+                         "--param", f'repo={{"url": "{cli_repo}"}}', env=worker)
     cli_run = run_id_from(started.stdout)
     api_run = server.post(f"/deployments/{backup['id']}/create_flow_run",
-                          {"parameters": {"project_dir": str(project), "repo": str(api_repo)}})["id"]  # type: ignore[index]
+                          {"parameters": {"project_dir": str(project),
+                                          "repo": {"url": str(api_repo)}}})["id"]  # type: ignore[index]
     for run_id, repo in ((cli_run, cli_repo), (api_run, api_repo)):
         finished = server.wait_for_run(run_id)
         assert finished["state"]["type"] == "COMPLETED", finished["state"]
-        assert finished["parameters"]["repo"] == str(repo)
+        assert finished["parameters"]["repo"] == {"url": str(repo)}
         assert len(snapshot_ids(repo)) == 1
         assert_backup_artifacts(server, run_id, repo)
 
@@ -180,7 +180,8 @@ def test_deploy_all_and_a_worker_run_backups_from_the_cli_and_the_api(server: Se
 
     # A bad parameter is refused when the run is created (the schema is enforced): no run starts.
     refused = server.request("POST", f"/deployments/{backup['id']}/create_flow_run",
-                             json={"parameters": {"project_dir": str(project), "repo": str(api_repo), "workers": "many"}})
+                             json={"parameters": {"project_dir": str(project), "repo": {"url": str(api_repo)},
+                                                  "workers": "many"}})
     assert refused.status_code == 409 and "workers" in refused.text
     # A delete without its confirmation (the project's name) never starts either.
     delete = server.deployment("delete/delete")
@@ -193,9 +194,9 @@ def test_deploy_all_and_a_worker_run_backups_from_the_cli_and_the_api(server: Se
     drill = server.deployment("verify/verify-drill")
     assert [s["schedule"]["cron"] for s in drill["schedules"]] == ["30 6 * * 0"]
     scratch_url = worker["DIRECTUS_OPS_SCRATCH_DATABASE_URL"]
-    assert drill["parameters"] == {"repo": worker["DIRECTUS_OPS_REPO"], "snapshot": "latest", "restore_drill": True,
-                                   "scratch_database_url": scratch_url}
-    run = server.post(f"/deployments/{drill['id']}/create_flow_run", {"parameters": {"repo": str(cli_repo)}})
+    assert drill["parameters"] == {"repo": {"url": worker["DIRECTUS_OPS_REPO"]}, "snapshot": "latest",
+                                   "restore_drill": True, "scratch_database_url": scratch_url}
+    run = server.post(f"/deployments/{drill['id']}/create_flow_run", {"parameters": {"repo": {"url": str(cli_repo)}}})
     finished = server.wait_for_run(run["id"])  # type: ignore[index]
     assert finished["state"]["type"] == "COMPLETED", finished["state"]
     report = next(a for a in server.artifacts(run["id"]) if a["type"] == "markdown")  # type: ignore[index]
@@ -212,7 +213,7 @@ def test_an_interval_schedule_fires_on_its_own_and_completes(api: Server, worker
 
     repo = tmp_path / "interval-repo"
     deployment_id = backup.to_deployment(name="every-5-seconds", interval=5, entrypoint_type=EntrypointType.MODULE_PATH,
-                                         parameters={"project_dir": str(project), "repo": str(repo)}
+                                         parameters={"project_dir": str(project), "repo": {"url": str(repo)}}
                                          ).apply(work_pool_name=POOL)
     try:
         deadline = time.monotonic() + 150
@@ -263,14 +264,13 @@ def wait_until_running(server: Server, run_id: str, timeout: float = 180) -> Non
 
 def test_overlapping_runs_on_one_project_wait_or_fail_clearly(server: Server, worker: dict[str, str], project: Path,
                                                               tmp_path: Path) -> None:
-    from directus_ops.repository import Repository
-    from tasks.repository import repository_location
+    from directus_ops.repository import Repository, RepositoryLocation
 
     backup = server.deployment("backup/backup")
 
     def run(repo: Path, wait: float) -> str:
         return server.post(f"/deployments/{backup['id']}/create_flow_run",
-                           {"parameters": {"project_dir": str(project), "repo": str(repo),
+                           {"parameters": {"project_dir": str(project), "repo": {"url": str(repo)},
                                            "project_wait_seconds": wait}})["id"]  # type: ignore[index]
 
     # Another procedure (an upgrade, say) holds the project: a backup waits for it, then runs.
@@ -286,7 +286,7 @@ def test_overlapping_runs_on_one_project_wait_or_fail_clearly(server: Server, wo
     released = float(out.split()[-1])
     done = server.wait_for_run(waiting)
     assert done["state"]["type"] == "COMPLETED", done["state"]
-    manifest = Repository.open(repository_location(str(tmp_path / "waited"))).load_header(snapshot_ids(tmp_path / "waited")[0])
+    manifest = Repository.open(RepositoryLocation(str(tmp_path / "waited"))).load_header(snapshot_ids(tmp_path / "waited")[0])
     assert manifest.time.timestamp() >= released  # started only after the holder let go
 
     # A holder on another host (its own state directory: no shared file lock) still excludes: the server's
@@ -348,7 +348,7 @@ def test_alert_automations_are_applied_and_a_failed_backup_notifies(api: Server,
         # A backup run that fails (the project directory does not exist) sends the notification.
         backup = api.deployment("backup/backup")
         run = api.post(f"/deployments/{backup['id']}/create_flow_run",
-                       {"parameters": {"project_dir": str(tmp_path / "gone"), "repo": str(tmp_path / "r")}})
+                       {"parameters": {"project_dir": str(tmp_path / "gone"), "repo": {"url": str(tmp_path / "r")}}})
         assert api.wait_for_run(run["id"])["state"]["type"] == "FAILED"  # type: ignore[index]
         deadline = time.monotonic() + 60
         while not _Hook.received and time.monotonic() < deadline:
@@ -401,7 +401,7 @@ def test_an_inventory_deploys_three_deployments_per_project_and_a_drill(server: 
     assert len([d for d in server.post("/deployments/filter", {})  # type: ignore[union-attr]
                 if any(t.startswith("project:") for t in d["tags"])]) == 10
     shop_backup = server.deployment("backup/shop")
-    assert shop_backup["parameters"] == {"project_dir": str(project), "repo": f"{tmp_path}/shop"}
+    assert shop_backup["parameters"] == {"project_dir": str(project), "repo": {"url": f"{tmp_path}/shop"}}
     assert shop_backup["work_pool_name"] == POOL and shop_backup["entrypoint"] == "flows.backup.backup"
     assert [(s["schedule"]["cron"], s["schedule"]["timezone"]) for s in shop_backup["schedules"]] == [("10 1 * * *", "Europe/Berlin")]
     shop_forget = server.deployment("forget/shop")
@@ -410,7 +410,8 @@ def test_an_inventory_deploys_three_deployments_per_project_and_a_drill(server: 
     assert [s["schedule"]["cron"] for s in server.deployment("verify/shop")["schedules"]] == ["30 5 * * 0"]
     assert server.deployment("verify/blog")["schedules"] == []  # no verify_cron: on demand
     shop_drill = server.deployment("verify/shop-drill")
-    assert shop_drill["parameters"] == {"repo": f"{tmp_path}/shop", "snapshot": "latest", "restore_drill": True,
+    assert shop_drill["parameters"] == {"repo": {"url": f"{tmp_path}/shop"}, "snapshot": "latest",
+                                        "restore_drill": True,
                                         "scratch_database_url": f"sqlite:///{tmp_path}/shop-drill.db"}
     assert [(s["schedule"]["cron"], s["schedule"]["timezone"]) for s in shop_drill["schedules"]] == [("30 6 * * 0", "Europe/Berlin")]
     assert server.deployment("verify/wiki")["parameters"]["read_data_percent"] == 50

@@ -26,7 +26,7 @@ from directus_ops.repository import Repository, RepositoryLocation
 
 
 def repository_of(kind: str, root: Path, request: pytest.FixtureRequest, patch: pytest.MonkeyPatch) -> tuple:
-    """(repo URL, RepositoryLocation, flow keyword arguments for the repository): local under ``root``, or a new
+    """(repo URL, RepositoryLocation, the flows' repository options besides its URL): local under ``root``, or a new
     bucket on the session's S3 server, its credentials set through ``patch``."""
     if kind == "local":
         return str(root / "repo"), RepositoryLocation(str(root / "repo")), {}
@@ -36,7 +36,7 @@ def repository_of(kind: str, root: Path, request: pytest.FixtureRequest, patch: 
     patch.setenv("DIRECTUS_OPS_REPO_SECRET_ACCESS_KEY", s3.secret)
     url = f"s3://{bucket}/repo"
     return url, RepositoryLocation(url, endpoint=s3.endpoint, region=S3_REGION), \
-        {"repo_endpoint": s3.endpoint, "repo_region": S3_REGION}
+        {"endpoint": s3.endpoint, "region": S3_REGION}
 
 
 @pytest.fixture(params=["local", "s3"])
@@ -70,8 +70,9 @@ def make_backup(backend, tmp_path: Path, databases, engine: str) -> dict:
     (project / "uploads" / "sub" / "deep.bin").write_bytes(os.urandom(3000))
     (project / "migrations").mkdir()
     (project / "migrations" / "20260101A-note.js").write_text("export async function up() {}\n")
-    snapshot_id = backup(project_dir=str(project), repo=url, **repo_args)
-    return {"url": url, "location": location, "repo_args": repo_args, "project": project, "settings": settings,
+    repo = {"url": url, **repo_args}  # the flows' repository parameter
+    snapshot_id = backup(project_dir=str(project), repo=repo)
+    return {"url": url, "location": location, "repo": repo, "project": project, "settings": settings,
             "snapshot": snapshot_id}
 
 
@@ -171,8 +172,7 @@ def test_a_forged_key_refuses_the_snapshot_before_anything_is_written(case_name,
     target_db = databases.create("sqlite3")
     before = tree(tmp_path)
     with pytest.raises(UnsafeSnapshot) as refused:
-        restore(repo=case["url"], project_dir=str(tmp_path / "target"), snapshot_id=forged, database_url=target_db.url,
-                **case["repo_args"])
+        restore(repo=case["repo"], project_dir=str(tmp_path / "target"), snapshot_id=forged, database_url=target_db.url)
     message = str(refused.value)
     assert "\n" not in message
     assert f"snapshot {forged}" in message and location in message and repr(paths.display_key(key)) in message
@@ -182,7 +182,7 @@ def test_a_forged_key_refuses_the_snapshot_before_anything_is_written(case_name,
     # and --replace into the project itself changes nothing either
     project_before = tree(case["project"])
     with pytest.raises(UnsafeSnapshot):
-        restore(repo=case["url"], project_dir=str(case["project"]), snapshot_id=forged, replace=True, **case["repo_args"])
+        restore(repo=case["repo"], project_dir=str(case["project"]), snapshot_id=forged, replace=True)
     assert tree(case["project"]) == project_before
     assert tree(canary) == {"keep.txt": ("file", b"canary")}
 
@@ -206,8 +206,8 @@ def test_forged_config_file_and_duplicate_keys_are_refused_and_reported(shared_b
         target_db = databases.create("sqlite3")
         before = tree(tmp_path)
         with pytest.raises(UnsafeSnapshot, match=fragment):
-            restore(repo=case["url"], project_dir=str(tmp_path / "target"), snapshot_id=forged,
-                    database_url=target_db.url, **case["repo_args"])
+            restore(repo=case["repo"], project_dir=str(tmp_path / "target"), snapshot_id=forged,
+                    database_url=target_db.url)
         assert tree(tmp_path) == before
         assert not verify.check(Repository.open(case["location"]), forged).ok
 
@@ -254,8 +254,7 @@ def test_a_symlink_at_a_files_name_is_replaced_never_written_through(backed_up, 
     (target / "extensions" / "hooks").mkdir(parents=True)
     (target / "extensions" / "hooks" / "index.js").symlink_to(canary / "secret.txt")
     target_db = databases.create("sqlite3")
-    restore(repo=case["url"], project_dir=str(target), snapshot_id=case["snapshot"], database_url=target_db.url,
-            **case["repo_args"])
+    restore(repo=case["repo"], project_dir=str(target), snapshot_id=case["snapshot"], database_url=target_db.url)
     assert tree(canary) == {"deep.bin": ("file", b"outside the target"), "secret.txt": ("file", b"do not overwrite me")}
     for relative in ("uploads/photo.jpg", "extensions/hooks/index.js"):
         restored = target / relative
@@ -267,8 +266,7 @@ def test_a_symlink_at_a_files_name_is_replaced_never_written_through(backed_up, 
     original = (case["project"] / "uploads" / "photo.jpg").read_bytes()
     (case["project"] / "uploads" / "photo.jpg").unlink()
     (case["project"] / "uploads" / "photo.jpg").symlink_to(canary / "secret.txt")
-    restore(repo=case["url"], project_dir=str(case["project"]), snapshot_id=case["snapshot"], replace=True,
-            **case["repo_args"])
+    restore(repo=case["repo"], project_dir=str(case["project"]), snapshot_id=case["snapshot"], replace=True)
     assert not (case["project"] / "uploads" / "photo.jpg").is_symlink()
     assert (case["project"] / "uploads" / "photo.jpg").read_bytes() == original
     assert (canary / "secret.txt").read_bytes() == b"do not overwrite me"
@@ -283,8 +281,7 @@ def test_a_symlinked_folder_in_the_target_is_never_followed(backed_up, tmp_path,
     target_db = databases.create("sqlite3")
     before = tree(target)
     with pytest.raises(UnsafeTarget) as refused:
-        restore(repo=case["url"], project_dir=str(target), snapshot_id=case["snapshot"], database_url=target_db.url,
-                **case["repo_args"])
+        restore(repo=case["repo"], project_dir=str(target), snapshot_id=case["snapshot"], database_url=target_db.url)
     message = str(refused.value)
     assert "\n" not in message and f"'{target}/uploads/sub' is a symbolic link" in message, message
     assert tree(canary) == {"deep.bin": ("file", b"outside the target"), "secret.txt": ("file", b"do not overwrite me")}
@@ -297,8 +294,7 @@ def test_a_symlinked_folder_in_the_target_is_never_followed(backed_up, tmp_path,
     (case["project"] / "uploads" / "sub").symlink_to(canary, target_is_directory=True)
     project_before, rows_before = tree(case["project"]), rows(case["settings"])
     with pytest.raises(UnsafeTarget) as refused:
-        restore(repo=case["url"], project_dir=str(case["project"]), snapshot_id=case["snapshot"], replace=True,
-                **case["repo_args"])
+        restore(repo=case["repo"], project_dir=str(case["project"]), snapshot_id=case["snapshot"], replace=True)
     message = str(refused.value)
     assert "\n" not in message and "is a symbolic link" in message, message
     assert tree(case["project"]) == project_before and rows(case["settings"]) == rows_before
@@ -332,15 +328,14 @@ def test_a_replace_that_fails_midway_says_what_state_the_target_is_in(backed_up,
 
     monkeypatch.setattr(paths.LocalUncommitted, "commit", commit_until_the_disk_is_full)
     with pytest.raises(ProcedureFailed) as failed:
-        restore(repo=case["url"], project_dir=str(project), snapshot_id=case["snapshot"], replace=True,
-                **case["repo_args"])
+        restore(repo=case["repo"], project_dir=str(project), snapshot_id=case["snapshot"], replace=True)
     message = str(failed.value)
     assert "\n" not in message and "No space left on device" in message, message
     assert "replaced: database" in message and "partly written: storage location 'local'" in message, message
     assert "not yet written: project files" in message and "run the same restore again (with --replace)" in message
 
     monkeypatch.setattr(paths.LocalUncommitted, "commit", real_commit)
-    restore(repo=case["url"], project_dir=str(project), snapshot_id=case["snapshot"], replace=True, **case["repo_args"])
+    restore(repo=case["repo"], project_dir=str(project), snapshot_id=case["snapshot"], replace=True)
     assert rows(case["settings"]) == source_rows and tree(project) == source_tree
 
 
@@ -368,7 +363,7 @@ def test_any_name_the_filesystem_allows_is_restored_byte_for_byte(backend, tmp_p
     for name in NAMES:
         (uploads / name).parent.mkdir(parents=True, exist_ok=True)
         (uploads / name).write_bytes(name.encode() * 3)
-    snapshot_id = backup(project_dir=str(project), repo=url, **repo_args)
+    snapshot_id = backup(project_dir=str(project), repo={"url": url, **repo_args})
     repo = Repository.open(location)
     manifest = repo.load_manifest(snapshot_id)
     assert {e.key for e in manifest.objects} >= set(NAMES)
@@ -388,8 +383,8 @@ def test_any_name_the_filesystem_allows_is_restored_byte_for_byte(backend, tmp_p
 
     target = tmp_path / "target"
     for attempt in range(2):  # the second time every file is found identical (never hashed through a link)
-        restore(repo=url, project_dir=str(target), snapshot_id=forged.id,
-                database_url=f"sqlite:///{tmp_path}/target-{attempt}.db", **repo_args)
+        restore(repo={"url": url, **repo_args}, project_dir=str(target), snapshot_id=forged.id,
+                database_url=f"sqlite:///{tmp_path}/target-{attempt}.db")
         restored = target / "uploads"
         for name in NAMES:
             assert (restored / name).read_bytes() == name.encode() * 3
@@ -423,8 +418,8 @@ def test_a_failed_restore_into_a_new_target_leaves_nothing(engine, backend, tmp_
     outside = tmp_path / "outside-uploads"  # a storage root outside the project dir, new too
     before = tree(tmp_path)
     with target_db.flow_url() as database_url, pytest.raises(IntegrityError) as failed:
-        restore(repo=case["url"], project_dir=str(tmp_path / "target"), snapshot_id=case["snapshot"],
-                database_url=database_url, storage={"local": str(outside)}, **case["repo_args"])
+        restore(repo=case["repo"], project_dir=str(tmp_path / "target"), snapshot_id=case["snapshot"],
+                database_url=database_url, storage={"local": str(outside)})
     message = str(failed.value)
     assert "\n" not in message and "restore of snapshot" in message, message
     assert "removed what it created" in message and "the target is as it was" in message, message

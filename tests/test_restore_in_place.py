@@ -54,7 +54,7 @@ def test_restore_in_place_puts_everything_back(engine, tmp_path, databases, pref
     assert rows(settings) == before
     assert (project / "uploads" / "photo.jpg").read_bytes() == photo
     assert (project / "extensions" / "hooks" / "index.js").read_text() == "export default () => {};\n"
-    assert result["storage"]["local"] == {"objects": 1, "written": 1, "skipped": 0, "bytes_written": len(photo)}
+    assert result.storage["local"] == {"objects": 1, "written": 1, "skipped": 0, "bytes_written": len(photo)}
 
     # The identity/sequence continues after the restored rows: a new row gets the next id, no duplicate key.
     engine_ = open_engine(settings)
@@ -76,6 +76,7 @@ def test_s3_repository_credentials_from_a_prefect_secret_block(tmp_path, databas
     from prefect.blocks.system import Secret
 
     from flows.backup import backup
+    from flows.parameters import RepositoryOptions
     from flows.restore import restore
 
     for name in ("DIRECTUS_OPS_REPO_ACCESS_KEY_ID", "DIRECTUS_OPS_REPO_SECRET_ACCESS_KEY", "AWS_ACCESS_KEY_ID",
@@ -89,15 +90,15 @@ def test_s3_repository_credentials_from_a_prefect_secret_block(tmp_path, databas
     database = databases.create("sqlite3")
     project, settings = small_project(tmp_path, database)
     repo = f"s3://{s3.create_bucket()}/backups"
-    snapshot_id = backup(project_dir=str(project), repo=repo, repo_secret_block=block)
+    snapshot_id = backup(project_dir=str(project), repo=RepositoryOptions(url=repo, secret_block=block))
     assert any(key.endswith(f"{snapshot_id}.json") for key in s3.objects(repo[5:].split("/")[0], "backups/snapshots/"))
 
     target = databases.create("sqlite3")
-    restore(repo=repo, project_dir=str(tmp_path / "copy"), snapshot_id="latest", database_url=target.url,
-            repo_secret_block=block)
+    restore(repo=RepositoryOptions(url=repo, secret_block=block), project_dir=str(tmp_path / "copy"),
+            snapshot_id="latest", database_url=target.url)
     assert rows(DatabaseSettings.from_url(target.url)) == rows(settings)
     with pytest.raises(Exception, match="no Prefect Secret block named 'missing-block'"):
-        backup(project_dir=str(project), repo=repo, repo_secret_block="missing-block")
+        backup(project_dir=str(project), repo=RepositoryOptions(url=repo, secret_block="missing-block"))
 
 
 def test_restore_into_a_new_target_named_by_its_own_config(tmp_path, databases, prefect_server):
