@@ -317,14 +317,14 @@ def test_restore_under_another_public_url_reports_the_license(licensed_source, t
                                    "PUBLIC_URL": "https://staging.example.com",
                                    "STORAGE_LOCAL_ROOT": str(elsewhere / "uploads")})
     result = restore(repo=repo, project_dir=str(elsewhere), snapshot_id=snapshot_id)
-    notice = result["license_notice"]
+    notice = result.license_notice
     assert f"bound to PUBLIC_URL {licensing_url(licensed_source)}" in notice
     assert "this copy runs at https://staging.example.com" in notice and "drops to the Core tier" in notice
 
     same = tmp_path / "same"  # a new directory gets the snapshot's own config: the same PUBLIC_URL
     result = restore(repo=repo, project_dir=str(same), snapshot_id=snapshot_id,
                      database_url=f"sqlite:///{tmp_path / 'same.db'}", storage={"local": str(tmp_path / "same-files")})
-    assert result["license_notice"] is None
+    assert result.license_notice is None
 
 
 # -- what 12.4.0 itself does without a license ---------------------------------------------------------------------
