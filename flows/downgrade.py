@@ -5,10 +5,10 @@ check. On any failure after the backup, everything is put back as for an upgrade
 from __future__ import annotations
 
 import time
-from typing import Any
 
 from prefect import flow, get_run_logger
 
+from directus_ops.results import DowngradeResult
 from tasks.app import app_command_task
 from tasks.directus import (check_migrations_task, check_started_task, npm_install_task,
                             plan_downgrade_task, revert_migration_task)
@@ -25,18 +25,16 @@ from .upgrade import guarded
 def downgrade_directus(
     project_dir: p.ProjectDir,
     to: p.DowngradeVersion,
-    repo: p.RepoUrl,
+    repo: p.Repo,
     accept_data_loss: p.AcceptDataLoss = False,
     stop_command: p.StopCommand = None,
     start_command: p.StartCommand = None,
     url: p.AppUrl = None,
     config_path: p.ConfigPath = None,
     install_node: p.InstallNode = False,
-    repo_endpoint: p.Endpoint = None,
-    repo_region: p.Region = None,
-    repo_secret_block: p.RepoSecretBlock = None,
-    passphrase_secret_block: p.PassphraseSecretBlock = None,
-) -> dict[str, Any]:
+) -> DowngradeResult:
+    """The plan is the first step and the only check (the target published and older, its Node, the database
+    consistent, every reverted migration revertible, data loss accepted): a refusal changes nothing."""
     logger = get_run_logger()
     started = time.monotonic()
     plan = plan_downgrade_task(project_dir, to, config_path, accept_data_loss, install_node)
@@ -45,11 +43,7 @@ def downgrade_directus(
         logger.warning("accepted (accept_data_loss / --yes): %s", warning)
     logger.info("downgrading %s from Directus %s to %s: reverting %s", plan.project_dir, plan.current, plan.target,
                 ", ".join(plan.to_revert) or "no migrations")
-    snapshot_id = backup(project_dir=plan.project_dir, repo=repo, config_path=config_path, repo_endpoint=repo_endpoint,
-                         repo_region=repo_region, repo_secret_block=repo_secret_block,
-                         passphrase_secret_block=passphrase_secret_block)
-    repo_options = {"endpoint": repo_endpoint, "region": repo_region, "secret_block": repo_secret_block,
-                    "passphrase_block": passphrase_secret_block}
+    snapshot_id = backup(project_dir=plan.project_dir, repo=repo, config_path=config_path)
 
     def steps(done: list[str]) -> dict:
         if stop_command:
@@ -66,10 +60,9 @@ def downgrade_directus(
         done.append(f"health {health['status']}, version {health['version'] or 'not reported'}")
         return health
 
-    done, health = guarded(plan, "downgrade", repo, snapshot_id, steps, start_command, url, repo_options)
+    done, health = guarded(plan, "downgrade", repo, snapshot_id, steps, start_command, url)
     publish(artifact_key("downgrade", name), f"Downgrade of {name}: Directus {plan.current} → {plan.target}",
             [("Snapshot before", f"`{snapshot_id}`"), *[("Done", d) for d in done],
              *[("Warning accepted", w) for w in plan.warnings],
              ("Duration", f"{time.monotonic() - started:.1f} s")])
-    return {"from": plan.current, "to": plan.target, "reverted": plan.to_revert, "snapshot": snapshot_id,
-            "health": health}
+    return DowngradeResult(plan.current, plan.target, plan.to_revert, snapshot_id, health, data_loss=plan.warnings)

@@ -16,6 +16,7 @@ from prefect import flow, get_run_logger
 from directus_ops import app, move, snapshot, storage_copy
 from directus_ops.errors import AppStillRunning, IntegrityError, OpsError, ProcedureFailed, TargetNotEmpty
 from directus_ops.redact import redact
+from directus_ops.results import MoveResult
 from tasks.app import app_command_task, health_task, wait_until_stopped_task
 from tasks.move import (check_location_task, compare_databases_task, copy_across_task, copy_location_task,
                         copy_native_task, files_per_location_task, plan_move_task, put_back_config_task,
@@ -186,19 +187,16 @@ def move_project(
     stop_command: p.StopCommand = None,
     start_command: p.StartCommand = None,
     url: p.AppUrl = None,
-    repo: p.OptionalRepoUrl = None,
+    repo: p.OptionalRepo = None,
     config_path: p.ConfigPath = None,
-    repo_endpoint: p.Endpoint = None,
-    repo_region: p.Region = None,
-    repo_secret_block: p.RepoSecretBlock = None,
-    passphrase_secret_block: p.PassphraseSecretBlock = None,
     workers: p.Workers = snapshot.DEFAULT_WORKERS,
     app_timeout: p.AppTimeout = app.APP_TIMEOUT,
-) -> dict[str, Any]:
+) -> MoveResult:
     """``to_storage``: {LOCATION: "[NEW_NAME:]PATH_OR_S3_URL"}. The target's password comes from
     DIRECTUS_OPS_DATABASE_PASSWORD, new S3 keys from DIRECTUS_OPS_STORAGE_ACCESS_KEY_ID/_SECRET_ACCESS_KEY.
     ``app_timeout``: seconds the app gets to stop answering after the stop command, and to answer after the
-    start command."""
+    start command. The plan is the first step and the only check (the backup subflow checks its repository
+    before it writes): a refusal changes nothing."""
     logger = get_run_logger()
     started = time.monotonic()
     plan = plan_move_task(project_dir, config_path, with_password(to_database), to_storage, config_out, cutover,
@@ -208,9 +206,7 @@ def move_project(
         logger.warning("%s", warning)
     backup_options: dict[str, Any] | None = None
     if repo:
-        backup_options = {"project_dir": plan.project_dir, "repo": repo, "config_path": config_path,
-                          "repo_endpoint": repo_endpoint, "repo_region": repo_region,
-                          "repo_secret_block": repo_secret_block, "passphrase_secret_block": passphrase_secret_block}
+        backup_options = {"project_dir": plan.project_dir, "repo": repo, "config_path": config_path}
     logger.info("moving %s: database %s, storage %s", plan.project_dir,
                 plan.target.describe() if plan.target else "kept",
                 ", ".join(f"{m.source.name} → {m.target.describe()}" for m in plan.storage) or "kept")
@@ -221,8 +217,7 @@ def move_project(
         safety_net = None
         if backup_options and plan.method != "native":
             safety_net = backup(**backup_options)  # a native copy's own snapshot is the safety net otherwise
-        location = repository_location(repo, repo_endpoint, repo_region, repo_secret_block,
-                                       passphrase_secret_block) if repo else None
+        location = repository_location(repo) if repo else None
         first = copy_pass(plan, backup_options, location, str(staging), workers, strict=not cutover)
         done.append("copied and verified" + (" (first pass, app running)" if cutover else ""))
         written = write_config_task(plan) if plan.config_out else None
@@ -240,50 +235,50 @@ def move_project(
 
 
 def _result(plan: move.MovePlan, first: Pass, final: Pass, snapshot_id: str | None, done: list[str],
-            health: dict | None, started: float) -> dict[str, Any]:
-    return {
-        "project_dir": plan.project_dir,
-        "database": plan.target.describe() if plan.target else None,
-        "method": plan.method,
-        "snapshot": snapshot_id,
-        "tables": len(final.tables),
-        "rows": sum(c.target_rows or 0 for c in final.tables),
-        "tables_equal": all(c.ok for c in final.tables),
-        "storage": {n: {"target": c.target, "objects": c.objects, "bytes": c.bytes,
-                        "copied": first.copies[n].copied + (final.copies[n].copied if final is not first else 0),
-                        "checksums_equal": c.checksums_equal} for n, c in final.checks.items()},
-        "renamed": plan.renames,
-        "config_out": plan.config_out,
-        "config_path": plan.config_path,
-        "cutover": bool(health),
-        "health": health,
-        "done": done,
-        "warnings": list(plan.warnings),
-        "seconds": round(time.monotonic() - started, 1),
-    }
+            health: dict | None, started: float) -> MoveResult:
+    return MoveResult(
+        project_dir=plan.project_dir,
+        database=plan.target.describe() if plan.target else None,
+        method=plan.method,
+        snapshot=snapshot_id,
+        tables=len(final.tables),
+        rows=sum(c.target_rows or 0 for c in final.tables),
+        tables_equal=all(c.ok for c in final.tables),
+        storage={n: {"target": c.target, "objects": c.objects, "bytes": c.bytes,
+                     "copied": first.copies[n].copied + (final.copies[n].copied if final is not first else 0),
+                     "checksums_equal": c.checksums_equal} for n, c in final.checks.items()},
+        renamed=plan.renames,
+        config_out=plan.config_out,
+        config_path=plan.config_path,
+        cutover=bool(health),
+        health=health,
+        done=done,
+        license_notes=list(plan.warnings),
+        seconds=round(time.monotonic() - started, 1),
+    )
 
 
-def _report(plan: move.MovePlan, name: str, result: dict[str, Any], final: Pass) -> None:
+def _report(plan: move.MovePlan, name: str, result: MoveResult, final: Pass) -> None:
     rows: list[tuple[str, object]] = [
         ("Project", plan.project_dir),
         ("Database", f"{plan.source.describe()} → {plan.target.describe()} ({plan.method})" if plan.target else "kept"),
-        ("Snapshot", f"`{result['snapshot']}`" if result["snapshot"] else "none (no --repo)"),
+        ("Snapshot", f"`{result.snapshot}`" if result.snapshot else "none (no --repo)"),
     ]
     if plan.target:
-        rows.append(("Tables", f"{result['tables']} tables, {result['rows']} rows: "
-                               + ("row counts and checksums equal" if result["tables_equal"] else "DIFFERENCES below")))
-    for location, info in result["storage"].items():
+        rows.append(("Tables", f"{result.tables} tables, {result.rows} rows: "
+                               + ("row counts and checksums equal" if result.tables_equal else "DIFFERENCES below")))
+    for location, info in result.storage.items():
         rows.append((f"Storage '{location}'", f"→ {info['target']}: {info['objects']} objects "
                                               f"({human_bytes(info['bytes'])}), {info['copied']} copied, "
                                               f"{info['checksums_equal']} sha256 equal on both sides"))
     for old, new in plan.renames.items():
         rows.append(("Location renamed", f"'{old}' → '{new}' ({final.renamed_rows.get(old, 0)} directus_files rows)"))
-    rows += [("New config", result["config_out"] or "not written (no --config-out)"),
-             *[("Done", d) for d in result["done"]], *[("Note", w) for w in plan.warnings],
-             ("Duration", f"{result['seconds']} s")]
+    rows += [("New config", result.config_out or "not written (no --config-out)"),
+             *[("Done", d) for d in result.done], *[("Note", w) for w in plan.warnings],
+             ("Duration", f"{result.seconds} s")]
     tables = []
     if final.tables:
         tables.append(("Tables", ["table", "rows (source)", "rows (target)", "checksum equal"],
                        [[c.table, c.source_rows, c.target_rows, "yes" if c.ok else "**no**"] for c in final.tables]))
-    notes = [] if result["cutover"] else ["Point Directus at the new config (or run again with --cutover) and restart it."]
+    notes = [] if result.cutover else ["Point Directus at the new config (or run again with --cutover) and restart it."]
     publish_with_tables(artifact_key("move", name), f"Move of {name}", rows, tables, notes)

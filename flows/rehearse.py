@@ -7,7 +7,6 @@ import shutil
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
 
 from prefect import flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
@@ -16,6 +15,7 @@ from directus_ops import upgrade, workdir
 from directus_ops.errors import ProcedureFailed
 from directus_ops.redact import redact
 from directus_ops.repository import Repository, RepositoryLocation
+from directus_ops.results import RehearsalResult
 from tasks.directus import migrate_latest_task, npm_install_task, plan_upgrade_task
 from tasks.repository import repository_location
 
@@ -40,27 +40,24 @@ def clean_up_rehearsal_task(rehearsal: upgrade.Rehearsal) -> None:
 @flow(name="rehearse-upgrade", description="Rehearse a Directus upgrade on a scratch copy of the project and its latest snapshot; production is not touched.")
 def rehearse_upgrade(
     project_dir: p.ProjectDir,
-    repo: p.RepoUrl,
+    repo: p.Repo,
     to: p.UpgradeVersion = None,
     snapshot_id: p.RestoreSnapshot = "latest",
     config_path: p.ConfigPath = None,
     scratch_database_url: p.ScratchDatabaseUrl = None,
     install_node: p.InstallNode = False,
-    repo_endpoint: p.Endpoint = None,
-    repo_region: p.Region = None,
-    repo_secret_block: p.RepoSecretBlock = None,
-    passphrase_secret_block: p.PassphraseSecretBlock = None,
     raise_on_failure: p.RaiseOnFailure = False,
-) -> dict[str, Any]:
-    """Returns ``{"result": "ok" | "failed", "error": ...}``; with ``raise_on_failure`` a failed rehearsal
-    raises (what ``upgrade --rehearse`` uses to stop before touching production)."""
+) -> RehearsalResult:
+    """Returns the result (``result``: "ok" or "failed", with the ``error``); with ``raise_on_failure`` a failed
+    rehearsal raises (what ``upgrade --rehearse`` and the CLI use to stop before touching production). The plan
+    is the first step and the only check."""
     logger = get_run_logger()
     started = time.monotonic()
     plan = plan_upgrade_task(project_dir, to, config_path, install_node)
     name = Path(plan.project_dir).name
     if plan.license_notice:  # the rehearsal needs no acceptance (production is not touched); the upgrade will
         logger.warning("%s", plan.license_notice)
-    location = repository_location(repo, repo_endpoint, repo_region, repo_secret_block, passphrase_secret_block)
+    location = repository_location(repo)
     work = tempfile.mkdtemp(prefix="rehearsal-", dir=workdir.run_dir())  # the copy holds the config's secrets
     rehearsal = None
     error = None
@@ -85,5 +82,4 @@ def rehearse_upgrade(
              ("Duration", f"{time.monotonic() - started:.1f} s")])
     if error is not None and raise_on_failure:
         raise ProcedureFailed(f"upgrade rehearsal to {plan.target} failed: {error}; production was not touched")
-    return {"result": "ok" if error is None else "failed", "error": error, "from": plan.current, "to": plan.target,
-            "license_notice": plan.license_notice}
+    return RehearsalResult(plan.current, plan.target, "ok" if error is None else "failed", error, plan.license_notice)

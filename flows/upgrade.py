@@ -12,6 +12,7 @@ from prefect import flow, get_run_logger
 from directus_ops import upgrade
 from directus_ops.errors import ProcedureFailed
 from directus_ops.redact import redact
+from directus_ops.results import UpgradeResult
 from tasks.app import app_command_task
 from tasks.directus import (check_started_task, keep_package_files_task, migrate_latest_task,
                             npm_install_task, plan_upgrade_task, put_back_package_files_task,
@@ -25,8 +26,8 @@ from .rehearse import rehearse_upgrade
 from .report import artifact_key, publish
 
 
-def guarded(plan: upgrade.VersionPlan, procedure: str, repo: str, snapshot_id: str, steps: Callable[[list[str]], Any],
-            start_command: str | None, url: str | None, repo_options: dict[str, Any]) -> tuple[list[str], Any]:
+def guarded(plan: upgrade.VersionPlan, procedure: str, repo: p.RepositoryOptions, snapshot_id: str,
+            steps: Callable[[list[str]], Any], start_command: str | None, url: str | None) -> tuple[list[str], Any]:
     """Run ``steps`` (everything after the backup); if any raises, roll back and raise ProcedureFailed naming
     both the failure and what the rollback did. Returns the log of what was done and the steps' result."""
     logger = get_run_logger()
@@ -38,7 +39,7 @@ def guarded(plan: upgrade.VersionPlan, procedure: str, repo: str, snapshot_id: s
         failure = redact(str(exc)) or type(exc).__name__
         logger.error("%s to %s failed: %s; rolling back to %s from snapshot %s", procedure, plan.target, failure,
                      plan.current, snapshot_id)
-        rollback = roll_back(plan, repo, snapshot_id, kept, start_command, url, repo_options)
+        rollback = roll_back(plan, repo, snapshot_id, kept, start_command, url)
         publish(artifact_key(procedure, plan.project_dir.rsplit("/", 1)[-1]),
                 f"{procedure.capitalize()} {plan.current} → {plan.target} failed and was rolled back",
                 [("Failure", failure), ("Snapshot", f"`{snapshot_id}`"), *[("Done", d) for d in done],
@@ -50,11 +51,11 @@ def guarded(plan: upgrade.VersionPlan, procedure: str, repo: str, snapshot_id: s
     return done, result
 
 
-def roll_back(plan: upgrade.VersionPlan, repo: str, snapshot_id: str, kept: str, start_command: str | None,
-              url: str | None, repo_options: dict[str, Any]) -> list[str]:
+def roll_back(plan: upgrade.VersionPlan, repo: p.RepositoryOptions, snapshot_id: str, kept: str,
+              start_command: str | None, url: str | None) -> list[str]:
     """Database from the snapshot, package files put back and reinstalled, app started and checked. Each step
     runs even if an earlier one failed (each failure is reported)."""
-    location = repository_location(repo, **repo_options)
+    location = repository_location(repo)
     report: list[str] = []
     old = plan.as_installed()  # the old version runs on its own Node, as it did before
     for label, step in (
@@ -78,7 +79,7 @@ def roll_back(plan: upgrade.VersionPlan, repo: str, snapshot_id: str, kept: str,
 @exclusive("upgrade")
 def upgrade_directus(
     project_dir: p.ProjectDir,
-    repo: p.RepoUrl,
+    repo: p.Repo,
     to: p.UpgradeVersion = None,
     rehearse: p.Rehearse = False,
     accept_license_change: p.AcceptLicenseChange = False,
@@ -88,35 +89,27 @@ def upgrade_directus(
     config_path: p.ConfigPath = None,
     scratch_database_url: p.ScratchDatabaseUrl = None,
     install_node: p.InstallNode = False,
-    repo_endpoint: p.Endpoint = None,
-    repo_region: p.Region = None,
-    repo_secret_block: p.RepoSecretBlock = None,
-    passphrase_secret_block: p.PassphraseSecretBlock = None,
-) -> dict[str, Any]:
+) -> UpgradeResult:
+    """The plan is the first step and the only check (the target published and newer, its Node, the database
+    consistent, the licensing accepted): a refusal changes nothing, not even a backup is taken."""
     logger = get_run_logger()
     started = time.monotonic()
     plan = plan_upgrade_task(project_dir, to, config_path, install_node)
     name = plan.project_dir.rsplit("/", 1)[-1]
     if plan.nothing_to_do:
         logger.info("Directus %s is installed and is the newest the range allows; nothing to upgrade", plan.current)
-        return {"from": plan.current, "to": plan.target, "upgraded": False}
+        return UpgradeResult(plan.current, plan.target, upgraded=False)
     upgrade.confirm_license_change(plan, accept_license_change)  # before the backup: nothing changed if refused
     if plan.license_notice:
         logger.warning("accepted (accept_license_change / --yes): %s", plan.license_notice)
     logger.info("upgrading %s from Directus %s to %s (%d migrations expected after)", plan.project_dir, plan.current,
                 plan.target, len(plan.expected_after))
-    repo_options = {"endpoint": repo_endpoint, "region": repo_region, "secret_block": repo_secret_block,
-                    "passphrase_block": passphrase_secret_block}
-    snapshot_id = backup(project_dir=plan.project_dir, repo=repo, config_path=config_path, repo_endpoint=repo_endpoint,
-                         repo_region=repo_region, repo_secret_block=repo_secret_block,
-                         passphrase_secret_block=passphrase_secret_block)
+    snapshot_id = backup(project_dir=plan.project_dir, repo=repo, config_path=config_path)
     if rehearse:
         rehearsal = rehearse_upgrade(project_dir=plan.project_dir, repo=repo, to=plan.target, snapshot_id=snapshot_id,
                                      config_path=config_path, scratch_database_url=scratch_database_url,
-                                     install_node=install_node, repo_endpoint=repo_endpoint, repo_region=repo_region,
-                                     repo_secret_block=repo_secret_block,
-                                     passphrase_secret_block=passphrase_secret_block, raise_on_failure=True)
-        logger.info("rehearsal passed: %s", rehearsal["result"])
+                                     install_node=install_node, raise_on_failure=True)
+        logger.info("rehearsal passed: %s", rehearsal.result)
 
     def steps(done: list[str]) -> dict:
         if stop_command:
@@ -130,10 +123,11 @@ def upgrade_directus(
         done.append(f"health {health['status']}, version {health['version'] or 'not reported'}")
         return health
 
-    done, health = guarded(plan, "upgrade", repo, snapshot_id, steps, start_command, url, repo_options)
+    done, health = guarded(plan, "upgrade", repo, snapshot_id, steps, start_command, url)
     publish(artifact_key("upgrade", name), f"Upgrade of {name}: Directus {plan.current} → {plan.target}",
             [("Snapshot before", f"`{snapshot_id}`"), *[("Done", d) for d in done],
              ("Rehearsal", "passed" if rehearse else "not asked"),
              *([("Licensing accepted", plan.license_notice)] if plan.license_notice else []),
              ("Duration", f"{time.monotonic() - started:.1f} s")])
-    return {"from": plan.current, "to": plan.target, "upgraded": True, "snapshot": snapshot_id, "health": health}
+    return UpgradeResult(plan.current, plan.target, upgraded=True, snapshot=snapshot_id, health=health,
+                         rehearsed=rehearse, license_notice=plan.license_notice)

@@ -19,6 +19,7 @@ from prefect.artifacts import create_link_artifact
 
 from directus_ops.errors import ConfigError
 from directus_ops.redact import redact
+from directus_ops.results import V8MigrateResult
 from directus_ops.v8 import api_target, migrate
 from tasks.v8 import (TargetAccess, comments_task, files_task, finish_task, items_task, people_task, permissions_task,
                       prepare_task, schema_task)
@@ -49,7 +50,7 @@ def v8_migrate(
     token_secret_block: p.TokenSecretBlock = None,
     max_payload_size: p.MaxPayloadSize = api_target.DEFAULT_MAX_PAYLOAD,
     accept_license_limits: p.AcceptLicenseLimits = False,
-) -> dict[str, Any]:
+) -> V8MigrateResult:
     """``url``, ``token_secret_block`` and ``max_payload_size`` are api mode's: the target's address, the name of
     a Prefect Secret block holding an admin token (else DIRECTUS_OPS_TOKEN on the worker; the token is never a
     parameter), and the target's MAX_PAYLOAD_SIZE. In api mode ``project_dir`` is a local directory for the
@@ -80,7 +81,7 @@ def v8_migrate(
     if dry_run:
         report["collections"] = plan.collections
         logger.info("dry run: checks passed, nothing written; plan in %s", work)
-        return report
+        return V8MigrateResult(**report)
     report["people"] = people_task(str(work), access, temporary_password_env)
     report["files"] = files_task(str(work), access, like)
     report["schema"] = schema_task(str(work), access)
@@ -94,7 +95,7 @@ def v8_migrate(
     (work / "report.json").write_text(redact(json.dumps(report, indent=1, default=str)))
     _publish(report, work)
     logger.info("v8 migration into %s done in %.1f s", report["target"], report["seconds"])
-    return report
+    return V8MigrateResult(**report)
 
 
 def _license_line(found: dict[str, Any]) -> str:

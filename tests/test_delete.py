@@ -260,22 +260,22 @@ def test_delete_postgresql_with_project_files_and_extensions_backup(sources, tmp
                             backup_files=True, backup_extensions=True)
 
     assert_delete_result(copy, before_tables, directus_tables, before_rows, before_join)
-    assert set(result["dropped_tables"]) == directus_tables
-    assert any(k.startswith("articles.articles_cover_foreign ") for k in result["dropped_foreign_keys"])
-    assert any(k.startswith("authors.authors_user_created_foreign ") for k in result["dropped_foreign_keys"])
+    assert set(result.dropped_tables) == directus_tables
+    assert any(k.startswith("articles.articles_cover_foreign ") for k in result.dropped_foreign_keys)
+    assert any(k.startswith("authors.authors_user_created_foreign ") for k in result.dropped_foreign_keys)
     assert not copy.dir.exists()
     assert sources.s3.objects(source_bucket, "files/") == bucket_objects  # outside the root: not touched
-    assert any(p.startswith("storage 's3'") for p in result["untouched"])
+    assert any(p.startswith("storage 's3'") for p in result.untouched)
 
     # The project-only snapshot: no directus_* table, the project rows, the files and the custom code.
-    manifest = manifest_of(repo, result["snapshot"])
+    manifest = manifest_of(repo, result.snapshot)
     assert manifest["database"]["scope"] == "project"
     assert set(manifest["database"]["row_counts"]) == SEEDED_TABLES
     assert ["articles", "articles_cover_foreign"] in manifest["database"]["skipped_foreign_keys"]
     target_db = databases.create("pg", create_database=False)
     target_dir = tmp_path / "restored"
     target_bucket = sources.s3.create_bucket()
-    restore_into(repo, result["snapshot"], target_dir, target_db, {"s3": f"s3://{target_bucket}/files"})
+    restore_into(repo, result.snapshot, target_dir, target_db, {"s3": f"s3://{target_bucket}/files"})
     target = DatabaseSettings.from_url(target_db.url)
     assert table_names(target) == SEEDED_TABLES
     assert full_rows(target, SEEDED_TABLES) == before_rows
@@ -338,9 +338,9 @@ def test_delete_sqlite_keeps_the_database_file_and_a_system_only_backup(sources,
     result = delete_project(project_dir=str(copy.dir), confirm="project", repo=str(repo), backup_database="system")
 
     assert_delete_result(copy, before_tables, directus_tables, before_rows, before_join)
-    assert set(result["dropped_tables"]) == directus_tables
+    assert set(result.dropped_tables) == directus_tables
     assert sorted(p.name for p in copy.dir.iterdir()) == ["data.db"]  # the root is gone but for the database
-    assert set(result["rebuilt_tables"]) == {"articles", "authors"}
+    assert set(result.rebuilt_tables) == {"articles", "authors"}
     with contextlib.closing(sqlite3.connect(copy.database.filename)) as conn:
         conn.execute("PRAGMA foreign_keys = ON")
         assert conn.execute("PRAGMA foreign_key_check").fetchall() == []
@@ -357,11 +357,11 @@ def test_delete_sqlite_keeps_the_database_file_and_a_system_only_backup(sources,
     assert b"editor@example.com" not in copy.database.filename.read_bytes()  # the users' rows erased, not just freed
 
     # The system-only snapshot: only directus_* tables, with their row counts.
-    manifest = manifest_of(repo, result["snapshot"])
+    manifest = manifest_of(repo, result.snapshot)
     assert manifest["database"]["scope"] == "system" and manifest["objects"] == []
     assert not [a for a in manifest["artifacts"] if a["location"] in ("@extensions", "@migrations")]
     target_db = databases.create("sqlite3")
-    restore_into(repo, result["snapshot"], tmp_path / "restored", target_db)
+    restore_into(repo, result.snapshot, tmp_path / "restored", target_db)
     target = DatabaseSettings.from_url(target_db.url)
     assert table_names(target) == set(before_system)
     assert row_counts(target, set(before_system)) == before_system
@@ -635,7 +635,7 @@ def test_postgresql_project_outside_public(databases, tmp_path, cli_env_no_serve
     repo = tmp_path / "repo"
     result = delete_project(project_dir=str(project_dir), confirm="project", repo=str(repo), backup_database="system")
 
-    assert sorted(result["dropped_tables"]) == ["app.directus_activity", "app.directus_files", "app.directus_users"]
+    assert sorted(result.dropped_tables) == ["app.directus_activity", "app.directus_files", "app.directus_users"]
     after = schema_state(database)
     kept = ["app.articles", "app.authors", "public.directus_settings"]
     assert sorted(t for t in after if t != "foreign keys") == kept
@@ -643,11 +643,11 @@ def test_postgresql_project_outside_public(databases, tmp_path, cli_env_no_serve
     # With search_path=app, regclass names app's tables plainly; here (admin, search_path public) app.x.
     assert after["foreign keys"] == [("app.articles", "articles_author_fkey", "app.authors")]
     assert not project_dir.exists()
-    backed_up = manifest_of(repo, result["snapshot"])["database"]
+    backed_up = manifest_of(repo, result.snapshot)["database"]
     assert backed_up["row_counts"] == {"app.directus_activity": 2, "app.directus_files": 1, "app.directus_users": 1}
     # pg_dump --table writes no CREATE SCHEMA: the restore makes app, and the system-only dump goes into it.
     target = databases.create("pg")
-    restore_into(repo, result["snapshot"], tmp_path / "restored", target)
+    restore_into(repo, result.snapshot, tmp_path / "restored", target)
     restored = schema_state(target)
     system = ["app.directus_activity", "app.directus_files", "app.directus_users"]
     assert sorted(t for t in restored if t != "foreign keys") == system

@@ -256,8 +256,8 @@ def test_postgresql_move_with_storage_to_s3_renamed_and_back(tmp_path, directus,
         result = move_project(project_dir=str(project.dir), to_database=target_url,
                               to_storage={"local": f"s3files:s3://{bucket}/uploads?endpoint={s3.endpoint}&region={S3_REGION}"},
                               config_out=str(out), repo=str(repo))
-    assert result["method"] == "native" and result["tables_equal"] and result["snapshot"]
-    assert result["storage"]["local"]["objects"] == 2 and result["storage"]["local"]["checksums_equal"] == 2
+    assert result.method == "native" and result.tables_equal and result.snapshot
+    assert result.storage["local"]["objects"] == 2 and result.storage["local"]["checksums_equal"] == 2
     assert stat.S_IMODE(out.stat().st_mode) == 0o600
     text = out.read_text()
     assert f"DB_DATABASE={target_db.name}" in text and "STORAGE_LOCATIONS=s3files" in text
@@ -322,7 +322,7 @@ def test_mariadb_same_engine_through_the_cli_then_to_postgresql(tmp_path, direct
     pg_out = tmp_path / "pg.env"
     with pg_db.flow_url() as pg_url:
         result = move_project(project_dir=str(project.dir), to_database=pg_url, config_out=str(pg_out))
-    assert result["method"] == "transfer" and result["tables_equal"]
+    assert result.method == "transfer" and result.tables_equal
     source_counts = row_counts(DatabaseSettings.from_url(source_db.url))
     assert directus_tables <= set(source_counts)
     assert row_counts(DatabaseSettings.from_url(pg_db.url)) == source_counts
@@ -348,7 +348,7 @@ def test_sqlite_to_postgresql(tmp_path, directus, databases, prefect_server, dir
     out = tmp_path / "moved.env"
     with target_db.flow_url() as target_url:
         result = move_project(project_dir=str(project.dir), to_database=target_url, config_out=str(out))
-    assert result["method"] == "transfer" and result["tables_equal"] and result["snapshot"] is None
+    assert result.method == "transfer" and result.tables_equal and result.snapshot is None
     # Every table arrives with as many rows: each one a fresh bootstrap of the installed version creates
     # (directus_comments, directus_deployments, directus_oauth_* on 12.x) and the project's own.
     target_counts = row_counts(DatabaseSettings.from_url(target_db.url))

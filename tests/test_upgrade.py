@@ -164,7 +164,7 @@ def test_upgrade_then_downgrade(project, tmp_path, prefect_server, monkeypatch):
     assert json.loads((project / "package.json").read_text())["dependencies"]["directus"] == TO  # exact
     assert applied(project) == expected(TO, project)
     assert data(settings) == before
-    assert result["health"] == {"status": health_status(TO, with_token), "version": TO}
+    assert result.health == {"status": health_status(TO, with_token), "version": TO}
     assert recorded_node(project) == node_of(TO)
     assert left_in_ops_dir(project) == ["node.json"]  # kept package files and temporary config cleaned up
 
@@ -185,11 +185,11 @@ def test_upgrade_then_downgrade(project, tmp_path, prefect_server, monkeypatch):
     for step in steps:
         result = downgrade_directus(project_dir=str(project), to=step, repo=str(tmp_path / "repo"),
                                     accept_data_loss=True)
-        reverted += result["reverted"]
+        reverted += result.reverted
         assert installed_directus_version(project) == step
         assert applied(project) == expected(step, project)
         assert data(settings) == before
-        assert result["health"] == {"status": health_status(step, with_token), "version": step}
+        assert result.health == {"status": health_status(step, with_token), "version": step}
         assert recorded_node(project) == node_of(step)
         assert left_in_ops_dir(project) == ["node.json"]
     assert reverted == newer
@@ -268,7 +268,7 @@ def test_rehearsal_reports_the_failing_migration_and_leaves_production_alone(pro
     (project / "migrations" / "20991231A-always-fails.js").unlink()
     ok = rehearse_upgrade(project_dir=str(project), repo=repo, to=TO, scratch_database_url=scratch,
                           install_node=install_node)
-    assert ok["result"] == "ok", ok
+    assert ok.result == "ok", ok
     assert installed_directus_version(project) == FROM  # still only rehearsed
     assert package_files(project) == packages_before
 
