@@ -19,8 +19,9 @@ import directus_ops
 
 ROOT = Path(__file__).resolve().parent.parent
 MODULES = sorted(m.name for m in pkgutil.walk_packages(directus_ops.__path__, "directus_ops."))
-# The command line and its warm runner are the entry point that runs the flows (above flows/, not under it).
-ENTRY_POINTS = {"directus_ops.cli", "directus_ops.runner"}
+# The command line (its options derived from the flows' signatures) and its warm runner are the entry point that
+# runs the flows (above flows/, not under it).
+ENTRY_POINTS = {"directus_ops.cli", "directus_ops.cli_binding", "directus_ops.runner"}
 PREFECT_PACKAGES = ("prefect", "flows", "tasks")  # flows/ and tasks/ import Prefect
 
 IMPORT_ALL = """

@@ -151,7 +151,8 @@ def test_each_bound_commands_options_are_its_flows_parameters() -> None:
             if name in spec.binding.omit:
                 continue
             default = spec.binding.defaults.get(name, field.get("default"))
-            if field.get("$ref", "").endswith("/RepositoryOptions"):
+            refs = [field.get("$ref", "")] + [option.get("$ref", "") for option in field.get("anyOf", [])]
+            if any(ref.endswith("/RepositoryOptions") for ref in refs):  # required, or optional (anyOf null)
                 fields = schema.definitions["RepositoryOptions"]["properties"]
                 for key, (cli_name, _, _) in REPOSITORY_OPTIONS.items():
                     help_text = (field["description"].split(": url", 1)[0] + ": a local directory or s3://bucket/prefix."
