@@ -131,7 +131,7 @@ def repository_options(given: Mapping[str, Any]) -> RepositoryOptions | None:
         return None
     RepositoryLocation(url=values["url"])  # names what an s3:// URL lacks (its bucket) better than a pattern does
     try:
-        return RepositoryOptions(**values)
+        return RepositoryOptions.model_validate(values)
     except ValidationError as exc:
         key, problem = first_problem(exc).split(": ", 1)
         flag = REPOSITORY_OPTIONS[key][1] if key in REPOSITORY_OPTIONS else "--repo"
