@@ -201,7 +201,7 @@ def move_project(
     name = plan.project_dir.rstrip("/").rsplit("/", 1)[-1]
     for warning in plan.warnings:
         logger.warning("%s", warning)
-    backup_options = None
+    backup_options: dict[str, Any] | None = None
     if repo:
         backup_options = {"project_dir": plan.project_dir, "repo": repo, "config_path": config_path}
     logger.info("moving %s: database %s, storage %s", plan.project_dir,
