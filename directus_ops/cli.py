@@ -484,8 +484,15 @@ def server_stop() -> None:
                else "no local Prefect server was running")
 
 
+def _version(value: str) -> str:
+    """A version as npm writes it (v11.1.0 -> 11.1.0); not a version: exit 14, as the plan would refuse it."""
+    from .releases import parse_version
+
+    return str(parse_version(value))
+
+
 @flow_command(app, "upgrade", "flows.upgrade:upgrade_directus",
-              Binding(positional=("project_dir",), flags={"accept_license_change": "--yes"}))
+              Binding(positional=("project_dir",), flags={"accept_license_change": "--yes"}, convert={"to": _version}))
 def upgrade(result: Any) -> None:
     """Upgrade Directus: backup, npm install, migrate:latest, health check; rolled back on any failure."""
     print_result(result)
@@ -497,7 +504,7 @@ def _rehearsal_fails_the_command(arguments: dict[str, Any]) -> dict[str, Any]:
 
 
 @flow_command(app, "rehearse", "flows.rehearse:rehearse_upgrade",
-              Binding(positional=("project_dir",), omit=frozenset({"raise_on_failure"})),
+              Binding(positional=("project_dir",), omit=frozenset({"raise_on_failure"}), convert={"to": _version}),
               prepare=_rehearsal_fails_the_command)
 def rehearse(result: Any) -> None:
     """Rehearse an upgrade on a scratch copy of the project's latest snapshot; production is not touched."""
@@ -505,7 +512,7 @@ def rehearse(result: Any) -> None:
 
 
 @flow_command(app, "downgrade", "flows.downgrade:downgrade_directus",
-              Binding(positional=("project_dir",), flags={"accept_data_loss": "--yes"}))
+              Binding(positional=("project_dir",), flags={"accept_data_loss": "--yes"}, convert={"to": _version}))
 def downgrade(result: Any) -> None:
     """Downgrade Directus: backup, migrate:down per newer migration (newer package still installed), older
     package, checks; rolled back on any failure."""

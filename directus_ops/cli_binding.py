@@ -67,8 +67,9 @@ class Binding:
     flags: Mapping[str, str] = field(default_factory=dict)
     envvars: Mapping[str, str] = field(default_factory=dict)
     omit: frozenset[str] = frozenset()  # parameters the command does not offer (the flow's default applies)
-    # A mapping or list parameter's conversion from the repeated option's values.
-    convert: Mapping[str, Callable[[list[str]], Any]] = field(default_factory=dict)
+    # A parameter's conversion from the option's value (a repeated option's: the list of them), raising a
+    # one-line OpsError for a value it cannot take.
+    convert: Mapping[str, Callable[[Any], Any]] = field(default_factory=dict)
     # The command's own default where it differs from the flow's (e.g. a confirmation the CLI asks for later).
     defaults: Mapping[str, Any] = field(default_factory=dict)
     extra: tuple[CliOption, ...] = ()  # the command's options that are no parameter of the flow
