@@ -9,12 +9,16 @@ Tree::
     ├── ToolMissing (3)            a native tool (pg_dump, mariadb-dump, ...) is not installed
     ├── DatabaseError (4)          the database cannot be reached or refused an operation
     │   ├── DatabaseUnreachable (4) the server did not accept a connection (transient: retried)
+    │   ├── NotAV8Database (4)     v8 migrate: the source is not a Directus v8 database
+    │   ├── V8TargetNotReady (4)   v8 migrate: the target is not a bootstrapped Directus 10/11/12
+    │   ├── V8TargetConflict (5)   v8 migrate: the target has tables named like v8 collections
     │   └── TargetNotEmpty (5)     a restore target holds data and --replace was not given
     ├── StorageError (6)           a storage location cannot be listed, read or written (transient)
     │   ├── StorageUnreadable (6)  an object the backup may not read (permissions)
     │   ├── StorageRootMissing (6) a local location's root does not exist (whether that fails: the caller's call)
     │   ├── StorageUnlistable (6)  a location that answers but cannot be listed
-    │   └── UnsafeTarget (6)       a restore would write through a symlink (or over a folder) in its target
+    │   ├── UnsafeTarget (6)       a restore would write through a symlink (or over a folder) in its target
+    │   └── V8StorageError (6)     v8 migrate: the upload folder is missing or incomplete
     ├── RepositoryError (7)        the snapshot repository cannot be opened, read or written
     │   ├── ManifestRejected (7)   a manifest that cannot be trusted (no MAC, a wrong one, or not parseable)
     │   ├── SnapshotNotFound (8)
@@ -25,12 +29,14 @@ Tree::
     │   └── VerificationFailed (9) verify found problems (its report and drill attached)
     ├── ProcessFailed (10)         a subprocess exited non-zero
     ├── DirectusApiError (11)      the Directus API refused a request, or Directus did not come up
+    │   └── V8TargetUnreachable (11) v8 migrate, api mode: the target does not answer
     ├── VersionError (14)          a Directus version cannot be the target (unknown, wrong direction, Node too old)
     ├── ProcedureFailed (15)       an upgrade/downgrade failed after its backup, and was rolled back
     │   └── AppStillRunning (15)   the stop command returned but the app still answers (app.wait_until_stopped)
     ├── NeedsConfirmation (16)     a step that loses data needs --yes / --confirm
     ├── ProjectBusy (17)           another mutating procedure holds the project (project_lock)
-    └── LocalServerFailed (1)      the local Prefect server for ad-hoc runs did not start (local_server)
+    ├── LocalServerFailed (1)      the local Prefect server for ad-hoc runs did not start (local_server)
+    └── NotAV8Query (2)            v8 rewrite-query: the input is not a v8 API query
 
     IndexRejected (a ValueError)   a pack index that fails its check: never shown, its objects count as missing
 
@@ -217,3 +223,34 @@ class LocalServerFailed(OpsError):
 
 class IndexRejected(ValueError):
     """An index file that is not authentic or not well-formed (the reason only)."""
+
+
+# -- the v8 migration's ------------------------------------------------------------------------------------------
+class NotAV8Query(OpsError):
+    """The input is not a v8 API URL/query string, or asks for something v9 has no form of."""
+
+    exit_code = 2
+
+
+class NotAV8Database(DatabaseError):
+    """The database is reachable but is not a Directus v8 database."""
+
+
+class V8StorageError(StorageError):
+    """The v8 upload folder is missing or incomplete (not transient: a retry cannot fix it)."""
+
+    transient = False
+
+
+class V8TargetNotReady(DatabaseError):
+    """The target is not a bootstrapped Directus 10/11/12 database (nothing was written)."""
+
+
+class V8TargetConflict(DatabaseError):
+    """The target already has tables named like the v8 collections, not from this migration."""
+
+    exit_code = 5
+
+
+class V8TargetUnreachable(DirectusApiError):
+    """Api mode: the target Directus does not answer, or refuses the token."""

@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 from harness import CLI
 
-from directus_ops.v8.query import NotAV8Query, rewrite_query
+from directus_ops.errors import NotAV8Query
+from directus_ops.v8.query import rewrite_query
 
 I = "/_/items/articles?"  # most cases read the sample's articles
 

@@ -19,7 +19,8 @@ from directus_ops.dumps import restore
 from directus_ops.errors import DatabaseUnreachable
 from directus_ops.errors import ConfigError
 from directus_ops.storage import StorageLocation
-from directus_ops.v8.source import NotAV8Database, V8Source, V8StorageError, check_storage, read_v8
+from directus_ops.errors import NotAV8Database, V8StorageError
+from directus_ops.v8.source import V8Source, check_storage, read_v8
 from harness import S3_REGION, Databases, make_project
 
 FIXTURES = SHARED / "fixtures" / "v8"

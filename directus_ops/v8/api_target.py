@@ -43,13 +43,13 @@ import httpx
 from .. import faults
 from ..database import DatabaseSettings, connect
 from ..directus_api import DirectusApiError, DirectusClient
-from ..errors import ConfigError, StorageError
+from ..errors import ConfigError, StorageError, V8TargetConflict, V8TargetNotReady, V8TargetUnreachable
 from ..redact import register_secret
 from ..storage import StorageLocation
 from ..upgrade import TOKEN_ENV  # an admin token, never a flow parameter
 from .mapping import CollectionPlan, ColumnPlan, IdMap, RowConverter, SchemaPlan
 from .source import V8Source
-from .target import TargetConflict, TargetNotReady, _stream, check_supported, referenced_keys
+from .target import _stream, check_supported, referenced_keys
 from .target_writer import ItemStats, TargetInfo, TargetWriter
 
 log = logging.getLogger("directus_ops.v8.api_target")
@@ -68,10 +68,6 @@ NOT_KEPT = [
     "the author and date of v8's comments: Directus makes the migrating user the author and now the date (it "
     "refuses to change a comment's author)",
 ]
-
-
-class TargetUnreachable(DirectusApiError):
-    exit_code = 11
 
 
 # -- token and limits --------------------------------------------------------------------------------------------
@@ -112,10 +108,10 @@ def inspect_api_target(client: DirectusClient, collections: list[str],
     try:  # without the token: an invalid one makes Directus refuse even the ping
         ping = httpx.get(f"{url}/server/ping", timeout=15)
     except httpx.HTTPError as exc:
-        raise TargetUnreachable(f"cannot reach Directus at {url} ({type(exc).__name__}); check --url and that the "
+        raise V8TargetUnreachable(f"cannot reach Directus at {url} ({type(exc).__name__}); check --url and that the "
                                 "server is running") from None
     if ping.status_code != 200 or "pong" not in ping.text:
-        raise TargetNotReady(f"{url} does not answer like Directus (/server/ping: HTTP {ping.status_code}); "
+        raise V8TargetNotReady(f"{url} does not answer like Directus (/server/ping: HTTP {ping.status_code}); "
                              "check --url (the address the app is served at)")
     me = client.http.get("/users/me", params={"fields": "id,email"})
     if me.status_code in (401, 403):
@@ -135,7 +131,7 @@ def inspect_api_target(client: DirectusClient, collections: list[str],
         {"admin_access": {"_eq": True}}
     admin = client.get("/roles", fields="id", sort="name,id", limit=1, filter=json.dumps(admin_filter))
     if not admin:
-        raise TargetNotReady(f"{url} has no role with admin access; bootstrap the project first")
+        raise V8TargetNotReady(f"{url} has no role with admin access; bootstrap the project first")
     public_policy = _public_policy(client) if policies else None
     users = {str(u["email"]).lower(): str(u["id"]) for u in client.pages("/users", fields="id,email", sort="id")
              if u.get("email")}
@@ -150,7 +146,7 @@ def inspect_api_target(client: DirectusClient, collections: list[str],
                                   filter=json.dumps({"id": {"_in": values}})) for table, values in by_table.items())
         if not resuming:
             shown = ", ".join(existing[:5]) + (f" and {len(existing) - 5} more" if len(existing) > 5 else "")
-            raise TargetConflict(f"{url} already has {len(existing)} collections named like v8 ones ({shown}), not "
+            raise V8TargetConflict(f"{url} already has {len(existing)} collections named like v8 ones ({shown}), not "
                                  "from this migration; migrate into a fresh Directus project or leave them out with "
                                  "--skip-collections")
     return TargetInfo(url, version, 0, str(admin[0]["id"]), users, "", resuming, existing, policies=policies,
@@ -170,7 +166,7 @@ def _public_policy(client: DirectusClient) -> str:
     rows = client.get("/access", fields="policy", sort="sort,id", limit=1,
                       filter=json.dumps({"role": {"_null": True}, "user": {"_null": True}}))
     if not rows or not rows[0].get("policy"):
-        raise TargetNotReady(f"{client.url} has no public policy (an access row without role and user); migrate "
+        raise V8TargetNotReady(f"{client.url} has no public policy (an access row without role and user); migrate "
                              "into a project bootstrapped by Directus 11 (it creates one)")
     return str(rows[0]["policy"])
 
@@ -661,7 +657,7 @@ class ApiTarget(TargetWriter):
         return {"not_kept": NOT_KEPT}
 
 
-__all__ = ["DEFAULT_MAX_PAYLOAD", "NOT_KEPT", "TOKEN_ENV", "ApiTarget", "FileUploads", "TargetUnreachable",
+__all__ = ["DEFAULT_MAX_PAYLOAD", "NOT_KEPT", "TOKEN_ENV", "ApiTarget", "FileUploads",
            "admin_token", "client_for", "create_relations", "create_schema", "encode", "field_payloads",
            "finish_schema", "inspect_api_target", "json_arrays", "payload_limit", "post_rows", "send", "set_avatars",
            "write_comments", "write_files", "write_items", "write_permissions", "write_rows"]

@@ -23,13 +23,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 from urllib.parse import parse_qsl, quote, urlsplit, urlunsplit
 
-from ..errors import OpsError
-
-
-class NotAV8Query(OpsError):
-    """The input is not a v8 API URL/query string, or asks for something v9 has no form of."""
-
-    exit_code = 2
+from ..errors import NotAV8Query
 
 
 @dataclass(frozen=True)

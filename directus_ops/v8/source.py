@@ -31,21 +31,11 @@ from pydantic import BaseModel, ConfigDict, Field as PydanticField, SecretStr
 from sqlalchemy.engine import Connection
 
 from ..database import DatabaseSettings, connect, list_tables
-from ..errors import ConfigError, DatabaseError, StorageError
+from ..errors import ConfigError, DatabaseError, NotAV8Database, V8StorageError
 from ..redact import redact, register_secret
 from ..storage import StorageLocation
 
 log = logging.getLogger("directus_ops.v8.source")
-
-
-class NotAV8Database(DatabaseError):
-    """The database is reachable but is not a Directus v8 database."""
-
-
-class V8StorageError(StorageError):
-    """The v8 upload folder is missing or incomplete (not transient: a retry cannot fix it)."""
-
-    transient = False
 
 
 # v8 field types without a column, and the types that reference a system table without a relation row.
@@ -778,6 +768,6 @@ def check_storage(source: V8Source, root: str, like: StorageLocation | None = No
     return StorageCheck(root=where, found=found, missing=missing, size_mismatch=changed, extra=extra)
 
 
-__all__ = ["Collection", "Column", "Comment", "Field", "File", "Folder", "Junction", "JunctionSide", "NotAV8Database",
+__all__ = ["Collection", "Column", "Comment", "Field", "File", "Folder", "Junction", "JunctionSide",
            "Permission", "Reference", "Relation", "Role", "SkippedRelation", "StorageCheck", "User", "V8Source",
-           "V8StorageError", "check_storage", "detect_v8", "read_v8", "v8_settings"]
+           "check_storage", "detect_v8", "read_v8", "v8_settings"]

@@ -38,7 +38,7 @@ from sqlalchemy.engine import Connection
 
 from .. import faults, transfer, verified_copy
 from ..database import DatabaseSettings, connect, list_tables
-from ..errors import ConfigError, DatabaseError, StorageError, VersionError
+from ..errors import ConfigError, StorageError, V8TargetConflict, V8TargetNotReady, VersionError
 from ..project import Project
 from ..redact import redact
 from ..storage import StorageLocation
@@ -72,16 +72,6 @@ def check_supported(version: str, where: str) -> int:
     return line
 
 
-class TargetNotReady(DatabaseError):
-    """The target is not a bootstrapped Directus 10/11/12 database (nothing was written)."""
-
-
-class TargetConflict(DatabaseError):
-    """The target already has tables named like the v8 collections, not from this migration."""
-
-    exit_code = 5
-
-
 def inspect_target(project: Project, collections: list[str], ids_probe: list[tuple[str, str]] | None = None) -> TargetInfo:
     """Check the target; ``ids_probe``: (system table, uuid) pairs only a previous run of this migration wrote."""
     settings = project.database
@@ -91,7 +81,7 @@ def inspect_target(project: Project, collections: list[str], ids_probe: list[tup
                           "project on one of those (DB_CLIENT=pg, mysql or sqlite3)")
     version = project.directus_version
     if version is None:
-        raise TargetNotReady(f"no Directus is installed in {project.root} (node_modules/directus is missing); "
+        raise V8TargetNotReady(f"no Directus is installed in {project.root} (node_modules/directus is missing); "
                              "install Directus (10.x, 11.x or 12.x) there and run `npx directus bootstrap` first")
     check_supported(version, "the target")
     with connect(settings) as conn:
@@ -101,14 +91,14 @@ def inspect_target(project: Project, collections: list[str], ids_probe: list[tup
         migrations = int(conn.execute(sa.text("SELECT count(*) FROM directus_migrations")).scalar() or 0) \
             if "directus_migrations" in tables else 0
         if not needed <= tables or migrations == 0:
-            raise TargetNotReady(f"{where} is not a bootstrapped Directus database (no applied directus_migrations); "
+            raise V8TargetNotReady(f"{where} is not a bootstrapped Directus database (no applied directus_migrations); "
                                  f"run `npx directus bootstrap` in {project.root} first")
         policies = _check_access_model(version, tables, where, project.root)
         public_policy = _public_policy_v11(conn, where, project.root) if policies else None
         admin = _admin_role_v11(conn) if policies else conn.execute(sa.text(
             "SELECT id FROM directus_roles WHERE admin_access ORDER BY name, id LIMIT 1")).scalar()
         if admin is None:
-            raise TargetNotReady(f"{where} has no role with admin access; run `npx directus bootstrap` in "
+            raise V8TargetNotReady(f"{where} has no role with admin access; run `npx directus bootstrap` in "
                                  f"{project.root} (it creates the Administrator role)")
         users = {str(email).lower(): str(uid) for uid, email in
                  conn.execute(sa.text("SELECT id, email FROM directus_users WHERE email IS NOT NULL"))}
@@ -120,7 +110,7 @@ def inspect_target(project: Project, collections: list[str], ids_probe: list[tup
                                         {"id": value}).first() is not None for table, value in ids_probe or [])
             if not resuming:
                 shown = ", ".join(existing[:5]) + (f" and {len(existing) - 5} more" if len(existing) > 5 else "")
-                raise TargetConflict(f"{where} already has {len(existing)} collections named like v8 ones "
+                raise V8TargetConflict(f"{where} already has {len(existing)} collections named like v8 ones "
                                      f"({shown}), not from this migration; migrate into a fresh Directus project or "
                                      "leave them out with --skip-collections")
     if not project.storage:
@@ -142,7 +132,7 @@ def _check_access_model(version: str, tables: set[str], where: str, root: Any) -
     policies = POLICY_TABLES <= tables
     line = major(version) or 0
     if line >= 11 and not policies:
-        raise TargetNotReady(f"{where} has no directus_policies/directus_access although Directus {version} is "
+        raise V8TargetNotReady(f"{where} has no directus_policies/directus_access although Directus {version} is "
                              f"installed: its migrations are not applied; run `npx directus database migrate:latest` "
                              f"in {root} first")
     if line < 11 and policies:
@@ -166,7 +156,7 @@ def _public_policy_v11(conn: Connection, where: str, root: Any) -> str:
     policy = conn.execute(sa.text(
         f"SELECT policy FROM directus_access WHERE role IS NULL AND {user} IS NULL ORDER BY sort, id LIMIT 1")).scalar()
     if policy is None:
-        raise TargetNotReady(f"{where} has no public policy (a directus_access row without role and user); run "
+        raise V8TargetNotReady(f"{where} has no public policy (a directus_access row without role and user); run "
                              f"`npx directus bootstrap` in {root} on a fresh database (Directus 11 creates it)")
     return str(policy)
 
@@ -608,7 +598,7 @@ class DatabaseTarget(TargetWriter):
         return {"sequences": reset_sequences(self.settings, schema)}
 
 
-__all__ = ["DatabaseTarget", "FileCopy", "ItemStats", "TargetConflict", "TargetInfo", "TargetNotReady",
+__all__ = ["DatabaseTarget", "FileCopy", "ItemStats", "TargetInfo",
            "add_foreign_keys", "check_supported", "copy_files", "create_schema", "hash_password", "inspect_target",
            "major", "referenced_keys",
            "reset_sequences", "target_license", "write_comments", "write_items", "write_permissions",
