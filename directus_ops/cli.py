@@ -46,20 +46,6 @@ app = typer.Typer(
 
 _state: dict[str, Any] = {"verbose": False, "prefect_ready": False, "local_server_url": None}
 
-RepoOption = Annotated[str, typer.Option("--repo", envvar="DIRECTUS_OPS_REPO",
-                                         help="Snapshot repository: a local directory or s3://bucket/prefix.")]
-RepoEndpoint = Annotated[Optional[str], typer.Option("--repo-endpoint", envvar="DIRECTUS_OPS_REPO_ENDPOINT",
-                                                     help="S3 endpoint URL of the repository (for MinIO, moto, ...).")]
-RepoRegion = Annotated[Optional[str], typer.Option("--repo-region", envvar="DIRECTUS_OPS_REPO_REGION",
-                                                   help="S3 region of the repository.")]
-RepoSecretBlock = Annotated[Optional[str], typer.Option(
-    "--repo-secret-block", help="Prefect Secret block holding the repository's S3 credentials as JSON "
-                                "(else DIRECTUS_OPS_REPO_ACCESS_KEY_ID/_SECRET_ACCESS_KEY or the AWS environment).")]
-PassphraseBlock = Annotated[Optional[str], typer.Option(
-    "--passphrase-secret-block", help="Prefect Secret block holding the repository passphrase "
-                                      "(else DIRECTUS_OPS_PASSPHRASE or DIRECTUS_OPS_PASSPHRASE_FILE).")]
-Workers = Annotated[int, typer.Option("--workers", min=1, max=64, help="Parallel file copies.")]
-
 
 @app.callback()
 def main(verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show Prefect's and the tools' logs.")] = False) -> None:

@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import contextvars
 import threading
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -83,7 +82,3 @@ def make_staging_dir() -> Path:
     """A fresh directory for one flow's working files, inside the run's private (0700) work directory, which
     the next run removes if this one is killed (workdir)."""
     return workdir.make_dir("staging-")
-
-
-def elapsed_since(start: float) -> float:
-    return round(time.monotonic() - start, 3)

@@ -49,17 +49,12 @@ from typing import TYPE_CHECKING, Any, cast
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from . import database, schema_ddl, workdir
+from . import database, workdir
 from .config import write_private_text
 from .database import DatabaseSettings, connect, open_engine, streaming_cursor
 from .errors import ConfigError, DatabaseError, TargetNotEmpty, VersionError
 from .redact import redact
 from .schema_ddl import Column, Table, create_table_sql, fk_clause, index_sql, reflect
-
-# directus_ops/v8 (another branch's to change) reaches the schema through ``transfer``: Column, Table and
-# create_table_sql (imported above for the copy) and these two. Remove these two once it imports schema_ddl.
-ForeignKey = schema_ddl.ForeignKey
-_fk_clause = schema_ddl.fk_clause
 
 if TYPE_CHECKING:
     import psycopg

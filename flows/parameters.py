@@ -116,7 +116,7 @@ Workers = Annotated[int, _field("Parallel copies", "How many objects are copied 
 LockWaitSeconds = Annotated[float, _field(
     "Repository lock wait (s)", "How long to wait for a conflicting repository lock (a backup during prune) "
                                 "before failing.", ge=0, le=86_400)]
-ProjectWaitSeconds = WaitSeconds  # added to every mutating flow by project_lock.exclusive
+ProjectWaitSeconds = WaitSeconds  # added to every mutating flow by flows/exclusive.py
 
 # -- databases -----------------------------------------------------------------------------------------------------
 _NO_PASSWORD = "No password here: set DIRECTUS_OPS_DATABASE_PASSWORD on the worker."

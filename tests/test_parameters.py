@@ -163,7 +163,7 @@ def test_each_bound_commands_options_are_its_flows_parameters() -> None:
             if name in DATABASE_URL_PARAMETERS:
                 help_text = help_text.replace(NO_PASSWORD_HERE, PASSWORD_MOVES)
             expected[name] = (help_text, default)
-        own = {option.name for option in getattr(spec.binding, "extra", ())}  # the command's, no flow parameter
+        own = {option.name for option in spec.binding.extra}  # the command's, no flow parameter
         offered = {param.name: (param.help, param.default) for param in command.params  # type: ignore[attr-defined]
                    if param.name != "help" and param.name not in own}
         assert offered == expected, path

@@ -36,7 +36,7 @@ from pymysql.constants import FIELD_TYPE
 from pymysql.converters import convert_datetime
 from sqlalchemy.engine import Connection
 
-from .. import faults, transfer, verified_copy
+from .. import faults, schema_ddl, verified_copy
 from ..database import DatabaseSettings, connect, list_tables
 from ..errors import ConfigError, StorageError, V8TargetConflict, V8TargetNotReady, VersionError
 from ..project import Project
@@ -229,7 +229,7 @@ def add_foreign_keys(settings: DatabaseSettings, schema: SchemaPlan) -> int:
         for plan in schema.collections:
             have = {tuple(fk["constrained_columns"]) for fk in inspector.get_foreign_keys(plan.name)}
             keys = [key for key in knex_foreign_keys(plan, 63) if (key.columns[0],) not in have]
-            clauses = [transfer._fk_clause(key, quote) for key in keys]
+            clauses = [schema_ddl.fk_clause(key, quote) for key in keys]
             if clauses:  # one ALTER per table: MySQL rebuilds the table for each one (to check the rows)
                 conn.exec_driver_sql(f"ALTER TABLE {quote(plan.name)} {', '.join(f'ADD {c}' for c in clauses)}")
                 added += len(clauses)

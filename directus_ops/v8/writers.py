@@ -5,13 +5,13 @@ rest.
 - **PostgreSQL**: tables through SQLAlchemy's DDL; system rows with ``INSERT … ON CONFLICT DO NOTHING``; items
   with COPY into a session staging table, then ``INSERT … SELECT … ON CONFLICT DO NOTHING``; sequences set to
   the highest key after.
-- **MySQL/MariaDB**: tables as Directus (knex) creates them on MySQL, through ``transfer.py``'s Directus-type
+- **MySQL/MariaDB**: tables as Directus (knex) creates them on MySQL, through ``schema_ddl.py``'s Directus-type
   DDL (char(36) uuids, tinyint(1) booleans, json, decimal(p,s), ``timestamp NULL``, unsigned auto-increment keys
   and the int m2o columns that reference them, as Directus's relations service makes them); rows in multi-row
   INSERTs after one SELECT of the batch's keys already there (skips those and nothing else: unlike INSERT
   IGNORE, a bad value still fails); the session in UTC (``timestamp`` columns convert from the session time
   zone); each AUTO_INCREMENT set after the highest id.
-- **SQLite**: tables as Directus (knex) creates them on SQLite, through ``transfer.py``'s DDL (char(36) uuids,
+- **SQLite**: tables as Directus (knex) creates them on SQLite, through ``schema_ddl.py``'s DDL (char(36) uuids,
   ``boolean``, ``float`` for decimals too, ``datetime`` for timestamps, ``json``, ``integer PRIMARY KEY
   AUTOINCREMENT``), unique columns as knex's ``CREATE UNIQUE INDEX``, and the foreign keys inside the CREATE TABLE
   (SQLite cannot add one to a table later; Directus's relations service rebuilds the table for it, which gives
@@ -40,7 +40,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection
 
-from .. import transfer
+from .. import schema_ddl
 from ..errors import ConfigError
 from .mapping import SYSTEM_TARGETS, CollectionPlan, ColumnPlan, SchemaPlan
 
@@ -191,7 +191,7 @@ def _quote(name: str) -> str:
 
 
 def _default(column: ColumnPlan) -> tuple[str, Any] | None:
-    """A ColumnPlan default in transfer.Column's form."""
+    """A ColumnPlan default in schema_ddl.Column's form."""
     value = column.default
     if value is None:
         return None
@@ -202,11 +202,11 @@ def _default(column: ColumnPlan) -> tuple[str, Any] | None:
     return ("value", str(value))
 
 
-def mysql_columns(plan: CollectionPlan, schema: SchemaPlan) -> list[transfer.Column]:
-    """The collection's columns as transfer.py's Directus-type columns, for its MySQL DDL."""
+def mysql_columns(plan: CollectionPlan, schema: SchemaPlan) -> list[schema_ddl.Column]:
+    """The collection's columns as schema_ddl.py's Directus-type columns, for its MySQL DDL."""
     columns = []
     for c in plan.columns:
-        column = transfer.Column(
+        column = schema_ddl.Column(
             name=c.name, type=c.type, length=c.length, precision=c.precision, scale=c.scale,
             double=True,  # a v8 float/double keeps its 8 bytes (what the PostgreSQL path's double precision keeps)
             nullable=c.nullable and not c.primary, default=_default(c), autoincrement=c.primary and c.auto_increment,
@@ -251,8 +251,8 @@ class MysqlWriter(Writer):
 
     def create_table(self, conn: Connection, plan: CollectionPlan, schema: SchemaPlan) -> None:
         key = [c.name for c in plan.columns if c.primary]
-        table = transfer.Table(plan.name, mysql_columns(plan, schema), key)
-        sql = transfer.create_table_sql(table, "mysql", _quote, same_engine=False)
+        table = schema_ddl.Table(plan.name, mysql_columns(plan, schema), key)
+        sql = schema_ddl.create_table_sql(table, "mysql", _quote, same_engine=False)
         # Unique columns as knex's .unique() names them, inside the CREATE: one statement, so a stopped run never
         # leaves a table without its unique key (MySQL commits each DDL statement by itself).
         uniques = [f"UNIQUE KEY {_quote(f'{plan.name}_{c.name}_unique'[:64])} ({_quote(c.name)})"
@@ -331,18 +331,18 @@ class SqliteValue(sa.types.TypeDecorator[Any]):
         return sqlite_value(value)
 
 
-def sqlite_columns(plan: CollectionPlan) -> list[transfer.Column]:
-    """The collection's columns as transfer.py's Directus-type columns, for its SQLite DDL."""
-    return [transfer.Column(name=c.name, type=c.type, length=c.length, precision=c.precision, scale=c.scale,
+def sqlite_columns(plan: CollectionPlan) -> list[schema_ddl.Column]:
+    """The collection's columns as schema_ddl.py's Directus-type columns, for its SQLite DDL."""
+    return [schema_ddl.Column(name=c.name, type=c.type, length=c.length, precision=c.precision, scale=c.scale,
                             double=True, nullable=c.nullable and not c.primary, default=_default(c),
                             autoincrement=c.primary and c.auto_increment)
             for c in plan.columns]
 
 
-def knex_foreign_keys(plan: CollectionPlan, limit: int | None = None) -> list[transfer.ForeignKey]:
+def knex_foreign_keys(plan: CollectionPlan, limit: int | None = None) -> list[schema_ddl.ForeignKey]:
     """The collection's foreign keys named as knex names them (``<table>_<column>_foreign``, cut to the engine's
     identifier ``limit``), ON DELETE SET NULL as Directus's nullify."""
-    return [transfer.ForeignKey(f"{plan.name}_{fk.column}_foreign"[:limit], [fk.column], fk.table, [fk.target_column],
+    return [schema_ddl.ForeignKey(f"{plan.name}_{fk.column}_foreign"[:limit], [fk.column], fk.table, [fk.target_column],
                                 on_delete="SET NULL") for fk in plan.foreign_keys]
 
 
@@ -384,8 +384,8 @@ class SqliteWriter(Writer):
 
     def create_table(self, conn: Connection, plan: CollectionPlan, schema: SchemaPlan) -> None:
         key = [c.name for c in plan.columns if c.primary]
-        table = transfer.Table(plan.name, sqlite_columns(plan), key, knex_foreign_keys(plan))
-        conn.exec_driver_sql(transfer.create_table_sql(table, "sqlite", _sqlite_quote, same_engine=False))
+        table = schema_ddl.Table(plan.name, sqlite_columns(plan), key, knex_foreign_keys(plan))
+        conn.exec_driver_sql(schema_ddl.create_table_sql(table, "sqlite", _sqlite_quote, same_engine=False))
         for column in plan.columns:
             if column.unique and not column.primary:
                 conn.exec_driver_sql(f"CREATE UNIQUE INDEX {_sqlite_quote(f'{plan.name}_{column.name}_unique')} "
