@@ -46,7 +46,7 @@ from ..directus_api import DirectusApiError, DirectusClient
 from ..errors import ConfigError, StorageError, V8TargetConflict, V8TargetNotReady, V8TargetUnreachable
 from ..redact import register_secret
 from ..storage import StorageLocation
-from ..upgrade import TOKEN_ENV  # an admin token, never a flow parameter
+from ..app import TOKEN_ENV  # an admin token, never a flow parameter
 from .mapping import CollectionPlan, ColumnPlan, IdMap, RowConverter, SchemaPlan
 from .source import V8Source
 from .target import _stream, check_supported, referenced_keys
