@@ -18,7 +18,7 @@ import json
 import math
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -277,12 +277,25 @@ def load_config(config_path: Path, environ: Mapping[str, str] | None = None,
     raw: dict[str, Any] = {k: v for k, v in environ.items() if _is_directus_variable(k)}
     raw.update(file_values)
 
+    def place(value: str) -> Path:
+        path = Path(value)
+        return path if path.is_absolute() else config_path.parent / path
+
+    return effective_config(config_path, raw, set(file_values), place)
+
+
+def effective_config(config_path: Path, raw: Mapping[str, Any], file_keys: set[str],
+                     place: Callable[[str], Path]) -> DirectusConfig:
+    """The config from its raw variables (the environment Directus starts with, its file's values over it):
+    defaults, ``<VAR>_FILE`` read (from the file ``place`` says the path means), values cast, secrets
+    registered. ``config_path`` names where the config comes from."""
     values: dict[str, Any] = {key: cast(value, key) if key in TYPE_MAP else value for key, value in DEFAULTS.items()}
     for key, value in raw.items():
         if len(key) > 5 and key.endswith("_FILE") and _is_directus_variable(key) and isinstance(value, str):
-            secret_path = Path(value)
-            if not secret_path.is_absolute():
-                secret_path = config_path.parent / secret_path
+            try:
+                secret_path = place(value)
+            except ConfigError as exc:
+                raise ConfigError(f"{key}: {exc}") from None
             try:
                 value = secret_path.read_text(encoding="utf-8")
             except OSError as exc:
@@ -293,7 +306,7 @@ def load_config(config_path: Path, environ: Mapping[str, str] | None = None,
     for key, value in values.items():
         if is_secret_key(key) and value not in (None, ""):
             register_secret(value)
-    return DirectusConfig(path=config_path, values=values, file_keys=set(file_values))
+    return DirectusConfig(path=config_path, values=values, file_keys=file_keys)
 
 
 def render_dotenv(values: Mapping[str, Any]) -> str:

@@ -51,8 +51,12 @@ def _field(title: str, description: str, **constraints: Any) -> FieldInfo:
 
 # -- the project, the repository -----------------------------------------------------------------------------------
 ProjectDir = Annotated[str, _field(
-    "Project directory", "The Directus project directory on the worker's host (holding its .env).",
+    "Project directory", "The Directus project directory on the worker's host: an npm install (holding its .env) or a "
+    "Docker Compose project (holding its compose.yaml).",
     min_length=1, pattern=_PATH_PATTERN)]
+ComposeService = Annotated[str | None, _field(
+    "Compose service", "A Docker Compose project's Directus service, when its Compose file has more than one.",
+    min_length=1, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")]
 ConfigPath = Annotated[str | None, _field(
     "Config file", "The project's config file if not <project>/.env (Directus's CONFIG_PATH).",
     min_length=1, pattern=_PATH_PATTERN)]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -49,6 +50,7 @@ SERVICES = {
     "s3": {"s3", "own_moto_server"},  # a moto S3 server
     # A Prefect server: the session's test server, a real one of the module's own, or the local one the
     # `directus-ops` command starts for its flow runs when no server is configured (cli_env_no_server).
+    "docker": {"compose_cli"},  # Docker Compose (and, for the fixtures that start stacks, the Docker engine)
     "prefect": {"prefect_server", "prefect_server_process", "prefect_home", "cli_env", "cli_env_no_server"},
 }
 
@@ -189,3 +191,11 @@ def cli_env(cli_env_no_server: dict[str, str], prefect_server: None) -> dict[str
     from prefect.settings import PREFECT_API_URL
 
     return {**cli_env_no_server, "PREFECT_API_URL": str(PREFECT_API_URL.value())}
+
+
+@pytest.fixture(scope="session")
+def compose_cli() -> None:
+    """Docker Compose on PATH (scripts/docker-engine installs it): reading Compose files needs no engine."""
+    harness.refuse_in_fast_test("Docker Compose")
+    if not (shutil.which("docker-compose") or shutil.which("docker")):
+        pytest.fail("Docker Compose is not installed; run scripts/docker-engine")
