@@ -20,6 +20,7 @@ from sqlalchemy.engine import URL, Connection, Engine
 
 from . import process
 from .config import DirectusConfig
+from .container_database import DatabaseContainer, relay_address
 from .errors import ConfigError, DatabaseError, DatabaseUnreachable, TargetNotEmpty
 from .redact import redact, register_secret
 from .sqlite_foreign_keys import sqlite_constraint_names, sqlite_key_actions
@@ -48,6 +49,8 @@ class DatabaseSettings:
     search_path: str | None = None  # postgresql schema
     ssl: bool = False
     exclude_tables: tuple[str, ...] = ()
+    # Reached through its Compose service's container (directus_ops.container_database), not from this host.
+    container: DatabaseContainer | None = None
 
     # -- construction -----------------------------------------------------------------------------------------
     @classmethod
@@ -155,7 +158,8 @@ class DatabaseSettings:
             return f"SQLite database {self.filename}"
         name = {"postgresql": "PostgreSQL", "mysql": "MySQL/MariaDB"}[self.engine]
         where = self.socket_path or f"{self.host}:{self.port or default_port(self.engine)}"
-        return f'{name} database "{self.database}" at {where}'
+        through = f" ({self.container.describe()})" if self.container else ""
+        return f'{name} database "{self.database}" at {where}{through}'
 
     def config_values(self) -> dict[str, Any]:
         """The ``DB_*`` variables that point Directus at this database."""
@@ -223,7 +227,11 @@ def open_engine(settings: DatabaseSettings, database: str | None = None, **kwarg
             connect_args["options"] = f"-c search_path={settings.search_path}"
     elif settings.engine == "mysql":
         connect_args["connect_timeout"] = CONNECT_TIMEOUT_SECONDS
-    return sa.create_engine(settings.url(database), connect_args=connect_args, pool_pre_ping=True, **kwargs)
+    url = settings.url(database)
+    if settings.container is not None:  # the server answers only inside its stack: through the relay
+        host, port = relay_address(settings.container)
+        url = url.set(host=host, port=port)
+    return sa.create_engine(url, connect_args=connect_args, pool_pre_ping=True, **kwargs)
 
 
 @contextlib.contextmanager

@@ -20,14 +20,15 @@ import tempfile
 import termios
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, cast
+from typing import IO, Any, Literal, cast
 
 import sqlalchemy as sa
 
 from . import faults, process, workdir
+from .container_database import copied_in
 from .database import (
     CONNECT_TIMEOUT_SECONDS,
     DatabaseSettings,
@@ -54,7 +55,9 @@ class DumpResult:
 
 def _pg_env(settings: DatabaseSettings, database: str | None = None) -> dict[str, str]:
     env = {"PGDATABASE": database or settings.database, "PGCONNECT_TIMEOUT": str(CONNECT_TIMEOUT_SECONDS)}
-    if settings.socket_path or settings.host:
+    if settings.container:  # the tool runs beside the server, in its container
+        env["PGHOST"] = "127.0.0.1"
+    elif settings.socket_path or settings.host:
         env["PGHOST"] = settings.socket_path or settings.host  # type: ignore[assignment]
     if settings.port:
         env["PGPORT"] = str(settings.port)
@@ -107,6 +110,41 @@ def _tool_version(tool: str) -> str:
     with contextlib.suppress(Exception):
         return process.run([tool, "--version"], timeout=30).strip().splitlines()[0]
     return Path(tool).name
+
+
+def _version_of(settings: DatabaseSettings, tool: str) -> str:
+    return settings.container.tool_version(tool) if settings.container else _tool_version(tool)
+
+
+def _in_place(settings: DatabaseSettings, args: list[str], env: Mapping[str, str], stdin: bool = False) -> list[str]:
+    """``args`` as they run: here, or inside the database's container (its own tools; ``env`` passed by name)."""
+    if settings.container is None:
+        return args
+    return settings.container.exec_argv(*args, env=env, stdin=stdin)
+
+
+def _mysql_tool_for(settings: DatabaseSettings, kind: Literal["dump", "client"], version: str) -> str:
+    if settings.container is None:
+        return mysql_tool(kind, version)
+    names = {"dump": ("mariadb-dump", "mysqldump"), "client": ("mariadb", "mysql")}[kind]
+    found = process.run(settings.container.exec_argv("sh", "-c", f"command -v {names[0]} || command -v {names[1]}"),
+                        timeout=60, quiet=True).strip().splitlines()
+    return found[-1] if found else names[1]
+
+
+@contextlib.contextmanager
+def _mysql_options(settings: DatabaseSettings) -> Iterator[tuple[list[str], dict[str, str], list[int]]]:
+    """The client's connection options, environment and inherited fds: here an option file in a pipe
+    (``_mysql_defaults_file``); in the database's container (no pipe reaches it) the options as arguments and
+    the password in ``MYSQL_PWD``, passed to the exec by name."""
+    if settings.container is None:
+        with _mysql_defaults_file(settings) as (defaults, defaults_fd):
+            yield [f"--defaults-extra-file={defaults}"], {}, [defaults_fd]
+        return
+    options = ["--host=127.0.0.1", f"--port={settings.port or 3306}"]
+    if settings.user:
+        options.append(f"--user={settings.user}")
+    yield options, ({"MYSQL_PWD": settings.password} if settings.password else {}), []
 
 def dump(settings: DatabaseSettings, consume: Callable[[IO[bytes]], None], staging_dir: Path,
          tables: list[str] | None = None) -> DumpResult:
@@ -241,19 +279,21 @@ def _pg_table_pattern(table: str) -> str:
 
 def _dump_postgresql(settings: DatabaseSettings, consume: Callable[[IO[bytes]], None],
                      tables: list[str] | None = None) -> DumpResult:
-    pg_dump = pg_tool("pg_dump")
+    pg_dump = "pg_dump" if settings.container else pg_tool("pg_dump")
     with connect(settings, isolation_level="REPEATABLE READ") as conn:
         with conn.begin():
             version = str(conn.execute(sa.text("SHOW server_version")).scalar()).split(" ")[0]
             snapshot = conn.execute(sa.text("SELECT pg_export_snapshot()")).scalar()
             args = [pg_dump, "--format=custom", "--no-password", f"--snapshot={snapshot}"]
             args += [f"--table={_pg_table_pattern(t)}" for t in tables or ()]
-            with process.spawn(args, env=_pg_env(settings), stdout_pipe=True) as proc:
+            env = _pg_env(settings)
+            with process.spawn(_in_place(settings, args, env), env=env, stdout_pipe=True) as proc:
                 assert proc.stdout is not None
                 join = _consume_in_thread(proc.stdout, consume)
                 counts = count_rows(conn, tables)  # same snapshot as pg_dump sees
                 join()
-    return DumpResult(tool=_tool_version(pg_dump), format="pg_dump-custom", server_version=version, row_counts=counts)
+    return DumpResult(tool=_version_of(settings, pg_dump), format="pg_dump-custom", server_version=version,
+                      row_counts=counts)
 
 
 def _dump_mysql(settings: DatabaseSettings, consume: Callable[[IO[bytes]], None],
@@ -263,21 +303,21 @@ def _dump_mysql(settings: DatabaseSettings, consume: Callable[[IO[bytes]], None]
         charset, collation = conn.execute(sa.text(
             "SELECT default_character_set_name, default_collation_name FROM information_schema.schemata "
             "WHERE schema_name = DATABASE()")).one()
-        dump_tool = mysql_tool("dump", version)
-        with _mysql_defaults_file(settings) as (defaults, defaults_fd):
-            args = [dump_tool, f"--defaults-extra-file={defaults}", "--single-transaction", "--quick", "--routines",
+        dump_tool = _mysql_tool_for(settings, "dump", version)
+        with _mysql_options(settings) as (options, env, fds):
+            args = [dump_tool, *options, "--single-transaction", "--quick", "--routines",
                     "--triggers", "--hex-blob", "--no-tablespaces", "--default-character-set=utf8mb4",
                     settings.database, *(tables or ())]  # table names after the database are exact, not patterns
             conn.execute(sa.text("SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ"))
             conn.execute(sa.text("START TRANSACTION WITH CONSISTENT SNAPSHOT"))
-            with process.spawn(args, stdout_pipe=True, pass_fds=[defaults_fd]) as proc:
+            with process.spawn(_in_place(settings, args, env), env=env, stdout_pipe=True, pass_fds=fds) as proc:
                 assert proc.stdout is not None
                 # A RawIOBase reads as IO[bytes] does; typeshed keeps the two types apart.
                 join = _consume_in_thread(cast(IO[bytes], _DrainedPipe(proc.stdout)), consume)
                 counts = count_rows(conn, tables)  # started with the dump; equal unless rows change during the dump's start
                 join()
             conn.execute(sa.text("COMMIT"))
-    return DumpResult(tool=_tool_version(dump_tool), format="mysql-sql", server_version=version, row_counts=counts,
+    return DumpResult(tool=_version_of(settings, dump_tool), format="mysql-sql", server_version=version, row_counts=counts,
                       extra={"charset": charset, "collation": collation})
 
 
@@ -338,19 +378,26 @@ def restore(settings: DatabaseSettings, dump_path: Path, dump_format: str,
     if dump_format == "pg_dump-custom":
         if settings.engine != "postgresql":
             raise DatabaseError(f"this snapshot holds a PostgreSQL dump; {settings.describe()} cannot take it (use `move` to change engines)")
-        pg_restore = pg_tool("pg_restore")
+        pg_restore = "pg_restore" if settings.container else pg_tool("pg_restore")
         args = [pg_restore, "--no-owner", "--no-acl", "--exit-on-error", "--single-transaction", "--no-password",
                 f"--dbname={settings.database}"]
+        env = _pg_env(settings)
         with contextlib.ExitStack() as stack:
             listing = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="toc-", dir=workdir.run_dir())))
             listing = listing / "toc.list"
-            process.run([pg_restore, f"--file={listing}", "--list", str(dump_path)], quiet=True)
+            with open(listing, "wb") as listing_out:  # the dump's table of contents, by the server's own pg_restore
+                process.stream_stdout(_in_place(settings, [pg_restore, "--list"], {}), lambda out: shutil.copyfileobj(out, listing_out),
+                                      stdin_path=dump_path)
             if skip_foreign_keys:
                 _pg_restore_list_without(listing, dump_path.name, skip_foreign_keys)
-                args.append(f"--use-list={listing}")
+            dump_arg, list_arg = str(dump_path), str(listing)
+            if settings.container:
+                dump_arg, list_arg = stack.enter_context(copied_in(settings.container, dump_arg, list_arg))
+            if skip_foreign_keys:
+                args.append(f"--use-list={list_arg}")
             created = _pg_create_missing_schemas(settings, listing)
             try:
-                with process.spawn([*args, str(dump_path)], env=_pg_env(settings)):
+                with process.spawn(_in_place(settings, [*args, dump_arg], env), env=env):
                     faults.checkpoint("database-loading")
             except BaseException:
                 _pg_drop_empty_schemas(settings, created)  # the restore was one transaction: back to as it was
@@ -360,10 +407,11 @@ def restore(settings: DatabaseSettings, dump_path: Path, dump_format: str,
             raise DatabaseError(f"this snapshot holds a MySQL/MariaDB dump; {settings.describe()} cannot take it (use `move` to change engines)")
         with connect(settings) as conn:
             version = str(conn.execute(sa.text("SELECT VERSION()")).scalar())
-        client = mysql_tool("client", version)
-        with _mysql_defaults_file(settings) as (defaults, defaults_fd), open(dump_path, "rb") as dump_in, \
-                process.spawn([client, f"--defaults-extra-file={defaults}", "--default-character-set=utf8mb4",
-                               "--binary-mode", settings.database], stdin=dump_in, pass_fds=[defaults_fd]):
+        client = _mysql_tool_for(settings, "client", version)
+        with _mysql_options(settings) as (options, env, fds), open(dump_path, "rb") as dump_in, \
+                process.spawn(_in_place(settings, [client, *options, "--default-character-set=utf8mb4", "--binary-mode",
+                                                   settings.database], env, stdin=True),
+                              env=env, stdin=dump_in, pass_fds=fds):
             faults.checkpoint("database-loading")
         if skip_foreign_keys:
             # The dump turns foreign key checks off, so these were created pointing at absent tables: drop them.

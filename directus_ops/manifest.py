@@ -78,6 +78,10 @@ class ProjectInfo(BaseModel):
     config_file: str  # file name of the config, as restored into a new project dir
     directus_version: str | None
     migrations: list[str]
+    # A Docker Compose project: its config artifacts are the Compose file(s), .env and env files; the
+    # Directus service it ran as. Absent in older manifests: an npm project.
+    compose: bool = False
+    service: str | None = None
 
 
 class Stats(BaseModel):

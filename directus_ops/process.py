@@ -347,9 +347,16 @@ def stream_stdout(
     timeout: float = DEFAULT_TIMEOUT,
     logger: logging.Logger | None = None,
     pass_fds: Sequence[int] = (),
+    stdin_path: str | Path | None = None,
 ) -> None:
-    """Run ``args`` and hand its stdout stream to ``consume`` (which reads it in chunks)."""
-    with spawn(args, env=env, cwd=cwd, stdout_pipe=True, timeout=timeout, logger=logger, pass_fds=pass_fds) as proc:
+    """Run ``args`` and hand its stdout stream to ``consume`` (which reads it in chunks); its stdin is
+    ``stdin_path`` when given."""
+    with contextlib.ExitStack() as stack:
+        stdin: IO[bytes] | int = subprocess.DEVNULL
+        if stdin_path is not None:
+            stdin = stack.enter_context(open(stdin_path, "rb"))
+        proc = stack.enter_context(spawn(args, env=env, cwd=cwd, stdin=stdin, stdout_pipe=True, timeout=timeout,
+                                         logger=logger, pass_fds=pass_fds))
         assert proc.stdout is not None
         consume(proc.stdout)
 

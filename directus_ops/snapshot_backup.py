@@ -316,7 +316,11 @@ def backup_project_files(project: Project, repo: Repository, staging_dir: Path, 
         written += put.written
         entries.append(_entry(location, key, put))
 
-    add(CONFIG, project.config_path.name, project.config_path, secret=True)
+    if project.compose is None:
+        add(CONFIG, project.config_path.name, project.config_path, secret=True)
+    else:  # the first is the Compose file; then its override, .env, env files, CONFIG_PATH file
+        for path in project.config_files():
+            add(CONFIG, key_from_name(path.relative_to(project.root).as_posix()), path, secret=True)
     for path in project.package_files() if extensions else ():
         add(PROJECT_FILES, path.name, path)
     for location, folder in ((EXTENSIONS, project.extensions_path), (MIGRATIONS, project.migrations_path)):
@@ -359,8 +363,10 @@ def assemble_manifest(project: Project, snapshot_id: str, started: datetime, dat
         time=started,
         encrypted=encrypt,
         project=ProjectInfo(name=project.name, dir=str(project.root), host=socket.gethostname(),
-                            config_file=project.config_path.name, directus_version=project.directus_version,
-                            migrations=migrations),
+                            config_file=(project.compose.file if project.compose else project.config_path).name,
+                            directus_version=project.directus_version, migrations=migrations,
+                            compose=project.compose is not None,
+                            service=project.compose.service if project.compose else None),
         database=database_info,
         storage=[LocationInfo.model_validate_json(Path(p.info_path).read_text()) for p in location_parts if p.info_path],
         artifacts=[*(read_entries(database_part.entries_path) if database_part else []),

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from . import database as db
-from . import dumps, faults, licensing, paths, progress, restore_cleanup, verified_copy
+from . import compose, dumps, faults, licensing, paths, progress, restore_cleanup, verified_copy
 from .config import read_config_file, update_dotenv, update_dotenv_text, write_private_text
 from .database import DatabaseSettings
 from .errors import ConfigError, IntegrityError, SnapshotNotFound
@@ -43,11 +43,14 @@ class RestoreTarget:
     new_parts: restore_cleanup.NewParts | None = None  # what the target did not hold yet (removed if the restore fails)
     # The snapshot's config (decrypted) when it is to be written: held in memory, never staged on disk.
     snapshot_config: bytes | None = field(default=None, repr=False)
+    compose: bool = False  # a Docker Compose project: its config is its Compose file's service
+    service: str | None = None  # its Directus service, when named
 
 
 def plan_restore(repo: Repository, manifest: Manifest, project_dir: str | Path, config: str | Path | None = None,
                  database_url: str | None = None, replace: bool = False,
-                 storage_overrides: dict[str, str] | None = None, staging_dir: Path | None = None) -> RestoreTarget:
+                 storage_overrides: dict[str, str] | None = None, staging_dir: Path | None = None,
+                 service: str | None = None) -> RestoreTarget:
     """Check everything a restore needs before anything is changed; return where each part goes."""
     paths.check_manifest_keys(manifest)  # first: a key that would leave its target refuses the whole snapshot
     target_dir = Path(project_dir).expanduser().resolve()
@@ -58,6 +61,20 @@ def plan_restore(repo: Repository, manifest: Manifest, project_dir: str | Path, 
         raise IntegrityError(f"snapshot {manifest.id} is damaged: {len(missing)} of its objects are missing "
                              f"(first: {missing[0].location}/{missing[0].key}); restore another snapshot")
     staged = None
+    compose_file = compose.find_compose_file(target_dir) if target_dir.is_dir() and not config else None
+    if compose_file is not None:
+        target_project = load_project(target_dir, service=service)
+        if target_project.compose is not None:
+            # A Docker Compose project (the snapshot's own, or another with its own Compose file and database).
+            if database_url or storage_overrides:
+                raise ConfigError(f"--database-url and --storage cannot be written into the Compose project {target_dir}; "
+                                  f"set the Directus service's environment in {compose_file.name} instead")
+            return _plan_compose_restore(manifest, target_project, replace)
+    if service:
+        raise ConfigError(f"--service {service}: {target_dir} holds no Compose file; --service is for Docker Compose projects")
+    if manifest.project.compose:
+        raise ConfigError(f"snapshot {manifest.id} is of a Docker Compose project: restore it into a Compose project "
+                          f"(a directory with its Compose file, its database service running); {target_dir} has none")
     if config:
         config_path = Path(config).expanduser()
         config_path = config_path if config_path.is_absolute() else (target_dir / config_path)  # as CONFIG_PATH
@@ -96,11 +113,43 @@ def plan_restore(repo: Repository, manifest: Manifest, project_dir: str | Path, 
     if unknown:
         raise ConfigError(f"--storage {sorted(unknown)[0]}=…: snapshot {manifest.id} has no storage location of that name "
                           f"(it has: {', '.join(i.name for i in manifest.storage) or 'none'})")
+    return _checked_target(manifest, target_project, replace, locations, config_path=config_path,
+                           write_config=write_config, database_url_override=bool(database_url),
+                           storage_overridden=tuple(overrides), snapshot_config=staged)
+
+
+def _plan_compose_restore(manifest: Manifest, project: Project, replace: bool) -> RestoreTarget:
+    assert project.compose is not None
+    if manifest.database is not None and project.database.engine != manifest.database.engine:
+        raise ConfigError(f"snapshot {manifest.id} holds a {manifest.database.engine} database but the target is "
+                          f"{project.database.describe()}; restore into a {manifest.database.engine} database (use `move` to change engines)")
+    locations: dict[str, StorageLocation] = {}
+    for info in manifest.storage:
+        try:
+            locations[info.name] = project.location(info.name)
+        except ConfigError:
+            raise ConfigError(f"snapshot {manifest.id} has storage location '{info.name}' but service "
+                              f"'{project.compose.service}' of {project.compose.file} has none by that name; add it to "
+                              "STORAGE_LOCATIONS in its environment") from None
+    for kind in (EXTENSIONS, MIGRATIONS):
+        folder = kind.lstrip("@")
+        if manifest.artifact(kind) and folder in project.unmounted:
+            raise ConfigError(f"snapshot {manifest.id} holds {folder} but the target cannot take them: "
+                              f"{project.unmounted[folder]}")
+    return _checked_target(manifest, project, replace, locations, config_path=project.config_path, write_config=False,
+                           compose=True, service=project.compose.service)
+
+
+def _checked_target(manifest: Manifest, target_project: Project, replace: bool, locations: dict[str, StorageLocation],
+                    **fields: Any) -> RestoreTarget:
+    """The remaining checks of a restore target (database, locations, folders), then the target."""
+    target_dir = target_project.root
+    database = target_project.database
     if manifest.has_database:  # a snapshot without its database leaves the target's database alone
         assert manifest.database is not None
-        if manifest.database.dump_format == "pg_dump-custom":
+        if database.container is None and manifest.database.dump_format == "pg_dump-custom":
             db.pg_tool("pg_restore")
-        elif manifest.database.dump_format == "mysql-sql":
+        elif database.container is None and manifest.database.dump_format == "mysql-sql":
             db.mysql_tool("client")
         db.check_restorable(database, replace)
     for name, location in locations.items():
@@ -111,9 +160,7 @@ def plan_restore(repo: Repository, manifest: Manifest, project_dir: str | Path, 
     for kind, folder in ((EXTENSIONS, target_project.extensions_path), (MIGRATIONS, target_project.migrations_path)):
         paths.check_folders(str(folder), (e.key for e in manifest.artifact(kind)))
     new_parts = restore_cleanup.observe(target_dir, database if manifest.has_database else None, locations)
-    return RestoreTarget(project_dir=target_dir, config_path=config_path, write_config=write_config,
-                         database=database, locations=locations, database_url_override=bool(database_url),
-                         storage_overridden=tuple(overrides), snapshot_config=staged, new_parts=new_parts)
+    return RestoreTarget(project_dir=target_dir, database=database, locations=locations, new_parts=new_parts, **fields)
 
 
 def _check_location_can_hold(manifest: Manifest, name: str, location: StorageLocation) -> None:
@@ -294,7 +341,38 @@ def _config_overrides(target: RestoreTarget) -> tuple[dict[str, Any], frozenset[
 
 def target_project(target: RestoreTarget) -> Project:
     """The target as a Project (its folders, as its config names them), before or after its config is written."""
+    if target.compose:
+        return load_project(target.project_dir, service=target.service)
     return _project_from(target.project_dir, target.config_path, {}, content=target.snapshot_config)
+
+
+def give_to_container_user(project: Project, target: RestoreTarget) -> None:
+    """Files restored into a Compose project's mounts get the uid and gid its Directus container runs as (the
+    official image: node, 1000), so the app can read and write them (uploads, a SQLite database). Only root can
+    give files away; anyone else leaves them as written, with a warning."""
+    assert project.compose is not None
+    ids = project.compose.user_ids()
+    if ids is None or os.geteuid() != 0:
+        if ids is not None and ids != (os.geteuid(), os.getegid()):
+            log.warning("restored files belong to uid %d, not to the container's user %d:%d; run `chown -R %d:%d` on "
+                        "the mounted folders", os.geteuid(), *ids, *ids)
+        return
+    roots = [Path(l.root) for l in target.locations.values() if l.driver == "local"]
+    roots += [getattr(project, f"{kind}_path") for kind in ("extensions", "migrations") if kind not in project.unmounted]
+    if project.database.engine == "sqlite" and project.database.filename is not None:
+        roots.append(project.database.filename.parent)
+    for root in roots:
+        _chown_tree(root, *ids)
+
+
+def _chown_tree(root: Path, uid: int, gid: int) -> None:
+    """``chown -R`` without following symbolic links (a restored link is changed, never its target)."""
+    if not root.is_dir():
+        return
+    os.chown(root, uid, gid, follow_symlinks=False)
+    for directory, subdirs, files in os.walk(root):
+        for name in [*subdirs, *files]:
+            os.chown(os.path.join(directory, name), uid, gid, follow_symlinks=False)
 
 
 def license_notice(target: RestoreTarget, opened: Callable[[], tuple[Repository, Manifest]]) -> str | None:

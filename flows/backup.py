@@ -27,6 +27,7 @@ def backup(
     project_dir: p.ProjectDir,
     repo: p.Repo,
     config_path: p.ConfigPath = None,
+    service: p.ComposeService = None,
     encrypt: p.Encrypt = False,
     workers: p.Workers = snapshot.DEFAULT_WORKERS,
     lock_wait_seconds: p.LockWaitSeconds = 600.0,
@@ -45,7 +46,7 @@ def backup(
     # The checks and the parent's lookup are plain calls, not tasks: a few milliseconds of work each, against
     # 15-30 ms of task-run bookkeeping on the server (an incremental backup's whole budget is 0.3 s); their
     # errors fail the run with the same one-line message.
-    project = check_backup(project_dir, location, config_path, database_scope)
+    project = check_backup(project_dir, location, config_path, database_scope, service)
     snapshot_id, started = snapshot_backup.start_snapshot_id()
     logger.info("snapshot %s of project %s into %s", snapshot_id, project.name, repo.url)
     staging = snapshot.make_staging_dir()

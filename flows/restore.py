@@ -29,6 +29,7 @@ def restore(
     project_dir: p.ProjectDir,
     snapshot_id: p.RestoreSnapshot = "latest",
     config_path: p.ConfigPath = None,
+    service: p.ComposeService = None,
     database_url: p.DatabaseUrl = None,
     replace: p.Replace = False,
     storage: p.StorageTargets = None,
@@ -41,7 +42,7 @@ def restore(
     staging = snapshot.make_staging_dir()
     try:
         target = plan_restore_task(location, resolved, project_dir, config_path, with_password(database_url), replace,
-                                   storage, str(staging))
+                                   storage, str(staging), service)
         faults.checkpoint("restore-planned")
         logger.info("restoring snapshot %s into %s (%s)", resolved, target.project_dir, target.database.describe())
         if replace:
@@ -60,6 +61,8 @@ def restore(
             begun.append("files")
             file_counts = restore_project_files_task(location, resolved, target, str(project.extensions_path),
                                                      str(project.migrations_path))
+            if project.compose is not None:  # what the container will read and write: its user's files
+                snapshot_restore.give_to_container_user(project, target)
         except BaseException as exc:  # a new target's parts removed again; the error says what is left
             restore_cleanup.raise_failed(exc, target, resolved, replace, begun, begun[:-1])
     finally:

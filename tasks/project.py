@@ -40,11 +40,11 @@ def restore_project_files_task(repo: RepositoryLocation, snapshot_id: str, targe
 @task(name="plan-restore", cache_policy=NO_CACHE)
 def plan_restore_task(repo: RepositoryLocation, snapshot_id: str, project_dir: str, config_path: str | None,
                       database_url: str | None, replace: bool, storage_overrides: dict[str, str] | None,
-                      staging_dir: str) -> snapshot_restore.RestoreTarget:
+                      staging_dir: str, service: str | None = None) -> snapshot_restore.RestoreTarget:
     """Every check a restore needs, before anything is changed."""
     repository, manifest = _opened(repo, snapshot_id)
     return snapshot_restore.plan_restore(repository, manifest, project_dir, config_path, database_url, replace,
-                                 storage_overrides, Path(staging_dir))
+                                         storage_overrides, Path(staging_dir), service)
 
 
 @task(name="restore-license-notice", cache_policy=NO_CACHE)
