@@ -386,7 +386,7 @@ def restore(settings: DatabaseSettings, dump_path: Path, dump_format: str,
             listing = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="toc-", dir=workdir.run_dir())))
             listing = listing / "toc.list"
             with open(listing, "wb") as listing_out:  # the dump's table of contents, by the server's own pg_restore
-                process.stream_stdout(_in_place(settings, [pg_restore, "--list"], {}), lambda out: shutil.copyfileobj(out, listing_out),
+                process.stream_stdout(_in_place(settings, [pg_restore, "--list"], {}, stdin=True), lambda out: shutil.copyfileobj(out, listing_out),
                                       stdin_path=dump_path)
             if skip_foreign_keys:
                 _pg_restore_list_without(listing, dump_path.name, skip_foreign_keys)

@@ -137,7 +137,7 @@ def _plan_compose_restore(manifest: Manifest, project: Project, replace: bool) -
             raise ConfigError(f"snapshot {manifest.id} holds {folder} but the target cannot take them: "
                               f"{project.unmounted[folder]}")
     return _checked_target(manifest, project, replace, locations, config_path=project.config_path, write_config=False,
-                           compose=True, service=project.compose.service)
+                           database_url_override=False, compose=True, service=project.compose.service)
 
 
 def _checked_target(manifest: Manifest, target_project: Project, replace: bool, locations: dict[str, StorageLocation],
