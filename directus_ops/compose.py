@@ -169,6 +169,38 @@ class ComposeProject:
             return Path(best.source) / relative
         return self.volume_mountpoint(best.source) / relative
 
+    def container_path(self, host_path: str | Path, what: str) -> PurePosixPath:
+        """Where a host path is inside the Directus container: under one of its bind mounts, else an error
+        naming the mount to add (a new folder for the app must be mounted into its container)."""
+        path = Path(host_path).resolve()
+        best: Mount | None = None
+        for mount in self.mounts():
+            if mount.kind == "bind" and (path == Path(mount.source) or Path(mount.source) in path.parents):
+                if best is None or len(Path(mount.source).parts) > len(Path(best.source).parts):
+                    best = mount
+        if best is None:
+            raise ConfigError(f"{what} {path} is not inside a folder mounted into service '{self.service}'; add a "
+                              f"mount for it in {self.file.name} (e.g. `- {path}:/directus/{path.name}`) and run "
+                              "again with the path as the container sees it or as the host does")
+        return best.target / path.relative_to(best.source)
+
+    def app_url(self, environment: Mapping[str, str]) -> str:
+        """Where this host reaches the app: PUBLIC_URL when it is this host's loopback, else the port Docker
+        publishes for the app's PORT, else (host networking) that port on 127.0.0.1."""
+        public = (environment.get("PUBLIC_URL") or "").rstrip("/")
+        if re.match(r"^https?://(127\.0\.0\.1|localhost)(:\d+)?(/|$)", public):
+            return public
+        port = str(environment.get("PORT") or "8055")
+        for item in self.definition().get("ports") or []:
+            if isinstance(item, dict):
+                target, published = str(item.get("target") or ""), str(item.get("published") or "")
+            else:
+                parts = str(item).split("/", 1)[0].split(":")
+                target, published = parts[-1], (parts[-2] if len(parts) > 1 else "")
+            if target == port and published:
+                return f"http://127.0.0.1:{published}"
+        return f"http://127.0.0.1:{port}"
+
     def volume_mountpoint(self, key: str) -> Path:
         name = self.volume_name(key)
         try:
@@ -210,6 +242,10 @@ class ComposeProject:
             args.insert(3, "-a")
         out = process.run(args, timeout=TIMEOUT, quiet=True).split()
         return out[0] if out else None
+
+    def stop(self, service: str | None = None) -> None:
+        """``compose stop <service>``: its container stays (and its volumes); nothing else of the stack stops."""
+        process.run(self.argv("stop", service or self.service), cwd=self.directory, timeout=TIMEOUT * 3)
 
     def image_id(self, image: str | None = None) -> str | None:
         try:
@@ -332,10 +368,11 @@ def is_compose_project(directory: Path) -> bool:
     return find_compose_file(directory) is not None
 
 
-def load_compose(directory: str | Path, service: str | None = None) -> ComposeProject:
-    """Read the Compose project in ``directory`` as Compose resolves it and find its Directus service."""
+def load_compose(directory: str | Path, service: str | None = None, file: Path | None = None) -> ComposeProject:
+    """Read the Compose project in ``directory`` as Compose resolves it and find its Directus service
+    (``file``: another Compose file for it, e.g. one written for a move, read in its stead)."""
     directory = Path(directory).expanduser().resolve()
-    file = find_compose_file(directory)
+    file = file or find_compose_file(directory)
     if file is None:
         raise ProjectError(f"{directory} holds no Compose file ({', '.join(COMPOSE_FILE_NAMES)}); pass the directory "
                            "of a Directus project")

@@ -45,14 +45,20 @@ def backups_requested(backup_database: str, backup_files: bool, backup_extension
 
 def check_delete(project_dir: str, config_path: str | None, confirm: str | None, repo: str | None,
                  backup_database: str = "entire", backup_files: bool = False, backup_extensions: bool = False,
-                 keep_root: bool = False, dry_run: bool = False) -> Project:
+                 keep_root: bool = False, dry_run: bool = False, service: str | None = None) -> Project:
     """Every refusal, before anything is written: the project loads, the options make sense, ``confirm``
-    names the project (not needed for a dry run), a requested backup has a repository, and the root may go."""
-    project = load_project(project_dir, config_path)
+    names the project (not needed for a dry run), a requested backup has a repository, and the root may go.
+    A Docker Compose project keeps its directory (its Compose file, its mounts, maybe its database's data):
+    its Directus service is stopped instead, and the stack is the operator's to remove."""
+    project = load_project(project_dir, config_path, service=service)
+    if project.compose is not None:
+        keep_root = True
     if backup_database not in BACKUP_SCOPES:
         raise ConfigError(f"--backup-database {backup_database}: choose one of {', '.join(BACKUP_SCOPES)}")
     if not dry_run:
         what = "drops its directus_* tables" + ("" if keep_root else f" and removes {project.root}")
+        if project.compose is not None:
+            what += f" and stops its Compose service '{project.compose.service}'"
         if confirm is None:
             raise NeedsConfirmation(f"deleting project {project.name} {what}: pass --confirm {project.name} to go "
                                     "ahead (--dry-run shows the plan)")
@@ -118,6 +124,7 @@ class DeletePlan:
     join_counts: dict[str, int]  # rows of the join over each kept foreign key, before
     delete_root: bool
     delete_paths: list[str] = field(default_factory=list)
+    compose_service: str | None = None  # a Docker Compose project's Directus service: stopped, not removed
     keep_paths: list[str] = field(default_factory=list)
     untouched: list[str] = field(default_factory=list)
     backups: list[str] = field(default_factory=list)
@@ -146,7 +153,10 @@ class DeletePlan:
                 for t in self.project_tables]
         out.append(f"keep foreign keys between project tables ({len(self.between_project)}):")
         out += [f"  {k.describe()}" for k in self.between_project]
-        if self.delete_root:
+        if self.compose_service:
+            out.append(f"stop the Compose service '{self.compose_service}' (its next start would bootstrap Directus "
+                       f"again); keep the Compose project in {self.project_dir}")
+        elif self.delete_root:
             out.append(f"delete paths ({len(self.delete_paths)}):")
             out += [f"  {p}" for p in self.delete_paths]
         else:
@@ -159,6 +169,8 @@ class DeletePlan:
 
 
 def plan_delete(project: Project, keep_root: bool = False, backups: list[str] | None = None) -> DeletePlan:
+    if project.compose is not None:
+        keep_root = True  # the Compose project's directory stays (check_delete)
     schema = db.project_schema(project.database)
 
     def is_system(table: str) -> bool:
@@ -181,6 +193,10 @@ def plan_delete(project: Project, keep_root: bool = False, backups: list[str] | 
         kept_keys = [k for k in keys if not is_system(k.table) and not is_system(k.referred_table)]
         joins = {k.describe(): _join_count(conn, k) for k in kept_keys}
     delete_paths, keep_paths, untouched = _paths(project, keep_root)
+    if project.compose is not None:
+        untouched = [f"the Compose project in {project.root} (its Compose file, mounts and volumes, and the database "
+                     "service) is yours to remove: `docker compose down` (with -v only once the database's data is "
+                     "kept elsewhere)"]
     return DeletePlan(
         project_dir=str(project.root), config_path=str(project.config_path), project_name=project.name,
         database=project.database.describe(), engine=project.database.engine, system_tables=system,
@@ -189,6 +205,7 @@ def plan_delete(project: Project, keep_root: bool = False, backups: list[str] | 
         between_system=[k for k in keys if is_system(k.table)],
         between_project=kept_keys, join_counts=joins, delete_root=not keep_root, delete_paths=delete_paths,
         keep_paths=keep_paths, untouched=untouched, backups=backups or [], schema=schema,
+        compose_service=project.compose.service if project.compose else None,
         license_notice=licensing.delete_notice(licensing.activated_license(project)))
 
 

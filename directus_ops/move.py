@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -22,11 +23,12 @@ from urllib.parse import parse_qs
 import sqlalchemy as sa
 
 from . import database as db
-from . import licensing, progress
+from . import compose_edit, licensing, progress
 from .config import update_dotenv, write_private_text
 from .database import DatabaseSettings
 from .errors import ConfigError, IntegrityError, TargetNotEmpty
-from .project import Project, load_project
+from .compose import ComposeProject, load_compose
+from .project import Project, load_compose_project, load_project, reached_from_host
 from .redact import redact, register_secret
 from . import content_digest, snapshot_restore, transfer
 from .repository import Repository
@@ -92,6 +94,9 @@ class MovePlan:
     url: str | None = None
     storage_names: tuple[str, ...] = ()  # STORAGE_LOCATIONS after the move
     config_staged: bool = False  # config_out is this move's own file beside the config (a cutover without --config-out)
+    # A Docker Compose project whose settings live in its Compose file: the new ones go into the environment
+    # of this service there (config_path is the Compose file), and the cutover stops and recreates it.
+    compose_service: str | None = None
     target_existed: bool = False  # the target database was there (empty) before the move: emptied, not dropped, on failure
     warnings: tuple[str, ...] = field(default_factory=tuple)
 
@@ -147,6 +152,7 @@ def check_target_database(source: DatabaseSettings, target: DatabaseSettings) ->
     copy supports. Returns how the database will be copied (the plan records whether it exists)."""
     if db.same_database(source, target):
         raise ConfigError(f"--to-database is the project's own database ({target.describe()}); name a new one")
+    own_tools = target.container is None  # else the server's own tools, in its container
     exists = db.database_exists(target)  # connects: DatabaseUnreachable names the server and the fix
     if exists:
         tables = db.table_count(target)
@@ -154,9 +160,9 @@ def check_target_database(source: DatabaseSettings, target: DatabaseSettings) ->
             raise TargetNotEmpty(f"{target.describe()} is not empty ({tables} tables); move into an empty database "
                                  "(drop and recreate it, or name a new one: a missing PostgreSQL/MySQL database is created)")
     if target.engine == source.engine:
-        if source.engine == "postgresql":
+        if source.engine == "postgresql" and own_tools:
             db.pg_tool("pg_restore")
-        elif source.engine == "mysql":
+        elif source.engine == "mysql" and own_tools:
             db.mysql_tool("client", db.server_version(target) if exists else "")
         return "native"
     supported = transfer.SUPPORTED_ENGINES
@@ -178,16 +184,28 @@ def default_url(project: Project) -> str:
 def plan_move(project_dir: str, config_path: str | None = None, to_database: str | None = None,
               to_storage: Mapping[str, str] | None = None, config_out: str | None = None, cutover: bool = False,
               stop_command: str | None = None, start_command: str | None = None, url: str | None = None,
-              repo_given: bool = False, environ: Mapping[str, str] | None = None) -> MovePlan:
-    """Check everything a move needs before anything changes; raise the first problem as a one-line OpsError."""
+              repo_given: bool = False, environ: Mapping[str, str] | None = None,
+              service: str | None = None) -> MovePlan:
+    """Check everything a move needs before anything changes; raise the first problem as a one-line OpsError.
+
+    A Docker Compose project: the target database's URL is as the Directus container reaches it (a service of
+    the stack, e.g. ``postgresql://directus@database:5432/directus``, is reached through that service's
+    container); the new settings go into the service's environment in the Compose file (or into its CONFIG_PATH
+    file, when it has one); a cutover stops the service and recreates it with Compose."""
     to_storage = dict(to_storage or {})
     if not to_database and not to_storage:
         raise ConfigError("nothing to move: pass --to-database URL and/or --to-storage LOCATION=URL")
+    project = load_project(project_dir, config_path, service=service)
+    deployment = project.compose
+    compose_env = deployment is not None and project.config_path == deployment.file
+    if deployment is not None and cutover:
+        stop_command = stop_command or shlex.join(deployment.argv("stop", deployment.service))
+        start_command = start_command or shlex.join(deployment.argv("up", "-d", "--no-deps", deployment.service))
+        url = url or deployment.app_url({k: project.config.text(k) or "" for k in ("PUBLIC_URL", "PORT")})
     if cutover and not (stop_command and start_command):
         raise ConfigError("--cutover stops and starts the app: pass --stop-command CMD and --start-command CMD")
-    project = load_project(project_dir, config_path)
     config_file = project.config_path.resolve()
-    if (config_out or cutover) and config_file.suffix.lower() in NOT_DOTENV_SUFFIXES:
+    if (config_out or cutover) and config_file.suffix.lower() in NOT_DOTENV_SUFFIXES and not compose_env:
         raise ConfigError(f"the new config is written into a copy of the dotenv config, and {config_file.name} is not "
                           "dotenv; convert it to a .env file first")
     out = None
@@ -205,6 +223,8 @@ def plan_move(project_dir: str, config_path: str | None = None, to_database: str
     target_existed = False
     if to_database:
         target = DatabaseSettings.from_url(to_database)
+        if deployment is not None:
+            target = reached_from_host(deployment, target)
         method = check_target_database(project.database, target)
         target_existed = db.database_exists(target)
         if method == "native" and not repo_given:
@@ -229,6 +249,8 @@ def plan_move(project_dir: str, config_path: str | None = None, to_database: str
             if not to_database and not cutover:
                 raise ConfigError(f"renaming location '{name}' rewrites directus_files.storage in the database the app "
                                   "uses now: pass --cutover (the app is stopped meanwhile) or --to-database URL")
+        if deployment is not None and destination.driver == "local":
+            deployment.container_path(destination.root, f"--to-storage {name}=…:")  # mounted, or refused now
         moves.append(StorageMove(source, destination))
     renamed = {m.source.name: m.target.name for m in moves}
     new_names = [renamed.get(n, n) for n in names]
@@ -246,7 +268,8 @@ def plan_move(project_dir: str, config_path: str | None = None, to_database: str
                     cutover=cutover, stop_command=stop_command, start_command=start_command,
                     url=(url.rstrip("/") if url else default_url(project)) if cutover else url,
                     storage_names=tuple(new_names), config_staged=staged, target_existed=target_existed,
-                    warnings=(license_note,) if license_note else ())
+                    warnings=(license_note,) if license_note else (),
+                    compose_service=deployment.service if compose_env and deployment else None)
 
 
 # -- database ----------------------------------------------------------------------------------------------------
@@ -384,20 +407,51 @@ def new_config_text(plan: MovePlan) -> str:
     """The project's config with the new DB_* and STORAGE_* settings; every other line kept as it was."""
     values: dict[str, Any] = {}
     remove: set[str] = set()
+    project = load_project(plan.project_dir, service=plan.compose_service) if plan.compose_service else None
+    deployment = project.compose if project else None
     if plan.target is not None:
         values.update(plan.target.config_values())
         remove |= db.DB_CONFIG_KEYS - set(values)
+        if deployment is not None and plan.target.filename is not None:  # as the container sees the file
+            values["DB_FILENAME"] = str(deployment.container_path(plan.target.filename, "the SQLite file"))
     for move in plan.storage:
         values.update(move.target.config_values())
+        if deployment is not None and move.target.driver == "local":
+            values[f"STORAGE_{move.target.name.upper()}_ROOT"] = str(deployment.container_path(move.target.root, "the root"))
         if move.renamed:
             old_prefix = f"STORAGE_{move.source.name.upper()}_"
-            remove |= {k for k in _dotenv_keys(Path(plan.config_path)) if k.startswith(old_prefix)}
+            keys = deployment.environment() if deployment else _dotenv_keys(Path(plan.config_path))
+            remove |= {k for k in keys if k.startswith(old_prefix)}
         else:  # a local target has no bucket, key or endpoint any more (and back)
             stale = {"BUCKET", "REGION", "ENDPOINT", "KEY", "SECRET", "FORCE_PATH_STYLE"} if move.target.driver == "local" else set()
             remove |= {f"STORAGE_{move.source.name.upper()}_{s}" for s in stale}
     if plan.renames:
         values["STORAGE_LOCATIONS"] = ",".join(plan.storage_names)
+    if deployment is not None:
+        return _compose_config_text(plan, deployment, values, remove - set(values))
     return update_dotenv(Path(plan.config_path), values, remove=frozenset(remove - set(values)))
+
+
+def _compose_config_text(plan: MovePlan, deployment: ComposeProject, values: dict[str, Any], remove: set[str]) -> str:
+    """The Compose file with the Directus service's environment changed. A variable to remove that an env file
+    sets is set empty instead (the environment wins over env files; Directus reads empty as unset)."""
+    written = _environment_keys(deployment)
+    for key in remove - written:
+        if key in deployment.environment():
+            values[key] = ""
+    return compose_edit.set_environment(Path(plan.config_path).read_text(encoding="utf-8"), deployment.service, values,
+                                        frozenset(remove & written), deployment.file.name)
+
+
+def _environment_keys(deployment: ComposeProject) -> set[str]:
+    """The variables the Compose file itself sets in the service's ``environment:`` (not its env files)."""
+    import yaml
+
+    raw = yaml.safe_load(deployment.file.read_text(encoding="utf-8")) or {}
+    env = ((raw.get("services") or {}).get(deployment.service) or {}).get("environment") or {}
+    if isinstance(env, list):
+        return {str(item).split("=", 1)[0] for item in env}
+    return {str(key) for key in env}
 
 
 def _dotenv_keys(path: Path) -> list[str]:
@@ -414,7 +468,10 @@ def write_config(plan: MovePlan) -> str:
     out = Path(plan.config_out)
     write_private_text(out, new_config_text(plan))
     # Read back through Directus's rules: the new config names the target database and locations.
-    moved = load_project(plan.project_dir, out, environ={})
+    if plan.compose_service:
+        moved = load_compose_project(load_compose(plan.project_dir, plan.compose_service, file=out))
+    else:
+        moved = load_project(plan.project_dir, out, environ={})
     if plan.target is not None and not db.same_database(moved.database, plan.target):
         raise ConfigError(f"the written config {out} does not name {plan.target.describe()}; check its DB_* lines")
     return str(out)

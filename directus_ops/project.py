@@ -142,10 +142,8 @@ def load_compose_project(deployment: ComposeProject) -> Project:
     database = DatabaseSettings.from_config(config, Path(compose.WORKDIR))
     if database.engine == "sqlite":
         database = replace(database, filename=deployment.host_path(config.text("DB_FILENAME") or "", "DB_FILENAME"))
-    elif database.host and _names_a_service(deployment, database.host):
-        database = replace(database, container=DatabaseContainer(
-            project=deployment.name, service=_service_named(deployment, database.host),
-            port=database.port or default_port(database.engine)))
+    else:
+        database = reached_from_host(deployment, database)
     names = config.list("STORAGE_LOCATIONS") or ["local"]
     storage = []
     for name in names:
@@ -168,6 +166,16 @@ def load_compose_project(deployment: ComposeProject) -> Project:
     return Project(root=deployment.directory, config=config, database=database, storage=tuple(storage),
                    extensions_path=folders["extensions"], migrations_path=folders["migrations"], compose=deployment,
                    unmounted=unmounted)
+
+
+def reached_from_host(deployment: ComposeProject, database: DatabaseSettings) -> DatabaseSettings:
+    """``database`` as seen from the Directus container (its DB_HOST), as this host reaches it: directly, or
+    through the container of the stack's service it names."""
+    if database.engine == "sqlite" or not database.host or not _names_a_service(deployment, database.host):
+        return database
+    return replace(database, container=DatabaseContainer(project=deployment.name,
+                                                         service=_service_named(deployment, database.host),
+                                                         port=database.port or default_port(database.engine)))
 
 
 def _names_a_service(deployment: ComposeProject, host: str) -> bool:

@@ -11,6 +11,7 @@ from prefect import flow, get_run_logger
 from directus_ops import snapshot
 from directus_ops.delete import backups_requested
 from directus_ops.results import DeleteResult
+from tasks.app import stop_compose_service_task
 from tasks.database import backed_up_row_counts_task, drop_system_tables_task, verify_deleted_task
 from tasks.project import check_delete_task, delete_root_task, plan_delete_task
 from tasks.repository import repository_location
@@ -34,6 +35,7 @@ def delete_project(
     keep_root: p.KeepRoot = False,
     dry_run: p.DeleteDryRun = False,
     config_path: p.ConfigPath = None,
+    service: p.ComposeService = None,
     workers: p.Workers = snapshot.DEFAULT_WORKERS,
 ) -> DeleteResult:
     """``confirm`` is required (a deployment run without it is refused before it starts) and must be the
@@ -44,7 +46,7 @@ def delete_project(
     logger = get_run_logger()
     started = time.monotonic()
     plan = check_delete_task(project_dir, config_path, confirm, repo.url if repo else None, backup_database,
-                             backup_files, backup_extensions, keep_root, dry_run)
+                             backup_files, backup_extensions, keep_root, dry_run, service)
     if plan.license_notice:
         logger.warning("%s", plan.license_notice)
     if dry_run:
@@ -56,19 +58,22 @@ def delete_project(
     if backups_requested(backup_database, backup_files, backup_extensions):
         assert repo is not None  # check_delete refused a backup without a repository
         # The safety net: no verified snapshot, no delete (a failing backup raises here, nothing changed).
-        snapshot_id = backup(project_dir=plan.project_dir, repo=repo, config_path=config_path, workers=workers,
+        snapshot_id = backup(project_dir=plan.project_dir, repo=repo, config_path=config_path, service=service,
+                             workers=workers,
                              database_scope=backup_database, include_storage=backup_files,
                              include_extensions=backup_extensions)
         location = repository_location(repo)
         verify_snapshot_content_task(location, snapshot_id, workers)
         logger.info("snapshot %s verified (every object re-read)", snapshot_id)
         backed_up = backed_up_row_counts_task(location, snapshot_id)
-    plan = plan_delete_task(plan.project_dir, config_path, keep_root, plan.backups)
+    if plan.compose_service:  # Directus must not write meanwhile, nor bootstrap its tables again afterwards
+        stop_compose_service_task(plan.project_dir, plan.compose_service)
+    plan = plan_delete_task(plan.project_dir, config_path, keep_root, plan.backups, service)
     # The drop compares the tables with the snapshot's row counts first: rows written since the backup refuse it.
     dropped = drop_system_tables_task(plan, backed_up)
     # Checked before the root goes: if anything is off, the directory stays for a look (and the restore).
     verification = verify_deleted_task(plan)
-    removed = delete_root_task(plan) if not keep_root else []
+    removed = delete_root_task(plan) if plan.delete_root else []
     seconds = round(time.monotonic() - started, 1)
     publish(
         artifact_key("delete", plan.project_name),
@@ -83,7 +88,8 @@ def delete_project(
             ("Verified", f"no directus_* table left; {verification.tables} project tables, {verification.rows} rows "
                          f"(counts unchanged, every table read); {verification.foreign_keys} foreign keys between "
                          "project tables in place and joining the same rows"),
-            ("Project root", "kept (--keep-root)" if keep_root else f"removed ({len(removed)} paths)"),
+            ("Project root", f"removed ({len(removed)} paths)" if plan.delete_root else
+             f"kept (Compose service '{plan.compose_service}' stopped)" if plan.compose_service else "kept (--keep-root)"),
             *[("Kept", p) for p in plan.keep_paths],
             *[("Not touched", p) for p in plan.untouched],
             *([("License", plan.license_notice)] if plan.license_notice else []),
@@ -101,7 +107,7 @@ def delete_project(
         rebuilt_tables=dropped.rebuilt_tables,
         project_tables=verification.tables,
         rows=verification.rows,
-        root_removed=not keep_root,
+        root_removed=plan.delete_root,
         removed_paths=removed,
         kept_paths=plan.keep_paths,
         untouched=plan.untouched,

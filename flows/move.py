@@ -189,6 +189,7 @@ def move_project(
     url: p.AppUrl = None,
     repo: p.OptionalRepo = None,
     config_path: p.ConfigPath = None,
+    service: p.ComposeService = None,
     workers: p.Workers = snapshot.DEFAULT_WORKERS,
     app_timeout: p.AppTimeout = app.APP_TIMEOUT,
 ) -> MoveResult:
@@ -200,13 +201,13 @@ def move_project(
     logger = get_run_logger()
     started = time.monotonic()
     plan = plan_move_task(project_dir, config_path, with_password(to_database), to_storage, config_out, cutover,
-                          stop_command, start_command, url, bool(repo))
+                          stop_command, start_command, url, bool(repo), service)
     name = plan.project_dir.rstrip("/").rsplit("/", 1)[-1]
     for warning in plan.warnings:
         logger.warning("%s", warning)
     backup_options: dict[str, Any] | None = None
     if repo:
-        backup_options = {"project_dir": plan.project_dir, "repo": repo, "config_path": config_path}
+        backup_options = {"project_dir": plan.project_dir, "repo": repo, "config_path": config_path, "service": service}
     logger.info("moving %s: database %s, storage %s", plan.project_dir,
                 plan.target.describe() if plan.target else "kept",
                 ", ".join(f"{m.source.name} → {m.target.describe()}" for m in plan.storage) or "kept")

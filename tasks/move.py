@@ -19,10 +19,11 @@ from .retry import RETRY_DELAYS, is_transient
 @task(name="plan-move", cache_policy=NO_CACHE)
 def plan_move_task(project_dir: str, config_path: str | None, to_database: str | None,
                    to_storage: dict[str, str] | None, config_out: str | None, cutover: bool, stop_command: str | None,
-                   start_command: str | None, url: str | None, repo_given: bool) -> move.MovePlan:
+                   start_command: str | None, url: str | None, repo_given: bool,
+                   service: str | None = None) -> move.MovePlan:
     """Every check a move needs, before anything is changed."""
     return move.plan_move(project_dir, config_path, to_database, to_storage, config_out, cutover, stop_command,
-                          start_command, url, repo_given)
+                          start_command, url, repo_given, service=service)
 
 
 @task(name="copy-database-native", cache_policy=NO_CACHE)

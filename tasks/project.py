@@ -57,19 +57,20 @@ def restore_license_notice_task(repo: RepositoryLocation, snapshot_id: str,
 @task(name="check-delete", cache_policy=NO_CACHE)
 def check_delete_task(project_dir: str, config_path: str | None, confirm: str | None, repo: str | None,
                       backup_database: str, backup_files: bool, backup_extensions: bool, keep_root: bool,
-                      dry_run: bool) -> delete.DeletePlan:
+                      dry_run: bool, service: str | None = None) -> delete.DeletePlan:
     """Every refusal of a delete (nothing changed), then its plan."""
     project = delete.check_delete(project_dir, config_path, confirm, repo, backup_database, backup_files,
-                                  backup_extensions, keep_root, dry_run)
+                                  backup_extensions, keep_root, dry_run, service)
     backups = delete.describe_backups(project, repo, backup_database, backup_files, backup_extensions)
     return delete.plan_delete(project, keep_root, backups)
 
 
 @task(name="plan-delete", cache_policy=NO_CACHE, retries=len(RETRY_DELAYS), retry_delay_seconds=RETRY_DELAYS,
       retry_condition_fn=is_transient)
-def plan_delete_task(project_dir: str, config_path: str | None, keep_root: bool, backups: list[str]) -> delete.DeletePlan:
+def plan_delete_task(project_dir: str, config_path: str | None, keep_root: bool, backups: list[str],
+                     service: str | None = None) -> delete.DeletePlan:
     """The plan read again right before the drop (the exact tables and foreign keys there are now)."""
-    return delete.plan_delete(load_project(project_dir, config_path), keep_root, backups)
+    return delete.plan_delete(load_project(project_dir, config_path, service=service), keep_root, backups)
 
 
 @task(name="delete-project-root", cache_policy=NO_CACHE)
