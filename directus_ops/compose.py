@@ -16,7 +16,7 @@ import logging
 import os
 import posixpath
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path, PurePosixPath
@@ -247,6 +247,28 @@ class ComposeProject:
         """``compose stop <service>``: its container stays (and its volumes); nothing else of the stack stops."""
         process.run(self.argv("stop", service or self.service), cwd=self.directory, timeout=TIMEOUT * 3)
 
+    def node_argv(self, *args: str, env: Sequence[str] = ()) -> list[str]:
+        """``node ARGS`` in a throwaway container of the Directus image (no network, in /directus): for what
+        only Directus's own packages can do (argon2 hashes, its license constants). ``env``: names passed."""
+        argv = [docker_cli(), "run", "--rm", "-i", "--network", "none", "-w", str(WORKDIR), "--entrypoint", "node"]
+        for name in env:
+            argv += ["-e", name]
+        return [*argv, self.image(), *args]
+
+    def hand_over(self, roots: Iterable[Path]) -> None:
+        """Files written into the service's mounts get the uid and gid its container runs as (the official
+        image: node, 1000), so the app can read and write them: uploads, a SQLite database. Only root can
+        give files away; anyone else leaves them as written, with a warning."""
+        ids = self.user_ids()
+        if ids is None or ids == (os.geteuid(), os.getegid()):
+            return
+        if os.geteuid() != 0:
+            log.warning("files written into %s belong to uid %d, not to the container's user %d:%d; run `chown -R "
+                        "%d:%d` on the mounted folders", self.directory, os.geteuid(), *ids, *ids)
+            return
+        for root in roots:
+            _chown_tree(root, *ids)
+
     def image_id(self, image: str | None = None) -> str | None:
         try:
             out = process.run([docker_cli(), "image", "inspect", "--format", "{{.Id}}", image or self.image()],
@@ -281,6 +303,16 @@ class ComposeProject:
             return int(name), int(group or name)
         image_id = self.image_id()
         return _resolve_user(image_id, user) if image_id else None
+
+
+def _chown_tree(root: Path, uid: int, gid: int) -> None:
+    """``chown -R`` without following symbolic links (a link is changed, never its target)."""
+    if not root.is_dir():
+        return
+    os.chown(root, uid, gid, follow_symlinks=False)
+    for directory, subdirs, files in os.walk(root):
+        for name in [*subdirs, *files]:
+            os.chown(os.path.join(directory, name), uid, gid, follow_symlinks=False)
 
 
 def _scalar(value: Any) -> str:

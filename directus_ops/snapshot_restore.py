@@ -347,32 +347,14 @@ def target_project(target: RestoreTarget) -> Project:
 
 
 def give_to_container_user(project: Project, target: RestoreTarget) -> None:
-    """Files restored into a Compose project's mounts get the uid and gid its Directus container runs as (the
-    official image: node, 1000), so the app can read and write them (uploads, a SQLite database). Only root can
-    give files away; anyone else leaves them as written, with a warning."""
+    """What the restore wrote into a Compose project's mounts goes to its container's user (compose.hand_over)."""
     assert project.compose is not None
-    ids = project.compose.user_ids()
-    if ids is None or os.geteuid() != 0:
-        if ids is not None and ids != (os.geteuid(), os.getegid()):
-            log.warning("restored files belong to uid %d, not to the container's user %d:%d; run `chown -R %d:%d` on "
-                        "the mounted folders", os.geteuid(), *ids, *ids)
-        return
     roots = [Path(l.root) for l in target.locations.values() if l.driver == "local"]
     roots += [getattr(project, f"{kind}_path") for kind in ("extensions", "migrations") if kind not in project.unmounted]
     if project.database.engine == "sqlite" and project.database.filename is not None:
         roots.append(project.database.filename.parent)
-    for root in roots:
-        _chown_tree(root, *ids)
+    project.compose.hand_over(roots)
 
-
-def _chown_tree(root: Path, uid: int, gid: int) -> None:
-    """``chown -R`` without following symbolic links (a restored link is changed, never its target)."""
-    if not root.is_dir():
-        return
-    os.chown(root, uid, gid, follow_symlinks=False)
-    for directory, subdirs, files in os.walk(root):
-        for name in [*subdirs, *files]:
-            os.chown(os.path.join(directory, name), uid, gid, follow_symlinks=False)
 
 
 def license_notice(target: RestoreTarget, opened: Callable[[], tuple[Repository, Manifest]]) -> str | None:

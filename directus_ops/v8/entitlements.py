@@ -127,7 +127,7 @@ def from_database(project: Project, conn: Connection) -> License | None:
     elif project.config.text(KEY_VARIABLE) or stored_key:
         return License("a license key", KEY_VARIABLE if project.config.text(KEY_VARIABLE) else
                        "directus_settings.license_key", None, **usage)
-    core = core_license(project.root)
+    core = core_license(project)
     return License(str(core["meta"]["name"]), "CORE_LICENSE of the installed @directus/license (no license)",
                    core["entitlements"], **usage)
 
@@ -141,12 +141,23 @@ def _jwt_payload(token: str) -> dict[str, Any] | None:
         return None
 
 
-def core_license(project_root: Path | str) -> dict[str, Any]:
-    """``CORE_LICENSE`` as the target's installed Directus has it (resolved from @directus/api, which imports it)."""
+def core_license(project: Any) -> dict[str, Any]:
+    """``CORE_LICENSE`` as the target's installed Directus has it (resolved from @directus/api, which imports it):
+    in its project directory, or for a Docker Compose project in its Directus image."""
     from .. import node as node_runtime
     from .. import process
 
-    root = Path(project_root)
+    if project.compose is not None:
+        script = ("const {createRequire} = await import('node:module'); const fs = await import('node:fs');"
+                  "const {pathToFileURL} = await import('node:url');"
+                  "const api = ['node_modules/@directus/api', 'node_modules/directus/node_modules/@directus/api']"
+                  ".map(p => '/directus/' + p + '/package.json').find(p => fs.existsSync(p));"
+                  "const found = createRequire(api).resolve('@directus/license');"
+                  "const {CORE_LICENSE} = await import(pathToFileURL(found).href);"
+                  "process.stdout.write(JSON.stringify(CORE_LICENSE));")
+        output = process.run(project.compose.node_argv("--input-type=module", "-e", script), timeout=120, quiet=True)
+        return json.loads(output.strip().splitlines()[-1])
+    root = Path(project.root)
     api = next((p for p in (root / "node_modules" / "@directus" / "api",
                             root / "node_modules" / "directus" / "node_modules" / "@directus" / "api")
                 if (p / "package.json").exists()), None)

@@ -26,6 +26,7 @@ import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
@@ -80,6 +81,9 @@ def inspect_target(project: Project, collections: list[str], ids_probe: list[tup
         raise ConfigError(f"{where}: the v8 migration writes into {ENGINES_TEXT} targets only; use a Directus "
                           "project on one of those (DB_CLIENT=pg, mysql or sqlite3)")
     version = project.directus_version
+    if version is None and project.compose is not None:
+        raise V8TargetNotReady(f"the Directus version of service '{project.compose.service}' ({project.compose.image()}) "
+                               "cannot be read; use an image tagged directus/directus:<version>")
     if version is None:
         raise V8TargetNotReady(f"no Directus is installed in {project.root} (node_modules/directus is missing); "
                              "install Directus (10.x, 11.x or 12.x) there and run `npx directus bootstrap` first")
@@ -532,16 +536,27 @@ def copy_files(source: V8Source, originals: StorageLocation, target: StorageLoca
 
 
 # -- the target writer of database mode ---------------------------------------------------------------------------
-def hash_password(project_dir: str, password: str) -> str:
-    """An argon2 hash of ``password``, made by the target's own ``argon2`` package (what Directus verifies with)."""
+def hash_password(project: Project, password: str) -> str:
+    """An argon2 hash of ``password``, made by the target's own ``argon2`` package (what Directus verifies with):
+    in its project directory, or for a Docker Compose project in its Directus image."""
     from .. import node as node_runtime
     from .. import process
     from ..redact import register_secret
 
     register_secret(password)
-    script = "require('argon2').hash(process.env.DIRECTUS_OPS_TEMP_PASSWORD).then(h => process.stdout.write(h))"
-    output = process.run([node_runtime.for_project(project_dir).node, "-e", script], cwd=project_dir,
-                         env={"DIRECTUS_OPS_TEMP_PASSWORD": password}, timeout=60, quiet=True)
+    project_dir = str(project.root)
+    env = {"DIRECTUS_OPS_TEMP_PASSWORD": password}
+    if project.compose is not None:
+        # argon2 beside @directus/api, wherever the image's package manager put it.
+        script = ("const {createRequire} = require('module'); const fs = require('fs');"
+                  "const api = ['node_modules/@directus/api', 'node_modules/directus/node_modules/@directus/api']"
+                  ".map(p => '/directus/' + p + '/package.json').find(p => fs.existsSync(p)) || '/directus/package.json';"
+                  "createRequire(api)('argon2').hash(process.env.DIRECTUS_OPS_TEMP_PASSWORD).then(h => process.stdout.write(h))")
+        argv = project.compose.node_argv("-e", script, env=list(env))
+    else:
+        script = "require('argon2').hash(process.env.DIRECTUS_OPS_TEMP_PASSWORD).then(h => process.stdout.write(h))"
+        argv = [node_runtime.for_project(project_dir).node, "-e", script]
+    output = process.run(argv, cwd=project_dir, env=env, timeout=120, quiet=True)
     hashed = output.strip().splitlines()[-1] if output.strip() else ""
     if not hashed.startswith("$argon2"):
         raise ConfigError(f"cannot hash the temporary password with {project_dir}/node_modules/argon2; check that "
@@ -563,7 +578,7 @@ class DatabaseTarget(TargetWriter):
         return target_license(self.project)
 
     def user_password(self, password: str | None) -> str | None:
-        return hash_password(str(self.project.root), password) if password else None
+        return hash_password(self.project, password) if password else None
 
     def write_rows(self, table: str, rows: list[dict[str, Any]]) -> int:
         return write_system_rows(self.settings, table, rows)
@@ -573,7 +588,10 @@ class DatabaseTarget(TargetWriter):
         """The rows, then each file's bytes copied under its new ``filename_disk``."""
         written = write_system_rows(self.settings, "directus_files", rows)
         pairs = [(f.filename_disk, row["filename_disk"]) for f, row in zip(source.files, rows)]
-        copy = copy_files(source, originals, self.project.location(storage), pairs)
+        location = self.project.location(storage)
+        copy = copy_files(source, originals, location, pairs)
+        if self.project.compose is not None and location.driver == "local":
+            self.project.compose.hand_over([Path(location.root)])
         return {"rows": written, "copied": copy.copied, "already_there": copy.skipped, "bytes": copy.bytes,
                 "checksum_mismatch": copy.checksum_mismatch}
 
