@@ -204,8 +204,8 @@ class ComposeProject:
     def volume_mountpoint(self, key: str) -> Path:
         name = self.volume_name(key)
         try:
-            out = process.run([docker_cli(), "volume", "inspect", "--format", "{{.Mountpoint}}", name],
-                              timeout=TIMEOUT, quiet=True)
+            out = process.output([docker_cli(), "volume", "inspect", "--format", "{{.Mountpoint}}", name],
+                                 timeout=TIMEOUT)
         except Exception:
             raise ConfigError(f"the Docker volume {name} (volume '{key}' of {self.file.name}) does not exist; start the "
                               f"project once with `docker compose up -d` so Docker creates it") from None
@@ -240,7 +240,7 @@ class ComposeProject:
                 "--filter", f"label=com.docker.compose.service={service or self.service}"]
         if not running:
             args.insert(3, "-a")
-        out = process.run(args, timeout=TIMEOUT, quiet=True).split()
+        out = process.output(args, timeout=TIMEOUT).split()
         return out[0] if out else None
 
     def stop(self, service: str | None = None) -> None:
@@ -271,8 +271,8 @@ class ComposeProject:
 
     def image_id(self, image: str | None = None) -> str | None:
         try:
-            out = process.run([docker_cli(), "image", "inspect", "--format", "{{.Id}}", image or self.image()],
-                              timeout=TIMEOUT, quiet=True)
+            out = process.output([docker_cli(), "image", "inspect", "--format", "{{.Id}}", image or self.image()],
+                                 timeout=TIMEOUT)
         except Exception:
             return None
         return out.strip().splitlines()[-1] if out.strip() else None
@@ -351,8 +351,8 @@ def _version_in_image(image_id: str) -> str | None:
         return None
     script = "console.log(JSON.parse(require('fs').readFileSync('/directus/node_modules/directus/package.json')).version)"
     try:
-        out = process.run([docker_cli(), "run", "--rm", "--network", "none", "--entrypoint", "node", image_id, "-e",
-                           script], timeout=TIMEOUT, quiet=True)
+        out = process.output([docker_cli(), "run", "--rm", "--network", "none", "--entrypoint", "node", image_id, "-e",
+                              script], timeout=TIMEOUT)
     except Exception:
         return None
     return version_of_tag(out.strip().splitlines()[-1] if out.strip() else "")
@@ -360,8 +360,7 @@ def _version_in_image(image_id: str) -> str | None:
 
 @lru_cache(maxsize=32)
 def _image_user(image_id: str) -> str:
-    out = process.run([docker_cli(), "image", "inspect", "--format", "{{.Config.User}}", image_id], timeout=TIMEOUT,
-                      quiet=True)
+    out = process.output([docker_cli(), "image", "inspect", "--format", "{{.Config.User}}", image_id], timeout=TIMEOUT)
     return out.strip()
 
 
@@ -369,11 +368,11 @@ def _image_user(image_id: str) -> str:
 def _resolve_user(image_id: str, user: str) -> tuple[int, int] | None:
     name, _, group = user.partition(":")
     try:
-        uid = process.run([docker_cli(), "run", "--rm", "--network", "none", "--entrypoint", "id", image_id, "-u", name],
-                          timeout=TIMEOUT, quiet=True).split()[-1]
-        gid = group if group.isdigit() else process.run(
+        uid = process.output([docker_cli(), "run", "--rm", "--network", "none", "--entrypoint", "id", image_id, "-u", name],
+                             timeout=TIMEOUT).split()[-1]
+        gid = group if group.isdigit() else process.output(
             [docker_cli(), "run", "--rm", "--network", "none", "--entrypoint", "id", image_id, "-g", name],
-            timeout=TIMEOUT, quiet=True).split()[-1]
+            timeout=TIMEOUT).split()[-1]
         return int(uid), int(gid)
     except Exception:
         return None

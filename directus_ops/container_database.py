@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import secrets
 import socket
 import subprocess
 import threading
@@ -43,10 +44,10 @@ class DatabaseContainer:
     def container_id(self) -> str:
         from .compose import docker_cli
 
-        out = process.run([docker_cli(), "ps", "-q", "--no-trunc",
-                           "--filter", f"label=com.docker.compose.project={self.project}",
-                           "--filter", f"label=com.docker.compose.service={self.service}"],
-                          timeout=_LOOKUP_TIMEOUT, quiet=True).split()
+        out = process.output([docker_cli(), "ps", "-q", "--no-trunc",
+                              "--filter", f"label=com.docker.compose.project={self.project}",
+                              "--filter", f"label=com.docker.compose.service={self.service}"],
+                             timeout=_LOOKUP_TIMEOUT).split()
         if not out:
             raise DatabaseUnreachable(f"the database service '{self.service}' of Compose project {self.project} is not "
                                       f"running; start it (`docker compose up -d {self.service}`) and run this again")
@@ -155,8 +156,8 @@ def copied_in(container: DatabaseContainer, *paths: str) -> Iterator[list[str]]:
     from .compose import docker_cli
 
     cid = container.container_id()
-    folder = process.run([docker_cli(), "exec", cid, "mktemp", "-d", "/tmp/directus-ops-XXXXXX"], timeout=_LOOKUP_TIMEOUT,
-                         quiet=True).strip().splitlines()[-1]
+    folder = f"/tmp/directus-ops-{secrets.token_hex(8)}"  # named here: the tool's output is redacted, not data
+    process.run([docker_cli(), "exec", "-u", "0", cid, "mkdir", "-m", "700", folder], timeout=_LOOKUP_TIMEOUT, quiet=True)
     try:
         inside = []
         for path in paths:

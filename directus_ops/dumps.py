@@ -127,8 +127,8 @@ def _mysql_tool_for(settings: DatabaseSettings, kind: Literal["dump", "client"],
     if settings.container is None:
         return mysql_tool(kind, version)
     names = {"dump": ("mariadb-dump", "mysqldump"), "client": ("mariadb", "mysql")}[kind]
-    found = process.run(settings.container.exec_argv("sh", "-c", f"command -v {names[0]} || command -v {names[1]}"),
-                        timeout=60, quiet=True).strip().splitlines()
+    found = process.output(settings.container.exec_argv("sh", "-c", f"command -v {names[0]} || command -v {names[1]}"),
+                           timeout=60).strip().splitlines()
     return found[-1] if found else names[1]
 
 

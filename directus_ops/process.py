@@ -338,6 +338,15 @@ def run(
     return "\n".join(captured)
 
 
+def output(args: Sequence[str], *, timeout: float = DEFAULT_TIMEOUT, cwd: str | Path | None = None,
+           env: Mapping[str, str] | None = None) -> str:
+    """What ``args`` prints on stdout, as it printed it: data to use (a container id, a path), so neither
+    logged nor redacted (a redacted path would name the wrong place). Its stderr goes to the log."""
+    chunks: list[bytes] = []
+    stream_stdout(args, lambda stream: chunks.append(stream.read()), env=env, cwd=cwd, timeout=timeout)
+    return b"".join(chunks).decode("utf-8", errors="replace")
+
+
 def stream_stdout(
     args: Sequence[str],
     consume: Callable[[IO[bytes]], None],
