@@ -134,6 +134,12 @@ class DeletePlan:
     def is_system(self, table: str) -> bool:
         return db.is_system_table(table, self.schema)
 
+    def load(self) -> Project:
+        """The project again, as the plan found it (a Compose project by its service, not its file)."""
+        if self.compose_service:
+            return load_project(self.project_dir, service=self.compose_service)
+        return load_project(self.project_dir, self.config_path)
+
     def lines(self) -> list[str]:
         rows = sum(self.row_counts.values())
         out = [f"delete project {self.project_name} ({self.project_dir})",
@@ -474,7 +480,7 @@ def delete_root(plan: DeletePlan) -> list[str]:
     removed, never followed. Returns the paths removed."""
     root = Path(plan.project_dir)
     check_root(root)
-    project = load_project(plan.project_dir, plan.config_path)
+    project = plan.load()
     delete_paths, _, _ = _paths(project, keep_root=False)
     removed = []
     for text in delete_paths:

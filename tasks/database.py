@@ -42,7 +42,7 @@ def backed_up_row_counts_task(repo: RepositoryLocation, snapshot_id: str) -> tup
 def drop_system_tables_task(plan: delete.DeletePlan,
                             backed_up: tuple[dict[str, int], str] | None = None) -> delete.DropResult:
     # Not retried: a drop that failed half-way (MySQL commits each DDL) is looked at, not repeated blindly.
-    project = load_project(plan.project_dir, plan.config_path)
+    project = plan.load()
     counts, scope = backed_up if backed_up else (None, "entire")
     return delete.drop_system_tables(project.database, plan, counts, scope)
 
@@ -50,5 +50,5 @@ def drop_system_tables_task(plan: delete.DeletePlan,
 @task(name="verify-deleted", cache_policy=NO_CACHE, retries=len(RETRY_DELAYS), retry_delay_seconds=RETRY_DELAYS,
       retry_condition_fn=is_transient)
 def verify_deleted_task(plan: delete.DeletePlan) -> delete.Verification:
-    project = load_project(plan.project_dir, plan.config_path)
+    project = plan.load()
     return delete.verify_deleted(project.database, plan)

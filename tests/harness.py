@@ -517,6 +517,33 @@ def api_state(client: DirectusClient) -> dict[str, Any]:
     }
 
 
+def engine_neutral(value):
+    """What the API returns with the engine's own spellings taken out: MySQL/SQLite serve booleans as 1/0 and
+    a json field (MariaDB: text) as its JSON text; PostgreSQL serves big integers and decimals as strings. The
+    values themselves must still be equal."""
+    import json
+    from decimal import Decimal, InvalidOperation
+
+    if isinstance(value, str) and value[:1] in "{[":
+        try:
+            value = json.loads(value)
+        except ValueError:
+            pass
+
+    if isinstance(value, dict):
+        return {k: engine_neutral(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [engine_neutral(v) for v in value]
+    if isinstance(value, bool):
+        return Decimal(int(value))
+    if isinstance(value, (int, float)) or (isinstance(value, str) and value[:1].isdigit()):
+        try:
+            return Decimal(str(value)).normalize()
+        except InvalidOperation:
+            return value
+    return value
+
+
 # -- projects without Directus (fast): a database with related tables, a file, an extension --------------------
 SCHEMA = [
     "CREATE TABLE authors (id INTEGER PRIMARY KEY {auto}, name VARCHAR(50) NOT NULL)",

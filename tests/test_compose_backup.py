@@ -7,6 +7,8 @@ nothing changed."""
 from __future__ import annotations
 
 import os
+import subprocess
+import time
 from pathlib import Path
 from typing import Callable
 
@@ -36,7 +38,21 @@ def _empty_target(compose_stack: Callable[..., ComposeStack], layout: str) -> Co
     target.run("up", "--no-start")
     if layout in ("pg-in-stack", "mariadb-in-stack"):
         target.run("up", "-d", "database")
+        _wait_healthy(target, "database")
     return target
+
+
+def _wait_healthy(stack: ComposeStack, service: str, timeout: float = 120) -> None:
+    """Until the service's healthcheck passes (its database initialized and accepting connections)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        container = stack.run("ps", "-q", service).stdout.strip()
+        status = subprocess.run(["docker", "inspect", "--format", "{{.State.Health.Status}}", container],
+                                capture_output=True, text=True).stdout.strip()
+        if status == "healthy":
+            return
+        time.sleep(1)
+    raise AssertionError(f"service {service} of {stack.directory} did not become healthy within {timeout:.0f} s")
 
 
 def _owners(folder: Path) -> set[int]:

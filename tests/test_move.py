@@ -19,7 +19,7 @@ import pymysql
 import pytest
 import sqlalchemy as sa
 
-from harness import (ADMIN_EMAIL, ADMIN_PASSWORD, CLI, S3_REGION, TestProject, api_state, latest_artifact, make_project,
+from harness import (ADMIN_EMAIL, engine_neutral, ADMIN_PASSWORD, CLI, S3_REGION, TestProject, api_state, latest_artifact, make_project,
                      rows, seed, small_project)
 
 from directus_ops import database, directus_cli, move, node, storage_copy, transfer
@@ -46,33 +46,6 @@ def renamed(state: dict, old: str, new: str) -> dict:
         if row["storage"] == old:
             row["storage"] = new
     return expected
-
-
-def engine_neutral(value):
-    """What the API returns with the engine's own spellings taken out: MySQL/SQLite serve booleans as 1/0 and
-    a json field (MariaDB: text) as its JSON text; PostgreSQL serves big integers and decimals as strings. The
-    values themselves must still be equal."""
-    import json
-    from decimal import Decimal, InvalidOperation
-
-    if isinstance(value, str) and value[:1] in "{[":
-        try:
-            value = json.loads(value)
-        except ValueError:
-            pass
-
-    if isinstance(value, dict):
-        return {k: engine_neutral(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [engine_neutral(v) for v in value]
-    if isinstance(value, bool):
-        return Decimal(int(value))
-    if isinstance(value, (int, float)) or (isinstance(value, str) and value[:1].isdigit()):
-        try:
-            return Decimal(str(value)).normalize()
-        except InvalidOperation:
-            return value
-    return value
 
 
 def first_difference(a, b, path="") -> str | None:
