@@ -8,7 +8,7 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from directus_ops import delete, snapshot_backup, snapshot_restore
-from directus_ops.project import Project, load_project
+from directus_ops.project import Project
 from directus_ops.repository import Repository, RepositoryLocation
 
 from .repository import opened_snapshot as _opened
