@@ -39,6 +39,9 @@ DEFAULT_MIRROR = "http://deb.debian.org/debian"
 NODE_MAJOR = "22"
 LOCK = harness.CACHE_ROOT / "docker-images.lock"
 
+# DIRECTUS_OPS_TEST_REBUILD_IMAGES=1: each image is built again (without Docker's layer cache) the first time this
+# process asks for it, e.g. to take Debian's newer packages or to time the builds.
+REBUILD = os.environ.get("DIRECTUS_OPS_TEST_REBUILD_IMAGES", "") not in ("", "0")
 # Seconds each build of this process took, by image reference (0.0 when it was found cached): for reports.
 TIMINGS: dict[str, float] = {}
 
@@ -88,6 +91,13 @@ def _image_id(ref: str) -> str | None:
     return result.stdout.strip() if result.returncode == 0 else None
 
 
+def _remove_replaced(ref: str, before: str | None) -> None:
+    """Removes the image ``ref`` named before a build, now untagged (Docker refuses while a container or another
+    image still uses it: then it stays)."""
+    if before and before != _image_id(ref):
+        subprocess.run(["docker", "image", "rm", before], env=docker_env(), capture_output=True, timeout=120)
+
+
 @contextlib.contextmanager
 def _build_lock() -> Iterator[None]:
     """One build at a time on the machine (parallel test runs share the images): the others wait, then find it."""
@@ -132,6 +142,8 @@ def debian_mirror() -> str:
 
 
 def _cached(ref: str, recipe: str) -> bool:
+    if REBUILD and ref not in TIMINGS:
+        return False
     if image_recipe(ref) == recipe:
         TIMINGS.setdefault(ref, 0.0)
         return True
@@ -151,6 +163,7 @@ def base_image() -> str:
     with _build_lock():
         if _cached(ref, recipe):
             return ref
+        before = _image_id(ref)
         start = time.monotonic()
         with _scratch() as scratch:
             rootfs = scratch / "rootfs"
@@ -170,6 +183,7 @@ def base_image() -> str:
                 tar.stdout.close()
                 if tar.wait() != 0:
                     raise ImageBuildError(f"tar of the {SUITE} root file system failed")
+        _remove_replaced(ref, before)
         TIMINGS[ref] = time.monotonic() - start
     return ref
 
@@ -191,15 +205,15 @@ def _build(ref: str, recipe: str, files: dict[str, str], extra: tuple[tuple[Path
             cmd += ["-C", str(directory), *names]
         tar = subprocess.Popen(cmd, stdout=subprocess.PIPE)
         try:
-            _run(["docker", "build", "--network", "host", "--label", f"{LABEL}={recipe}", "-t", ref, "-"],
+            _run(["docker", "build", "--network", "host", *(["--no-cache"] if REBUILD else []),
+                  "--label", f"{LABEL}={recipe}", "-t", ref, "-"],
                  stdin=tar.stdout, timeout=timeout)
         finally:
             assert tar.stdout is not None
             tar.stdout.close()
             if tar.wait() != 0:
                 raise ImageBuildError(f"tar of the build context of {ref} failed")
-    if before and before != _image_id(ref):  # the image of an older recipe, now untagged
-        subprocess.run(["docker", "image", "rm", before], env=docker_env(), capture_output=True, timeout=120)
+    _remove_replaced(ref, before)
     TIMINGS[ref] = time.monotonic() - start
 
 
