@@ -15,6 +15,7 @@ import shutil
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
@@ -43,15 +44,22 @@ from harness import DIRECTUS_11, Databases, directus_install, moto_server
 from prefect_server import Server
 from prefect_server import prefect_server as start_prefect_server
 
+if TYPE_CHECKING:
+    import compose_stacks
+
 # marker -> the fixtures that imply it: what the test needs running besides itself.
 SERVICES = {
-    "directus": {"directus", "directus_11", "directus_release", "directus_tables"},  # a Directus install (npm)
-    "database": {"databases", "module_databases"},  # the machine's PostgreSQL and MariaDB
+    # a Directus install (npm); the Docker images are built from it
+    "directus": {"directus", "directus_11", "directus_release", "directus_tables", "directus_image", "compose_stack"},
+    # the machine's PostgreSQL and MariaDB (the pg-external Compose layout's database)
+    "database": {"databases", "module_databases", "compose_stack"},
     "s3": {"s3", "own_moto_server"},  # a moto S3 server
     # A Prefect server: the session's test server, a real one of the module's own, or the local one the
     # `directus-ops` command starts for its flow runs when no server is configured (cli_env_no_server).
-    "docker": {"compose_cli"},  # Docker Compose (and, for the fixtures that start stacks, the Docker engine)
     "prefect": {"prefect_server", "prefect_server_process", "prefect_home", "cli_env", "cli_env_no_server"},
+    # Docker Compose (reading Compose files), Debian's Docker Engine (scripts/docker-engine), the test images
+    # (tests/docker_images.py), Compose stacks (tests/compose_stacks.py)
+    "docker": {"compose_cli", "docker_engine", "directus_image", "compose_stack"},
 }
 
 
@@ -199,3 +207,48 @@ def compose_cli() -> None:
     harness.refuse_in_fast_test("Docker Compose")
     if not (shutil.which("docker-compose") or shutil.which("docker")):
         pytest.fail("Docker Compose is not installed; run scripts/docker-engine")
+
+
+@pytest.fixture(scope="session")
+def docker_engine() -> None:
+    """Debian's Docker Engine, answering: scripts/docker-engine (installs it, writes its daemon.json and starts
+    dockerd when needed) runs once per session; a failure to start it fails the test with the script's word."""
+    import subprocess
+
+    harness.refuse_in_fast_test("the Docker Engine")
+    result = subprocess.run([str(ROOT / "scripts" / "docker-engine")], capture_output=True, text=True, timeout=900)
+    if result.returncode != 0:
+        pytest.fail(f"scripts/docker-engine failed (exit {result.returncode}):\n{result.stdout}{result.stderr}",
+                    pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def directus_image(docker_engine: None) -> str:
+    """``directus/directus:<the suite's version>``, built from the cached npm install (tests/docker_images.py)."""
+    import docker_images
+
+    return docker_images.directus_image(harness.DIRECTUS_VERSION)
+
+
+@pytest.fixture
+def compose_stack(docker_engine: None, tmp_path: Path) -> Iterator[Callable[..., "compose_stacks.ComposeStack"]]:
+    """``make(layout, version=..., **options)``: a Compose project (tests/compose_stacks.py: make_stack) up and
+    answering, each one removed after the test with its containers, volumes, directory and database."""
+    import compose_stacks
+
+    made: list[compose_stacks.ComposeStack] = []
+
+    def make(layout: str, version: str = harness.DIRECTUS_VERSION, **options: Any) -> compose_stacks.ComposeStack:
+        stack = compose_stacks.make_stack(tmp_path / "stacks", layout, version, **options)
+        made.append(stack)
+        return stack
+
+    yield make
+    failures = []
+    for stack in reversed(made):
+        try:
+            stack.down()
+        except Exception as exc:  # every stack is taken down, then the first failure is told
+            failures.append(exc)
+    if failures:
+        raise failures[0]
