@@ -195,16 +195,21 @@ class DeleteResult:
     untouched: list[str] = field(default_factory=list)
     license_notice: str | None = None  # an activated Directus 12 license: deactivate it first
     seconds: float = 0.0
+    compose_service: str | None = None  # a Docker Compose project's Directus service: stopped, the stack kept
 
     def notes(self) -> list[str]:
-        # A dry run's plan names the license itself.
-        return [self.license_notice] if self.license_notice and not self.dry_run else []
+        if self.dry_run:
+            return []  # a dry run's plan says it all, the license included
+        stack = self.untouched if self.compose_service else []  # the Compose project: the operator's to remove
+        return [*stack, *([self.license_notice] if self.license_notice else [])]
 
     def lines(self) -> list[str]:
         if self.dry_run:
             return [*self.plan, "dry run: nothing was changed"]
         kept = f"; kept {self.kept_paths[0].split(' ', 1)[0]}" if self.kept_paths else ""
         root = ("project root removed" if self.root_removed else "project root kept") + kept
+        if self.compose_service:
+            root = f"Compose service '{self.compose_service}' stopped, the Compose project kept"
         backup = f"snapshot before: {self.snapshot}" if self.snapshot else "no backup"
         return [(f"deleted: {len(self.dropped_tables)} system tables and {len(self.dropped_foreign_keys)} foreign keys "
                  f"dropped; {self.project_tables} project tables ({self.rows} rows) verified; {root} ({backup})")]

@@ -113,4 +113,5 @@ def delete_project(
         untouched=plan.untouched,
         license_notice=plan.license_notice,
         seconds=seconds,
+        compose_service=plan.compose_service,
     )
