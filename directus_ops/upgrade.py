@@ -16,6 +16,7 @@ import shutil
 import uuid
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import semantic_version as semver
 
@@ -30,6 +31,9 @@ from .manifest import Manifest
 from .node import SYSTEM_NODE, NodeRuntime
 from .project import PACKAGE_FILES, Project, installed_directus_version, load_project
 from .repository import Repository
+
+if TYPE_CHECKING:
+    from .compose_upgrade import ComposeTarget
 
 log = logging.getLogger("directus_ops.upgrade")
 
@@ -52,6 +56,7 @@ class VersionPlan:
     node_dir: str | None = None  # the Node the target runs on (None: the machine's)
     current_node_dir: str | None = None  # the Node the installed version runs on: the rollback's
     license_notice: str | None = None  # into Directus 12's licensing: what the project gets without a license
+    compose: ComposeTarget | None = None  # a Docker Compose project: its service's image changes (compose_upgrade)
 
     @property
     def runtime(self) -> NodeRuntime:
@@ -119,8 +124,12 @@ def _check_consistent(project: Project, current: str, applied: list[str], custom
 
 
 def plan_upgrade(project_dir: str, to: str | None = None, config_path: str | None = None,
-                 install_node: bool = False) -> VersionPlan:
-    project = load_project(project_dir, config_path)
+                 install_node: bool = False, service: str | None = None) -> VersionPlan:
+    project = load_project(project_dir, config_path, service=service)
+    if project.compose is not None:  # Docker Compose: the service's image is the installed Directus
+        from . import compose_upgrade
+
+        return compose_upgrade.plan(project, to)
     current = installed_version(project)
     if to:
         target = releases.check_published(str(releases.parse_version(to)))
@@ -260,7 +269,11 @@ def migrate_latest(plan: VersionPlan, project_dir: str | None = None, config_pat
 
 def check_migrations(plan: VersionPlan, project_dir: Path | None = None, config_path: Path | None = None) -> list[str]:
     project = load_project(project_dir or plan.project_dir, config_path or plan.config_path)
-    applied = sorted(_history(project))
+    return check_applied(plan, _history(project))
+
+
+def check_applied(plan: VersionPlan, history: list[str]) -> list[str]:
+    applied = sorted(history)
     if applied != plan.expected_after:
         missing = sorted(set(plan.expected_after) - set(applied))
         extra = sorted(set(applied) - set(plan.expected_after))
