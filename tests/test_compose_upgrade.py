@@ -124,7 +124,7 @@ def test_upgrade_of_a_compose_project(stack: ComposeStack, tmp_path: Path, prefe
     TIMINGS[request.node.name] = time.monotonic() - started
     print(f"\n{request.node.name}: upgrade {FROM} -> {TO} took {TIMINGS[request.node.name]:.1f} s")
 
-    assert result.upgraded and result.current == FROM and result.target == TO and result.snapshot
+    assert result.upgraded and result.from_version == FROM and result.to_version == TO and result.snapshot
     assert result.health["status"] == "pong" and result.health["url"] == stack.url
     files_after = config_bytes(stack)
     for name, content in files_before.items():
