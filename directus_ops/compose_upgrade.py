@@ -259,7 +259,7 @@ def _tag_in_value(deployment: ComposeProject, path: Path, text: str, node: yaml.
     raw = node.value
     start, end = node.start_mark.index, node.end_mark.index
     written = text[start:end]
-    _, raw_tag = compose._image_name_and_tag(raw)
+    raw_tag = _written_tag(raw)
     if raw_tag is None:
         raise ProjectError(f"the image of service '{deployment.service}' in {path.name} has no tag ({raw}); write one")
     if "$" not in raw_tag:
@@ -299,6 +299,23 @@ def _tag_in_value(deployment: ComposeProject, path: Path, text: str, node: yaml.
             return TagSource(str(path), start + at, start + at + len(default), variable, text.encode("utf-8"))
     raise ProjectError(f"the image tag comes from {variable}, which {env_path} does not set; set it there "
                        f"({variable}={tag}) so the upgrade can change it")
+
+
+def _written_tag(raw: str) -> str | None:
+    """The tag of an image as written, variables uninterpolated (a ":" inside ``${...}`` is not the tag's)."""
+    depth, slash, colon = 0, -1, None
+    for index, char in enumerate(raw):
+        if raw.startswith("${", index):
+            depth += 1
+        elif char == "}" and depth:
+            depth -= 1
+        elif depth == 0 and char == "/":
+            slash, colon = index, None
+        elif depth == 0 and char == ":" and colon is None and index > slash:
+            colon = index
+        elif depth == 0 and char == "@":
+            return raw[colon + 1:index] if colon is not None else None
+    return raw[colon + 1:] if colon is not None else None
 
 
 def set_tag(plan: VersionPlan, version: str) -> str:

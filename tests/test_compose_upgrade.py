@@ -186,3 +186,65 @@ def test_a_target_image_not_on_the_host_is_refused_with_nothing_changed(tmp_path
         assert not (tmp_path / "repo").exists()  # no snapshot taken
     finally:
         stack.down()
+
+
+# -- where the tag is written (Compose reads the files; no engine needed) ------------------------------------------
+TAGGED = """\
+# the stack
+services:
+  directus:
+    image: "directus/directus:{tag}"   # pinned
+    network_mode: host
+    volumes:
+      - ./uploads:/directus/uploads
+    environment:
+      SECRET: "s"
+      DB_CLIENT: pg
+      DB_HOST: 127.0.0.1
+      DB_DATABASE: site
+"""
+
+
+@pytest.mark.parametrize("compose_text, env_text, edited, expected", [
+    (TAGGED.format(tag="11.17.4"), None, "docker-compose.yml",
+     TAGGED.format(tag="12.4.0")),
+    (TAGGED.format(tag="${DIRECTUS_VERSION}"), "# versions\nexport DIRECTUS_VERSION='11.17.4'  # here\nOTHER=1\n", ".env",
+     "# versions\nexport DIRECTUS_VERSION='12.4.0'  # here\nOTHER=1\n"),
+    (TAGGED.format(tag="${DIRECTUS_VERSION:-11.17.4}"), None, "docker-compose.yml",
+     TAGGED.format(tag="${DIRECTUS_VERSION:-12.4.0}")),
+], ids=["in-compose-file", "in-env", "variable-default"])
+def test_the_tag_is_changed_where_it_is_written(tmp_path: Path, compose_cli: None, compose_text: str,
+                                                env_text: str | None, edited: str, expected: str) -> None:
+    from directus_ops.upgrade import VersionPlan
+
+    root = tmp_path / "site"
+    root.mkdir()
+    (root / "docker-compose.yml").write_text(compose_text)
+    if env_text is not None:
+        (root / ".env").write_text(env_text)
+    project = load_project(root)
+    assert project.compose is not None and project.compose.image() == "directus/directus:11.17.4"
+    tag = compose_upgrade.find_tag(project.compose)
+    assert Path(tag.path).name == edited
+    target = compose_upgrade.ComposeTarget(str(root), "directus", "directus/directus:11.17.4",
+                                           "directus/directus:12.4.0", tag)
+    plan = VersionPlan(str(root), str(root / "docker-compose.yml"), FROM, TO, [], [], [], compose=target)
+    before = (root / edited).read_bytes()
+    compose_upgrade.set_tag(plan, TO)
+    assert (root / edited).read_text() == expected
+    assert load_project(root).compose.image() == "directus/directus:12.4.0"  # type: ignore[union-attr]
+    compose_upgrade.put_back_tag(plan)
+    assert (root / edited).read_bytes() == before
+
+
+def test_a_tag_from_the_shells_environment_is_refused(tmp_path: Path, compose_cli: None, monkeypatch) -> None:
+    from directus_ops.errors import ConfigError
+
+    root = tmp_path / "site"
+    root.mkdir()
+    (root / "docker-compose.yml").write_text(TAGGED.format(tag="${DIRECTUS_VERSION}"))
+    (root / ".env").write_text("DIRECTUS_VERSION=11.0.0\n")
+    monkeypatch.setenv("DIRECTUS_VERSION", "11.17.4")
+    project = load_project(root)
+    with pytest.raises(ConfigError, match="the image tag comes from DIRECTUS_VERSION, which this shell's environment sets"):
+        compose_upgrade.find_tag(project.compose)  # type: ignore[arg-type]
