@@ -25,7 +25,6 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING
-from urllib.parse import urlsplit
 
 import semantic_version as semver
 import yaml
@@ -45,7 +44,6 @@ MIGRATE_TIMEOUT = 3600
 SERVICE_TIMEOUT = 600  # compose stop / up
 HEALTH_TIMEOUT = 180.0  # the container's bootstrap (migrations already applied) and start
 _VARIABLE = re.compile(r"^\$(?:\{(?P<braced>[A-Za-z_][A-Za-z0-9_]*)(?P<op>:?[-?])?(?P<default>[^}]*)\}|(?P<bare>[A-Za-z_][A-Za-z0-9_]*))$")
-LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1", "[::1]")
 
 # The built-in migrations folder in an image, found with node (every Directus image has it, the distroless ones
 # have no shell): npm's layout, the directus package's own node_modules, Directus 9's, or pnpm's store.
@@ -173,8 +171,8 @@ def check_consistent(project: Project, current: str, applied: list[str], custom:
 
 # -- images -----------------------------------------------------------------------------------------------------
 def _image_id(image: str) -> str:
-    out = process.run([compose.docker_cli(), "image", "inspect", "--format", "{{.Id}}", image],
-                      timeout=compose.TIMEOUT, quiet=True)
+    out = process.output([compose.docker_cli(), "image", "inspect", "--format", "{{.Id}}", image],
+                         timeout=compose.TIMEOUT)
     return out.strip().splitlines()[-1]
 
 
@@ -200,8 +198,8 @@ def image_migrations(image_id: str) -> list[str]:
     """The keys of the built-in migrations an image holds (its @directus/api package), read in a throw-away
     container without network."""
     try:
-        out = process.run([compose.docker_cli(), "run", "--rm", "--network", "none", "--entrypoint", "node", image_id,
-                           "-e", _MIGRATIONS_SCRIPT], timeout=compose.TIMEOUT, quiet=True)
+        out = process.output([compose.docker_cli(), "run", "--rm", "--network", "none", "--entrypoint", "node",
+                              image_id, "-e", _MIGRATIONS_SCRIPT], timeout=compose.TIMEOUT)
     except process.ProcessFailed as exc:
         raise ProjectError(f"cannot list the migrations in image {image_id[:19]}: "
                            f"{process.failure_cause(exc.output_tail) or exc}; is it a Directus image?") from None
@@ -391,37 +389,10 @@ def migrate(plan: VersionPlan) -> list[str]:
 
 # -- health -----------------------------------------------------------------------------------------------------
 def service_url(project: Project) -> str:
-    """Where the Directus service answers from this host: PUBLIC_URL when it is on this host, else the published
-    port of its PORT (8055), else with network_mode host 127.0.0.1:PORT; otherwise --url is needed."""
-    deployment = project.compose
-    assert deployment is not None
-    public = project.config.text("PUBLIC_URL") or ""
-    parts = urlsplit(public)
-    if parts.scheme in ("http", "https") and (parts.hostname or "") in LOCAL_HOSTS + ("::1",):
-        return public.rstrip("/")
-    port = str(project.config.text("PORT") or "8055")
-    spec = deployment.definition()
-    for item in spec.get("ports") or []:
-        published, target, host = _port_mapping(item)
-        if target == port and published:
-            return f"http://{host if host not in ('', '0.0.0.0', '::') else '127.0.0.1'}:{published}"
-    if str(spec.get("network_mode") or "") == "host":
-        return f"http://127.0.0.1:{port}"
-    raise ConfigError(f"cannot tell where service '{deployment.service}' answers from this host (no local PUBLIC_URL, "
-                      f"no published port for {port}); pass --url")
-
-
-def _port_mapping(item: object) -> tuple[str, str, str]:
-    """(published, target, host ip) of one ``ports:`` entry, long or short syntax."""
-    if isinstance(item, dict):
-        return str(item.get("published") or ""), str(item.get("target") or ""), str(item.get("host_ip") or "")
-    text = str(item).split("/", 1)[0]
-    parts = text.rsplit(":", 2)
-    if len(parts) == 3:
-        return parts[1], parts[2], parts[0].strip("[]")
-    if len(parts) == 2:
-        return parts[0], parts[1], ""
-    return "", parts[0], ""
+    """Where the Directus service answers from this host (compose.ComposeProject.app_url: PUBLIC_URL on this host's
+    loopback, else the published port of its PORT, else 127.0.0.1:PORT); --url overrides it."""
+    assert project.compose is not None
+    return project.compose.app_url({k: v for k in ("PUBLIC_URL", "PORT") if (v := project.config.text(k))})
 
 
 def check_running(plan: VersionPlan, image: str, url: str | None, timeout: float = HEALTH_TIMEOUT) -> dict:
@@ -436,8 +407,9 @@ def check_running(plan: VersionPlan, image: str, url: str | None, timeout: float
     while True:
         container = deployment.container_id(running=False)
         if container is not None:
-            state, running = process.run([compose.docker_cli(), "inspect", "--format", "{{.State.Status}} {{.Image}}",
-                                          container], timeout=compose.TIMEOUT, quiet=True).split()[-2:]
+            state, running = process.output([compose.docker_cli(), "inspect", "--format",
+                                             "{{.State.Status}} {{.Image}}", container],
+                                            timeout=compose.TIMEOUT).split()[-2:]
             if running != wanted:
                 raise ProcedureFailed(f"service '{deployment.service}' runs image {running[:19]}, not {image}")
             if state in ("exited", "dead"):

@@ -248,3 +248,41 @@ def test_a_tag_from_the_shells_environment_is_refused(tmp_path: Path, compose_cl
     project = load_project(root)
     with pytest.raises(ConfigError, match="the image tag comes from DIRECTUS_VERSION, which this shell's environment sets"):
         compose_upgrade.find_tag(project.compose)  # type: ignore[arg-type]
+
+
+CUSTOM_MIGRATION = """export async function up(knex) {
+  await knex.schema.createTable('ops_custom', (table) => { table.increments('id'); });
+}
+export async function down(knex) {
+  await knex.schema.dropTable('ops_custom');
+}
+"""
+
+
+def test_a_pending_custom_migration_is_refused_before_anything_changes(tmp_path: Path, compose_cli: None,
+                                                                      images: None) -> None:
+    """The container would apply it at its next start, and if it failed the old version would not start either:
+    refused in the plan (nothing changed), naming the migration."""
+    from directus_ops.errors import ProjectError
+    from directus_ops.upgrade import plan_upgrade
+
+    stack = make_stack(tmp_path, "pg-in-stack", FROM, start=False)
+    try:
+        text = stack.compose_file.read_text()
+        stack.compose_file.write_text(text.replace("      - ./extensions:/directus/extensions\n",
+                                                   "      - ./extensions:/directus/extensions\n"
+                                                   "      - ./migrations:/directus/migrations\n"))
+        assert "./migrations:/directus/migrations" in stack.compose_file.read_text()
+        (stack.directory / "migrations").mkdir()
+        stack.up()
+        (stack.directory / "migrations" / "20990101A-ops-custom.js").write_text(CUSTOM_MIGRATION)
+        files_before = config_bytes(stack)
+        with pytest.raises(ProjectError) as refused:
+            plan_upgrade(str(stack.directory), TO)
+        message = str(refused.value)
+        assert "1 custom migration(s) in" in message and "not applied yet (first 20990101A)" in message, message
+        assert "\n" not in message
+        assert config_bytes(stack) == files_before
+        assert running_image(stack) == f"directus/directus:{FROM}"
+    finally:
+        stack.down()
