@@ -316,6 +316,11 @@ def _written_tag(raw: str) -> str | None:
     return raw[colon + 1:] if colon is not None else None
 
 
+def _edited(source: TagSource, version: str) -> bytes:
+    text = source.original.decode("utf-8")
+    return (text[:source.start] + version + text[source.end:]).encode("utf-8")
+
+
 def set_tag(plan: VersionPlan, version: str) -> str:
     """Write ``version`` in place of the tag (only those characters change); Compose must then resolve the
     service's image to the target image. Returns the file changed."""
@@ -324,8 +329,7 @@ def set_tag(plan: VersionPlan, version: str) -> str:
     path = Path(source.path)
     if path.read_bytes() != source.original:
         raise ProcedureFailed(f"{path} changed since the upgrade was planned; nothing was edited")
-    text = source.original.decode("utf-8")
-    _atomic_write(path, (text[:source.start] + version + text[source.end:]).encode("utf-8"))
+    _atomic_write(path, _edited(source, version))
     image = load(plan).compose.image()  # type: ignore[union-attr]
     if image != plan.compose.target_image:
         raise ProcedureFailed(f"after changing {source.describe()} Compose gives service '{plan.compose.service}' the "
@@ -334,11 +338,17 @@ def set_tag(plan: VersionPlan, version: str) -> str:
 
 
 def put_back_tag(plan: VersionPlan) -> str:
-    """The edited file's bytes as they were before the upgrade."""
+    """The edited file's bytes as they were before the upgrade (a file someone else changed meanwhile is left
+    alone: that is an error naming it)."""
     assert plan.compose is not None
-    path = Path(plan.compose.tag.path)
-    if path.read_bytes() != plan.compose.tag.original:
-        _atomic_write(path, plan.compose.tag.original)
+    source = plan.compose.tag
+    path = Path(source.path)
+    now = path.read_bytes()
+    if now == _edited(source, plan.target):
+        _atomic_write(path, source.original)
+    elif now != source.original:
+        raise ProcedureFailed(f"{path} was changed by someone else during the upgrade; put the tag "
+                              f"{plan.current} back in it by hand")
     return str(path)
 
 
