@@ -13,7 +13,7 @@ import httpx
 import pytest
 import sqlalchemy as sa
 
-from compose_stacks import ComposeStack, make_stack
+from compose_stacks import ComposeStack
 from docker_images import directus_image, docker_env
 from harness import ADMIN_EMAIL, ADMIN_PASSWORD
 
@@ -31,18 +31,14 @@ TIMINGS: dict[str, float] = {}
 
 
 @pytest.fixture(scope="module")
-def images() -> None:
+def images(docker_engine: None) -> None:
     directus_image(FROM)
     directus_image(TO)
 
 
 @pytest.fixture
-def stack(request, tmp_path: Path, compose_cli: None, images: None):
-    made = make_stack(tmp_path, "pg-in-stack", FROM, tag_in_env=getattr(request, "param", False))
-    try:
-        yield made
-    finally:
-        made.down()
+def stack(request, compose_stack, images: None) -> ComposeStack:
+    return compose_stack("pg-in-stack", FROM, tag_in_env=getattr(request, "param", False))
 
 
 def config_bytes(stack: ComposeStack) -> dict[str, bytes]:
@@ -169,23 +165,20 @@ def test_a_failing_migration_rolls_the_compose_project_back(stack: ComposeStack,
     data_kept(stack, before)
 
 
-def test_a_target_image_not_on_the_host_is_refused_with_nothing_changed(tmp_path: Path, compose_cli: None,
-                                                                        images: None, prefect_server: None) -> None:
+def test_a_target_image_not_on_the_host_is_refused_with_nothing_changed(tmp_path: Path, compose_stack, images: None,
+                                                                        prefect_server: None) -> None:
     from flows.upgrade import upgrade_directus
 
-    stack = make_stack(tmp_path, "pg-in-stack", FROM, start=False)  # refused before the database is read
-    try:
-        files_before = config_bytes(stack)
-        with pytest.raises(VersionError) as refused:
-            upgrade_directus(project_dir=str(stack.directory), repo=str(tmp_path / "repo"), to="99.0.0",
-                             accept_license_change=True)
-        message = str(refused.value)
-        assert message.startswith("directus/directus:99.0.0 is not on this host and cannot be pulled (")
-        assert message.endswith("); pull or build it first") and "\n" not in message
-        assert config_bytes(stack) == files_before
-        assert not (tmp_path / "repo").exists()  # no snapshot taken
-    finally:
-        stack.down()
+    stack = compose_stack("pg-in-stack", FROM, start=False)  # refused before the database is read
+    files_before = config_bytes(stack)
+    with pytest.raises(VersionError) as refused:
+        upgrade_directus(project_dir=str(stack.directory), repo=str(tmp_path / "repo"), to="99.0.0",
+                         accept_license_change=True)
+    message = str(refused.value)
+    assert message.startswith("directus/directus:99.0.0 is not on this host and cannot be pulled (")
+    assert message.endswith("); pull or build it first") and "\n" not in message
+    assert config_bytes(stack) == files_before
+    assert not (tmp_path / "repo").exists()  # no snapshot taken
 
 
 # -- where the tag is written (Compose reads the files; no engine needed) ------------------------------------------
@@ -259,30 +252,26 @@ export async function down(knex) {
 """
 
 
-def test_a_pending_custom_migration_is_refused_before_anything_changes(tmp_path: Path, compose_cli: None,
-                                                                      images: None) -> None:
+def test_a_pending_custom_migration_is_refused_before_anything_changes(compose_stack, images: None) -> None:
     """The container would apply it at its next start, and if it failed the old version would not start either:
     refused in the plan (nothing changed), naming the migration."""
     from directus_ops.errors import ProjectError
     from directus_ops.upgrade import plan_upgrade
 
-    stack = make_stack(tmp_path, "pg-in-stack", FROM, start=False)
-    try:
-        text = stack.compose_file.read_text()
-        stack.compose_file.write_text(text.replace("      - ./extensions:/directus/extensions\n",
-                                                   "      - ./extensions:/directus/extensions\n"
-                                                   "      - ./migrations:/directus/migrations\n"))
-        assert "./migrations:/directus/migrations" in stack.compose_file.read_text()
-        (stack.directory / "migrations").mkdir()
-        stack.up()
-        (stack.directory / "migrations" / "20990101A-ops-custom.js").write_text(CUSTOM_MIGRATION)
-        files_before = config_bytes(stack)
-        with pytest.raises(ProjectError) as refused:
-            plan_upgrade(str(stack.directory), TO)
-        message = str(refused.value)
-        assert "1 custom migration(s) in" in message and "not applied yet (first 20990101A)" in message, message
-        assert "\n" not in message
-        assert config_bytes(stack) == files_before
-        assert running_image(stack) == f"directus/directus:{FROM}"
-    finally:
-        stack.down()
+    stack = compose_stack("pg-in-stack", FROM, start=False)
+    text = stack.compose_file.read_text()
+    stack.compose_file.write_text(text.replace("      - ./extensions:/directus/extensions\n",
+                                               "      - ./extensions:/directus/extensions\n"
+                                               "      - ./migrations:/directus/migrations\n"))
+    assert "./migrations:/directus/migrations" in stack.compose_file.read_text()
+    (stack.directory / "migrations").mkdir()
+    stack.up()
+    (stack.directory / "migrations" / "20990101A-ops-custom.js").write_text(CUSTOM_MIGRATION)
+    files_before = config_bytes(stack)
+    with pytest.raises(ProjectError) as refused:
+        plan_upgrade(str(stack.directory), TO)
+    message = str(refused.value)
+    assert "1 custom migration(s) in" in message and "not applied yet (first 20990101A)" in message, message
+    assert "\n" not in message
+    assert config_bytes(stack) == files_before
+    assert running_image(stack) == f"directus/directus:{FROM}"
