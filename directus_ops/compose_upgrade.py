@@ -132,8 +132,8 @@ def plan(project: Project, to: str | None) -> VersionPlan:
         raise ProjectError(f"{len(pending)} custom migration(s) in {project.migrations_path} are not applied yet (first "
                            f"{pending[0]}): the container applies them at its next start, and one that fails would "
                            f"keep Directus {current} from starting again after a rollback; apply them first "
-                           f"(`docker compose restart {deployment.service}`, or try them with `directus-ops rehearse`) "
-                           "and check the service starts, then upgrade")
+                           f"with Directus {current} (`docker compose restart {deployment.service}`) and check the service "
+                           "starts, then upgrade")
     expected = sorted(set(image_migrations(_image_id(target_image))) | set(custom))
     return VersionPlan(str(project.root), str(deployment.file), current, target, applied, custom, expected,
                        license_notice=licensing.notice_for_upgrade(project, current, target),
