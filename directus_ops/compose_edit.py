@@ -2,11 +2,9 @@
 indentation. Compose files are written by hand and read by people, so they are edited as text, line by line,
 never loaded and dumped again; the result is read back through Compose by the caller.
 
-- ``set_environment``: variables of one service's ``environment:`` set (the line of a variable replaced, a new
-  one added after the last) or removed; both the mapping form (``KEY: value``) and the list form
-  (``- KEY=value``) are kept as they are written.
-- ``set_image_tag``: the tag of one service's ``image:`` changed (or, when the tag comes from a variable, that
-  variable in the project's ``.env``).
+``set_environment``: variables of one service's ``environment:`` set (the line of a variable replaced, a new one
+added after the last) or removed; both the mapping form (``KEY: value``) and the list form (``- KEY=value``) are
+kept as they are written. (An upgrade's new image tag: compose_upgrade.)
 """
 
 from __future__ import annotations
@@ -153,45 +151,3 @@ def _text(value: object) -> str:
     if isinstance(value, (list, tuple)):
         return ",".join(str(v) for v in value)
     return str(value)
-
-
-_IMAGE_LINE = re.compile(r"""^(?P<head>[ ]*image\s*:\s*["']?)(?P<image>[^"'\s#]+)(?P<tail>.*)$""")
-_VARIABLE = re.compile(r"^\$\{?(?P<name>[A-Za-z_][A-Za-z0-9_]*)(?::?-[^}]*)?\}?$")
-
-
-def image_line(text: str, service: str, file_name: str = "the Compose file") -> tuple[int, str]:
-    """(line index, the image reference as written) of ``service``'s ``image:``."""
-    lines = text.splitlines(keepends=True)
-    header, end, own = _service_block(lines, service, file_name)
-    index = _find_key(lines, header + 1, end, "image", own)
-    if index is None:
-        raise ConfigError(f"service '{service}' in {file_name} has no `image:` line (an image built from a Dockerfile?); "
-                          "change its FROM line and rebuild instead")
-    match = _IMAGE_LINE.match(lines[index].rstrip("\r\n"))
-    if not match:
-        raise ConfigError(f"the `image:` of service '{service}' in {file_name} is not one reference on its line; "
-                          "write it as `image: directus/directus:<version>`")
-    return index, match.group("image")
-
-
-def tag_variable(reference: str) -> str | None:
-    """The variable the tag comes from (``directus/directus:${DIRECTUS_VERSION}`` -> DIRECTUS_VERSION)."""
-    match = re.match(r"^[^$]*:(?P<tag>\$\{[^}]*\}|\$[A-Za-z_][A-Za-z0-9_]*)$", reference)
-    variable = _VARIABLE.match(match.group("tag")) if match else None
-    return variable.group("name") if variable else None
-
-
-def set_image_tag(text: str, service: str, tag: str, file_name: str = "the Compose file") -> str:
-    """``text`` with the tag of ``service``'s image replaced by ``tag`` (nothing else on the line changes)."""
-    lines = text.splitlines(keepends=True)
-    index, reference = image_line(text, service, file_name)
-    if tag_variable(reference):
-        raise ConfigError(f"the image tag of service '{service}' comes from a variable; set it where it is defined")
-    name, sep, old = reference.rpartition(":")
-    if not sep or "/" in old:  # no tag: "latest"
-        name = reference
-    match = _IMAGE_LINE.match(lines[index].rstrip("\r\n"))
-    assert match is not None
-    ending = lines[index][len(lines[index].rstrip("\r\n")):]
-    lines[index] = f"{match.group('head')}{name}:{tag}{match.group('tail')}{ending}"
-    return "".join(lines)

@@ -1,12 +1,12 @@
 """Edits of a Compose file keep the rest of it byte for byte (directus_ops.compose_edit): an operator's
-comments, order, quoting and indentation survive a move's new settings and an upgrade's new tag."""
+comments, order, quoting and indentation survive a move's new settings."""
 
 from __future__ import annotations
 
 import pytest
 import yaml
 
-from directus_ops.compose_edit import image_line, set_environment, set_image_tag, tag_variable
+from directus_ops.compose_edit import set_environment
 from directus_ops.errors import ConfigError
 
 MAPPING = """\
@@ -75,16 +75,3 @@ def test_an_inline_environment_is_refused() -> None:
     text = "services:\n  directus:\n    image: directus/directus:12.4.0\n    environment: {DB_CLIENT: pg}\n"
     with pytest.raises(ConfigError, match="written on one line; write it as a block"):
         set_environment(text, "directus", {"DB_CLIENT": "mysql"})
-
-
-def test_image_tag_changed_and_nothing_else() -> None:
-    out = set_image_tag(MAPPING, "directus", "12.4.0")
-    assert out == MAPPING.replace("directus/directus:11.17.4", "directus/directus:12.4.0")
-    assert image_line(MAPPING, "database")[1] == "postgres:16"
-
-
-def test_image_tag_from_a_variable_is_named() -> None:
-    assert tag_variable(image_line(LIST, "directus")[1]) == "DIRECTUS_VERSION"
-    assert tag_variable("directus/directus:12.4.0") is None
-    with pytest.raises(ConfigError, match="comes from a variable"):
-        set_image_tag(LIST, "directus", "12.4.1")
