@@ -480,7 +480,8 @@ def _version(value: str) -> str:
 @flow_command(app, "upgrade", "flows.upgrade:upgrade_directus",
               Binding(positional=("project_dir",), flags={"accept_license_change": "--yes"}, convert={"to": _version}))
 def upgrade(result: Any) -> None:
-    """Upgrade Directus: backup, npm install, migrate:latest, health check; rolled back on any failure."""
+    """Upgrade Directus: backup, npm install (a Compose project: the image tag), migrate:latest, health check;
+    rolled back on any failure."""
     print_result(result)
 
 

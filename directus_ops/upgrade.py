@@ -165,6 +165,10 @@ def confirm_license_change(plan: VersionPlan, accepted: bool) -> None:
 def plan_downgrade(project_dir: str, to: str, config_path: str | None = None, accept_data_loss: bool = False,
                    install_node: bool = False) -> VersionPlan:
     project = load_project(project_dir, config_path)
+    if project.compose is not None:
+        raise ProjectError(f"{project.root} is a Docker Compose project, which directus-ops cannot downgrade yet; "
+                           f"restore a snapshot taken on {to} (`directus-ops restore --snapshot ID --replace`) and set "
+                           f"the image tag back to {to} yourself")
     current = installed_version(project)
     target = releases.check_published(str(releases.parse_version(to)))
     if semver.Version(target) > semver.Version(current):

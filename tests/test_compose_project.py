@@ -156,3 +156,13 @@ def test_service_is_for_compose_projects(tmp_path: Path) -> None:
     (tmp_path / ".env").write_text("DB_CLIENT=sqlite3\nDB_FILENAME=./data.db\n")
     with pytest.raises(ConfigError, match="holds no Compose file; --service is for Docker Compose projects"):
         load_project(tmp_path, service="directus")
+
+
+def test_downgrade_of_a_compose_project_is_refused_before_anything(tmp_path: Path, compose_cli: None) -> None:
+    from directus_ops.upgrade import plan_downgrade
+
+    root = write_project(tmp_path / "site")
+    before = {p.name: p.read_bytes() for p in root.iterdir() if p.is_file()}
+    with pytest.raises(ProjectError, match="is a Docker Compose project, which directus-ops cannot downgrade yet"):
+        plan_downgrade(str(root), "11.17.4")
+    assert {p.name: p.read_bytes() for p in root.iterdir() if p.is_file()} == before
