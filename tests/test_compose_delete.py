@@ -4,6 +4,7 @@ again), and the stack — Compose file, mounts, volumes — left to its operator
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from collections.abc import Callable
 
@@ -34,8 +35,9 @@ def test_delete_a_sqlite_project_in_a_volume(compose_stack: Callable[..., Compos
     assert not {t for t in tables if t.startswith("directus_")}
     assert {"articles", "authors"} <= tables
     assert rows == [(a["id"], a["title"], a["author"]) for a in articles]
-    snapshots = run_cli(cli_env, "snapshots", "--repo", str(repo))
-    assert snapshots.returncode == 0 and stack.directory.name in snapshots.stdout  # the safety net exists
+    snapshots = run_cli(cli_env, "snapshots", "--repo", str(repo), "--json")
+    assert snapshots.returncode == 0, snapshots.stderr
+    assert [s["project"] for s in json.loads(snapshots.stdout)] == [stack.directory.name]  # the safety net exists
 
 
 def test_delete_refuses_a_wrong_name_and_changes_nothing(compose_stack: Callable[..., ComposeStack],
