@@ -57,25 +57,32 @@ def guarded(plan: upgrade.VersionPlan, procedure: str, repo: p.RepositoryOptions
     return done, result
 
 
+def run_rollback(steps: list[tuple[str, Callable[[], object]]], failed_as: Callable[[str], str],
+                 by_hand: str) -> list[str]:
+    """Each rollback step, even if an earlier one failed (a later step may still be possible); one report line
+    each: its label, or FAILED (``failed_as`` of the label), why, and the command that restores by hand."""
+    report: list[str] = []
+    for label, step in steps:
+        try:
+            step()
+            report.append(label)
+        except Exception as exc:  # keep going: reported either way
+            report.append(f"FAILED: {failed_as(label)} ({redact(str(exc))}); restore by hand with {by_hand}")
+    return report
+
+
 def roll_back(plan: upgrade.VersionPlan, repo: p.RepositoryOptions, snapshot_id: str, kept: str,
               start_command: str | None, url: str | None) -> list[str]:
     """Database from the snapshot, package files put back and reinstalled, app started and checked. Each step
     runs even if an earlier one failed (each failure is reported)."""
     location = repository_location(repo)
-    report: list[str] = []
     old = plan.as_installed()  # the old version runs on its own Node, as it did before
-    for label, step in (
+    report = run_rollback([
         ("database restored from the snapshot", lambda: restore_project_database_task(plan, location, snapshot_id)),
         ("package.json and lock file put back, node_modules reinstalled",
          lambda: put_back_package_files_task(plan, kept)),
         ("app started and healthy", lambda: check_started_task(old, plan.current, start_command, url)),
-    ):
-        try:
-            step()
-            report.append(label)
-        except Exception as exc:  # keep going: a later step may still be possible and is reported either way
-            report.append(f"FAILED: {label.split(' ', 1)[0]} ({redact(str(exc))}); restore by hand with "
-                          f"`directus-ops restore --repo {repo} --snapshot {snapshot_id} --replace`")
+    ], lambda label: label.split(" ", 1)[0], f"`directus-ops restore --repo {repo} --snapshot {snapshot_id} --replace`")
     if all(not r.startswith("FAILED") for r in report):
         upgrade.drop_kept_package_files(kept)
     return report
@@ -206,22 +213,15 @@ def roll_back_compose(plan: upgrade.VersionPlan, repo: p.RepositoryOptions, snap
     target = plan.compose
     assert target is not None
     location = repository_location(repo)
-    report: list[str] = []
 
     def start_old() -> None:
         compose_start_task(plan)
         compose_check_task(plan, target.current_image, url)
 
-    for label, step in (
+    return run_rollback([
         (f"service '{target.service}' stopped", lambda: compose_stop_task(plan)),
         ("database restored from the snapshot", lambda: restore_project_database_task(plan, location, snapshot_id)),
         (f"{target.tag.describe()} put back as it was", lambda: compose_put_back_tag_task(plan)),
         (f"service started on {target.current_image} and answering", start_old),
-    ):
-        try:
-            step()
-            report.append(label)
-        except Exception as exc:  # keep going: a later step may still be possible and is reported either way
-            report.append(f"FAILED: {label} ({redact(str(exc))}); restore by hand with `directus-ops restore --repo "
-                          f"{repo} --snapshot {snapshot_id} --replace --service {target.service}`")
-    return report
+    ], lambda label: label, f"`directus-ops restore --repo {repo} --snapshot {snapshot_id} --replace --service "
+                            f"{target.service}`")
